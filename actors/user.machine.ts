@@ -1,0 +1,335 @@
+/**
+ * The user actor: one per active user.
+ *
+ * It tracks presence across the user's connections, pushes new items to them, and keeps
+ * the redelivery schedule of items waiting for an acknowledgment. KV stays the source of
+ * truth: the actor is rebuilt from the user's pending acks, and every effect (sending,
+ * recording, redelivering) is given at wiring time with `machine.provide()`.
+ */
+
+import { assign, fromPromise, not, setup } from "xstate";
+import type { PresenceStatus } from "../src/schemas/frames.ts";
+import type { PendingAck, StreamItem } from "../src/store/store.ts";
+
+/** Version of the context shape, stored with inspected snapshots. */
+export const USER_MACHINE_VERSION = 1;
+
+/** One live connection of the user, by id (the socket itself lives outside the actor). */
+export interface UserConnection {
+  status: "online" | "away";
+  since: number;
+}
+
+/** What the user actor remembers. */
+export interface UserContext {
+  version: number;
+  userId: string;
+  connections: Record<string, UserConnection>;
+  lastSeqSent: number;
+  /** Items waiting for an ack, by seq. */
+  pending: Record<number, PendingAck>;
+  ackBaseMs: number;
+  idleMs: number;
+}
+
+/** What the registry gives a new user actor. */
+export interface UserInput {
+  userId: string;
+  pending: PendingAck[];
+  ackBaseMs: number;
+  idleMs: number;
+}
+
+/** A new item for the user, with its frame already encoded. */
+export interface LiveItem {
+  item: StreamItem;
+  /** The item's pending ack, as stored, when it needs one. */
+  pending?: PendingAck;
+  frame: string;
+  acceptedAt: number;
+}
+
+/** Events the user actor understands. */
+export type UserEvent =
+  | { type: "conn.open"; connId: string; status?: "online" | "away" }
+  | { type: "conn.close"; connId: string }
+  | { type: "conn.status"; connId: string; status: "online" | "away" }
+  | { type: "item.deliver"; live: LiveItem }
+  | { type: "ack.received"; id: string };
+
+/** What a redelivery run is given. */
+export interface RedeliverInput {
+  userId: string;
+  connections: string[];
+  due: PendingAck[];
+}
+
+/** What a redelivery run reports: items resent (with new schedule) and items given up. */
+export interface RedeliverOutput {
+  resent: PendingAck[];
+  dropped: number[];
+}
+
+/** Delay before redelivery number `attempt` (0 = the wait after the first delivery). */
+export function backoffDelay(p: Pick<PendingAck, "backoff">, attempt: number, base: number) {
+  switch (p.backoff) {
+    case "FIXED":
+      return base;
+    case "LINEAR":
+      return base * (attempt + 1);
+    case "EXPONENTIAL":
+      return base * 2 ** Math.min(attempt, 20);
+  }
+}
+
+const hasConnections = (c: UserContext) => Object.keys(c.connections).length > 0;
+const anyOnline = (c: UserContext) =>
+  Object.values(c.connections).some((conn) => conn.status === "online");
+const scheduled = (c: UserContext) =>
+  Object.values(c.pending).filter((p) => p.nextAt !== undefined) as Required<PendingAck>[];
+
+/** The user machine; effects are named and provided at wiring time. */
+export const userMachine = setup({
+  types: {
+    context: {} as UserContext,
+    events: {} as UserEvent,
+    input: {} as UserInput,
+  },
+  actions: {
+    /** Sends an encoded frame to every connection of the user. */
+    sendFrame: (_, _params: { userId: string; connections: string[]; live: LiveItem }) => {},
+    /** Tells interested parties that the user's presence changed. */
+    announcePresence: (_, _params: { userId: string; status: PresenceStatus }) => {},
+    /** Asks the registry to stop this idle actor. */
+    passivate: (_, _params: { userId: string }) => {},
+    /** Reports a failed redelivery run. */
+    reportError: (_, _params: { userId: string; error: unknown }) => {},
+    /** Remembers a new item that needs an ack, scheduled if it reached a connection. */
+    trackItem: assign(({ context, event }) => {
+      if (event.type !== "item.deliver") return {};
+      const { item } = event.live;
+      const lastSeqSent = Math.max(context.lastSeqSent, item.seq);
+      const p = context.pending[item.seq] ?? event.live.pending;
+      if (!p) return { lastSeqSent };
+      const sent = hasConnections(context);
+      return {
+        lastSeqSent,
+        pending: {
+          ...context.pending,
+          [item.seq]: sent
+            ? { ...p, nextAt: Date.now() + backoffDelay(p, p.attempts, context.ackBaseMs) }
+            : p,
+        },
+      };
+    }),
+    /** Forgets an acknowledged item. */
+    dropAcked: assign({
+      pending: ({ context, event }) => {
+        if (event.type !== "ack.received") return context.pending;
+        return Object.fromEntries(
+          Object.entries(context.pending).filter(([, p]) => p.id !== event.id),
+        );
+      },
+    }),
+    /** A new connection received every pending item: restart each one's wait. */
+    scheduleAll: assign({
+      pending: ({ context }) =>
+        Object.fromEntries(
+          Object.entries(context.pending).map(([seq, p]) => [
+            seq,
+            { ...p, nextAt: Date.now() + backoffDelay(p, p.attempts, context.ackBaseMs) },
+          ]),
+        ),
+    }),
+  },
+  actors: {
+    redeliver: fromPromise<RedeliverOutput, RedeliverInput>(() => {
+      throw new Error("The redeliver effect is not provided");
+    }),
+  },
+  guards: {
+    anyOnline: ({ context }) => anyOnline(context),
+    anyConnection: ({ context }) => hasConnections(context),
+    noConnection: ({ context }) => !hasConnections(context),
+    hasSchedule: ({ context }) => hasConnections(context) && scheduled(context).length > 0,
+  },
+  delays: {
+    idle: ({ context }) => context.idleMs,
+    nextDue: ({ context }) =>
+      Math.max(0, Math.min(...scheduled(context).map((p) => p.nextAt)) - Date.now()),
+  },
+}).createMachine({
+  id: "user",
+  type: "parallel",
+  context: ({ input }) => ({
+    version: USER_MACHINE_VERSION,
+    userId: input.userId,
+    connections: {},
+    lastSeqSent: 0,
+    pending: Object.fromEntries(input.pending.map((p) => [p.seq, p])),
+    ackBaseMs: input.ackBaseMs,
+    idleMs: input.idleMs,
+  }),
+  states: {
+    presence: {
+      initial: "offline",
+      on: {
+        "conn.open": {
+          actions: assign({
+            connections: ({ context, event }) => ({
+              ...context.connections,
+              [event.connId]: { status: event.status ?? "online", since: Date.now() },
+            }),
+          }),
+        },
+        "conn.close": {
+          actions: assign({
+            connections: ({ context, event }) => {
+              const { [event.connId]: _, ...rest } = context.connections;
+              return rest;
+            },
+          }),
+        },
+        "conn.status": {
+          actions: assign({
+            connections: ({ context, event }) =>
+              context.connections[event.connId]
+                ? {
+                  ...context.connections,
+                  [event.connId]: { ...context.connections[event.connId], status: event.status },
+                }
+                : context.connections,
+          }),
+        },
+      },
+      states: {
+        offline: {
+          entry: {
+            type: "announcePresence",
+            params: ({ context }) => ({ userId: context.userId, status: "offline" as const }),
+          },
+          always: [
+            { guard: "anyOnline", target: "online" },
+            { guard: "anyConnection", target: "away" },
+          ],
+          after: {
+            idle: {
+              actions: { type: "passivate", params: ({ context }) => ({ userId: context.userId }) },
+            },
+          },
+        },
+        online: {
+          entry: {
+            type: "announcePresence",
+            params: ({ context }) => ({ userId: context.userId, status: "online" as const }),
+          },
+          always: [
+            { guard: "noConnection", target: "offline" },
+            { guard: not("anyOnline"), target: "away" },
+          ],
+        },
+        away: {
+          entry: {
+            type: "announcePresence",
+            params: ({ context }) => ({ userId: context.userId, status: "away" as const }),
+          },
+          always: [
+            { guard: "noConnection", target: "offline" },
+            { guard: "anyOnline", target: "online" },
+          ],
+        },
+      },
+    },
+    delivery: {
+      initial: "check",
+      on: {
+        "item.deliver": {
+          target: ".check",
+          actions: [
+            {
+              type: "sendFrame",
+              params: ({ context, event }) => ({
+                userId: context.userId,
+                connections: Object.keys(context.connections),
+                live: event.live,
+              }),
+            },
+            "trackItem",
+          ],
+        },
+        "ack.received": { target: ".check", actions: "dropAcked" },
+        "conn.open": { target: ".check", actions: "scheduleAll" },
+        "conn.close": { target: ".check" },
+      },
+      states: {
+        check: {
+          always: [{ guard: "hasSchedule", target: "waiting" }, { target: "idle" }],
+        },
+        idle: {},
+        waiting: {
+          after: { nextDue: "redelivering" },
+        },
+        redelivering: {
+          on: {
+            "item.deliver": {
+              actions: [
+                {
+                  type: "sendFrame",
+                  params: ({ context, event }) => ({
+                    userId: context.userId,
+                    connections: Object.keys(context.connections),
+                    live: event.live,
+                  }),
+                },
+                "trackItem",
+              ],
+            },
+            "ack.received": { actions: "dropAcked" },
+            "conn.open": { actions: "scheduleAll" },
+            "conn.close": {},
+          },
+          invoke: {
+            src: "redeliver",
+            input: ({ context }) => ({
+              userId: context.userId,
+              connections: Object.keys(context.connections),
+              due: scheduled(context).filter((p) => p.nextAt <= Date.now()),
+            }),
+            onDone: {
+              target: "check",
+              actions: assign({
+                pending: ({ context, event }) => {
+                  const pending = { ...context.pending };
+                  for (const seq of event.output.dropped) delete pending[seq];
+                  for (const p of event.output.resent) if (pending[p.seq]) pending[p.seq] = p;
+                  return pending;
+                },
+              }),
+            },
+            onError: {
+              target: "check",
+              actions: [
+                {
+                  type: "reportError",
+                  params: ({ context, event }) => ({ userId: context.userId, error: event.error }),
+                },
+                // Push the failed items back one base interval so a broken store is not hammered.
+                assign({
+                  pending: ({ context }) =>
+                    Object.fromEntries(
+                      Object.entries(context.pending).map(([seq, p]) => [
+                        seq,
+                        p.nextAt !== undefined && p.nextAt <= Date.now()
+                          ? { ...p, nextAt: Date.now() + context.ackBaseMs }
+                          : p,
+                      ]),
+                    ),
+                }),
+              ],
+            },
+          },
+        },
+      },
+    },
+  },
+});

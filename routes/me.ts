@@ -1,0 +1,76 @@
+/** The user's own inbox: list, read, read-all, ack. */
+
+import { Hono } from "hono";
+import * as v from "valibot";
+import { requireUser, type RequireUserDeps } from "../src/auth/middleware.ts";
+import type { AppEnv } from "../src/auth/principal.ts";
+import { AppError } from "../src/errors.ts";
+import type { Sessions } from "../src/realtime/session.ts";
+import { toClientEnvelope } from "../src/schemas/envelope.ts";
+import type { Store } from "../src/store/store.ts";
+import { parseOrThrow } from "../src/validate.ts";
+
+const count = (min: number, max: number) =>
+  v.pipe(
+    v.string(),
+    v.regex(/^\d{1,15}$/, "expected a whole number"),
+    v.transform(Number),
+    v.minValue(min),
+    v.maxValue(max),
+  );
+
+/** Query of `GET /v1/me/notifications`. */
+export const InboxQuerySchema = v.object({
+  after: v.optional(count(0, Number.MAX_SAFE_INTEGER)),
+  limit: v.optional(count(1, 100), "50"),
+  unread: v.optional(v.picklist(["true", "false", "1", "0"]), "false"),
+});
+
+/** Dependencies of {@linkcode createMeRoutes}. */
+export interface MeRoutesDeps extends RequireUserDeps {
+  store: Store;
+  sessions: Sessions;
+}
+
+/** `/v1/me/notifications` and its actions. */
+export function createMeRoutes(deps: MeRoutesDeps) {
+  const notFound = (id: string) =>
+    new AppError("not_found", `Unknown notification "${id.slice(0, 100)}"`);
+  return new Hono<AppEnv>()
+    .use("/v1/me/*", requireUser(deps))
+    .get("/v1/me/notifications", async (c) => {
+      const query = parseOrThrow(InboxQuerySchema, c.req.query(), "query");
+      const page = await deps.store.listInbox(c.var.user.id, {
+        after: query.after,
+        limit: query.limit,
+        unreadOnly: query.unread === "true" || query.unread === "1",
+        now: Date.now(),
+      });
+      return c.json({
+        items: page.items.map((item) => ({
+          seq: item.seq,
+          id: item.id,
+          ...toClientEnvelope(item.envelope),
+          read: item.readAt !== undefined,
+          ...(item.readAt !== undefined ? { read_at: new Date(item.readAt).toISOString() } : {}),
+          ack_required: item.ack,
+        })),
+        unread_count: page.unread,
+        ...(page.next !== undefined ? { next: page.next } : {}),
+      });
+    })
+    .post("/v1/me/notifications/read-all", async (c) => {
+      const count = await deps.store.markAllRead(c.var.user.id, Date.now());
+      return c.json({ read: count });
+    })
+    .post("/v1/me/notifications/:id/read", async (c) => {
+      const id = c.req.param("id");
+      if (!(await deps.sessions.read(c.var.user.id, id))) throw notFound(id);
+      return c.json({ id, read: true });
+    })
+    .post("/v1/me/notifications/:id/ack", async (c) => {
+      const id = c.req.param("id");
+      if (!(await deps.sessions.ack(c.var.user.id, id))) throw notFound(id);
+      return c.json({ id, acked: true });
+    });
+}

@@ -1,0 +1,63 @@
+/** The WebSocket endpoint and connect tickets. */
+
+import { Hono } from "hono";
+import type { UpgradeWebSocket } from "hono/ws";
+import { requireUser, type RequireUserDeps } from "../src/auth/middleware.ts";
+import type { AppEnv, UserPrincipal } from "../src/auth/principal.ts";
+import type { Tickets } from "../src/auth/tickets.ts";
+import { AppError } from "../src/errors.ts";
+import type { WsProtocol } from "../src/realtime/ws_protocol.ts";
+import { SUBPROTOCOL } from "../src/schemas/frames.ts";
+
+/** Dependencies of {@linkcode createRealtimeRoutes}. */
+export interface RealtimeRoutesDeps extends RequireUserDeps {
+  tickets: Tickets;
+  protocol: WsProtocol;
+  upgradeWebSocket: UpgradeWebSocket;
+}
+
+/** `GET /v1/ws` and `POST /v1/connect-tickets`. */
+export function createRealtimeRoutes(deps: RealtimeRoutesDeps) {
+  return new Hono<AppEnv>()
+    .post("/v1/connect-tickets", requireUser(deps), async (c) => {
+      return c.json(await deps.tickets.issue(c.var.user), 201);
+    })
+    .get("/v1/ws", async (c, next) => {
+      if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+        throw new AppError("invalid_request", "Expected a WebSocket upgrade request");
+      }
+      const offered = (c.req.header("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim())
+        .filter(Boolean);
+      if (offered.length > 0 && !offered.includes(SUBPROTOCOL)) {
+        throw new AppError("invalid_request", `Unsupported subprotocol: expected "${SUBPROTOCOL}"`);
+      }
+      // Clients that can set headers may authenticate at the upgrade; they still say hello.
+      let preauth: UserPrincipal | undefined;
+      if (c.req.header("authorization") || c.req.header("x-signed-context")) {
+        await requireUser(deps)(c, () => Promise.resolve());
+        preauth = c.var.user;
+      }
+      const upgrade = deps.upgradeWebSocket(() => {
+        let conn: ReturnType<WsProtocol["open"]> | undefined;
+        return {
+          onOpen(_event, ws) {
+            conn = deps.protocol.open({
+              transport: "ws",
+              send: (text) => ws.send(text),
+              close: (code, reason) => ws.close(code, reason),
+            }, preauth);
+          },
+          onMessage(event) {
+            conn?.message(event.data);
+          },
+          onClose() {
+            conn?.closed();
+          },
+          onError() {
+            conn?.closed();
+          },
+        };
+      }, offered.length > 0 ? { protocol: SUBPROTOCOL } : {});
+      return await upgrade(c, next);
+    });
+}

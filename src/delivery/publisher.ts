@@ -1,0 +1,90 @@
+/**
+ * Publishing: an envelope becomes a durable event plus one stream item per target,
+ * then is pushed to the targets that are online.
+ */
+
+import type { AudienceResolver } from "../audience/audience.ts";
+import { type Envelope, toClientEnvelope } from "../schemas/envelope.ts";
+import type { FanoutBatch, PublishResult, Store } from "../store/store.ts";
+
+/** The outcome of a publish. */
+export interface Published {
+  result: PublishResult;
+  /** True when the id was known and the first result is returned. */
+  replayed: boolean;
+}
+
+/** Publishes envelopes and finishes interrupted fan-outs. */
+export interface Publisher {
+  publish(envelope: Envelope): Promise<Published>;
+  /** Finishes the fan-outs a previous process left unfinished. */
+  resumeUnfinished(): Promise<number>;
+  /** Resolves when every background fan-out has finished. */
+  idle(): Promise<void>;
+}
+
+/** Dependencies of {@linkcode createPublisher}. */
+export interface PublisherDeps {
+  store: Store;
+  audience: AudienceResolver;
+  /** Pushes a committed batch to the online targets; the envelope comes encoded once. */
+  deliverLive(batch: FanoutBatch, clientEnvelopeJson: string): void;
+  /** Reports a background fan-out failure. */
+  onError(id: string, error: unknown): void;
+  /** Audiences up to this size are written before the publish answers. */
+  syncFanoutLimit: number;
+  now?: () => number;
+}
+
+/** Creates the publisher. */
+export function createPublisher(deps: PublisherDeps): Publisher {
+  const now = deps.now ?? Date.now;
+  const running = new Map<string, Promise<void>>();
+
+  async function run(id: string, known?: Envelope) {
+    const envelope = known ?? await deps.store.getEnvelope(id);
+    if (!envelope) throw new Error(`Cannot fan out event "${id}": its body is missing`);
+    const json = JSON.stringify(toClientEnvelope(envelope));
+    await deps.store.runFanout(id, (batch) => deps.deliverLive(batch, json));
+  }
+
+  function fanOut(id: string, envelope?: Envelope): Promise<void> {
+    const current = running.get(id);
+    if (current) return current;
+    const job = run(id, envelope).finally(() => running.delete(id));
+    running.set(id, job);
+    return job;
+  }
+
+  return {
+    async publish(envelope) {
+      const { users, unknown } = await deps.audience.resolve(envelope.routing.audience);
+      const result: PublishResult = {
+        id: envelope.metadata.id,
+        accepted_at: new Date(now()).toISOString(),
+        targeted: users.length,
+        unknown_targets: unknown,
+      };
+      const { created, event } = await deps.store.createEvent(envelope, users, result);
+      if (!created) {
+        // A re-post while the first fan-out is still running waits for the same durability.
+        if (event.fanningOut && users.length <= deps.syncFanoutLimit) await fanOut(event.id);
+        return { result: event.result, replayed: true };
+      }
+      if (users.length <= deps.syncFanoutLimit) {
+        await fanOut(event.id, envelope);
+      } else {
+        fanOut(event.id, envelope).catch((error) => deps.onError(event.id, error));
+      }
+      return { result, replayed: false };
+    },
+    async resumeUnfinished() {
+      const ids = await deps.store.unfinishedFanouts();
+      for (const id of ids) fanOut(id).catch((error) => deps.onError(id, error));
+      return ids.length;
+    },
+    async idle() {
+      while (running.size > 0) await Promise.allSettled([...running.values()]);
+    },
+  };
+}

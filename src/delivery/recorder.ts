@@ -1,0 +1,47 @@
+/**
+ * Records deliveries in batches: a push to many sockets becomes a few KV commits
+ * instead of one per recipient, off the delivery path.
+ */
+
+import type { Store } from "../store/store.ts";
+
+/** Collects `(event, user)` deliveries and writes them in the background. */
+export interface DeliveryRecorder {
+  add(id: string, user: string): void;
+  /** Writes everything collected so far. */
+  flush(): Promise<void>;
+  /** Flushes and stops the timer. */
+  close(): Promise<void>;
+}
+
+/** Creates a recorder that flushes every `intervalMs`. */
+export function createDeliveryRecorder(
+  store: Store,
+  options: { intervalMs: number; onError(error: unknown): void },
+): DeliveryRecorder {
+  let queue: { id: string; user: string }[] = [];
+  let writing = Promise.resolve();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+
+  function flush(): Promise<void> {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    const batch = queue;
+    queue = [];
+    if (batch.length > 0) {
+      writing = writing
+        .then(() => store.markDelivered(batch, Date.now()))
+        .catch(options.onError);
+    }
+    return writing;
+  }
+
+  return {
+    add(id, user) {
+      queue.push({ id, user });
+      timer ??= setTimeout(flush, options.intervalMs);
+    },
+    flush,
+    close: flush,
+  };
+}

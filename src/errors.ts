@@ -1,0 +1,70 @@
+/**
+ * Errors that cross the HTTP and WebSocket edges, with one code-to-status map.
+ *
+ * Domain code throws {@linkcode AppError}; `app.onError` turns it into
+ * `{"error": {"code", "message", "details"?}}` and WebSocket handlers into `error` frames.
+ */
+
+/** Machine-readable error codes and the HTTP status each one maps to. */
+export const ERROR_STATUS = {
+  invalid_request: 400,
+  invalid_json: 400,
+  validation_failed: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  feature_disabled: 403,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  unavailable: 503,
+  internal: 500,
+} as const;
+
+/** A code from {@linkcode ERROR_STATUS}. */
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** One problem with one field of an input, as a dotted path and a message. */
+export interface FieldIssue {
+  path: string;
+  message: string;
+}
+
+/** An error with a code, a user-facing message and optional details. */
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly details?: unknown;
+  /** Milliseconds after which a rate-limited caller may try again. */
+  readonly retryAfterMs?: number;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { details?: unknown; retryAfterMs?: number; cause?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.name = "AppError";
+    this.code = code;
+    this.details = options.details;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+
+  /** The HTTP status for this error's code. */
+  get status(): (typeof ERROR_STATUS)[ErrorCode] {
+    return ERROR_STATUS[this.code];
+  }
+}
+
+/** The JSON body of an error response. */
+export function errorBody(
+  error: AppError,
+): { error: { code: ErrorCode; message: string; details?: unknown } } {
+  return {
+    error: {
+      code: error.code,
+      message: error.message,
+      ...(error.details === undefined ? {} : { details: error.details }),
+    },
+  };
+}

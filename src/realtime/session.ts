@@ -1,0 +1,131 @@
+/**
+ * Sessions: what every transport does with a connected user, whatever carries the frames.
+ *
+ * Attaching a connection registers it with the hub and the user actor first, then
+ * replays the stream after the client's `after`: an item committed meanwhile arrives by
+ * replay, live, or both (clients drop duplicates by id), never by neither.
+ */
+
+import type { Registry } from "../../actors/registry.ts";
+import type { UserEvent } from "../../actors/user.machine.ts";
+import type { DeliveryRecorder } from "../delivery/recorder.ts";
+import type { Metrics } from "../metrics.ts";
+import { toClientEnvelope } from "../schemas/envelope.ts";
+import { encodeEventFrame, encodeFrame } from "../schemas/frames.ts";
+import type { Store } from "../store/store.ts";
+import type { Hub, Outlet } from "./hub.ts";
+
+/** Dependencies of {@linkcode createSessions}. */
+export interface SessionDeps {
+  store: Store;
+  registry: Registry;
+  hub: Hub;
+  metrics: Metrics;
+  recorder: DeliveryRecorder;
+  resumeMaxItems: number;
+  recentWindowMs: number;
+}
+
+/** A connection attached to a user. */
+export interface Attached {
+  connId: string;
+  user: string;
+  /** The user's last seq when the connection was welcomed. */
+  seq: number;
+  recovered: boolean;
+}
+
+/** Connection life cycle and the actions a client can take on its stream. */
+export interface Sessions {
+  /**
+   * Attaches a connection: sends `welcome`, the items after `after` in order, the
+   * unacked items the client already had, then live items.
+   */
+  attach(user: string, outlet: Outlet, after?: number): Promise<Attached>;
+  detach(connId: string): void;
+  /** Sends an event to the user's actor, if it is live. */
+  notify(user: string, event: UserEvent): void;
+  /** Records an ack; false if the user has no such item. */
+  ack(user: string, id: string): Promise<boolean>;
+  /** Marks an inbox item read; false if the user has no such item. */
+  read(user: string, id: string): Promise<boolean>;
+}
+
+/** Creates the sessions service. */
+export function createSessions(deps: SessionDeps): Sessions {
+  const { store, registry, hub, metrics, recorder } = deps;
+
+  async function frameFor(id: string, seq: number): Promise<string | undefined> {
+    const envelope = await store.getEnvelope(id);
+    return envelope && encodeEventFrame(seq, JSON.stringify(toClientEnvelope(envelope)));
+  }
+
+  function notify(user: string, event: UserEvent) {
+    registry.peek("user", user)?.send(event);
+  }
+
+  function detach(connId: string) {
+    const conn = hub.get(connId);
+    if (!conn) return;
+    hub.remove(connId);
+    metrics.connections.dec({ transport: conn.outlet.transport });
+    notify(conn.user, { type: "conn.close", connId });
+  }
+
+  return {
+    async attach(user, outlet, after) {
+      const connId = crypto.randomUUID();
+      hub.add(connId, user, outlet);
+      metrics.connections.inc({ transport: outlet.transport });
+      try {
+        const actor = await registry.get("user", user);
+        actor.send({ type: "conn.open", connId } satisfies UserEvent);
+        const now = Date.now();
+        const read = after === undefined
+          ? { items: [], last: await store.lastSeq(user), complete: false }
+          : await store.readStream(user, after, {
+            limit: deps.resumeMaxItems,
+            windowMs: deps.recentWindowMs,
+            now,
+          });
+        hub.send(
+          connId,
+          encodeFrame({
+            type: "welcome",
+            user,
+            session: connId,
+            seq: read.last,
+            recovered: after !== undefined && read.complete,
+          }),
+        );
+        for (const item of read.items) {
+          const frame = await frameFor(item.id, item.seq);
+          if (frame && hub.send(connId, frame)) recorder.add(item.id, user);
+        }
+        // Unacked items the client had before (`after` covers newer ones) are sent again.
+        const covered = after ?? read.last;
+        for (const p of await store.listPending(user)) {
+          if (p.seq > covered || (p.exp !== undefined && p.exp <= now)) continue;
+          const frame = await frameFor(p.id, p.seq);
+          if (frame && hub.send(connId, frame)) recorder.add(p.id, user);
+        }
+        hub.release(connId, read.last);
+        return { connId, user, seq: read.last, recovered: after !== undefined && read.complete };
+      } catch (error) {
+        detach(connId);
+        throw error;
+      }
+    },
+    detach,
+    notify,
+    async ack(user, id) {
+      const ok = await store.ack(user, id, Date.now());
+      if (ok) {
+        metrics.acks.inc();
+        notify(user, { type: "ack.received", id });
+      }
+      return ok;
+    },
+    read: (user, id) => store.markRead(user, id, Date.now()),
+  };
+}

@@ -1,0 +1,186 @@
+/**
+ * The store port: everything relais keeps durably, in domain terms.
+ *
+ * KV is the source of truth; actors only cache what is here. The Deno KV adapter is
+ * `kv_store.ts`; a later adapter must pass the same contract tests.
+ */
+
+import type { Envelope, RetryPolicy } from "../schemas/envelope.ts";
+import type { TicketStore } from "./ticket_store.ts";
+
+/** Item types, as in the envelope. */
+export type ItemType = Envelope["metadata"]["type"];
+
+/** What the publish answer says, stored so that a re-post returns it unchanged. */
+export interface PublishResult {
+  id: string;
+  accepted_at: string;
+  targeted: number;
+  unknown_targets: string[];
+}
+
+/** A published event as stored. */
+export interface EventRecord {
+  id: string;
+  type: ItemType;
+  acceptedAt: number;
+  /** Envelope expiration in epoch ms, if any. */
+  expiresAt?: number;
+  durable: boolean;
+  ackRequired: boolean;
+  retry: RetryPolicy;
+  /** How many chunks the body JSON was split into. */
+  chunks: number;
+  result: PublishResult;
+  /** True until every target's stream entry is written. */
+  fanningOut: boolean;
+}
+
+/** An item of a user's ordered stream. */
+export interface StreamItem {
+  seq: number;
+  /** The event id (the envelope's `metadata.id`). */
+  id: string;
+  type: ItemType;
+  durable: boolean;
+  ack: boolean;
+  /** When it was written, epoch ms. */
+  at: number;
+  /** When the envelope expires, epoch ms. */
+  exp?: number;
+  /** When the user read it, epoch ms. */
+  readAt?: number;
+}
+
+/** Backoff shapes for redelivery. */
+export type Backoff = RetryPolicy["backoff"];
+
+/** An item waiting for the user's acknowledgment. */
+export interface PendingAck {
+  seq: number;
+  id: string;
+  /** Redeliveries made so far (the first delivery is not one). */
+  attempts: number;
+  limit: number;
+  backoff: Backoff;
+  /** When the next redelivery is due, epoch ms; absent until first delivered. */
+  nextAt?: number;
+  exp?: number;
+}
+
+/** Delivery state of one event for one target. */
+export type TargetState = "pending" | "delivered" | "acked" | "failed";
+
+/** A target's delivery record. */
+export interface TargetRecord {
+  seq: number;
+  state: TargetState;
+  at: number;
+}
+
+/** An item that was never acknowledged. */
+export interface DeadLetter {
+  id: string;
+  user: string;
+  seq: number;
+  attempts: number;
+  reason: string;
+  at: number;
+}
+
+/** The delivery status of an event across its audience. */
+export interface EventStatus {
+  id: string;
+  type: ItemType;
+  accepted_at: string;
+  ack_required: boolean;
+  fan_out: "running" | "done";
+  targeted: number;
+  delivered: number;
+  acked: number;
+  failed: number;
+  /** Every target acked (only meaningful when acks are required). */
+  acked_all: boolean;
+  /** Users who have not acked (or, without acks, not received) yet, at most 100. */
+  pending_users: string[];
+  unknown_targets: string[];
+}
+
+/** Items of a stream with what a resume could not serve. */
+export interface StreamRead {
+  items: StreamItem[];
+  /** The user's last seq at the time of reading. */
+  last: number;
+  /** False if an item in the range is gone (window passed) or the limit cut it short. */
+  complete: boolean;
+}
+
+/** A page of the inbox. */
+export interface InboxPage {
+  items: (StreamItem & { envelope: Envelope })[];
+  unread: number;
+  /** Cursor for the next page, if any. */
+  next?: number;
+}
+
+/** Items written by one committed fan-out batch, for live delivery. */
+export interface FanoutBatch {
+  event: EventRecord;
+  /** Each item written, with its pending ack when the event needs one. */
+  items: { user: string; item: StreamItem; pending?: PendingAck }[];
+}
+
+/** Everything the delivery path needs from durable storage. */
+export interface Store extends TicketStore {
+  /**
+   * Stores an event and its fan-out job atomically. Answers `created: false` with the
+   * first event's record when the id is known already.
+   */
+  createEvent(
+    envelope: Envelope,
+    targets: string[],
+    result: PublishResult,
+  ): Promise<{ created: boolean; event: EventRecord }>;
+  /**
+   * Writes the stream entries of an event's pending fan-out job, in batches, each batch
+   * atomically with the job's progress; calls `onBatch` after each commit.
+   * Safe to call again after a crash: finished batches are not written twice.
+   */
+  runFanout(id: string, onBatch: (batch: FanoutBatch) => void): Promise<void>;
+  /** Ids of the events whose fan-out is unfinished. */
+  unfinishedFanouts(): Promise<string[]>;
+  getEvent(id: string): Promise<EventRecord | undefined>;
+  getEnvelope(id: string): Promise<Envelope | undefined>;
+  getStatus(id: string): Promise<EventStatus | undefined>;
+
+  lastSeq(user: string): Promise<number>;
+  /** Items after `after`, in order, at most `limit`, skipping expired ones. */
+  readStream(
+    user: string,
+    after: number,
+    options: { limit: number; windowMs: number; now: number },
+  ): Promise<StreamRead>;
+
+  listPending(user: string): Promise<PendingAck[]>;
+  savePending(user: string, pending: PendingAck[]): Promise<void>;
+  /** Records the acknowledgment of an item; false if the user had no such item. */
+  ack(user: string, id: string, now: number): Promise<boolean>;
+  /** Moves unacknowledged items to the dead letters. */
+  deadLetter(user: string, pending: PendingAck[], reason: string, now: number): Promise<void>;
+  listDeadLetters(options: { limit: number }): Promise<DeadLetter[]>;
+  /** Marks targets delivered (only those still pending). */
+  markDelivered(entries: { id: string; user: string }[], now: number): Promise<void>;
+
+  listInbox(
+    user: string,
+    options: { after?: number; limit: number; unreadOnly: boolean; now: number },
+  ): Promise<InboxPage>;
+  unreadCount(user: string, now: number): Promise<number>;
+  /** Marks an inbox item read; false if the user had no such item. */
+  markRead(user: string, id: string, now: number): Promise<boolean>;
+  markAllRead(user: string, now: number): Promise<number>;
+
+  /** Whether the store answers. */
+  ping(): Promise<boolean>;
+  close(): void;
+}

@@ -1,0 +1,345 @@
+/** End-to-end delivery over real sockets on loopback. */
+
+import assert from "node:assert/strict";
+import { envelope, eventually, PUBLISH_KEY, SERVICE_KEY, startServer } from "../_support/server.ts";
+import { connect } from "../_support/ws_client.ts";
+
+Deno.test("a connected user receives a published notification live, without its routing", async () => {
+  const server = await startServer();
+  try {
+    const { client, welcome } = await server.login("camille");
+    assert.equal(welcome.type, "welcome");
+    assert.equal(welcome.user, "camille");
+    assert.equal(welcome.seq, 0);
+    const sent = envelope(["camille"]);
+    const res = await server.publish(sent);
+    assert.equal(res.status, 202);
+    assert.equal(res.body.targeted, 1);
+    const frame = await client.next((f) => f.type === "event");
+    assert.equal(frame.seq, 1);
+    assert.deepEqual(frame.envelope.payload, sent.payload);
+    assert.equal(frame.envelope.metadata.id, (sent.metadata as { id: string }).id);
+    assert.equal(frame.envelope.routing, undefined);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("a reconnect with after gets exactly the missed durable items in order", async () => {
+  const server = await startServer();
+  try {
+    const first = await server.login("yanis");
+    await server.publish(envelope(["yanis"]));
+    const seen = await first.client.next((f) => f.type === "event");
+    assert.equal(seen.seq, 1);
+    await first.client.close();
+
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const e = envelope(["yanis"]);
+      ids.push((e.metadata as { id: string }).id);
+      assert.equal((await server.publish(e)).status, 202);
+    }
+    const again = await server.login("yanis", { after: 1 });
+    assert.equal(again.welcome.recovered, true);
+    assert.equal(again.welcome.seq, 6);
+    const replayed = [];
+    for (let i = 0; i < 5; i++) replayed.push(await again.client.next((f) => f.type === "event"));
+    assert.deepEqual(replayed.map((f) => f.seq), [2, 3, 4, 5, 6]);
+    assert.deepEqual(replayed.map((f) => f.envelope.metadata.id), ids);
+    const extra = await again.client.collect(200, (f) => f.type === "event");
+    assert.deepEqual(extra, []);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("a repeated metadata.id is stored and delivered once", async () => {
+  const server = await startServer();
+  try {
+    const { client } = await server.login("camille");
+    const e = envelope(["camille"]);
+    const a = await server.publish(e);
+    const b = await server.publish(e);
+    assert.equal(a.status, 202);
+    assert.equal(b.status, 202);
+    assert.deepEqual(b.body, a.body);
+    await client.next((f) => f.type === "event");
+    assert.deepEqual(await client.collect(300, (f) => f.type === "event"), []);
+    const inbox = await server.request("/v1/me/notifications", {
+      bearer: await server.token("camille"),
+    });
+    assert.equal((inbox.body.items as unknown[]).length, 1);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("an unacked item is redelivered on its backoff, then dead-lettered at its limit", async () => {
+  const server = await startServer({ RELAIS_ACK_RETRY_BASE_MS: "100" });
+  try {
+    const { client } = await server.login("camille");
+    const e = envelope(["camille"], {
+      routing: { retry: { ack_required: true, limit: 2, backoff: "EXPONENTIAL" } },
+    });
+    const id = (e.metadata as { id: string }).id;
+    await server.publish(e);
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await client.next((f) => f.type === "event" && f.envelope.metadata.id === id, 2000);
+      times.push(Date.now());
+    }
+    // First delivery, then redeliveries after about 100 ms and 200 ms more.
+    const gaps = [times[1] - times[0], times[2] - times[1]];
+    assert.ok(gaps[0] >= 80 && gaps[0] < 400, `first gap ${gaps[0]} ms`);
+    assert.ok(gaps[1] >= 170 && gaps[1] < 600, `second gap ${gaps[1]} ms`);
+    assert.ok(gaps[1] > gaps[0], "the backoff grows");
+
+    const status = await eventually(
+      async () => {
+        const res = await server.request(`/v1/events/${id}`, { apiKey: SERVICE_KEY });
+        return res.body.failed === 1 ? res.body : undefined;
+      },
+      3000,
+      "the dead letter",
+    );
+    assert.equal(status.acked, 0);
+    assert.equal(status.delivered, 1);
+    assert.equal(status.acked_all, false);
+    assert.deepEqual(await client.collect(300, (f) => f.type === "event"), []);
+
+    const dead = await server.request("/v1/admin/dead-letters", { apiKey: SERVICE_KEY });
+    const letters = dead.body.items as { id: string; user: string; attempts: number }[];
+    assert.equal(letters.length, 1);
+    assert.equal(letters[0].id, id);
+    assert.equal(letters[0].user, "camille");
+    assert.equal(letters[0].attempts, 2);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("an unacked item is redelivered on the next connection, and an ack stops it", async () => {
+  const server = await startServer({ RELAIS_ACK_RETRY_BASE_MS: "60000" });
+  try {
+    const first = await server.login("yanis");
+    const e = envelope(["yanis"], { routing: { retry: { ack_required: true } } });
+    const id = (e.metadata as { id: string }).id;
+    await server.publish(e);
+    await first.client.next((f) => f.type === "event");
+    await first.client.close();
+
+    // The client saw seq 1 but never acked it: the next connection gets it again.
+    const second = await server.login("yanis", { after: 1 });
+    const again = await second.client.next((f) => f.type === "event");
+    assert.equal(again.envelope.metadata.id, id);
+    second.client.send({ type: "ack", id });
+    await eventually(
+      async () => {
+        const res = await server.request(`/v1/events/${id}`, { apiKey: SERVICE_KEY });
+        return res.body.acked === 1;
+      },
+      2000,
+      "the ack",
+    );
+    await second.client.close();
+
+    const third = await server.login("yanis", { after: 1 });
+    assert.deepEqual(await third.client.collect(300, (f) => f.type === "event"), []);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("acks from every target mark the message acked", async () => {
+  const server = await startServer();
+  try {
+    const a = await server.login("camille");
+    const b = await server.login("yanis");
+    const e = envelope(["camille", "yanis", "emma"], {
+      routing: { retry: { ack_required: true } },
+    });
+    const id = (e.metadata as { id: string }).id;
+    await server.publish(e);
+    await a.client.next((f) => f.type === "event");
+    await b.client.next((f) => f.type === "event");
+    a.client.send({ type: "ack", id });
+    b.client.send({ type: "ack", id });
+    const partial = await eventually(
+      async () => {
+        const res = await server.request(`/v1/events/${id}`, { apiKey: SERVICE_KEY });
+        return res.body.acked === 2 ? res.body : undefined;
+      },
+      2000,
+      "two acks",
+    );
+    assert.equal(partial.acked_all, false);
+    assert.deepEqual(partial.pending_users, ["emma"]);
+    assert.equal(partial.targeted, 3);
+
+    // emma acks over HTTP without ever connecting.
+    const res = await server.request(`/v1/me/notifications/${id}/ack`, {
+      method: "POST",
+      bearer: await server.token("emma"),
+    });
+    assert.equal(res.status, 200);
+    const done = await server.request(`/v1/events/${id}`, { apiKey: SERVICE_KEY });
+    assert.equal(done.body.acked, 3);
+    assert.equal(done.body.acked_all, true);
+    assert.deepEqual(done.body.pending_users, []);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("an expired item is never delivered, live or on resume", async () => {
+  const server = await startServer();
+  try {
+    const { client } = await server.login("camille");
+    const past = new Date(Date.now() - 60_000).toISOString();
+    const expired = envelope(["camille"], {
+      metadata: { timestamp: new Date(Date.now() - 120_000).toISOString(), expiration: past },
+    });
+    assert.equal((await server.publish(expired)).status, 202);
+    const soon = envelope(["camille"], {
+      metadata: { expiration: new Date(Date.now() + 400).toISOString() },
+    });
+    await server.publish(soon);
+    const live = await client.next((f) => f.type === "event");
+    assert.equal(live.envelope.metadata.id, (soon.metadata as { id: string }).id);
+    assert.deepEqual(await client.collect(200, (f) => f.type === "event"), []);
+    await client.close();
+
+    await new Promise((r) => setTimeout(r, 500));
+    const again = await server.login("camille", { after: 0 });
+    assert.equal(again.welcome.recovered, true);
+    assert.deepEqual(await again.client.collect(300, (f) => f.type === "event"), []);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("recent REALTIME items resume, older ones answer recovered false", async () => {
+  const server = await startServer({ RELAIS_RECENT_WINDOW_MS: "1000" });
+  try {
+    const realtime = () =>
+      envelope(["emma"], {
+        metadata: {
+          type: "REALTIME",
+          source: "activities",
+          topic: "activity",
+          operation: "update",
+        },
+        payload: { after: { id: 42, status: "PUBLISHED" } },
+      });
+    await server.publish(realtime());
+    const fresh = await server.login("emma", { after: 0 });
+    assert.equal(fresh.welcome.recovered, true);
+    assert.equal((await fresh.client.next((f) => f.type === "event")).seq, 1);
+    await fresh.client.close();
+
+    await new Promise((r) => setTimeout(r, 1100));
+    await server.publish(realtime());
+    const late = await server.login("emma", { after: 0 });
+    assert.equal(late.welcome.recovered, false);
+    // What is still in the window is sent all the same.
+    assert.equal((await late.client.next((f) => f.type === "event")).seq, 2);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("invalid envelopes get 400 naming the field", async () => {
+  const server = await startServer();
+  try {
+    const cases: [unknown, string][] = [
+      [
+        { ...envelope(["x"]), metadata: { ...envelope(["x"]).metadata as object, id: "nope" } },
+        "metadata.id",
+      ],
+      [
+        { ...envelope(["x"]), metadata: { ...envelope(["x"]).metadata as object, type: "SPAM" } },
+        "metadata.type",
+      ],
+      [envelope([]), "routing.audience.targets"],
+      [{ ...envelope(["x"]), extra: 1 }, "extra"],
+      [envelope(["x"], { payload: { big: "x".repeat(70_000) } }), "payload"],
+    ];
+    for (const [body, path] of cases) {
+      const res = await server.publish(body);
+      assert.equal(res.status, res.status === 413 ? 413 : 400, JSON.stringify(res.body));
+      const error = res.body.error as { code: string; details?: { path: string }[] };
+      if (res.status === 400) {
+        assert.equal(error.code, "validation_failed");
+        assert.ok(
+          error.details?.some((d) => d.path === path),
+          `${path} in ${JSON.stringify(error)}`,
+        );
+      }
+    }
+    const raw = await fetch(`${server.origin}/v1/events`, {
+      method: "POST",
+      headers: { "x-api-key": SERVICE_KEY, "content-type": "application/json" },
+      body: "{not json",
+    });
+    assert.equal(raw.status, 400);
+    assert.equal((await raw.json()).error.code, "invalid_json");
+    const noKey = await server.publish(envelope(["x"]), "wrong_key_0123456789abcdef");
+    assert.equal(noKey.status, 401);
+    const adminWithPublishKey = await server.request("/v1/admin/actors", { apiKey: PUBLISH_KEY });
+    assert.equal(adminWithPublishKey.status, 403);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("a bad token closes the socket with 4001", async () => {
+  const server = await startServer();
+  try {
+    const client = await connect(server.wsUrl);
+    client.send({ type: "hello", token: "not.a.jwt" });
+    assert.equal((await client.closed).code, 4001);
+    const expired = await connect(server.wsUrl);
+    expired.send({ type: "hello", token: await server.token("camille", { ttlSeconds: -10 }) });
+    assert.equal((await expired.closed).code, 4001);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("malformed frames get error frames and the socket keeps working", async () => {
+  const server = await startServer();
+  try {
+    const { client } = await server.login("camille");
+    client.sendRaw("{broken");
+    assert.equal((await client.next()).code, "invalid_json");
+    client.send({ type: "ack" });
+    const missing = await client.next();
+    assert.equal(missing.code, "validation_failed");
+    client.send({ type: "nope", ref: "r1" });
+    const unknown = await client.next();
+    assert.equal(unknown.code, "validation_failed");
+    assert.equal(unknown.ref, "r1");
+    client.send({ type: "ack", id: "00000000-0000-4000-8000-000000000000", ref: "r2" });
+    const notFound = await client.next();
+    assert.equal(notFound.code, "not_found");
+    assert.equal(notFound.ref, "r2");
+    client.send({ type: "ping", ref: "p" });
+    assert.deepEqual(await client.next(), { type: "pong", ref: "p" });
+    await server.publish(envelope(["camille"]));
+    assert.equal((await client.next()).type, "event");
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("an oversized frame closes the socket with 4008", async () => {
+  const server = await startServer({ RELAIS_MAX_FRAME_BYTES: "1024" });
+  try {
+    const { client } = await server.login("camille");
+    client.send({ type: "ping", ref: "x".repeat(2000) });
+    assert.equal((await client.closed).code, 4008);
+  } finally {
+    await server.close();
+  }
+});
