@@ -109,7 +109,7 @@ const url = (protocols: string[]) =>
     v.string(),
     v.url("expected a URL"),
     v.check(
-      (s) => protocols.includes(new URL(s).protocol),
+      (s) => URL.canParse(s) && protocols.includes(new URL(s).protocol),
       `expected a URL starting with ${protocols.map((p) => `"${p}//"`).join(" or ")}`,
     ),
   );

@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { ConfigError, loadConfig } from "../src/config.ts";
+
+const KEY = "svc_0123456789abcdef";
+
+Deno.test("config starts on the embedded defaults in development, generating secrets", () => {
+  const config = loadConfig({});
+  assert.equal(config.env, "development");
+  assert.equal(config.host, "127.0.0.1");
+  assert.equal(config.port, 8787);
+  assert.equal(config.kvPath, "./data/relais.kv");
+  assert.equal(config.mail.outboxDir, "./data/outbox");
+  assert.equal(config.auth.generated, true);
+  assert.ok(config.auth.jwtSecret!.length >= 32);
+  assert.equal(config.auth.serviceKeys.length, 1);
+  assert.deepEqual(config.auth.serviceKeys[0].scopes, [
+    "events:publish",
+    "directory:write",
+    "conversations:write",
+    "admin",
+  ]);
+  assert.notEqual(loadConfig({}).auth.jwtSecret, config.auth.jwtSecret, "a new secret each start");
+});
+
+Deno.test("config reads service keys whose scopes contain colons", () => {
+  const config = loadConfig({
+    RELAIS_SERVICE_KEYS: `api:${KEY}:events:publish+directory:write, ops:${KEY}x:admin`,
+  });
+  assert.deepEqual(config.auth.serviceKeys, [
+    { name: "api", key: KEY, scopes: ["events:publish", "directory:write"] },
+    { name: "ops", key: `${KEY}x`, scopes: ["admin"] },
+  ]);
+  assert.equal(config.auth.generated, true, "the JWT secret is still generated");
+});
+
+Deno.test("config stops on a bad value with one line naming the variable", () => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ PORT: "eighty" }, /^Invalid PORT: /],
+    [{ PORT: "70000" }, /^Invalid PORT: expected at most 65535$/],
+    [{ RELAIS_ENV: "staging" }, /^Invalid RELAIS_ENV: /],
+    [{ SMTP_URL: "http://mail" }, /^Invalid SMTP_URL: /],
+    [{ REDIS_URL: "not a url" }, /^Invalid REDIS_URL: /],
+    [{ RELAIS_SERVICE_KEYS: "nokey" }, /^Invalid RELAIS_SERVICE_KEYS: /],
+    [{ RELAIS_SERVICE_KEYS: `a:${KEY}:events:read` }, /unknown scope "events:read"/],
+    [{ RELAIS_SERVICE_KEYS: "a:short:admin" }, /shorter than 16/],
+    [{ RELAIS_GATEWAY_KEYS: "nokid" }, /^Invalid RELAIS_GATEWAY_KEYS: /],
+  ];
+  for (const [env, message] of cases) {
+    assert.throws(() => loadConfig(env), (e) => {
+      assert.ok(e instanceof ConfigError);
+      assert.match(e.message, message);
+      assert.ok(!e.message.includes("\n"));
+      assert.ok(!e.message.includes(KEY), "never echoes a key");
+      return true;
+    });
+  }
+});
+
+Deno.test("config refuses production without real auth configuration", () => {
+  assert.throws(() => loadConfig({ RELAIS_ENV: "production" }), /RELAIS_JWT_SECRET/);
+  assert.throws(
+    () => loadConfig({ RELAIS_ENV: "production", RELAIS_JWT_SECRET: "x".repeat(40) }),
+    /RELAIS_SERVICE_KEYS/,
+  );
+  const config = loadConfig({
+    RELAIS_ENV: "production",
+    RELAIS_JWT_SECRET: "x".repeat(40),
+    RELAIS_SERVICE_KEYS: `api:${KEY}:events:publish`,
+  });
+  assert.equal(config.auth.generated, false);
+});
