@@ -408,7 +408,25 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
   }
 
   async function markDelivered(entries: { id: string; user: string }[], now: number) {
-    await Promise.all(entries.map((e) => transition(e.id, e.user, "delivered", now)));
+    // Ten targets per read and per commit; a commit that loses a race falls back to the
+    // one-by-one transition, which re-reads and retries.
+    const unique = [...new Map(entries.map((e) => [`${e.id}\u0000${e.user}`, e])).values()];
+    for (const part of chunk(unique, GET_MANY)) {
+      const current = await kv.getMany<TargetRecord[]>(
+        part.map((e) => keys.targetKey(e.id, e.user)),
+      );
+      const op = kv.atomic();
+      const counts = new Map<string, bigint>();
+      current.forEach((entry, i) => {
+        if (entry.value?.state !== "pending") return;
+        op.check(entry).set(entry.key, { ...entry.value, state: "delivered", at: now });
+        counts.set(part[i].id, (counts.get(part[i].id) ?? 0n) + 1n);
+      });
+      if (counts.size === 0) continue;
+      for (const [id, n] of counts) op.sum(keys.counterKey(id, "delivered"), n);
+      if ((await op.commit()).ok) continue;
+      await Promise.all(part.map((e) => transition(e.id, e.user, "delivered", now)));
+    }
   }
 
   async function withEnvelopes(items: StreamItem[]) {

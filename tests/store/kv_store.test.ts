@@ -171,3 +171,16 @@ Deno.test("kv store gives a ticket out once", async () => {
     assert.equal(await store.takeTicket("h"), undefined);
   });
 });
+
+Deno.test("kv store counts a delivery once when it is recorded twice", async () => {
+  await withStore(async (store) => {
+    const e = await publish(store, ["a", "b", "c"], makeEnvelope("NOTIFICATION", { ack: true }));
+    const id = e.metadata.id;
+    const now = Date.now();
+    await store.markDelivered([{ id, user: "a" }, { id, user: "a" }, { id, user: "b" }], now);
+    await store.markDelivered([{ id, user: "a" }], now);
+    const status = (await store.getStatus(id))!;
+    assert.equal(status.delivered, 2);
+    assert.deepEqual(status.pending_users, ["a", "b", "c"], "delivered is not acked");
+  });
+});
