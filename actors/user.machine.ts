@@ -30,7 +30,30 @@ export interface UserContext {
   pending: Record<number, PendingAck>;
   ackBaseMs: number;
   idleMs: number;
+  /** LOW items waiting to go out together at the end of the grouping window. */
+  lowBuffer: LiveItem[];
+  /** Pushes made in the current budget window. */
+  pushed: number;
+  /** Items held back because the budget was spent, summarized at the window's end. */
+  folded: { count: number; firstSeq: number; lastSeq: number };
+  pacing: Pacing;
 }
+
+/** How the user actor paces pushes so that a user is never flooded. */
+export interface Pacing {
+  /** LOW items are grouped into one frame per this window. */
+  lowWindowMs: number;
+  /** At most this many pushes per budget window; the excess becomes one summary frame. */
+  pushBudget: number;
+  budgetWindowMs: number;
+}
+
+/** Pacing that never groups nor folds (the default of actors built without one). */
+export const NO_PACING: Pacing = {
+  lowWindowMs: 0,
+  pushBudget: Number.MAX_SAFE_INTEGER,
+  budgetWindowMs: 60_000,
+};
 
 /** What the registry gives a new user actor. */
 export interface UserInput {
@@ -38,6 +61,7 @@ export interface UserInput {
   pending: PendingAck[];
   ackBaseMs: number;
   idleMs: number;
+  pacing?: Pacing;
 }
 
 /** A new item for the user, with its frame already encoded. */
@@ -47,6 +71,11 @@ export interface LiveItem {
   pending?: PendingAck;
   frame: string;
   acceptedAt: number;
+  /**
+   * `low` items are grouped, `critical` ones (needing an ack, SYSTEM, HIGH from the
+   * platform) bypass grouping and the push budget; absent means `normal`.
+   */
+  pace?: "critical" | "normal" | "low";
 }
 
 /** Events the user actor understands. */
@@ -88,6 +117,24 @@ const anyOnline = (c: UserContext) =>
 const scheduled = (c: UserContext) =>
   Object.values(c.pending).filter((p) => p.nextAt !== undefined) as Required<PendingAck>[];
 
+const NO_FOLD = { count: 0, firstSeq: 0, lastSeq: 0 };
+
+const sendParams = ({ context, event }: { context: UserContext; event: UserEvent }) => ({
+  userId: context.userId,
+  connections: Object.keys(context.connections),
+  live: (event as Extract<UserEvent, { type: "item.deliver" }>).live,
+});
+
+/**
+ * What an item does on arrival: wait for the LOW group, fold into the summary when the
+ * budget is spent, or go out at once.
+ */
+const deliverTransitions = [
+  { guard: "isLow", actions: ["bufferLow", "trackItem"] },
+  { guard: "overBudget", actions: ["foldItem", "trackItem"] },
+  { actions: [{ type: "sendFrame", params: sendParams }, "countPush", "trackItem"] },
+] as const;
+
 /** The user machine; effects are named and provided at wiring time. */
 export const userMachine = setup({
   types: {
@@ -98,6 +145,41 @@ export const userMachine = setup({
   actions: {
     /** Sends an encoded frame to every connection of the user. */
     sendFrame: (_, _params: { userId: string; connections: string[]; live: LiveItem }) => {},
+    /** Sends several items as one `batch` frame to every connection of the user. */
+    sendBatch: (_, _params: { userId: string; connections: string[]; items: LiveItem[] }) => {},
+    /** Tells the user's connections how many items the budget held back. */
+    sendSummary: (
+      _,
+      _params: {
+        userId: string;
+        connections: string[];
+        count: number;
+        firstSeq: number;
+        lastSeq: number;
+      },
+    ) => {},
+    /** Keeps a LOW item for the next group. */
+    bufferLow: assign({
+      lowBuffer: ({ context, event }) =>
+        event.type === "item.deliver" ? [...context.lowBuffer, event.live] : context.lowBuffer,
+    }),
+    /** Counts an item held back by the budget. */
+    foldItem: assign({
+      folded: ({ context, event }) => {
+        if (event.type !== "item.deliver") return context.folded;
+        const { seq } = event.live.item;
+        const f = context.folded;
+        return f.count === 0 ? { count: 1, firstSeq: seq, lastSeq: seq } : {
+          count: f.count + 1,
+          firstSeq: Math.min(f.firstSeq, seq),
+          lastSeq: Math.max(f.lastSeq, seq),
+        };
+      },
+    }),
+    /** Counts a push against the budget (only while someone is connected to see it). */
+    countPush: assign({
+      pushed: ({ context }) => context.pushed + (hasConnections(context) ? 1 : 0),
+    }),
     /** Tells interested parties that the user's presence changed. */
     announcePresence: (_, _params: { userId: string; status: PresenceStatus }) => {},
     /** Asks the registry to stop this idle actor. */
@@ -152,8 +234,17 @@ export const userMachine = setup({
     anyConnection: ({ context }) => hasConnections(context),
     noConnection: ({ context }) => !hasConnections(context),
     hasSchedule: ({ context }) => hasConnections(context) && scheduled(context).length > 0,
+    isLow: ({ context, event }) =>
+      event.type === "item.deliver" && event.live.pace === "low" && context.pacing.lowWindowMs > 0,
+    overBudget: ({ context, event }) =>
+      event.type === "item.deliver" && event.live.pace !== "critical" &&
+      hasConnections(context) && context.pushed >= context.pacing.pushBudget,
+    hasLow: ({ context }) => context.lowBuffer.length > 0,
+    budgetStarted: ({ context }) => context.pushed > 0 || context.folded.count > 0,
   },
   delays: {
+    lowWindow: ({ context }) => context.pacing.lowWindowMs,
+    budgetWindow: ({ context }) => context.pacing.budgetWindowMs,
     idle: ({ context }) => context.idleMs,
     nextDue: ({ context }) =>
       Math.max(0, Math.min(...scheduled(context).map((p) => p.nextAt)) - Date.now()),
@@ -169,6 +260,10 @@ export const userMachine = setup({
     pending: Object.fromEntries(input.pending.map((p) => [p.seq, p])),
     ackBaseMs: input.ackBaseMs,
     idleMs: input.idleMs,
+    lowBuffer: [],
+    pushed: 0,
+    folded: NO_FOLD,
+    pacing: input.pacing ?? NO_PACING,
   }),
   states: {
     presence: {
@@ -243,20 +338,7 @@ export const userMachine = setup({
     delivery: {
       initial: "check",
       on: {
-        "item.deliver": {
-          target: ".check",
-          actions: [
-            {
-              type: "sendFrame",
-              params: ({ context, event }) => ({
-                userId: context.userId,
-                connections: Object.keys(context.connections),
-                live: event.live,
-              }),
-            },
-            "trackItem",
-          ],
-        },
+        "item.deliver": deliverTransitions.map((t) => ({ ...t, target: ".check" })),
         "ack.received": { target: ".check", actions: "dropAcked" },
         "conn.open": { target: ".check", actions: "scheduleAll" },
         "conn.close": { target: ".check" },
@@ -271,19 +353,7 @@ export const userMachine = setup({
         },
         redelivering: {
           on: {
-            "item.deliver": {
-              actions: [
-                {
-                  type: "sendFrame",
-                  params: ({ context, event }) => ({
-                    userId: context.userId,
-                    connections: Object.keys(context.connections),
-                    live: event.live,
-                  }),
-                },
-                "trackItem",
-              ],
-            },
+            "item.deliver": [...deliverTransitions],
             "ack.received": { actions: "dropAcked" },
             "conn.open": { actions: "scheduleAll" },
             "conn.close": {},
@@ -325,6 +395,54 @@ export const userMachine = setup({
                       ]),
                     ),
                 }),
+              ],
+            },
+          },
+        },
+      },
+    },
+    grouping: {
+      initial: "empty",
+      states: {
+        empty: { always: { guard: "hasLow", target: "collecting" } },
+        collecting: {
+          after: {
+            lowWindow: {
+              target: "empty",
+              actions: [
+                {
+                  type: "sendBatch",
+                  params: ({ context }) => ({
+                    userId: context.userId,
+                    connections: Object.keys(context.connections),
+                    items: context.lowBuffer,
+                  }),
+                },
+                assign({ lowBuffer: [] }),
+              ],
+            },
+          },
+        },
+      },
+    },
+    budget: {
+      initial: "fresh",
+      states: {
+        fresh: { always: { guard: "budgetStarted", target: "counting" } },
+        counting: {
+          after: {
+            budgetWindow: {
+              target: "fresh",
+              actions: [
+                {
+                  type: "sendSummary",
+                  params: ({ context }) => ({
+                    userId: context.userId,
+                    connections: Object.keys(context.connections),
+                    ...context.folded,
+                  }),
+                },
+                assign({ pushed: 0, folded: NO_FOLD }),
               ],
             },
           },

@@ -11,6 +11,8 @@ import type { Metrics } from "../src/metrics.ts";
 import { EnvelopeSchema } from "../src/schemas/envelope.ts";
 import type { Store } from "../src/store/store.ts";
 import { parseOrThrow } from "../src/validate.ts";
+import type { Guard } from "../src/controls/guard.ts";
+import type { RateLimits } from "../src/ratelimit/rate_limits.ts";
 
 /** Dependencies of {@linkcode createEventRoutes}. */
 export interface EventRoutesDeps {
@@ -19,6 +21,12 @@ export interface EventRoutesDeps {
   store: Store;
   metrics: Metrics;
   maxBodyBytes: number;
+  /** Kill switches for everyone (`SYSTEM` scope) refuse publishing their item types. */
+  guard?: Guard;
+  /** Events per service key. */
+  limits?: RateLimits;
+  /** Deepest JSON nesting accepted in an envelope (default 32). */
+  maxJsonDepth?: number;
 }
 
 /** `POST /v1/events` and `GET /v1/events/:id`. */
@@ -27,11 +35,13 @@ export function createEventRoutes(deps: EventRoutesDeps) {
     .use("/v1/events", requireScope(deps.keys, "events:publish"))
     .use("/v1/events/*", requireScope(deps.keys, "events:publish"))
     .post("/v1/events", async (c) => {
+      await deps.limits?.consume("events", c.var.service.name);
       const envelope = parseOrThrow(
         EnvelopeSchema,
-        await readJson(c, deps.maxBodyBytes),
+        await readJson(c, deps.maxBodyBytes, deps.maxJsonDepth),
         "envelope",
       );
+      deps.guard?.assertPublishable(envelope.metadata.type);
       const { result, replayed } = await deps.publisher.publish(envelope);
       if (!replayed) deps.metrics.eventsAccepted.inc({ type: envelope.metadata.type });
       if (replayed) c.header("Idempotent-Replayed", "true");

@@ -8,12 +8,19 @@ import type { Tickets } from "../src/auth/tickets.ts";
 import { AppError } from "../src/errors.ts";
 import type { WsProtocol } from "../src/realtime/ws_protocol.ts";
 import { SUBPROTOCOL } from "../src/schemas/frames.ts";
+import type { Guard } from "../src/controls/guard.ts";
+import type { OriginPolicy } from "../src/controls/origins.ts";
+import { clientIp } from "../src/ratelimit/client_ip.ts";
 
 /** Dependencies of {@linkcode createRealtimeRoutes}. */
 export interface RealtimeRoutesDeps extends RequireUserDeps {
   tickets: Tickets;
   protocol: WsProtocol;
   upgradeWebSocket: UpgradeWebSocket;
+  /** Connection attempts per IP, kill switches and caps (absent: none apply). */
+  guard?: Guard;
+  /** Browser origins allowed to open the socket (absent: any). */
+  origins?: OriginPolicy;
 }
 
 /** `GET /v1/ws` and `POST /v1/connect-tickets`. */
@@ -31,6 +38,9 @@ export function createRealtimeRoutes(deps: RealtimeRoutesDeps) {
       if (offered.length > 0 && !offered.includes(SUBPROTOCOL)) {
         throw new AppError("invalid_request", `Unsupported subprotocol: expected "${SUBPROTOCOL}"`);
       }
+      deps.origins?.assert(c);
+      const ip = clientIp(c);
+      await deps.guard?.connectAttempt(ip);
       // Clients that can set headers may authenticate at the upgrade; they still say hello.
       let preauth: UserPrincipal | undefined;
       if (c.req.header("authorization") || c.req.header("x-signed-context")) {
@@ -41,11 +51,22 @@ export function createRealtimeRoutes(deps: RealtimeRoutesDeps) {
         let conn: ReturnType<WsProtocol["open"]> | undefined;
         return {
           onOpen(_event, ws) {
-            conn = deps.protocol.open({
-              transport: "ws",
-              send: (text) => ws.send(text),
-              close: (code, reason) => ws.close(code, reason),
-            }, preauth);
+            const raw = ws.raw as { bufferedAmount?: number } | undefined;
+            conn = deps.protocol.open(
+              {
+                transport: "ws",
+                send: (text) => ws.send(text),
+                close: (code, reason) => {
+                  ws.close(code, reason);
+                  // A peer that stopped reading may never complete the close handshake:
+                  // forget the connection now rather than when the socket finally dies.
+                  conn?.closed();
+                },
+                bufferedAmount: () => raw?.bufferedAmount ?? 0,
+              },
+              preauth,
+              { ip },
+            );
           },
           onMessage(event) {
             conn?.message(event.data);

@@ -2,8 +2,23 @@
 
 import { ActorsQuerySchema, DeadLettersQuerySchema } from "../routes/admin.ts";
 import { InboxQuerySchema } from "../routes/me.ts";
+import { PollQuerySchema, PresenceBodySchema } from "../routes/poll.ts";
+import { SseQuerySchema } from "../routes/sse.ts";
+import { MailDeadLettersQuerySchema } from "../routes/mail.ts";
+import { DirectoryEntryInputSchema } from "./directory/directory.ts";
+import { PreferencesSchema } from "./preferences/preferences.ts";
 import type { Operation } from "./openapi.ts";
+import {
+  AddMembersSchema,
+  CreateConversationSchema,
+  EditMessageSchema,
+  HistoryQuerySchema,
+  ReadConversationSchema,
+  SendMessageSchema,
+} from "../routes/conversations.ts";
 import { EnvelopeSchema } from "./schemas/envelope.ts";
+import { AuditQuerySchema, DeleteControlQuerySchema } from "../routes/controls.ts";
+import { ControlInputSchema } from "./controls/control.ts";
 
 /** Every documented operation. */
 export const OPERATIONS: Operation[] = [
@@ -88,6 +103,58 @@ export const OPERATIONS: Operation[] = [
   },
   {
     method: "get",
+    path: "/v1/sse",
+    summary: "The user's stream as Server-Sent Events (the WebSocket's server frames)",
+    description:
+      "Each frame is one event whose data is the frame's JSON; stream items carry their seq as `id:`. Resumes after the `Last-Event-ID` header, else `after`. Credentials: Authorization, the gateway's signed context, or a single-use `ticket` (an EventSource cannot set headers). A stream the server ends gets a last `close` frame with the WebSocket close code (4001, 4003, 4008, 4009).",
+    tags: ["realtime"],
+    security: "user",
+    query: SseQuerySchema,
+    responses: {
+      200: { description: "text/event-stream" },
+      400: { description: "Bad after or Last-Event-ID" },
+    },
+  },
+  {
+    method: "get",
+    path: "/v1/poll",
+    summary: "Long-poll: the next batch of server frames, or an empty one after `timeout` ms",
+    description:
+      "Answers `{session, seq, frames}`. Send `seq` back as `after` and `session` to keep presence and buffering between polls; an `after` behind the last answer replays what was lost. `timeout` (ms) is capped by RELAIS_POLL_MAX_TIMEOUT_MS (default 25 000 or the cap).",
+    tags: ["realtime"],
+    security: "user",
+    query: PollQuerySchema,
+    responses: { 200: { description: "A batch of frames" }, 400: { description: "Bad query" } },
+  },
+  {
+    method: "post",
+    path: "/v1/me/presence",
+    summary: "Set presence (online / away) of one connection or all; online counts as activity",
+    description:
+      "For clients on SSE or polling, which cannot send `presence.set` frames: `session` is the connection's `welcome.session`.",
+    tags: ["realtime"],
+    security: "user",
+    body: PresenceBodySchema,
+    responses: { 200: { description: "Set" }, 404: { description: "Unknown session" } },
+  },
+  {
+    method: "get",
+    path: "/sdk/relais.js",
+    summary: "The client SDK as one ES module (WebSocket → SSE → poll, resume, de-duplication)",
+    tags: ["realtime"],
+    security: "none",
+    responses: { 200: { description: "JavaScript" } },
+  },
+  {
+    method: "get",
+    path: "/ops",
+    summary: "The ops page: live actors, kill switches, dead letters, metrics (admin key)",
+    tags: ["ops"],
+    security: "none",
+    responses: { 200: { description: "HTML" } },
+  },
+  {
+    method: "get",
     path: "/v1/admin/actors",
     summary: "Live actors",
     tags: ["ops"],
@@ -135,5 +202,313 @@ export const OPERATIONS: Operation[] = [
     tags: ["ops"],
     security: "none",
     responses: { 200: { description: "Prometheus text format" } },
+  },
+  // --- Directory, preferences and mail (issue 4) ---
+  {
+    method: "put",
+    path: "/v1/users/:id",
+    summary: "Create or replace a user's directory entry",
+    description:
+      "Memberships (groups, roles, structures, formations, category) are indexed atomically with the entry; audiences resolve through them.",
+    tags: ["directory"],
+    security: "service",
+    body: DirectoryEntryInputSchema,
+    responses: {
+      200: { description: "Replaced" },
+      201: { description: "Created" },
+      413: { description: "Too many or too long memberships" },
+    },
+  },
+  {
+    method: "get",
+    path: "/v1/users/:id",
+    summary: "A user's directory entry",
+    tags: ["directory"],
+    security: "service",
+    responses: { 200: { description: "The entry" }, 404: { description: "Unknown user" } },
+  },
+  {
+    method: "delete",
+    path: "/v1/users/:id",
+    summary: "Erase a user: directory entry, memberships, stream, inbox, preferences, presence",
+    tags: ["directory"],
+    security: "service",
+    responses: { 200: { description: "What was erased" } },
+  },
+  {
+    method: "get",
+    path: "/v1/me/preferences",
+    summary: "The user's notification preferences (defaults when never set)",
+    tags: ["preferences"],
+    security: "user",
+    responses: { 200: { description: "Preferences" } },
+  },
+  {
+    method: "put",
+    path: "/v1/me/preferences",
+    summary: "Replace the user's notification preferences",
+    description:
+      "Per source: channels (inapp, email or none) and digest (off, hourly, daily); quiet hours in the user's time zone delay email; enabled=false mutes every notification but critical ones (SYSTEM, HIGH from source platform).",
+    tags: ["preferences"],
+    security: "user",
+    body: PreferencesSchema,
+    responses: { 200: { description: "Saved" } },
+  },
+  {
+    method: "get",
+    path: "/v1/unsubscribe",
+    summary: "The unsubscribe page of a mail's List-Unsubscribe link (?t=token)",
+    tags: ["mail"],
+    security: "none",
+    responses: { 200: { description: "A confirmation page" }, 400: { description: "Bad link" } },
+  },
+  {
+    method: "post",
+    path: "/v1/unsubscribe",
+    summary: "One-click unsubscribe (RFC 8058): email off for the mail's sources (?t=token)",
+    tags: ["mail"],
+    security: "none",
+    responses: { 200: { description: "Done" }, 400: { description: "Bad link" } },
+  },
+  {
+    method: "get",
+    path: "/v1/admin/mail/dead-letters",
+    summary: "Mails given up after their attempts, newest first",
+    tags: ["ops"],
+    security: "admin",
+    query: MailDeadLettersQuerySchema,
+    responses: { 200: { description: "Mail dead letters" } },
+  },
+  // --- Conversations (issue 3) ---
+  {
+    method: "post",
+    path: "/v1/conversations",
+    summary: "Create a conversation (1:1 reused per pair, or a group)",
+    description:
+      "A user lists the other members (same-structure policy and blocks apply); a service key with conversations:write lists every member, optional owners and a context.",
+    tags: ["conversations"],
+    security: "user",
+    body: CreateConversationSchema,
+    responses: {
+      201: { description: "Created" },
+      200: { description: "The existing 1:1 conversation of the pair" },
+      403: { description: "blocked, or no shared structure" },
+      409: { description: "conversation_full" },
+    },
+  },
+  {
+    method: "get",
+    path: "/v1/me/conversations",
+    summary: "The user's conversations, most recent first, with unread counts and presence",
+    tags: ["conversations"],
+    security: "user",
+    responses: { 200: { description: "Conversations and the unread total (muted ones left out)" } },
+  },
+  {
+    method: "get",
+    path: "/v1/conversations/:id",
+    summary: "A conversation with its members, roles, read positions and presence",
+    tags: ["conversations"],
+    security: "user",
+    responses: { 200: { description: "The conversation" }, 403: { description: "not_member" } },
+  },
+  {
+    method: "get",
+    path: "/v1/conversations/:id/messages",
+    summary: "History, newest first; pass next as before for the older page",
+    tags: ["conversations"],
+    security: "user",
+    query: HistoryQuerySchema,
+    responses: { 200: { description: "Messages and next" }, 403: { description: "not_member" } },
+  },
+  {
+    method: "post",
+    path: "/v1/conversations/:id/messages",
+    summary: "Send a message; answered once it is durable",
+    description:
+      "A resend with the same client_id stores nothing new and answers 200 with the stored message (Idempotent-Replayed: true).",
+    tags: ["conversations"],
+    security: "user",
+    body: SendMessageSchema,
+    responses: {
+      201: { description: "Stored and sent to the members" },
+      200: { description: "Resend of a stored message" },
+      400: { description: "too_long, empty or invalid" },
+      403: { description: "not_member or blocked" },
+    },
+  },
+  {
+    method: "patch",
+    path: "/v1/conversations/:id/messages/:seq",
+    summary: "Edit one's message; members get a msg frame with change: edit",
+    tags: ["conversations"],
+    security: "user",
+    body: EditMessageSchema,
+    responses: {
+      200: { description: "The edited message" },
+      403: { description: "Not the author" },
+    },
+  },
+  {
+    method: "delete",
+    path: "/v1/conversations/:id/messages/:seq",
+    summary: "Delete a message (author or owner); its text and attachments are erased",
+    tags: ["conversations"],
+    security: "user",
+    responses: {
+      200: { description: "The deleted message" },
+      404: { description: "No such message" },
+    },
+  },
+  {
+    method: "post",
+    path: "/v1/conversations/:id/read",
+    summary: "Move the read position (to the last message without seq); members get a receipt",
+    tags: ["conversations"],
+    security: "user",
+    body: ReadConversationSchema,
+    responses: { 200: { description: "The read position and what stays unread" } },
+  },
+  {
+    method: "post",
+    path: "/v1/conversations/:id/typing",
+    summary: "Tell the other members the user is typing (throttled)",
+    tags: ["conversations"],
+    security: "user",
+    responses: { 204: { description: "Sent (or throttled)" } },
+  },
+  {
+    method: "post",
+    path: "/v1/conversations/:id/members",
+    summary: "Add members (owners, or a service key with conversations:write)",
+    tags: ["conversations"],
+    security: "user",
+    body: AddMembersSchema,
+    responses: { 200: { description: "The members" }, 409: { description: "conversation_full" } },
+  },
+  {
+    method: "delete",
+    path: "/v1/conversations/:id/members/:userId",
+    summary: "Remove a member (owners, or a service key with conversations:write)",
+    tags: ["conversations"],
+    security: "user",
+    responses: { 200: { description: "The members" } },
+  },
+  {
+    method: "post",
+    path: "/v1/conversations/:id/leave",
+    summary: "Leave a group conversation",
+    tags: ["conversations"],
+    security: "user",
+    responses: { 200: { description: "Left" } },
+  },
+  {
+    method: "put",
+    path: "/v1/conversations/:id/mute",
+    summary: "Mute a conversation (it leaves the unread total)",
+    tags: ["conversations"],
+    security: "user",
+    responses: { 200: { description: "Muted" } },
+  },
+  {
+    method: "delete",
+    path: "/v1/conversations/:id/mute",
+    summary: "Unmute a conversation",
+    tags: ["conversations"],
+    security: "user",
+    responses: { 200: { description: "Unmuted" } },
+  },
+  {
+    method: "get",
+    path: "/v1/me/blocks",
+    summary: "The users the user blocked",
+    tags: ["conversations"],
+    security: "user",
+    responses: { 200: { description: "Blocked user ids" } },
+  },
+  {
+    method: "put",
+    path: "/v1/me/blocks/:userId",
+    summary:
+      "Block a user: they cannot start a conversation with you and nothing they send reaches you",
+    tags: ["conversations"],
+    security: "user",
+    responses: { 200: { description: "Blocked" } },
+  },
+  {
+    method: "delete",
+    path: "/v1/me/blocks/:userId",
+    summary: "Unblock a user",
+    tags: ["conversations"],
+    security: "user",
+    responses: { 200: { description: "Unblocked" } },
+  },
+  // --- Kill switches (issue 5) ---
+  {
+    method: "get",
+    path: "/v1/admin/controls",
+    summary: "Every kill switch, with whether it is in force now",
+    tags: ["controls"],
+    security: "admin",
+    responses: { 200: { description: "The switches" } },
+  },
+  {
+    method: "put",
+    path: "/v1/admin/controls",
+    summary: "Turn features off for a scope (replaces that scope's switch)",
+    description:
+      "Scopes: SYSTEM, STRUCTURE, ROLE, CATEGORY (STUDENT or STAFF) or USER; features: realtime, notifications, messaging, email. Effect is immediate on live connections (realtime: closed with 4003 and the reason; others: a `control` frame). `until` ends the switch by itself.",
+    tags: ["controls"],
+    security: "admin",
+    body: ControlInputSchema,
+    responses: { 200: { description: "Replaced" }, 201: { description: "Created" } },
+  },
+  {
+    method: "delete",
+    path: "/v1/admin/controls",
+    summary: "Remove every kill switch",
+    tags: ["controls"],
+    security: "admin",
+    query: DeleteControlQuerySchema,
+    responses: { 200: { description: "How many were removed" } },
+  },
+  {
+    method: "get",
+    path: "/v1/admin/controls/audit",
+    summary: "The audit log of kill switch changes (who, when, what, why), newest first",
+    tags: ["controls"],
+    security: "admin",
+    query: AuditQuerySchema,
+    responses: { 200: { description: "Audit entries" } },
+  },
+  {
+    method: "get",
+    path: "/v1/admin/controls/:id",
+    summary:
+      "One kill switch by id (`system`, `structure:<id>`, `role:<id>`, `category:<id>`, `user:<id>`)",
+    tags: ["controls"],
+    security: "admin",
+    responses: { 200: { description: "The switch" }, 404: { description: "No such switch" } },
+  },
+  {
+    method: "put",
+    path: "/v1/admin/controls/:id",
+    summary: "Set the kill switch of the scope the id names",
+    tags: ["controls"],
+    security: "admin",
+    body: ControlInputSchema,
+    responses: { 200: { description: "Replaced" }, 201: { description: "Created" } },
+  },
+  {
+    method: "delete",
+    path: "/v1/admin/controls/:id",
+    summary: "Remove one kill switch",
+    tags: ["controls"],
+    security: "admin",
+    query: DeleteControlQuerySchema,
+    responses: {
+      200: { description: "The removed switch" },
+      404: { description: "No such switch" },
+    },
   },
 ];

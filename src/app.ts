@@ -13,7 +13,36 @@ import { createDocsRoutes } from "../routes/docs.ts";
 import { createEventRoutes } from "../routes/events.ts";
 import { createHealthRoutes } from "../routes/health.ts";
 import { createMeRoutes } from "../routes/me.ts";
+import { createPagesRoutes } from "../routes/pages.ts";
+import { createPollRoutes } from "../routes/poll.ts";
 import { createRealtimeRoutes } from "../routes/realtime.ts";
+import { createMailRoutes } from "../routes/mail.ts";
+import { createPreferencesRoutes } from "../routes/preferences.ts";
+import { createUserRoutes } from "../routes/users.ts";
+import { createDirectoryAudienceResolver } from "./audience/directory_audience.ts";
+import { withClaimsRefresh } from "./directory/claims_refresh.ts";
+import type { Directory } from "./directory/directory.ts";
+import type { MailQueue } from "./mail/mail_queue.ts";
+import { createMailer } from "./mail/mailer.ts";
+import { defineMailerActor, MAILER_ID, notifyMailer } from "./mail/mailer_actor.ts";
+import type { MailTransport } from "./mail/transport.ts";
+import { createUnsubscribeTokens } from "./mail/unsubscribe.ts";
+import { createFanoutPlans } from "./preferences/fanout_plan.ts";
+import { isCritical } from "./preferences/preferences.ts";
+import type { PreferencesStore } from "./preferences/preferences_store.ts";
+import { createSseRoutes } from "../routes/sse.ts";
+import { cors } from "hono/cors";
+import { secureHeaders } from "hono/secure-headers";
+import { createControlRoutes } from "../routes/controls.ts";
+import type { ControlStore } from "./controls/control_store.ts";
+import { type Controls, createControls } from "./controls/controls.ts";
+import { createGuard, type Guard } from "./controls/guard.ts";
+import { createMemoryControlStore } from "./controls/memory_control_store.ts";
+import { createOriginPolicy } from "./controls/origins.ts";
+import { clientIp } from "./ratelimit/client_ip.ts";
+import { createMemoryRateLimiter } from "./ratelimit/memory_rate_limiter.ts";
+import type { RateLimiter } from "./ratelimit/rate_limiter.ts";
+import { createRateLimits } from "./ratelimit/rate_limits.ts";
 import { OPERATIONS } from "./api.ts";
 import { createUserAudienceResolver } from "./audience/audience.ts";
 import type { AppEnv } from "./auth/principal.ts";
@@ -29,10 +58,17 @@ import { getLog, requestLog } from "./log.ts";
 import { createMetrics, httpMetrics, type Metrics } from "./metrics.ts";
 import { createOpenApiDocument } from "./openapi.ts";
 import { createHub, type Hub } from "./realtime/hub.ts";
+import { createPollSessions } from "./realtime/poll_sessions.ts";
 import { createSessions, type Sessions } from "./realtime/session.ts";
+import { createSseStreams } from "./realtime/sse_streams.ts";
 import { createWsProtocol } from "./realtime/ws_protocol.ts";
-import { encodeEventFrame } from "./schemas/frames.ts";
+import { encodeEventFrame, encodeUpdateFrame } from "./schemas/frames.ts";
 import type { Store } from "./store/store.ts";
+import { createConversationRoutes } from "../routes/conversations.ts";
+import { defineConversationActors } from "./messaging/conversation_actors.ts";
+import type { ConversationStore } from "./messaging/conversation_store.ts";
+import { createMessaging, type Messaging } from "./messaging/messaging.ts";
+import { createPresence } from "./messaging/presence.ts";
 
 /** What {@linkcode createApp} is built from. */
 export interface AppDeps {
@@ -42,6 +78,20 @@ export interface AppDeps {
   upgradeWebSocket: UpgradeWebSocket;
   metrics?: Metrics;
   userAuth?: UserAuthOptions;
+  /**
+   * Directory, preferences and mail (see `src/kv_adapters.ts`). Without a directory,
+   * only `USER` audiences resolve and the directory, preferences and mail are off.
+   */
+  directory?: Directory;
+  preferences?: PreferencesStore;
+  mailQueue?: MailQueue;
+  mailTransport?: MailTransport;
+  /** Where kill switches live (default: in memory, lost on restart; see `src/kv_adapters.ts`). */
+  controlStore?: ControlStore;
+  /** Counts rate limits (default: in memory; see `src/ratelimit/rate_limiters.ts`). */
+  rateLimiter?: RateLimiter;
+  /** Conversations and messages (see `src/kv_adapters.ts`); without it messaging is off. */
+  conversations?: ConversationStore;
 }
 
 /** A built relais: the Hono app plus the services tests and entry points reach into. */
@@ -53,8 +103,18 @@ export interface Relais {
   sessions: Sessions;
   hub: Hub;
   metrics: Metrics;
+  /** Kill switches. */
+  controls: Controls;
+  /** Kill switches, rate limits and caps, as every transport and route applies them. */
+  guard: Guard;
   /** Resumes the work a previous process left (unfinished fan-outs). */
   start(): Promise<void>;
+  /**
+   * Ends the long-lived HTTP responses (SSE streams, waiting polls) so a graceful server
+   * shutdown can finish; their clients reconnect and resume. Call it once the server has
+   * stopped accepting connections.
+   */
+  drain(): void;
   /** Stops actors and timers and flushes pending writes; the store is the caller's. */
   close(): Promise<void>;
 }
@@ -68,14 +128,53 @@ export function createApp(deps: AppDeps): Relais {
   const metrics = deps.metrics ?? createMetrics();
   const registry = createRegistry();
   metrics.setActorCounter(() => registry.counts());
-  const hub = createHub();
+  const hub = createHub({
+    maxBufferedBytes: config.limits.maxSocketBufferBytes,
+    // Both are declared below; the hub calls them only once connections exist.
+    filter: (conn, frame) => guard.filter(conn, frame),
+    onOverflow: (conn) => sessions.detach(conn.id),
+  });
   const recorder = createDeliveryRecorder(store, {
     intervalMs: 50,
     onError: (e) => onError("Recording deliveries failed", e),
   });
-  const auth = createUserAuth(config.auth, deps.userAuth);
+  const { directory, preferences, mailQueue, mailTransport } = deps;
+  const baseAuth = createUserAuth(config.auth, deps.userAuth);
+  const auth = directory && config.directoryFromClaims
+    ? withClaimsRefresh(baseAuth, directory, { onError })
+    : baseAuth;
   const tickets = createTickets(store);
   const keys = createServiceKeys(config.auth.serviceKeys);
+  const controls = createControls({
+    store: deps.controlStore ?? createMemoryControlStore(),
+    refreshMs: config.controlsRefreshMs,
+    onError,
+  });
+  const limits = createRateLimits(deps.rateLimiter ?? createMemoryRateLimiter(), config.rate, {
+    onError,
+  });
+  const origins = createOriginPolicy(config.allowedOrigins);
+  const guard: Guard = createGuard({
+    controls,
+    limits,
+    hub,
+    auth,
+    maxConnectionsPerUser: config.limits.maxConnectionsPerUser,
+    detach: (connId) => sessions.detach(connId),
+    onError,
+    ...(directory
+      ? {
+        async lookup(id: string) {
+          const entry = await directory.get(id);
+          return entry && {
+            roles: entry.roles,
+            structures: entry.structures,
+            ...(entry.category ? { category: entry.category } : {}),
+          };
+        },
+      }
+      : {}),
+  });
 
   defineUserActors({
     registry,
@@ -85,25 +184,122 @@ export function createApp(deps: AppDeps): Relais {
     recorder,
     ackBaseMs: config.delivery.ackRetryBaseMs,
     idleMs: config.delivery.actorIdleMs,
+    pacing: {
+      lowWindowMs: config.pacing.lowWindowMs,
+      pushBudget: config.pacing.pushBudget,
+      budgetWindowMs: config.pacing.pushBudgetWindowMs,
+    },
+    onError,
+    onPresence: (user, status) => messaging?.presenceChanged(user, status),
+  });
+
+  // Messaging (issue 3): conversation actors, the single writers of their messages.
+  const messaging: Messaging | undefined = deps.conversations && createMessaging({
+    store: deps.conversations,
+    actors: defineConversationActors({
+      registry,
+      store: deps.conversations,
+      hub,
+      limits: {
+        maxMembers: config.messaging.maxMembers,
+        maxMessageLength: config.messaging.maxMessageLength,
+        typingMs: config.messaging.typingMs,
+        idleMs: config.delivery.actorIdleMs,
+        maxBatch: 32,
+      },
+      onError,
+    }),
+    presence: createPresence({ store: deps.conversations, registry, hub, onError }),
+    policy: config.messaging.policy,
+    maxMembers: config.messaging.maxMembers,
+    ...(directory
+      ? {
+        structuresOf: async (user: string) =>
+          (await directory.get(user))?.structures ?? await deps.conversations!.structuresOf(user),
+      }
+      : {}),
     onError,
   });
 
+  const unsubscribeTokens = createUnsubscribeTokens(config.mailer.secret);
+  const mailing = directory && preferences && mailQueue && mailTransport;
+  if (mailing) {
+    defineMailerActor({
+      registry,
+      mailer: createMailer({
+        queue: mailQueue,
+        store,
+        directory,
+        preferences,
+        transport: mailTransport,
+        tokens: unsubscribeTokens,
+        from: config.mail.from,
+        publicUrl: config.mailer.publicUrl,
+        ...(config.mailer.appUrl ? { appUrl: config.mailer.appUrl } : {}),
+        dailyDigestAt: config.mailer.dailyDigestAt,
+        retryBaseMs: config.mailer.retryBaseMs,
+        maxAttempts: config.mailer.maxAttempts,
+        onError,
+        // The `email` kill switch, judged on the directory entry.
+        emailAllowed: (person) =>
+          guard.emailEnabled({
+            id: person.id,
+            roles: person.roles,
+            structures: person.structures,
+            ...(person.category ? { category: person.category } : {}),
+          }),
+      }),
+      settings: {
+        batchSize: 50,
+        breakerThreshold: config.mailer.breakerThreshold,
+        breakerCooldownMs: config.mailer.breakerCooldownMs,
+        pollMs: 30_000,
+      },
+      onError,
+    });
+  }
+  const plans = preferences
+    ? createFanoutPlans({ preferences, graceMs: config.mailer.graceMs })
+    : undefined;
+
   const publisher = createPublisher({
     store,
-    audience: createUserAudienceResolver({ maxAudience: config.limits.maxAudience }),
+    audience: directory
+      ? createDirectoryAudienceResolver(directory, { maxAudience: config.limits.maxAudience })
+      : createUserAudienceResolver({ maxAudience: config.limits.maxAudience }),
     syncFanoutLimit: 1000,
     onError: (id, e) => onError(`Fan-out of event "${id}" failed`, e),
-    deliverLive(batch, json) {
+    ...(plans ? { plan: plans } : {}),
+    deliverLive(batch, json, envelope) {
       const acceptedAt = batch.event.acceptedAt;
-      for (const { user, item, pending } of batch.items) {
+      const { metadata, routing } = envelope;
+      const pace = isCritical(metadata)
+        ? "critical"
+        : metadata.priority === "LOW"
+        ? "low"
+        : "normal";
+      let quiet = false;
+      for (const { user, item, pending, replaces } of batch.items) {
+        // Recorded for order and email only: the user turned the in-app channel off.
+        if (item.quiet) {
+          quiet = true;
+          continue;
+        }
         const actor = registry.peek("user", user);
         if (!actor) continue;
+        const frame = replaces
+          ? encodeUpdateFrame(item.seq, json, replaces)
+          : encodeEventFrame(item.seq, json);
         actor.send(
           {
             type: "item.deliver",
-            live: { item, pending, frame: encodeEventFrame(item.seq, json), acceptedAt },
+            live: { item, pending, frame, acceptedAt, pace: item.ack ? "critical" : pace },
           } satisfies UserEvent,
         );
+      }
+      if (mailing && metadata.type === "NOTIFICATION" && routing.channels.includes("email")) {
+        const urgent = quiet || metadata.priority === "HIGH";
+        notifyMailer(registry, acceptedAt + (urgent ? 0 : config.mailer.graceMs));
       }
     },
   });
@@ -116,6 +312,8 @@ export function createApp(deps: AppDeps): Relais {
     recorder,
     resumeMaxItems: config.delivery.resumeMaxItems,
     recentWindowMs: config.delivery.recentWindowMs,
+    heartbeatMs: config.realtime.heartbeatMs,
+    ...(messaging ? { renderItem: messaging.renderItem } : {}),
   });
   const protocol = createWsProtocol({
     sessions,
@@ -123,14 +321,83 @@ export function createApp(deps: AppDeps): Relais {
     tickets,
     maxFrameBytes: config.limits.maxFrameBytes,
     helloTimeoutMs: 10_000,
+    heartbeatMs: config.realtime.heartbeatMs,
+    idleTimeoutMs: config.realtime.idleTimeoutMs,
     onError,
+    guard,
+    maxJsonDepth: config.limits.maxJsonDepth,
+    ...(messaging ? { messaging } : {}),
   });
+  const liveness = {
+    sessions,
+    heartbeatMs: config.realtime.heartbeatMs,
+    idleTimeoutMs: config.realtime.idleTimeoutMs,
+  };
+  const sseStreams = createSseStreams(liveness);
+  const polls = createPollSessions(liveness);
 
   const document = createOpenApiDocument({ title: "relais", version: "1" }, OPERATIONS);
 
   const app = new Hono<AppEnv>()
     .use(requestLog())
     .use(httpMetrics(metrics))
+    .use(secureHeaders({
+      // The API answers JSON; the pages relais serves embed nothing from elsewhere.
+      crossOriginResourcePolicy: "cross-origin",
+      crossOriginEmbedderPolicy: false,
+    }))
+    .use(cors({
+      origin: (origin) => origins.cors(origin),
+      allowHeaders: [
+        "Authorization",
+        "Content-Type",
+        "X-API-Key",
+        "X-Signed-Context",
+        "X-Context-Signature",
+        "X-Context-Kid",
+        "Last-Event-ID",
+      ],
+      allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+      exposeHeaders: ["Retry-After", "Idempotent-Replayed"],
+      maxAge: 600,
+    }))
+    // Failed authentications per IP: refused for a while once over the limit.
+    .use("/v1/*", async (c, next) => {
+      const ip = clientIp(c);
+      const credentials = c.req.header("Authorization") ?? c.req.header("X-API-Key") ??
+        c.req.header("X-Signed-Context") ?? c.req.query("ticket");
+      if (credentials !== undefined) await guard.beforeAuth(ip);
+      await next();
+      if (c.res.status === 401) await guard.authFailed(ip);
+    })
+    .use(guard.rememberUsers())
+    .use("/v1/sse", async (c, next) => {
+      origins.assert(c);
+      await guard.connectAttempt(clientIp(c));
+      await next();
+    })
+    .use("/v1/poll", (c, next) => {
+      origins.assert(c);
+      return next();
+    })
+    // Kill switches on the user's HTTP paths (the routes authenticate on their own).
+    .use("/v1/me/notifications", guard.userGate("notifications"))
+    .use("/v1/me/notifications/*", guard.userGate("notifications"))
+    .use("/v1/me/conversations", guard.userGate("messaging"))
+    .use(
+      "/v1/conversations",
+      guard.userGate("messaging", (c) => c.req.method === "POST" ? "conversations" : undefined),
+    )
+    .use(
+      "/v1/conversations/*",
+      guard.userGate(
+        "messaging",
+        (c) =>
+          c.req.method === "POST" && /^\/v1\/conversations\/[^/]+\/messages$/.test(c.req.path)
+            ? "messages"
+            : undefined,
+      ),
+    )
     .route("/", createHealthRoutes({ ready: () => store.ping(), metrics }))
     .route("/", createDocsRoutes(document))
     .route(
@@ -141,14 +408,109 @@ export function createApp(deps: AppDeps): Relais {
         store,
         metrics,
         maxBodyBytes: config.limits.maxBodyBytes,
+        guard,
+        limits,
+        maxJsonDepth: config.limits.maxJsonDepth,
       }),
     )
     .route("/", createMeRoutes({ auth, tickets, store, sessions }))
     .route(
       "/",
-      createRealtimeRoutes({ auth, tickets, protocol, upgradeWebSocket: deps.upgradeWebSocket }),
+      createRealtimeRoutes({
+        auth,
+        tickets,
+        protocol,
+        upgradeWebSocket: deps.upgradeWebSocket,
+        guard,
+        origins,
+      }),
     )
-    .route("/", createAdminRoutes({ keys, registry, store }));
+    .route("/", createSseRoutes({ auth, tickets, streams: sseStreams }))
+    .route(
+      "/",
+      createPollRoutes({
+        auth,
+        tickets,
+        polls,
+        sessions,
+        pollMaxTimeoutMs: config.realtime.pollMaxTimeoutMs,
+      }),
+    )
+    .route("/", createAdminRoutes({ keys, registry, store }))
+    .route(
+      "/",
+      createControlRoutes({ keys, controls, maxBodyBytes: config.limits.maxBodyBytes }),
+    );
+  if (directory && preferences) {
+    app.route(
+      "/",
+      createUserRoutes({
+        keys,
+        directory,
+        preferences,
+        store,
+        maxBodyBytes: config.limits.maxBodyBytes,
+        disconnect(user) {
+          for (const conn of hub.ofUser(user)) {
+            sessions.detach(conn.id);
+            try {
+              conn.outlet.close(4001, "User deleted");
+            } catch {
+              // Already closed.
+            }
+          }
+          registry.stop("user", user);
+        },
+      }),
+    );
+    app.route(
+      "/",
+      createPreferencesRoutes({ auth, preferences, maxBodyBytes: config.limits.maxBodyBytes }),
+    );
+  }
+  if (messaging) {
+    app.route(
+      "/",
+      createConversationRoutes({
+        auth,
+        keys,
+        messaging,
+        maxBodyBytes: config.limits.maxBodyBytes,
+      }),
+    );
+  }
+  if (preferences && mailQueue) {
+    app.route(
+      "/",
+      createMailRoutes({ keys, tokens: unsubscribeTokens, preferences, queue: mailQueue }),
+    );
+  }
+
+  // The SDK, the ops page and, in development, the demo page with its helpers.
+  app.route(
+    "/",
+    createPagesRoutes({
+      ...(config.env === "development" && config.auth.jwtSecret
+        ? {
+          demo: {
+            auth,
+            signToken: (user, ttlSeconds) =>
+              auth.signDevToken(user, { ttlSeconds, structures: ["demo"] }),
+            publish: async (envelope) => (await publisher.publish(envelope)).result,
+            ...(messaging
+              ? {
+                createConversation: async (members: [string, string]) =>
+                  (await messaging.create({ kind: "service", name: "demo" }, {
+                    kind: "direct",
+                    members,
+                  })).conversation,
+              }
+              : {}),
+          },
+        }
+        : {}),
+    }),
+  );
 
   app.notFound((c) =>
     c.json(errorBody(new AppError("not_found", `No route for ${c.req.method} ${c.req.path}`)), 404)
@@ -181,14 +543,29 @@ export function createApp(deps: AppDeps): Relais {
     sessions,
     hub,
     metrics,
+    controls,
+    guard,
     async start() {
+      await controls.start();
       const resumed = await publisher.resumeUnfinished();
       if (resumed > 0) log.info("Resumed unfinished fan-outs", { count: resumed });
+      if (mailing) await registry.get("mailer", MAILER_ID);
+      const conversations = await messaging?.start() ?? 0;
+      if (conversations > 0) log.info("Resumed conversation fan-outs", { count: conversations });
+    },
+    drain() {
+      sseStreams.closeAll();
+      polls.closeAll();
     },
     async close() {
+      sseStreams.closeAll();
+      polls.closeAll();
       registry.stopAll();
       await publisher.idle();
       await recorder.close();
+      mailTransport?.close();
+      controls.stop();
+      await limits.limiter.close();
     },
   };
 }

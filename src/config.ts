@@ -48,6 +48,31 @@ export interface Config {
   };
   mail: { smtpUrl?: string; from: string; outboxDir: string };
   redisUrl?: string;
+  /** The mailer: grace period, digests, retries and breaker, links in mails. */
+  mailer: {
+    /** A NOTIFICATION still unread this long after it was accepted is mailed. */
+    graceMs: number;
+    /** Local time ("HH:MM", user's time zone) of daily digests; hourly ones go at :00. */
+    dailyDigestAt: string;
+    retryBaseMs: number;
+    maxAttempts: number;
+    breakerThreshold: number;
+    breakerCooldownMs: number;
+    /** relais's public address, for `List-Unsubscribe` links; default from HOST and PORT. */
+    publicUrl: string;
+    /** The portfolio's address, for relative links in payloads. */
+    appUrl?: string;
+    /** Signs unsubscribe links; default the JWT secret (or a random one per process). */
+    secret: string;
+  };
+  /** How pushes are paced so a user is never flooded. */
+  pacing: {
+    lowWindowMs: number;
+    pushBudget: number;
+    pushBudgetWindowMs: number;
+  };
+  /** Refresh a user's directory roles and structures from their token's claims at connect. */
+  directoryFromClaims: boolean;
   delivery: {
     /** First redelivery delay of an unacked item; the envelope's backoff scales it. */
     ackRetryBaseMs: number;
@@ -63,7 +88,65 @@ export interface Config {
     maxPayloadBytes: number;
     maxAudience: number;
     maxBodyBytes: number;
+    /** Deepest nesting of arrays and objects accepted in a JSON body or frame. */
+    maxJsonDepth: number;
+    /** Live connections one user may hold at once (all transports). */
+    maxConnectionsPerUser: number;
+    /** Bytes a socket may have waiting to be sent before it is cut off with 4008. */
+    maxSocketBufferBytes: number;
   };
+  /** Rate limits; an absent rule means unlimited (`off`). */
+  rate: {
+    /** Which limiter adapter counts: `redis` by default when `REDIS_URL` is set, else `kv`. */
+    limiter: RateLimiterKind;
+    /** Prefix of the limiter's keys in Redis, so deployments can share one Redis. */
+    redisPrefix: string;
+    /** Messages (and typing frames) per user. */
+    messages?: RateRule;
+    /** New conversations per user. */
+    conversations?: RateRule;
+    /** Published events per service key. */
+    events?: RateRule;
+    /** Connection attempts (WebSocket, SSE, poll) per client IP. */
+    connects?: RateRule;
+    /** Failed authentications per client IP, after which the IP is refused for a while. */
+    authFailures?: RateRule;
+  };
+  /** Browser origins allowed by CORS and on WebSocket/SSE; `"*"` allows any. */
+  allowedOrigins: string[] | "*";
+  /** How often kill switches changed by another process are picked up. */
+  controlsRefreshMs: number;
+  realtime: {
+    /** Heartbeat interval; a connection silent for two intervals is dead. */
+    heartbeatMs: number;
+    /** A connection without client activity for this long is closed with 4009; 0 disables. */
+    idleTimeoutMs: number;
+    /** The longest a `GET /v1/poll` waits for something to send. */
+    pollMaxTimeoutMs: number;
+  };
+  /** User-to-user messaging. */
+  messaging: {
+    /** Who a user may start a conversation with: people sharing a structure, or anyone. */
+    policy: "same-structure" | "any";
+    /** Members of a conversation, at most. */
+    maxMembers: number;
+    /** Characters of a message, at most. */
+    maxMessageLength: number;
+    /** A member's typing is broadcast at most once per this interval. */
+    typingMs: number;
+  };
+}
+
+/** The rate limiter adapters. */
+export const RATE_LIMITER_KINDS = ["memory", "kv", "redis"] as const;
+
+/** A rate limiter adapter, as `RELAIS_RATE_LIMITER` names it. */
+export type RateLimiterKind = (typeof RATE_LIMITER_KINDS)[number];
+
+/** At most `limit` hits per `windowMs`, over a sliding window. */
+export interface RateRule {
+  limit: number;
+  windowMs: number;
 }
 
 /** A configuration problem; the message is one line naming the variable. */
@@ -165,6 +248,42 @@ function parseServiceKeys(raw: string | undefined): ServiceKey[] {
   });
 }
 
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Parses a rate rule such as `30/10s` (units ms, s, m, h; a bare number is seconds), or `off`. */
+export function parseRateRule(name: string, raw: string): RateRule | undefined {
+  const text = raw.trim().toLowerCase();
+  if (text === "off") return undefined;
+  const match = /^(\d{1,9})\s*\/\s*(\d{0,9})\s*(ms|s|m|h)?$/.exec(text);
+  const limit = match ? Number(match[1]) : 0;
+  const windowMs = match ? Number(match[2] || "1") * DURATION_UNITS[match[3] ?? "s"] : 0;
+  if (!match || limit < 1 || windowMs < 1 || windowMs > 86_400_000) {
+    throw new ConfigError(
+      `Invalid ${name}: expected "count/window" such as "30/10s" (ms, s, m or h, at most 24h) or "off"`,
+    );
+  }
+  return { limit, windowMs };
+}
+
+function parseOrigins(raw: string | undefined, mode: Config["env"]): string[] | "*" {
+  if (!raw) return mode === "development" ? "*" : [];
+  if (raw === "*") return "*";
+  return raw.split(",").map((s) => s.trim()).filter(Boolean).map((origin) => {
+    let url: URL | undefined;
+    try {
+      url = new URL(origin);
+    } catch { /* reported below */ }
+    if (!url || !["http:", "https:"].includes(url.protocol) || url.origin !== origin) {
+      throw new ConfigError(
+        `Invalid RELAIS_ALLOWED_ORIGINS: ${
+          JSON.stringify(origin.slice(0, 100))
+        } is not an origin such as "https://portfolio.example.org"`,
+      );
+    }
+    return url.origin;
+  });
+}
+
 /** Random URL-safe text for development secrets. */
 export function randomSecret(bytes = 24): string {
   const buf = crypto.getRandomValues(new Uint8Array(bytes));
@@ -249,6 +368,52 @@ export function loadConfig(env: Env): Config {
       outboxDir: optional(env, "RELAIS_OUTBOX_DIR") ?? "./data/outbox",
     },
     redisUrl,
+    mailer: {
+      graceMs: read(env, "RELAIS_MAIL_GRACE_MS", integer(0, 604_800_000), "600000"),
+      dailyDigestAt: read(
+        env,
+        "RELAIS_DIGEST_DAILY_AT",
+        v.pipe(v.string(), v.regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected "HH:MM"')),
+        "08:00",
+      ),
+      retryBaseMs: read(env, "RELAIS_MAIL_RETRY_BASE_MS", integer(10, 86_400_000), "30000"),
+      maxAttempts: read(env, "RELAIS_MAIL_MAX_ATTEMPTS", integer(1, 100), "8"),
+      breakerThreshold: read(env, "RELAIS_MAIL_BREAKER_THRESHOLD", integer(1, 1000), "3"),
+      breakerCooldownMs: read(
+        env,
+        "RELAIS_MAIL_BREAKER_COOLDOWN_MS",
+        integer(10, 86_400_000),
+        "60000",
+      ),
+      publicUrl: read(
+        env,
+        "RELAIS_PUBLIC_URL",
+        url(["https:", "http:"]),
+        `http://${optional(env, "HOST") ?? "127.0.0.1"}:${optional(env, "PORT") ?? "8787"}`,
+      ),
+      appUrl: optional(env, "RELAIS_APP_URL") &&
+        read(env, "RELAIS_APP_URL", url(["https:", "http:"]), ""),
+      secret: optional(env, "RELAIS_MAIL_SECRET") ?? jwtSecret ?? randomSecret(32),
+    },
+    pacing: {
+      lowWindowMs: read(env, "RELAIS_LOW_WINDOW_MS", integer(0, 600_000), "2000"),
+      pushBudget: read(env, "RELAIS_PUSH_BUDGET", integer(1, 100_000), "60"),
+      pushBudgetWindowMs: read(
+        env,
+        "RELAIS_PUSH_BUDGET_WINDOW_MS",
+        integer(100, 3_600_000),
+        "10000",
+      ),
+    },
+    directoryFromClaims: read(
+      env,
+      "RELAIS_DIRECTORY_FROM_CLAIMS",
+      v.pipe(
+        v.picklist(["true", "false", "1", "0"], 'expected "true" or "false"'),
+        v.transform((s) => s === "true" || s === "1"),
+      ),
+      "false",
+    ),
     delivery: {
       ackRetryBaseMs: read(env, "RELAIS_ACK_RETRY_BASE_MS", integer(10, 3_600_000), "5000"),
       recentWindowMs: read(env, "RELAIS_RECENT_WINDOW_MS", integer(1000, 86_400_000), "120000"),
@@ -260,6 +425,63 @@ export function loadConfig(env: Env): Config {
       maxPayloadBytes: 64 * 1024,
       maxAudience: read(env, "RELAIS_MAX_AUDIENCE", integer(1, 10_000_000), "100000"),
       maxBodyBytes: read(env, "RELAIS_MAX_BODY_BYTES", integer(1024, 67_108_864), "262144"),
+      maxJsonDepth: read(env, "RELAIS_MAX_JSON_DEPTH", integer(2, 1000), "32"),
+      maxConnectionsPerUser: read(env, "RELAIS_MAX_CONNECTIONS_PER_USER", integer(1, 10_000), "20"),
+      maxSocketBufferBytes: read(
+        env,
+        "RELAIS_MAX_SOCKET_BUFFER_BYTES",
+        integer(65_536, 1_073_741_824),
+        "4194304",
+      ),
+    },
+    rate: {
+      limiter: read(
+        env,
+        "RELAIS_RATE_LIMITER",
+        v.picklist(RATE_LIMITER_KINDS, 'expected "memory", "kv" or "redis"'),
+        redisUrl ? "redis" : "kv",
+      ),
+      redisPrefix: read(
+        env,
+        "RELAIS_REDIS_PREFIX",
+        v.pipe(v.string(), v.regex(/^[\w.:-]{1,100}$/, "expected letters, digits, . : _ or -")),
+        "relais",
+      ),
+      messages: parseRateRule(
+        "RELAIS_RATE_MESSAGES",
+        optional(env, "RELAIS_RATE_MESSAGES") ?? "60/10s",
+      ),
+      conversations: parseRateRule(
+        "RELAIS_RATE_CONVERSATIONS",
+        optional(env, "RELAIS_RATE_CONVERSATIONS") ?? "30/1h",
+      ),
+      events: parseRateRule("RELAIS_RATE_EVENTS", optional(env, "RELAIS_RATE_EVENTS") ?? "2000/1s"),
+      connects: parseRateRule(
+        "RELAIS_RATE_CONNECTS",
+        optional(env, "RELAIS_RATE_CONNECTS") ?? "300/10s",
+      ),
+      authFailures: parseRateRule(
+        "RELAIS_RATE_AUTH_FAILURES",
+        optional(env, "RELAIS_RATE_AUTH_FAILURES") ?? "30/1m",
+      ),
+    },
+    allowedOrigins: parseOrigins(optional(env, "RELAIS_ALLOWED_ORIGINS"), mode),
+    controlsRefreshMs: read(env, "RELAIS_CONTROLS_REFRESH_MS", integer(100, 3_600_000), "2000"),
+    realtime: {
+      heartbeatMs: read(env, "RELAIS_HEARTBEAT_MS", integer(50, 3_600_000), "25000"),
+      idleTimeoutMs: read(env, "RELAIS_IDLE_TIMEOUT_MS", integer(0, 604_800_000), "1800000"),
+      pollMaxTimeoutMs: read(env, "RELAIS_POLL_MAX_TIMEOUT_MS", integer(0, 600_000), "30000"),
+    },
+    messaging: {
+      policy: read(
+        env,
+        "RELAIS_CONVERSATION_POLICY",
+        v.picklist(["same-structure", "any"], 'expected "same-structure" or "any"'),
+        "same-structure",
+      ),
+      maxMembers: read(env, "RELAIS_MAX_CONVERSATION_MEMBERS", integer(2, 400), "100"),
+      maxMessageLength: read(env, "RELAIS_MAX_MESSAGE_LENGTH", integer(1, 20_000), "4000"),
+      typingMs: read(env, "RELAIS_TYPING_INTERVAL_MS", integer(100, 60_000), "2000"),
     },
   };
 }

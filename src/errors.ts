@@ -14,6 +14,14 @@ export const ERROR_STATUS = {
   forbidden: 403,
   feature_disabled: 403,
   not_found: 404,
+  /** Messaging: the caller is not a member of the conversation. */
+  not_member: 403,
+  /** Messaging: the other user blocked the caller. */
+  blocked: 403,
+  /** Messaging: the message is longer than the configured maximum. */
+  too_long: 400,
+  /** Messaging: the conversation has the configured maximum of members. */
+  conversation_full: 409,
   conflict: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,

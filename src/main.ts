@@ -7,6 +7,7 @@ import { createApp } from "./app.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { configureLogging, getLog } from "./log.ts";
 import { createKvStore } from "./store/kv_store.ts";
+import { createKvAdapters } from "./kv_adapters.ts";
 
 async function printDemo(config: Config, origin: string, sign: (sub: string) => Promise<string>) {
   const key = config.auth.serviceKeys[0];
@@ -64,7 +65,7 @@ async function main() {
   }
   const kv = await Deno.openKv(config.kvPath);
   const store = createKvStore(kv, { recentWindowMs: config.delivery.recentWindowMs });
-  const relais = createApp({ config, store, upgradeWebSocket });
+  const relais = createApp({ config, store, upgradeWebSocket, ...createKvAdapters(kv, config) });
   await relais.start();
 
   const server = Deno.serve({
@@ -88,7 +89,9 @@ async function main() {
     if (stopping) return;
     stopping = true;
     log.info("Shutting down");
-    await server.shutdown();
+    const stopped = server.shutdown();
+    relais.drain();
+    await stopped;
     await relais.close();
     store.close();
     Deno.exit(0);

@@ -30,3 +30,28 @@ export function parseOrThrow<S extends v.GenericSchema>(
     { details },
   );
 }
+
+/**
+ * How deeply arrays and objects nest in JSON text, counted without parsing and stopping
+ * as soon as `max` is exceeded (the result is then `max + 1`). Brackets inside strings
+ * do not count. Used to refuse deeply nested input before any recursive code sees it.
+ */
+export function jsonDepth(text: string, max = Infinity): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 0x5c) i++; // a backslash escapes the next character
+      else if (ch === 0x22) inString = false;
+    } else if (ch === 0x22) inString = true;
+    else if (ch === 0x7b || ch === 0x5b) {
+      if (++depth > deepest) {
+        deepest = depth;
+        if (deepest > max) return max + 1;
+      }
+    } else if (ch === 0x7d || ch === 0x5d) depth--;
+  }
+  return deepest;
+}

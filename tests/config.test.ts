@@ -69,3 +69,33 @@ Deno.test("config refuses production without real auth configuration", () => {
   });
   assert.equal(config.auth.generated, false);
 });
+
+Deno.test("config reads the mailer, pacing and directory settings, naming a bad one", () => {
+  const config = loadConfig({
+    RELAIS_MAIL_GRACE_MS: "1000",
+    RELAIS_DIGEST_DAILY_AT: "07:30",
+    RELAIS_PUBLIC_URL: "https://relais.example.org",
+    RELAIS_PUSH_BUDGET: "5",
+    RELAIS_DIRECTORY_FROM_CLAIMS: "true",
+  });
+  assert.equal(config.mailer.graceMs, 1000);
+  assert.equal(config.mailer.dailyDigestAt, "07:30");
+  assert.equal(config.mailer.publicUrl, "https://relais.example.org");
+  assert.equal(config.mailer.secret, config.auth.jwtSecret);
+  assert.equal(config.pacing.pushBudget, 5);
+  assert.equal(config.pacing.lowWindowMs, 2000);
+  assert.equal(config.directoryFromClaims, true);
+  for (
+    const [name, value] of [
+      ["RELAIS_DIGEST_DAILY_AT", "25:00"],
+      ["RELAIS_MAIL_MAX_ATTEMPTS", "0"],
+      ["RELAIS_APP_URL", "ftp://x"],
+      ["RELAIS_DIRECTORY_FROM_CLAIMS", "maybe"],
+    ]
+  ) {
+    assert.throws(
+      () => loadConfig({ [name]: value }),
+      (e) => e instanceof ConfigError && e.message.startsWith(`Invalid ${name}:`),
+    );
+  }
+});

@@ -5,7 +5,7 @@
 
 import type { AudienceResolver } from "../audience/audience.ts";
 import { type Envelope, toClientEnvelope } from "../schemas/envelope.ts";
-import type { FanoutBatch, PublishResult, Store } from "../store/store.ts";
+import type { FanoutBatch, FanoutPlanner, PublishResult, Store } from "../store/store.ts";
 
 /** The outcome of a publish. */
 export interface Published {
@@ -28,7 +28,12 @@ export interface PublisherDeps {
   store: Store;
   audience: AudienceResolver;
   /** Pushes a committed batch to the online targets; the envelope comes encoded once. */
-  deliverLive(batch: FanoutBatch, clientEnvelopeJson: string): void;
+  deliverLive(batch: FanoutBatch, clientEnvelopeJson: string, envelope: Envelope): void;
+  /**
+   * Per envelope, how each batch of targets gets it (preferences: in-app or not, mail
+   * or not); `undefined` for plain delivery.
+   */
+  plan?(envelope: Envelope): FanoutPlanner | undefined;
   /** Reports a background fan-out failure. */
   onError(id: string, error: unknown): void;
   /** Audiences up to this size are written before the publish answers. */
@@ -45,7 +50,12 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     const envelope = known ?? await deps.store.getEnvelope(id);
     if (!envelope) throw new Error(`Cannot fan out event "${id}": its body is missing`);
     const json = JSON.stringify(toClientEnvelope(envelope));
-    await deps.store.runFanout(id, (batch) => deps.deliverLive(batch, json));
+    const plan = deps.plan?.(envelope);
+    await deps.store.runFanout(
+      id,
+      (batch) => deps.deliverLive(batch, json, envelope),
+      plan ? { plan } : {},
+    );
   }
 
   function fanOut(id: string, envelope?: Envelope): Promise<void> {

@@ -7,14 +7,16 @@ import { createActor, fromPromise } from "xstate";
 import type { Registry } from "../../actors/registry.ts";
 import {
   backoffDelay,
+  type Pacing,
   type RedeliverInput,
   type RedeliverOutput,
   userMachine,
 } from "../../actors/user.machine.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Hub } from "../realtime/hub.ts";
-import { encodeEventFrame } from "../schemas/frames.ts";
+import { encodeBatchFrame, encodeEventFrame, encodeFrame } from "../schemas/frames.ts";
 import { toClientEnvelope } from "../schemas/envelope.ts";
+import type { PresenceStatus } from "../schemas/frames.ts";
 import type { PendingAck, Store } from "../store/store.ts";
 import type { DeliveryRecorder } from "./recorder.ts";
 
@@ -27,7 +29,11 @@ export interface UserActorDeps {
   recorder: DeliveryRecorder;
   ackBaseMs: number;
   idleMs: number;
+  /** LOW grouping and the per-user push budget; none when absent. */
+  pacing?: Pacing;
   onError(message: string, error: unknown): void;
+  /** Told when a user's presence changes (messaging pushes it to their contacts). */
+  onPresence?(userId: string, status: PresenceStatus): void;
 }
 
 /** Registers how user actors are spawned, with their effects provided. */
@@ -73,7 +79,33 @@ export function defineUserActors(deps: UserActorDeps): void {
         if (sent === 0) return;
         metrics.deliveries.inc(sent);
         metrics.latency.observe((Date.now() - live.acceptedAt) / 1000);
-        recorder.add(item.id, userId);
+        // Conversation items have no per-event delivery record to update.
+        if (!item.msg) recorder.add(item.id, userId);
+      },
+      sendBatch: (_, { userId, connections, items }) => {
+        const now = Date.now();
+        const live = items.filter(({ item }) => item.exp === undefined || item.exp > now);
+        if (live.length === 0 || connections.length === 0) return;
+        const frame = encodeBatchFrame(live.map((l) => l.frame));
+        const last = Math.max(...live.map((l) => l.item.seq));
+        let sent = 0;
+        for (const conn of connections) if (hub.sendItem(conn, last, frame)) sent++;
+        if (sent === 0) return;
+        metrics.deliveries.inc(sent * live.length);
+        for (const l of live) {
+          metrics.latency.observe((now - l.acceptedAt) / 1000);
+          recorder.add(l.item.id, userId);
+        }
+      },
+      sendSummary: (_, { connections, count, firstSeq, lastSeq }) => {
+        if (count === 0) return;
+        const frame = encodeFrame({
+          type: "summary",
+          count,
+          first_seq: firstSeq,
+          last_seq: lastSeq,
+        });
+        for (const conn of connections) hub.send(conn, frame);
       },
       passivate: (_, { userId }) => {
         // Stopping from inside the actor's own transition is deferred to the next turn.
@@ -86,6 +118,7 @@ export function defineUserActors(deps: UserActorDeps): void {
       },
       reportError: (_, { userId, error }) =>
         deps.onError(`Redelivery failed for user "${userId}"`, error),
+      announcePresence: (_, { userId, status }) => deps.onPresence?.(userId, status),
     },
     actors: {
       redeliver: fromPromise<RedeliverOutput, RedeliverInput>(({ input }) => redeliver(input)),
@@ -96,7 +129,13 @@ export function defineUserActors(deps: UserActorDeps): void {
     const pending = await store.listPending(userId);
     const actor = createActor(machine, {
       id: `user:${userId}`,
-      input: { userId, pending, ackBaseMs: deps.ackBaseMs, idleMs: deps.idleMs },
+      input: {
+        userId,
+        pending,
+        ackBaseMs: deps.ackBaseMs,
+        idleMs: deps.idleMs,
+        ...(deps.pacing ? { pacing: deps.pacing } : {}),
+      },
     });
     actor.start();
     return actor;

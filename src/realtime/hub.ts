@@ -8,8 +8,39 @@
 /** What a transport gives the hub to reach one client. */
 export interface Outlet {
   transport: "ws" | "sse" | "poll";
-  send(text: string): void;
+  /**
+   * Sends one encoded frame. `seq` is given when the frame is the user's stream position
+   * `seq`, sent in order (SSE writes it as `id:`, poll answers it as the next `after`).
+   */
+  send(text: string, seq?: number): void;
   close(code: number, reason: string): void;
+  /** The client showed activity through another channel (an HTTP action naming the session). */
+  activity?(): void;
+  /**
+   * Bytes accepted by `send` but not yet handed to the network (a WebSocket's
+   * `bufferedAmount`); a client that stops reading makes it grow.
+   */
+  bufferedAmount?(): number;
+}
+
+/** Options of {@linkcode createHub}. */
+export interface HubOptions {
+  /**
+   * A connection whose outlet has more than this many bytes waiting is cut off with 4008
+   * instead of being sent more: a client that stops reading never holds the server's
+   * memory hostage nor slows anyone else (default: unbounded).
+   */
+  maxBufferedBytes?: number;
+  /**
+   * Decides what reaches a connection: returns the frame to send (the same, or a
+   * rewritten one) or `undefined` to drop it (kill switches). Absent: everything passes.
+   */
+  filter?(conn: Connection, frame: string): string | undefined;
+  /**
+   * Called when a connection is cut off for a full buffer, to detach it everywhere
+   * (default: only the hub forgets it). The outlet is closed already.
+   */
+  onOverflow?(conn: Connection): void;
 }
 
 /** One live connection. */
@@ -28,25 +59,52 @@ export interface Hub {
   get(id: string): Connection | undefined;
   /** Sends a frame that belongs to the user's stream (held back during a replay). */
   sendItem(id: string, seq: number, frame: string): boolean;
-  /** Sends a frame outside the stream order (pong, errors, redeliveries). */
-  send(id: string, frame: string): boolean;
+  /**
+   * Sends a frame outside the live stream order (pong, errors, redeliveries); `seq` marks
+   * a frame that is the stream's next position (replay).
+   */
+  send(id: string, frame: string, seq?: number): boolean;
   /** Ends a replay: sends the held items newer than `replayedUpTo`. */
   release(id: string, replayedUpTo: number): void;
   /** Connections of a user. */
   ofUser(user: string): Connection[];
+  /** Every live connection. */
+  all(): Connection[];
   size(): number;
 }
 
 /** Creates an empty hub. */
-export function createHub(): Hub {
+export function createHub(options: HubOptions = {}): Hub {
   const connections = new Map<string, Connection>();
   const byUser = new Map<string, Set<string>>();
+  const maxBuffered = options.maxBufferedBytes ?? Infinity;
 
-  function send(id: string, frame: string) {
+  function remove(id: string) {
+    const conn = connections.get(id);
+    if (!conn) return;
+    connections.delete(id);
+    const set = byUser.get(conn.user);
+    set?.delete(id);
+    if (set?.size === 0) byUser.delete(conn.user);
+  }
+
+  function send(id: string, text: string, seq?: number) {
     const conn = connections.get(id);
     if (!conn) return false;
+    const frame = options.filter ? options.filter(conn, text) : text;
+    if (frame === undefined) return false;
+    if ((conn.outlet.bufferedAmount?.() ?? 0) > maxBuffered) {
+      // The client stopped reading: cut it off rather than queue without bound. It
+      // resumes from its last seq when it reconnects, and is told what it missed.
+      try {
+        conn.outlet.close(4008, "Too slow: outgoing buffer full");
+      } catch { /* already closing */ }
+      if (options.onOverflow) options.onOverflow(conn);
+      else remove(id);
+      return false;
+    }
     try {
-      conn.outlet.send(frame);
+      conn.outlet.send(frame, seq);
       return true;
     } catch {
       return false;
@@ -62,14 +120,7 @@ export function createHub(): Hub {
       set.add(id);
       return conn;
     },
-    remove(id) {
-      const conn = connections.get(id);
-      if (!conn) return;
-      connections.delete(id);
-      const set = byUser.get(conn.user);
-      set?.delete(id);
-      if (set?.size === 0) byUser.delete(conn.user);
-    },
+    remove,
     get: (id) => connections.get(id),
     sendItem(id, seq, frame) {
       const conn = connections.get(id);
@@ -78,7 +129,7 @@ export function createHub(): Hub {
         conn.held.push([seq, frame]);
         return true;
       }
-      return send(id, frame);
+      return send(id, frame, seq);
     },
     send,
     release(id, replayedUpTo) {
@@ -90,10 +141,11 @@ export function createHub(): Hub {
       for (const [seq, frame] of held) {
         if (seq <= last) continue;
         last = seq;
-        send(id, frame);
+        send(id, frame, seq);
       }
     },
     ofUser: (user) => [...(byUser.get(user) ?? [])].map((id) => connections.get(id)!),
+    all: () => [...connections.values()],
     size: () => connections.size,
   };
 }

@@ -12,7 +12,7 @@ import type { DeliveryRecorder } from "../delivery/recorder.ts";
 import type { Metrics } from "../metrics.ts";
 import { toClientEnvelope } from "../schemas/envelope.ts";
 import { encodeEventFrame, encodeFrame } from "../schemas/frames.ts";
-import type { Store } from "../store/store.ts";
+import type { Store, StreamItem } from "../store/store.ts";
 import type { Hub, Outlet } from "./hub.ts";
 
 /** Dependencies of {@linkcode createSessions}. */
@@ -24,6 +24,10 @@ export interface SessionDeps {
   recorder: DeliveryRecorder;
   resumeMaxItems: number;
   recentWindowMs: number;
+  /** Told to clients in `welcome.heartbeat_ms` so they can spot a dead connection. */
+  heartbeatMs?: number;
+  /** Renders the `msg` frame of a conversation item (`item.msg`) for a replay. */
+  renderItem?(item: StreamItem): Promise<string | undefined>;
 }
 
 /** A connection attached to a user. */
@@ -49,6 +53,11 @@ export interface Sessions {
   ack(user: string, id: string): Promise<boolean>;
   /** Marks an inbox item read; false if the user has no such item. */
   read(user: string, id: string): Promise<boolean>;
+  /**
+   * Sets the presence status of one connection of the user (`session`), or of all of
+   * them; `online` counts as activity. False if `session` is not one of the user's.
+   */
+  presence(user: string, session: string | undefined, status: "online" | "away"): boolean;
 }
 
 /** Creates the sessions service. */
@@ -96,11 +105,19 @@ export function createSessions(deps: SessionDeps): Sessions {
             session: connId,
             seq: read.last,
             recovered: after !== undefined && read.complete,
+            ...(deps.heartbeatMs ? { heartbeat_ms: deps.heartbeatMs } : {}),
           }),
+          // The stream position the client is at: where a resumed stream picks up.
+          after ?? read.last,
         );
         for (const item of read.items) {
+          if (item.msg) {
+            const frame = await deps.renderItem?.(item);
+            if (frame) hub.send(connId, frame, item.seq);
+            continue;
+          }
           const frame = await frameFor(item.id, item.seq);
-          if (frame && hub.send(connId, frame)) recorder.add(item.id, user);
+          if (frame && hub.send(connId, frame, item.seq)) recorder.add(item.id, user);
         }
         // Unacked items the client had before (`after` covers newer ones) are sent again.
         const covered = after ?? read.last;
@@ -127,5 +144,16 @@ export function createSessions(deps: SessionDeps): Sessions {
       return ok;
     },
     read: (user, id) => store.markRead(user, id, Date.now()),
+    presence(user, session, status) {
+      const conns = session === undefined
+        ? hub.ofUser(user)
+        : [hub.get(session)].filter((c) => c?.user === user);
+      if (session !== undefined && conns.length === 0) return false;
+      for (const conn of conns) {
+        notify(user, { type: "conn.status", connId: conn!.id, status });
+        if (status === "online") conn!.outlet.activity?.();
+      }
+      return true;
+    },
   };
 }

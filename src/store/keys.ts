@@ -50,3 +50,108 @@ export const deadLetterPrefix = () => ["dead_letter"] as const;
 
 /** A single-use connect ticket, by the hash of the ticket. */
 export const ticketKey = (hash: string) => ["ticket", hash] as const;
+
+// --- Directory, preferences, collapse keys and mail (issue 4) ---
+
+/** Dimensions of the directory that have an index (`ALL` indexes every user). */
+export type DirectoryDimension = "ALL" | "GROUP" | "ROLE" | "STRUCTURE" | "FORMATION" | "CATEGORY";
+
+/** A user's directory entry. */
+export const directoryUserKey = (user: string) => ["dir_user", user] as const;
+/** Membership of a user in one value of a dimension (`ALL` uses the value `""`). */
+export const directoryMemberKey = (dim: DirectoryDimension, value: string, user: string) =>
+  ["dir_member", dim, value, user] as const;
+/** Every member of one value of a dimension. */
+export const directoryMemberPrefix = (dim: DirectoryDimension, value: string) =>
+  ["dir_member", dim, value] as const;
+
+/** Every event id of a user's stream, with its seq. */
+export const byIdPrefix = (user: string) => ["by_id", user] as const;
+
+/** A user's notification preferences. */
+export const preferencesKey = (user: string) => ["prefs", user] as const;
+
+/** The seq of a user's latest item carrying a collapse key. */
+export const collapseKey = (user: string, key: string) => ["collapse", user, key] as const;
+/** Every collapse key of a user. */
+export const collapsePrefix = (user: string) => ["collapse", user] as const;
+
+/** A mail task (one notification to decide on, or one digest), ordered by due time. */
+export const mailTaskKey = (dueAt: number, taskId: string) => ["mail_task", dueAt, taskId] as const;
+/** Every mail task. */
+export const mailTaskPrefix = () => ["mail_task"] as const;
+/** An item waiting in a user's digest of one period. */
+export const mailDigestItemKey = (user: string, period: string, eventId: string) =>
+  ["mail_digest", user, period, eventId] as const;
+/** The items of a user's digest of one period. */
+export const mailDigestItemPrefix = (user: string, period: string) =>
+  ["mail_digest", user, period] as const;
+/** Every digest item of a user. */
+export const mailDigestUserPrefix = (user: string) => ["mail_digest", user] as const;
+/** When a user's digest of one period is due (so one task exists per user and period). */
+export const mailDigestDueKey = (user: string, period: string) =>
+  ["mail_digest_due", user, period] as const;
+/** Every digest schedule of a user. */
+export const mailDigestDuePrefix = (user: string) => ["mail_digest_due", user] as const;
+/** A mail given up after its attempts, ordered by time. */
+export const mailDeadKey = (at: number, taskId: string) => ["mail_dead", at, taskId] as const;
+/** Every mail dead letter. */
+export const mailDeadPrefix = () => ["mail_dead"] as const;
+
+// ---- Controls and rate limits (issue 5) ----
+
+/** A kill switch, by its id (the scope it applies to, e.g. `structure:univ-x`). */
+export const controlKey = (id: string) => ["control", id] as const;
+/** Every kill switch. */
+export const controlPrefix = () => ["control"] as const;
+/** Bumped on every kill switch change, so other processes notice and reload. */
+export const controlsVersionKey = () => ["controls_version"] as const;
+/** An entry of the kill switch audit log, ordered by time. */
+export const controlAuditKey = (at: number, entryId: string) =>
+  ["control_audit", at, entryId] as const;
+/** The whole kill switch audit log. */
+export const controlAuditPrefix = () => ["control_audit"] as const;
+/** The hits of one rate limit key in one window of its rule. */
+export const rateWindowKey = (key: string, windowMs: number, window: number) =>
+  ["rate", key, windowMs, window] as const;
+
+// ---- Messaging: conversations, messages, blocks (issue 3) ----
+
+/** A conversation's slowly changing part (kind, title, context, member ids). */
+export const conversationKey = (id: string) => ["conv", id] as const;
+/** A conversation's last message; every commit of its actor checks and rewrites it. */
+export const conversationHeadKey = (id: string) => ["conv_head", id] as const;
+/** One member's state (role, read position, mute) in a conversation. */
+export const conversationMemberKey = (id: string, user: string) =>
+  ["conv_member", id, user] as const;
+/** Every member of a conversation. */
+export const conversationMemberPrefix = (id: string) => ["conv_member", id] as const;
+/** A member's unread count in a conversation (a `Deno.KvU64`). */
+export const conversationUnreadKey = (id: string, user: string) =>
+  ["conv_unread", id, user] as const;
+/** A conversation's unfinished fan-out job. */
+export const conversationJobKey = (id: string) => ["conv_job", id] as const;
+/** Every unfinished conversation fan-out job. */
+export const conversationJobPrefix = () => ["conv_job"] as const;
+/** A message of a conversation, by seq. */
+export const messageKey = (id: string, seq: number) => ["msg", id, seq] as const;
+/** Every message of a conversation. */
+export const messagePrefix = (id: string) => ["msg", id] as const;
+/** The seq of the message a user sent with a `client_id` (resends store nothing new). */
+export const messageClientKey = (id: string, user: string, clientId: string) =>
+  ["msg_client", id, user, clientId] as const;
+/** A conversation in the list of one of its members. */
+export const userConversationKey = (user: string, id: string) => ["user_conv", user, id] as const;
+/** Every conversation of a user. */
+export const userConversationPrefix = (user: string) => ["user_conv", user] as const;
+/** `blocker` blocked `blocked`. */
+export const blockKey = (blocker: string, blocked: string) => ["block", blocker, blocked] as const;
+/** Everyone a user blocked. */
+export const blockPrefix = (blocker: string) => ["block", blocker] as const;
+/** The reverse of {@linkcode blockKey}: `blocked` was blocked by `blocker`. */
+export const blockedByKey = (blocked: string, blocker: string) =>
+  ["blocked_by", blocked, blocker] as const;
+/** Everyone who blocked a user. */
+export const blockedByPrefix = (blocked: string) => ["blocked_by", blocked] as const;
+/** The structures a user's credentials last carried (for the same-structure policy). */
+export const userStructuresKey = (user: string) => ["user_structures", user] as const;

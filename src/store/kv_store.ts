@@ -10,21 +10,30 @@ import { isDurable, needsAck } from "../schemas/envelope.ts";
 import * as keys from "./keys.ts";
 import type {
   DeadLetter,
+  Erased,
   EventRecord,
   EventStatus,
   FanoutBatch,
+  FanoutPlanner,
   InboxPage,
+  MailTask,
   PendingAck,
   PublishResult,
   Store,
   StreamItem,
   StreamRead,
+  TargetPlan,
   TargetRecord,
 } from "./store.ts";
 import type { TicketRecord } from "./ticket_store.ts";
 
 /** Users written per fan-out commit: one check per user, under KV's 100 checks. */
 const FANOUT_BATCH = 90;
+/**
+ * Users per commit when items may replace older ones or queue mail: each user then
+ * writes up to ten keys, and a commit holds at most 80 KiB of keys.
+ */
+const FANOUT_BATCH_WIDE = 40;
 /** Characters per body chunk: UTF-16 strings stay under KV's 64 KiB values. */
 const BODY_CHUNK_CHARS = 30_000;
 /** Characters of user ids per job target chunk. */
@@ -75,7 +84,15 @@ function chunkByChars(ids: string[], budget: number): string[][] {
 }
 
 const isInboxItem = (item: StreamItem) =>
-  item.type === "NOTIFICATION" || (item.type === "SYSTEM" && item.durable);
+  (item.type === "NOTIFICATION" || (item.type === "SYSTEM" && item.durable)) && !item.quiet &&
+  item.replacedBy === undefined;
+/** Items kept in the stream for order only: never replayed nor listed. */
+const isHidden = (item: StreamItem) => item.quiet === true || item.replacedBy !== undefined;
+
+interface CollapseMark {
+  seq: number;
+  id: string;
+}
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -143,6 +160,7 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
       chunks: bodyChunks.length,
       result,
       fanningOut: targets.length > 0,
+      ...(envelope.metadata.collapse_key ? { collapseKey: envelope.metadata.collapse_key } : {}),
     };
     // Target chunks go first, in their own commits: they may be larger than one atomic
     // operation holds, and without the event record below they are never read.
@@ -163,9 +181,47 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
     return { created: true, event };
   }
 
-  async function runFanout(id: string, onBatch: (batch: FanoutBatch) => void) {
+  /** Per user, the unread, unexpired item that carries `collapseKey`, if any. */
+  async function olderUnread(
+    users: string[],
+    collapseKey: string,
+    plans: TargetPlan[] | undefined,
+  ): Promise<(StreamItem | undefined)[]> {
+    const marks = await getMany<CollapseMark>(
+      kv,
+      users.map((u) => keys.collapseKey(u, collapseKey)),
+    );
+    const now = Date.now();
+    const candidates = users.map((user, i) =>
+      marks[i].value && !plans?.[i]?.quiet ? { user, seq: marks[i].value!.seq } : undefined
+    );
+    const present = candidates.filter((c) => c !== undefined);
+    const [unread, items] = await Promise.all([
+      getMany<UnreadMark>(kv, present.map((c) => keys.unreadKey(c.user, c.seq))),
+      getMany<StreamItem>(kv, present.map((c) => keys.streamKey(c.user, c.seq))),
+    ]);
+    let j = 0;
+    return candidates.map((c) => {
+      if (!c) return undefined;
+      const k = j++;
+      const item = items[k].value;
+      if (!unread[k].value || !item || item.readAt !== undefined) return undefined;
+      if (item.exp !== undefined && item.exp <= now) return undefined;
+      return item;
+    });
+  }
+
+  async function runFanout(
+    id: string,
+    onBatch: (batch: FanoutBatch) => void,
+    fanoutOptions: { plan?: FanoutPlanner } = {},
+  ) {
     const event = (await kv.get<EventRecord>(keys.eventKey(id))).value;
     if (!event) return;
+    const collapsing = event.collapseKey !== undefined && event.durable &&
+      (event.type === "NOTIFICATION" || event.type === "SYSTEM");
+    const batchSize = collapsing || fanoutOptions.plan ? FANOUT_BATCH_WIDE : FANOUT_BATCH;
+    let planned: { at: string; plans: TargetPlan[] } | undefined;
     let targets: { index: number; ids: string[] } | undefined;
     let retries = 0;
     while (true) {
@@ -177,13 +233,23 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
         if (!ids) throw new Error(`Fan-out of event "${id}" lost target chunk ${job.chunk}`);
         targets = { index: job.chunk, ids };
       }
-      const users = targets.ids.slice(job.offset, job.offset + FANOUT_BATCH);
+      const users = targets.ids.slice(job.offset, job.offset + batchSize);
+      const at = `${job.chunk}:${job.offset}`;
+      if (fanoutOptions.plan && planned?.at !== at) {
+        planned = { at, plans: await fanoutOptions.plan(users, event) };
+      }
+      const plans = planned?.at === at ? planned.plans : undefined;
       const seqs = await getMany<number>(kv, users.map((u) => keys.seqKey(u)));
+      // The older unread item each user has under the same collapse key, if any.
+      const previous = collapsing ? await olderUnread(users, event.collapseKey!, plans) : undefined;
       const now = Date.now();
       const op = kv.atomic().check(jobEntry);
       const items: FanoutBatch["items"] = [];
       users.forEach((user, i) => {
         const seq = (seqs[i].value ?? 0) + 1;
+        const plan = plans?.[i];
+        // An item that needs an ack is shown whatever the preferences say.
+        const quiet = plan?.quiet === true && !event.ackRequired;
         op.check(seqs[i]).set(keys.seqKey(user), seq);
         const item: StreamItem = {
           seq,
@@ -193,13 +259,17 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
           ack: event.ackRequired,
           at: now,
           ...(event.expiresAt ? { exp: event.expiresAt } : {}),
+          ...(quiet ? { quiet: true } : {}),
         };
         op.set(
           keys.streamKey(user, seq),
           item,
           event.durable ? undefined : { expireIn: options.recentWindowMs + 60_000 },
         );
-        op.set(keys.targetKey(id, user), { seq, state: "pending", at: now } satisfies TargetRecord);
+        op.set(
+          keys.targetKey(id, user),
+          { seq, state: quiet ? "muted" : "pending", at: now } satisfies TargetRecord,
+        );
         if (event.durable) op.set(keys.byIdKey(user, id), seq);
         const pending: PendingAck | undefined = event.ackRequired
           ? {
@@ -218,7 +288,29 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
             (event.expiresAt ? { exp: event.expiresAt } : {}) satisfies UnreadMark,
           );
         }
-        items.push({ user, item, ...(pending ? { pending } : {}) });
+        let replaces: { id: string; seq: number } | undefined;
+        if (collapsing && !quiet) {
+          const old = previous![i];
+          if (old) {
+            op.delete(keys.unreadKey(user, old.seq));
+            op.set(keys.streamKey(user, old.seq), { ...old, replacedBy: id });
+            replaces = { id: old.id, seq: old.seq };
+          }
+          op.set(keys.collapseKey(user, event.collapseKey!), { seq, id } satisfies CollapseMark);
+        }
+        if (plan?.mailAt !== undefined) {
+          const taskId = `${id}:${user}`;
+          op.set(
+            keys.mailTaskKey(plan.mailAt, taskId),
+            { kind: "item", id: taskId, user, event: id, seq, attempts: 0 } satisfies MailTask,
+          );
+        }
+        items.push({
+          user,
+          item,
+          ...(pending ? { pending } : {}),
+          ...(replaces ? { replaces } : {}),
+        });
       });
       let next = { ...job, offset: job.offset + users.length };
       if (next.offset >= targets.ids.length) next = { ...next, chunk: job.chunk + 1, offset: 0 };
@@ -305,6 +397,7 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
       if (item.seq !== expected) complete = false;
       expected = item.seq + 1;
       if (item.exp !== undefined && item.exp <= opts.now) continue;
+      if (isHidden(item)) continue;
       if (!item.durable && item.at + opts.windowMs < opts.now) {
         complete = false;
         continue;
@@ -539,6 +632,48 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
     return true;
   }
 
+  async function findItem(user: string, id: string): Promise<StreamItem | undefined> {
+    const seq = (await kv.get<number>(keys.byIdKey(user, id))).value;
+    if (seq === null) return undefined;
+    return (await kv.get<StreamItem>(keys.streamKey(user, seq))).value ?? undefined;
+  }
+
+  /** Deletes keys in commits of a few hundred (KV takes at most 1000 mutations each). */
+  async function deleteAll(list: Deno.KvKey[]) {
+    for (const part of chunk(list, 200)) {
+      const op = kv.atomic();
+      for (const key of part) op.delete(key);
+      const res = await op.commit();
+      if (!res.ok) throw new Error("Cannot erase keys");
+    }
+  }
+
+  async function keysOf(prefix: Deno.KvKey): Promise<Deno.KvKey[]> {
+    const out: Deno.KvKey[] = [];
+    for await (const e of kv.list({ prefix }, { batchSize: 500 })) out.push(e.key);
+    return out;
+  }
+
+  async function eraseUser(user: string): Promise<Erased> {
+    const stream: Deno.KvKey[] = [];
+    const targets: Deno.KvKey[] = [];
+    for await (const e of kv.list<StreamItem>({ prefix: keys.streamPrefix(user) })) {
+      stream.push(e.key);
+      targets.push(keys.targetKey(e.value.id, user));
+    }
+    const pending = await keysOf(keys.pendingPrefix(user));
+    const rest = [
+      ...await keysOf(keys.byIdPrefix(user)),
+      ...await keysOf(keys.unreadPrefix(user)),
+      ...await keysOf(keys.collapsePrefix(user)),
+      ...await keysOf(keys.mailDigestUserPrefix(user)),
+      ...await keysOf(keys.mailDigestDuePrefix(user)),
+    ];
+    // The seq goes last: until it is gone, a publish racing the erasure still checks it.
+    await deleteAll([...pending, ...targets, ...rest, ...stream, keys.seqKey(user)]);
+    return { streamItems: stream.length, pendingAcks: pending.length };
+  }
+
   return {
     createEvent,
     runFanout,
@@ -560,6 +695,8 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
     markAllRead,
     putTicket,
     takeTicket,
+    findItem,
+    eraseUser,
     ping,
     close: () => kv.close(),
   };

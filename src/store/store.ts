@@ -34,6 +34,8 @@ export interface EventRecord {
   result: PublishResult;
   /** True until every target's stream entry is written. */
   fanningOut: boolean;
+  /** The envelope's `collapse_key`: a newer unread item with it replaces the older one. */
+  collapseKey?: string;
 }
 
 /** An item of a user's ordered stream. */
@@ -50,6 +52,15 @@ export interface StreamItem {
   exp?: number;
   /** When the user read it, epoch ms. */
   readAt?: number;
+  /** Kept for order and email only: the user's preferences turned the in-app channel off. */
+  quiet?: boolean;
+  /** The id of the newer item (same collapse key) that replaced this unread one. */
+  replacedBy?: string;
+  /**
+   * A MESSAGE item of a conversation: conversation id, message seq and the change it
+   * carries. It is sent as a `msg` frame rendered from the message as stored.
+   */
+  msg?: { c: string; s: number; op: "new" | "edit" | "delete" };
 }
 
 /** Backoff shapes for redelivery. */
@@ -69,7 +80,7 @@ export interface PendingAck {
 }
 
 /** Delivery state of one event for one target. */
-export type TargetState = "pending" | "delivered" | "acked" | "failed";
+export type TargetState = "pending" | "delivered" | "acked" | "failed" | "muted";
 
 /** A target's delivery record. */
 export interface TargetRecord {
@@ -127,7 +138,41 @@ export interface InboxPage {
 export interface FanoutBatch {
   event: EventRecord;
   /** Each item written, with its pending ack when the event needs one. */
-  items: { user: string; item: StreamItem; pending?: PendingAck }[];
+  items: {
+    user: string;
+    item: StreamItem;
+    pending?: PendingAck;
+    /** The older unread item (same collapse key) this one replaced. */
+    replaces?: { id: string; seq: number };
+  }[];
+}
+
+/** What the preferences decide for one target of a fan-out. */
+export interface TargetPlan {
+  /** Record the item without showing it in-app (no unread mark, no live push). */
+  quiet: boolean;
+  /** When to decide on an email for it, epoch ms; absent: no email. */
+  mailAt?: number;
+}
+
+/** Decides, per batch of targets, how each one gets the event (same order as `users`). */
+export type FanoutPlanner = (users: string[], event: EventRecord) => Promise<TargetPlan[]>;
+
+/** A mail task, queued atomically with the stream items it is about. */
+export type MailTask =
+  | { kind: "item"; id: string; user: string; event: string; seq: number; attempts: number }
+  | {
+    kind: "digest";
+    id: string;
+    user: string;
+    period: "hourly" | "daily";
+    attempts: number;
+  };
+
+/** What {@linkcode Store.eraseUser} removed. */
+export interface Erased {
+  streamItems: number;
+  pendingAcks: number;
 }
 
 /** Everything the delivery path needs from durable storage. */
@@ -146,7 +191,11 @@ export interface Store extends TicketStore {
    * atomically with the job's progress; calls `onBatch` after each commit.
    * Safe to call again after a crash: finished batches are not written twice.
    */
-  runFanout(id: string, onBatch: (batch: FanoutBatch) => void): Promise<void>;
+  runFanout(
+    id: string,
+    onBatch: (batch: FanoutBatch) => void,
+    options?: { plan?: FanoutPlanner },
+  ): Promise<void>;
   /** Ids of the events whose fan-out is unfinished. */
   unfinishedFanouts(): Promise<string[]>;
   getEvent(id: string): Promise<EventRecord | undefined>;
@@ -179,6 +228,14 @@ export interface Store extends TicketStore {
   /** Marks an inbox item read; false if the user had no such item. */
   markRead(user: string, id: string, now: number): Promise<boolean>;
   markAllRead(user: string, now: number): Promise<number>;
+
+  /** The item of an event in a user's stream, if it is still there. */
+  findItem(user: string, id: string): Promise<StreamItem | undefined>;
+  /**
+   * Erases what relais holds about a user's deliveries: stream, inbox, pending acks,
+   * collapse keys, delivery records and queued digest items.
+   */
+  eraseUser(user: string): Promise<Erased>;
 
   /** Whether the store answers. */
   ping(): Promise<boolean>;

@@ -5,6 +5,7 @@ import { createApp, type Relais } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import type { Envelope } from "../../src/schemas/envelope.ts";
 import { createKvStore } from "../../src/store/kv_store.ts";
+import { createKvAdapters } from "../../src/kv_adapters.ts";
 import { connect, type TestClient } from "./ws_client.ts";
 
 /** The service key every test server accepts (all scopes). */
@@ -23,6 +24,8 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     RELAIS_SERVICE_KEYS:
       `test:${SERVICE_KEY}:events:publish+directory:write+conversations:write+admin,pub:${PUBLISH_KEY}:events:publish`,
     RELAIS_LOG_LEVEL: "error",
+    // With a shared REDIS_URL (CI), each server counts its rate limits apart.
+    RELAIS_REDIS_PREFIX: `test-${crypto.randomUUID()}`,
     ...overrides,
   };
 }
@@ -56,7 +59,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
   const config = loadConfig(testEnv(env));
   const kv = await Deno.openKv(config.kvPath);
   const store = createKvStore(kv, { recentWindowMs: config.delivery.recentWindowMs });
-  const relais = createApp({ config, store, upgradeWebSocket });
+  const relais = createApp({ config, store, upgradeWebSocket, ...createKvAdapters(kv, config) });
   await relais.start();
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
@@ -102,7 +105,9 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
     },
     async close() {
       await Promise.all(clients.map((c) => c.close()));
-      await server.shutdown();
+      const stopped = server.shutdown();
+      relais.drain();
+      await stopped;
       await relais.close();
       kv.close();
     },

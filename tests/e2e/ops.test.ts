@@ -14,7 +14,12 @@ Deno.test("admin actors lists live user actors and shows one snapshot with its t
     assert.equal(list.status, 200);
     const actors = list.body.actors as { id: string; kind: string; state: unknown }[];
     assert.deepEqual(actors.map((a) => [a.kind, a.id]), [["user", "camille"]]);
-    assert.deepEqual(actors[0].state, { presence: "online", delivery: "waiting" });
+    assert.deepEqual(actors[0].state, {
+      presence: "online",
+      delivery: "waiting",
+      grouping: "empty",
+      budget: "counting",
+    });
 
     const one = await server.request("/v1/admin/actors/user/camille", { apiKey: SERVICE_KEY });
     assert.equal(one.status, 200);

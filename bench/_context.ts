@@ -1,0 +1,323 @@
+/**
+ * What every scenario uses: the servers under test (started fresh, each in its own
+ * process), the pool of load generators, the publisher, and progress output.
+ */
+
+import { type Child, readRss, spawnChild, spawnWorker, waitForLine } from "./_procs.ts";
+import type { WorkerClient } from "./_rpc.ts";
+import { split } from "./_stats.ts";
+
+/** The three servers compared. */
+export type Peer = "relais" | "bare" | "socketio";
+
+/** A server under test. */
+export interface Server {
+  peer: Peer;
+  /** `http://127.0.0.1:PORT`. */
+  origin: string;
+  /** What the load generators connect to for this peer. */
+  connectUrl: string;
+  child: Child;
+  rss(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** Sizes and durations of one profile (`--quick` or the full run). */
+export interface Profile {
+  quick: boolean;
+  runs: number;
+  loadgens: number;
+  idleSizes: number[];
+  fanoutSizes: number[];
+  fanoutReps: number;
+  latencyUsers: number;
+  latencyRates: number[];
+  latencyMs: number;
+  audienceUsers: number;
+  chatConversations: number;
+  chatMembers: number;
+  chatMs: number;
+  stormUsers: number;
+  stormMissed: number;
+  budgetMs: number;
+}
+
+/** The shared state of a bench run. */
+export interface Context {
+  root: URL;
+  rootPath: string;
+  tmp: string;
+  profile: Profile;
+  jwtSecret: string;
+  serviceKey: string;
+  loadgens: WorkerClient[];
+  publisher: WorkerClient;
+  log(message: string): void;
+  /** Milliseconds left before the harness's own deadline. */
+  left(): number;
+  startServer(peer: Peer, env?: Record<string, string>): Promise<Server>;
+}
+
+/** Aggregate of a connect across load generators. */
+export interface ConnectResult {
+  /** When the first load generator started connecting (shared clock). */
+  started: number;
+  connected: number;
+  failed: number;
+  ms: number;
+  recoveredFalse: number;
+  firstError?: string;
+}
+
+let serial = 0;
+
+/** relais's rate limits and push budget, raised out of the bench's way (see the method). */
+export const BENCH_LIMITS: Record<string, string> = {
+  RELAIS_RATE_CONNECTS: "100000000/1s",
+  RELAIS_RATE_EVENTS: "100000000/1s",
+  RELAIS_RATE_MESSAGES: "100000000/1s",
+  RELAIS_RATE_CONVERSATIONS: "100000000/1s",
+  RELAIS_PUSH_BUDGET: "100000",
+  RELAIS_RATE_LIMITER: "memory",
+};
+
+/** Reads `deno task start` and points its data folder at `dataDir`, so relais runs as deployed. */
+async function relaisArgs(rootPath: string, dataDir: string): Promise<string[]> {
+  const fallback = [
+    "run",
+    "--allow-net",
+    "--allow-env",
+    "--allow-read=./data",
+    "--allow-write=./data",
+    "src/main.ts",
+  ];
+  let args = fallback;
+  try {
+    const config = JSON.parse(await Deno.readTextFile(`${rootPath}/deno.json`));
+    const start = String(config.tasks?.start ?? "").trim().split(/\s+/);
+    if (start[0] === "deno" && start[1] === "run") args = start.slice(1);
+  } catch { /* fallback */ }
+  return args.map((a) => a.replaceAll("./data", dataDir));
+}
+
+/** Starts a server of `peer` on a random loopback port and waits for its listening line. */
+export async function startServer(
+  ctx: Omit<Context, "startServer">,
+  peer: Peer,
+  env: Record<string, string> = {},
+): Promise<Server> {
+  // Children inherit the harness's environment; these entries override it.
+  const base = { HOST: "127.0.0.1", PORT: "0" };
+  let child: Child;
+  let pattern: RegExp;
+  if (peer === "relais") {
+    const dataDir = `${ctx.tmp}/relais-${++serial}`;
+    await Deno.mkdir(dataDir, { recursive: true });
+    child = await spawnChild("relais", Deno.execPath(), await relaisArgs(ctx.rootPath, dataDir), {
+      cwd: ctx.rootPath,
+      env: {
+        ...base,
+        RELAIS_ENV: "production",
+        RELAIS_KV_PATH: `${dataDir}/relais.kv`,
+        RELAIS_OUTBOX_DIR: `${dataDir}/outbox`,
+        RELAIS_JWT_SECRET: ctx.jwtSecret,
+        RELAIS_SERVICE_KEYS:
+          `bench:${ctx.serviceKey}:events:publish+directory:write+conversations:write+admin`,
+        RELAIS_LOG_LEVEL: "warning",
+        // A USER audience of 10k ids is ~150 KB of JSON: above the default body limit.
+        RELAIS_MAX_BODY_BYTES: String(8 * 1024 * 1024),
+        // Abuse limits stay on (their cost is measured) but so high the bench never trips
+        // them: every client here comes from one address, one key and a few senders.
+        ...BENCH_LIMITS,
+        ...env,
+      },
+    });
+    pattern = /relais listening on (http:\/\/\S+)/;
+  } else if (peer === "bare") {
+    child = await spawnChild("bare", Deno.execPath(), [
+      "run",
+      "--allow-net",
+      "--allow-env",
+      "bench/peers/bare_ws.ts",
+    ], { cwd: ctx.rootPath, env: { ...base, ...env } });
+    pattern = /bare listening on (http:\/\/\S+)/;
+  } else {
+    child = await spawnChild("socketio", "node", ["bench/peers/socketio/server.mjs"], {
+      cwd: ctx.rootPath,
+      env: { ...base, NODE_ENV: "production", ...env },
+    });
+    pattern = /socketio listening on (http:\/\/\S+)/;
+  }
+  const origin = (await waitForLine(child, pattern, 60_000))[1];
+  const ws = origin.replace("http://", "ws://");
+  return {
+    peer,
+    origin,
+    connectUrl: peer === "socketio" ? origin : `${ws}/v1/ws`,
+    child,
+    rss: () => readRss(child.pid),
+    stop: () => child.stop(),
+  };
+}
+
+/** Starts `count` load generators and the publisher. */
+export async function startWorkers(
+  rootPath: string,
+  count: number,
+  env: Record<string, string>,
+): Promise<{ loadgens: WorkerClient[]; publisher: WorkerClient }> {
+  const common = { ...env };
+  const deno = Deno.execPath();
+  const flags = [
+    "run",
+    "--allow-net",
+    "--allow-env",
+    "--allow-read",
+    `--config=${rootPath}/deno.json`,
+  ];
+  const loadgens = await Promise.all(
+    Array.from(
+      { length: count },
+      (_, i) =>
+        spawnWorker(`loadgen-${i + 1}`, deno, [...flags, `${rootPath}/bench/loadgen.ts`], common)
+          .then((w) => w.rpc),
+    ),
+  );
+  const publisher = (await spawnWorker(
+    "publisher",
+    deno,
+    [...flags, `${rootPath}/bench/publisher.ts`],
+    common,
+  )).rpc;
+  return { loadgens, publisher };
+}
+
+/** Connects users `prefix{from..to}` spread over every load generator, in parallel. */
+export async function connectAll(
+  ctx: Context,
+  args: {
+    group: string;
+    peer: Peer;
+    url: string;
+    prefix: string;
+    from: number;
+    to: number;
+    concurrency?: number;
+    resume?: boolean;
+    collect?: boolean;
+    trackSeq?: boolean;
+    timeoutMs?: number;
+  },
+): Promise<ConnectResult> {
+  const ranges = split(args.to - args.from, ctx.loadgens.length, args.from);
+  const timeoutMs = args.timeoutMs ?? 60_000;
+  const results = await Promise.all(ctx.loadgens.map((lg, i) =>
+    lg.call("connect", {
+      group: args.group,
+      peer: args.peer,
+      url: args.url,
+      users: { prefix: args.prefix, from: ranges[i][0], to: ranges[i][1] },
+      concurrency: args.concurrency ?? 64,
+      timeoutMs,
+      resume: args.resume,
+      collect: args.collect,
+      trackSeq: args.trackSeq,
+    }, timeoutMs * 4 + 60_000)
+  ));
+  const started = Math.min(...results.map((r) => r.started));
+  const lastAt = Math.max(...results.map((r) => r.lastAt));
+  return {
+    started,
+    connected: results.reduce((s, r) => s + r.connected, 0),
+    failed: results.reduce((s, r) => s + r.failed, 0),
+    recoveredFalse: results.reduce((s, r) => s + r.recoveredFalse, 0),
+    ms: lastAt - started,
+    firstError: results.find((r) => r.firstError)?.firstError,
+  };
+}
+
+/** Waits until every client of the group, on every load generator, got the event `tag`. */
+export async function expectAll(
+  ctx: Context,
+  args: { group: string; tag: string; timeoutMs: number },
+): Promise<{ count: number; expected: number; first: number; last: number; timedOut: boolean }> {
+  const results = await Promise.all(
+    ctx.loadgens.map((lg) =>
+      lg.call(
+        "expect",
+        { group: args.group, tag: args.tag, timeoutMs: args.timeoutMs },
+        args.timeoutMs + 10_000,
+      )
+    ),
+  );
+  const counted = results.filter((r) => r.count > 0);
+  return {
+    count: results.reduce((s, r) => s + r.count, 0),
+    expected: results.reduce((s, r) => s + r.expected, 0),
+    first: counted.length ? Math.min(...counted.map((r) => r.first)) : NaN,
+    last: counted.length ? Math.max(...counted.map((r) => r.last)) : NaN,
+    timedOut: results.some((r) => r.timedOut),
+  };
+}
+
+/** Closes (and forgets) a group on every load generator. */
+export async function closeAll(ctx: Context, group: string, forget = true): Promise<void> {
+  await Promise.all(ctx.loadgens.map((lg) => lg.call("close", { group, forget }, 120_000)));
+}
+
+/** Sums the stream health of a group over every load generator. */
+export async function statsAll(ctx: Context, group: string, expectSeq?: number) {
+  const results = await Promise.all(
+    ctx.loadgens.map((lg) => lg.call("stats", { group, expectSeq })),
+  );
+  const sum = (k: string) => results.reduce((s, r) => s + r[k], 0);
+  return {
+    conns: sum("conns"),
+    open: sum("open"),
+    gaps: sum("gaps"),
+    dups: sum("dups"),
+    behind: sum("behind"),
+    behindWelcome: sum("behindWelcome"),
+    events: sum("events"),
+    minSeq: Math.min(...results.map((r) => r.minSeq)),
+    maxSeq: Math.max(...results.map((r) => r.maxSeq)),
+  };
+}
+
+/** Takes the latency samples of events tagged `prefix…` from every load generator. */
+export async function samplesAll(ctx: Context, group: string, prefix: string): Promise<number[]> {
+  const results: number[][] = await Promise.all(
+    ctx.loadgens.map((lg) => lg.call("samples", { group, prefix })),
+  );
+  return results.flat();
+}
+
+/** Sleeps. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A request with the bench's service key; JSON in and out. */
+export async function request(
+  ctx: Context,
+  origin: string,
+  path: string,
+  init: { method?: string; body?: unknown } = {},
+): Promise<{ status: number; body: Record<string, unknown>; text: string }> {
+  const res = await fetch(`${origin}${path}`, {
+    method: init.method ?? (init.body === undefined ? "GET" : "POST"),
+    headers: { "content-type": "application/json", "x-api-key": ctx.serviceKey },
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+  });
+  const text = await res.text();
+  let body: Record<string, unknown> = {};
+  try {
+    body = JSON.parse(text);
+  } catch { /* not JSON */ }
+  return { status: res.status, body, text };
+}
+
+/** Whether a route answered with relais's "No route" 404 (the feature is not built yet). */
+export function isMissingRoute(res: { status: number; text: string }): boolean {
+  return res.status === 404 && /No route/i.test(res.text);
+}

@@ -1,0 +1,150 @@
+/**
+ * Child processes of the harness: every one runs under `timeout -s KILL`, so none outlives
+ * the harness's deadline even if the harness itself is killed, and all are killed on exit.
+ */
+
+import { WorkerClient } from "./_rpc.ts";
+
+/** A child process started by the harness. */
+export interface Child {
+  name: string;
+  /** The real process (not the `timeout` wrapper): the one whose memory is read. */
+  pid: number;
+  process: Deno.ChildProcess;
+  /** Kills it (and its wrapper) and waits for the exit. */
+  stop(): Promise<void>;
+}
+
+const children = new Set<Child>();
+let deadlineAt = Date.now() + 15 * 60_000;
+
+/** Sets the wall-clock time after which every child is killed by its wrapper. */
+export function setChildDeadline(at: number): void {
+  deadlineAt = at;
+}
+
+async function innerPid(wrapper: number): Promise<number> {
+  // `timeout` forks its command: the real process is its only child.
+  for (let i = 0; i < 200; i++) {
+    try {
+      const text = await Deno.readTextFile(`/proc/${wrapper}/task/${wrapper}/children`);
+      const pid = Number(text.trim().split(/\s+/)[0]);
+      if (pid > 0) return pid;
+    } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`Cannot find the process started by wrapper ${wrapper}`);
+}
+
+function killPid(pid: number, signal: Deno.Signal) {
+  try {
+    Deno.kill(pid, signal);
+  } catch { /* already gone */ }
+}
+
+/** Starts `exe args` under `timeout -s KILL` with the remaining time before the deadline. */
+export async function spawnChild(
+  name: string,
+  exe: string,
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string; stdout?: "piped" | "null" } = {},
+): Promise<Child> {
+  const seconds = Math.max(5, Math.ceil((deadlineAt - Date.now()) / 1000) + 5);
+  const process = new Deno.Command("timeout", {
+    args: ["-s", "KILL", String(seconds), exe, ...args],
+    env: options.env,
+    cwd: options.cwd,
+    stdin: "piped",
+    stdout: options.stdout ?? "piped",
+    stderr: "inherit",
+  }).spawn();
+  const pid = await innerPid(process.pid);
+  const child: Child = {
+    name,
+    pid,
+    process,
+    async stop() {
+      children.delete(child);
+      killPid(pid, "SIGKILL");
+      killPid(process.pid, "SIGKILL");
+      await process.status;
+    },
+  };
+  children.add(child);
+  process.status.then(() => children.delete(child));
+  return child;
+}
+
+/** Kills every child still running. */
+export async function stopAllChildren(): Promise<void> {
+  await Promise.all([...children].map((c) => c.stop()));
+}
+
+/** Kills every child synchronously (for the exit path, where nothing can be awaited). */
+export function killAllChildrenNow(): void {
+  for (const child of children) {
+    killPid(child.pid, "SIGKILL");
+    killPid(child.process.pid, "SIGKILL");
+  }
+}
+
+/** Waits for a line matching `pattern` on a child's stdout, then keeps draining it. */
+export async function waitForLine(
+  child: Child,
+  pattern: RegExp,
+  timeoutMs = 30_000,
+): Promise<RegExpExecArray> {
+  const reader = child.process.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`${child.name} printed no ${pattern} within ${timeoutMs} ms`);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const result = await Promise.race([
+      reader.read(),
+      new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), left)),
+    ]);
+    clearTimeout(timer);
+    if (result === "timeout") continue; // the loop's deadline check throws
+    if (result.done) throw new Error(`${child.name} exited before printing ${pattern}`);
+    buffer += result.value;
+    const match = pattern.exec(buffer);
+    if (match) {
+      (async () => {
+        try {
+          while (!(await reader.read()).done) { /* drain so the child never blocks */ }
+        } catch { /* closed */ }
+      })();
+      return match;
+    }
+    if (buffer.length > 100_000) buffer = buffer.slice(-10_000);
+  }
+}
+
+/** Starts a worker (command server on stdin/stdout). */
+export async function spawnWorker(
+  name: string,
+  exe: string,
+  args: string[],
+  env?: Record<string, string>,
+): Promise<{ child: Child; rpc: WorkerClient }> {
+  const child = await spawnChild(name, exe, args, { env });
+  return { child, rpc: new WorkerClient(name, child.process) };
+}
+
+/** Resident memory of a process in bytes (`VmRSS` of `/proc/PID/status`). */
+export async function readRss(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const match = /VmRSS:\s+(\d+)\s+kB/.exec(status);
+  if (!match) throw new Error(`No VmRSS for process ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
+/** CPU time (user + system) of a process in seconds, from `/proc/PID/stat`. */
+export async function readCpuSeconds(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 14 and 15 (utime, stime) are at 11 and 12 after the command name; 100 ticks/s.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}

@@ -1,0 +1,588 @@
+/**
+ * The bench's outputs: `benchmarks.json` (everything measured, every run) and
+ * `BENCHMARKS.md` (machine, versions, method, medians, ratios and the gap to each target).
+ */
+
+import type { Profile } from "./_context.ts";
+import { round } from "./_stats.ts";
+import { WINDOW } from "./scenarios/chat.ts";
+import { CONNECTIONS } from "./scenarios/latency.ts";
+
+/** The machine and software the numbers come from. */
+export interface Machine {
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  kernel: string;
+  openFileLimit: number;
+  ephemeralPorts: string;
+  loadAverageAtStart: number[];
+  deno: string;
+  v8: string;
+  typescript: string;
+  node: string;
+  socketIo: string;
+  socketIoClient: string;
+  relaisCommit: string;
+  relaisUncommittedFiles: number;
+  /** Deno KV commits/s on the disk relais writes to (see {@linkcode probeKv}). */
+  kvCommitsPerSecond?: { sequential: number; concurrent: number };
+}
+
+async function text(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch {
+    return "";
+  }
+}
+
+async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
+  try {
+    const out = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "null" })
+      .output();
+    return new TextDecoder().decode(out.stdout).trim();
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * Deno KV commits per second on the disk the bench's relais servers write to, one at a
+ * time and 64 at a time: relais's durable paths are bound by it.
+ */
+export async function probeKv(dir: string): Promise<{ sequential: number; concurrent: number }> {
+  const kv = await Deno.openKv(`${dir}/probe.kv`);
+  try {
+    let t = performance.now();
+    const n = 300;
+    for (let i = 0; i < n; i++) await kv.atomic().set(["s", i], i).commit();
+    const sequential = (n * 1000) / (performance.now() - t);
+    t = performance.now();
+    let next = 0;
+    const total = 1000;
+    await Promise.all(Array.from({ length: 64 }, async () => {
+      while (next < total) await kv.atomic().set(["c", next++], 1).commit();
+    }));
+    const concurrent = (total * 1000) / (performance.now() - t);
+    return { sequential: Math.round(sequential), concurrent: Math.round(concurrent) };
+  } finally {
+    kv.close();
+  }
+}
+
+/** Reads the machine and the versions in use. */
+export async function collectMachine(rootPath: string): Promise<Machine> {
+  const cpuinfo = await text("/proc/cpuinfo");
+  const meminfo = await text("/proc/meminfo");
+  const limits = await text("/proc/self/limits");
+  const fdLine = limits.split("\n").find((l) => l.startsWith("Max open files")) ?? "";
+  const importMap = JSON.parse((await text(`${rootPath}/import_map.json`)) || "{}");
+  const sio = JSON.parse(
+    (await text(`${rootPath}/bench/peers/socketio/package.json`)) || "{}",
+  );
+  const status = await run("git", ["status", "--porcelain"], rootPath);
+  return {
+    cpu: /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1] ?? "unknown",
+    cores: navigator.hardwareConcurrency,
+    memoryGiB: round(Number(/MemTotal:\s+(\d+)/.exec(meminfo)?.[1] ?? 0) / 1024 / 1024),
+    kernel: Deno.osRelease(),
+    openFileLimit: Number(fdLine.trim().split(/\s+/)[4] ?? NaN),
+    ephemeralPorts: (await text("/proc/sys/net/ipv4/ip_local_port_range")).trim().replace(
+      /\s+/,
+      "–",
+    ),
+    loadAverageAtStart: Deno.loadavg().map(round),
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    typescript: Deno.version.typescript,
+    node: await run("node", ["--version"]),
+    socketIo: sio.dependencies?.["socket.io"] ?? "?",
+    socketIoClient: String(importMap.imports?.["socket.io-client"] ?? "?").replace(
+      /^npm:socket\.io-client@/,
+      "",
+    ),
+    relaisCommit: (await run("git", ["rev-parse", "--short", "HEAD"], rootPath)) || "unknown",
+    relaisUncommittedFiles: status ? status.split("\n").length : 0,
+  };
+}
+
+// deno-lint-ignore no-explicit-any
+type Any = any;
+
+const KB = 1024;
+const fmt = (n: unknown, digits = 3): string => {
+  if (typeof n !== "number" || !Number.isFinite(n)) return "–";
+  if (Math.abs(n) >= 1000) return Math.round(n).toLocaleString("en-US");
+  return String(Number(n.toPrecision(digits)));
+};
+const kb = (bytes: number) => fmt(bytes / KB);
+
+interface TargetRow {
+  target: string;
+  goal: string;
+  measured: string;
+  gap: string;
+  met: boolean | undefined;
+}
+
+function targetRows(profile: Profile, machine: Machine, results: Record<string, Any>): TargetRow[] {
+  const rows: TargetRow[] = [];
+  const fan = results.fanout?.summary as Any[] | undefined;
+  const largest = fan?.at(-1);
+  const ratioRow = (key: string, goal: number, name: string) => {
+    const r = largest?.ratios?.[key];
+    rows.push({
+      target: `Fan-out vs ${name} (${fmt(largest?.size)} users)`,
+      goal: `≥ ${goal}×`,
+      measured: Number.isFinite(r) ? `${fmt(r)}×` : "–",
+      gap: Number.isFinite(r) ? `${fmt(r - goal)}× (${fmt((r / goal) * 100)} % of goal)` : "–",
+      met: Number.isFinite(r) ? r >= goal : undefined,
+    });
+  };
+  ratioRow("relais/socketio", 1.2, "Socket.IO");
+  ratioRow("relais/bare", 0.9, "bare WebSocket");
+
+  const idle = results.idle?.summary as Any[] | undefined;
+  const relaisIdle = idle?.filter((s) => s.peer === "relais").sort((a, b) => a.size - b.size);
+  const top = relaisIdle?.at(-1);
+  rows.push({
+    target: `RSS per connected user (${fmt(top?.size)} users)`,
+    goal: "≤ 26 KB",
+    measured: top ? `${kb(top.bytesPerUser)} KB` : "–",
+    gap: top ? `${fmt(top.bytesPerUser / KB - 26)} KB` : "–",
+    met: top ? top.bytesPerUser / KB <= 26 : undefined,
+  });
+  const maxConnected = top?.connected;
+  rows.push({
+    target: "Idle users in one process",
+    goal: "50,000",
+    measured: maxConnected ? `${fmt(maxConnected)} (the most this machine allows)` : "–",
+    gap: `blocked: the open-file hard limit is ${fmt(machine.openFileLimit)} per process`,
+    met: undefined,
+  });
+  const lat = (results.latency?.summary as Any[] | undefined)?.find((s) => s.rate === 1000) ??
+    (results.latency?.summary as Any[] | undefined)?.at(-1);
+  rows.push({
+    target: `p99 publish→receive at ${fmt(lat?.rate ?? 1000)} events/s`,
+    goal: "≤ 20 ms",
+    measured: lat ? `${fmt(lat.p99)} ms` : "–",
+    gap: lat ? `${fmt(lat.p99 - 20)} ms` : "–",
+    met: lat ? lat.p99 <= 20 : undefined,
+  });
+  const aud = results.audience;
+  rows.push({
+    target: `${fmt(aud?.users ?? profile.audienceUsers)}-user STRUCTURE audience durable (202)`,
+    goal: "≤ 0.5 s",
+    measured: aud?.available ? `${fmt(aud.summary.durableMs / 1000)} s` : notRun(aud),
+    gap: aud?.available ? `${fmt(aud.summary.durableMs / 1000 - 0.5)} s` : "–",
+    met: aud?.available ? aud.summary.durableMs <= 500 : undefined,
+  });
+  const chat = results.chat;
+  rows.push({
+    target: "Durable chat messages/s",
+    goal: "≥ 3,000",
+    measured: chat?.available ? fmt(chat.summary.messagesPerSecond) : notRun(chat),
+    gap: chat?.available ? fmt(chat.summary.messagesPerSecond - 3000) : "–",
+    met: chat?.available ? chat.summary.messagesPerSecond >= 3000 : undefined,
+  });
+  return rows;
+}
+
+function notRun(result: Any): string {
+  if (!result) return "not run";
+  if (result.error) return `failed: ${result.error}`;
+  return result.note ?? "not available";
+}
+
+function table(head: string[], rows: (string | number)[][]): string {
+  const line = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
+  return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
+}
+
+function status(met: boolean | undefined): string {
+  return met === undefined ? "–" : met ? "met" : "not met";
+}
+
+function idleSection(r: Any, fan: Any, machine: Machine, maxIdleSize: number): string {
+  if (!r) return "Not run.";
+  if (r.error) return `Failed: ${r.error}`;
+  const rows = (r.summary as Any[]).map((s) => [
+    fmt(s.size),
+    fmt(s.runs),
+    fmt(s.connected),
+    `${kb(s.bytesPerUser)} KB`,
+    fmt(s.connectsPerSecond),
+  ]);
+  const runs = (r.runs as Any[]).map((x) =>
+    `${fmt(x.size)} (run ${x.run}): ${kb(x.bytesPerUser)} KB` +
+    (x.userActors !== undefined ? `, ${fmt(x.userActors)} user actors` : "") +
+    (x.failed ? `, ${x.failed} failed (${x.firstError})` : "")
+  );
+  const out = [
+    "relais, each run on a fresh server:",
+    "",
+    table(
+      ["users", "runs", "connected (median)", "RSS per user (median)", "first connects/s"],
+      rows,
+    ),
+    "",
+    `25k and 50k users in one process cannot be measured here: the open-file hard limit is ${
+      fmt(machine.openFileLimit)
+    } per process (it cannot be raised on this machine) and every socket is a file, so the ` +
+    `full run stops at ${fmt(maxIdleSize)} users (the limit less room for the server's own ` +
+    "files, its KV database among them), in its last run.",
+    "",
+    "Every run: " + runs.join("; ") + ".",
+  ];
+  const side = fan?.rss as Any[] | undefined;
+  if (side?.length) {
+    const sizes = [...new Set(side.map((x) => x.size))];
+    const at = (peer: string, size: number) =>
+      side.find((x) => x.peer === peer && x.size === size)?.bytesPerUser;
+    out.push(
+      "",
+      "The three servers side by side, read in the fan-out scenario (one run) after each step " +
+        "of connections has settled, before that step's events (from the second step on, the " +
+        "servers have already sent the previous steps' events):",
+      "",
+      table(
+        ["users", "relais", "bare", "Socket.IO", "relais ÷ bare", "relais ÷ Socket.IO"],
+        sizes.map((size) => [
+          fmt(size),
+          `${kb(at("relais", size))} KB`,
+          `${kb(at("bare", size))} KB`,
+          `${kb(at("socketio", size))} KB`,
+          `${fmt(at("relais", size) / at("bare", size))}×`,
+          `${fmt(at("relais", size) / at("socketio", size))}×`,
+        ]),
+      ),
+    );
+  }
+  return out.join("\n");
+}
+
+function fanoutSection(r: Any): string {
+  if (!r) return "Not run.";
+  if (r.error) return `Failed: ${r.error}`;
+  const rows = (r.summary as Any[]).map((s) => [
+    fmt(s.size),
+    fmt(s.deliveriesPerSecond.relais),
+    fmt(s.deliveriesPerSecond.bare),
+    fmt(s.deliveriesPerSecond.socketio),
+    `${fmt(s.ratios["relais/socketio"])}×`,
+    `${fmt(s.ratios["relais/bare"])}×`,
+    `${fmt(s.lastDeliveryMs.relais)} / ${fmt(s.lastDeliveryMs.bare)} / ${
+      fmt(s.lastDeliveryMs.socketio)
+    }`,
+    `${fmt(s.serverCpuMicrosPerDelivery.relais)} / ${fmt(s.serverCpuMicrosPerDelivery.bare)} / ${
+      fmt(s.serverCpuMicrosPerDelivery.socketio)
+    }`,
+    fmt(s.relaisAnswerMs),
+    fmt(s.lost),
+  ]);
+  return table([
+    "users",
+    "relais deliveries/s",
+    "bare deliveries/s",
+    "Socket.IO deliveries/s",
+    "relais ÷ Socket.IO",
+    "relais ÷ bare",
+    "publish → last client, ms (relais / bare / Socket.IO)",
+    "server CPU µs per delivery (relais / bare / Socket.IO)",
+    "relais publish → 202, ms",
+    "lost",
+  ], rows);
+}
+
+function latencySection(r: Any): string {
+  if (!r) return "Not run.";
+  if (r.error) return `Failed: ${r.error}`;
+  const rows = (r.summary as Any[]).map((s) => [
+    fmt(s.rate),
+    fmt(s.achievedRate),
+    fmt(s.handledRate),
+    fmt(s.p50),
+    fmt(s.p95),
+    fmt(s.p99),
+    fmt(s.lost),
+    fmt(s.refused),
+    fmt(s.skipped),
+  ]);
+  return [
+    `${fmt(r.users)} users connected to relais; each event goes to one of them.`,
+    "",
+    table([
+      "events/s asked",
+      "events/s sent",
+      "events/s answered (first send → last answer)",
+      "p50 ms",
+      "p95 ms",
+      "p99 ms",
+      "accepted, not received",
+      "refused (not 202)",
+      "skipped (queue full)",
+    ], rows),
+  ].join("\n");
+}
+
+function audienceSection(r: Any): string {
+  if (!r) return "Not run.";
+  if (r.error) return `Failed: ${r.error}`;
+  if (!r.available) return `${r.note[0].toUpperCase()}${r.note.slice(1)}.`;
+  return [
+    `${fmt(r.users)} users in one structure, all online; directory written at ${
+      fmt(r.directoryWritesPerSecond)
+    } PUT/s before the runs.`,
+    "",
+    table([
+      "publish → 202 (durable), ms",
+      "publish → fan-out done, ms",
+      "publish → last user, ms",
+      "lost",
+    ], [[
+      fmt(r.summary.durableMs),
+      fmt(r.summary.fanoutDoneMs),
+      fmt(r.summary.deliveredMs),
+      fmt(r.summary.lost),
+    ]]),
+  ].join("\n");
+}
+
+function chatSection(r: Any): string {
+  if (!r) return "Not run.";
+  if (r.error) return `Failed: ${r.error}`;
+  if (!r.available) return `${r.note[0].toUpperCase()}${r.note.slice(1)}.`;
+  return [
+    `${fmt(r.conversations)} conversations of ${
+      fmt(r.members)
+    } members, all online; one sender per conversation, ${WINDOW} messages in flight each.`,
+    "",
+    table(["durable messages/s", "send → receive p50 ms", "p99 ms", "lost"], [[
+      fmt(r.summary.messagesPerSecond),
+      fmt(r.summary.p50),
+      fmt(r.summary.p99),
+      fmt(r.summary.lost),
+    ]]),
+  ].join("\n");
+}
+
+function stormSection(r: Any): string {
+  if (!r) return "Not run.";
+  if (r.error) return `Failed: ${r.error}`;
+  const rows = (r.runs as Any[]).map((x) => [
+    x.run,
+    fmt(x.resumed),
+    fmt(x.resumedMs),
+    fmt(x.completeMs),
+    fmt(x.failed),
+    fmt(x.behind),
+    fmt(x.missedLive),
+    fmt(x.gaps),
+    fmt(x.duplicates),
+    fmt(x.recoveredFalse),
+  ]);
+  return [
+    `${fmt(r.users)} users drop; ${r.missedPerStorm} notifications to all of them are published ` +
+    "while they are away (each fan-out finished); all reconnect at once with `after` = the " +
+    "last seq each one saw, and one more notification is published 20 ms into the storm.",
+    "",
+    table([
+      "run",
+      "resumed",
+      "storm → all welcomed and caught up, ms",
+      "storm → all have the mid-storm item, ms",
+      "failed",
+      "behind their welcome's seq",
+      "without the mid-storm item",
+      "seq gaps",
+      "duplicates",
+      "recovered: false",
+    ], rows),
+    "",
+    `Median time until all resumed: ${fmt(r.summary.resumedMs)} ms (all complete: ${
+      fmt(r.summary.completeMs)
+    } ms); items lost over all runs: ${fmt(r.summary.lost)}.`,
+  ].join("\n");
+}
+
+/** Writes both files, then formats them with `deno fmt`; returns their paths. */
+export async function writeReport(input: {
+  outDir: string;
+  rootPath: string;
+  profile: Profile;
+  machine: Machine;
+  results: Record<string, Any>;
+  selected: string[];
+  /** The most idle users one process can hold here (the full run's largest size). */
+  maxIdleSize: number;
+  status: string;
+  startedAt: number;
+  endedAt: number;
+}): Promise<string[]> {
+  const { profile, machine, results } = input;
+  const targets = targetRows(profile, machine, results);
+  const loadAtEnd = Deno.loadavg().map(round);
+  const json = {
+    generatedAt: new Date(input.endedAt).toISOString(),
+    mode: profile.quick ? "quick" : "full",
+    status: input.status,
+    durationSeconds: Math.round((input.endedAt - input.startedAt) / 1000),
+    machine: { ...machine, loadAverageAtEnd: loadAtEnd },
+    profile,
+    targets,
+    results,
+  };
+  await Deno.mkdir(input.outDir, { recursive: true });
+  const jsonPath = `${input.outDir}/benchmarks.json`;
+  const mdPath = `${input.outDir}/BENCHMARKS.md`;
+  await Deno.writeTextFile(jsonPath, JSON.stringify(json, null, 2) + "\n");
+
+  const md = [
+    "# relais benchmarks",
+    "",
+    `Generated by \`deno task bench${profile.quick ? " -- --quick" : ""}\` on ${
+      json.generatedAt.slice(0, 16).replace("T", " ")
+    } UTC (${json.mode} run, ${input.status}, ${json.durationSeconds} s). Every figure is the ` +
+    `median of ${profile.runs} run${profile.runs > 1 ? "s" : ""}; ratios are computed run by ` +
+    "run from measurements made in the same run, then their median is taken. All the data, " +
+    "every run included, is in `benchmarks.json`.",
+    "",
+    `Load average at start ${machine.loadAverageAtStart.join(" / ")}, at end ${
+      loadAtEnd.join(" / ")
+    }: anything above 0.5 at the start means other work shared the machine's ${machine.cores} cores.`,
+    "",
+    "## Targets",
+    "",
+    "Goals, not assertions: the gap is measured − goal.",
+    "",
+    table(
+      ["target", "goal", "measured", "gap", "status"],
+      targets.map((t) => [t.target, t.goal, t.measured, t.gap, status(t.met)]),
+    ),
+    "",
+    "## Machine and versions",
+    "",
+    table(["", ""], [
+      ["CPU", `${machine.cpu}, ${machine.cores} cores`],
+      ["memory", `${machine.memoryGiB} GiB`],
+      ["kernel", machine.kernel],
+      ["open files, hard limit per process", fmt(machine.openFileLimit)],
+      [
+        "Deno KV commits/s on the data disk (1 / 64 at a time)",
+        machine.kvCommitsPerSecond
+          ? `${fmt(machine.kvCommitsPerSecond.sequential)} / ${
+            fmt(machine.kvCommitsPerSecond.concurrent)
+          }`
+          : "–",
+      ],
+      ["ephemeral ports", machine.ephemeralPorts],
+      ["Deno", `${machine.deno} (V8 ${machine.v8}, TypeScript ${machine.typescript})`],
+      ["Node.js", machine.node],
+      ["Socket.IO (server)", machine.socketIo],
+      ["socket.io-client", machine.socketIoClient],
+      [
+        "relais",
+        `commit ${machine.relaisCommit}${
+          machine.relaisUncommittedFiles
+            ? `, ${machine.relaisUncommittedFiles} files changed since`
+            : ""
+        }`,
+      ],
+    ]),
+    "",
+    "## Method",
+    "",
+    "- Everything runs on loopback (127.0.0.1), one process per role: the server under test, " +
+    `${profile.loadgens} load generators (Deno, each holding a share of the clients, below the ` +
+    "per-process file limit) and one publisher (Deno). Every child runs under `timeout -s KILL` " +
+    "and is killed when the harness ends, fails, is interrupted or reaches its deadline.",
+    "- **relais** runs as `deno task start` would run it (the same permission flags, its data " +
+    "folder moved to a temporary directory), with `RELAIS_ENV=production`, a JWT secret and a " +
+    "service key, Deno KV on a local SQLite file, `RELAIS_LOG_LEVEL=warning` and " +
+    "`RELAIS_MAX_BODY_BYTES=8388608` (a USER audience of 10,000 ids is about 150 KB of JSON). " +
+    "Clients authenticate with an HS256 JWT in `hello`.",
+    "- **bare** (`bench/peers/bare_ws.ts`) is the ceiling: `Deno.serve` and " +
+    "`Deno.upgradeWebSocket`, relais's frames (`hello` → `welcome`, `event {seq, envelope}`), " +
+    "no auth, no storage, one frame encoded once per broadcast.",
+    "- **Socket.IO** (`bench/peers/socketio/server.mjs`) runs with `node` as deployed: a " +
+    "`node:http` server and `new Server(http)` with default settings, broadcasting with " +
+    "`io.emit('event', frame)` (encoded once by Socket.IO). Clients use socket.io-client with " +
+    "its `WebSocket` transport (no polling), which sits on the same built-in WebSocket the " +
+    "other clients use; the `auth` token is sent but not verified, as with the bare peer.",
+    "- Every event carries the same client envelope (metadata and a small payload with a tag " +
+    "and the send time); relais gets it with its audience through `POST /v1/events`, the peers " +
+    "through `POST /broadcast`. Every client parses every frame. Times come from one clock " +
+    "(`performance.timeOrigin + performance.now()` in every process).",
+    "- Idle RSS is `VmRSS` of `/proc/PID/status` of the server process, read after start-up and " +
+    "again after all users connected and settled, divided by the users connected; relais's " +
+    "figure includes each user's actor and session (the user-actor count is checked on " +
+    "`/metrics`). Each run starts a fresh relais; the last run goes on connecting up to the " +
+    "largest size. The peers' memory is read on the fan-out servers.",
+    "- Fan-out: the three servers run side by side with the same number of clients each; in each " +
+    `run every peer sends ${profile.fanoutReps} events one after the other (each waits until ` +
+    "every client has the previous one), the peers taking turns in a rotating order. " +
+    "Deliveries/s = deliveries ÷ (first publish → last receipt). One untimed event per peer " +
+    "warms each size up. After its turn, each server is left to finish deferred work (relais " +
+    "records deliveries in the background) until it uses under 5 % of a core, so turns do not " +
+    "overlap; server CPU per delivery comes from `/proc/PID/stat` and includes that work.",
+    "- Latency: an open-loop publisher (`bench/publisher.ts`) sends at the asked rate for " +
+    `${profile.latencyMs / 1000} s per rate, each REALTIME event to one user in turn, ` +
+    `over at most ${CONNECTIONS} requests at a time (a backend's HTTP pool); ` +
+    "publish→receive is receipt time − the time the event was due, carried in the payload, " +
+    "so time spent waiting for a free connection counts (no coordinated omission).",
+    "- Sharing servers to stay within the time budget: the audience scenario runs on the " +
+    "fan-out scenario's relais (its users were put in one institution before they connected) " +
+    "after the fan-out runs; the reconnect storms run on the latency scenario's relais and " +
+    "users, whose clients have checked every seq of their streams since they connected.",
+    "- relais's abuse limits stay on but are raised out of the way (every client here comes " +
+    "from 127.0.0.1 and one service key): `RELAIS_RATE_CONNECTS`, `RELAIS_RATE_EVENTS`, " +
+    "`RELAIS_RATE_MESSAGES`, `RELAIS_RATE_CONVERSATIONS` = 100000000/1s, " +
+    "`RELAIS_PUSH_BUDGET=100000`, and `RELAIS_RATE_LIMITER=memory` (the KV limiter " +
+    "serialises every hit of one key, here one IP and one key for everything).",
+    "",
+    "## 1. Idle users",
+    "",
+    idleSection(results.idle, results.fanout, machine, input.maxIdleSize),
+    "",
+    "## 2. Fan-out",
+    "",
+    fanoutSection(results.fanout),
+    "",
+    "## 3. Latency",
+    "",
+    latencySection(results.latency),
+    "",
+    "## 4. Audience",
+    "",
+    audienceSection(results.audience),
+    "",
+    "## 5. Chat",
+    "",
+    chatSection(results.chat),
+    "",
+    "## 6. Reconnect storm",
+    "",
+    stormSection(results.storm),
+    "",
+    "## Reproduce",
+    "",
+    "```sh",
+    "deno task bench            # full run, under 10 minutes, writes docs/BENCHMARKS.md and docs/benchmarks.json",
+    "deno task bench -- --quick # small sizes, one run, about a minute, writes data/bench-quick/",
+    "deno task bench -- --only fanout,latency --runs 5",
+    "```",
+    "",
+    "The Socket.IO peer is installed from `bench/peers/socketio/package-lock.json` with " +
+    "`npm ci` on the first run. Run on a quiet machine: the load generators share its cores " +
+    "with the server, so any other work moves every figure.",
+    "",
+  ].join("\n");
+  await Deno.writeTextFile(mdPath, md);
+  await new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--quiet", `--config=${input.rootPath}/deno.json`, mdPath, jsonPath],
+    stdout: "null",
+    stderr: "inherit",
+  }).output().catch(() => {});
+  return [mdPath, jsonPath];
+}

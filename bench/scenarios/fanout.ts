@@ -1,0 +1,199 @@
+/**
+ * Scenario 2, fan-out: one REALTIME event to every online user, repeated, for relais
+ * (audience USER with the target list), the bare ceiling and Socket.IO (broadcast). The
+ * three servers run side by side with the same clients connected; in each run the peers
+ * take turns (in a rotating order), so each ratio compares measurements made moments apart.
+ */
+
+import {
+  closeAll,
+  connectAll,
+  type Context,
+  expectAll,
+  type Peer,
+  type Server,
+  sleep,
+} from "../_context.ts";
+import { readCpuSeconds } from "../_procs.ts";
+import { audienceUnavailable, measureAudience, putInstitution } from "./audience.ts";
+import { median, round } from "../_stats.ts";
+
+const PEERS: Peer[] = ["relais", "bare", "socketio"];
+
+/** One run: `reps` events to `size` users on one peer. */
+export interface FanoutRun {
+  run: number;
+  peer: Peer;
+  size: number;
+  events: number;
+  deliveries: number;
+  expected: number;
+  elapsedMs: number;
+  deliveriesPerSecond: number;
+  /** Publish → last client, per event (median). */
+  lastDeliveryMs: number;
+  /** Publish → answer (relais: 202), per event (median). */
+  answerMs: number;
+  serverCpuMicrosPerDelivery: number;
+  timedOut: boolean;
+}
+
+/** Waits until the server uses less than 5 % of a core over 250 ms (at most 5 s). */
+async function quiesce(server: Server) {
+  const deadline = Date.now() + 5000;
+  let last = await readCpuSeconds(server.child.pid);
+  while (Date.now() < deadline) {
+    await sleep(250);
+    const cpu = await readCpuSeconds(server.child.pid);
+    if (cpu - last < 0.0125) return;
+    last = cpu;
+  }
+}
+
+async function oneEvent(ctx: Context, server: Server, size: number, tag: string) {
+  const group = `fanout-${server.peer}`;
+  const pub = await ctx.publisher.call("publish", {
+    peer: server.peer,
+    url: server.origin,
+    tag,
+    users: { prefix: "fan", from: 0, to: size },
+  }, 120_000);
+  if (pub.status !== 202) {
+    throw new Error(`${server.peer} refused the publish: ${pub.status} ${pub.body ?? ""}`);
+  }
+  const got = await expectAll(ctx, { group, tag, timeoutMs: 60_000 });
+  return { t: pub.t as number, answerMs: pub.ms as number, ...got };
+}
+
+/**
+ * Runs the fan-out scenario at every size. With `audience`, the relais server's users are
+ * also put in one institution first, and the audience scenario runs on it at the end.
+ */
+export async function runFanout(ctx: Context, options: { audience?: boolean } = {}) {
+  const { profile } = ctx;
+  const servers = new Map<Peer, Server>();
+  const runs: FanoutRun[] = [];
+  const connects: Record<string, unknown>[] = [];
+  const rss: { peer: Peer; size: number; bytesPerUser: number }[] = [];
+  const largest = profile.fanoutSizes.at(-1)!;
+  let audience: Record<string, unknown> | undefined;
+  let putRate = NaN;
+  try {
+    for (const peer of PEERS) servers.set(peer, await ctx.startServer(peer));
+    const relais = servers.get("relais")!;
+    if (options.audience) {
+      const missing = await audienceUnavailable(ctx, relais);
+      if (missing) audience = { available: false, note: missing };
+      else putRate = await putInstitution(ctx, relais, "fan", largest);
+    }
+    await sleep(1500);
+    const baseline = new Map<Peer, number>();
+    for (const [peer, server] of servers) baseline.set(peer, await server.rss());
+    let connected = 0;
+    for (const size of profile.fanoutSizes) {
+      for (const peer of PEERS) {
+        ctx.log(`fan-out: connecting ${connected}..${size} users to ${peer}`);
+        const result = await connectAll(ctx, {
+          group: `fanout-${peer}`,
+          peer,
+          url: servers.get(peer)!.connectUrl,
+          prefix: "fan",
+          from: connected,
+          to: size,
+          concurrency: 64,
+        });
+        connects.push({ peer, from: connected, to: size, ...result });
+        if (result.failed > 0) {
+          throw new Error(`${result.failed} connections to ${peer} failed: ${result.firstError}`);
+        }
+      }
+      connected = size;
+      // Memory per connected user before this size's events, as a cross-check of the idle
+      // scenario with the three servers measured side by side.
+      await sleep(2000);
+      for (const [peer, server] of servers) {
+        const bytes = await server.rss() - baseline.get(peer)!;
+        rss.push({ peer, size, bytesPerUser: Math.round(bytes / size) });
+      }
+      // One untimed event per peer: JIT, actors and buffers warm up.
+      for (const peer of PEERS) {
+        await oneEvent(ctx, servers.get(peer)!, size, `warm-${peer}-${size}`);
+        await quiesce(servers.get(peer)!);
+      }
+      for (let run = 1; run <= profile.runs; run++) {
+        const order = PEERS.map((_, i) => PEERS[(i + run - 1) % PEERS.length]);
+        for (const peer of order) {
+          ctx.log(`fan-out: run ${run}, ${peer}, ${size} users × ${profile.fanoutReps} events`);
+          const server = servers.get(peer)!;
+          const cpu0 = await readCpuSeconds(server.child.pid);
+          const events = [];
+          for (let i = 0; i < profile.fanoutReps; i++) {
+            events.push(await oneEvent(ctx, server, size, `fan-${peer}-${size}-${run}-${i}`));
+          }
+          // Work a server defers (relais records deliveries after sending) is its cost too,
+          // and must not overlap the next peer's turn.
+          await quiesce(server);
+          const cpu = (await readCpuSeconds(server.child.pid)) - cpu0;
+          const deliveries = events.reduce((s, e) => s + e.count, 0);
+          const elapsedMs = events.at(-1)!.last - events[0].t;
+          runs.push({
+            run,
+            peer,
+            size,
+            events: events.length,
+            deliveries,
+            expected: size * events.length,
+            elapsedMs: round(elapsedMs),
+            deliveriesPerSecond: round((deliveries * 1000) / elapsedMs),
+            lastDeliveryMs: round(median(events.map((e) => e.last - e.t))),
+            answerMs: round(median(events.map((e) => e.answerMs))),
+            serverCpuMicrosPerDelivery: round((cpu * 1e6) / deliveries),
+            timedOut: events.some((e) => e.timedOut),
+          });
+        }
+      }
+    }
+    if (options.audience && !audience) {
+      audience = await measureAudience(ctx, relais, "fanout-relais", largest, putRate);
+    }
+  } catch (error) {
+    if (options.audience && !audience) {
+      audience = { error: `the fan-out it shares a server with failed: ${error}` };
+    }
+    throw Object.assign(error as Error, { audience });
+  } finally {
+    // Servers first: their clients then close at once instead of one handshake each.
+    await Promise.all([...servers.values()].map((s) => s.stop()));
+    for (const peer of PEERS) await closeAll(ctx, `fanout-${peer}`).catch(() => {});
+  }
+
+  const summary = [];
+  for (const size of profile.fanoutSizes) {
+    const at = (peer: Peer) => runs.filter((r) => r.size === size && r.peer === peer);
+    const ratio = (peer: Peer) => {
+      const per = [];
+      for (let run = 1; run <= profile.runs; run++) {
+        const a = at("relais").find((r) => r.run === run);
+        const b = at(peer).find((r) => r.run === run);
+        if (a && b) per.push(a.deliveriesPerSecond / b.deliveriesPerSecond);
+      }
+      return round(median(per));
+    };
+    summary.push({
+      size,
+      deliveriesPerSecond: Object.fromEntries(
+        PEERS.map((p) => [p, round(median(at(p).map((r) => r.deliveriesPerSecond)))]),
+      ),
+      lastDeliveryMs: Object.fromEntries(
+        PEERS.map((p) => [p, round(median(at(p).map((r) => r.lastDeliveryMs)))]),
+      ),
+      serverCpuMicrosPerDelivery: Object.fromEntries(
+        PEERS.map((p) => [p, round(median(at(p).map((r) => r.serverCpuMicrosPerDelivery)))]),
+      ),
+      relaisAnswerMs: round(median(at("relais").map((r) => r.answerMs))),
+      ratios: { "relais/socketio": ratio("socketio"), "relais/bare": ratio("bare") },
+      lost: runs.filter((r) => r.size === size).reduce((s, r) => s + r.expected - r.deliveries, 0),
+    });
+  }
+  return { runs, summary, rss, connects, audience };
+}

@@ -1,0 +1,120 @@
+/**
+ * Scenario 1, idle users: server RSS per connected user (socket, session and user actor),
+ * read from `/proc/PID/status` before and after connecting, on a fresh server each time.
+ */
+
+import { closeAll, connectAll, type Context, type Peer, request, sleep } from "../_context.ts";
+import { median, round } from "../_stats.ts";
+
+/** One measurement. */
+export interface IdleRun {
+  run: number;
+  peer: Peer;
+  size: number;
+  connected: number;
+  failed: number;
+  connectMs: number;
+  connectsPerSecond: number;
+  rssBeforeBytes: number;
+  rssAfterBytes: number;
+  bytesPerUser: number;
+  userActors?: number;
+  firstError?: string;
+}
+
+/** The hard limit on open files of this process (the server's is the same). */
+export async function openFileLimit(): Promise<number> {
+  const limits = await Deno.readTextFile("/proc/self/limits");
+  const line = limits.split("\n").find((l) => l.startsWith("Max open files"));
+  return Number(line?.trim().split(/\s+/)[4] ?? NaN);
+}
+
+async function actorCount(ctx: Context, origin: string): Promise<number | undefined> {
+  const res = await request(ctx, origin, "/metrics");
+  const match = /relais_actors\{kind="user"\}\s+(\d+)/.exec(res.text);
+  return match ? Number(match[1]) : undefined;
+}
+
+/**
+ * Connects users to a fresh server in steps (each size in `sizes`, ascending), reading the
+ * server's RSS before the first user and after each step has settled.
+ */
+async function measure(
+  ctx: Context,
+  run: number,
+  peer: Peer,
+  sizes: number[],
+): Promise<IdleRun[]> {
+  const server = await ctx.startServer(peer);
+  const group = `idle-${peer}-${run}`;
+  const out: IdleRun[] = [];
+  try {
+    // Let start-up work settle before the baseline.
+    await sleep(1500);
+    const rssBeforeBytes = await server.rss();
+    let connected = 0;
+    let from = 0;
+    for (const size of sizes) {
+      ctx.log(`idle: run ${run}, ${peer}, ${from}..${size} users`);
+      const result = await connectAll(ctx, {
+        group,
+        peer,
+        url: server.connectUrl,
+        prefix: "idle",
+        from,
+        to: size,
+        concurrency: 64,
+      });
+      connected += result.connected;
+      from = size;
+      await sleep(ctx.profile.quick ? 1500 : 3000);
+      const rssAfterBytes = await server.rss();
+      out.push({
+        run,
+        peer,
+        size,
+        connected,
+        failed: result.failed,
+        connectMs: round(result.ms),
+        connectsPerSecond: round((result.connected * 1000) / result.ms),
+        rssBeforeBytes,
+        rssAfterBytes,
+        bytesPerUser: Math.round((rssAfterBytes - rssBeforeBytes) / Math.max(1, connected)),
+        userActors: peer === "relais" ? await actorCount(ctx, server.origin) : undefined,
+        firstError: result.firstError,
+      });
+    }
+    return out;
+  } finally {
+    // The server first: its clients then close at once instead of one handshake each.
+    await server.stop();
+    await closeAll(ctx, group).catch(() => {});
+  }
+}
+
+/**
+ * Runs the idle scenario on relais: the first size in every run, each on a fresh server, and
+ * in the last run on up to the largest size the open-file limit allows. The bare and
+ * Socket.IO servers' memory per user is read in the fan-out scenario, side by side.
+ */
+export async function runIdle(ctx: Context) {
+  const { profile } = ctx;
+  const fdLimit = await openFileLimit();
+  const runs: IdleRun[] = [];
+  for (let run = 1; run <= profile.runs; run++) {
+    const sizes = run === profile.runs ? profile.idleSizes : profile.idleSizes.slice(0, 1);
+    runs.push(...await measure(ctx, run, "relais", sizes));
+  }
+  const summary = profile.idleSizes.map((size) => {
+    const of = runs.filter((r) => r.size === size);
+    return {
+      peer: "relais",
+      size,
+      runs: of.length,
+      connected: median(of.map((r) => r.connected)),
+      bytesPerUser: median(of.map((r) => r.bytesPerUser)),
+      connectsPerSecond: median(of.map((r) => r.connectsPerSecond)),
+    };
+  });
+  return { fdLimit, runs, summary };
+}

@@ -1,0 +1,101 @@
+/**
+ * Mail links and ops: the unsubscribe page behind every mail's `List-Unsubscribe` link
+ * (a GET shows a confirmation, a POST — the button, or a mail client's one-click —
+ * turns email off for the sources of that mail), and the mail dead letters (admin).
+ */
+
+import { Hono } from "hono";
+import * as v from "valibot";
+import { requireScope } from "../src/auth/middleware.ts";
+import type { AppEnv } from "../src/auth/principal.ts";
+import type { ServiceKeys } from "../src/auth/service_keys.ts";
+import { AppError } from "../src/errors.ts";
+import type { MailQueue } from "../src/mail/mail_queue.ts";
+import { escapeHtml } from "../src/mail/templates.ts";
+import type { UnsubscribeClaim, UnsubscribeTokens } from "../src/mail/unsubscribe.ts";
+import { DEFAULT_PREFERENCES, type Preferences } from "../src/preferences/preferences.ts";
+import type { PreferencesStore } from "../src/preferences/preferences_store.ts";
+import { parseOrThrow } from "../src/validate.ts";
+
+/** Query of `GET /v1/admin/mail/dead-letters`. */
+export const MailDeadLettersQuerySchema = v.object({
+  limit: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^\d{1,4}$/, "expected a whole number"),
+      v.transform(Number),
+      v.minValue(1),
+      v.maxValue(1000),
+    ),
+    "100",
+  ),
+});
+
+/** Dependencies of {@linkcode createMailRoutes}. */
+export interface MailRoutesDeps {
+  keys: ServiceKeys;
+  tokens: UnsubscribeTokens;
+  preferences: PreferencesStore;
+  queue: MailQueue;
+}
+
+/** Turns email off for the sources of a claim, keeping everything else. */
+export function withoutEmail(
+  current: Preferences | undefined,
+  claim: UnsubscribeClaim,
+): Preferences {
+  const prefs = current ?? DEFAULT_PREFERENCES;
+  const sources = { ...prefs.sources };
+  for (const source of claim.sources) {
+    const before = sources[source];
+    sources[source] = {
+      channels: (before?.channels ?? ["inapp"]).filter((c) => c !== "email"),
+      digest: before?.digest ?? "off",
+    };
+  }
+  return { ...prefs, sources };
+}
+
+function page(title: string, body: string): string {
+  return `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${
+    escapeHtml(title)
+  }</title></head><body style="font-family:Arial,Helvetica,sans-serif;max-width:560px;margin:40px auto;padding:0 16px">${body}</body></html>`;
+}
+
+/** `/v1/unsubscribe` and `/v1/admin/mail/dead-letters`. */
+export function createMailRoutes(deps: MailRoutesDeps) {
+  async function claimOf(token: string | undefined): Promise<UnsubscribeClaim> {
+    const claim = token ? await deps.tokens.verify(token) : undefined;
+    if (!claim) throw new AppError("invalid_request", "Invalid or expired unsubscribe link");
+    return claim;
+  }
+
+  return new Hono<AppEnv>()
+    .get("/v1/unsubscribe", async (c) => {
+      const token = c.req.query("t");
+      const claim = await claimOf(token);
+      const sources = claim.sources.map((s) => `<code>${escapeHtml(s)}</code>`).join(", ");
+      return c.html(page(
+        "Se désabonner · Unsubscribe",
+        `<h1>Se désabonner · Unsubscribe</h1>
+<p>Ne plus recevoir d’e-mails pour : ${sources}.<br>Stop emails for: ${sources}.</p>
+<form method="post" action="/v1/unsubscribe?t=${escapeHtml(token!)}">
+<button type="submit">Confirmer · Confirm</button></form>
+<p>Les notifications dans le portfolio continuent. · Notifications in the portfolio go on.</p>`,
+      ));
+    })
+    .post("/v1/unsubscribe", async (c) => {
+      const claim = await claimOf(c.req.query("t"));
+      await deps.preferences.update(claim.user, (current) => withoutEmail(current, claim));
+      return c.html(page(
+        "Désabonné · Unsubscribed",
+        "<h1>Désabonné · Unsubscribed</h1><p>Vous ne recevrez plus ces e-mails. · You will not receive these emails any more.</p>",
+      ));
+    })
+    .use("/v1/admin/mail/*", requireScope(deps.keys, "admin"))
+    .get("/v1/admin/mail/dead-letters", async (c) => {
+      const query = parseOrThrow(MailDeadLettersQuerySchema, c.req.query(), "query");
+      const items = await deps.queue.listDeadLetters(query.limit);
+      return c.json({ count: items.length, items });
+    });
+}

@@ -1,0 +1,172 @@
+/**
+ * What relais serves to browsers: the SDK as one ES module, the ops page, and in
+ * development the demo page with its helper routes (demo tokens, demo events, demo
+ * conversations). Nothing comes from a CDN.
+ */
+
+import { Hono } from "hono";
+import type { Context } from "hono";
+import * as v from "valibot";
+import { requireUser, type RequireUserDeps } from "../src/auth/middleware.ts";
+import type { AppEnv } from "../src/auth/principal.ts";
+import { readJson } from "../src/body.ts";
+import { AppError } from "../src/errors.ts";
+import { DEMO_JS, OPS_JS, SDK_JS } from "../src/pages/bundles.ts";
+import { demoPage } from "../src/pages/demo_page.ts";
+import { DEMO_USERS } from "../src/pages/demo_users.ts";
+import { opsPage } from "../src/pages/ops_page.ts";
+import { PAGE_CSS } from "../src/pages/style.ts";
+import { EnvelopeSchema } from "../src/schemas/envelope.ts";
+import { parseOrThrow } from "../src/validate.ts";
+
+/** The development-only helpers of the demo page. */
+export interface DemoDeps extends RequireUserDeps {
+  /** Signs a development token for a demo user. */
+  signToken(user: string, ttlSeconds: number): Promise<string>;
+  /** Publishes an envelope as a backend would. */
+  publish(envelope: v.InferOutput<typeof EnvelopeSchema>): Promise<unknown>;
+  /** Creates (or finds) the 1:1 conversation of two users, as a backend would; absent without messaging. */
+  createConversation?(members: [string, string]): Promise<{ id: string }>;
+}
+
+/** Dependencies of {@linkcode createPagesRoutes}. */
+export interface PagesRoutesDeps {
+  /** Present in development only: mounts the demo page and its helpers. */
+  demo?: DemoDeps;
+}
+
+/** Query of `GET /demo/token`. */
+export const DemoTokenQuerySchema = v.object({
+  user: v.picklist(DEMO_USERS, `expected one of ${DEMO_USERS.join(", ")}`),
+});
+
+/** Body of `POST /demo/events`. */
+export const DemoEventSchema = v.strictObject({
+  type: v.picklist(["NOTIFICATION", "REALTIME"], 'expected "NOTIFICATION" or "REALTIME"'),
+});
+
+/** Body of `POST /demo/conversations`. */
+export const DemoConversationSchema = v.strictObject({
+  with: v.picklist(DEMO_USERS, `expected one of ${DEMO_USERS.join(", ")}`),
+});
+
+const TOKEN_TTL_SECONDS = 3600;
+
+/** Pages allow nothing but their own origin: no inline script, no third party. */
+const PAGE_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "connect-src 'self'",
+  "img-src 'self' data:",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+/** An asset answer with an ETag, so browsers revalidate instead of downloading again. */
+async function asset(c: Context<AppEnv>, body: string, type: string) {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body));
+  const etag = `"${
+    Array.from(new Uint8Array(digest).slice(0, 12), (b) => b.toString(16).padStart(2, "0"))
+      .join("")
+  }"`;
+  c.header("ETag", etag);
+  c.header("Cache-Control", "no-cache");
+  if (c.req.header("if-none-match") === etag) return c.body(null, 304);
+  return c.body(body, 200, { "content-type": type });
+}
+
+function htmlPage(c: Context<AppEnv>, html: string) {
+  c.header("Content-Security-Policy", PAGE_CSP);
+  c.header("Cache-Control", "no-cache");
+  return c.html(html);
+}
+
+/** Lazily rendered pages (they are constant). */
+const rendered: { demo?: string; ops?: string } = {};
+
+/** `GET /sdk/relais.js`, `/assets/*`, `/ops`, and in development `/` and `/demo/*`. */
+export function createPagesRoutes(deps: PagesRoutesDeps) {
+  const js = "text/javascript; charset=utf-8";
+  const app = new Hono<AppEnv>()
+    .get("/sdk/relais.js", (c) => {
+      // Applications on other origins load the SDK as a module script.
+      c.header("Access-Control-Allow-Origin", "*");
+      return asset(c, SDK_JS, js);
+    })
+    .get("/assets/relais.css", (c) => asset(c, PAGE_CSS, "text/css; charset=utf-8"))
+    .get("/assets/ops.js", (c) => asset(c, OPS_JS, js))
+    .get("/ops", (c) => htmlPage(c, rendered.ops ??= opsPage()));
+
+  const demo = deps.demo;
+  if (!demo) return app;
+
+  return app
+    .get("/", (c) => htmlPage(c, rendered.demo ??= demoPage()))
+    .get("/assets/demo.js", (c) => asset(c, DEMO_JS, js))
+    .get("/demo/token", async (c) => {
+      const { user } = parseOrThrow(DemoTokenQuerySchema, c.req.query(), "query");
+      const token = await demo.signToken(user, TOKEN_TTL_SECONDS);
+      c.header("Cache-Control", "no-store");
+      return c.json({
+        user,
+        token,
+        expires_at: new Date(Date.now() + TOKEN_TTL_SECONDS * 1000).toISOString(),
+      });
+    })
+    .post("/demo/events", requireUser(demo), async (c) => {
+      const { type } = parseOrThrow(DemoEventSchema, await readJson(c, 1024), "body");
+      const user = c.var.user.id;
+      const now = new Date().toISOString();
+      const notification = {
+        metadata: {
+          id: crypto.randomUUID(),
+          type,
+          emitter: "demo",
+          source: "feedback",
+          topic: "feedback.requested",
+          timestamp: now,
+        },
+        payload: {
+          fr: { title: "Demande de retour", body: `Un enseignant attend votre avis (${now}).` },
+          en: {
+            title: "Feedback requested",
+            body: `A teacher is waiting for your feedback (${now}).`,
+          },
+        },
+        routing: { audience: { type: "USER", targets: [user] }, retry: { ack_required: true } },
+      };
+      const realtime = {
+        metadata: {
+          id: crypto.randomUUID(),
+          type,
+          emitter: "demo",
+          source: "activity",
+          topic: "activity.updated",
+          operation: "update",
+          timestamp: now,
+        },
+        payload: { activityId: 42, title: "Portfolio — semestre 1", updatedFields: ["title"] },
+        routing: { audience: { type: "USER", targets: [user] } },
+      };
+      const envelope = parseOrThrow(
+        EnvelopeSchema,
+        type === "NOTIFICATION" ? notification : realtime,
+        "envelope",
+      );
+      return c.json(await demo.publish(envelope), 202);
+    })
+    .post("/demo/conversations", requireUser(demo), async (c) => {
+      if (!demo.createConversation) {
+        throw new AppError("not_found", "Messaging is not enabled on this server");
+      }
+      const body = parseOrThrow(DemoConversationSchema, await readJson(c, 1024), "body");
+      if (body.with === c.var.user.id) {
+        throw new AppError("validation_failed", "Cannot open a conversation with yourself", {
+          details: [{ path: "with", message: "expected another demo user" }],
+        });
+      }
+      return c.json(await demo.createConversation([c.var.user.id, body.with]));
+    });
+}

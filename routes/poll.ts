@@ -1,0 +1,67 @@
+/**
+ * Long-polling and the HTTP actions a client needs when it is not on a WebSocket:
+ * `GET /v1/poll` and `POST /v1/me/presence` (ack and read are under `/v1/me/notifications`).
+ */
+
+import { Hono } from "hono";
+import * as v from "valibot";
+import { requireUser, type RequireUserDeps } from "../src/auth/middleware.ts";
+import type { AppEnv } from "../src/auth/principal.ts";
+import type { Tickets } from "../src/auth/tickets.ts";
+import { readJson } from "../src/body.ts";
+import { AppError } from "../src/errors.ts";
+import type { PollSessions } from "../src/realtime/poll_sessions.ts";
+import type { Sessions } from "../src/realtime/session.ts";
+import { parseOrThrow } from "../src/validate.ts";
+import { StreamPositionSchema } from "./sse.ts";
+
+/** Query of `GET /v1/poll`. */
+export const PollQuerySchema = v.object({
+  after: v.optional(StreamPositionSchema),
+  /** Milliseconds to wait when nothing is there; capped by `RELAIS_POLL_MAX_TIMEOUT_MS`. */
+  timeout: v.optional(
+    v.pipe(v.string(), v.regex(/^\d{1,9}$/, "expected a whole number"), v.transform(Number)),
+  ),
+  session: v.optional(v.pipe(v.string(), v.uuid("expected the session of a previous answer"))),
+  ticket: v.optional(v.string()),
+});
+
+/** Body of `POST /v1/me/presence`. */
+export const PresenceBodySchema = v.strictObject({
+  status: v.picklist(["online", "away"], 'expected "online" or "away"'),
+  /** The connection (its `welcome.session`); all of the user's connections when absent. */
+  session: v.optional(v.pipe(v.string(), v.maxLength(100))),
+});
+
+/** Dependencies of {@linkcode createPollRoutes}. */
+export interface PollRoutesDeps extends RequireUserDeps {
+  tickets: Tickets;
+  polls: PollSessions;
+  sessions: Sessions;
+  pollMaxTimeoutMs: number;
+}
+
+/** `GET /v1/poll` and `POST /v1/me/presence`. */
+export function createPollRoutes(deps: PollRoutesDeps) {
+  const defaultTimeout = Math.min(25_000, deps.pollMaxTimeoutMs);
+  return new Hono<AppEnv>()
+    .get("/v1/poll", requireUser(deps, { allowTicket: true }), async (c) => {
+      const query = parseOrThrow(PollQuerySchema, c.req.query(), "query");
+      const body = await deps.polls.poll(c.var.user, {
+        session: query.session,
+        after: query.after,
+        timeoutMs: Math.min(query.timeout ?? defaultTimeout, deps.pollMaxTimeoutMs),
+      });
+      return c.body(body, 200, {
+        "content-type": "application/json; charset=utf-8",
+        "cache-control": "no-store",
+      });
+    })
+    .post("/v1/me/presence", requireUser(deps), async (c) => {
+      const body = parseOrThrow(PresenceBodySchema, await readJson(c, 4096), "body");
+      if (!deps.sessions.presence(c.var.user.id, body.session, body.status)) {
+        throw new AppError("not_found", `Unknown session "${body.session}"`);
+      }
+      return c.json({ status: body.status, ...(body.session ? { session: body.session } : {}) });
+    });
+}

@@ -1,0 +1,54 @@
+/**
+ * Wires the mailer actor to its effects and registers it, so that it shows in the
+ * registry and the debug endpoint as kind `mailer`, id `main`.
+ */
+
+import { createActor, fromPromise } from "xstate";
+import {
+  type MailerEvent,
+  mailerMachine,
+  type MailerSettings,
+  type MailPeekOutput,
+  type MailRunOutput,
+} from "../../actors/mailer.machine.ts";
+import type { Registry } from "../../actors/registry.ts";
+import type { Mailer } from "./mailer.ts";
+
+/** The id of the one mailer actor of a process. */
+export const MAILER_ID = "main";
+
+/** Dependencies of {@linkcode defineMailerActor}. */
+export interface MailerActorDeps {
+  registry: Registry;
+  mailer: Mailer;
+  settings: MailerSettings;
+  onError(message: string, error: unknown): void;
+}
+
+/** Registers how the mailer actor is spawned, with its effects provided. */
+export function defineMailerActor(deps: MailerActorDeps): void {
+  const machine = mailerMachine.provide({
+    actors: {
+      peek: fromPromise<MailPeekOutput>(() => deps.mailer.peek()),
+      runDue: fromPromise<MailRunOutput, { limit: number }>(({ input }) =>
+        deps.mailer.runDue(input.limit)
+      ),
+    },
+    actions: {
+      reportError: (_, { error }) => deps.onError("Mail queue failed", error),
+    },
+  });
+  deps.registry.define("mailer", (id) => {
+    const actor = createActor(machine, {
+      id: `mailer:${id}`,
+      input: { transport: deps.mailer.transportKind, settings: deps.settings },
+    });
+    actor.start();
+    return Promise.resolve(actor);
+  });
+}
+
+/** Tells the mailer a task was queued for `dueAt` (it may sleep until then). */
+export function notifyMailer(registry: Registry, dueAt: number): void {
+  registry.peek("mailer", MAILER_ID)?.send({ type: "mail.queued", dueAt } satisfies MailerEvent);
+}

@@ -1,0 +1,190 @@
+/**
+ * Wires conversation actors to their effects: commits through the conversation store,
+ * live pushes through the members' user actors and the hub, answers back to callers.
+ */
+
+import { createActor, fromPromise } from "xstate";
+import {
+  type ConversationEvent,
+  type ConversationLimits,
+  conversationMachine,
+  type ConversationOp,
+  type DeliverParams,
+} from "../../actors/conversation.machine.ts";
+import type { Registry } from "../../actors/registry.ts";
+import type { UserEvent } from "../../actors/user.machine.ts";
+import { AppError } from "../errors.ts";
+import type { Hub } from "../realtime/hub.ts";
+import { encodeFrame } from "../schemas/frames.ts";
+import type { ConversationStore, OpResult } from "./conversation_store.ts";
+import { encodeMsgFrame, messageView } from "./message_view.ts";
+import { blocks } from "./rules.ts";
+
+/** A request without its routing id (each kind of request keeps its own fields). */
+export type ConversationRequest = ConversationOp extends infer O
+  ? (O extends unknown ? Omit<O, "requestId"> : never)
+  : never;
+
+/** Talks to conversation actors and waits for their answers. */
+export interface ConversationActors {
+  /** Queues a request in the conversation's actor and resolves with its answer. */
+  submit(id: string, request: ConversationRequest): Promise<OpResult>;
+  /** Tells the conversation that `user` is typing. */
+  typing(id: string, user: string): Promise<OpResult>;
+  /** Tells the live conversation actor that a member's block list changed. */
+  blockChanged(id: string, blocker: string, blocked: string, on: boolean): void;
+  /** Resumes the fan-outs a previous process left unfinished. */
+  resumeUnfinished(): Promise<number>;
+}
+
+/** Dependencies of {@linkcode defineConversationActors}. */
+export interface ConversationActorDeps {
+  registry: Registry;
+  store: ConversationStore;
+  hub: Hub;
+  limits: ConversationLimits;
+  /** How long a caller waits for an answer before getting `unavailable`. */
+  answerTimeoutMs?: number;
+  onError(message: string, error: unknown): void;
+}
+
+/** Registers how conversation actors are spawned and returns the way to reach them. */
+export function defineConversationActors(deps: ConversationActorDeps): ConversationActors {
+  const { registry, store, hub } = deps;
+  const timeoutMs = deps.answerTimeoutMs ?? 30_000;
+  const waiting = new Map<
+    string,
+    { resolve: (r: OpResult) => void; timer: ReturnType<typeof setTimeout> }
+  >();
+
+  function answer(requestId: string, result: OpResult) {
+    const entry = waiting.get(requestId);
+    if (!entry) return;
+    waiting.delete(requestId);
+    clearTimeout(entry.timer);
+    entry.resolve(result);
+  }
+
+  function toMembers(members: string[], frame: string) {
+    for (const member of members) {
+      for (const conn of hub.ofUser(member)) hub.send(conn.id, frame);
+    }
+  }
+
+  function deliver({ conversation, output, members, blocks: lists }: DeliverParams) {
+    for (const delivery of output.deliveries) {
+      const json = JSON.stringify(messageView(conversation, delivery.message));
+      for (const { user, item } of delivery.items) {
+        const actor = registry.peek("user", user);
+        if (!actor) continue;
+        actor.send(
+          {
+            type: "item.deliver",
+            live: {
+              item,
+              frame: encodeMsgFrame(json, { seq: item.seq, op: item.msg.op }),
+              acceptedAt: delivery.op === "new" ? delivery.message.at : Date.now(),
+              // A conversation is never folded into a summary nor held for grouping.
+              pace: "critical",
+            },
+          } satisfies UserEvent,
+        );
+      }
+    }
+    for (const { user, seq } of output.receipts) {
+      const frame = encodeFrame({ type: "receipt", conversation, user, seq });
+      toMembers(members.filter((m) => !blocks(lists, m, user)), frame);
+    }
+  }
+
+  const machine = conversationMachine.provide({
+    actions: {
+      reply: (_, { requestId, result }) => answer(requestId, result),
+      deliver: (_, params) => deliver(params),
+      broadcastTyping: (_, { conversation, user, to }) =>
+        toMembers(to, encodeFrame({ type: "typing", conversation, user })),
+      passivate: (_, { id }) => {
+        // Stopping from inside the actor's own transition is deferred to the next turn.
+        setTimeout(() => {
+          const actor = registry.peek("conversation", id);
+          const snapshot = actor?.getSnapshot();
+          if (!snapshot) return;
+          const idle = snapshot.matches("ready") && snapshot.context.queue.length === 0;
+          if (idle || snapshot.matches("gone")) registry.stop("conversation", id);
+        }, 0);
+      },
+      reportError: (_, { id, error }) =>
+        deps.onError(`Conversation "${id}" failed to commit`, error),
+    },
+    actors: {
+      commit: fromPromise(({ input }) => store.commit(input)),
+      resume: fromPromise(({ input }) => store.resume(input)),
+      load: fromPromise(({ input }) => store.load(input.id)),
+    },
+  });
+
+  registry.define("conversation", async (id) => {
+    const state = await store.load(id);
+    if (!state) throw new AppError("not_found", `Unknown conversation "${id.slice(0, 100)}"`);
+    const actor = createActor(machine, {
+      id: `conversation:${id}`,
+      input: { state, limits: deps.limits },
+    });
+    actor.start();
+    return actor;
+  });
+
+  /**
+   * Sends to the live actor, spawning it if needed. `registry.get` is called before any
+   * await, so requests from one caller reach the actor in the order they were made.
+   */
+  function send(id: string, event: ConversationEvent): Promise<void> {
+    return registry.get("conversation", id).then((actor) => {
+      if (actor.getSnapshot().status !== "active") return send(id, event);
+      actor.send(event);
+    });
+  }
+
+  function request(id: string, make: (requestId: string) => ConversationEvent) {
+    const requestId = crypto.randomUUID();
+    return new Promise<OpResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        answer(requestId, {
+          ok: false,
+          error: { code: "unavailable", message: "The conversation did not answer in time" },
+        });
+      }, timeoutMs);
+      waiting.set(requestId, { resolve, timer });
+      send(id, make(requestId)).catch((error) => {
+        waiting.delete(requestId);
+        clearTimeout(timer);
+        reject(error);
+      });
+    });
+  }
+
+  return {
+    submit: (id, req) =>
+      request(id, (requestId) => ({
+        type: "op.submit",
+        op: { ...req, requestId } as ConversationOp,
+      })),
+    typing: (id, user) => request(id, (requestId) => ({ type: "typing", requestId, user })),
+    blockChanged(id, blocker, blocked, on) {
+      registry.peek("conversation", id)?.send(
+        { type: "blocks.changed", blocker, blocked, on } satisfies ConversationEvent,
+      );
+    },
+    async resumeUnfinished() {
+      const ids = await store.unfinished();
+      await Promise.all(
+        ids.map((id) =>
+          registry.get("conversation", id).catch((e) =>
+            deps.onError(`Cannot resume conversation "${id}"`, e)
+          )
+        ),
+      );
+      return ids.length;
+    },
+  };
+}

@@ -1,0 +1,478 @@
+/**
+ * The messaging service: what routes and WebSocket frames call to create conversations,
+ * send and read messages, manage members and blocks.
+ *
+ * Reads (lists, history) go straight to the store; every write to a conversation goes
+ * through its actor, the single writer. Rules about people (the structure policy, blocks
+ * against the creator) are checked here; rules about the conversation (membership, size,
+ * authorship) in the actor, against its own state.
+ */
+
+import type { UserPrincipal } from "../auth/principal.ts";
+import { AppError } from "../errors.ts";
+import type { PresenceStatus } from "../schemas/frames.ts";
+import type { StreamItem } from "../store/store.ts";
+import type { ConversationActors } from "./conversation_actors.ts";
+import type {
+  Attachment,
+  Caller,
+  ConversationInfo,
+  ConversationKind,
+  ConversationLink,
+  ConversationStore,
+  Head,
+  MemberRole,
+  MemberState,
+  MessageRecord,
+  OpResult,
+} from "./conversation_store.ts";
+import { encodeMsgFrame, type MessageView, messageView } from "./message_view.ts";
+import type { Presence } from "./presence.ts";
+import { type ConversationPolicy, directId, groupId, sharesStructure } from "./rules.ts";
+
+/** Who creates a conversation or changes its members. */
+export type Actor =
+  | { kind: "user"; user: UserPrincipal }
+  | { kind: "service"; name: string };
+
+/** What a conversation is created with. */
+export interface CreateConversation {
+  kind?: ConversationKind;
+  title?: string;
+  /** For a user: the other members. For a service: every member. */
+  members: string[];
+  /** Service only: members who manage the group. */
+  owners?: string[];
+  context?: ConversationLink;
+}
+
+/** A member as shown in a conversation. */
+export interface MemberView {
+  id: string;
+  role: MemberRole;
+  read: number;
+  presence: PresenceStatus;
+}
+
+/** A conversation in detail. */
+export interface ConversationView {
+  id: string;
+  kind: ConversationKind;
+  title?: string;
+  context?: ConversationLink;
+  created_at: string;
+  created_by: string;
+  members: MemberView[];
+  last_seq: number;
+}
+
+/** A conversation in its member's list. */
+export interface ConversationSummary {
+  id: string;
+  kind: ConversationKind;
+  title?: string;
+  context?: ConversationLink;
+  members: string[];
+  last: { seq: number; at: string; from?: string; preview?: string } | null;
+  read: number;
+  unread: number;
+  muted: boolean;
+  /** Presence of the other members. */
+  presence: Record<string, PresenceStatus>;
+}
+
+/** What a message is sent with. */
+export interface SendMessage {
+  text: string;
+  client_id?: string;
+  attachments?: Attachment[];
+}
+
+/** The messaging service. */
+export interface Messaging {
+  /** Remembers what the user's credentials say about them (their structures). */
+  seen(user: UserPrincipal): void;
+  create(actor: Actor, input: CreateConversation): Promise<{
+    conversation: ConversationView;
+    created: boolean;
+  }>;
+  list(user: string): Promise<{ conversations: ConversationSummary[]; unread_total: number }>;
+  get(user: string, id: string): Promise<ConversationView>;
+  history(
+    user: string,
+    id: string,
+    options: { before?: number; limit: number },
+  ): Promise<{ messages: MessageView[]; next?: number }>;
+  /** Sends a message; answers once it is committed (`created: false` for a resend). */
+  send(
+    user: string,
+    id: string,
+    message: SendMessage,
+  ): Promise<{ message: MessageView; created: boolean }>;
+  edit(user: string, id: string, seq: number, text: string): Promise<MessageView>;
+  remove(user: string, id: string, seq: number): Promise<MessageView>;
+  /** Moves the user's read position (to the last message when `seq` is absent). */
+  read(user: string, id: string, seq?: number): Promise<{ read: number; unread: number }>;
+  typing(user: string, id: string): Promise<void>;
+  addMembers(
+    actor: Actor,
+    id: string,
+    members: { id: string; role?: MemberRole }[],
+  ): Promise<{ members: string[] }>;
+  removeMember(actor: Actor, id: string, user: string): Promise<{ members: string[] }>;
+  mute(user: string, id: string, muted: boolean): Promise<{ muted: boolean }>;
+  block(user: string, other: string): Promise<{ changed: boolean }>;
+  unblock(user: string, other: string): Promise<{ changed: boolean }>;
+  blocks(user: string): Promise<string[]>;
+  /** The `msg` frame of a MESSAGE stream item (replays), or undefined if it is gone. */
+  renderItem(item: StreamItem): Promise<string | undefined>;
+  /** The `msg` frame of a message, outside any stream (the answer to a resend). */
+  frameOf(message: MessageView): string;
+  /** A user's presence changed: tell their contacts. */
+  presenceChanged(user: string, status: PresenceStatus): void;
+  /** Resumes fan-outs a previous process left unfinished. */
+  start(): Promise<number>;
+}
+
+/** Dependencies of {@linkcode createMessaging}. */
+export interface MessagingDeps {
+  store: ConversationStore;
+  actors: ConversationActors;
+  presence: Presence;
+  policy: ConversationPolicy;
+  maxMembers: number;
+  /** Where other users' structures come from; the messaging store by default. */
+  structuresOf?: (user: string) => Promise<string[] | undefined>;
+  onError(message: string, error: unknown): void;
+  now?: () => number;
+}
+
+/** How many users' structures are kept in memory to skip rewriting unchanged ones. */
+const SEEN_CACHE = 10_000;
+
+function throwIfFailed(result: OpResult): asserts result is Exclude<OpResult, { ok: false }> {
+  if (!result.ok) throw new AppError(result.error.code, result.error.message);
+}
+
+const quote = (s: string) => `"${s.slice(0, 100)}"`;
+
+/** Creates the messaging service. */
+export function createMessaging(deps: MessagingDeps): Messaging {
+  const { store, actors, presence } = deps;
+  const now = deps.now ?? Date.now;
+  const seenCache = new Map<string, string>();
+  const structuresOf = deps.structuresOf ?? ((user: string) => store.structuresOf(user));
+
+  async function membership(user: string, id: string): Promise<{
+    info: ConversationInfo;
+    member: MemberState;
+  }> {
+    const [info, member] = await Promise.all([store.info(id), store.member(id, user)]);
+    if (!info) throw new AppError("not_found", `Unknown conversation ${quote(id)}`);
+    if (!member) {
+      throw new AppError("not_member", `You are not a member of conversation ${quote(id)}`);
+    }
+    return { info, member };
+  }
+
+  /** May `user` bring `others` into a conversation? (policy and their blocks) */
+  async function checkPeople(user: UserPrincipal, others: string[]) {
+    await Promise.all(others.map(async (other) => {
+      if (await store.isBlocked(other, user.id)) {
+        throw new AppError(
+          "blocked",
+          `User ${quote(other)} does not accept conversations with you`,
+        );
+      }
+      if (deps.policy === "any") return;
+      const theirs = await structuresOf(other) ?? [];
+      if (!sharesStructure(user.structures, theirs)) {
+        throw new AppError(
+          "forbidden",
+          `Cannot start a conversation with ${quote(other)}: you share no structure`,
+        );
+      }
+    }));
+  }
+
+  async function view(info: ConversationInfo, head?: Head): Promise<ConversationView> {
+    const members = await Promise.all(
+      info.members.map(async (m) => ({ id: m, state: await store.member(info.id, m) })),
+    );
+    return {
+      id: info.id,
+      kind: info.kind,
+      ...(info.title !== undefined ? { title: info.title } : {}),
+      ...(info.context ? { context: info.context } : {}),
+      created_at: new Date(info.createdAt).toISOString(),
+      created_by: info.createdBy,
+      members: members.filter((m) => m.state).map((m) => ({
+        id: m.id,
+        role: m.state!.role,
+        read: m.state!.read,
+        presence: presence.statusOf(m.id),
+      })),
+      last_seq: head?.seq ?? 0,
+    };
+  }
+
+  function byOf(actor: Actor): Caller {
+    return actor.kind === "user" ? { user: actor.user.id } : { service: actor.name };
+  }
+
+  async function create(actor: Actor, input: CreateConversation) {
+    const at = now();
+    const unique = [...new Set(input.members)];
+    let kind: ConversationKind;
+    let members: string[];
+    let owners: string[];
+    let createdBy: string;
+    if (actor.kind === "user") {
+      const me = actor.user.id;
+      const others = unique.filter((m) => m !== me);
+      if (others.length === 0) {
+        throw new AppError("validation_failed", "A conversation needs at least one other member", {
+          details: [{ path: "members", message: "expected another user than yourself" }],
+        });
+      }
+      kind = input.kind ?? (others.length === 1 && input.title === undefined ? "direct" : "group");
+      members = [me, ...others];
+      owners = kind === "group" ? [me] : [];
+      createdBy = me;
+      if (input.owners !== undefined) {
+        throw new AppError("validation_failed", "Only a service sets the owners", {
+          details: [{ path: "owners", message: "not allowed for users" }],
+        });
+      }
+    } else {
+      kind = input.kind ?? "group";
+      members = unique;
+      owners = [...new Set(input.owners ?? [])];
+      createdBy = `service:${actor.name}`;
+      const stranger = owners.find((o) => !members.includes(o));
+      if (stranger !== undefined) {
+        throw new AppError("validation_failed", `Owner ${quote(stranger)} is not a member`, {
+          details: [{ path: "owners", message: "every owner must be a member" }],
+        });
+      }
+    }
+    if (kind === "direct" && members.length !== 2) {
+      throw new AppError("validation_failed", "A 1:1 conversation has exactly two members", {
+        details: [{ path: "members", message: "expected exactly one other member" }],
+      });
+    }
+    if (members.length > deps.maxMembers) {
+      throw new AppError(
+        "conversation_full",
+        `Too many members: ${members.length}, at most ${deps.maxMembers}`,
+      );
+    }
+    if (actor.kind === "user") await checkPeople(actor.user, members.slice(1));
+
+    const id = kind === "direct" ? await directId(members[0], members[1]) : groupId();
+    const info: ConversationInfo = {
+      id,
+      kind,
+      ...(input.title !== undefined ? { title: input.title } : {}),
+      ...(input.context ? { context: input.context } : {}),
+      createdAt: at,
+      createdBy,
+      members: [...members].sort(),
+    };
+    const states: Record<string, MemberState> = Object.fromEntries(members.map((m) => [
+      m,
+      {
+        role: owners.includes(m) ? "owner" : "member",
+        since: 1,
+        read: 0,
+        muted: false,
+        joinedAt: at,
+      } satisfies MemberState,
+    ]));
+    const result = await store.create(info, states);
+    const head = result.created ? undefined : await store.head(id);
+    return { conversation: await view(result.info, head), created: result.created };
+  }
+
+  function summary(
+    user: string,
+    l: Awaited<ReturnType<ConversationStore["listForUser"]>>[number],
+  ): ConversationSummary {
+    const others = l.info.members.filter((m) => m !== user);
+    return {
+      id: l.info.id,
+      kind: l.info.kind,
+      ...(l.info.title !== undefined ? { title: l.info.title } : {}),
+      ...(l.info.context ? { context: l.info.context } : {}),
+      members: l.info.members,
+      last: l.head.seq === 0 ? null : {
+        seq: l.head.seq,
+        at: new Date(l.head.at).toISOString(),
+        ...(l.head.from !== undefined ? { from: l.head.from } : {}),
+        ...(l.head.preview !== undefined ? { preview: l.head.preview } : {}),
+      },
+      read: l.member.read,
+      unread: l.unread,
+      muted: l.member.muted,
+      presence: Object.fromEntries(others.map((m) => [m, presence.statusOf(m)])),
+    };
+  }
+
+  async function renderItem(item: StreamItem): Promise<string | undefined> {
+    if (!item.msg) return undefined;
+    const [message] = await store.messages(item.msg.c, [item.msg.s]);
+    if (!message) return undefined;
+    return encodeMsgFrame(JSON.stringify(messageView(item.msg.c, message)), {
+      seq: item.seq,
+      op: item.msg.op,
+    });
+  }
+
+  async function setBlock(user: string, other: string, on: boolean) {
+    if (other === user) {
+      throw new AppError("validation_failed", "You cannot block yourself", {
+        details: [{ path: "userId", message: "expected another user" }],
+      });
+    }
+    const changed = await store.setBlock(user, other, on, now());
+    if (changed) {
+      for (const id of await store.conversationsOf(user)) {
+        actors.blockChanged(id, user, other, on);
+      }
+    }
+    return { changed };
+  }
+
+  const messageOf = (id: string, result: OpResult): MessageRecord => {
+    throwIfFailed(result);
+    if (!("message" in result)) throw new Error(`Conversation "${id}" answered without a message`);
+    return result.message;
+  };
+
+  return {
+    seen(user) {
+      const key = JSON.stringify(user.structures);
+      if (seenCache.get(user.id) === key) return;
+      if (seenCache.size >= SEEN_CACHE) seenCache.delete(seenCache.keys().next().value!);
+      seenCache.set(user.id, key);
+      store.rememberStructures(user.id, user.structures).catch((error) => {
+        seenCache.delete(user.id);
+        deps.onError(`Cannot remember the structures of "${user.id}"`, error);
+      });
+    },
+
+    create,
+
+    async list(user) {
+      const listed = await store.listForUser(user);
+      listed.sort((a, b) => b.head.at - a.head.at || (a.info.id < b.info.id ? -1 : 1));
+      const conversations = listed.map((l) => summary(user, l));
+      const unread_total = conversations.reduce((n, c) => n + (c.muted ? 0 : c.unread), 0);
+      return { conversations, unread_total };
+    },
+
+    async get(user, id) {
+      const { info } = await membership(user, id);
+      return await view(info, await store.head(id));
+    },
+
+    async history(user, id, { before, limit }) {
+      const { member } = await membership(user, id);
+      const page = await store.history(id, {
+        before,
+        since: member.since,
+        limit,
+        exclude: await store.blocksOf(user),
+      });
+      return {
+        messages: page.messages.map((m) => messageView(id, m)),
+        ...(page.next !== undefined ? { next: page.next } : {}),
+      };
+    },
+
+    async send(user, id, message) {
+      // No await before submit: one caller's messages reach the actor in their order.
+      const result = await actors.submit(id, {
+        kind: "send",
+        from: user,
+        text: message.text,
+        ...(message.client_id !== undefined ? { clientId: message.client_id } : {}),
+        ...(message.attachments ? { attachments: message.attachments } : {}),
+      });
+      throwIfFailed(result);
+      if (!("created" in result)) {
+        throw new Error(`Conversation "${id}" answered without a message`);
+      }
+      return { message: messageView(id, result.message), created: result.created };
+    },
+
+    async edit(user, id, seq, text) {
+      const result = await actors.submit(id, { kind: "edit", by: user, seq, text });
+      return messageView(id, messageOf(id, result));
+    },
+
+    async remove(user, id, seq) {
+      const result = await actors.submit(id, { kind: "delete", by: user, seq });
+      return messageView(id, messageOf(id, result));
+    },
+
+    async read(user, id, seq) {
+      const result = await actors.submit(id, {
+        kind: "read",
+        user,
+        seq: seq ?? Number.MAX_SAFE_INTEGER,
+      });
+      throwIfFailed(result);
+      if (!("read" in result)) throw new Error(`Conversation "${id}" answered without a read`);
+      return { read: result.read, unread: result.unread };
+    },
+
+    async typing(user, id) {
+      throwIfFailed(await actors.typing(id, user));
+    },
+
+    async addMembers(actor, id, members) {
+      const users = [...new Map(members.map((m) => [m.id, m])).values()];
+      if (actor.kind === "user") {
+        if (users.some((m) => m.role !== undefined)) {
+          throw new AppError("validation_failed", "Only a service sets member roles", {
+            details: [{ path: "members", message: "roles are not allowed for users" }],
+          });
+        }
+        const { info } = await membership(actor.user.id, id);
+        await checkPeople(
+          actor.user,
+          users.map((m) => m.id).filter((m) => !info.members.includes(m)),
+        );
+      }
+      const result = await actors.submit(id, {
+        kind: "add",
+        by: byOf(actor),
+        users: users.map((m) => ({ user: m.id, role: m.role ?? "member" })),
+      });
+      throwIfFailed(result);
+      return { members: "members" in result ? result.members : [] };
+    },
+
+    async removeMember(actor, id, user) {
+      const result = await actors.submit(id, { kind: "remove", by: byOf(actor), user });
+      throwIfFailed(result);
+      return { members: "members" in result ? result.members : [] };
+    },
+
+    async mute(user, id, muted) {
+      const result = await actors.submit(id, { kind: "mute", user, muted });
+      throwIfFailed(result);
+      return { muted };
+    },
+
+    block: (user, other) => setBlock(user, other, true),
+    unblock: (user, other) => setBlock(user, other, false),
+    blocks: (user) => store.blocksOf(user),
+
+    renderItem,
+    frameOf: (message) => encodeMsgFrame(JSON.stringify(message)),
+    presenceChanged: (user, status) => presence.announce(user, status),
+    start: () => actors.resumeUnfinished(),
+  };
+}

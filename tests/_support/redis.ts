@@ -1,0 +1,72 @@
+/**
+ * A real Redis for tests: `REDIS_URL` when it is set (CI starts one), else a
+ * `redis-server` started here on a free loopback port and stopped at the end.
+ */
+
+/** A Redis the tests can use. */
+export interface TestRedis {
+  url: string;
+  /** Stops the server if this helper started it. */
+  stop(): Promise<void>;
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+async function answers(port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      await conn.write(new TextEncoder().encode("PING\r\n"));
+      const buf = new Uint8Array(64);
+      const n = await conn.read(buf);
+      return n !== null && new TextDecoder().decode(buf.subarray(0, n)).startsWith("+PONG");
+    } finally {
+      conn.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+/** Returns `REDIS_URL`, or starts `redis-server` on 127.0.0.1 (fails clearly if missing). */
+export async function startRedis(): Promise<TestRedis> {
+  const existing = Deno.env.get("REDIS_URL");
+  if (existing) return { url: existing, stop: () => Promise.resolve() };
+  const port = freePort();
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command("redis-server", {
+      args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+  } catch (error) {
+    throw new Error(
+      "Cannot start redis-server for the Redis tests: install it (apt-get install -y redis-server) or set REDIS_URL",
+      { cause: error },
+    );
+  }
+  const deadline = Date.now() + 10_000;
+  while (!(await answers(port))) {
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      await child.status;
+      throw new Error(`redis-server did not answer on 127.0.0.1:${port} within 10 s`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already gone */ }
+      await child.status;
+    },
+  };
+}

@@ -1,0 +1,137 @@
+/** The SDK in Deno against a real relais on loopback: every transport, resume, fallback. */
+
+import assert from "node:assert/strict";
+import { createRelais, type RelaisClient, type RelaisOptions } from "../../src/client/relais.ts";
+import type { EventFrame, TransportKind } from "../../src/client/types.ts";
+import {
+  envelope,
+  eventually,
+  SERVICE_KEY,
+  startServer,
+  type TestServer,
+} from "../_support/server.ts";
+
+function sdk(server: TestServer, user: string, options: Partial<RelaisOptions> = {}) {
+  const events: EventFrame[] = [];
+  const relais = createRelais({
+    url: server.origin,
+    token: () => server.token(user),
+    watchBrowser: false,
+    backoff: { baseMs: 20, maxMs: 200 },
+    pollTimeoutMs: 1000,
+    ...options,
+  });
+  relais.on("event", (e) => events.push(e));
+  return { relais, events };
+}
+
+async function opened(relais: RelaisClient, transport?: TransportKind) {
+  await eventually(
+    () => relais.state === "open" && (!transport || relais.transport === transport),
+    8000,
+    `open on ${transport ?? "any transport"} (now ${relais.state} on ${relais.transport})`,
+  );
+}
+
+for (const kind of ["ws", "sse", "poll"] as const) {
+  Deno.test(`the SDK receives and acks over ${kind} from a real server`, async () => {
+    const server = await startServer();
+    const { relais, events } = sdk(server, "camille", { transports: [kind] });
+    try {
+      relais.connect();
+      await opened(relais, kind);
+      const e = envelope(["camille"], { routing: { retry: { ack_required: true } } });
+      const id = (e.metadata as { id: string }).id;
+      await server.publish(e);
+      await eventually(() => events.length === 1, 5000, "the event");
+      assert.equal(events[0].envelope.metadata.id, id);
+      assert.equal(relais.position, 1);
+      await relais.ack(id);
+      await eventually(
+        async () => {
+          const res = await server.request(`/v1/events/${id}`, { apiKey: SERVICE_KEY });
+          return res.body.acked === 1;
+        },
+        3000,
+        "the ack",
+      );
+    } finally {
+      relais.close();
+      await server.close();
+    }
+  });
+}
+
+for (const kind of ["ws", "sse", "poll"] as const) {
+  Deno.test(`the SDK on ${kind} resumes after a dropped connection with no loss and no duplicate`, async () => {
+    const server = await startServer();
+    const { relais, events } = sdk(server, "yanis", { transports: [kind] });
+    try {
+      relais.connect();
+      await opened(relais, kind);
+      await server.publish(envelope(["yanis"]));
+      await eventually(() => events.length === 1, 5000, "the first event");
+      // The server drops the connection; items published meanwhile must arrive on resume.
+      for (const conn of server.relais.hub.ofUser("yanis")) conn.outlet.close(1011, "test drop");
+      for (let i = 0; i < 5; i++) await server.publish(envelope(["yanis"]));
+      await eventually(() => events.length === 6, 8000, "six events");
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(events.map((e) => e.seq), [1, 2, 3, 4, 5, 6]);
+      assert.equal(new Set(events.map((e) => e.envelope.metadata.id)).size, 6);
+    } finally {
+      relais.close();
+      await server.close();
+    }
+  });
+}
+
+Deno.test("the SDK falls back to SSE when WebSockets fail, and to polling when SSE fails too", async () => {
+  const server = await startServer();
+  // A "network" where the WebSocket endpoint is unreachable and event streams break.
+  class BlockedWebSocket extends WebSocket {
+    constructor(_url: string | URL, protocols?: string | string[]) {
+      super("ws://127.0.0.1:9/blocked", protocols);
+    }
+  }
+  const sseOnly = sdk(server, "emma", { WebSocket: BlockedWebSocket });
+  class BlockedEventSource extends EventSource {
+    constructor(_url: string | URL) {
+      super("http://127.0.0.1:9/blocked");
+    }
+  }
+  const pollOnly = sdk(server, "emma", {
+    WebSocket: BlockedWebSocket,
+    EventSource: BlockedEventSource,
+  });
+  try {
+    sseOnly.relais.connect();
+    pollOnly.relais.connect();
+    await opened(sseOnly.relais, "sse");
+    await opened(pollOnly.relais, "poll");
+    await server.publish(envelope(["emma"]));
+    await eventually(() => sseOnly.events.length === 1, 5000, "the event over SSE");
+    await eventually(() => pollOnly.events.length === 1, 5000, "the event over polling");
+  } finally {
+    sseOnly.relais.close();
+    pollOnly.relais.close();
+    await server.close();
+  }
+});
+
+Deno.test("the SDK reconnects after an idle close only when told the user is active", async () => {
+  const server = await startServer({ RELAIS_IDLE_TIMEOUT_MS: "300", RELAIS_HEARTBEAT_MS: "100" });
+  const { relais, events } = sdk(server, "camille", { transports: ["ws"] });
+  try {
+    relais.connect();
+    await opened(relais);
+    await eventually(() => relais.state === "dormant", 3000, "dormant");
+    await server.publish(envelope(["camille"]));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(events.length, 0);
+    relais.activity();
+    await eventually(() => events.length === 1, 5000, "the missed event");
+  } finally {
+    relais.close();
+    await server.close();
+  }
+});

@@ -1,0 +1,358 @@
+import assert from "node:assert/strict";
+import {
+  type Batch,
+  type ConversationInfo,
+  type ConversationState,
+  HeadConflictError,
+  type MemberState,
+  type MessageRecord,
+} from "../../src/messaging/conversation_store.ts";
+import { createKvConversationStore } from "../../src/messaging/kv_conversation_store.ts";
+import { createKvStore } from "../../src/store/kv_store.ts";
+import * as keys from "../../src/store/keys.ts";
+
+const member = (role: MemberState["role"] = "member"): MemberState => ({
+  role,
+  since: 1,
+  read: 0,
+  muted: false,
+  joinedAt: 0,
+});
+
+async function setup(members: string[], id = "c1") {
+  const kv = await Deno.openKv(":memory:");
+  const store = createKvConversationStore(kv);
+  const streams = createKvStore(kv, { recentWindowMs: 60_000 });
+  const info: ConversationInfo = {
+    id,
+    kind: "group",
+    createdAt: 0,
+    createdBy: "service:test",
+    members: [...members].sort(),
+  };
+  await store.create(info, Object.fromEntries(members.map((m) => [m, member()])));
+  return { kv, store, streams, id };
+}
+
+let request = 0;
+const send = (from: string, text: string, clientId?: string): Extract<
+  Batch,
+  { kind: "messages" }
+>["sends"][number] => ({
+  requestId: `r${++request}`,
+  from,
+  text,
+  ...(clientId ? { clientId } : {}),
+});
+
+async function load(store: ReturnType<typeof createKvConversationStore>, id: string) {
+  const state = await store.load(id);
+  assert.ok(state);
+  return state;
+}
+
+async function commitSends(
+  store: ReturnType<typeof createKvConversationStore>,
+  id: string,
+  sends: ReturnType<typeof send>[],
+  reads: { requestId: string; user: string; seq: number }[] = [],
+) {
+  const { job: _, ...state } = await load(store, id);
+  return await store.commit({ state, batch: { kind: "messages", sends, reads } });
+}
+
+async function itemsOf(streams: ReturnType<typeof createKvStore>, user: string) {
+  const read = await streams.readStream(user, 0, {
+    limit: 10_000,
+    windowMs: 60_000,
+    now: Date.now(),
+  });
+  assert.equal(read.complete, true, `stream of ${user} has no gap`);
+  return read.items;
+}
+
+Deno.test("a batch of sends gets consecutive seqs and one stream item per member", async () => {
+  const { kv, store, streams, id } = await setup(["ana", "ben", "chloe"]);
+  try {
+    const out = await commitSends(store, id, [
+      send("ana", "a"),
+      send("ben", "b"),
+      send("ana", "c"),
+    ]);
+    const messages = Object.values(out.results).map((r) => "message" in r ? r.message : undefined);
+    assert.deepEqual(messages.map((m) => m?.seq), [1, 2, 3]);
+    assert.equal(out.head.seq, 3);
+    assert.equal(out.head.preview, "c");
+    for (const user of ["ana", "ben", "chloe"]) {
+      const items = await itemsOf(streams, user);
+      assert.deepEqual(items.map((i) => i.msg?.s), [1, 2, 3]);
+      assert.ok(items.every((i) => i.type === "MESSAGE" && i.durable && !i.ack));
+    }
+    assert.equal(out.deliveries.length, 3);
+    assert.equal(out.deliveries[0].items.length, 3);
+    const listed = Object.fromEntries(
+      await Promise.all(
+        ["ana", "ben", "chloe"].map(async (u) => [u, (await store.listForUser(u))[0]]),
+      ),
+    );
+    // Sending reads up to one's own message; what others sent after it is unread.
+    assert.equal(listed.ana.unread, 0);
+    assert.equal(listed.ana.member.read, 3);
+    assert.equal(listed.ben.unread, 1);
+    assert.equal(listed.ben.member.read, 2);
+    assert.equal(listed.chloe.unread, 3);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("a known client_id answers with the stored message, across and within batches", async () => {
+  const { kv, store, streams, id } = await setup(["ana", "ben"]);
+  try {
+    const first = await commitSends(store, id, [send("ana", "x", "k1")]);
+    const second = await commitSends(store, id, [
+      send("ana", "x", "k1"),
+      send("ana", "y", "k2"),
+      send("ana", "y", "k2"),
+      send("ben", "z", "k1"),
+    ]);
+    const results = Object.values(second.results);
+    assert.deepEqual(
+      results.map((r) => "message" in r ? [r.message.seq, r.created] : undefined),
+      [[1, false], [2, true], [2, false], [3, true]],
+    );
+    assert.equal(Object.values(first.results)[0].ok, true);
+    assert.deepEqual((await itemsOf(streams, "ben")).map((i) => i.msg?.s), [1, 2, 3]);
+    const idle = await commitSends(store, id, [send("ana", "x", "k1")]);
+    assert.equal(idle.deliveries.length, 0, "a pure resend writes nothing");
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("a member who blocked the author gets no stream item and no unread count", async () => {
+  const { kv, store, streams, id } = await setup(["ana", "ben", "chloe"]);
+  try {
+    await store.setBlock("chloe", "ben", true, 0);
+    const state = await load(store, id);
+    assert.deepEqual(state.blocks, { chloe: ["ben"] });
+    const { job: _, ...rest } = state;
+    await store.commit({
+      state: rest,
+      batch: { kind: "messages", sends: [send("ben", "hé"), send("ana", "salut")], reads: [] },
+    });
+    assert.deepEqual((await itemsOf(streams, "chloe")).map((i) => i.msg?.s), [2]);
+    assert.deepEqual((await itemsOf(streams, "ana")).map((i) => i.msg?.s), [1, 2]);
+    assert.equal((await store.listForUser("chloe"))[0].unread, 1);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("reads move forward only and count what stays unread", async () => {
+  const { kv, store, id } = await setup(["ana", "ben"]);
+  try {
+    await commitSends(store, id, [send("ana", "1"), send("ana", "2"), send("ana", "3")]);
+    const r1 = { requestId: "read-1", user: "ben", seq: 1 };
+    const out = await commitSends(store, id, [], [r1]);
+    assert.deepEqual(out.results["read-1"], { ok: true, read: 1, unread: 2 });
+    assert.deepEqual(out.receipts, [{ user: "ben", seq: 1 }]);
+    const back = await commitSends(store, id, [], [{ requestId: "read-0", user: "ben", seq: 0 }]);
+    assert.deepEqual(back.results["read-0"], { ok: true, read: 1, unread: 2 });
+    assert.deepEqual(back.receipts, []);
+    const far = await commitSends(store, id, [send("ana", "4")], [{
+      requestId: "read-9",
+      user: "ben",
+      seq: 99,
+    }]);
+    // The read applies to what existed before the batch; the new message is unread.
+    assert.deepEqual(far.results["read-9"], { ok: true, read: 3, unread: 0 });
+    assert.equal((await store.listForUser("ben"))[0].unread, 1);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("a delete erases the text and no longer counts as unread", async () => {
+  const { kv, store, streams, id } = await setup(["ana", "ben"]);
+  try {
+    await commitSends(store, id, [send("ana", "oups"), send("ana", "ok")]);
+    const { job: _, ...state } = await load(store, id);
+    const out = await store.commit({
+      state,
+      batch: { kind: "delete", requestId: "d", by: "ana", seq: 1, asOwner: false },
+    });
+    const result = out.results.d;
+    assert.ok(result.ok && "message" in result);
+    assert.equal(result.message.deleted, true);
+    assert.equal(result.message.text, "");
+    assert.equal((await store.listForUser("ben"))[0].unread, 1);
+    const items = await itemsOf(streams, "ben");
+    assert.deepEqual(items.map((i) => [i.msg?.s, i.msg?.op]), [[1, "new"], [2, "new"], [
+      1,
+      "delete",
+    ]]);
+    const [stored] = await store.messages(id, [1]);
+    assert.equal(stored.text, "");
+
+    const { job: __, ...again } = await load(store, id);
+    const byOther = await store.commit({
+      state: again,
+      batch: { kind: "edit", requestId: "e", by: "ben", seq: 2, text: "non" },
+    });
+    assert.equal(byOther.results.e.ok, false);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("a commit fenced by a stale head version throws a head conflict", async () => {
+  const { kv, store, id } = await setup(["ana", "ben"]);
+  try {
+    const { job: _, ...stale } = await load(store, id);
+    await commitSends(store, id, [send("ana", "first writer")]);
+    await assert.rejects(
+      () =>
+        store.commit({
+          state: stale,
+          batch: { kind: "messages", sends: [send("ben", "second")], reads: [] },
+        }),
+      HeadConflictError,
+    );
+    const [head] = await store.messages(id, [1]);
+    assert.equal(head.text, "first writer");
+    assert.deepEqual(await store.messages(id, [2]), []);
+  } finally {
+    kv.close();
+  }
+});
+
+/** A KV handle whose atomic commits fail (as in a crash) after `commits` of them. */
+function crashingAfter(kv: Deno.Kv, commits: number): Deno.Kv {
+  let count = 0;
+  return new Proxy(kv, {
+    get(target, prop) {
+      if (prop === "atomic") {
+        return () => {
+          const op = target.atomic();
+          const commit = op.commit.bind(op);
+          op.commit = () => ++count > commits ? Promise.reject(new Error("crash")) : commit();
+          return op;
+        };
+      }
+      const value = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+Deno.test("a fan-out larger than one commit records a job that a restart resumes without duplicates", async () => {
+  const users = Array.from({ length: 250 }, (_, i) => `user-${String(i).padStart(3, "0")}`);
+  const { kv, store, streams, id } = await setup(users);
+  try {
+    const crashing = createKvConversationStore(crashingAfter(kv, 1));
+    const { job: _, ...state } = await load(store, id);
+    const sends = Array.from({ length: 6 }, (_, i) => send(users[i], `m${i}`, `c${i}`));
+    await assert.rejects(
+      () => crashing.commit({ state, batch: { kind: "messages", sends, reads: [] } }),
+      /crash/,
+    );
+    assert.deepEqual(await store.unfinished(), [id]);
+    const interrupted = await load(store, id);
+    assert.ok(interrupted.job);
+    assert.equal(interrupted.head.seq, 6, "the messages were accepted with the first commit");
+    assert.ok(interrupted.job.offset > 0 && interrupted.job.offset < users.length);
+
+    const out = await store.resume(interrupted);
+    assert.deepEqual(await store.unfinished(), []);
+    assert.equal(out.deliveries.length, 6);
+    for (const user of users) {
+      const items = await itemsOf(streams, user);
+      assert.deepEqual(items.map((i) => i.msg?.s), [1, 2, 3, 4, 5, 6], user);
+    }
+    const unread = await store.listForUser(users[200]);
+    assert.equal(unread[0].unread, 6);
+    const sender = await store.listForUser(users[0]);
+    assert.equal(sender[0].unread, 5);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("history pages newest first from a member's first visible seq, without excluded authors", async () => {
+  const { kv, store, id } = await setup(["ana", "ben"]);
+  try {
+    const sends = Array.from(
+      { length: 12 },
+      (_, i) => send(i % 3 === 0 ? "ben" : "ana", `m${i + 1}`),
+    );
+    await commitSends(store, id, sends);
+    const seen: number[] = [];
+    let before: number | undefined;
+    do {
+      const page = await store.history(id, { before, since: 3, limit: 4, exclude: ["ben"] });
+      seen.push(...page.messages.map((m: MessageRecord) => m.seq));
+      before = page.next;
+    } while (before !== undefined);
+    assert.deepEqual(seen, [12, 11, 9, 8, 6, 5, 3]);
+    assert.deepEqual(
+      (await store.history(id, { before: 1, since: 1, limit: 5, exclude: [] })).messages,
+      [],
+    );
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("creating a conversation twice under one id keeps the first", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const store = createKvConversationStore(kv);
+    const info = (createdBy: string): ConversationInfo => ({
+      id: "dm_1",
+      kind: "direct",
+      createdAt: 1,
+      createdBy,
+      members: ["ana", "ben"],
+    });
+    const members = { ana: member(), ben: member() };
+    const [a, b] = await Promise.all([
+      store.create(info("ana"), members),
+      store.create(info("ben"), members),
+    ]);
+    assert.equal([a.created, b.created].filter(Boolean).length, 1);
+    assert.equal(a.info.createdBy, b.info.createdBy);
+    assert.deepEqual(await store.conversationsOf("ana"), ["dm_1"]);
+    assert.deepEqual(await store.contactsOf("ana"), ["ben"]);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("membership changes update the members, the user lists and the new members' blocks", async () => {
+  const { kv, store, id } = await setup(["ana", "ben"]);
+  try {
+    await commitSends(store, id, [send("ana", "avant")]);
+    await store.setBlock("chloe", "zed", true, 0);
+    const { job: _, ...state } = await load(store, id);
+    const out = await store.commit({
+      state,
+      batch: {
+        kind: "members",
+        requestId: "m",
+        add: [{ user: "chloe", role: "member" }],
+        remove: ["ben"],
+      },
+    });
+    assert.deepEqual(out.info.members, ["ana", "chloe"]);
+    assert.deepEqual(out.blocks, { chloe: ["zed"] });
+    assert.equal(out.members.chloe.since, 2, "a new member sees what follows");
+    assert.deepEqual(await store.conversationsOf("ben"), []);
+    assert.deepEqual(await store.conversationsOf("chloe"), [id]);
+    const loaded: ConversationState = await load(store, id);
+    assert.deepEqual(Object.keys(loaded.members).sort(), ["ana", "chloe"]);
+    assert.equal(await kv.get(keys.conversationMemberKey(id, "ben")).then((e) => e.value), null);
+  } finally {
+    kv.close();
+  }
+});
