@@ -39,7 +39,7 @@ async function printDemo(config: Config, origin: string, sign: (sub: string) => 
     }/v1/ws, send {"type":"hello","token":"<camille's token>"}`,
     `  curl -s -X POST ${origin}/v1/events -H 'X-API-Key: ${key.key}' -H 'Content-Type: application/json' -d '${event}'`,
     `  curl -s ${origin}/v1/me/notifications -H 'Authorization: Bearer ${tokens[0][1]}'`,
-    `  API docs: ${origin}/docs · metrics: ${origin}/metrics`,
+    `  demo page: ${origin}/ · ops page: ${origin}/ops (service key) · API docs: ${origin}/docs`,
     "",
   ];
   console.log(lines.join("\n"));
