@@ -8,7 +8,7 @@ import type { AppEnv } from "../src/auth/principal.ts";
 import type { ServiceKeys } from "../src/auth/service_keys.ts";
 import { AppError } from "../src/errors.ts";
 import type { Store } from "../src/store/store.ts";
-import { parseOrThrow } from "../src/validate.ts";
+import { adminLimit, parseOrThrow } from "../src/validate.ts";
 
 const kind = v.picklist(
   ["user", "conversation", "mailer"],
@@ -19,16 +19,7 @@ const kind = v.picklist(
 export const ActorsQuerySchema = v.object({ kind: v.optional(kind) });
 /** Query of `GET /v1/admin/dead-letters`. */
 export const DeadLettersQuerySchema = v.object({
-  limit: v.optional(
-    v.pipe(
-      v.string(),
-      v.regex(/^\d{1,4}$/, "expected a whole number"),
-      v.transform(Number),
-      v.minValue(1),
-      v.maxValue(1000),
-    ),
-    "100",
-  ),
+  limit: adminLimit,
 });
 
 /** Dependencies of {@linkcode createAdminRoutes}. */

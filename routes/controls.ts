@@ -9,20 +9,11 @@ import { readJson } from "../src/body.ts";
 import { type Actor, type Control, ControlInputSchema, isActive } from "../src/controls/control.ts";
 import type { Controls } from "../src/controls/controls.ts";
 import { AppError } from "../src/errors.ts";
-import { parseOrThrow } from "../src/validate.ts";
+import { adminLimit, parseOrThrow } from "../src/validate.ts";
 
 /** Query of `GET /v1/admin/controls/audit`. */
 export const AuditQuerySchema = v.object({
-  limit: v.optional(
-    v.pipe(
-      v.string(),
-      v.regex(/^\d{1,4}$/, "expected a whole number"),
-      v.transform(Number),
-      v.minValue(1),
-      v.maxValue(1000),
-    ),
-    "100",
-  ),
+  limit: adminLimit,
   before: v.optional(v.pipe(v.string(), v.isoTimestamp("expected an ISO 8601 timestamp"))),
 });
 

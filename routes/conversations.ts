@@ -11,7 +11,7 @@ import type { AppEnv } from "../src/auth/principal.ts";
 import type { ServiceKeys } from "../src/auth/service_keys.ts";
 import { readJson } from "../src/body.ts";
 import type { Actor, Messaging } from "../src/messaging/messaging.ts";
-import { parseOrThrow } from "../src/validate.ts";
+import { parseOrThrow, queryInt } from "../src/validate.ts";
 
 const name = (max: number) => v.pipe(v.string(), v.trim(), v.minLength(1), v.maxLength(max));
 const userId = name(256);
@@ -19,16 +19,11 @@ const webUrl = v.pipe(
   v.string(),
   v.maxLength(2000),
   v.url("expected a URL"),
-  v.check((s) => /^https?:$/.test(new URL(s).protocol), 'expected an "http" or "https" URL'),
+  v.check(
+    (s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol),
+    'expected an "http" or "https" URL',
+  ),
 );
-const number = (min: number, max: number) =>
-  v.pipe(
-    v.string(),
-    v.regex(/^\d{1,15}$/, "expected a whole number"),
-    v.transform(Number),
-    v.minValue(min),
-    v.maxValue(max),
-  );
 const seq = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
 
 /** A file a message points to. */
@@ -74,12 +69,12 @@ export const AddMembersSchema = v.strictObject({
 
 /** Query of `GET /v1/conversations/:id/messages`. */
 export const HistoryQuerySchema = v.object({
-  before: v.optional(number(1, Number.MAX_SAFE_INTEGER)),
-  limit: v.optional(number(1, 100), "50"),
+  before: v.optional(queryInt(1, Number.MAX_SAFE_INTEGER)),
+  limit: v.optional(queryInt(1, 100), "50"),
 });
 
 const ConversationIdSchema = name(200);
-const SeqParamSchema = number(1, Number.MAX_SAFE_INTEGER);
+const SeqParamSchema = queryInt(1, Number.MAX_SAFE_INTEGER);
 
 /** Dependencies of {@linkcode createConversationRoutes}. */
 export interface ConversationRoutesDeps extends RequireUserDeps {

@@ -15,20 +15,11 @@ import { escapeHtml } from "../src/mail/templates.ts";
 import type { UnsubscribeClaim, UnsubscribeTokens } from "../src/mail/unsubscribe.ts";
 import { DEFAULT_PREFERENCES, type Preferences } from "../src/preferences/preferences.ts";
 import type { PreferencesStore } from "../src/preferences/preferences_store.ts";
-import { parseOrThrow } from "../src/validate.ts";
+import { adminLimit, parseOrThrow } from "../src/validate.ts";
 
 /** Query of `GET /v1/admin/mail/dead-letters`. */
 export const MailDeadLettersQuerySchema = v.object({
-  limit: v.optional(
-    v.pipe(
-      v.string(),
-      v.regex(/^\d{1,4}$/, "expected a whole number"),
-      v.transform(Number),
-      v.minValue(1),
-      v.maxValue(1000),
-    ),
-    "100",
-  ),
+  limit: adminLimit,
 });
 
 /** Dependencies of {@linkcode createMailRoutes}. */

@@ -8,21 +8,12 @@ import { AppError } from "../src/errors.ts";
 import type { Sessions } from "../src/realtime/session.ts";
 import { toClientEnvelope } from "../src/schemas/envelope.ts";
 import type { Store } from "../src/store/store.ts";
-import { parseOrThrow } from "../src/validate.ts";
-
-const count = (min: number, max: number) =>
-  v.pipe(
-    v.string(),
-    v.regex(/^\d{1,15}$/, "expected a whole number"),
-    v.transform(Number),
-    v.minValue(min),
-    v.maxValue(max),
-  );
+import { parseOrThrow, queryInt } from "../src/validate.ts";
 
 /** Query of `GET /v1/me/notifications`. */
 export const InboxQuerySchema = v.object({
-  after: v.optional(count(0, Number.MAX_SAFE_INTEGER)),
-  limit: v.optional(count(1, 100), "50"),
+  after: v.optional(queryInt(0, Number.MAX_SAFE_INTEGER)),
+  limit: v.optional(queryInt(1, 100), "50"),
   unread: v.optional(v.picklist(["true", "false", "1", "0"]), "false"),
 });
 

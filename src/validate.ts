@@ -55,3 +55,19 @@ export function jsonDepth(text: string, max = Infinity): number {
   }
   return deepest;
 }
+
+/**
+ * A whole number in a query string or path parameter, between `min` and `max`.
+ */
+export function queryInt(min: number, max: number) {
+  return v.pipe(
+    v.string(),
+    v.regex(/^\d{1,15}$/, "expected a whole number"),
+    v.transform(Number),
+    v.minValue(min),
+    v.maxValue(max),
+  );
+}
+
+/** The `limit` query parameter of the admin listings: 1 to 1,000, 100 by default. */
+export const adminLimit = v.optional(queryInt(1, 1000), "100");
