@@ -89,11 +89,11 @@ Deno.test("an unacked item is redelivered on its backoff, then dead-lettered at 
       await client.next((f) => f.type === "event" && f.envelope.metadata.id === id, 2000);
       times.push(Date.now());
     }
-    // First delivery, then redeliveries after about 100 ms and 200 ms more (loose bounds:
-    // a loaded machine delays timers, it never fires them early).
+    // First delivery, then redeliveries after about 100 ms and 200 ms more. Loose bounds:
+    // a loaded machine delays timers, and receipt times at the client jitter both ways.
     const gaps = [times[1] - times[0], times[2] - times[1]];
-    assert.ok(gaps[0] >= 90 && gaps[0] < 1000, `first gap ${gaps[0]} ms`);
-    assert.ok(gaps[1] >= 190 && gaps[1] < 1500, `second gap ${gaps[1]} ms`);
+    assert.ok(gaps[0] >= 60 && gaps[0] < 1000, `first gap ${gaps[0]} ms`);
+    assert.ok(gaps[1] >= 150 && gaps[1] < 1500, `second gap ${gaps[1]} ms`);
     assert.ok(gaps[1] > gaps[0], "the backoff grows");
 
     const status = await eventually(
