@@ -25,6 +25,7 @@ export interface UserContext {
   version: number;
   userId: string;
   connections: Record<string, UserConnection>;
+  /** The last seq handed to the machine (plain items pushed around it do not move it). */
   lastSeqSent: number;
   /** Items waiting for an ack, by seq. */
   pending: Record<number, PendingAck>;
@@ -32,7 +33,10 @@ export interface UserContext {
   idleMs: number;
   /** LOW items waiting to go out together at the end of the grouping window. */
   lowBuffer: LiveItem[];
-  /** Pushes made in the current budget window. */
+  /**
+   * Pushes the machine made in the current budget window; the wiring adds those made
+   * around it (see {@linkcode plainPushAllowed}).
+   */
   pushed: number;
   /** Items held back because the budget was spent, summarized at the window's end. */
   folded: { count: number; firstSeq: number; lastSeq: number };
@@ -119,6 +123,35 @@ const scheduled = (c: UserContext) =>
 
 const NO_FOLD = { count: 0, firstSeq: 0, lastSeq: 0 };
 
+/**
+ * Whether a new item may be pushed to the user's connections without a step of the
+ * machine, given the actor's current state and `outside` pushes already made that way in
+ * the current budget window.
+ *
+ * Only a plain item qualifies: no ack to track (`item.ack` false, no pending entry), not
+ * grouped (not LOW while grouping is on), at least one connection, and a budget window
+ * already running (`budget: counting`, so its timer and summary stay the machine's) with
+ * room left in it. For such an item the machine would only send the frame and count the
+ * push; the caller does both (counting `outside`), and the wiring folds `outside` into the
+ * `overBudget` guard and clears it on `budgetReset`. Everything else (the first push of a
+ * window, LOW, acks, folding, offline users) goes through `item.deliver`, so presence,
+ * pending acks, timers, grouping and summaries stay owned by the machine.
+ */
+export function plainPushAllowed(
+  state: { value: unknown; context: UserContext },
+  live: LiveItem,
+  outside: number,
+): boolean {
+  const { context } = state;
+  if (live.pending || live.item.ack) return false;
+  if (live.pace === "low" && context.pacing.lowWindowMs > 0) return false;
+  if ((state.value as { budget?: string }).budget !== "counting") return false;
+  for (const _ in context.connections) {
+    return live.pace === "critical" || context.pushed + outside < context.pacing.pushBudget;
+  }
+  return false;
+}
+
 const sendParams = ({ context, event }: { context: UserContext; event: UserEvent }) => ({
   userId: context.userId,
   connections: Object.keys(context.connections),
@@ -180,6 +213,11 @@ export const userMachine = setup({
     countPush: assign({
       pushed: ({ context }) => context.pushed + (hasConnections(context) ? 1 : 0),
     }),
+    /**
+     * A budget window ended: pushes made outside the machine in that window (see
+     * {@linkcode plainPushAllowed}) are forgotten with the machine's own count.
+     */
+    budgetReset: (_, _params: { userId: string }) => {},
     /** Tells interested parties that the user's presence changed. */
     announcePresence: (_, _params: { userId: string; status: PresenceStatus }) => {},
     /** Asks the registry to stop this idle actor. */
@@ -443,6 +481,10 @@ export const userMachine = setup({
                   }),
                 },
                 assign({ pushed: 0, folded: NO_FOLD }),
+                {
+                  type: "budgetReset",
+                  params: ({ context }) => ({ userId: context.userId }),
+                },
               ],
             },
           },

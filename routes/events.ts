@@ -32,7 +32,8 @@ export interface EventRoutesDeps {
 /** `POST /v1/events` and `GET /v1/events/:id`. */
 export function createEventRoutes(deps: EventRoutesDeps) {
   return new Hono<AppEnv>()
-    .use("/v1/events", requireScope(deps.keys, "events:publish"))
+    // One pattern for both routes: `/v1/events/*` also matches `/v1/events`, and a second
+    // `use` would verify the key twice per request.
     .use("/v1/events/*", requireScope(deps.keys, "events:publish"))
     .post("/v1/events", async (c) => {
       await deps.limits?.consume("events", c.var.service.name);

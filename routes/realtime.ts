@@ -1,12 +1,13 @@
 /** The WebSocket endpoint and connect tickets. */
 
 import { Hono } from "hono";
-import type { UpgradeWebSocket } from "hono/ws";
+import type { UpgradeWebSocket, WSContext, WSEvents } from "hono/ws";
 import { requireUser, type RequireUserDeps } from "../src/auth/middleware.ts";
 import type { AppEnv, UserPrincipal } from "../src/auth/principal.ts";
 import type { Tickets } from "../src/auth/tickets.ts";
 import { AppError } from "../src/errors.ts";
-import type { WsProtocol } from "../src/realtime/ws_protocol.ts";
+import type { WsConnection, WsProtocol } from "../src/realtime/ws_protocol.ts";
+import type { Outlet } from "../src/realtime/hub.ts";
 import { SUBPROTOCOL } from "../src/schemas/frames.ts";
 import type { Guard } from "../src/controls/guard.ts";
 import type { OriginPolicy } from "../src/controls/origins.ts";
@@ -21,6 +22,57 @@ export interface RealtimeRoutesDeps extends RequireUserDeps {
   guard?: Guard;
   /** Browser origins allowed to open the socket (absent: any). */
   origins?: OriginPolicy;
+}
+
+/**
+ * One socket: the runtime's event handlers and the protocol's outlet in one object, with
+ * methods on the prototype rather than closures per socket.
+ */
+class WsSocket implements WSEvents, Outlet {
+  readonly transport = "ws";
+  conn: WsConnection | undefined = undefined;
+  ws: WSContext | undefined = undefined;
+  protocol: WsProtocol;
+  preauth: UserPrincipal | undefined;
+  ip: string | undefined;
+
+  constructor(protocol: WsProtocol, preauth: UserPrincipal | undefined, ip: string | undefined) {
+    this.protocol = protocol;
+    this.preauth = preauth;
+    this.ip = ip;
+  }
+
+  onOpen(_event: Event, ws: WSContext) {
+    this.ws = ws;
+    this.conn = this.protocol.open(this, this.preauth, { ip: this.ip });
+  }
+
+  onMessage(event: MessageEvent) {
+    this.conn?.message(event.data);
+  }
+
+  onClose() {
+    this.conn?.closed();
+  }
+
+  onError() {
+    this.conn?.closed();
+  }
+
+  send(text: string) {
+    this.ws!.send(text);
+  }
+
+  close(code: number, reason: string) {
+    this.ws!.close(code, reason);
+    // A peer that stopped reading may never complete the close handshake: forget the
+    // connection now rather than when the socket finally dies.
+    this.conn?.closed();
+  }
+
+  bufferedAmount(): number {
+    return (this.ws?.raw as { bufferedAmount?: number } | undefined)?.bufferedAmount ?? 0;
+  }
 }
 
 /** `GET /v1/ws` and `POST /v1/connect-tickets`. */
@@ -47,38 +99,12 @@ export function createRealtimeRoutes(deps: RealtimeRoutesDeps) {
         await requireUser(deps)(c, () => Promise.resolve());
         preauth = c.var.user;
       }
-      const upgrade = deps.upgradeWebSocket(() => {
-        let conn: ReturnType<WsProtocol["open"]> | undefined;
-        return {
-          onOpen(_event, ws) {
-            const raw = ws.raw as { bufferedAmount?: number } | undefined;
-            conn = deps.protocol.open(
-              {
-                transport: "ws",
-                send: (text) => ws.send(text),
-                close: (code, reason) => {
-                  ws.close(code, reason);
-                  // A peer that stopped reading may never complete the close handshake:
-                  // forget the connection now rather than when the socket finally dies.
-                  conn?.closed();
-                },
-                bufferedAmount: () => raw?.bufferedAmount ?? 0,
-              },
-              preauth,
-              { ip },
-            );
-          },
-          onMessage(event) {
-            conn?.message(event.data);
-          },
-          onClose() {
-            conn?.closed();
-          },
-          onError() {
-            conn?.closed();
-          },
-        };
-      }, offered.length > 0 ? { protocol: SUBPROTOCOL } : {});
+      const upgrade = deps.upgradeWebSocket(
+        () => new WsSocket(deps.protocol, preauth, ip),
+        // Deno's own idle timeout re-arms a timer per frame and per socket; the protocol's
+        // heartbeat (one sweep for every socket) already pings and drops dead peers.
+        { ...(offered.length > 0 ? { protocol: SUBPROTOCOL } : {}), idleTimeout: 0 },
+      );
       return await upgrade(c, next);
     });
 }

@@ -7,7 +7,6 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { UpgradeWebSocket } from "hono/ws";
 import { createRegistry, type Registry } from "../actors/registry.ts";
-import type { UserEvent } from "../actors/user.machine.ts";
 import { createAdminRoutes } from "../routes/admin.ts";
 import { createDocsRoutes } from "../routes/docs.ts";
 import { createEventRoutes } from "../routes/events.ts";
@@ -176,7 +175,7 @@ export function createApp(deps: AppDeps): Relais {
       : {}),
   });
 
-  defineUserActors({
+  const userActors = defineUserActors({
     registry,
     store,
     hub,
@@ -285,17 +284,18 @@ export function createApp(deps: AppDeps): Relais {
           quiet = true;
           continue;
         }
-        const actor = registry.peek("user", user);
-        if (!actor) continue;
+        // Offline users (no live actor) get it from their stream when they come back.
+        if (!registry.peek("user", user)) continue;
         const frame = replaces
           ? encodeUpdateFrame(item.seq, json, replaces)
           : encodeEventFrame(item.seq, json);
-        actor.send(
-          {
-            type: "item.deliver",
-            live: { item, pending, frame, acceptedAt, pace: item.ack ? "critical" : pace },
-          } satisfies UserEvent,
-        );
+        userActors.deliver(user, {
+          item,
+          ...(pending ? { pending } : {}),
+          frame,
+          acceptedAt,
+          pace: item.ack ? "critical" : pace,
+        });
       }
       if (mailing && metadata.type === "NOTIFICATION" && routing.channels.includes("email")) {
         const urgent = quiet || metadata.priority === "HIGH";

@@ -75,6 +75,24 @@ export function createPublisher(deps: PublisherDeps): Publisher {
         targeted: users.length,
         unknown_targets: unknown,
       };
+      if (users.length > 0 && users.length <= deps.syncFanoutLimit) {
+        // Small audiences: the event and every stream entry in one commit, no job.
+        const plan = deps.plan?.(envelope);
+        const atomic = await deps.store.publishAtomic(
+          envelope,
+          users,
+          result,
+          plan ? { plan } : {},
+        );
+        if (atomic?.batch) {
+          deps.deliverLive(atomic.batch, JSON.stringify(toClientEnvelope(envelope)), envelope);
+          return { result, replayed: false };
+        }
+        if (atomic) {
+          if (atomic.event.fanningOut) await fanOut(atomic.event.id);
+          return { result: atomic.event.result, replayed: true };
+        }
+      }
       const { created, event } = await deps.store.createEvent(envelope, users, result);
       if (!created) {
         // A re-post while the first fan-out is still running waits for the same durability.

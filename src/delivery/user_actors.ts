@@ -3,13 +3,23 @@
  * counts through the metrics. This is where the user machine meets the adapters.
  */
 
-import { createActor, fromPromise } from "xstate";
+import {
+  type AnyActorRef,
+  type AnyEventObject,
+  createActor,
+  fromCallback,
+  fromPromise,
+} from "xstate";
 import type { Registry } from "../../actors/registry.ts";
 import {
   backoffDelay,
+  type LiveItem,
   type Pacing,
+  plainPushAllowed,
   type RedeliverInput,
   type RedeliverOutput,
+  type UserContext,
+  type UserEvent,
   userMachine,
 } from "../../actors/user.machine.ts";
 import type { Metrics } from "../metrics.ts";
@@ -19,6 +29,12 @@ import { toClientEnvelope } from "../schemas/envelope.ts";
 import type { PresenceStatus } from "../schemas/frames.ts";
 import type { PendingAck, Store } from "../store/store.ts";
 import type { DeliveryRecorder } from "./recorder.ts";
+
+/** User actors sharing one XState system (see `defineUserActors`). */
+export const USER_ACTORS_PER_SYSTEM = 32;
+
+/** Event type prefix of a user actor's failure, as its host receives it. */
+const USER_ACTOR_FAILED = "xstate.error.actor.user:";
 
 /** Dependencies of {@linkcode defineUserActors}. */
 export interface UserActorDeps {
@@ -36,9 +52,36 @@ export interface UserActorDeps {
   onPresence?(userId: string, status: PresenceStatus): void;
 }
 
+/** What {@linkcode defineUserActors} gives back: the way in for new items. */
+export interface UserActors {
+  /**
+   * Hands a new item to the user's live actor, if any. A plain item (see
+   * `plainPushAllowed`) goes straight to the user's connections, counted against the push
+   * budget, without a step of the machine; every other item is an `item.deliver`.
+   */
+  deliver(userId: string, live: LiveItem): void;
+}
+
 /** Registers how user actors are spawned, with their effects provided. */
-export function defineUserActors(deps: UserActorDeps): void {
+export function defineUserActors(deps: UserActorDeps): UserActors {
   const { registry, store, hub, metrics, recorder } = deps;
+  // Pushes made without a step of the machine in the user's current budget window. The
+  // machine's `overBudget` guard adds them to its own count and its `budgetReset` action
+  // clears them when the window ends.
+  const outsidePushes = new Map<string, number>();
+
+  /** Sends an item's frame to the user's connections and records the delivery. */
+  function pushItem(userId: string, connections: string[], live: LiveItem) {
+    const { item } = live;
+    if (item.exp !== undefined && item.exp <= Date.now()) return;
+    let sent = 0;
+    for (const conn of connections) if (hub.sendItem(conn, item.seq, live.frame)) sent++;
+    if (sent === 0) return;
+    metrics.deliveries.inc(sent);
+    metrics.latency.observe((Date.now() - live.acceptedAt) / 1000);
+    // Conversation items have no per-event delivery record to update.
+    if (!item.msg) recorder.add(item.id, userId);
+  }
 
   async function redeliver({ userId, connections, due }: RedeliverInput) {
     const now = Date.now();
@@ -71,17 +114,8 @@ export function defineUserActors(deps: UserActorDeps): void {
 
   const machine = userMachine.provide({
     actions: {
-      sendFrame: (_, { userId, connections, live }) => {
-        const { item } = live;
-        if (item.exp !== undefined && item.exp <= Date.now()) return;
-        let sent = 0;
-        for (const conn of connections) if (hub.sendItem(conn, item.seq, live.frame)) sent++;
-        if (sent === 0) return;
-        metrics.deliveries.inc(sent);
-        metrics.latency.observe((Date.now() - live.acceptedAt) / 1000);
-        // Conversation items have no per-event delivery record to update.
-        if (!item.msg) recorder.add(item.id, userId);
-      },
+      sendFrame: (_, { userId, connections, live }) => pushItem(userId, connections, live),
+      budgetReset: (_, { userId }) => void outsidePushes.delete(userId),
       sendBatch: (_, { userId, connections, items }) => {
         const now = Date.now();
         const live = items.filter(({ item }) => item.exp === undefined || item.exp > now);
@@ -123,12 +157,45 @@ export function defineUserActors(deps: UserActorDeps): void {
     actors: {
       redeliver: fromPromise<RedeliverOutput, RedeliverInput>(({ input }) => redeliver(input)),
     },
+    guards: {
+      overBudget: ({ context, event }) =>
+        event.type === "item.deliver" && event.live.pace !== "critical" &&
+        Object.keys(context.connections).length > 0 &&
+        context.pushed + (outsidePushes.get(context.userId) ?? 0) >= context.pacing.pushBudget,
+    },
   });
+
+  // User actors share XState systems, a few at a time, as children of a host actor. A
+  // system of its own (scheduler, maps, a dozen closures) costs each user ~1.7 KB; one for
+  // every actor would make stopping one cost O(all timers), as XState's scheduler cancels an
+  // actor's timers by walking its system's.
+  let host: AnyActorRef | undefined;
+  let hosted = 0;
+  function nextHost(): AnyActorRef {
+    if (!host || hosted >= USER_ACTORS_PER_SYSTEM) {
+      host = createActor(fromCallback<AnyEventObject>(({ receive }) => {
+        // A failing child reports here instead of throwing out of a timer: log it and
+        // forget the actor, so the next message rebuilds it from KV.
+        receive((event) => {
+          if (!event.type.startsWith(USER_ACTOR_FAILED)) return;
+          const userId = event.type.slice(USER_ACTOR_FAILED.length);
+          deps.onError(`User actor "${userId}" failed`, (event as { error?: unknown }).error);
+          if (registry.peek("user", userId)?.getSnapshot().status === "error") {
+            registry.stop("user", userId);
+          }
+        });
+      })).start();
+      hosted = 0;
+    }
+    hosted++;
+    return host;
+  }
 
   registry.define("user", async (userId) => {
     const pending = await store.listPending(userId);
     const actor = createActor(machine, {
       id: `user:${userId}`,
+      parent: nextHost(),
       input: {
         userId,
         pending,
@@ -137,7 +204,28 @@ export function defineUserActors(deps: UserActorDeps): void {
         ...(deps.pacing ? { pacing: deps.pacing } : {}),
       },
     });
+    // XState refuses `stop()` on a child; the registry owns this actor's life cycle, so it
+    // stops as a root actor would (its timers and invoked redelivery with it).
+    const internal = actor as unknown as { _stop(): unknown };
+    actor.stop = () => (internal._stop(), actor);
+    // A new actor starts with a fresh budget window.
+    outsidePushes.delete(userId);
     actor.start();
     return actor;
   });
+
+  return {
+    deliver(userId, live) {
+      const actor = registry.peek("user", userId);
+      if (!actor) return;
+      const state = actor.getSnapshot() as { status: string; value: unknown; context: UserContext };
+      const outside = outsidePushes.get(userId) ?? 0;
+      if (state.status === "active" && plainPushAllowed(state, live, outside)) {
+        outsidePushes.set(userId, outside + 1);
+        pushItem(userId, Object.keys(state.context.connections), live);
+        return;
+      }
+      actor.send({ type: "item.deliver", live } satisfies UserEvent);
+    },
+  };
 }

@@ -76,16 +76,22 @@ export interface Hub {
 /** Creates an empty hub. */
 export function createHub(options: HubOptions = {}): Hub {
   const connections = new Map<string, Connection>();
-  const byUser = new Map<string, Set<string>>();
+  // A user's connection id, or a set of them when there are several: most users have one,
+  // and a set per user would cost more than the entry holding it.
+  const byUser = new Map<string, string | Set<string>>();
   const maxBuffered = options.maxBufferedBytes ?? Infinity;
 
   function remove(id: string) {
     const conn = connections.get(id);
     if (!conn) return;
     connections.delete(id);
-    const set = byUser.get(conn.user);
-    set?.delete(id);
-    if (set?.size === 0) byUser.delete(conn.user);
+    const ids = byUser.get(conn.user);
+    if (ids === id) byUser.delete(conn.user);
+    else if (typeof ids === "object") {
+      ids.delete(id);
+      if (ids.size === 0) byUser.delete(conn.user);
+      else if (ids.size === 1) byUser.set(conn.user, ids.values().next().value!);
+    }
   }
 
   function send(id: string, text: string, seq?: number) {
@@ -115,9 +121,10 @@ export function createHub(options: HubOptions = {}): Hub {
     add(id, user, outlet) {
       const conn: Connection = { id, user, outlet, held: [] };
       connections.set(id, conn);
-      let set = byUser.get(user);
-      if (!set) byUser.set(user, set = new Set());
-      set.add(id);
+      const ids = byUser.get(user);
+      if (ids === undefined) byUser.set(user, id);
+      else if (typeof ids === "string") byUser.set(user, new Set([ids, id]));
+      else ids.add(id);
       return conn;
     },
     remove,
@@ -144,7 +151,12 @@ export function createHub(options: HubOptions = {}): Hub {
         send(id, frame, seq);
       }
     },
-    ofUser: (user) => [...(byUser.get(user) ?? [])].map((id) => connections.get(id)!),
+    ofUser(user) {
+      const ids = byUser.get(user);
+      if (ids === undefined) return [];
+      if (typeof ids === "string") return [connections.get(ids)!];
+      return [...ids].map((id) => connections.get(id)!);
+    },
     all: () => [...connections.values()],
     size: () => connections.size,
   };

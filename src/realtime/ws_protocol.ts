@@ -9,6 +9,10 @@
  * and one silent for two intervals is dead and dropped, so presence follows. A client with
  * no activity (anything but `ping`, `pong` and `presence.set` away) for the idle timeout is
  * closed with 4009; the SDK reconnects when its user is active again.
+ *
+ * These deadlines (hello, heartbeat, idle, token expiry) are checked by one sweep per
+ * protocol, walking the open connections at a quarter of the shortest timeout (at most every
+ * 250 ms), rather than by timers per socket: idle sockets are what a server holds most of.
  */
 
 import * as v from "valibot";
@@ -72,9 +76,339 @@ function refOf(raw: unknown): string | undefined {
   return typeof ref === "string" && ref.length <= 100 ? ref : undefined;
 }
 
+/** The shared sweep never runs less often than this: a token's expiry is noticed within it. */
+const MAX_SWEEP_MS = 250;
+/** ...nor more often than this, however short the configured timeouts. */
+const MIN_SWEEP_MS = 10;
+
+/**
+ * Period of the shared liveness sweep: a quarter of the shortest configured timeout (so
+ * each fires at most a quarter late), between {@linkcode MIN_SWEEP_MS} and
+ * {@linkcode MAX_SWEEP_MS}.
+ */
+export function sweepIntervalMs(
+  deps: Pick<WsProtocolDeps, "helloTimeoutMs" | "heartbeatMs" | "idleTimeoutMs">,
+): number {
+  const shortest = Math.min(
+    ...[deps.helloTimeoutMs, deps.heartbeatMs ?? 0, deps.idleTimeoutMs ?? 0].filter((ms) => ms > 0),
+  );
+  return Math.max(MIN_SWEEP_MS, Math.min(MAX_SWEEP_MS, Math.floor(shortest / 4)));
+}
+
+/** What every connection of one protocol shares. */
+interface Shared {
+  deps: WsProtocolDeps;
+  ping: string;
+  /** Connections the sweep checks: every open one. */
+  conns: Set<Conn>;
+  /** Removes a connection from the sweep (stopping it with the last one). */
+  forget(conn: Conn): void;
+}
+
+/**
+ * One socket's protocol state. A class rather than closures, and deadlines checked by one
+ * sweep per process rather than timers per socket: an idle connection costs a few fields.
+ */
+class Conn implements WsConnection {
+  user: UserPrincipal | undefined = undefined;
+  connId: string | undefined = undefined;
+  ended = false;
+  /** Heartbeat and idle checks apply (the connection is attached). */
+  live = false;
+  openedAt: number;
+  lastReceived: number;
+  lastActive: number;
+  pinged = false;
+  /** Frames are handled one at a time, in arrival order; undefined when none is waiting. */
+  queue: Promise<void> | undefined = undefined;
+  inFlight = 0;
+  shared: Shared;
+  outlet: Outlet;
+  preauth: UserPrincipal | undefined;
+  ip: string | undefined;
+
+  constructor(shared: Shared, outlet: Outlet, preauth: UserPrincipal | undefined, ip?: string) {
+    this.shared = shared;
+    this.outlet = outlet;
+    this.preauth = preauth;
+    this.ip = ip;
+    this.openedAt = this.lastReceived = this.lastActive = Date.now();
+  }
+
+  /** Closes the connection if one of its deadlines has passed (called by the sweep). */
+  check(now: number) {
+    const { deps } = this.shared;
+    const user = this.user;
+    if (!user) {
+      if (now - this.openedAt >= deps.helloTimeoutMs) {
+        this.close(CLOSE.unauthenticated, "No hello received");
+      }
+      return;
+    }
+    if (this.expired(now)) return this.close(CLOSE.unauthenticated, "Token expired");
+    if (!this.live) return;
+    const interval = deps.heartbeatMs;
+    if (interval) {
+      const silent = now - this.lastReceived;
+      if (silent >= 2 * interval) return this.close(1001, "Heartbeat timeout");
+      if (silent >= interval && !this.pinged) {
+        this.pinged = true;
+        this.send(this.shared.ping);
+      }
+    }
+    if (deps.idleTimeoutMs && now - this.lastActive >= deps.idleTimeoutMs) {
+      this.close(CLOSE.idle, "Idle timeout");
+    }
+  }
+
+  expired(now: number): boolean {
+    const expiresAt = this.user?.expiresAt;
+    return expiresAt !== undefined && expiresAt <= now;
+  }
+
+  close(code: number, reason: string) {
+    if (this.ended) return;
+    this.end();
+    try {
+      this.outlet.close(code, reason);
+    } catch {
+      // Already closed by the peer.
+    }
+  }
+
+  /** Forgets the connection everywhere (the socket is closed or closing). */
+  end() {
+    this.ended = true;
+    this.shared.forget(this);
+    if (this.connId) this.shared.deps.sessions.detach(this.connId);
+  }
+
+  send(text: string) {
+    if (this.ended) return;
+    try {
+      this.outlet.send(text);
+    } catch {
+      this.close(1011, "Send failed");
+    }
+  }
+
+  error(code: string, message: string, ref?: string, retryAfterMs?: number) {
+    this.send(encodeFrame({
+      type: "error",
+      code,
+      message,
+      ...(ref ? { ref } : {}),
+      ...(retryAfterMs !== undefined ? { retry_after_ms: retryAfterMs } : {}),
+    }));
+  }
+
+  async authenticate(frame: Extract<ClientFrame, { type: "hello" }>) {
+    const { deps } = this.shared;
+    if (frame.token) return await deps.auth.verifyToken(frame.token);
+    if (frame.ticket) {
+      const principal = await deps.tickets.redeem(frame.ticket);
+      if (!principal) throw new AppError("unauthenticated", "Unknown or used ticket");
+      return principal;
+    }
+    if (this.preauth) return this.preauth;
+    throw new AppError("unauthenticated", "Missing credentials: send a token or a ticket");
+  }
+
+  async hello(frame: Extract<ClientFrame, { type: "hello" }>) {
+    const { deps } = this.shared;
+    const { guard } = deps;
+    const ip = this.ip;
+    let principal: UserPrincipal;
+    try {
+      await guard?.beforeAuth(ip);
+    } catch (e) {
+      this.close(CLOSE.policy, closeReason(e instanceof AppError ? e.message : "Refused"));
+      return;
+    }
+    try {
+      principal = await this.authenticate(frame);
+    } catch (e) {
+      const message = e instanceof AppError ? e.message : "Invalid credentials";
+      if (!(e instanceof AppError && e.code === "unavailable")) {
+        guard?.authFailed(ip).catch((err) => deps.onError("Cannot count an auth failure", err));
+      }
+      this.close(CLOSE.unauthenticated, message.slice(0, 120));
+      return;
+    }
+    try {
+      // Kill switch on realtime (4003 with the reason) and the per-user connection cap.
+      await guard?.admitConnection(principal, { refresh: this.user !== undefined });
+    } catch (e) {
+      const refused = e instanceof AppError ? e : undefined;
+      this.close(
+        refused?.code === "feature_disabled" ? CLOSE.forbidden : CLOSE.policy,
+        closeReason(refused?.message ?? "Connection refused"),
+      );
+      if (!refused) deps.onError("Cannot admit a connection", e);
+      return;
+    }
+    if (this.user) {
+      // A second hello refreshes the credentials of the same user.
+      if (principal.id !== this.user.id) {
+        this.error("forbidden", "A hello cannot change the user of a connection", frame.ref);
+        return;
+      }
+      this.user = principal;
+      return;
+    }
+    // From here the sweep checks the token's expiry instead of the hello deadline.
+    this.user = principal;
+    deps.messaging?.seen(principal);
+    const attached = await deps.sessions.attach(principal.id, this.outlet, frame.after);
+    if (this.ended) deps.sessions.detach(attached.connId);
+    else {
+      this.connId = attached.connId;
+      this.live = true;
+      // Tells the UI which features are switched off for this user, if any.
+      const control = guard?.controlFrameFor(attached.connId, await guard.subject(principal));
+      if (control) this.send(control);
+    }
+  }
+
+  async handle(frame: ClientFrame) {
+    const { deps } = this.shared;
+    const { sessions, messaging } = deps;
+    if (frame.type === "hello") return await this.hello(frame);
+    if (frame.type === "ping") return this.send(encodeFrame({ type: "pong", ref: frame.ref }));
+    if (frame.type === "pong") return;
+    const { user, connId } = this;
+    if (!user || !connId) {
+      return this.error("hello_required", "Send a hello frame first", frame.ref);
+    }
+    // Kill switches and rate limits (messaging, messages per user) before any effect.
+    await deps.guard?.checkFrame(user, frame);
+    switch (frame.type) {
+      case "ack":
+        if (!(await sessions.ack(user.id, frame.id))) {
+          this.error("not_found", `Unknown item "${frame.id}"`, frame.ref);
+        }
+        return;
+      case "read":
+        if ("conversation" in frame) {
+          return this.later(messaging?.read(user.id, frame.conversation, frame.seq), frame.ref);
+        }
+        if (!(await sessions.read(user.id, frame.id))) {
+          this.error("not_found", `Unknown inbox item "${frame.id}"`, frame.ref);
+        }
+        return;
+      case "presence.set":
+        sessions.notify(user.id, { type: "conn.status", connId, status: frame.status });
+        return;
+      case "msg.send": {
+        // Answered after the commit without holding the next frames back: the
+        // conversation actor keeps this connection's messages in their order.
+        const sent = messaging?.send(user.id, frame.conversation, {
+          text: frame.text,
+          client_id: frame.client_id,
+          ...(frame.attachments ? { attachments: frame.attachments } : {}),
+        });
+        // A new message reaches this connection through the stream; a resend does not.
+        return this.later(
+          sent?.then((r) => r.created ? undefined : this.send(messaging!.frameOf(r.message))),
+          frame.ref,
+        );
+      }
+      case "typing":
+        return this.later(messaging?.typing(user.id, frame.conversation), frame.ref);
+    }
+  }
+
+  /** Sends the error of an action answered later, if it fails. */
+  later(action: Promise<unknown> | undefined, ref: string | undefined) {
+    if (!action) return this.error("unsupported", "Conversations are not available", ref);
+    action.catch((e) => {
+      if (e instanceof AppError) return this.error(e.code, e.message, ref, e.retryAfterMs);
+      this.shared.deps.onError("WebSocket frame failed", e);
+      this.error("internal", "Internal error", ref);
+    });
+  }
+
+  message(data: unknown) {
+    if (this.ended) return;
+    const { deps } = this.shared;
+    const now = Date.now();
+    // A frame after the token expired is never acted on, even before the sweep notices.
+    if (this.expired(now)) return this.close(CLOSE.unauthenticated, "Token expired");
+    this.lastReceived = now;
+    this.pinged = false;
+    if (typeof data !== "string") {
+      return this.error("invalid_frame", "Expected a text frame with JSON");
+    }
+    if (byteLength(data, deps.maxFrameBytes) > deps.maxFrameBytes) {
+      return this.close(CLOSE.policy, `Frame larger than ${deps.maxFrameBytes} bytes`);
+    }
+    const maxDepth = deps.maxJsonDepth ?? 32;
+    if (jsonDepth(data, maxDepth) > maxDepth) {
+      return this.error("invalid_json", `Frame nests deeper than ${maxDepth} levels`);
+    }
+    if (this.inFlight >= MAX_FRAMES_IN_FLIGHT) {
+      return this.close(CLOSE.policy, "Too many frames waiting: slow down");
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(data);
+    } catch {
+      return this.error("invalid_json", "Frame is not valid JSON");
+    }
+    const parsed = v.safeParse(ClientFrameSchema, raw);
+    if (!parsed.success) {
+      const [first] = fieldIssues(parsed.issues);
+      return this.error(
+        "validation_failed",
+        `Invalid frame: "${first.path}": ${first.message}`,
+        refOf(raw),
+      );
+    }
+    const frame = parsed.output;
+    if (
+      frame.type !== "ping" && frame.type !== "pong" &&
+      !(frame.type === "presence.set" && frame.status === "away")
+    ) this.lastActive = now;
+    this.inFlight++;
+    this.queue = (this.queue ?? Promise.resolve()).then(() => this.handle(frame)).catch((e) => {
+      if (e instanceof AppError) return this.error(e.code, e.message, frame.ref, e.retryAfterMs);
+      deps.onError("WebSocket frame failed", e);
+      this.error("internal", "Internal error", frame.ref);
+    }).finally(() => {
+      // The last frame handled: drop the settled chain rather than keep it per socket.
+      if (--this.inFlight === 0) this.queue = undefined;
+    });
+  }
+
+  closed() {
+    if (this.ended) return;
+    this.end();
+  }
+}
+
 /** Creates the protocol; `open` is called once per accepted socket. */
 export function createWsProtocol(deps: WsProtocolDeps) {
-  const { sessions, messaging } = deps;
+  const conns = new Set<Conn>();
+  const period = sweepIntervalMs(deps);
+  // One interval for every socket, running only while there are sockets.
+  let sweeper: ReturnType<typeof setInterval> | undefined;
+  const shared: Shared = {
+    deps,
+    ping: encodeFrame({ type: "ping" }),
+    conns,
+    forget(conn) {
+      conns.delete(conn);
+      if (conns.size === 0 && sweeper !== undefined) {
+        clearInterval(sweeper);
+        sweeper = undefined;
+      }
+    },
+  };
+
+  function sweep() {
+    const now = Date.now();
+    for (const conn of conns) conn.check(now);
+  }
 
   return {
     /**
@@ -82,277 +416,15 @@ export function createWsProtocol(deps: WsProtocolDeps) {
      * (an `Authorization` header); the client still sends `hello`.
      */
     open(outlet: Outlet, preauth?: UserPrincipal, peer: PeerInfo = {}): WsConnection {
-      let user: UserPrincipal | undefined;
-      let connId: string | undefined;
-      let closed = false;
-      let expiry: ReturnType<typeof setTimeout> | undefined;
-      // Liveness timers check timestamps when they fire instead of being re-armed per frame.
-      let heartbeat: ReturnType<typeof setTimeout> | undefined;
-      let idle: ReturnType<typeof setTimeout> | undefined;
-      let lastReceived = Date.now();
-      let lastActive = Date.now();
-      let pinged = false;
-      // Frames are handled one at a time, in arrival order.
-      let queue = Promise.resolve();
-      let inFlight = 0;
-      const { guard } = deps;
-
-      const helloTimer = setTimeout(
-        () => close(CLOSE.unauthenticated, "No hello received"),
-        deps.helloTimeoutMs,
-      );
-
-      function close(code: number, reason: string) {
-        if (closed) return;
-        closed = true;
-        stopTimers();
-        if (connId) sessions.detach(connId);
-        try {
-          outlet.close(code, reason);
-        } catch {
-          // Already closed by the peer.
-        }
-      }
-
-      function send(text: string) {
-        if (closed) return;
-        try {
-          outlet.send(text);
-        } catch {
-          close(1011, "Send failed");
-        }
-      }
-
-      function stopTimers() {
-        clearTimeout(helloTimer);
-        clearTimeout(expiry);
-        clearTimeout(heartbeat);
-        clearTimeout(idle);
-      }
-
-      function beat() {
-        const interval = deps.heartbeatMs!;
-        const silent = Date.now() - lastReceived;
-        if (silent >= 2 * interval) return close(1001, "Heartbeat timeout");
-        if (silent >= interval && !pinged) {
-          pinged = true;
-          send(encodeFrame({ type: "ping" }));
-        }
-        heartbeat = setTimeout(beat, (silent >= interval ? 2 * interval : interval) - silent);
-      }
-
-      function checkIdle() {
-        const quiet = Date.now() - lastActive;
-        if (quiet >= deps.idleTimeoutMs!) return close(CLOSE.idle, "Idle timeout");
-        idle = setTimeout(checkIdle, deps.idleTimeoutMs! - quiet);
-      }
-
-      function startLiveness() {
-        if (deps.heartbeatMs) heartbeat = setTimeout(beat, deps.heartbeatMs);
-        if (deps.idleTimeoutMs) idle = setTimeout(checkIdle, deps.idleTimeoutMs);
-      }
-
-      function error(code: string, message: string, ref?: string, retryAfterMs?: number) {
-        send(encodeFrame({
-          type: "error",
-          code,
-          message,
-          ...(ref ? { ref } : {}),
-          ...(retryAfterMs !== undefined ? { retry_after_ms: retryAfterMs } : {}),
-        }));
-      }
-
-      function watchExpiry(principal: UserPrincipal) {
-        clearTimeout(expiry);
-        if (principal.expiresAt === undefined) return;
-        // setTimeout holds 32-bit delays; a later expiry is re-armed when it comes closer.
-        const delay = Math.min(principal.expiresAt - Date.now(), 2 ** 31 - 1);
-        expiry = setTimeout(() => {
-          if (principal.expiresAt! <= Date.now()) close(CLOSE.unauthenticated, "Token expired");
-          else watchExpiry(principal);
-        }, Math.max(0, delay));
-      }
-
-      async function authenticate(frame: Extract<ClientFrame, { type: "hello" }>) {
-        if (frame.token) return await deps.auth.verifyToken(frame.token);
-        if (frame.ticket) {
-          const principal = await deps.tickets.redeem(frame.ticket);
-          if (!principal) throw new AppError("unauthenticated", "Unknown or used ticket");
-          return principal;
-        }
-        if (preauth) return preauth;
-        throw new AppError("unauthenticated", "Missing credentials: send a token or a ticket");
-      }
-
-      async function hello(frame: Extract<ClientFrame, { type: "hello" }>) {
-        let principal: UserPrincipal;
-        try {
-          await guard?.beforeAuth(peer.ip);
-        } catch (e) {
-          close(CLOSE.policy, closeReason(e instanceof AppError ? e.message : "Refused"));
-          return;
-        }
-        try {
-          principal = await authenticate(frame);
-        } catch (e) {
-          const message = e instanceof AppError ? e.message : "Invalid credentials";
-          if (!(e instanceof AppError && e.code === "unavailable")) {
-            guard?.authFailed(peer.ip).catch((err) =>
-              deps.onError("Cannot count an auth failure", err)
-            );
-          }
-          close(CLOSE.unauthenticated, message.slice(0, 120));
-          return;
-        }
-        try {
-          // Kill switch on realtime (4003 with the reason) and the per-user connection cap.
-          await guard?.admitConnection(principal, { refresh: user !== undefined });
-        } catch (e) {
-          const refused = e instanceof AppError ? e : undefined;
-          close(
-            refused?.code === "feature_disabled" ? CLOSE.forbidden : CLOSE.policy,
-            closeReason(refused?.message ?? "Connection refused"),
-          );
-          if (!refused) deps.onError("Cannot admit a connection", e);
-          return;
-        }
-        if (user) {
-          // A second hello refreshes the credentials of the same user.
-          if (principal.id !== user.id) {
-            error("forbidden", "A hello cannot change the user of a connection", frame.ref);
-            return;
-          }
-          user = principal;
-          watchExpiry(principal);
-          return;
-        }
-        clearTimeout(helloTimer);
-        user = principal;
-        watchExpiry(principal);
-        deps.messaging?.seen(principal);
-        const attached = await sessions.attach(principal.id, outlet, frame.after);
-        if (closed) sessions.detach(attached.connId);
-        else {
-          connId = attached.connId;
-          startLiveness();
-          // Tells the UI which features are switched off for this user, if any.
-          const control = guard?.controlFrameFor(connId, await guard.subject(principal));
-          if (control) send(control);
-        }
-      }
-
-      async function handle(frame: ClientFrame) {
-        if (frame.type === "hello") return await hello(frame);
-        if (frame.type === "ping") return send(encodeFrame({ type: "pong", ref: frame.ref }));
-        if (frame.type === "pong") return;
-        if (!user || !connId) {
-          return error("hello_required", "Send a hello frame first", frame.ref);
-        }
-        // Kill switches and rate limits (messaging, messages per user) before any effect.
-        await guard?.checkFrame(user, frame);
-        switch (frame.type) {
-          case "ack":
-            if (!(await sessions.ack(user.id, frame.id))) {
-              error("not_found", `Unknown item "${frame.id}"`, frame.ref);
-            }
-            return;
-          case "read":
-            if ("conversation" in frame) {
-              return later(messaging?.read(user.id, frame.conversation, frame.seq), frame.ref);
-            }
-            if (!(await sessions.read(user.id, frame.id))) {
-              error("not_found", `Unknown inbox item "${frame.id}"`, frame.ref);
-            }
-            return;
-          case "presence.set":
-            sessions.notify(user.id, { type: "conn.status", connId, status: frame.status });
-            return;
-          case "msg.send": {
-            // Answered after the commit without holding the next frames back: the
-            // conversation actor keeps this connection's messages in their order.
-            const sent = messaging?.send(user.id, frame.conversation, {
-              text: frame.text,
-              client_id: frame.client_id,
-              ...(frame.attachments ? { attachments: frame.attachments } : {}),
-            });
-            // A new message reaches this connection through the stream; a resend does not.
-            return later(
-              sent?.then((r) => r.created ? undefined : send(messaging!.frameOf(r.message))),
-              frame.ref,
-            );
-          }
-          case "typing":
-            return later(messaging?.typing(user.id, frame.conversation), frame.ref);
-        }
-      }
-
-      /** Sends the error of an action answered later, if it fails. */
-      function later(action: Promise<unknown> | undefined, ref: string | undefined) {
-        if (!action) return error("unsupported", "Conversations are not available", ref);
-        action.catch((e) => {
-          if (e instanceof AppError) return error(e.code, e.message, ref, e.retryAfterMs);
-          deps.onError("WebSocket frame failed", e);
-          error("internal", "Internal error", ref);
-        });
-      }
-
-      function message(data: unknown) {
-        if (closed) return;
-        lastReceived = Date.now();
-        pinged = false;
-        if (typeof data !== "string") {
-          return error("invalid_frame", "Expected a text frame with JSON");
-        }
-        if (byteLength(data, deps.maxFrameBytes) > deps.maxFrameBytes) {
-          return close(CLOSE.policy, `Frame larger than ${deps.maxFrameBytes} bytes`);
-        }
-        const maxDepth = deps.maxJsonDepth ?? 32;
-        if (jsonDepth(data, maxDepth) > maxDepth) {
-          return error("invalid_json", `Frame nests deeper than ${maxDepth} levels`);
-        }
-        if (inFlight >= MAX_FRAMES_IN_FLIGHT) {
-          return close(CLOSE.policy, "Too many frames waiting: slow down");
-        }
-        let raw: unknown;
-        try {
-          raw = JSON.parse(data);
-        } catch {
-          return error("invalid_json", "Frame is not valid JSON");
-        }
-        const parsed = v.safeParse(ClientFrameSchema, raw);
-        if (!parsed.success) {
-          const [first] = fieldIssues(parsed.issues);
-          return error(
-            "validation_failed",
-            `Invalid frame: "${first.path}": ${first.message}`,
-            refOf(raw),
-          );
-        }
-        const frame = parsed.output;
-        if (
-          frame.type !== "ping" && frame.type !== "pong" &&
-          !(frame.type === "presence.set" && frame.status === "away")
-        ) lastActive = lastReceived;
-        inFlight++;
-        queue = queue.then(() => handle(parsed.output)).catch((e) => {
-          if (e instanceof AppError) {
-            return error(e.code, e.message, parsed.output.ref, e.retryAfterMs);
-          }
-          deps.onError("WebSocket frame failed", e);
-          error("internal", "Internal error", parsed.output.ref);
-        }).finally(() => inFlight--);
-      }
-
-      return {
-        message,
-        closed: () => {
-          if (closed) return;
-          closed = true;
-          stopTimers();
-          if (connId) sessions.detach(connId);
-        },
-      };
+      const conn = new Conn(shared, outlet, preauth, peer.ip);
+      conns.add(conn);
+      sweeper ??= setInterval(sweep, period);
+      return conn;
     },
+    /** Open connections (closed ones are forgotten at once). */
+    size: () => conns.size,
+    /** Whether the shared sweep's interval runs: only while a connection is open. */
+    sweeping: () => sweeper !== undefined,
   };
 }
 

@@ -147,6 +147,15 @@ export interface FanoutBatch {
   }[];
 }
 
+/** The outcome of {@linkcode Store.publishAtomic}. */
+export interface AtomicPublish {
+  /** False when the id was known: `event` is then the first event's record. */
+  created: boolean;
+  event: EventRecord;
+  /** Every item written, for live delivery; present when `created`. */
+  batch?: FanoutBatch;
+}
+
 /** What the preferences decide for one target of a fan-out. */
 export interface TargetPlan {
   /** Record the item without showing it in-app (no unread mark, no live push). */
@@ -186,6 +195,19 @@ export interface Store extends TicketStore {
     targets: string[],
     result: PublishResult,
   ): Promise<{ created: boolean; event: EventRecord }>;
+  /**
+   * Stores an event, its body and every target's stream entry (with its delivery record,
+   * pending ack, unread mark, collapse replacement and mail task) in one commit, with no
+   * fan-out job. Answers `undefined`, writing nothing, when the audience does not fit in
+   * one atomic operation: then use `createEvent` and `runFanout`. Answers
+   * `created: false` with the first event's record when the id is known already.
+   */
+  publishAtomic(
+    envelope: Envelope,
+    targets: string[],
+    result: PublishResult,
+    options?: { plan?: FanoutPlanner },
+  ): Promise<AtomicPublish | undefined>;
   /**
    * Writes the stream entries of an event's pending fan-out job, in batches, each batch
    * atomically with the job's progress; calls `onBatch` after each commit.

@@ -52,3 +52,27 @@ Deno.test("service keys hand out copies that cannot widen the configured scopes"
   assert.deepEqual(second?.scopes, ["events:publish"]);
   assert.deepEqual(KEYS[0].scopes, ["events:publish"]);
 });
+
+Deno.test("service keys answer a repeated key from memory and still refuse near misses", async () => {
+  const keys = createServiceKeys(KEYS);
+  const digest = crypto.subtle.digest;
+  let hashed = 0;
+  crypto.subtle.digest = (...args: Parameters<typeof digest>) => {
+    hashed++;
+    return digest.apply(crypto.subtle, args);
+  };
+  try {
+    assert.equal((await keys.verify("pk_live_0123456789abcdef"))?.name, "portfolio-api");
+    const first = hashed;
+    assert.equal((await keys.verify("pk_live_0123456789abcdef"))?.name, "portfolio-api");
+    assert.equal(hashed, first);
+    assert.equal(await keys.verify("pk_live_0123456789abcdeF"), undefined);
+    assert.equal(await keys.verify("pk_live_0123456789abcdeF"), undefined);
+    assert.equal(hashed, first + 2);
+    const cached = await keys.verify("pk_live_0123456789abcdef");
+    cached?.scopes.push("admin");
+    assert.deepEqual((await keys.verify("pk_live_0123456789abcdef"))?.scopes, ["events:publish"]);
+  } finally {
+    crypto.subtle.digest = digest;
+  }
+});

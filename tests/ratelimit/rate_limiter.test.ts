@@ -208,3 +208,43 @@ Deno.test({
     }
   },
 });
+
+Deno.test("kv rate limiter counts concurrent hits of one key together in a few commits", async () => {
+  const raw = await Deno.openKv(":memory:");
+  let commits = 0;
+  const kv = new Proxy(raw, {
+    get(target, prop) {
+      if (prop === "atomic") {
+        return () => {
+          const op = target.atomic();
+          const commit = op.commit.bind(op);
+          op.commit = () => {
+            commits++;
+            return commit();
+          };
+          return op;
+        };
+      }
+      const value = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const limiter = createKvRateLimiter(kv);
+  try {
+    const rule = { limit: 30, windowMs: 60_000 };
+    const decisions = await Promise.all(
+      Array.from({ length: 50 }, () => limiter.hit("events:svc", rule)),
+    );
+    assert.equal(decisions.filter((d) => d.allowed).length, 30);
+    assert.equal(decisions.filter((d) => !d.allowed).every((d) => d.retryAfterMs > 0), true);
+    assert.ok(commits <= 3, `${commits} commits`);
+    assert.deepEqual(
+      decisions.filter((d) => d.allowed).map((d) => d.remaining).sort((x, y) => y - x),
+      Array.from({ length: 30 }, (_, i) => 29 - i),
+    );
+    assert.equal((await limiter.peek("events:svc", rule)).allowed, false);
+  } finally {
+    await limiter.close();
+    raw.close();
+  }
+});

@@ -1,0 +1,100 @@
+import assert from "node:assert/strict";
+import { createUserAudienceResolver } from "../../src/audience/audience.ts";
+import { createPublisher } from "../../src/delivery/publisher.ts";
+import type { Envelope } from "../../src/schemas/envelope.ts";
+import { createKvStore } from "../../src/store/kv_store.ts";
+import type { FanoutBatch, FanoutPlanner } from "../../src/store/store.ts";
+
+function envelope(targets: string[], type: Envelope["metadata"]["type"] = "REALTIME"): Envelope {
+  return {
+    metadata: {
+      id: crypto.randomUUID(),
+      priority: "NORMAL",
+      type,
+      emitter: "test",
+      source: "feedback",
+      topic: "t",
+    },
+    payload: { n: 1 },
+    routing: {
+      audience: { type: "USER", targets },
+      channels: ["inapp"],
+      retry: { ack_required: false, enabled: true, limit: 3, backoff: "FIXED" },
+    },
+  };
+}
+
+async function withPublisher(
+  fn: (
+    publisher: ReturnType<typeof createPublisher>,
+    batches: FanoutBatch[],
+    store: ReturnType<typeof createKvStore>,
+  ) => Promise<void>,
+  plan?: (envelope: Envelope) => FanoutPlanner | undefined,
+) {
+  const kv = await Deno.openKv(":memory:");
+  const store = createKvStore(kv, { recentWindowMs: 60_000 });
+  const batches: FanoutBatch[] = [];
+  const publisher = createPublisher({
+    store,
+    audience: createUserAudienceResolver({ maxAudience: 10_000 }),
+    deliverLive: (batch) => batches.push(batch),
+    onError: (id, error) => {
+      throw new Error(`fan-out of ${id}: ${error}`);
+    },
+    syncFanoutLimit: 1000,
+    ...(plan ? { plan } : {}),
+  });
+  try {
+    await fn(publisher, batches, store);
+  } finally {
+    kv.close();
+  }
+}
+
+Deno.test("publisher writes a small audience in one commit and replays a re-post", async () => {
+  await withPublisher(async (publisher, batches, store) => {
+    const e = envelope(["a", "b"]);
+    const first = await publisher.publish(e);
+    assert.equal(first.replayed, false);
+    assert.equal(first.result.targeted, 2);
+    assert.equal(batches.length, 1);
+    assert.deepEqual(batches[0].items.map((i) => i.user), ["a", "b"]);
+    assert.equal(batches[0].event.fanningOut, false);
+    assert.deepEqual(await store.unfinishedFanouts(), []);
+
+    const again = await publisher.publish(e);
+    assert.equal(again.replayed, true);
+    assert.deepEqual(again.result, first.result);
+    assert.equal(batches.length, 1);
+    assert.equal(await store.lastSeq("a"), 1);
+  });
+});
+
+Deno.test("publisher keeps the job path for audiences larger than one commit", async () => {
+  await withPublisher(async (publisher, batches, store) => {
+    const users = Array.from({ length: 120 }, (_, i) => `u${i}`);
+    const published = await publisher.publish(envelope(users));
+    assert.equal(published.result.targeted, 120);
+    assert.deepEqual(batches.map((b) => b.items.length), [90, 30]);
+    assert.equal((await store.getStatus(published.result.id))?.fan_out, "done");
+    for (const user of [users[0], users[119]]) assert.equal(await store.lastSeq(user), 1);
+  });
+});
+
+Deno.test("publisher plans every target of a one-commit NOTIFICATION", async () => {
+  const planned: string[][] = [];
+  const plan = () => (users: string[]) => {
+    planned.push(users);
+    return Promise.resolve(users.map((u) => ({ quiet: u === "q" })));
+  };
+  await withPublisher(async (publisher, batches) => {
+    await publisher.publish(envelope(["a", "q"], "NOTIFICATION"));
+    assert.deepEqual(planned, [["a", "q"]]);
+    assert.deepEqual(batches[0].items.map((i) => i.item.quiet ?? false), [false, true]);
+    // 41 planned users no longer fit one commit: the job path takes them, 40 at a time.
+    const users = Array.from({ length: 41 }, (_, i) => `u${i}`);
+    await publisher.publish(envelope(users, "NOTIFICATION"));
+    assert.deepEqual(batches.slice(1).map((b) => b.items.length), [40, 1]);
+  }, plan);
+});

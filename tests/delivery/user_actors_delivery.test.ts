@@ -1,0 +1,112 @@
+/** New items reach user actors: plain ones straight to the sockets, the rest as machine events. */
+
+import assert from "node:assert/strict";
+import { createRegistry } from "../../actors/registry.ts";
+import type { LiveItem, Pacing, UserContext } from "../../actors/user.machine.ts";
+import type { DeliveryRecorder } from "../../src/delivery/recorder.ts";
+import { defineUserActors } from "../../src/delivery/user_actors.ts";
+import { createMetrics } from "../../src/metrics.ts";
+import { createHub } from "../../src/realtime/hub.ts";
+import { encodeEventFrame } from "../../src/schemas/frames.ts";
+import type { Store } from "../../src/store/store.ts";
+
+function live(
+  seq: number,
+  options: { ack?: boolean; pace?: LiveItem["pace"] } = {},
+): LiveItem {
+  const id = `e${seq}`;
+  return {
+    item: { seq, id, type: "REALTIME", durable: false, ack: options.ack ?? false, at: Date.now() },
+    ...(options.ack
+      ? { pending: { seq, id, attempts: 0, limit: 3, backoff: "FIXED" as const } }
+      : {}),
+    frame: encodeEventFrame(seq, JSON.stringify({ metadata: { id } })),
+    acceptedAt: Date.now(),
+    pace: options.pace ?? "normal",
+  };
+}
+
+async function harness(pacing: Pacing) {
+  const registry = createRegistry();
+  const hub = createHub();
+  const recorded: string[] = [];
+  const recorder: DeliveryRecorder = {
+    add: (id) => void recorded.push(id),
+    flush: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+  const users = defineUserActors({
+    registry,
+    store: { listPending: () => Promise.resolve([]) } as unknown as Store,
+    hub,
+    metrics: createMetrics(),
+    recorder,
+    ackBaseMs: 60_000,
+    idleMs: 60_000,
+    pacing,
+    onError: (message, error) => {
+      throw new Error(`${message}: ${error}`);
+    },
+  });
+  const frames: Record<string, unknown>[] = [];
+  const actor = await registry.get("user", "u");
+  hub.add("c1", "u", {
+    transport: "ws",
+    send: (text) => void frames.push(JSON.parse(text)),
+    close: () => {},
+  });
+  hub.release("c1", 0);
+  actor.send({ type: "conn.open", connId: "c1" });
+  const context = () => actor.getSnapshot().context as UserContext;
+  return { registry, users, frames, recorded, context, stop: () => registry.stopAll() };
+}
+
+Deno.test("user actors push plain items without a machine step and fold them past the budget", async () => {
+  const h = await harness({ lowWindowMs: 0, pushBudget: 3, budgetWindowMs: 150 });
+  try {
+    for (let seq = 1; seq <= 5; seq++) h.users.deliver("u", live(seq));
+    // The first push starts the budget window in the machine; the next two go around it.
+    assert.deepEqual(h.frames.map((f) => f.seq), [1, 2, 3]);
+    assert.equal(h.context().pushed, 1);
+    assert.equal(h.context().lastSeqSent, 5);
+    assert.deepEqual(h.context().folded, { count: 2, firstSeq: 4, lastSeq: 5 });
+    assert.deepEqual(h.recorded, ["e1", "e2", "e3"]);
+
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const summary = h.frames.at(-1)!;
+    assert.equal(summary.type, "summary");
+    assert.deepEqual([summary.count, summary.first_seq, summary.last_seq], [2, 4, 5]);
+    // A new window: the pushes made around the machine were forgotten with its own count.
+    for (let seq = 6; seq <= 8; seq++) h.users.deliver("u", live(seq));
+    assert.deepEqual(h.frames.slice(-3).map((f) => f.seq), [6, 7, 8]);
+    assert.equal(h.context().pushed, 1);
+  } finally {
+    h.stop();
+  }
+});
+
+Deno.test("items that need an ack or grouping still go through the user machine", async () => {
+  const h = await harness({ lowWindowMs: 60, pushBudget: 100, budgetWindowMs: 60_000 });
+  try {
+    h.users.deliver("u", live(1));
+    h.users.deliver("u", live(2, { ack: true, pace: "critical" }));
+    h.users.deliver("u", live(3, { pace: "low" }));
+    h.users.deliver("u", live(4));
+    assert.deepEqual(h.frames.map((f) => f.seq), [1, 2, 4]);
+    // The acked item is tracked with its redelivery schedule, the LOW one waits for its group.
+    assert.ok(h.context().pending[2]?.nextAt !== undefined);
+    assert.equal(h.context().lowBuffer.length, 1);
+    assert.equal(h.context().pushed, 2);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(h.frames.at(-1)!.type, "batch");
+    assert.equal(h.context().lowBuffer.length, 0);
+    // Nobody to see it: the item only moves the actor's position in the stream.
+    h.registry.peek("user", "u")!.send({ type: "conn.close", connId: "c1" });
+    const before = h.frames.length;
+    h.users.deliver("u", live(5));
+    assert.equal(h.frames.length, before);
+    assert.equal(h.context().lastSeqSent, 5);
+  } finally {
+    h.stop();
+  }
+});

@@ -1,0 +1,91 @@
+/** The job fan-out reads ahead between commits; deliveries are recorded many per commit. */
+
+import assert from "node:assert/strict";
+import { createKvStore } from "../../src/store/kv_store.ts";
+import * as keys from "../../src/store/keys.ts";
+import type { Envelope } from "../../src/schemas/envelope.ts";
+import type { FanoutBatch, PublishResult, Store } from "../../src/store/store.ts";
+
+function makeEnvelope(): Envelope {
+  return {
+    metadata: {
+      id: crypto.randomUUID(),
+      priority: "NORMAL",
+      type: "REALTIME",
+      emitter: "test",
+      source: "feedback",
+      topic: "t",
+    },
+    payload: { n: 1 },
+    routing: {
+      audience: { type: "USER", targets: [] },
+      channels: ["inapp"],
+      retry: { ack_required: false, enabled: true, limit: 3, backoff: "FIXED" },
+    },
+  };
+}
+
+const result = (e: Envelope, targeted: number): PublishResult => ({
+  id: e.metadata.id,
+  accepted_at: new Date().toISOString(),
+  targeted,
+  unknown_targets: [],
+});
+
+async function withStore(fn: (store: Store, kv: Deno.Kv) => Promise<void>) {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    await fn(createKvStore(kv, { recentWindowMs: 60_000 }), kv);
+  } finally {
+    kv.close();
+  }
+}
+
+const users = (n: number) => Array.from({ length: n }, (_, i) => `u${i}`);
+
+Deno.test("kv store fan-out keeps seqs right when a read-ahead user's seq moves meanwhile", async () => {
+  await withStore(async (store, kv) => {
+    const targets = users(400);
+    const e = makeEnvelope();
+    await store.createEvent(e, targets, result(e, targets.length));
+    const batches: FanoutBatch[] = [];
+    // Between the first commit and the second batch, another writer gives u100 (in the
+    // batch read ahead during the first commit) three items.
+    let moved: Promise<unknown> | undefined;
+    await store.runFanout(e.metadata.id, (batch) => {
+      batches.push(batch);
+      moved ??= kv.set(keys.seqKey("u100"), 3);
+    });
+    await moved;
+    const items = batches.flatMap((b) => b.items);
+    assert.equal(items.length, 400);
+    assert.deepEqual(new Set(items.map((i) => i.user)).size, 400);
+    assert.equal(items.find((i) => i.user === "u100")!.item.seq, 4);
+    assert.ok(items.filter((i) => i.user !== "u100").every((i) => i.item.seq === 1));
+    assert.equal(await store.lastSeq("u100"), 4);
+    assert.equal(await store.lastSeq("u399"), 1);
+    assert.ok(batches.length >= 4, "several batches");
+    const status = await store.getStatus(e.metadata.id);
+    assert.equal(status?.fan_out, "done");
+    assert.equal((await kv.get(keys.jobKey(e.metadata.id))).value, null);
+  });
+});
+
+Deno.test("kv store records more deliveries than one commit checks, each once", async () => {
+  await withStore(async (store) => {
+    const targets = users(250);
+    const e = makeEnvelope();
+    const id = e.metadata.id;
+    await store.createEvent(e, targets, result(e, targets.length));
+    await store.runFanout(id, () => {});
+    const now = Date.now();
+    const entries = targets.flatMap((user) => [{ id, user }, { id, user }]);
+    await store.markDelivered(entries, now);
+    let status = await store.getStatus(id);
+    assert.equal(status?.delivered, 250);
+    assert.deepEqual(status?.pending_users, []);
+    await store.markDelivered(targets.slice(0, 120).map((user) => ({ id, user })), now);
+    status = await store.getStatus(id);
+    assert.equal(status?.delivered, 250);
+  });
+});
