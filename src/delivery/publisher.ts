@@ -7,6 +7,9 @@ import type { AudienceResolver } from "../audience/audience.ts";
 import { type Envelope, toClientEnvelope } from "../schemas/envelope.ts";
 import type { FanoutBatch, FanoutPlanner, PublishResult, Store } from "../store/store.ts";
 
+/** How many unknown targets a publish result lists at most. */
+export const MAX_UNKNOWN_LISTED = 100;
+
 /** The outcome of a publish. */
 export interface Published {
   result: PublishResult;
@@ -73,7 +76,10 @@ export function createPublisher(deps: PublisherDeps): Publisher {
         id: envelope.metadata.id,
         accepted_at: new Date(now()).toISOString(),
         targeted: users.length,
-        unknown_targets: unknown,
+        // The list is kept in the event's record, which KV caps at 64 KiB: a long list is
+        // cut, and `unknown_count` says how long it was.
+        unknown_targets: unknown.slice(0, MAX_UNKNOWN_LISTED),
+        ...(unknown.length > MAX_UNKNOWN_LISTED ? { unknown_count: unknown.length } : {}),
       };
       if (users.length > 0 && users.length <= deps.syncFanoutLimit) {
         // Small audiences: the event and every stream entry in one commit, no job.

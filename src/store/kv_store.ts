@@ -522,7 +522,23 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
     if (!event) return;
     const collapsing = event.collapseKey !== undefined && event.durable &&
       (event.type === "NOTIFICATION" || event.type === "SYSTEM");
-    const batchSize = collapsing || fanoutOptions.plan ? FANOUT_BATCH_WIDE : FANOUT_BATCH;
+    const wide = collapsing || fanoutOptions.plan !== undefined;
+    const baseBatch = wide ? FANOUT_BATCH_WIDE : FANOUT_BATCH;
+    // Long user ids make long keys: a batch stays under KV's total key size per commit,
+    // with the same per-user bound as a one-commit publish.
+    const perKey = id.length + (event.collapseKey?.length ?? 0) + 32;
+    const batchOf = (ids: string[]) =>
+      Math.max(
+        1,
+        Math.min(
+          baseBatch,
+          Math.floor(
+            ONE_COMMIT_KEY_BYTES /
+              ((wide ? 10 : 6) * (Math.max(...ids.map((u) => u.length)) + perKey)),
+          ),
+        ),
+      );
+    let batchSize = baseBatch;
     let planned: { at: string; plans: TargetPlan[] } | undefined;
     let targets: { index: number; ids: string[] } | undefined;
     let retries = 0;
@@ -543,6 +559,7 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
         const ids = (await kv.get<string[]>(keys.jobTargetsKey(id, job.chunk))).value;
         if (!ids) throw new Error(`Fan-out of event "${id}" lost target chunk ${job.chunk}`);
         targets = { index: job.chunk, ids };
+        batchSize = batchOf(ids);
       }
       const users = targets.ids.slice(job.offset, job.offset + batchSize);
       const at = `${job.chunk}:${job.offset}`;
@@ -641,6 +658,7 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
       acked_all: event.ackRequired && !event.fanningOut && acked === targeted,
       pending_users: pendingUsers,
       unknown_targets: event.result.unknown_targets,
+      unknown_count: event.result.unknown_count ?? event.result.unknown_targets.length,
     };
   }
 

@@ -16,7 +16,10 @@ export interface PublishResult {
   id: string;
   accepted_at: string;
   targeted: number;
+  /** Targets that matched nobody, at most the first 100. */
   unknown_targets: string[];
+  /** How many targets matched nobody, when more than are listed. */
+  unknown_count?: number;
 }
 
 /** A published event as stored. */
@@ -114,7 +117,10 @@ export interface EventStatus {
   acked_all: boolean;
   /** Users who have not acked (or, without acks, not received) yet, at most 100. */
   pending_users: string[];
+  /** Targets that matched nobody, at most the first 100. */
   unknown_targets: string[];
+  /** How many targets matched nobody. */
+  unknown_count: number;
 }
 
 /** Items of a stream with what a resume could not serve. */

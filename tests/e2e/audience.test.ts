@@ -89,6 +89,25 @@ Deno.test("unknown targets are reported in the publish answer", async () => {
   });
 });
 
+Deno.test("thousands of unknown user targets are counted, and the list is cut", async () => {
+  const server = await startServer({ RELAIS_OUTBOX_DIR: await Deno.makeTempDir() });
+  try {
+    const targets = Array.from({ length: 8000 }, (_, i) => `ghost-${i}`);
+    const e = await freshFixture("role_granted", (x) => {
+      x.routing.audience = { type: "USER", targets };
+    });
+    const res = await server.publish(e);
+    assert.equal(res.status, 202, JSON.stringify(res.body).slice(0, 300));
+    assert.equal(res.body.targeted, 8000);
+    assert.equal((res.body.unknown_targets as string[]).length, 100);
+    assert.equal(res.body.unknown_count, 8000);
+    const status = await server.request(`/v1/events/${e.metadata.id}`, { apiKey: SERVICE_KEY });
+    assert.equal(status.body.unknown_count, 8000);
+  } finally {
+    await server.close();
+  }
+});
+
 Deno.test("an audience over the configured maximum is refused with a clear 400", async () => {
   const server = await startServer({ RELAIS_MAX_AUDIENCE: "2" });
   try {

@@ -89,3 +89,23 @@ Deno.test("kv store records more deliveries than one commit checks, each once", 
     assert.equal(status?.delivered, 250);
   });
 });
+
+Deno.test("kv store fan-out writes users with the longest ids in smaller batches", async () => {
+  await withStore(async (store) => {
+    // 200-character user and event ids (the schema's maximum): 90 users of
+    // several keys each would pass KV's total key size per commit.
+    for (const [type, ack] of [["REALTIME", false], ["NOTIFICATION", true]] as const) {
+      const targets = Array.from({ length: 200 }, (_, i) => `${type}-${i}-`.padEnd(200, "x"));
+      const e = makeEnvelope();
+      e.metadata.id = type.padEnd(200, "-");
+      e.metadata.type = type;
+      e.routing.retry.ack_required = ack;
+      await store.createEvent(e, targets, result(e, targets.length));
+      const batches: FanoutBatch[] = [];
+      await store.runFanout(e.metadata.id, (batch) => void batches.push(batch));
+      assert.equal(batches.flatMap((b) => b.items).length, 200, type);
+      for (const user of [targets[0], targets[199]]) assert.equal(await store.lastSeq(user), 1);
+      assert.equal((await store.getStatus(e.metadata.id))!.fan_out, "done");
+    }
+  });
+});
