@@ -16,10 +16,14 @@ export const MAILER_MACHINE_VERSION = 1;
 /** What a run of due tasks reports (see `src/mail/mailer.ts`). */
 export interface MailRunOutput {
   sent: number;
+  /** Tasks finished without a mail (read in-app, email off, no address, expired…). */
   skipped: number;
+  /** Tasks moved: into a digest, past quiet hours. */
   deferred: number;
+  /** Sends that failed and will be retried. */
   failed: number;
   deadLettered: number;
+  /** The transport failed: the run stopped early. */
   transportDown: boolean;
   lastError?: string;
   nextDueAt?: number;
@@ -84,6 +88,19 @@ const nextAfterRun = (context: MailerContext, output: MailRunOutput) =>
   context.queuedSinceRun === undefined
     ? output.nextDueAt
     : earliest(output.nextDueAt, context.queuedSinceRun);
+
+/** The context after a run that opens the breaker. */
+const tripped = (context: MailerContext, output: MailRunOutput) => ({
+  totals: addTotals(context.totals, output),
+  queueDepth: output.depth,
+  nextDueAt: nextAfterRun(context, output),
+  lastError: output.lastError,
+  breaker: {
+    state: "open" as const,
+    failures: context.breaker.failures + 1,
+    openedAt: Date.now(),
+  },
+});
 
 /** The mailer machine; its effects (`peek`, `runDue`) are provided at wiring time. */
 export const mailerMachine = setup({
@@ -184,17 +201,7 @@ export const mailerMachine = setup({
               event.output.transportDown &&
               context.breaker.failures + 1 >= context.settings.breakerThreshold,
             target: "open",
-            actions: assign(({ context, event }) => ({
-              totals: addTotals(context.totals, event.output),
-              queueDepth: event.output.depth,
-              nextDueAt: nextAfterRun(context, event.output),
-              lastError: event.output.lastError,
-              breaker: {
-                state: "open" as const,
-                failures: context.breaker.failures + 1,
-                openedAt: Date.now(),
-              },
-            })),
+            actions: assign(({ context, event }) => tripped(context, event.output)),
           },
           {
             target: "waiting",
@@ -241,17 +248,7 @@ export const mailerMachine = setup({
           {
             guard: ({ event }) => event.output.transportDown,
             target: "open",
-            actions: assign(({ context, event }) => ({
-              totals: addTotals(context.totals, event.output),
-              queueDepth: event.output.depth,
-              nextDueAt: nextAfterRun(context, event.output),
-              lastError: event.output.lastError,
-              breaker: {
-                state: "open" as const,
-                failures: context.breaker.failures + 1,
-                openedAt: Date.now(),
-              },
-            })),
+            actions: assign(({ context, event }) => tripped(context, event.output)),
           },
           {
             target: "waiting",

@@ -11,6 +11,7 @@
  * mail could go twice is a crash between the relay's acceptance and the next commit.
  */
 
+import type { MailRunOutput } from "../../actors/mailer.machine.ts";
 import type { Directory, DirectoryEntry } from "../directory/directory.ts";
 import {
   chooseChannels,
@@ -57,22 +58,8 @@ export interface MailerDeps {
   emailAllowed?(person: DirectoryEntry): boolean;
 }
 
-/** What one run did. */
-export interface MailRun {
-  sent: number;
-  /** Tasks finished without a mail (read in-app, email off, no address, expired…). */
-  skipped: number;
-  /** Tasks moved: into a digest, past quiet hours. */
-  deferred: number;
-  /** Sends that failed and will be retried. */
-  failed: number;
-  deadLettered: number;
-  /** The transport failed: the run stopped early. */
-  transportDown: boolean;
-  lastError?: string;
-  nextDueAt?: number;
-  depth: number;
-}
+/** What one run did (the mailer actor's view of a run). */
+export type MailRun = MailRunOutput;
 
 /** The mailer's effects. */
 export interface Mailer {

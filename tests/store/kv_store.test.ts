@@ -2,45 +2,8 @@ import assert from "node:assert/strict";
 import { createKvStore } from "../../src/store/kv_store.ts";
 import * as keys from "../../src/store/keys.ts";
 import type { Envelope } from "../../src/schemas/envelope.ts";
-import type { PublishResult, Store } from "../../src/store/store.ts";
-
-function makeEnvelope(
-  type: Envelope["metadata"]["type"] = "NOTIFICATION",
-  options: { ack?: boolean; payload?: Record<string, unknown> } = {},
-): Envelope {
-  return {
-    metadata: {
-      id: crypto.randomUUID(),
-      priority: "NORMAL",
-      type,
-      emitter: "test",
-      source: "feedback",
-      topic: "t",
-    },
-    payload: options.payload ?? { n: 1 },
-    routing: {
-      audience: { type: "USER", targets: [] },
-      channels: ["inapp"],
-      retry: { ack_required: options.ack ?? false, enabled: true, limit: 3, backoff: "FIXED" },
-    },
-  };
-}
-
-const result = (e: Envelope, targeted: number): PublishResult => ({
-  id: e.metadata.id,
-  accepted_at: new Date().toISOString(),
-  targeted,
-  unknown_targets: [],
-});
-
-async function withStore(fn: (store: Store, kv: Deno.Kv) => Promise<void>) {
-  const kv = await Deno.openKv(":memory:");
-  try {
-    await fn(createKvStore(kv, { recentWindowMs: 60_000 }), kv);
-  } finally {
-    kv.close();
-  }
-}
+import type { Store } from "../../src/store/store.ts";
+import { makeEnvelope, result, withStore } from "../_support/store.ts";
 
 async function publish(store: Store, targets: string[], e = makeEnvelope()) {
   await store.createEvent(e, targets, result(e, targets.length));

@@ -1,45 +1,11 @@
 /** The job fan-out reads ahead between commits; deliveries are recorded many per commit. */
 
 import assert from "node:assert/strict";
-import { createKvStore } from "../../src/store/kv_store.ts";
 import * as keys from "../../src/store/keys.ts";
-import type { Envelope } from "../../src/schemas/envelope.ts";
-import type { FanoutBatch, PublishResult, Store } from "../../src/store/store.ts";
+import type { FanoutBatch } from "../../src/store/store.ts";
+import { makeEnvelope as storeEnvelope, result, withStore } from "../_support/store.ts";
 
-function makeEnvelope(): Envelope {
-  return {
-    metadata: {
-      id: crypto.randomUUID(),
-      priority: "NORMAL",
-      type: "REALTIME",
-      emitter: "test",
-      source: "feedback",
-      topic: "t",
-    },
-    payload: { n: 1 },
-    routing: {
-      audience: { type: "USER", targets: [] },
-      channels: ["inapp"],
-      retry: { ack_required: false, enabled: true, limit: 3, backoff: "FIXED" },
-    },
-  };
-}
-
-const result = (e: Envelope, targeted: number): PublishResult => ({
-  id: e.metadata.id,
-  accepted_at: new Date().toISOString(),
-  targeted,
-  unknown_targets: [],
-});
-
-async function withStore(fn: (store: Store, kv: Deno.Kv) => Promise<void>) {
-  const kv = await Deno.openKv(":memory:");
-  try {
-    await fn(createKvStore(kv, { recentWindowMs: 60_000 }), kv);
-  } finally {
-    kv.close();
-  }
-}
+const makeEnvelope = () => storeEnvelope("REALTIME");
 
 const users = (n: number) => Array.from({ length: n }, (_, i) => `u${i}`);
 
