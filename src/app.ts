@@ -199,6 +199,7 @@ export function createApp(deps: AppDeps): Relais {
       registry,
       store: deps.conversations,
       hub,
+      users: userActors,
       limits: {
         maxMembers: config.messaging.maxMembers,
         maxMessageLength: config.messaging.maxMessageLength,

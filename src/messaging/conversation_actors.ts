@@ -12,7 +12,7 @@ import {
   type DeliverParams,
 } from "../../actors/conversation.machine.ts";
 import type { Registry } from "../../actors/registry.ts";
-import type { UserEvent } from "../../actors/user.machine.ts";
+import type { UserActors } from "../delivery/user_actors.ts";
 import { AppError } from "../errors.ts";
 import type { Hub } from "../realtime/hub.ts";
 import { encodeFrame } from "../schemas/frames.ts";
@@ -43,6 +43,8 @@ export interface ConversationActorDeps {
   store: ConversationStore;
   hub: Hub;
   limits: ConversationLimits;
+  /** Hands stream items to the members' user actors (plain pushes skip the machine). */
+  users: Pick<UserActors, "deliver">;
   /** How long a caller waits for an answer before getting `unavailable`. */
   answerTimeoutMs?: number;
   onError(message: string, error: unknown): void;
@@ -75,20 +77,13 @@ export function defineConversationActors(deps: ConversationActorDeps): Conversat
     for (const delivery of output.deliveries) {
       const json = JSON.stringify(messageView(conversation, delivery.message));
       for (const { user, item } of delivery.items) {
-        const actor = registry.peek("user", user);
-        if (!actor) continue;
-        actor.send(
-          {
-            type: "item.deliver",
-            live: {
-              item,
-              frame: encodeMsgFrame(json, { seq: item.seq, op: item.msg.op }),
-              acceptedAt: delivery.op === "new" ? delivery.message.at : Date.now(),
-              // A conversation is never folded into a summary nor held for grouping.
-              pace: "critical",
-            },
-          } satisfies UserEvent,
-        );
+        deps.users.deliver(user, {
+          item,
+          frame: encodeMsgFrame(json, { seq: item.seq, op: item.msg.op }),
+          acceptedAt: delivery.op === "new" ? delivery.message.at : Date.now(),
+          // A conversation is never folded into a summary nor held for grouping.
+          pace: "critical",
+        });
       }
     }
     for (const { user, seq } of output.receipts) {
