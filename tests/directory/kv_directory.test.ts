@@ -105,3 +105,16 @@ Deno.test("kv directory refuses an entry too large for one commit with a 413 err
   );
   assert.equal(await directory.get("u1"), undefined);
 });
+
+Deno.test("kv directory reads many entries back in the order asked, missing ones included", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const directory = createKvDirectory(kv);
+  for (let i = 0; i < 1000; i += 3) await directory.put(entry(`u${i}`));
+  const ids = Array.from({ length: 1000 }, (_, i) => `u${999 - i}`);
+  const entries = await directory.getMany(ids);
+  assert.equal(entries.length, 1000);
+  entries.forEach((e, i) => {
+    const n = 999 - i;
+    assert.equal(e?.id, n % 3 === 0 ? `u${n}` : undefined, `position ${i}`);
+  });
+});
