@@ -5,6 +5,7 @@
  */
 
 import { AppError } from "../errors.ts";
+import { getManyEntries } from "../store/kv_reads.ts";
 import * as keys from "../store/keys.ts";
 import {
   type Dimension,
@@ -19,9 +20,6 @@ const MAX_RETRIES = 20;
 /** Deno KV refuses commits above 80 KiB of keys and 1000 mutations: stay well below. */
 const MAX_KEY_BYTES = 60_000;
 const MAX_MUTATIONS = 900;
-const GET_MANY = 10;
-/** getMany calls in flight at once when reading many entries. */
-const READS_IN_FLIGHT = 32;
 const PAGE = 1000;
 
 type IndexKey = ReturnType<typeof keys.directoryMemberKey>;
@@ -82,21 +80,11 @@ export function createKvDirectory(kv: Deno.Kv): Directory {
   }
 
   async function getMany(ids: string[]): Promise<(DirectoryEntry | undefined)[]> {
-    const out: (DirectoryEntry | undefined)[] = [];
-    // KV reads ten keys per call; a large audience's reads go out in waves rather than one
-    // after the other.
-    const wave = GET_MANY * READS_IN_FLIGHT;
-    for (let start = 0; start < ids.length; start += wave) {
-      const reads = [];
-      for (let i = start; i < Math.min(ids.length, start + wave); i += GET_MANY) {
-        const part = ids.slice(i, i + GET_MANY);
-        reads.push(kv.getMany<DirectoryEntry[]>(part.map((id) => keys.directoryUserKey(id))));
-      }
-      for (const entries of await Promise.all(reads)) {
-        for (const e of entries) out.push(e.value ?? undefined);
-      }
-    }
-    return out;
+    const entries = await getManyEntries<DirectoryEntry>(
+      kv,
+      ids.map((id) => keys.directoryUserKey(id)),
+    );
+    return entries.map((e) => e.value ?? undefined);
   }
 
   return {

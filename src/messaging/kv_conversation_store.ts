@@ -26,11 +26,10 @@ import type {
   MessageRecord,
   OpResult,
 } from "./conversation_store.ts";
+import { chunk, GET_MANY, getManyEntries } from "../store/kv_reads.ts";
 import { HeadConflictError } from "./conversation_store.ts";
 import { countsUnread, PREVIEW_CHARS, receives } from "./rules.ts";
 
-/** getMany reads at most 10 keys. */
-const GET_MANY = 10;
 /** Budgets of one atomic commit, a little under KV's limits. */
 const MAX_CHECKS = 99;
 const MAX_MUTATIONS = 990;
@@ -47,17 +46,6 @@ interface Accept {
   write(op: Deno.AtomicOperation): void;
   mutations: number;
   bytes: number;
-}
-
-function chunk<T>(list: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
-  return out;
-}
-
-async function getMany<T>(kv: Deno.Kv, list: Deno.KvKey[]): Promise<Deno.KvEntryMaybe<T>[]> {
-  const parts = await Promise.all(chunk(list, GET_MANY).map((part) => kv.getMany<T[]>(part)));
-  return parts.flat() as Deno.KvEntryMaybe<T>[];
 }
 
 async function listValues<T>(kv: Deno.Kv, prefix: Deno.KvKey): Promise<Deno.KvEntry<T>[]> {
@@ -129,7 +117,7 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
       let written: { user: string; item: MessageItem }[] = [];
       for (let attempt = 0;; attempt++) {
         const active = group.filter((u) => targeted(u).length > 0);
-        const seqs = await getMany<number>(kv, active.map((u) => keys.seqKey(u)));
+        const seqs = await getManyEntries<number>(kv, active.map((u) => keys.seqKey(u)));
         const now = Date.now();
         const op = kv.atomic().check({
           key: keys.conversationHeadKey(id),
@@ -202,7 +190,7 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
   }
 
   async function unreadOf(id: string, users: string[]): Promise<Map<string, number>> {
-    const entries = await getMany<Deno.KvU64>(
+    const entries = await getManyEntries<Deno.KvU64>(
       kv,
       users.map((u) => keys.conversationUnreadKey(id, u)),
     );
@@ -239,7 +227,7 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
 
     // Resends: a (sender, client_id) already stored answers with the stored message.
     const withClient = batch.sends.filter((s) => s.clientId !== undefined);
-    const known = await getMany<number>(
+    const known = await getManyEntries<number>(
       kv,
       withClient.map((s) => keys.messageClientKey(id, s.from, s.clientId!)),
     );
@@ -249,7 +237,10 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
       if (seq !== null) knownSeq.set(`${s.from}\u0000${s.clientId}`, seq);
     });
     const stored = new Map(
-      (await getMany<MessageRecord>(kv, [...knownSeq.values()].map((s) => keys.messageKey(id, s))))
+      (await getManyEntries<MessageRecord>(
+        kv,
+        [...knownSeq.values()].map((s) => keys.messageKey(id, s)),
+      ))
         .filter((e) => e.value).map((e) => [e.value!.seq, e.value!]),
     );
 
@@ -609,7 +600,7 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
         offset: job.offset,
         hasJob: true,
       });
-      const records = await getMany<MessageRecord>(
+      const records = await getManyEntries<MessageRecord>(
         kv,
         job.entries.map((e) => keys.messageKey(id, e.seq)),
       );
@@ -640,7 +631,10 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
     },
 
     async messages(id, seqs) {
-      const entries = await getMany<MessageRecord>(kv, seqs.map((s) => keys.messageKey(id, s)));
+      const entries = await getManyEntries<MessageRecord>(
+        kv,
+        seqs.map((s) => keys.messageKey(id, s)),
+      );
       return entries.flatMap((e) => e.value ? [e.value] : []);
     },
 
@@ -690,7 +684,10 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
 
     async contactsOf(user) {
       const ids = await conversationsOf(user);
-      const infos = await getMany<ConversationInfo>(kv, ids.map((id) => keys.conversationKey(id)));
+      const infos = await getManyEntries<ConversationInfo>(
+        kv,
+        ids.map((id) => keys.conversationKey(id)),
+      );
       const contacts = new Set<string>();
       for (const e of infos) for (const m of e.value?.members ?? []) contacts.add(m);
       contacts.delete(user);

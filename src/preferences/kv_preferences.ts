@@ -1,10 +1,9 @@
 /** The Deno KV adapter of the preferences store: one record per user. */
 
 import * as keys from "../store/keys.ts";
+import { getManyEntries } from "../store/kv_reads.ts";
 import type { Preferences } from "./preferences.ts";
 import type { PreferencesStore } from "./preferences_store.ts";
-
-const GET_MANY = 10;
 
 /** Creates the preferences store on an open Deno KV handle. */
 export function createKvPreferences(kv: Deno.Kv): PreferencesStore {
@@ -13,15 +12,11 @@ export function createKvPreferences(kv: Deno.Kv): PreferencesStore {
       return (await kv.get<Preferences>(keys.preferencesKey(user))).value ?? undefined;
     },
     async getMany(users) {
-      const parts: Promise<Deno.KvEntryMaybe<Preferences>[]>[] = [];
-      for (let i = 0; i < users.length; i += GET_MANY) {
-        parts.push(
-          kv.getMany<Preferences[]>(
-            users.slice(i, i + GET_MANY).map((u) => keys.preferencesKey(u)),
-          ),
-        );
-      }
-      return (await Promise.all(parts)).flat().map((e) => e.value ?? undefined);
+      const entries = await getManyEntries<Preferences>(
+        kv,
+        users.map((u) => keys.preferencesKey(u)),
+      );
+      return entries.map((e) => e.value ?? undefined);
     },
     async put(user, prefs) {
       await kv.set(keys.preferencesKey(user), prefs);

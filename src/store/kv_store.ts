@@ -8,6 +8,7 @@
 import type { Envelope } from "../schemas/envelope.ts";
 import { isDurable, needsAck } from "../schemas/envelope.ts";
 import * as keys from "./keys.ts";
+import { chunk, GET_MANY, getManyEntries } from "./kv_reads.ts";
 import type {
   AtomicPublish,
   DeadLetter,
@@ -39,8 +40,6 @@ const FANOUT_BATCH_WIDE = 40;
 const BODY_CHUNK_CHARS = 30_000;
 /** Characters of user ids per job target chunk. */
 const TARGET_CHUNK_CHARS = 24_000;
-/** getMany reads at most 10 keys. */
-const GET_MANY = 10;
 const ENVELOPE_CACHE = 5_000;
 /** Targets recorded as delivered per commit: one check each, under KV's 100 checks. */
 const RECORD_BATCH = 90;
@@ -69,12 +68,6 @@ interface UnreadMark {
 export interface KvStoreOptions {
   /** How long items that are not durable stay available for resume. */
   recentWindowMs: number;
-}
-
-function chunk<T>(list: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
-  return out;
 }
 
 function chunkByChars(ids: string[], budget: number): string[][] {
@@ -106,11 +99,6 @@ interface CollapseMark {
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function getMany<T>(kv: Deno.Kv, list: Deno.KvKey[]): Promise<Deno.KvEntryMaybe<T>[]> {
-  const parts = await Promise.all(chunk(list, GET_MANY).map((part) => kv.getMany<T[]>(part)));
-  return parts.flat() as Deno.KvEntryMaybe<T>[];
-}
 
 /** Splits an event's JSON body into chunks that each fit in one KV value. */
 function bodyParts(body: string): string[] {
@@ -291,7 +279,7 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
     if (cached) return cached;
     const event = (await kv.get<EventRecord>(keys.eventKey(id))).value;
     if (!event) return undefined;
-    const parts = await getMany<string>(
+    const parts = await getManyEntries<string>(
       kv,
       Array.from({ length: event.chunks }, (_, i) => keys.eventBodyKey(id, i)),
     );
@@ -450,7 +438,7 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
     const plans = publishOptions.plan ? await publishOptions.plan(targets, event) : undefined;
     const context = { collapsing, recentWindowMs: options.recentWindowMs };
     for (let retries = 0;; retries++) {
-      const [first, ...seqs] = await getMany<unknown>(kv, [
+      const [first, ...seqs] = await getManyEntries<unknown>(kv, [
         keys.eventKey(id),
         ...targets.map((u) => keys.seqKey(u)),
       ]);
@@ -489,7 +477,7 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
     collapseKey: string,
     plans: TargetPlan[] | undefined,
   ): Promise<(StreamItem | undefined)[]> {
-    const marks = await getMany<CollapseMark>(
+    const marks = await getManyEntries<CollapseMark>(
       kv,
       users.map((u) => keys.collapseKey(u, collapseKey)),
     );
@@ -499,8 +487,8 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
     );
     const present = candidates.filter((c) => c !== undefined);
     const [unread, items] = await Promise.all([
-      getMany<UnreadMark>(kv, present.map((c) => keys.unreadKey(c.user, c.seq))),
-      getMany<StreamItem>(kv, present.map((c) => keys.streamKey(c.user, c.seq))),
+      getManyEntries<UnreadMark>(kv, present.map((c) => keys.unreadKey(c.user, c.seq))),
+      getManyEntries<StreamItem>(kv, present.map((c) => keys.streamKey(c.user, c.seq))),
     ]);
     let j = 0;
     return candidates.map((c) => {
@@ -567,7 +555,7 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
         planned = { at, plans: await fanoutOptions.plan(users, event) };
       }
       const plans = planned?.at === at ? planned.plans : undefined;
-      const seqs = await (prefetched?.at === at ? prefetched.seqs : getMany<number>(
+      const seqs = await (prefetched?.at === at ? prefetched.seqs : getManyEntries<number>(
         kv,
         users.map((u) => keys.seqKey(u)),
       ));
@@ -601,7 +589,7 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
         // the next chunk's ids are read once this one is done).
         if (!fanoutOptions.plan && !collapsing && next.chunk === job.chunk) {
           const ahead = targets.ids.slice(next.offset, next.offset + batchSize);
-          const seqsAhead = getMany<number>(kv, ahead.map((u) => keys.seqKey(u)));
+          const seqsAhead = getManyEntries<number>(kv, ahead.map((u) => keys.seqKey(u)));
           // Settled even if never used (a conflict discards it).
           seqsAhead.catch(() => {});
           prefetched = { at: `${next.chunk}:${next.offset}`, seqs: seqsAhead };
@@ -795,7 +783,7 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
     // race falls back to the one-by-one transition, which re-reads and retries.
     const unique = [...new Map(entries.map((e) => [`${e.id}\u0000${e.user}`, e])).values()];
     for (const part of chunk(unique, RECORD_BATCH)) {
-      const current = await getMany<TargetRecord>(
+      const current = await getManyEntries<TargetRecord>(
         kv,
         part.map((e) => keys.targetKey(e.id, e.user)),
       );
@@ -843,7 +831,10 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
         }
         seqs.push(e.key[2] as number);
       }
-      const entries = await getMany<StreamItem>(kv, seqs.map((s) => keys.streamKey(user, s)));
+      const entries = await getManyEntries<StreamItem>(
+        kv,
+        seqs.map((s) => keys.streamKey(user, s)),
+      );
       for (const e of entries) if (e.value) found.push(e.value);
     } else {
       const selector = ascending

@@ -1,5 +1,6 @@
 /** A Server-Sent Events test client over a real HTTP connection: events parsed and queued. */
 
+import { createInboxQueue } from "./inbox_queue.ts";
 import type { Frame } from "./ws_client.ts";
 
 /** One parsed event: its `id:` (if any) and its `data:` as JSON. */
@@ -33,17 +34,15 @@ export async function openSse(
     headers: { accept: "text/event-stream", ...headers },
     signal: abort.signal,
   });
-  const received: SseEvent[] = [];
-  const unread: SseEvent[] = [];
-  let wake: (() => void) | undefined;
   let done = false;
+  const queue = createInboxQueue<SseEvent>("event", () => done);
   if (res.status !== 200) {
     const text = await res.text();
     return {
       status: res.status,
       headers: res.headers,
       body: text ? JSON.parse(text) : undefined,
-      received,
+      received: queue.received,
       next: () => Promise.reject(new Error(`No stream: status ${res.status}`)),
       collect: () => Promise.resolve([]),
       ended: Promise.resolve(),
@@ -70,57 +69,23 @@ export async function openSse(
             else if (line.startsWith("data: ")) data.push(line.slice(6));
           }
           if (data.length === 0) continue;
-          const event = { id, frame: JSON.parse(data.join("\n")) as Frame };
-          received.push(event);
-          unread.push(event);
-          wake?.();
+          queue.push({ id, frame: JSON.parse(data.join("\n")) as Frame });
         }
       }
     } catch {
       // Aborted by close().
     } finally {
       done = true;
-      wake?.();
+      queue.wake();
     }
   })();
-
-  async function next(where: (e: SseEvent) => boolean = () => true, timeoutMs = 3000) {
-    const deadline = Date.now() + timeoutMs;
-    while (true) {
-      const index = unread.findIndex(where);
-      if (index >= 0) return unread.splice(index, 1)[0];
-      const left = deadline - Date.now();
-      if (left <= 0 || done) {
-        throw new Error(
-          `No matching event within ${timeoutMs} ms; unread: ${
-            JSON.stringify(unread).slice(0, 500)
-          }`,
-        );
-      }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        timer = setTimeout(resolve, left);
-      });
-      clearTimeout(timer);
-      wake = undefined;
-    }
-  }
 
   return {
     status: res.status,
     headers: res.headers,
-    received,
-    next,
-    async collect(ms, where = () => true) {
-      await new Promise((r) => setTimeout(r, ms));
-      const out: SseEvent[] = [];
-      for (let i = 0; i < unread.length;) {
-        if (where(unread[i])) out.push(...unread.splice(i, 1));
-        else i++;
-      }
-      return out;
-    },
+    received: queue.received,
+    next: queue.next,
+    collect: queue.collect,
     ended,
     async close() {
       abort.abort();

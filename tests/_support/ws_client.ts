@@ -1,5 +1,7 @@
 /** A WebSocket test client over a real socket: frames queued, awaited with timeouts. */
 
+import { createInboxQueue } from "./inbox_queue.ts";
+
 /** A server frame as received. */
 // deno-lint-ignore no-explicit-any
 export type Frame = Record<string, any>;
@@ -26,20 +28,15 @@ export async function connect(
   options: { protocols?: string[] } = {},
 ): Promise<TestClient> {
   const socket = new WebSocket(url, options.protocols ?? ["relais.v1"]);
-  const received: Frame[] = [];
-  const unread: Frame[] = [];
-  let wake: (() => void) | undefined;
+  const queue = createInboxQueue<Frame>("frame", () => socket.readyState === WebSocket.CLOSED);
   let closedResolve!: (v: { code: number; reason: string }) => void;
   const closed = new Promise<{ code: number; reason: string }>((r) => closedResolve = r);
   socket.onmessage = (e) => {
-    const frame = JSON.parse(e.data as string) as Frame;
-    received.push(frame);
-    unread.push(frame);
-    wake?.();
+    queue.push(JSON.parse(e.data as string) as Frame);
   };
   socket.onclose = (e) => {
     closedResolve({ code: e.code, reason: e.reason });
-    wake?.();
+    queue.wake();
   };
   await new Promise<void>((resolve, reject) => {
     socket.onopen = () => resolve();
@@ -47,44 +44,13 @@ export async function connect(
   });
   socket.onerror = () => {};
 
-  async function next(where: (f: Frame) => boolean = () => true, timeoutMs = 3000) {
-    const deadline = Date.now() + timeoutMs;
-    while (true) {
-      const index = unread.findIndex(where);
-      if (index >= 0) return unread.splice(index, 1)[0];
-      const left = deadline - Date.now();
-      if (left <= 0 || socket.readyState === WebSocket.CLOSED) {
-        throw new Error(
-          `No matching frame within ${timeoutMs} ms; unread: ${
-            JSON.stringify(unread).slice(0, 500)
-          }`,
-        );
-      }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        timer = setTimeout(resolve, left);
-      });
-      clearTimeout(timer);
-      wake = undefined;
-    }
-  }
-
   return {
     socket,
-    received,
+    received: queue.received,
     send: (frame) => socket.send(JSON.stringify(frame)),
     sendRaw: (data) => socket.send(data),
-    next,
-    async collect(ms, where = () => true) {
-      await new Promise((r) => setTimeout(r, ms));
-      const out: Frame[] = [];
-      for (let i = 0; i < unread.length;) {
-        if (where(unread[i])) out.push(...unread.splice(i, 1));
-        else i++;
-      }
-      return out;
-    },
+    next: queue.next,
+    collect: queue.collect,
     closed,
     async close() {
       if (socket.readyState !== WebSocket.CLOSED) {

@@ -3,25 +3,13 @@ import { createUserAudienceResolver } from "../../src/audience/audience.ts";
 import { createPublisher } from "../../src/delivery/publisher.ts";
 import type { Envelope } from "../../src/schemas/envelope.ts";
 import { createKvStore } from "../../src/store/kv_store.ts";
+import { makeEnvelope } from "../_support/store.ts";
 import type { FanoutBatch, FanoutPlanner } from "../../src/store/store.ts";
 
 function envelope(targets: string[], type: Envelope["metadata"]["type"] = "REALTIME"): Envelope {
-  return {
-    metadata: {
-      id: crypto.randomUUID(),
-      priority: "NORMAL",
-      type,
-      emitter: "test",
-      source: "feedback",
-      topic: "t",
-    },
-    payload: { n: 1 },
-    routing: {
-      audience: { type: "USER", targets },
-      channels: ["inapp"],
-      retry: { ack_required: false, enabled: true, limit: 3, backoff: "FIXED" },
-    },
-  };
+  const e = makeEnvelope(type);
+  e.routing.audience.targets = targets;
+  return e;
 }
 
 async function withPublisher(
