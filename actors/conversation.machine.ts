@@ -26,7 +26,7 @@ import type {
   OpError,
   OpResult,
 } from "../src/messaging/conversation_store.ts";
-import { blocks, checkMessage, notMember, peerOf } from "../src/messaging/rules.ts";
+import { blocks, checkMessage, notMember, own, peerOf } from "../src/messaging/rules.ts";
 
 /** Version of the context shape, stored with inspected snapshots. */
 export const CONVERSATION_MACHINE_VERSION = 1;
@@ -67,9 +67,12 @@ export interface ConversationContext {
   info: ConversationInfo;
   head: Head;
   headVersion: string;
-  /** Members with their role and read position. */
+  /**
+   * Members with their role and read position. Keys are user ids: read them with `own`,
+   * never `members[user]`, which answers for `constructor` too.
+   */
   members: Record<string, MemberState>;
-  /** For each member, the users they blocked. */
+  /** For each member, the users they blocked (read with `own` too). */
   blocks: Record<string, string[]>;
   /** A fan-out a crash interrupted, resumed before anything else. */
   job?: FanoutJob;
@@ -80,7 +83,7 @@ export interface ConversationContext {
   inflight: string[];
   /** Requests answered without a commit when the batch was taken. */
   answered: { requestId: string; result: OpResult }[];
-  /** Members typing, with when their typing was last broadcast (epoch ms). */
+  /** Members typing, with when their typing was last broadcast (epoch ms; read with `own`). */
   typing: Record<string, number>;
   limits: ConversationLimits;
 }
@@ -114,14 +117,14 @@ export const MAX_QUEUE = 5_000;
 const fail = (error: OpError): OpResult => ({ ok: false, error });
 
 function isOwner(context: ConversationContext, caller: Caller): boolean {
-  return "service" in caller || context.members[caller.user]?.role === "owner";
+  return "service" in caller || own(context.members, caller.user)?.role === "owner";
 }
 
 function checkSend(
   context: ConversationContext,
   op: Extract<ConversationOp, { kind: "send" }>,
 ): OpError | undefined {
-  if (!context.members[op.from]) return notMember(context.id, op.from);
+  if (!own(context.members, op.from)) return notMember(context.id, op.from);
   const invalid = checkMessage(op.text, op.attachments, context.limits.maxMessageLength);
   if (invalid) return invalid;
   const peer = peerOf(context.info, op.from);
@@ -141,13 +144,13 @@ function membershipBatch(
     return fail({ code: "conflict", message: "The members of a 1:1 conversation are fixed" });
   }
   const by = op.by;
-  if ("user" in by && !context.members[by.user]) return fail(notMember(id, by.user));
+  if ("user" in by && !own(context.members, by.user)) return fail(notMember(id, by.user));
   if (op.kind === "add") {
     if (!isOwner(context, by)) {
       return fail({ code: "forbidden", message: "Only an owner can add members" });
     }
     const added = op.users.filter((u, i) =>
-      !context.members[u.user] && op.users.findIndex((o) => o.user === u.user) === i
+      !own(context.members, u.user) && op.users.findIndex((o) => o.user === u.user) === i
     );
     const total = Object.keys(context.members).length + added.length;
     if (total > context.limits.maxMembers) {
@@ -159,7 +162,7 @@ function membershipBatch(
     if (added.length === 0) return { ok: true, members: context.info.members };
     return { kind: "members", requestId: op.requestId, add: added, remove: [] };
   }
-  if (!context.members[op.user]) return fail(notMember(id, op.user));
+  if (!own(context.members, op.user)) return fail(notMember(id, op.user));
   const self = "user" in by && by.user === op.user;
   if (!self && !isOwner(context, by)) {
     return fail({ code: "forbidden", message: "Only an owner can remove other members" });
@@ -195,7 +198,7 @@ export function takeBatch(context: ConversationContext): {
       }
       queue.shift();
       if (op.kind === "read") {
-        if (!context.members[op.user]) {
+        if (!own(context.members, op.user)) {
           answered.push({ requestId: op.requestId, result: fail(notMember(context.id, op.user)) });
         } else reads.push({ requestId: op.requestId, user: op.user, seq: op.seq });
         continue;
@@ -226,7 +229,7 @@ export function takeBatch(context: ConversationContext): {
       : { inflight: [], answered: [{ requestId: first.requestId, result: batch }], queue };
   switch (first.kind) {
     case "edit": {
-      if (!context.members[first.by]) return one(fail(notMember(context.id, first.by)));
+      if (!own(context.members, first.by)) return one(fail(notMember(context.id, first.by)));
       const invalid = checkMessage(first.text, undefined, context.limits.maxMessageLength);
       if (invalid) return one(fail(invalid));
       return one({
@@ -238,7 +241,7 @@ export function takeBatch(context: ConversationContext): {
       });
     }
     case "delete": {
-      const member = context.members[first.by];
+      const member = own(context.members, first.by);
       if (!member) return one(fail(notMember(context.id, first.by)));
       return one({
         kind: "delete",
@@ -252,7 +255,7 @@ export function takeBatch(context: ConversationContext): {
     case "remove":
       return one(membershipBatch(context, first));
     case "mute":
-      if (!context.members[first.user]) return one(fail(notMember(context.id, first.user)));
+      if (!own(context.members, first.user)) return one(fail(notMember(context.id, first.user)));
       return one({
         kind: "mute",
         requestId: first.requestId,
@@ -306,7 +309,7 @@ export const conversationMachine = setup({
         info: output.info,
         blocks: Object.fromEntries(
           Object.entries({ ...context.blocks, ...output.blocks })
-            .filter(([user, list]) => output.members[user] && list.length > 0),
+            .filter(([user, list]) => own(output.members, user) && list.length > 0),
         ),
         typing,
       };
@@ -367,7 +370,7 @@ export const conversationMachine = setup({
       actions: enqueueActions(({ context, event, enqueue }) => {
         if (event.type !== "typing") return;
         const { user, requestId } = event;
-        if (!context.members[user]) {
+        if (!own(context.members, user)) {
           enqueue({
             type: "reply",
             params: { requestId, result: fail(notMember(context.id, user)) },
@@ -376,7 +379,7 @@ export const conversationMachine = setup({
         }
         enqueue({ type: "reply", params: { requestId, result: { ok: true } } });
         const now = Date.now();
-        if (now - (context.typing[user] ?? 0) < context.limits.typingMs) return;
+        if (now - (own(context.typing, user) ?? 0) < context.limits.typingMs) return;
         enqueue({
           type: "broadcastTyping",
           params: {
@@ -406,8 +409,10 @@ export const conversationMachine = setup({
     "blocks.changed": {
       actions: assign({
         blocks: ({ context, event }) => {
-          if (!context.members[event.blocker]) return context.blocks;
-          const list = (context.blocks[event.blocker] ?? []).filter((u) => u !== event.blocked);
+          if (!own(context.members, event.blocker)) return context.blocks;
+          const list = (own(context.blocks, event.blocker) ?? []).filter((u) =>
+            u !== event.blocked
+          );
           return { ...context.blocks, [event.blocker]: event.on ? [...list, event.blocked] : list };
         },
       }),

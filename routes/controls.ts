@@ -35,6 +35,10 @@ function view(control: Control, now = Date.now()) {
   return { ...control, active: isActive(control, now) };
 }
 
+/** A control id in a path: a scope type and a scope id (at most 200 characters). */
+const ControlIdSchema = v.pipe(v.string(), v.minLength(1), v.maxLength(220));
+const controlId = (raw: string) => parseOrThrow(ControlIdSchema, raw, "control id");
+
 /** `GET|PUT|DELETE /v1/admin/controls`, the same by id, and `GET /v1/admin/controls/audit`. */
 export function createControlRoutes(deps: ControlRoutesDeps) {
   const { controls } = deps;
@@ -73,7 +77,7 @@ export function createControlRoutes(deps: ControlRoutesDeps) {
       return c.json({ count: entries.length, entries });
     })
     .get("/v1/admin/controls/:id", (c) => {
-      const id = c.req.param("id");
+      const id = controlId(c.req.param("id"));
       const control = controls.get(id);
       if (!control) throw unknown(id);
       return c.json(view(control));
@@ -85,14 +89,14 @@ export function createControlRoutes(deps: ControlRoutesDeps) {
         "control",
       );
       const { control, created } = await controls.put(
-        c.req.param("id"),
+        controlId(c.req.param("id")),
         input,
         actor(c.var.service.name),
       );
       return c.json(view(control), created ? 201 : 200);
     })
     .delete("/v1/admin/controls/:id", async (c) => {
-      const id = c.req.param("id");
+      const id = controlId(c.req.param("id"));
       const query = parseOrThrow(DeleteControlQuerySchema, c.req.query(), "query");
       const deleted = await controls.remove(id, actor(c.var.service.name, query.by), query.reason);
       if (!deleted) throw unknown(id);

@@ -38,11 +38,17 @@ export function withoutEmail(
   const prefs = current ?? DEFAULT_PREFERENCES;
   const sources = { ...prefs.sources };
   for (const source of claim.sources) {
-    const before = sources[source];
-    sources[source] = {
-      channels: (before?.channels ?? ["inapp"]).filter((c) => c !== "email"),
-      digest: before?.digest ?? "off",
-    };
+    // A source named `constructor` or `__proto__` is read and written as an own key.
+    const before = Object.hasOwn(sources, source) ? sources[source] : undefined;
+    Object.defineProperty(sources, source, {
+      value: {
+        channels: (before?.channels ?? ["inapp"]).filter((c) => c !== "email"),
+        digest: before?.digest ?? "off",
+      },
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
   }
   return { ...prefs, sources };
 }

@@ -6,7 +6,7 @@ import { requireUser, type RequireUserDeps } from "../src/auth/middleware.ts";
 import type { AppEnv } from "../src/auth/principal.ts";
 import { AppError } from "../src/errors.ts";
 import type { Sessions } from "../src/realtime/session.ts";
-import { toClientEnvelope } from "../src/schemas/envelope.ts";
+import { EventIdParamSchema, toClientEnvelope } from "../src/schemas/envelope.ts";
 import type { Store } from "../src/store/store.ts";
 import { parseOrThrow, queryInt } from "../src/validate.ts";
 
@@ -55,12 +55,12 @@ export function createMeRoutes(deps: MeRoutesDeps) {
       return c.json({ read: count });
     })
     .post("/v1/me/notifications/:id/read", async (c) => {
-      const id = c.req.param("id");
+      const id = parseOrThrow(EventIdParamSchema, c.req.param("id"), "notification id");
       if (!(await deps.sessions.read(c.var.user.id, id))) throw notFound(id);
       return c.json({ id, read: true });
     })
     .post("/v1/me/notifications/:id/ack", async (c) => {
-      const id = c.req.param("id");
+      const id = parseOrThrow(EventIdParamSchema, c.req.param("id"), "notification id");
       if (!(await deps.sessions.ack(c.var.user.id, id))) throw notFound(id);
       return c.json({ id, acked: true });
     });

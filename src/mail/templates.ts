@@ -64,7 +64,10 @@ const text = (value: unknown, fallback = "") =>
 function fieldList(fields: unknown, locale: Locale): string {
   if (!Array.isArray(fields)) return "";
   return fields.filter((f) => typeof f === "string").slice(0, 20)
-    .map((f: string) => FIELD_LABELS[locale][f] ?? f.toLowerCase().replaceAll("_", " "))
+    .map((f: string) =>
+      (Object.hasOwn(FIELD_LABELS[locale], f) ? FIELD_LABELS[locale][f] : undefined) ??
+        f.toLowerCase().replaceAll("_", " ")
+    )
     .join(", ");
 }
 
@@ -154,7 +157,7 @@ export function safeUrl(raw: unknown, base?: string): string | undefined {
 export function contentOf(envelope: Envelope, locale: Locale, appUrl?: string): Content {
   const payload = envelope.payload as Params;
   const name = text(payload.template) || envelope.metadata.topic;
-  const template = TEMPLATES[name];
+  const template = Object.hasOwn(TEMPLATES, name) ? TEMPLATES[name] : undefined;
   const url = safeUrl(payload.url, appUrl);
   if (template) {
     const params = (typeof payload.parameters === "object" && payload.parameters !== null

@@ -28,7 +28,7 @@ import type {
 } from "./conversation_store.ts";
 import { chunk, GET_MANY, getManyEntries } from "../store/kv_reads.ts";
 import { HeadConflictError } from "./conversation_store.ts";
-import { countsUnread, PREVIEW_CHARS, receives } from "./rules.ts";
+import { countsUnread, isMemberState, own, PREVIEW_CHARS, receives, setOwn } from "./rules.ts";
 
 /** Budgets of one atomic commit, a little under KV's limits. */
 const MAX_CHECKS = 99;
@@ -88,7 +88,7 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
     let accept = options.accept;
     let jobExists = options.hasJob;
     const targeted = (user: string) =>
-      entries.filter((e) => receives(user, state.members[user], state.blocks, e));
+      entries.filter((e) => receives(user, own(state.members, user)!, state.blocks, e));
 
     while (accept || offset < users.length) {
       // Pack as many members as the commit's budgets hold.
@@ -143,7 +143,7 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
             };
             op.set(keys.streamKey(user, seq), item);
             written.push({ user, item });
-            if (countsUnread(user, state.members[user], entry)) unread++;
+            if (countsUnread(user, own(state.members, user)!, entry)) unread++;
           }
           op.set(keys.seqKey(user), seq);
           if (unread > 0) op.sum(keys.conversationUnreadKey(id, user), BigInt(unread));
@@ -276,7 +276,7 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
     const unreadSet = new Map<string, number>();
     const current = await unreadOf(id, [...new Set(batch.reads.map((r) => r.user))]);
     for (const read of batch.reads) {
-      const member = members[read.user];
+      const member = own(members, read.user);
       const target = Math.min(read.seq, state.head.seq);
       if (!member || target <= member.read) {
         results[read.requestId] = {
@@ -286,13 +286,14 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
         };
         continue;
       }
-      members[read.user] = { ...member, read: target };
+      const moved = { ...member, read: target };
+      setOwn(members, read.user, moved);
       const unread = await countUnread(
         id,
         read.user,
-        members[read.user],
+        moved,
         state.head.seq,
-        state.blocks[read.user] ?? [],
+        own(state.blocks, read.user) ?? [],
       );
       unreadSet.set(read.user, unread);
       const previous = receipts.findIndex((r) => r.user === read.user);
@@ -302,7 +303,7 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
     }
     // Sending a message means having read the conversation up to it.
     for (const m of fresh) {
-      members[m.from] = { ...members[m.from], read: m.seq };
+      setOwn(members, m.from, { ...own(members, m.from)!, read: m.seq });
       unreadSet.set(m.from, 0);
     }
 
@@ -331,7 +332,7 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
         }
         op.set(keys.conversationHeadKey(id), head);
         for (const user of changed) {
-          op.set(keys.conversationMemberKey(id, user), members[user]);
+          op.set(keys.conversationMemberKey(id, user), own(members, user)!);
           op.set(
             keys.conversationUnreadKey(id, user),
             new Deno.KvU64(BigInt(unreadSet.get(user)!)),
@@ -380,7 +381,7 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
       receipts: [],
     });
     const message = (await kv.get<MessageRecord>(keys.messageKey(id, batch.seq))).value;
-    if (!message || message.seq < (state.members[batch.by]?.since ?? Infinity)) {
+    if (!message || message.seq < (own(state.members, batch.by)?.since ?? Infinity)) {
       return unchanged({
         ok: false,
         error: { code: "not_found", message: `No message ${batch.seq} in conversation "${id}"` },
@@ -472,19 +473,20 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
     let info = state.info;
     let result: OpResult;
     if (batch.kind === "members") {
-      const added = batch.add.filter((a) => !members[a.user]);
+      const added = batch.add.filter((a) => !own(members, a.user));
       for (const { user, role } of added) {
-        members[user] = {
+        const member: MemberState = {
           role,
           since: state.head.seq + 1,
           read: state.head.seq,
           muted: false,
           joinedAt: now,
         };
-        op.set(keys.conversationMemberKey(id, user), members[user]);
+        setOwn(members, user, member);
+        op.set(keys.conversationMemberKey(id, user), member);
         op.set(keys.userConversationKey(user, id), { at: now });
       }
-      for (const user of batch.remove.filter((u) => members[u])) {
+      for (const user of batch.remove.filter((u) => own(members, u))) {
         delete members[user];
         op.delete(keys.conversationMemberKey(id, user));
         op.delete(keys.userConversationKey(user, id));
@@ -493,14 +495,14 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
       info = { ...info, members: Object.keys(members).sort() };
       op.set(keys.conversationKey(id), info);
       await Promise.all(added.map(async ({ user }) => {
-        blocks[user] = (await listValues(kv, keys.blockPrefix(user))).map((e) =>
-          e.key[2] as string
-        );
+        const list = (await listValues(kv, keys.blockPrefix(user))).map((e) => e.key[2] as string);
+        setOwn(blocks, user, list);
       }));
       result = { ok: true, members: info.members };
     } else {
-      members[batch.user] = { ...members[batch.user], muted: batch.muted };
-      op.set(keys.conversationMemberKey(id, batch.user), members[batch.user]);
+      const member = { ...own(members, batch.user)!, muted: batch.muted };
+      setOwn(members, batch.user, member);
+      op.set(keys.conversationMemberKey(id, batch.user), member);
       result = { ok: true, muted: batch.muted };
     }
     const res = await op.commit();
@@ -546,9 +548,13 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
         keys.conversationJobKey(id),
       ]);
       if (!info.value || !head.value || !head.versionstamp) return undefined;
+      // Only the listed members count: a stray record (a read position an older version
+      // saved for a non-member) neither makes its user a member nor breaks the actor.
+      const listed = new Set(info.value.members);
       const members: Record<string, MemberState> = {};
       for (const e of await listValues<MemberState>(kv, keys.conversationMemberPrefix(id))) {
-        members[e.key[2] as string] = e.value;
+        const user = e.key[2] as string;
+        if (listed.has(user) && isMemberState(e.value)) setOwn(members, user, e.value);
       }
       const blocks: Record<string, string[]> = {};
       await Promise.all(
@@ -556,7 +562,7 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
           const list = (await listValues(kv, keys.blockPrefix(user))).map((e) =>
             e.key[2] as string
           );
-          if (list.length > 0) blocks[user] = list;
+          if (list.length > 0) setOwn(blocks, user, list);
         }),
       );
       return {
@@ -627,7 +633,8 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
     },
 
     async member(id, user) {
-      return (await kv.get<MemberState>(keys.conversationMemberKey(id, user))).value ?? undefined;
+      const value = (await kv.get<MemberState>(keys.conversationMemberKey(id, user))).value;
+      return isMemberState(value) ? value : undefined;
     },
 
     async messages(id, seqs) {
@@ -672,7 +679,7 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
             const info = infos[i].value;
             const head = heads[i].value;
             const member = members[i].value;
-            if (!info || !head || !member) return;
+            if (!info || !head || !isMemberState(member)) return;
             out.push({ info, head, member, unread: Number(unread[i].value?.value ?? 0n) });
           });
         }),

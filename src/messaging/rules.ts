@@ -36,18 +36,47 @@ export function groupId(): string {
   return `c_${crypto.randomUUID().replaceAll("-", "")}`;
 }
 
+/**
+ * The value a record holds under `key` as its own property, never one inherited from
+ * `Object.prototype`: a user called `constructor` is a user like any other.
+ */
+export function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+/** Sets `key` as an own property of `record`, even a key such as `__proto__`. */
+export function setOwn<T>(record: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(record, key, {
+    value,
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  });
+}
+
+/**
+ * Whether a stored member record is one: a read position saved for someone who never
+ * joined (older versions could write one) does not make them a member.
+ */
+export function isMemberState(value: unknown): value is MemberState {
+  const m = value as Partial<MemberState> | null;
+  return typeof m === "object" && m !== null &&
+    (m.role === "owner" || m.role === "member") &&
+    typeof m.since === "number" && typeof m.read === "number";
+}
+
 /** Whether `blocker` blocked `other`. */
 export function blocks(
-  lists: Record<string, readonly string[]>,
+  lists: Readonly<Record<string, readonly string[]>>,
   blocker: string,
   other: string,
 ): boolean {
-  return lists[blocker]?.includes(other) ?? false;
+  return own(lists, blocker)?.includes(other) ?? false;
 }
 
 /** Whether either of two users blocked the other. */
 export function blockedEither(
-  lists: Record<string, readonly string[]>,
+  lists: Readonly<Record<string, readonly string[]>>,
   a: string,
   b: string,
 ): boolean {
@@ -61,7 +90,7 @@ export function blockedEither(
 export function receives(
   user: string,
   member: MemberState,
-  lists: Record<string, readonly string[]>,
+  lists: Readonly<Record<string, readonly string[]>>,
   entry: { seq: number; from: string },
 ): boolean {
   return member.since <= entry.seq && !blocks(lists, user, entry.from);

@@ -9,6 +9,7 @@
 import * as v from "valibot";
 import { type Locale, LOCALES } from "../directory/directory.ts";
 import type { Envelope } from "../schemas/envelope.ts";
+import { ownKeysRecord } from "../schemas/record.ts";
 
 /** Digest periods. */
 export const DIGESTS = ["off", "hourly", "daily"] as const;
@@ -40,6 +41,9 @@ export const SourcePreferenceSchema = v.strictObject({
   digest: v.optional(v.picklist(DIGESTS), "off"),
 });
 
+/** The preferences of one source, as validated. */
+export type SourcePreference = v.InferOutput<typeof SourcePreferenceSchema>;
+
 /** The body of `PUT /v1/me/preferences` (missing fields take their defaults). */
 export const PreferencesSchema = v.strictObject({
   enabled: v.optional(v.boolean(), true),
@@ -59,7 +63,8 @@ export const PreferencesSchema = v.strictObject({
   ),
   sources: v.optional(
     v.pipe(
-      v.record(v.pipe(v.string(), v.minLength(1), v.maxLength(100)), SourcePreferenceSchema),
+      // Every source name is kept, `__proto__` and `constructor` included.
+      ownKeysRecord(v.pipe(v.string(), v.minLength(1), v.maxLength(100)), SourcePreferenceSchema),
       v.check((r) => Object.keys(r).length <= 200, "expected at most 200 sources"),
     ),
     {},
@@ -107,7 +112,11 @@ export function chooseChannels(envelope: Envelope, prefs: Preferences | undefine
     return { inapp, email, digest: "off" };
   }
   if (!prefs.enabled) return { inapp: false, email: false, digest: "off" };
-  const source = prefs.sources[envelope.metadata.source];
+  // The source comes from the envelope: only the user's own entries count.
+  const { sources } = prefs;
+  const source = Object.hasOwn(sources, envelope.metadata.source)
+    ? sources[envelope.metadata.source]
+    : undefined;
   if (!source) return { inapp, email, digest: "off" };
   return {
     inapp: inapp && source.channels.includes("inapp"),

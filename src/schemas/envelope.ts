@@ -6,6 +6,7 @@
  */
 
 import * as v from "valibot";
+import { ownKeysRecord } from "./record.ts";
 
 /** Largest payload accepted, as UTF-8 JSON bytes. */
 export const MAX_PAYLOAD_BYTES = 64 * 1024;
@@ -21,6 +22,12 @@ const encoder = new TextEncoder();
 
 const id = (max: number) => v.pipe(v.string(), v.trim(), v.minLength(1), v.maxLength(max));
 const timestamp = v.pipe(v.string(), v.isoTimestamp("expected an ISO 8601 timestamp"));
+
+/**
+ * An event id in a path (`/v1/events/:id`, `/v1/me/notifications/:id/…`): ids are UUIDs,
+ * so anything longer is refused before it reaches the store's key size limit.
+ */
+export const EventIdParamSchema = v.pipe(v.string(), v.minLength(1), v.maxLength(200));
 
 /** The `metadata` part of an envelope. */
 export const MetadataSchema = v.strictObject({
@@ -77,7 +84,8 @@ export const RoutingSchema = v.strictObject({
 
 /** A free JSON object, at most {@linkcode MAX_PAYLOAD_BYTES} as UTF-8 JSON. */
 export const PayloadSchema = v.pipe(
-  v.record(v.string(), v.unknown()),
+  // Every field is kept, one named `constructor` or `__proto__` included.
+  ownKeysRecord(v.string(), v.unknown()),
   v.check(
     (p) => encoder.encode(JSON.stringify(p)).byteLength <= MAX_PAYLOAD_BYTES,
     `expected at most ${MAX_PAYLOAD_BYTES} bytes of JSON`,

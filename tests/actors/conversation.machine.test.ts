@@ -337,3 +337,68 @@ Deno.test("a conversation with a full queue refuses more requests at once as una
   h.actor.stop();
   await wait(150); // the commit in flight ends
 });
+
+/** Names an ordinary object answers to without owning them. */
+const PROTO_NAMES = ["constructor", "toString", "valueOf", "hasOwnProperty", "__proto__"];
+
+Deno.test("a user named after an Object.prototype member is not a member of a conversation they are not in", async () => {
+  const h = harness(state({ ana: "owner", ben: "member" }));
+  const asked: string[] = [];
+  for (const name of PROTO_NAMES) {
+    asked.push(
+      h.submit({ kind: "send", from: name, text: "intrus" }),
+      h.submit({ kind: "read", user: name, seq: 1 }),
+      h.submit({ kind: "edit", by: name, seq: 1, text: "x" }),
+      h.submit({ kind: "delete", by: name, seq: 1 }),
+      h.submit({ kind: "mute", user: name, muted: true }),
+      h.submit({ kind: "add", by: { user: name }, users: [{ user: "eve", role: "member" }] }),
+      h.submit({ kind: "remove", by: { user: name }, user: "ben" }),
+      h.submit({ kind: "remove", by: { service: "lms" }, user: name }),
+    );
+    h.actor.send({ type: "typing", requestId: `typing-${name}`, user: name });
+    asked.push(`typing-${name}`);
+    h.actor.send({ type: "blocks.changed", blocker: name, blocked: "ana", on: true });
+  }
+  await settle(h, asked.length);
+  for (const id of asked) {
+    const result = h.answer(id);
+    assert.equal(result?.ok, false, `${id} answers an error`);
+    assert.equal(!result?.ok && result.error.code, "not_member", id);
+  }
+  assert.deepEqual(h.batches, [], "nothing was committed");
+  assert.deepEqual(h.typing, []);
+  const context = h.actor.getSnapshot().context;
+  assert.deepEqual(Object.keys(context.members), ["ana", "ben"]);
+  assert.deepEqual(context.blocks, {});
+  assert.equal(h.actor.getSnapshot().status, "active");
+  h.actor.stop();
+});
+
+Deno.test("a member named after an Object.prototype member sends, reads, types and is blocked like anyone", async () => {
+  for (const name of PROTO_NAMES) {
+    const members: Record<string, MemberState["role"]> = { ana: "member" };
+    Object.defineProperty(members, name, { value: "owner", enumerable: true });
+    const h = harness(state(members, { blocks: JSON.parse(`{"${name}": ["ana"]}`) }));
+    const sent = h.submit({ kind: "send", from: name, text: "bonjour" });
+    const read = h.submit({ kind: "read", user: name, seq: 1 });
+    h.actor.send({ type: "typing", requestId: "t", user: name });
+    await settle(h, 3);
+    assert.equal(h.answer(sent)?.ok, true, `${name} sends`);
+    assert.equal(h.answer(read)?.ok, true, `${name} reads`);
+    assert.equal(h.answer("t")?.ok, true, `${name} types`);
+    // This member blocked ana: ana gets their typing, they do not get hers.
+    assert.deepEqual(h.typing, [{ user: name, to: ["ana"] }]);
+    h.actor.send({ type: "typing", requestId: "t2", user: "ana" });
+    await settle(h, 4);
+    assert.deepEqual(h.typing.at(-1), { user: "ana", to: [] }, `${name} blocked ana`);
+    const added = h.submit({
+      kind: "add",
+      by: { user: name },
+      users: [{ user: "ben", role: "member" }],
+    });
+    await settle(h, 5);
+    assert.equal(h.answer(added)?.ok, true, `${name} is an owner`);
+    assert.equal(h.actor.getSnapshot().status, "active");
+    h.actor.stop();
+  }
+});

@@ -356,3 +356,72 @@ Deno.test("membership changes update the members, the user lists and the new mem
     kv.close();
   }
 });
+
+Deno.test("members named after Object.prototype members send, read, block, join and mute like anyone", async () => {
+  const names = ["constructor", "__proto__", "toString", "hasOwnProperty"];
+  const { kv, store, streams, id } = await setup(["ana", ...names.slice(0, 2)]);
+  try {
+    await store.setBlock("__proto__", "ana", true, 0);
+    const sent = await commitSends(store, id, [
+      send("constructor", "a", "valueOf"),
+      send("ana", "b"),
+      send("__proto__", "c"),
+    ]);
+    assert.deepEqual(Object.keys(sent.members).sort(), ["__proto__", "ana", "constructor"]);
+    assert.ok(Object.hasOwn(sent.members, "__proto__"));
+    assert.equal(sent.members["constructor"].read, 1, "sending reads up to the message");
+    assert.equal(sent.members["__proto__"].read, 3);
+    const out = await commitSends(store, id, [], [
+      { requestId: "read", user: "constructor", seq: 3 },
+    ]);
+    assert.deepEqual(out.receipts, [{ user: "constructor", seq: 3 }]);
+    assert.deepEqual(out.results["read"], { ok: true, read: 3, unread: 0 });
+    // __proto__ blocked ana: no item of hers, none of theirs lost.
+    assert.deepEqual((await itemsOf(streams, "__proto__")).map((i) => i.msg?.s), [1, 3]);
+    assert.deepEqual((await itemsOf(streams, "constructor")).map((i) => i.msg?.s), [1, 2, 3]);
+
+    const loaded = await load(store, id);
+    assert.ok(Object.hasOwn(loaded.blocks, "__proto__"));
+    assert.deepEqual(loaded.blocks["__proto__"], ["ana"]);
+    assert.equal(loaded.members["__proto__"].read, 3);
+    const { job: _, ...state } = loaded;
+    const added = await store.commit({
+      state,
+      batch: {
+        kind: "members",
+        requestId: "m",
+        add: names.slice(2).map((user) => ({ user, role: "member" as const })),
+        remove: ["constructor"],
+      },
+    });
+    assert.deepEqual(added.info.members, ["__proto__", "ana", "hasOwnProperty", "toString"]);
+    assert.ok(!Object.hasOwn(added.members, "constructor"));
+    const muted = await store.commit({
+      state: { ...state, members: added.members, headVersion: added.headVersion },
+      batch: { kind: "mute", requestId: "u", user: "toString", muted: true },
+    });
+    assert.equal(muted.members["toString"].muted, true);
+    assert.equal((await store.member(id, "toString"))?.muted, true);
+    assert.equal(await store.member(id, "constructor"), undefined);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("a stray member record of a user who never joined makes no member", async () => {
+  const { kv, store, id } = await setup(["ana", "ben"]);
+  try {
+    await commitSends(store, id, [send("ana", "a")]);
+    // What an older version saved for a non-member's read receipt.
+    await kv.set(keys.conversationMemberKey(id, "constructor"), { read: 1 });
+    await kv.set(keys.conversationMemberKey(id, "valueOf"), member());
+    const loaded = await load(store, id);
+    assert.deepEqual(Object.keys(loaded.members).sort(), ["ana", "ben"]);
+    assert.equal(await store.member(id, "constructor"), undefined);
+    // The state loaded still commits a legitimate read.
+    const out = await commitSends(store, id, [], [{ requestId: "r", user: "ben", seq: 1 }]);
+    assert.deepEqual(out.receipts, [{ user: "ben", seq: 1 }]);
+  } finally {
+    kv.close();
+  }
+});

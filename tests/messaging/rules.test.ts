@@ -3,10 +3,14 @@ import type { MemberState } from "../../src/messaging/conversation_store.ts";
 import { encodeMsgFrame, messageView } from "../../src/messaging/message_view.ts";
 import {
   blockedEither,
+  blocks,
   checkMessage,
   countsUnread,
   directId,
+  isMemberState,
+  own,
   receives,
+  setOwn,
   sharesStructure,
 } from "../../src/messaging/rules.ts";
 
@@ -72,4 +76,20 @@ Deno.test("a msg frame wraps the message view with the recipient's stream positi
     at: "1970-01-01T00:00:00.000Z",
   });
   assert.deepEqual(JSON.parse(encodeMsgFrame(JSON.stringify(view))), { type: "msg", ...view });
+});
+
+Deno.test("records keyed by user answer only for their own keys, whatever the user's name", () => {
+  const members: Record<string, MemberState> = { ana: member() };
+  for (const name of ["constructor", "toString", "valueOf", "hasOwnProperty", "__proto__"]) {
+    assert.equal(own(members, name), undefined, name);
+    assert.equal(blocks({ ana: ["ben"] }, name, "ana"), false, name);
+    assert.equal(blockedEither({}, name, "ana"), false, name);
+  }
+  setOwn(members, "__proto__", member({ role: "owner" }));
+  assert.equal(Object.getPrototypeOf(members), Object.prototype, "the prototype is intact");
+  assert.equal(own(members, "__proto__")?.role, "owner");
+  assert.deepEqual(Object.keys(members), ["ana", "__proto__"]);
+  assert.equal(blocks(JSON.parse('{"__proto__": ["ana"]}'), "__proto__", "ana"), true);
+  assert.equal(isMemberState({ read: 3 }), false, "a stray read position is no member");
+  assert.equal(isMemberState(member()), true);
 });

@@ -133,3 +133,47 @@ Deno.test("digests go out at the next full hour or the next daily time in the us
     "2026-01-15T17:30:00.000Z",
   );
 });
+
+Deno.test("sources named after Object.prototype members are kept, validated and applied", () => {
+  // JSON.parse makes "__proto__" an own key, as a request body does.
+  const input = JSON.parse(`{"sources": {
+    "__proto__": {"channels": ["email"], "digest": "daily"},
+    "constructor": {"channels": ["none"]},
+    "prototype": {"channels": ["inapp"]},
+    "toString": {"channels": ["inapp"], "digest": "hourly"}
+  }}`);
+  const parsed = prefs(input);
+  assert.deepEqual(Object.keys(parsed.sources).sort(), [
+    "__proto__",
+    "constructor",
+    "prototype",
+    "toString",
+  ]);
+  assert.ok(Object.hasOwn(parsed.sources, "__proto__"));
+  assert.equal(Object.getPrototypeOf(parsed.sources), Object.prototype, "the prototype is intact");
+  assert.deepEqual(parsed.sources["__proto__"], { channels: ["email"], digest: "daily" });
+  assert.deepEqual(parsed.sources["constructor"], { channels: [], digest: "off" });
+
+  const choice = (source: string, p = parsed) => chooseChannels(envelope({ source }), p);
+  assert.deepEqual(choice("__proto__"), { inapp: false, email: true, digest: "daily" });
+  assert.deepEqual(choice("constructor"), { inapp: false, email: false, digest: "off" });
+  assert.deepEqual(choice("toString"), { inapp: true, email: false, digest: "hourly" });
+  // A source the user has no entry for keeps the envelope's channels, whatever its name.
+  const none = prefs({ sources: { feedback: { channels: ["inapp"] } } });
+  for (const source of ["constructor", "__proto__", "valueOf", "hasOwnProperty"]) {
+    assert.deepEqual(choice(source, none), { inapp: true, email: true, digest: "off" }, source);
+  }
+});
+
+Deno.test("a bad source named __proto__ or constructor is refused with its field path", () => {
+  const input = JSON.parse(`{"sources": {"constructor": {"channels": ["fax"]}}}`);
+  const result = v.safeParse(PreferencesSchema, input);
+  assert.equal(result.success, false);
+  assert.deepEqual(result.issues?.map((i) => v.getDotPath(i)), ["sources.constructor.channels.0"]);
+  const proto = v.safeParse(
+    PreferencesSchema,
+    JSON.parse(`{"sources": {"__proto__": {"channels": "email"}}}`),
+  );
+  assert.equal(proto.success, false);
+  assert.deepEqual(proto.issues?.map((i) => v.getDotPath(i)), ["sources.__proto__.channels"]);
+});
