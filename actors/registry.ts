@@ -1,18 +1,51 @@
 /**
- * The actor registry: spawns actors on demand, passivates idle ones, and lists and
- * inspects them for the ops endpoints.
+ * The actor registry: spawns actors on demand, passivates idle ones, lists and inspects
+ * them for the ops endpoints, and supervises them.
  *
  * Memory stays bounded by active actors: a stopped actor's state is in KV, and the next
  * message rebuilds it through its kind's `spawn`.
+ *
+ * Supervision (Erlang/OTP style, one for one): an actor that fails unexpectedly (an
+ * action that throws, an invoked promise that rejects with no `onError`) is stopped by
+ * XState; the registry hears it through its error observer, logs it with its kind and id,
+ * counts it in `relais_actor_failures_total{kind}`, forgets it, tells the kind's
+ * `onFailure`, and rebuilds it at once when the kind's `restart` says so (at most
+ * `maxRestarts` times per `restartWindowMs` for one actor, so a poisoned state cannot
+ * spin). Whatever the policy, the next `get` rebuilds a forgotten actor from the store.
+ * Expected errors belong in the machines' `onError` transitions; this is for the others.
  */
 
 import type { AnyActorRef } from "xstate";
+import { getLog } from "../src/log.ts";
+import type { Metrics } from "../src/metrics.ts";
 
 /** Actor kinds, as the admin API names them. */
 export type ActorKind = "user" | "conversation" | "mailer";
 
-/** How to build an actor of one kind from its id (loading its state from KV). */
+/**
+ * How to build an actor of one kind from its id (loading its state from KV). The actor
+ * should be returned unstarted: the registry subscribes to its errors, then starts it, so
+ * that even a failure in its first step is supervised.
+ */
 export type Spawner = (id: string) => Promise<AnyActorRef>;
+
+/** What the registry does when an actor of a kind fails. */
+export interface Supervision {
+  /** Whether to rebuild the failed actor at once rather than on its next `get`. */
+  restart?(id: string): boolean;
+  /** Told once the failed actor is forgotten (for example to answer its waiting callers). */
+  onFailure?(id: string, error: unknown): void;
+}
+
+/** Options of {@linkcode createRegistry}. */
+export interface RegistryOptions {
+  /** Where failures are counted (`relais_actor_failures_total{kind}`). */
+  metrics?: Pick<Metrics, "actorFailures">;
+  /** Immediate restarts allowed to one actor within `restartWindowMs` (default 3). */
+  maxRestarts?: number;
+  /** The window of `maxRestarts` (default 10 s). */
+  restartWindowMs?: number;
+}
 
 /** A timer an actor has scheduled. */
 export interface PendingTimer {
@@ -38,17 +71,20 @@ export interface ActorDetail extends ActorSummary {
 
 /** The registry's interface. */
 export interface Registry {
-  /** Declares how actors of a kind are built. */
-  define(kind: ActorKind, spawn: Spawner): void;
-  /** The live actor, spawning it if needed. */
+  /** Declares how actors of a kind are built, and what to do when one fails. */
+  define(kind: ActorKind, spawn: Spawner, supervision?: Supervision): void;
+  /** The live actor, spawning it if needed (a failed or stopped one is rebuilt). */
   get(kind: ActorKind, id: string): Promise<AnyActorRef>;
   /** The live actor, if there is one; never spawns. */
   peek(kind: ActorKind, id: string): AnyActorRef | undefined;
+  /** Whether the actor is live or being spawned (a `get` would not start a new build). */
+  has(kind: ActorKind, id: string): boolean;
   /** Stops and forgets an actor (its state is in KV). */
   stop(kind: ActorKind, id: string): void;
   list(kind?: ActorKind): ActorSummary[];
   inspect(kind: ActorKind, id: string): ActorDetail | undefined;
   counts(): Record<ActorKind, number>;
+  /** Stops every actor; failures after this are no longer restarted. */
   stopAll(): void;
 }
 
@@ -66,25 +102,122 @@ function timersOf(actor: AnyActorRef): PendingTimer[] {
     }));
 }
 
+/** An error as one log field: its name and message, bounded (never its data). */
+function describe(error: unknown): string {
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return text.length > 500 ? `${text.slice(0, 500)}…` : text;
+}
+
+/** An id as one log field, bounded: ids come from input. */
+const clip = (id: string) => (id.length > 200 ? `${id.slice(0, 200)}…` : id);
+
 /** Creates an empty registry. */
-export function createRegistry(): Registry {
-  const spawners = new Map<ActorKind, Spawner>();
+export function createRegistry(options: RegistryOptions = {}): Registry {
+  const log = getLog("actors");
+  const maxRestarts = options.maxRestarts ?? 3;
+  const restartWindowMs = options.restartWindowMs ?? 10_000;
+  const spawners = new Map<ActorKind, { spawn: Spawner; supervision: Supervision }>();
   const live = new Map<ActorKind, Map<string, AnyActorRef>>(KINDS.map((k) => [k, new Map()]));
   const starting = new Map<string, Promise<AnyActorRef>>();
+  // Recent immediate restarts of each actor, oldest first, for the restart intensity.
+  const restarts = new Map<string, number[]>();
+  let closed = false;
 
+  const keyOf = (kind: ActorKind, id: string) => `${kind}\u0000${id}`;
+
+  /** The live actor; one that is no longer running is forgotten rather than returned. */
   function peek(kind: ActorKind, id: string) {
-    return live.get(kind)!.get(id);
+    const actor = live.get(kind)!.get(id);
+    if (actor && actor.getSnapshot().status !== "active") {
+      live.get(kind)!.delete(id);
+      return undefined;
+    }
+    return actor;
+  }
+
+  /** Whether one more immediate restart of the actor fits in the restart intensity. */
+  function mayRestart(kind: ActorKind, id: string): boolean {
+    const now = Date.now();
+    // Failures are rare: dropping every history older than the window keeps the map small.
+    for (const [key, times] of restarts) {
+      if (times.every((t) => now - t >= restartWindowMs)) restarts.delete(key);
+    }
+    const key = keyOf(kind, id);
+    const recent = (restarts.get(key) ?? []).filter((t) => now - t < restartWindowMs);
+    if (recent.length >= maxRestarts) return false;
+    restarts.set(key, [...recent, now]);
+    return true;
+  }
+
+  /** An actor stopped on an error: log, count, forget, tell its kind, maybe rebuild it. */
+  function failed(
+    kind: ActorKind,
+    id: string,
+    actor: AnyActorRef,
+    error: unknown,
+    started: boolean,
+  ) {
+    // This runs inside XState's error reporting: whatever throws here must not escape.
+    try {
+      const forgotten = live.get(kind)!.get(id) === actor;
+      if (forgotten) live.get(kind)!.delete(id);
+      options.metrics?.actorFailures.inc({ kind });
+      log.error("Actor failed and was stopped", {
+        kind,
+        id: clip(id),
+        phase: started ? "running" : "starting",
+        error: describe(error),
+      });
+      // A failure while starting rejects the `get` that spawned it; nothing else to do.
+      if (!started || !forgotten) return;
+      const { supervision } = spawners.get(kind)!;
+      try {
+        supervision.onFailure?.(id, error);
+      } catch (e) {
+        log.error("Actor failure handler failed", { kind, id: clip(id), error: describe(e) });
+      }
+      if (closed || !supervision.restart?.(id)) return;
+      if (!mayRestart(kind, id)) {
+        log.error("Actor failed too often to be restarted at once", {
+          kind,
+          id: clip(id),
+          max_restarts: maxRestarts,
+          window_ms: restartWindowMs,
+        });
+        return;
+      }
+      get(kind, id).catch((e) =>
+        log.error("Actor could not be restarted", { kind, id: clip(id), error: describe(e) })
+      );
+    } catch (e) {
+      try {
+        log.error("Actor supervision failed", { kind, error: describe(e) });
+      } catch { /* nothing left to report to */ }
+    }
+  }
+
+  /** Subscribes to the actor's failures, then starts it. */
+  function supervise(kind: ActorKind, id: string, actor: AnyActorRef): AnyActorRef {
+    let started = false;
+    // Only an error observer: an observer without one makes XState rethrow the error.
+    actor.subscribe({ error: (error) => failed(kind, id, actor, error, started) });
+    actor.start();
+    const snapshot = actor.getSnapshot();
+    if (snapshot.status === "error") throw snapshot.error;
+    started = true;
+    return actor;
   }
 
   function get(kind: ActorKind, id: string): Promise<AnyActorRef> {
     const existing = peek(kind, id);
     if (existing) return Promise.resolve(existing);
-    const key = `${kind}\u0000${id}`;
+    const key = keyOf(kind, id);
     const inFlight = starting.get(key);
     if (inFlight) return inFlight;
-    const spawn = spawners.get(kind);
-    if (!spawn) return Promise.reject(new Error(`No spawner for actor kind "${kind}"`));
-    const promise = spawn(id).then((actor) => {
+    const entry = spawners.get(kind);
+    if (!entry) return Promise.reject(new Error(`No spawner for actor kind "${kind}"`));
+    const promise = entry.spawn(id).then((actor) => {
+      supervise(kind, id, actor);
       live.get(kind)!.set(id, actor);
       return actor;
     }).finally(() => starting.delete(key));
@@ -93,7 +226,7 @@ export function createRegistry(): Registry {
   }
 
   function stop(kind: ActorKind, id: string) {
-    const actor = peek(kind, id);
+    const actor = live.get(kind)!.get(id);
     if (!actor) return;
     live.get(kind)!.delete(id);
     actor.stop();
@@ -105,9 +238,10 @@ export function createRegistry(): Registry {
   }
 
   return {
-    define: (kind, spawn) => void spawners.set(kind, spawn),
+    define: (kind, spawn, supervision = {}) => void spawners.set(kind, { spawn, supervision }),
     get,
     peek,
+    has: (kind, id) => peek(kind, id) !== undefined || starting.has(keyOf(kind, id)),
     stop,
     list(kind) {
       const out: ActorSummary[] = [];
@@ -128,6 +262,7 @@ export function createRegistry(): Registry {
     counts: () =>
       Object.fromEntries(KINDS.map((k) => [k, live.get(k)!.size])) as Record<ActorKind, number>,
     stopAll() {
+      closed = true;
       for (const k of KINDS) for (const id of [...live.get(k)!.keys()]) stop(k, id);
     },
   };

@@ -36,6 +36,11 @@ export interface Metrics {
   deadLetters: Counter;
   /** `relais_actors{kind}`: live actors, read from the callback given to `setActorCounter`. */
   actors: Gauge<"kind">;
+  /**
+   * `relais_actor_failures_total{kind}`: actors stopped by an unexpected error (their
+   * supervisor, the registry, forgets them and rebuilds them from the store).
+   */
+  actorFailures: Counter<"kind">;
   /** `relais_publish_to_deliver_seconds`: time from acceptance to a client send. */
   latency: Histogram;
   /** `relais_http_requests_total{method,route,status}`: HTTP responses by route pattern. */
@@ -103,6 +108,15 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
   });
 
+  const actorFailures = new Counter({
+    name: "relais_actor_failures_total",
+    help: "Actors stopped by an unexpected error, by kind.",
+    labelNames: ["kind"] as const,
+    registers,
+  });
+  // Every kind shows from the first scrape, so a rate over it never starts from nothing.
+  for (const kind of ACTOR_KINDS) actorFailures.inc({ kind }, 0);
+
   return {
     registry,
     contentType: registry.contentType,
@@ -139,6 +153,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       registers,
     }),
     actors,
+    actorFailures,
     latency: new Histogram({
       name: "relais_publish_to_deliver_seconds",
       help: "Time from accepting an item to sending it to a client connection.",

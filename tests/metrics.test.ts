@@ -10,6 +10,7 @@ const NAMES = [
   "relais_redeliveries_total",
   "relais_dead_letters_total",
   "relais_actors",
+  "relais_actor_failures_total",
   "relais_publish_to_deliver_seconds",
   "relais_http_requests_total",
 ];
@@ -70,6 +71,21 @@ Deno.test("the actor gauge reports what the actor counter returns at each scrape
   assert.match(first, /^relais_actors\{kind="conversation"\} 2$/m);
   assert.match(first, /^relais_actors\{kind="mailer"\} 0$/m);
   assert.match(second, /^relais_actors\{kind="user"\} 1$/m);
+});
+
+Deno.test("actor failures are counted by kind, every kind shown from the start", async () => {
+  const metrics = createMetrics({ defaultMetrics: false });
+  const before = await metrics.render();
+  metrics.actorFailures.inc({ kind: "conversation" });
+  metrics.actorFailures.inc({ kind: "conversation" });
+  const after = await metrics.render();
+
+  assert(before.includes("# TYPE relais_actor_failures_total counter"));
+  for (const kind of ["user", "conversation", "mailer"]) {
+    assert.match(before, new RegExp(`^relais_actor_failures_total\\{kind="${kind}"\\} 0$`, "m"));
+  }
+  assert.match(after, /^relais_actor_failures_total\{kind="conversation"\} 2$/m);
+  assert.match(after, /^relais_actor_failures_total\{kind="user"\} 0$/m);
 });
 
 Deno.test("a failing actor counter does not break the scrape", async () => {

@@ -33,9 +33,6 @@ import type { DeliveryRecorder } from "./recorder.ts";
 /** User actors sharing one XState system (see `defineUserActors`). */
 export const USER_ACTORS_PER_SYSTEM = 32;
 
-/** Event type prefix of a user actor's failure, as its host receives it. */
-const USER_ACTOR_FAILED = "xstate.error.actor.user:";
-
 /** Dependencies of {@linkcode defineUserActors}. */
 export interface UserActorDeps {
   registry: Registry;
@@ -55,9 +52,10 @@ export interface UserActorDeps {
 /** What {@linkcode defineUserActors} gives back: the way in for new items. */
 export interface UserActors {
   /**
-   * Hands a new item to the user's live actor, if any. A plain item (see
-   * `plainPushAllowed`) goes straight to the user's connections, counted against the push
-   * budget, without a step of the machine; every other item is an `item.deliver`.
+   * Hands a new item to the user's live actor, if any, or to the one being built once it
+   * is up (items arriving while a failed actor is rebuilt still go out live). A plain
+   * item (see `plainPushAllowed`) goes straight to the user's connections, counted against
+   * the push budget, without a step of the machine; every other item is an `item.deliver`.
    */
   deliver(userId: string, live: LiveItem): void;
 }
@@ -168,23 +166,14 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
   // User actors share XState systems, a few at a time, as children of a host actor. A
   // system of its own (scheduler, maps, a dozen closures) costs each user ~1.7 KB; one for
   // every actor would make stopping one cost O(all timers), as XState's scheduler cancels an
-  // actor's timers by walking its system's.
+  // actor's timers by walking its system's. A failing child stops alone (its own timers
+  // cancelled, its siblings untouched); the registry, which supervises it, hears the error
+  // through its observer, and the host ignores the copy XState relays to it.
   let host: AnyActorRef | undefined;
   let hosted = 0;
   function nextHost(): AnyActorRef {
     if (!host || hosted >= USER_ACTORS_PER_SYSTEM) {
-      host = createActor(fromCallback<AnyEventObject>(({ receive }) => {
-        // A failing child reports here instead of throwing out of a timer: log it and
-        // forget the actor, so the next message rebuilds it from KV.
-        receive((event) => {
-          if (!event.type.startsWith(USER_ACTOR_FAILED)) return;
-          const userId = event.type.slice(USER_ACTOR_FAILED.length);
-          deps.onError(`User actor "${userId}" failed`, (event as { error?: unknown }).error);
-          if (registry.peek("user", userId)?.getSnapshot().status === "error") {
-            registry.stop("user", userId);
-          }
-        });
-      })).start();
+      host = createActor(fromCallback<AnyEventObject>(() => {})).start();
       hosted = 0;
     }
     hosted++;
@@ -210,22 +199,44 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
     actor.stop = () => (internal._stop(), actor);
     // A new actor starts with a fresh budget window.
     outsidePushes.delete(userId);
-    actor.start();
+    // The hub knows the user's connections: an actor rebuilt while they stay open (after a
+    // failure, or while one closed during the build) starts with the right ones. Events
+    // sent before `start` wait in its mailbox; a `conn.open` repeated by the caller that
+    // attaches a connection changes nothing.
+    for (const conn of hub.ofUser(userId)) {
+      actor.send({ type: "conn.open", connId: conn.id } satisfies UserEvent);
+    }
+    // The registry starts it once it listens for its failures.
     return actor;
+  }, {
+    // A connected user gets their actor back at once, rebuilt from the store; an offline
+    // one on their next connection.
+    restart: (userId) => hub.ofUser(userId).length > 0,
   });
+
+  /** Hands a new item to a running actor: around the machine when plain, else as an event. */
+  function deliverTo(actor: AnyActorRef, userId: string, live: LiveItem) {
+    const state = actor.getSnapshot() as { status: string; value: unknown; context: UserContext };
+    const outside = outsidePushes.get(userId) ?? 0;
+    if (state.status === "active" && plainPushAllowed(state, live, outside)) {
+      outsidePushes.set(userId, outside + 1);
+      pushItem(userId, Object.keys(state.context.connections), live);
+      return;
+    }
+    actor.send({ type: "item.deliver", live } satisfies UserEvent);
+  }
 
   return {
     deliver(userId, live) {
       const actor = registry.peek("user", userId);
-      if (!actor) return;
-      const state = actor.getSnapshot() as { status: string; value: unknown; context: UserContext };
-      const outside = outsidePushes.get(userId) ?? 0;
-      if (state.status === "active" && plainPushAllowed(state, live, outside)) {
-        outsidePushes.set(userId, outside + 1);
-        pushItem(userId, Object.keys(state.context.connections), live);
-        return;
-      }
-      actor.send({ type: "item.deliver", live } satisfies UserEvent);
+      if (actor) return deliverTo(actor, userId, live);
+      // The actor is being built (a connection arriving, or a restart after a failure):
+      // the item waits for it, in order with the others, instead of being lost.
+      if (!registry.has("user", userId)) return;
+      registry.get("user", userId).then(
+        (ready) => deliverTo(ready, userId, live),
+        (error) => deps.onError(`User actor "${userId}" could not take an item`, error),
+      );
     },
   };
 }

@@ -38,17 +38,25 @@ export function defineMailerActor(deps: MailerActorDeps): void {
       reportError: (_, { error }) => deps.onError("Mail queue failed", error),
     },
   });
-  deps.registry.define("mailer", (id) => {
-    const actor = createActor(machine, {
+  deps.registry.define("mailer", (id) =>
+    // The registry starts it once it listens for its failures.
+    Promise.resolve(createActor(machine, {
       id: `mailer:${id}`,
       input: { transport: deps.mailer.transportKind, settings: deps.settings },
-    });
-    actor.start();
-    return Promise.resolve(actor);
+    })), {
+    // The one mailer of the process: without it no mail leaves, so it comes back at once.
+    restart: () => true,
   });
 }
 
-/** Tells the mailer a task was queued for `dueAt` (it may sleep until then). */
+/**
+ * Tells the mailer a task was queued for `dueAt` (it may sleep until then). A mailer that
+ * failed and was not restarted is rebuilt by this message rather than missing it.
+ */
 export function notifyMailer(registry: Registry, dueAt: number): void {
-  registry.peek("mailer", MAILER_ID)?.send({ type: "mail.queued", dueAt } satisfies MailerEvent);
+  const event = { type: "mail.queued", dueAt } satisfies MailerEvent;
+  const mailer = registry.peek("mailer", MAILER_ID);
+  if (mailer) return mailer.send(event);
+  // No mailer defined (mail is off) rejects: nothing to tell then.
+  registry.get("mailer", MAILER_ID).then((actor) => actor.send(event), () => {});
 }

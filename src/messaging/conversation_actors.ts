@@ -54,9 +54,10 @@ export interface ConversationActorDeps {
 export function defineConversationActors(deps: ConversationActorDeps): ConversationActors {
   const { registry, store, hub } = deps;
   const timeoutMs = deps.answerTimeoutMs ?? 30_000;
+  // Callers waiting for an answer, by request id, with the conversation they asked.
   const waiting = new Map<
     string,
-    { resolve: (r: OpResult) => void; timer: ReturnType<typeof setTimeout> }
+    { conversation: string; resolve: (r: OpResult) => void; timer: ReturnType<typeof setTimeout> }
   >();
 
   function answer(requestId: string, result: OpResult) {
@@ -121,12 +122,25 @@ export function defineConversationActors(deps: ConversationActorDeps): Conversat
   registry.define("conversation", async (id) => {
     const state = await store.load(id);
     if (!state) throw new AppError("not_found", `Unknown conversation "${id.slice(0, 100)}"`);
-    const actor = createActor(machine, {
+    // The registry starts it once it listens for its failures.
+    return createActor(machine, {
       id: `conversation:${id}`,
       input: { state, limits: deps.limits },
     });
-    actor.start();
-    return actor;
+  }, {
+    // Rebuilt at once from the store, so a fan-out the failure interrupted resumes.
+    restart: () => true,
+    // The failed actor's queue went with it: its callers hear now rather than at the
+    // timeout. A resend with the same client_id is safe, whatever was committed.
+    onFailure(id) {
+      for (const [requestId, entry] of waiting) {
+        if (entry.conversation !== id) continue;
+        answer(requestId, {
+          ok: false,
+          error: { code: "unavailable", message: "The conversation failed; try again" },
+        });
+      }
+    },
   });
 
   /**
@@ -149,7 +163,7 @@ export function defineConversationActors(deps: ConversationActorDeps): Conversat
           error: { code: "unavailable", message: "The conversation did not answer in time" },
         });
       }, timeoutMs);
-      waiting.set(requestId, { resolve, timer });
+      waiting.set(requestId, { conversation: id, resolve, timer });
       send(id, make(requestId)).catch((error) => {
         waiting.delete(requestId);
         clearTimeout(timer);

@@ -2,7 +2,14 @@
 
 import assert from "node:assert/strict";
 import type { AnyActorRef } from "xstate";
-import { USER_ACTORS_PER_SYSTEM } from "../../src/delivery/user_actors.ts";
+import { createRegistry } from "../../actors/registry.ts";
+import type { LiveItem, UserContext } from "../../actors/user.machine.ts";
+import type { DeliveryRecorder } from "../../src/delivery/recorder.ts";
+import { defineUserActors, USER_ACTORS_PER_SYSTEM } from "../../src/delivery/user_actors.ts";
+import { createMetrics } from "../../src/metrics.ts";
+import { createHub } from "../../src/realtime/hub.ts";
+import { encodeEventFrame } from "../../src/schemas/frames.ts";
+import type { PendingAck, Store } from "../../src/store/store.ts";
 import { eventually, startServer } from "../_support/server.ts";
 
 Deno.test("user actors share an XState system, a bounded number to each", async () => {
@@ -70,5 +77,95 @@ Deno.test("a failing user actor is forgotten without taking the others down, and
     assert.equal(rebuilt.getSnapshot().status, "active");
   } finally {
     await server.close();
+  }
+});
+
+/** An item needing an ack (so it goes through the machine's `sendFrame`), for user `u`. */
+function acked(seq: number, id = `e${seq}`): LiveItem {
+  const pending: PendingAck = { seq, id, attempts: 0, limit: 3, backoff: "FIXED" };
+  return {
+    item: { seq, id, type: "NOTIFICATION", durable: true, ack: true, at: Date.now() },
+    pending,
+    frame: encodeEventFrame(seq, JSON.stringify({ metadata: { id } })),
+    acceptedAt: Date.now(),
+    pace: "critical",
+  };
+}
+
+Deno.test("a connected user's failing actor is rebuilt at once with its connections; its neighbour carries on", async () => {
+  const registry = createRegistry({ metrics: createMetrics({ defaultMetrics: false }) });
+  const hub = createHub();
+  // A recording effect that breaks on one item: an unexpected error inside `sendFrame`.
+  const recorder: DeliveryRecorder = {
+    add(id) {
+      if (id === "poison") throw new Error(`Cannot record "${id}"`);
+    },
+    flush: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+  const stored = new Map<string, PendingAck[]>();
+  const loads: string[] = [];
+  const store = {
+    listPending(user: string) {
+      loads.push(user);
+      return Promise.resolve(stored.get(user) ?? []);
+    },
+  } as unknown as Store;
+  const errors: string[] = [];
+  const users = defineUserActors({
+    registry,
+    store,
+    hub,
+    metrics: createMetrics({ defaultMetrics: false }),
+    recorder,
+    ackBaseMs: 60_000,
+    idleMs: 60_000,
+    onError: (message) => void errors.push(message),
+  });
+  const frames = new Map<string, number[]>([["u", []], ["v", []]]);
+  try {
+    for (const user of ["u", "v"]) {
+      hub.add(`${user}-conn`, user, {
+        transport: "ws",
+        send: (text) => void frames.get(user)!.push(JSON.parse(text).seq),
+        close: () => {},
+      });
+      hub.release(`${user}-conn`, 0);
+    }
+    // Both actors are built with the hub's connections already open, in one system.
+    const u = await registry.get("user", "u");
+    const v = await registry.get("user", "v");
+    assert.equal(u.system, v.system);
+    assert.deepEqual(Object.keys((u.getSnapshot().context as UserContext).connections), [
+      "u-conn",
+    ]);
+
+    users.deliver("u", acked(1));
+    // What the store holds when the actor is rebuilt: the item waiting for its ack.
+    stored.set("u", [acked(1).pending!]);
+    users.deliver("u", acked(2, "poison"));
+    // Sent before the effect broke, then the actor stopped on the error.
+    assert.equal(u.getSnapshot().status, "error");
+    assert.equal(registry.peek("user", "u"), undefined);
+    // Still connected, so it is being rebuilt already; an item arriving meanwhile waits.
+    assert.equal(registry.has("user", "u"), true);
+    users.deliver("u", acked(3));
+    users.deliver("v", acked(1));
+    assert.equal(v.getSnapshot().status, "active");
+
+    const rebuilt = await registry.get("user", "u");
+    assert.notEqual(rebuilt, u);
+    await eventually(() => frames.get("u")!.includes(3), 2000, "the item sent during the rebuild");
+    users.deliver("u", acked(4));
+    assert.deepEqual(frames.get("u"), [1, 2, 3, 4]);
+    assert.deepEqual(frames.get("v"), [1]);
+    const context = rebuilt.getSnapshot().context as UserContext;
+    assert.deepEqual(Object.keys(context.connections), ["u-conn"]);
+    // Rebuilt from the store: the pending ack it held, plus the items since.
+    assert.deepEqual(Object.keys(context.pending).map(Number), [1, 3, 4]);
+    assert.deepEqual(loads, ["u", "v", "u"]);
+    assert.deepEqual(errors, []);
+  } finally {
+    registry.stopAll();
   }
 });
