@@ -27,12 +27,13 @@ export const OPERATIONS: Operation[] = [
     path: "/v1/events",
     summary: "Publish an envelope to its audience",
     description:
-      "Answers 202 once the event and its per-user stream entries are durable. Re-posting the same metadata.id returns the first result.",
+      "Answers 202 once the event and its per-user stream entries are durable. Re-posting the same metadata.id with the same service key returns the first result (Idempotent-Replayed: true); with another key it is refused with 409, since the id is taken.",
     tags: ["events"],
     security: "service",
     body: EnvelopeSchema,
     responses: {
       202: { description: "Accepted: durable and fanned out" },
+      409: { description: "conflict: metadata.id is taken by another service key" },
       413: { description: "Body too large" },
       415: { description: "Not JSON" },
     },
@@ -41,11 +42,13 @@ export const OPERATIONS: Operation[] = [
     method: "get",
     path: "/v1/events/:id",
     summary: "Delivery status of an event",
+    description:
+      "Readable by the service key that published the event (scope events:publish) and by admin keys.",
     tags: ["events"],
     security: "service",
     responses: {
       200: { description: "Targeted, delivered, acked and failed counts, pending users" },
-      404: { description: "Unknown event" },
+      404: { description: "Unknown event, or one another service key published" },
     },
   },
   {

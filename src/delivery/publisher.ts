@@ -4,8 +4,16 @@
  */
 
 import type { AudienceResolver } from "../audience/audience.ts";
+import { AppError } from "../errors.ts";
 import { type Envelope, toClientEnvelope } from "../schemas/envelope.ts";
-import type { FanoutBatch, FanoutPlanner, PublishResult, Store } from "../store/store.ts";
+import type {
+  EventRecord,
+  FanoutBatch,
+  FanoutPlanner,
+  PublishOptions,
+  PublishResult,
+  Store,
+} from "../store/store.ts";
 
 /** How many unknown targets a publish result lists at most. */
 export const MAX_UNKNOWN_LISTED = 100;
@@ -19,7 +27,11 @@ export interface Published {
 
 /** Publishes envelopes and finishes interrupted fan-outs. */
 export interface Publisher {
-  publish(envelope: Envelope): Promise<Published>;
+  /**
+   * Publishes `envelope`, recording `publishedBy` as its owner. A re-post of a known id
+   * by the same owner is a replay; by another, a `conflict` error: the id is taken.
+   */
+  publish(envelope: Envelope, options?: PublishOptions): Promise<Published>;
   /** Finishes the fan-outs a previous process left unfinished. */
   resumeUnfinished(): Promise<number>;
   /** Resolves when every background fan-out has finished. */
@@ -42,6 +54,20 @@ export interface PublisherDeps {
   /** Audiences up to this size are written before the publish answers. */
   syncFanoutLimit: number;
   now?: () => number;
+}
+
+/**
+ * Refuses to replay an event that another service key published. Events recorded
+ * without an owner (before owners were kept, or published by relais itself) replay for
+ * anyone, as they always did.
+ */
+function assertSameOwner(event: EventRecord, publishedBy: string | undefined): void {
+  if (event.publishedBy === undefined || event.publishedBy === publishedBy) return;
+  throw new AppError(
+    "conflict",
+    `Cannot publish event "${event.id.slice(0, 100)}": the id is taken by another service`,
+    { details: [{ path: "metadata.id", message: "already used by another service" }] },
+  );
 }
 
 /** Creates the publisher. */
@@ -70,7 +96,8 @@ export function createPublisher(deps: PublisherDeps): Publisher {
   }
 
   return {
-    async publish(envelope) {
+    async publish(envelope, options = {}) {
+      const { publishedBy } = options;
       const { users, unknown } = await deps.audience.resolve(envelope.routing.audience);
       const result: PublishResult = {
         id: envelope.metadata.id,
@@ -88,19 +115,26 @@ export function createPublisher(deps: PublisherDeps): Publisher {
           envelope,
           users,
           result,
-          plan ? { plan } : {},
+          { ...(plan ? { plan } : {}), ...(publishedBy === undefined ? {} : { publishedBy }) },
         );
         if (atomic?.batch) {
           deps.deliverLive(atomic.batch, JSON.stringify(toClientEnvelope(envelope)), envelope);
           return { result, replayed: false };
         }
         if (atomic) {
+          assertSameOwner(atomic.event, publishedBy);
           if (atomic.event.fanningOut) await fanOut(atomic.event.id);
           return { result: atomic.event.result, replayed: true };
         }
       }
-      const { created, event } = await deps.store.createEvent(envelope, users, result);
+      const { created, event } = await deps.store.createEvent(
+        envelope,
+        users,
+        result,
+        publishedBy === undefined ? {} : { publishedBy },
+      );
       if (!created) {
+        assertSameOwner(event, publishedBy);
         // A re-post while the first fan-out is still running waits for the same durability.
         if (event.fanningOut && users.length <= deps.syncFanoutLimit) await fanOut(event.id);
         return { result: event.result, replayed: true };

@@ -22,8 +22,13 @@ export type CounterName = "delivered" | "acked" | "failed";
 export const jobKey = (id: string) => ["job", id] as const;
 /** All unfinished fan-out jobs. */
 export const jobPrefix = () => ["job"] as const;
-/** Chunk `i` of a fan-out job's target list. */
-export const jobTargetsKey = (id: string, i: number) => ["job_targets", id, i] as const;
+/**
+ * Chunk `i` of a fan-out job's target list, under the token of the publish attempt that
+ * wrote it, so that a racing publish of the same id never overwrites the winner's list.
+ * Jobs written before tokens existed have none.
+ */
+export const jobTargetsKey = (id: string, i: number, token?: string) =>
+  token === undefined ? ["job_targets", id, i] as const : ["job_targets", id, token, i] as const;
 
 /** The last sequence number given to an item of a user's stream. */
 export const seqKey = (user: string) => ["seq", user] as const;

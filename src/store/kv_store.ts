@@ -20,6 +20,7 @@ import type {
   InboxPage,
   MailTask,
   PendingAck,
+  PublishOptions,
   PublishResult,
   Store,
   StreamItem,
@@ -58,6 +59,8 @@ interface Job {
   chunks: number;
   chunk: number;
   offset: number;
+  /** The token its target chunks are stored under; absent on jobs written before tokens. */
+  targets?: string;
 }
 
 interface UnreadMark {
@@ -115,6 +118,7 @@ function eventRecord(
   result: PublishResult,
   chunks: number,
   fanningOut: boolean,
+  publishedBy: string | undefined,
 ): EventRecord {
   const expiration = envelope.metadata.expiration;
   return {
@@ -129,6 +133,7 @@ function eventRecord(
     result,
     fanningOut,
     ...(envelope.metadata.collapse_key ? { collapseKey: envelope.metadata.collapse_key } : {}),
+    ...(publishedBy === undefined ? {} : { publishedBy }),
   };
 }
 
@@ -289,35 +294,60 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
     return envelope;
   }
 
-  async function writeTargets(id: string, targets: string[]): Promise<number> {
+  async function writeTargets(id: string, targets: string[], token: string): Promise<number> {
     const chunks = chunkByChars(targets, TARGET_CHUNK_CHARS);
     for (const group of chunk(chunks.map((c, i) => [i, c] as const), 20)) {
       const op = kv.atomic();
-      for (const [i, ids] of group) op.set(keys.jobTargetsKey(id, i), ids);
+      for (const [i, ids] of group) op.set(keys.jobTargetsKey(id, i, token), ids);
       const res = await op.commit();
       if (!res.ok) throw new Error(`Cannot store the targets of event "${id}"`);
     }
     return chunks.length;
   }
 
-  async function createEvent(envelope: Envelope, targets: string[], result: PublishResult) {
+  async function createEvent(
+    envelope: Envelope,
+    targets: string[],
+    result: PublishResult,
+    publishOptions: PublishOptions = {},
+  ) {
     const id = envelope.metadata.id;
     const existing = await kv.get<EventRecord>(keys.eventKey(id));
     if (existing.value) return { created: false, event: existing.value };
 
     const bodyChunks = bodyParts(JSON.stringify(envelope));
-    const event = eventRecord(envelope, result, bodyChunks.length, targets.length > 0);
+    const event = eventRecord(
+      envelope,
+      result,
+      bodyChunks.length,
+      targets.length > 0,
+      publishOptions.publishedBy,
+    );
     // Target chunks go first, in their own commits: they may be larger than one atomic
-    // operation holds, and without the event record below they are never read.
-    const targetChunks = targets.length > 0 ? await writeTargets(id, targets) : 0;
+    // operation holds, and without the event record below they are never read. They are
+    // stored under this attempt's own token: a publish of the same id racing this one
+    // (another service's, or another audience) cannot overwrite the list the winner's
+    // job reads.
+    const token = crypto.randomUUID();
+    const targetChunks = targets.length > 0 ? await writeTargets(id, targets, token) : 0;
     const op = kv.atomic().check({ key: keys.eventKey(id), versionstamp: null })
       .set(keys.eventKey(id), event);
     bodyChunks.forEach((part, i) => op.set(keys.eventBodyKey(id, i), part));
     if (targets.length > 0) {
-      op.set(keys.jobKey(id), { id, chunks: targetChunks, chunk: 0, offset: 0 } satisfies Job);
+      op.set(
+        keys.jobKey(id),
+        { id, chunks: targetChunks, chunk: 0, offset: 0, targets: token } satisfies Job,
+      );
     }
     const res = await op.commit();
     if (!res.ok) {
+      try {
+        await deleteAll(
+          Array.from({ length: targetChunks }, (_, i) => keys.jobTargetsKey(id, i, token)),
+        );
+      } catch {
+        // Left-over chunks are never read: no job names their token.
+      }
       const first = await kv.get<EventRecord>(keys.eventKey(id));
       if (first.value) return { created: false, event: first.value };
       throw new Error(`Cannot store event "${id}"`);
@@ -424,12 +454,12 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
     envelope: Envelope,
     targets: string[],
     result: PublishResult,
-    publishOptions: { plan?: FanoutPlanner } = {},
+    publishOptions: PublishOptions & { plan?: FanoutPlanner } = {},
   ): Promise<AtomicPublish | undefined> {
     const id = envelope.metadata.id;
     const body = JSON.stringify(envelope);
     const parts = bodyParts(body);
-    const event = eventRecord(envelope, result, parts.length, false);
+    const event = eventRecord(envelope, result, parts.length, false, publishOptions.publishedBy);
     const collapsing = event.collapseKey !== undefined && event.durable &&
       (event.type === "NOTIFICATION" || event.type === "SYSTEM");
     const wide = collapsing || publishOptions.plan !== undefined;
@@ -544,7 +574,7 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
       const job = jobEntry.value;
       if (!job) return;
       if (targets?.index !== job.chunk) {
-        const ids = (await kv.get<string[]>(keys.jobTargetsKey(id, job.chunk))).value;
+        const ids = (await kv.get<string[]>(keys.jobTargetsKey(id, job.chunk, job.targets))).value;
         if (!ids) throw new Error(`Fan-out of event "${id}" lost target chunk ${job.chunk}`);
         targets = { index: job.chunk, ids };
         batchSize = batchOf(ids);
@@ -581,7 +611,7 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
       const done = next.chunk >= job.chunks;
       if (done) {
         op.delete(keys.jobKey(id));
-        for (let i = 0; i < job.chunks; i++) op.delete(keys.jobTargetsKey(id, i));
+        for (let i = 0; i < job.chunks; i++) op.delete(keys.jobTargetsKey(id, i, job.targets));
         op.set(keys.eventKey(id), { ...event, fanningOut: false });
       } else {
         op.set(keys.jobKey(id), next);

@@ -39,6 +39,18 @@ export interface EventRecord {
   fanningOut: boolean;
   /** The envelope's `collapse_key`: a newer unread item with it replaces the older one. */
   collapseKey?: string;
+  /**
+   * The name of the service key that published it (never the key itself): only that key
+   * reads its status or replays it. Absent on records written before it was kept and on
+   * events published by relais itself; any key that may publish reads those.
+   */
+  publishedBy?: string;
+}
+
+/** Who publishes an event, kept in its record by {@linkcode Store.createEvent}. */
+export interface PublishOptions {
+  /** The name of the publishing service key. */
+  publishedBy?: string;
 }
 
 /** An item of a user's ordered stream. */
@@ -194,25 +206,29 @@ export interface Erased {
 export interface Store extends TicketStore {
   /**
    * Stores an event and its fan-out job atomically. Answers `created: false` with the
-   * first event's record when the id is known already.
+   * first event's record when the id is known already, whoever published it: the record
+   * is written only if the id is free, in the same commit that checks it, so of two
+   * racing publishes exactly one creates it and the other reads the winner's record.
    */
   createEvent(
     envelope: Envelope,
     targets: string[],
     result: PublishResult,
+    options?: PublishOptions,
   ): Promise<{ created: boolean; event: EventRecord }>;
   /**
    * Stores an event, its body and every target's stream entry (with its delivery record,
    * pending ack, unread mark, collapse replacement and mail task) in one commit, with no
    * fan-out job. Answers `undefined`, writing nothing, when the audience does not fit in
    * one atomic operation: then use `createEvent` and `runFanout`. Answers
-   * `created: false` with the first event's record when the id is known already.
+   * `created: false` with the first event's record when the id is known already, as
+   * `createEvent` does.
    */
   publishAtomic(
     envelope: Envelope,
     targets: string[],
     result: PublishResult,
-    options?: { plan?: FanoutPlanner },
+    options?: PublishOptions & { plan?: FanoutPlanner },
   ): Promise<AtomicPublish | undefined>;
   /**
    * Writes the stream entries of an event's pending fan-out job, in batches, each batch

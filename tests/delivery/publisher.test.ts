@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createUserAudienceResolver } from "../../src/audience/audience.ts";
 import { createPublisher } from "../../src/delivery/publisher.ts";
+import type { AppError } from "../../src/errors.ts";
 import type { Envelope } from "../../src/schemas/envelope.ts";
 import { createKvStore } from "../../src/store/kv_store.ts";
 import { makeEnvelope } from "../_support/store.ts";
@@ -39,6 +40,42 @@ async function withPublisher(
     kv.close();
   }
 }
+
+Deno.test("publisher replays a re-post by the same publisher and refuses one by another", async () => {
+  await withPublisher(async (publisher, batches) => {
+    // One-commit path (two users) and job path (an audience too large for one commit).
+    for (const targets of [["a", "b"], Array.from({ length: 120 }, (_, i) => `u${i}`)]) {
+      const e = envelope(targets);
+      const first = await publisher.publish(e, { publishedBy: "service-a" });
+      const seen = batches.length;
+      const again = await publisher.publish(e, { publishedBy: "service-a" });
+      assert.equal(again.replayed, true);
+      assert.deepEqual(again.result, first.result);
+      const taken = { ...envelope(["intruder"]), metadata: e.metadata };
+      await assert.rejects(
+        () => publisher.publish(taken, { publishedBy: "service-b" }),
+        (error: AppError) => {
+          assert.equal(error.code, "conflict");
+          assert.deepEqual(error.details, [
+            { path: "metadata.id", message: "already used by another service" },
+          ]);
+          return true;
+        },
+      );
+      assert.equal(batches.length, seen);
+    }
+  });
+});
+
+Deno.test("publisher replays an event recorded without a publisher for anyone", async () => {
+  await withPublisher(async (publisher) => {
+    const e = envelope(["a"]);
+    const first = await publisher.publish(e);
+    const again = await publisher.publish(e, { publishedBy: "service-b" });
+    assert.equal(again.replayed, true);
+    assert.deepEqual(again.result, first.result);
+  });
+});
 
 Deno.test("publisher writes a small audience in one commit and replays a re-post", async () => {
   await withPublisher(async (publisher, batches, store) => {

@@ -44,7 +44,10 @@ Deno.test("event routes verify the service key once per request", async () => {
         replayed: false,
       }),
   };
-  const store = { getStatus: () => Promise.resolve(undefined) } as unknown as Store;
+  const store = {
+    getEvent: () => Promise.resolve(undefined),
+    getStatus: () => Promise.resolve(undefined),
+  } as unknown as Store;
   const app = createEventRoutes({
     keys,
     publisher,

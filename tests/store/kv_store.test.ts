@@ -350,3 +350,46 @@ Deno.test("kv store commits the rest of a group when one member's seq went stale
     assert.ok(counts.failed >= 1, "no commit saw the stale seq");
   });
 });
+
+Deno.test("kv store records who published an event, on both publish paths", async () => {
+  await withStore(async (store) => {
+    const atomic = makeEnvelope();
+    await store.publishAtomic(atomic, ["a"], result(atomic, 1), { publishedBy: "service-a" });
+    const job = makeEnvelope();
+    await store.createEvent(job, ["a"], result(job, 1), { publishedBy: "service-b" });
+    const legacy = makeEnvelope();
+    await store.createEvent(legacy, ["a"], result(legacy, 1));
+    assert.equal((await store.getEvent(atomic.metadata.id))?.publishedBy, "service-a");
+    assert.equal((await store.getEvent(job.metadata.id))?.publishedBy, "service-b");
+    assert.equal((await store.getEvent(legacy.metadata.id))?.publishedBy, undefined);
+    await store.runFanout(job.metadata.id, () => {});
+    assert.equal((await store.getEvent(job.metadata.id))?.publishedBy, "service-b");
+    // A re-post of a known id answers the first record, with its publisher.
+    const again = await store.publishAtomic(atomic, ["b"], result(atomic, 1), {
+      publishedBy: "service-b",
+    });
+    assert.equal(again?.created, false);
+    assert.equal(again?.event.publishedBy, "service-a");
+  });
+});
+
+Deno.test("kv store fans an event out to its own targets when another publish of its id races it", async () => {
+  await withStore(async (store) => {
+    const e = makeEnvelope("REALTIME");
+    const mine = Array.from({ length: 200 }, (_, i) => `mine-${i}`);
+    const theirs = Array.from({ length: 200 }, (_, i) => `theirs-${i}`);
+    const [a, b] = await Promise.all([
+      store.createEvent(e, mine, result(e, mine.length), { publishedBy: "service-a" }),
+      store.createEvent(e, theirs, result(e, theirs.length), { publishedBy: "service-b" }),
+    ]);
+    assert.deepEqual([a.created, b.created].sort(), [false, true]);
+    const winner = a.created ? mine : theirs;
+    const loser = a.created ? theirs : mine;
+    const written: string[] = [];
+    await store.runFanout(e.metadata.id, (batch) => {
+      for (const item of batch.items) written.push(item.user);
+    });
+    assert.deepEqual(written.sort(), [...winner].sort());
+    for (const user of [loser[0], loser[199]]) assert.equal(await store.lastSeq(user), 0);
+  });
+});
