@@ -5,7 +5,7 @@
  */
 
 import { Hono } from "hono";
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import * as v from "valibot";
 import { requireUser, type RequireUserDeps } from "../src/auth/middleware.ts";
 import type { AppEnv } from "../src/auth/principal.ts";
@@ -83,6 +83,46 @@ function htmlPage(c: Context<AppEnv>, html: string) {
   return c.html(html);
 }
 
+/**
+ * Refuses a browser request made by a page of another origin: an `Origin` that is not the
+ * server's own, or `Sec-Fetch-Site` saying another site sent it. Requests without either
+ * (curl, a server) pass; they are no browser page's.
+ */
+function assertSameOrigin(c: Context): void {
+  const origin = c.req.header("Origin");
+  const site = c.req.header("Sec-Fetch-Site");
+  let foreign = site === "cross-site" || site === "same-site";
+  if (origin !== undefined) {
+    try {
+      foreign ||= new URL(origin).host !== c.req.header("Host");
+    } catch {
+      foreign = true;
+    }
+  }
+  if (foreign) {
+    const from = origin === undefined
+      ? `A ${site} request`
+      : `Origin ${JSON.stringify(origin.slice(0, 100))}`;
+    throw new AppError(
+      "forbidden",
+      `${from} is not allowed: the demo helpers answer the demo page's own origin only`,
+    );
+  }
+}
+
+/**
+ * The demo helpers hand out tokens: same origin only, whatever the app-wide CORS allows
+ * (any origin in development). The CORS headers it set are taken back before anything
+ * is answered, a refusal included.
+ */
+const sameOriginOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
+  c.res.headers.delete("Access-Control-Allow-Origin");
+  c.res.headers.delete("Access-Control-Allow-Credentials");
+  c.res.headers.delete("Access-Control-Expose-Headers");
+  assertSameOrigin(c);
+  await next();
+};
+
 /** Lazily rendered pages (they are constant). */
 const rendered: { demo?: string; ops?: string } = {};
 
@@ -105,6 +145,7 @@ export function createPagesRoutes(deps: PagesRoutesDeps) {
   return app
     .get("/", (c) => htmlPage(c, rendered.demo ??= demoPage()))
     .get("/assets/demo.js", (c) => asset(c, DEMO_JS, js))
+    .use("/demo/*", sameOriginOnly)
     .get("/demo/token", async (c) => {
       const { user } = parseOrThrow(DemoTokenQuerySchema, c.req.query(), "query");
       const token = await demo.signToken(user, TOKEN_TTL_SECONDS);

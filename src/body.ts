@@ -27,10 +27,7 @@ export async function readJson(
   if (Number.isFinite(declared) && declared > maxBytes) {
     throw new AppError("payload_too_large", `Body larger than ${maxBytes} bytes`);
   }
-  const bytes = new Uint8Array(await c.req.arrayBuffer());
-  if (bytes.byteLength > maxBytes) {
-    throw new AppError("payload_too_large", `Body larger than ${maxBytes} bytes`);
-  }
+  const bytes = await readBytes(c.req.raw, maxBytes);
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
@@ -45,4 +42,41 @@ export async function readJson(
   } catch (e) {
     throw new AppError("invalid_json", `Body is not valid JSON: ${(e as Error).message}`);
   }
+}
+
+/**
+ * Reads a request's body, counting bytes as they arrive: past `maxBytes` the stream is
+ * cancelled and a 413 `payload_too_large` thrown, so a body without `Content-Length`
+ * (chunked) never sits whole in memory before it is refused.
+ */
+export async function readBytes(request: Request, maxBytes: number): Promise<Uint8Array> {
+  const body = request.body;
+  if (!body) return new Uint8Array();
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch (e) {
+      throw new AppError("invalid_request", "Body could not be read", { cause: e });
+    }
+    if (chunk.done) break;
+    total += chunk.value.byteLength;
+    if (total > maxBytes) {
+      // Not awaited: the answer must not wait on a client that keeps sending.
+      reader.cancel().catch(() => {});
+      throw new AppError("payload_too_large", `Body larger than ${maxBytes} bytes`);
+    }
+    chunks.push(chunk.value);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
 }

@@ -4,16 +4,31 @@
  */
 
 import nodemailerModule from "nodemailer";
+import type { OutgoingMail } from "./transport.ts";
 
 /** The message fields relais gives nodemailer. */
 export interface NodemailerMessage {
   messageId: string;
   from: string;
-  to: string;
+  /** An object, not a header string: nodemailer encodes the name and takes the address as is. */
+  to: { name: string; address: string };
   subject: string;
   text: string;
   html: string;
   headers: Record<string, string>;
+}
+
+/** The nodemailer message of a mail, the same for every adapter built on nodemailer. */
+export function toNodemailer(mail: OutgoingMail): NodemailerMessage {
+  return {
+    messageId: mail.messageId,
+    from: mail.from,
+    to: { name: mail.to.name ?? "", address: mail.to.address },
+    subject: mail.subject,
+    text: mail.text,
+    html: mail.html,
+    headers: mail.headers,
+  };
 }
 
 /** A nodemailer transport. */

@@ -94,7 +94,7 @@ export function createMailer(deps: MailerDeps): Mailer {
     await deps.transport.send({
       messageId: id,
       from: deps.from,
-      to: entry.name ? `"${entry.name.replaceAll('"', "'")}" <${entry.email}>` : entry.email!,
+      to: { ...(entry.name ? { name: entry.name } : {}), address: entry.email! },
       subject: rendered.subject,
       text: rendered.text,
       html: rendered.html,

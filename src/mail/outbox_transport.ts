@@ -4,7 +4,7 @@
  * the same file instead of adding one. Files appear whole: written aside, then renamed.
  */
 
-import { createTransport } from "./_nodemailer.ts";
+import { createTransport, toNodemailer } from "./_nodemailer.ts";
 import { MailSendError, type MailTransport } from "./transport.ts";
 
 /** Builds raw RFC 5322 messages without sending them. */
@@ -24,15 +24,7 @@ export function createOutboxTransport(dir: string): MailTransport {
       try {
         ready ??= Deno.mkdir(dir, { recursive: true });
         await ready;
-        const info = await builder.sendMail({
-          messageId: mail.messageId,
-          from: mail.from,
-          to: mail.to,
-          subject: mail.subject,
-          text: mail.text,
-          html: mail.html,
-          headers: mail.headers,
-        });
+        const info = await builder.sendMail(toNodemailer(mail));
         const path = `${dir}/${emlName(mail.messageId)}`;
         await Deno.writeFile(`${path}.part`, info.message as unknown as Uint8Array);
         await Deno.rename(`${path}.part`, path);

@@ -3,7 +3,7 @@
  * that a relay that went away and came back is simply reached again.
  */
 
-import { createTransport } from "./_nodemailer.ts";
+import { createTransport, toNodemailer } from "./_nodemailer.ts";
 import { MailSendError, type MailTransport } from "./transport.ts";
 
 /** Options of {@linkcode createSmtpTransport}. */
@@ -39,15 +39,7 @@ export function createSmtpTransport(
     kind: "smtp",
     async send(mail) {
       try {
-        await transport.sendMail({
-          messageId: mail.messageId,
-          from: mail.from,
-          to: mail.to,
-          subject: mail.subject,
-          text: mail.text,
-          html: mail.html,
-          headers: mail.headers,
-        });
+        await transport.sendMail(toNodemailer(mail));
       } catch (e) {
         const code = (e as { responseCode?: number }).responseCode;
         // 5xx is the relay's final word on this mail; anything else may pass later.

@@ -5,12 +5,23 @@
  * files (`outbox_transport.ts`), picked by `mail_transports.ts` from the configuration.
  */
 
+/** A mailbox: an address and the name shown with it. */
+export interface MailAddress {
+  /**
+   * The display name, as it is: any character (quotes, commas, angle brackets, a final
+   * backslash) is the adapter's to encode, so a name never adds or hides a recipient.
+   */
+  name?: string;
+  address: string;
+}
+
 /** A rendered mail, ready to send. */
 export interface OutgoingMail {
   /** Stable across retries, so that a receiving system can drop a duplicate. */
   messageId: string;
   from: string;
-  to: string;
+  /** The one recipient, given apart from its name: never a string built by hand. */
+  to: MailAddress;
   subject: string;
   text: string;
   html: string;

@@ -3,7 +3,8 @@
  *
  * A connection starts unauthenticated: its first useful frame is `hello`. Anything wrong
  * in a frame gets an `error` frame and the socket stays usable; bad credentials close it
- * with 4001, an oversized frame with 4008.
+ * with 4001. An oversized frame or a flood (too many frames a second, or waiting) closes it
+ * with 4008 once the client's frames stop arriving, so the close frame reaches it.
  *
  * Liveness: a client silent for one heartbeat interval gets a `ping` (it answers `pong`),
  * and one silent for two intervals is dead and dropped, so presence follows. A client with
@@ -46,10 +47,27 @@ export interface WsProtocolDeps {
   maxJsonDepth?: number;
   /** Conversations: `msg.send`, `typing` and conversation `read` frames (absent: not served). */
   messaging?: Pick<Messaging, "seen" | "send" | "read" | "typing" | "frameOf">;
+  /**
+   * Frames a connection may send: a bucket of `burst` refilled at `perSecond`; past it the
+   * connection is closed with 4008 (default 2000, then 200 a second).
+   */
+  frameRate?: { burst: number; perSecond: number };
 }
 
 /** Frames of one connection waiting to be handled; more is a flood and closes it (4008). */
 const MAX_FRAMES_IN_FLIGHT = 256;
+
+/** Default {@linkcode WsProtocolDeps.frameRate}: generous for acks after a long resume. */
+const FRAME_RATE = { burst: 2000, perSecond: 200 };
+
+/**
+ * A connection refused for what it sent is closed once it has sent nothing for this
+ * long: closing while its frames still arrive makes the runtime drop the socket before the
+ * close frame goes out, and the client would only see an abnormal closure (1006).
+ */
+const DRAIN_QUIET_MS = 50;
+/** ...or after this long at most, for a client that never pauses. */
+const DRAIN_MAX_MS = 3000;
 
 /** What the runtime adapter knows about the other end. */
 export interface PeerInfo {
@@ -122,6 +140,10 @@ class Conn implements WsConnection {
   /** Frames are handled one at a time, in arrival order; undefined when none is waiting. */
   queue: Promise<void> | undefined = undefined;
   inFlight = 0;
+  /** Frames the connection may still send now (a token bucket, refilled on each frame). */
+  frameTokens: number;
+  /** When a refused connection started draining, with the close it gets once quiet. */
+  draining: { since: number; reason: string } | undefined = undefined;
   shared: Shared;
   outlet: Outlet;
   preauth: UserPrincipal | undefined;
@@ -133,11 +155,19 @@ class Conn implements WsConnection {
     this.preauth = preauth;
     this.ip = ip;
     this.openedAt = this.lastReceived = this.lastActive = Date.now();
+    this.frameTokens = (shared.deps.frameRate ?? FRAME_RATE).burst;
   }
 
   /** Closes the connection if one of its deadlines has passed (called by the sweep). */
   check(now: number) {
     const { deps } = this.shared;
+    const draining = this.draining;
+    if (draining) {
+      if (now - this.lastReceived >= DRAIN_QUIET_MS || now - draining.since >= DRAIN_MAX_MS) {
+        this.close(CLOSE.policy, draining.reason);
+      }
+      return;
+    }
     const user = this.user;
     if (!user) {
       if (now - this.openedAt >= deps.helloTimeoutMs) {
@@ -174,6 +204,31 @@ class Conn implements WsConnection {
     } catch {
       // Already closed by the peer.
     }
+  }
+
+  /**
+   * Refuses a connection for what it sent (4008): from now on its frames are dropped and
+   * it receives nothing, and the sweep closes it once its frames stop arriving, so the
+   * close frame with `reason` reaches a client that was still sending.
+   */
+  refuseFrames(reason: string) {
+    if (this.ended || this.draining) return;
+    this.draining = { since: Date.now(), reason: closeReason(reason) };
+    this.live = false;
+    if (this.connId) this.shared.deps.sessions.detach(this.connId);
+    this.connId = undefined;
+  }
+
+  /** Takes one frame from the bucket; false when the connection sends too fast. */
+  takeFrame(now: number): boolean {
+    const rate = this.shared.deps.frameRate ?? FRAME_RATE;
+    const elapsed = now - this.lastReceived;
+    if (elapsed > 0) {
+      this.frameTokens = Math.min(rate.burst, this.frameTokens + (elapsed * rate.perSecond) / 1000);
+    }
+    if (this.frameTokens < 1) return false;
+    this.frameTokens--;
+    return true;
   }
 
   /** Forgets the connection everywhere (the socket is closed or closing). */
@@ -214,37 +269,34 @@ class Conn implements WsConnection {
     throw new AppError("unauthenticated", "Missing credentials: send a token or a ticket");
   }
 
+  /** Closes the connection for an admission refusal: 4003 for a switch, else 4008. */
+  refuse(error: unknown) {
+    const refused = error instanceof AppError ? error : undefined;
+    this.close(
+      refused?.code === "feature_disabled" ? CLOSE.forbidden : CLOSE.policy,
+      closeReason(refused?.message ?? "Connection refused"),
+    );
+    if (!refused) this.shared.deps.onError("Cannot admit a connection", error);
+  }
+
   async hello(frame: Extract<ClientFrame, { type: "hello" }>) {
     const { deps } = this.shared;
     const { guard } = deps;
-    const ip = this.ip;
     let principal: UserPrincipal;
-    try {
-      await guard?.beforeAuth(ip);
-    } catch (e) {
-      this.close(CLOSE.policy, closeReason(e instanceof AppError ? e.message : "Refused"));
-      return;
-    }
     try {
       principal = await this.authenticate(frame);
     } catch (e) {
       const message = e instanceof AppError ? e.message : "Invalid credentials";
-      if (!(e instanceof AppError && e.code === "unavailable")) {
-        guard?.authFailed(ip).catch((err) => deps.onError("Cannot count an auth failure", err));
-      }
-      this.close(CLOSE.unauthenticated, message.slice(0, 120));
-      return;
-    }
-    try {
-      // Kill switch on realtime (4003 with the reason) and the per-user connection cap.
-      await guard?.admitConnection(principal, { refresh: this.user !== undefined });
-    } catch (e) {
-      const refused = e instanceof AppError ? e : undefined;
-      this.close(
-        refused?.code === "feature_disabled" ? CLOSE.forbidden : CLOSE.policy,
-        closeReason(refused?.message ?? "Connection refused"),
-      );
-      if (!refused) deps.onError("Cannot admit a connection", e);
+      // Past the address's failed-authentication limit, failing hellos (and only those)
+      // are refused as a policy violation; a valid credential always gets in.
+      const refused = e instanceof AppError && e.code === "unavailable"
+        ? undefined
+        : await guard?.authFailed(this.ip).catch((err) => {
+          deps.onError("Cannot count an auth failure", err);
+          return undefined;
+        });
+      if (refused) this.close(CLOSE.policy, closeReason(refused.message));
+      else this.close(CLOSE.unauthenticated, message.slice(0, 120));
       return;
     }
     if (this.user) {
@@ -253,13 +305,25 @@ class Conn implements WsConnection {
         this.error("forbidden", "A hello cannot change the user of a connection", frame.ref);
         return;
       }
+      try {
+        await guard?.admitConnection(principal, { refresh: true });
+      } catch (e) {
+        return this.refuse(e);
+      }
       this.user = principal;
       return;
     }
     // From here the sweep checks the token's expiry instead of the hello deadline.
     this.user = principal;
     deps.messaging?.seen(principal);
-    const attached = await deps.sessions.attach(principal.id, this.outlet, frame.after);
+    let attached;
+    try {
+      // Admission (kill switch on realtime, the per-user connection cap) happens here,
+      // as for every transport.
+      attached = await deps.sessions.attach(principal, this.outlet, frame.after);
+    } catch (e) {
+      return this.refuse(e);
+    }
     if (this.ended) deps.sessions.detach(attached.connId);
     else {
       this.connId = attached.connId;
@@ -332,22 +396,28 @@ class Conn implements WsConnection {
     if (this.ended) return;
     const { deps } = this.shared;
     const now = Date.now();
+    if (this.draining) {
+      this.lastReceived = now;
+      return;
+    }
     // A frame after the token expired is never acted on, even before the sweep notices.
     if (this.expired(now)) return this.close(CLOSE.unauthenticated, "Token expired");
+    const allowed = this.takeFrame(now);
     this.lastReceived = now;
+    if (!allowed) return this.refuseFrames("Rate limit exceeded: too many frames");
     this.pinged = false;
     if (typeof data !== "string") {
       return this.error("invalid_frame", "Expected a text frame with JSON");
     }
     if (byteLength(data, deps.maxFrameBytes) > deps.maxFrameBytes) {
-      return this.close(CLOSE.policy, `Frame larger than ${deps.maxFrameBytes} bytes`);
+      return this.refuseFrames(`Frame larger than ${deps.maxFrameBytes} bytes`);
     }
     const maxDepth = deps.maxJsonDepth ?? 32;
     if (jsonDepth(data, maxDepth) > maxDepth) {
       return this.error("invalid_json", `Frame nests deeper than ${maxDepth} levels`);
     }
     if (this.inFlight >= MAX_FRAMES_IN_FLIGHT) {
-      return this.close(CLOSE.policy, "Too many frames waiting: slow down");
+      return this.refuseFrames("Rate limit exceeded: too many frames waiting");
     }
     let raw: unknown;
     try {
@@ -370,7 +440,10 @@ class Conn implements WsConnection {
       !(frame.type === "presence.set" && frame.status === "away")
     ) this.lastActive = now;
     this.inFlight++;
-    this.queue = (this.queue ?? Promise.resolve()).then(() => this.handle(frame)).catch((e) => {
+    this.queue = (this.queue ?? Promise.resolve()).then(() => {
+      // Frames queued before a refusal are dropped with the rest.
+      if (!this.draining) return this.handle(frame);
+    }).catch((e) => {
       if (e instanceof AppError) return this.error(e.code, e.message, frame.ref, e.retryAfterMs);
       deps.onError("WebSocket frame failed", e);
       this.error("internal", "Internal error", frame.ref);

@@ -1,7 +1,47 @@
 /**
  * A real Redis for tests: `REDIS_URL` when it is set (CI starts one), else a
  * `redis-server` started here on a free loopback port and stopped at the end.
+ *
+ * Without either, the tests that need Redis are skipped with one line saying so, except
+ * in CI, where they run and fail: every such test takes its `ignore` flag from
+ * {@linkcode skipWithoutRedis}.
  */
+
+import { skipUnless } from "./requirements.ts";
+
+/** The program started for the tests; `RELAIS_TEST_REDIS_SERVER` names another one. */
+export const REDIS_SERVER: string = Deno.env.get("RELAIS_TEST_REDIS_SERVER") || "redis-server";
+
+/** Whether `program` is a path to an executable file or the name of one on the `PATH`. */
+function installed(program: string): boolean {
+  const candidates = program.includes("/")
+    ? [program]
+    : (Deno.env.get("PATH") ?? "").split(":").filter(Boolean).map((dir) => `${dir}/${program}`);
+  return candidates.some((path) => {
+    try {
+      const info = Deno.statSync(path);
+      return info.isFile && (info.mode === null || (info.mode & 0o111) !== 0);
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Whether the tests can reach a Redis: `REDIS_URL` is set or the server program is installed. */
+export const REDIS_AVAILABLE: boolean = Boolean(Deno.env.get("REDIS_URL")) ||
+  installed(REDIS_SERVER);
+
+/**
+ * The `ignore` flag of a test that needs Redis: true, after one line saying the Redis
+ * tests are skipped and how to install Redis, when it is missing outside CI.
+ */
+export function skipWithoutRedis(): boolean {
+  return skipUnless(REDIS_AVAILABLE, {
+    tests: "the Redis tests",
+    missing: `"${REDIS_SERVER}" is not installed and REDIS_URL is not set`,
+    install: "apt-get install -y redis-server, or set REDIS_URL",
+  });
+}
 
 /** A Redis the tests can use. */
 export interface TestRedis {
@@ -40,14 +80,14 @@ export async function startRedis(): Promise<TestRedis> {
   const port = freePort();
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command("redis-server", {
+    child = new Deno.Command(REDIS_SERVER, {
       args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
       stdout: "null",
       stderr: "null",
     }).spawn();
   } catch (error) {
     throw new Error(
-      "Cannot start redis-server for the Redis tests: install it (apt-get install -y redis-server) or set REDIS_URL",
+      `Cannot start "${REDIS_SERVER}" for the Redis tests: install it (apt-get install -y redis-server) or set REDIS_URL`,
       { cause: error },
     );
   }
@@ -56,7 +96,7 @@ export async function startRedis(): Promise<TestRedis> {
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
       await child.status;
-      throw new Error(`redis-server did not answer on 127.0.0.1:${port} within 10 s`);
+      throw new Error(`"${REDIS_SERVER}" did not answer on 127.0.0.1:${port} within 10 s`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -6,6 +6,8 @@ import { SMTPServer } from "smtp-server";
 /** A received and parsed mail. */
 export interface ReceivedMail {
   to: string;
+  /** The SMTP envelope's recipients (`RCPT TO`), where the mail really goes. */
+  recipients: string[];
   subject: string;
   text: string;
   html: string;
@@ -32,7 +34,7 @@ export interface TestSmtp {
 type Any = any;
 
 /** Parses a raw RFC 5322 message. */
-export async function parseMail(raw: string): Promise<ReceivedMail> {
+export async function parseMail(raw: string, recipients: string[] = []): Promise<ReceivedMail> {
   const parsed: Any = await (simpleParser as Any)(raw);
   const headers = new Map<string, string>();
   for (const line of parsed.headerLines as { key: string; line: string }[]) {
@@ -40,6 +42,7 @@ export async function parseMail(raw: string): Promise<ReceivedMail> {
   }
   return {
     to: parsed.to?.text ?? "",
+    recipients,
     subject: parsed.subject ?? "",
     text: parsed.text ?? "",
     html: typeof parsed.html === "string" ? parsed.html : "",
@@ -59,14 +62,15 @@ export async function startSmtp(port = 0): Promise<TestSmtp> {
       authOptional: true,
       disabledCommands: ["STARTTLS"],
       logger: false,
-      onData(stream: Any, _session: Any, callback: (e?: Error) => void) {
+      onData(stream: Any, session: Any, callback: (e?: Error) => void) {
+        const recipients = (session.envelope.rcptTo as { address: string }[]).map((r) => r.address);
         const chunks: Uint8Array[] = [];
         stream.on("data", (c: Uint8Array) => chunks.push(c));
         stream.on("end", async () => {
           const raw = new TextDecoder().decode(
             new Uint8Array(chunks.flatMap((c) => [...c])),
           );
-          mails.push(await parseMail(raw));
+          mails.push(await parseMail(raw, recipients));
           callback();
         });
       },

@@ -1,14 +1,16 @@
 /**
  * Chromium for browser tests: Debian's `/usr/bin/chromium` driven by playwright-core.
  *
- * Without Chromium the browser tests are skipped with a message, except in CI (`CI=true`),
- * where they run and fail: CI installs Chromium, so its absence there is a failure.
+ * Without Chromium the browser tests are skipped with one line saying so, except in CI
+ * (`CI` set), where they run and fail: CI installs Chromium, so its absence there is a
+ * failure.
  */
 
 import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { skipUnless } from "../_support/requirements.ts";
 
-/** Where Debian installs Chromium. */
-export const CHROMIUM = "/usr/bin/chromium";
+/** Where Debian installs Chromium; `RELAIS_TEST_CHROMIUM` names another executable. */
+export const CHROMIUM: string = Deno.env.get("RELAIS_TEST_CHROMIUM") || "/usr/bin/chromium";
 /** Where screenshots are kept (gitignored). */
 export const ARTIFACTS = new URL("../artifacts/", import.meta.url);
 
@@ -21,8 +23,6 @@ function exists(path: string): boolean {
 }
 
 const available = exists(CHROMIUM);
-const inCi = Deno.env.get("CI") === "true";
-let warned = false;
 
 /** A launched browser profile (one context, like one user's browser). */
 export interface Browser {
@@ -76,13 +76,11 @@ export function browserTest(
   fn: () => Promise<void>,
   timeoutMs = 60_000,
 ): void {
-  const skip = !available && !inCi;
-  if (skip && !warned) {
-    warned = true;
-    console.warn(
-      `Skipping browser tests: ${CHROMIUM} is missing (apt-get install chromium; CI installs it)`,
-    );
-  }
+  const skip = skipUnless(available, {
+    tests: "the browser tests",
+    missing: `${CHROMIUM} is missing`,
+    install: "apt-get install -y chromium",
+  });
   Deno.test({
     name,
     ignore: skip,

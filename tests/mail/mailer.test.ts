@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
+import { simpleParser } from "mailparser";
 import * as v from "valibot";
 import { createDirectoryAudienceResolver } from "../../src/audience/directory_audience.ts";
 import { createPublisher } from "../../src/delivery/publisher.ts";
+import { DirectoryEntryInputSchema, toEntry } from "../../src/directory/directory.ts";
 import { createKvDirectory } from "../../src/directory/kv_directory.ts";
 import { createKvMailQueue } from "../../src/mail/kv_mail_queue.ts";
 import { createMailer } from "../../src/mail/mailer.ts";
@@ -21,6 +23,16 @@ import {
 import { startSmtp, type TestSmtp } from "../_support/smtp.ts";
 
 const GRACE = 10 * 60_000;
+
+/** The addresses of a raw mail's `To` header, as a mail client reads them. */
+async function toHeader(raw: string): Promise<{ name: string; address: string }[]> {
+  // deno-lint-ignore no-explicit-any
+  const parsed: any = await (simpleParser as any)(raw);
+  return parsed.to.value.map((a: { name: string; address: string }) => ({
+    name: a.name,
+    address: a.address,
+  }));
+}
 const { helene, emma, admin } = FIXTURE;
 
 /** Everything the mailer runs on, with a clock the test moves. */
@@ -67,6 +79,7 @@ async function harness(options: { maxAttempts?: number; smtp?: TestSmtp } = {}) 
     smtp,
     kv,
     store,
+    directory,
     queue,
     preferences,
     tokens,
@@ -250,6 +263,38 @@ Deno.test("mailer retries with exponential backoff, then dead-letters after the 
     const [dead] = await h.queue.listDeadLetters(10);
     assert.equal(dead.task.user, emma);
     assert.match(dead.reason, /gave up after 3 attempts/);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("mailer sends to the directory's address only, whatever the display name holds", async () => {
+  const h = await harness();
+  try {
+    const people = [
+      { id: "dupont", name: "Dupont \\", email: "dupont@univ-exemple.fr" },
+      { id: "eve", name: '"Eve, <evil@x.test>"', email: "eve@univ-exemple.fr" },
+      { id: "mallory", name: "<evil@x.test>, Mallory \\", email: "mallory@univ-exemple.fr" },
+    ];
+    for (const p of people) {
+      await h.directory.put(
+        toEntry(p.id, v.parse(DirectoryEntryInputSchema, { ...p, locale: "fr" }), Date.now()),
+      );
+    }
+    await h.publish("ask_for_feedback", (e) => {
+      e.routing.audience.targets = people.map((p) => p.id);
+    });
+    h.advance(GRACE);
+    assert.equal((await h.mailer.runDue(10)).sent, 3);
+    const mails = await h.smtp.waitFor(3);
+    assert.equal(mails.length, 3);
+    for (const p of people) {
+      const mine = mails.filter((m) => m.recipients.includes(p.email));
+      assert.equal(mine.length, 1, `one mail to "${p.email}"`);
+      assert.deepEqual(mine[0].recipients, [p.email]);
+      // The header names the same single address, with the name intact.
+      assert.deepEqual(await toHeader(mine[0].raw), [{ name: p.name, address: p.email }]);
+    }
   } finally {
     await h.close();
   }

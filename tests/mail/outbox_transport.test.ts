@@ -9,7 +9,7 @@ Deno.test("outbox transport writes one .eml file per mail, rewritten when the ma
     const mail = {
       messageId: "<0011aabb@relais.test>",
       from: "relais <no-reply@relais.test>",
-      to: "emma@example.org",
+      to: { address: "emma@example.org" },
       subject: "Scheduled maintenance",
       text: "Hello,\nBody",
       html: "<p>Hello,</p>",

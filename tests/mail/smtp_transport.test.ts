@@ -3,10 +3,10 @@ import { createSmtpTransport } from "../../src/mail/smtp_transport.ts";
 import { MailSendError } from "../../src/mail/transport.ts";
 import { startSmtp } from "../_support/smtp.ts";
 
-const mail = (to: string) => ({
+const mail = (address: string) => ({
   messageId: "<abc123@relais.test>",
   from: "relais <no-reply@relais.test>",
-  to,
+  to: { address },
   subject: "Demande de retour sur « Projet »",
   text: "Bonjour,\nTexte",
   html: "<p>Bonjour,</p>",

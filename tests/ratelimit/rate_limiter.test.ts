@@ -10,7 +10,7 @@ import { createMemoryRateLimiter } from "../../src/ratelimit/memory_rate_limiter
 import type { RateLimiter } from "../../src/ratelimit/rate_limiter.ts";
 import { createRedisClient } from "../../src/ratelimit/redis_client.ts";
 import { createRedisRateLimiter } from "../../src/ratelimit/redis_rate_limiter.ts";
-import { startRedis } from "../_support/redis.ts";
+import { skipWithoutRedis, startRedis } from "../_support/redis.ts";
 
 /** Two limiters sharing one backing store (for the memory adapter, the same one). */
 interface Pair {
@@ -99,6 +99,7 @@ for (const adapter of adapters) {
   const test = (what: string, fn: (pair: Pair) => Promise<void>) =>
     Deno.test({
       name: name(what),
+      ignore: adapter.name === "redis" && skipWithoutRedis(),
       sanitizeResources: false,
       sanitizeOps: false,
       async fn() {
@@ -184,6 +185,7 @@ for (const adapter of adapters) {
 
 Deno.test({
   name: "redis client adapter strips the script flags Redis 7.0 refuses and maps EVALSHA",
+  ignore: skipWithoutRedis(),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {

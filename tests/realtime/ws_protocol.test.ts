@@ -34,8 +34,8 @@ function protocolWith(overrides: Partial<WsProtocolDeps> & { ttlMs?: number } = 
   const detached: string[] = [];
   let attached = 0;
   const sessions = {
-    attach: (user: string) =>
-      Promise.resolve({ connId: `c${++attached}`, user, seq: 0, recovered: false }),
+    attach: (user: UserPrincipal) =>
+      Promise.resolve({ connId: `c${++attached}`, user: user.id, seq: 0, recovered: false }),
     detach: (connId: string) => void detached.push(connId),
     notify: () => {},
     ack: () => Promise.resolve(true),
@@ -162,4 +162,21 @@ Deno.test("a frame arriving after the token expired closes the socket before it 
   const closed = await outlet.closedWith;
   assert.equal(closed.code, 4001);
   assert.ok(!outlet.sent.some((f) => f.type === "pong"), "a pong answered an expired token");
+});
+
+Deno.test("a socket past its frame rate drops further frames and is closed with 4008 once quiet", async () => {
+  const { protocol, detached } = protocolWith({ frameRate: { burst: 5, perSecond: 1 } });
+  const outlet = fakeOutlet();
+  const conn = protocol.open(outlet);
+  conn.message(JSON.stringify({ type: "hello", token: "ana" }));
+  conn.message(JSON.stringify({ type: "ping", ref: "first" }));
+  await until(() => outlet.sent.some((f) => f.type === "pong"));
+  for (let i = 0; i < 20; i++) conn.message(JSON.stringify({ type: "ping", ref: `p${i}` }));
+  const closed = await outlet.closedWith;
+  assert.equal(closed.code, 4008);
+  assert.equal(closed.reason, "Rate limit exceeded: too many frames");
+  // Nothing past the refusal was handled, not even the frames queued before it.
+  assert.deepEqual(outlet.sent.filter((f) => f.type === "pong").map((f) => f.ref), ["first"]);
+  assert.deepEqual(detached, ["c1"]);
+  assert.equal(protocol.size(), 0);
 });

@@ -100,3 +100,41 @@ Deno.test("a production server has no demo page and no demo helpers", async () =
     await server.close();
   }
 });
+
+Deno.test("demo tokens are for the demo page's own origin: another origin is refused without CORS", async () => {
+  const server = await startServer();
+  try {
+    const foreign = await fetch(`${server.origin}/demo/token?user=yanis`, {
+      headers: { origin: "https://evil.test" },
+    });
+    const refused = await foreign.json();
+    assert.equal(foreign.status, 403);
+    assert.equal(refused.error.code, "forbidden");
+    assert.equal(refused.token, undefined);
+    assert.equal(foreign.headers.get("access-control-allow-origin"), null);
+    // A fetch that says it comes from another site, without an Origin header, too.
+    const crossSite = await fetch(`${server.origin}/demo/token?user=yanis`, {
+      headers: { "sec-fetch-site": "cross-site" },
+    });
+    await crossSite.body?.cancel();
+    assert.equal(crossSite.status, 403);
+    // The demo page itself, on the server's origin, still gets its token.
+    const own = await fetch(`${server.origin}/demo/token?user=yanis`, {
+      headers: { origin: server.origin, "sec-fetch-site": "same-origin" },
+    });
+    assert.equal(own.status, 200);
+    assert.equal(typeof (await own.json()).token, "string");
+    assert.notEqual(own.headers.get("access-control-allow-origin"), "*");
+    // The other demo helpers are same-origin only as well.
+    const event = await fetch(`${server.origin}/demo/events`, {
+      method: "POST",
+      headers: { origin: "https://evil.test", "content-type": "application/json" },
+      body: JSON.stringify({ type: "NOTIFICATION" }),
+    });
+    await event.body?.cancel();
+    assert.equal(event.status, 403);
+    assert.equal(event.headers.get("access-control-allow-origin"), null);
+  } finally {
+    await server.close();
+  }
+});
