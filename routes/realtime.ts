@@ -11,7 +11,6 @@ import type { Outlet } from "../src/realtime/hub.ts";
 import { SUBPROTOCOL } from "../src/schemas/frames.ts";
 import type { Guard } from "../src/controls/guard.ts";
 import type { OriginPolicy } from "../src/controls/origins.ts";
-import { clientIp } from "../src/ratelimit/client_ip.ts";
 
 /** Dependencies of {@linkcode createRealtimeRoutes}. */
 export interface RealtimeRoutesDeps extends RequireUserDeps {
@@ -91,7 +90,7 @@ export function createRealtimeRoutes(deps: RealtimeRoutesDeps) {
         throw new AppError("invalid_request", `Unsupported subprotocol: expected "${SUBPROTOCOL}"`);
       }
       deps.origins?.assert(c);
-      const ip = clientIp(c);
+      const ip = c.var.clientIp;
       await deps.guard?.connectAttempt(ip);
       // Clients that can set headers may authenticate at the upgrade; they still say hello.
       let preauth: UserPrincipal | undefined;

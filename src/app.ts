@@ -3,7 +3,7 @@
  * app on `Deno.openKv(":memory:")` and entry points only open resources and serve.
  */
 
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { UpgradeWebSocket } from "hono/ws";
 import { createRegistry, type Registry } from "../actors/registry.ts";
@@ -20,6 +20,7 @@ import { createPreferencesRoutes } from "../routes/preferences.ts";
 import { createUserRoutes } from "../routes/users.ts";
 import { createDirectoryAudienceResolver } from "./audience/directory_audience.ts";
 import { withClaimsRefresh } from "./directory/claims_refresh.ts";
+import { withDirectoryIdentity } from "./directory/identity.ts";
 import type { Directory } from "./directory/directory.ts";
 import type { MailQueue } from "./mail/mail_queue.ts";
 import { createMailer } from "./mail/mailer.ts";
@@ -38,7 +39,7 @@ import { type Controls, createControls } from "./controls/controls.ts";
 import { createGuard, type Guard } from "./controls/guard.ts";
 import { createMemoryControlStore } from "./controls/memory_control_store.ts";
 import { createOriginPolicy } from "./controls/origins.ts";
-import { clientIp } from "./ratelimit/client_ip.ts";
+import { createClientIp } from "./ratelimit/client_ip.ts";
 import { createMemoryRateLimiter } from "./ratelimit/memory_rate_limiter.ts";
 import type { RateLimiter } from "./ratelimit/rate_limiter.ts";
 import { createRateLimits } from "./ratelimit/rate_limits.ts";
@@ -118,6 +119,21 @@ export interface Relais {
   close(): Promise<void>;
 }
 
+/** The JSON answer of an {@linkcode AppError}, with `Retry-After` when it has a delay. */
+function errorResponse(c: Context, error: AppError): Response {
+  if (error.retryAfterMs !== undefined) {
+    c.header("Retry-After", String(Math.ceil(error.retryAfterMs / 1000)));
+  }
+  return c.json(errorBody(error), error.status);
+}
+
+/** Whether the request carries a user credential (a JWT bearer or the gateway's context). */
+function hasUserCredential(c: Context): boolean {
+  if (c.req.header("X-Signed-Context") !== undefined) return true;
+  const bearer = /^Bearer[ \t]+(\S+)/i.exec(c.req.header("Authorization") ?? "")?.[1];
+  return bearer !== undefined && bearer.split(".").length === 3;
+}
+
 /** Builds relais from its adapters. */
 export function createApp(deps: AppDeps): Relais {
   const { config, store } = deps;
@@ -125,7 +141,7 @@ export function createApp(deps: AppDeps): Relais {
   const onError = (message: string, error: unknown) => log.error(message, { error: String(error) });
 
   const metrics = deps.metrics ?? createMetrics();
-  const registry = createRegistry();
+  const registry = createRegistry({ metrics });
   metrics.setActorCounter(() => registry.counts());
   const hub = createHub({
     maxBufferedBytes: config.limits.maxSocketBufferBytes,
@@ -139,8 +155,14 @@ export function createApp(deps: AppDeps): Relais {
   });
   const { directory, preferences, mailQueue, mailTransport } = deps;
   const baseAuth = createUserAuth(config.auth, deps.userAuth);
-  const auth = directory && config.directoryFromClaims
-    ? withClaimsRefresh(baseAuth, directory, { onError })
+  // Memberships come from the directory; claims only add to them (and, when configured,
+  // refresh the directory entry).
+  const auth = directory
+    ? withDirectoryIdentity(
+      config.directoryFromClaims ? withClaimsRefresh(baseAuth, directory, { onError }) : baseAuth,
+      directory,
+      { onError },
+    )
     : baseAuth;
   const tickets = createTickets(store);
   const keys = createServiceKeys(config.auth.serviceKeys);
@@ -161,18 +183,6 @@ export function createApp(deps: AppDeps): Relais {
     maxConnectionsPerUser: config.limits.maxConnectionsPerUser,
     detach: (connId) => sessions.detach(connId),
     onError,
-    ...(directory
-      ? {
-        async lookup(id: string) {
-          const entry = await directory.get(id);
-          return entry && {
-            roles: entry.roles,
-            structures: entry.structures,
-            ...(entry.category ? { category: entry.category } : {}),
-          };
-        },
-      }
-      : {}),
   });
 
   const userActors = defineUserActors({
@@ -285,8 +295,9 @@ export function createApp(deps: AppDeps): Relais {
           quiet = true;
           continue;
         }
-        // Offline users (no live actor) get it from their stream when they come back.
-        if (!registry.peek("user", user)) continue;
+        // Offline users (no actor, live or being built) get it from their stream when they
+        // come back.
+        if (!registry.has("user", user)) continue;
         const frame = replaces
           ? encodeUpdateFrame(item.seq, json, replaces)
           : encodeEventFrame(item.seq, json);
@@ -315,6 +326,7 @@ export function createApp(deps: AppDeps): Relais {
     recentWindowMs: config.delivery.recentWindowMs,
     heartbeatMs: config.realtime.heartbeatMs,
     ...(messaging ? { renderItem: messaging.renderItem } : {}),
+    admission: guard,
   });
   const protocol = createWsProtocol({
     sessions,
@@ -337,9 +349,23 @@ export function createApp(deps: AppDeps): Relais {
   const sseStreams = createSseStreams(liveness);
   const polls = createPollSessions(liveness);
 
-  const document = createOpenApiDocument({ title: "relais", version: "1" }, OPERATIONS);
+  const document = createOpenApiDocument({
+    title: "relais",
+    version: "1",
+    description: [
+      'Errors are `{"error": {"code", "message", "details"?, "retry_after_ms"?}}`; every duration in the API is in milliseconds (`timeout`, `retry_after_ms`, `heartbeat_ms`), except the standard `Retry-After` header (seconds).',
+      "Per-IP limits (connection attempts, failed authentications) count the client address: the socket's, or the one a proxy listed in RELAIS_TRUSTED_PROXIES forwarded in X-Forwarded-For (anyone else's header is ignored). Failed authentications refuse the failing attempts only (429, WebSocket 4008), never a valid credential.",
+      "Every transport (WebSocket, SSE, poll) passes one admission: the realtime kill switch and RELAIS_MAX_CONNECTIONS_PER_USER. An SSE stream that is refused says why in its `close` frame (4003 or 4008).",
+    ].join("\n\n"),
+  }, OPERATIONS);
+
+  const clientIp = createClientIp(config.trustedProxies);
 
   const app = new Hono<AppEnv>()
+    .use((c, next) => {
+      c.set("clientIp", clientIp(c));
+      return next();
+    })
     .use(requestLog())
     .use(httpMetrics(metrics))
     .use(secureHeaders({
@@ -348,7 +374,8 @@ export function createApp(deps: AppDeps): Relais {
       crossOriginEmbedderPolicy: false,
     }))
     .use(cors({
-      origin: (origin) => origins.cors(origin),
+      // The demo helpers are for the demo page's own origin: no CORS, preflights included.
+      origin: (origin, c) => c.req.path.startsWith("/demo/") ? null : origins.cors(origin),
       allowHeaders: [
         "Authorization",
         "Content-Type",
@@ -362,19 +389,27 @@ export function createApp(deps: AppDeps): Relais {
       exposeHeaders: ["Retry-After", "Idempotent-Replayed"],
       maxAge: 600,
     }))
-    // Failed authentications per IP: refused for a while once over the limit.
     .use("/v1/*", async (c, next) => {
-      const ip = clientIp(c);
-      const credentials = c.req.header("Authorization") ?? c.req.header("X-API-Key") ??
-        c.req.header("X-Signed-Context") ?? c.req.query("ticket");
-      if (credentials !== undefined) await guard.beforeAuth(ip);
+      // A service key beside a user credential: which one would the limits and kill
+      // switches apply to? Refused rather than guessed.
+      if (c.req.header("X-API-Key") !== undefined && hasUserCredential(c)) {
+        throw new AppError(
+          "invalid_request",
+          "Ambiguous credentials: send a service key (X-API-Key) or a user credential (Authorization, X-Signed-Context), not both",
+          { details: [{ path: "X-API-Key", message: "not allowed beside a user credential" }] },
+        );
+      }
       await next();
-      if (c.res.status === 401) await guard.authFailed(ip);
+      // Failed authentications per client address: past the limit, the failing attempts
+      // (never a valid credential) are refused instead of answered.
+      if (c.res.status !== 401) return;
+      const refused = await guard.authFailed(c.var.clientIp);
+      if (refused) c.res = errorResponse(c, refused);
     })
     .use(guard.rememberUsers())
     .use("/v1/sse", async (c, next) => {
       origins.assert(c);
-      await guard.connectAttempt(clientIp(c));
+      await guard.connectAttempt(c.var.clientIp);
       await next();
     })
     .use("/v1/poll", (c, next) => {
@@ -517,12 +552,7 @@ export function createApp(deps: AppDeps): Relais {
     c.json(errorBody(new AppError("not_found", `No route for ${c.req.method} ${c.req.path}`)), 404)
   );
   app.onError((error, c) => {
-    if (error instanceof AppError) {
-      if (error.retryAfterMs !== undefined) {
-        c.header("Retry-After", String(Math.ceil(error.retryAfterMs / 1000)));
-      }
-      return c.json(errorBody(error), error.status);
-    }
+    if (error instanceof AppError) return errorResponse(c, error);
     if (error instanceof HTTPException) {
       const status = error.status;
       const code = status === 413

@@ -7,6 +7,7 @@
  */
 
 import * as v from "valibot";
+import { parseCidr } from "./ratelimit/client_ip.ts";
 
 /** The scopes a service key can carry. */
 export const SCOPES = [
@@ -114,6 +115,8 @@ export interface Config {
   };
   /** Browser origins allowed by CORS and on WebSocket/SSE; `"*"` allows any. */
   allowedOrigins: string[] | "*";
+  /** Proxies (CIDRs) whose `X-Forwarded-For` gives the client address for per-IP limits. */
+  trustedProxies: string[];
   /** How often kill switches changed by another process are picked up. */
   controlsRefreshMs: number;
   realtime: {
@@ -263,6 +266,20 @@ export function parseRateRule(name: string, raw: string): RateRule | undefined {
     );
   }
   return { limit, windowMs };
+}
+
+function parseTrustedProxies(raw: string | undefined): string[] {
+  if (!raw) return [];
+  return raw.split(",").map((s) => s.trim()).filter(Boolean).map((cidr) => {
+    if (!parseCidr(cidr)) {
+      throw new ConfigError(
+        `Invalid RELAIS_TRUSTED_PROXIES: ${
+          JSON.stringify(cidr.slice(0, 100))
+        } is not a CIDR such as "10.0.0.0/8" or an address`,
+      );
+    }
+    return cidr;
+  });
 }
 
 function parseOrigins(raw: string | undefined, mode: Config["env"]): string[] | "*" {
@@ -466,6 +483,7 @@ export function loadConfig(env: Env): Config {
       ),
     },
     allowedOrigins: parseOrigins(optional(env, "RELAIS_ALLOWED_ORIGINS"), mode),
+    trustedProxies: parseTrustedProxies(optional(env, "RELAIS_TRUSTED_PROXIES")),
     controlsRefreshMs: read(env, "RELAIS_CONTROLS_REFRESH_MS", integer(100, 3_600_000), "2000"),
     realtime: {
       heartbeatMs: read(env, "RELAIS_HEARTBEAT_MS", integer(50, 3_600_000), "25000"),

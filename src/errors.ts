@@ -67,12 +67,13 @@ export class AppError extends Error {
 /** The JSON body of an error response. */
 export function errorBody(
   error: AppError,
-): { error: { code: ErrorCode; message: string; details?: unknown } } {
+): { error: { code: ErrorCode; message: string; details?: unknown; retry_after_ms?: number } } {
   return {
     error: {
       code: error.code,
       message: error.message,
       ...(error.details === undefined ? {} : { details: error.details }),
+      ...(error.retryAfterMs === undefined ? {} : { retry_after_ms: error.retryAfterMs }),
     },
   };
 }

@@ -75,12 +75,17 @@ export interface OpenApiOptions {
   schemas?: Record<string, v.GenericSchema>;
 }
 
-/** The schema of every error response: `{"error": {"code", "message", "details"?}}`. */
+/**
+ * The schema of every error response: `{"error": {"code", "message", "details"?,
+ * "retry_after_ms"?}}`.
+ */
 export const ErrorBodySchema = v.object({
   error: v.object({
     code: v.picklist(Object.keys(ERROR_STATUS) as (keyof typeof ERROR_STATUS)[]),
     message: v.string(),
     details: v.optional(v.unknown()),
+    /** When a rate-limited caller may try again, in milliseconds (also `Retry-After`, in s). */
+    retry_after_ms: v.optional(v.number()),
   }),
 });
 
@@ -261,7 +266,14 @@ function responsesOf(
     declared[400] ??= { description: "The request is invalid (the details name each field)" };
   }
   if (operation.security !== "none") {
+    declared[400] ??= {
+      description: "A service key (X-API-Key) sent beside a user credential: send one kind only",
+    };
     declared[401] ??= { description: "Credentials are missing or invalid" };
+    declared[429] ??= {
+      description:
+        "Rate limited (retry_after_ms); also a failing credential from a client address past RELAIS_RATE_AUTH_FAILURES (a valid one is never refused)",
+    };
   }
   if (operation.security === "service" || operation.security === "admin") {
     declared[403] ??= { description: "The key lacks the required scope" };

@@ -91,6 +91,8 @@ Deno.test("config reads the mailer, pacing and directory settings, naming a bad 
       ["RELAIS_MAIL_MAX_ATTEMPTS", "0"],
       ["RELAIS_APP_URL", "ftp://x"],
       ["RELAIS_DIRECTORY_FROM_CLAIMS", "maybe"],
+      ["RELAIS_TRUSTED_PROXIES", "10.0.0.0/8,gateway.internal"],
+      ["RELAIS_TRUSTED_PROXIES", "10.0.0.0/33"],
     ]
   ) {
     assert.throws(

@@ -8,7 +8,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { Scope } from "../config.ts";
 import { AppError } from "../errors.ts";
-import type { AppEnv } from "./principal.ts";
+import type { AppEnv, UserPrincipal } from "./principal.ts";
 import type { ServiceKeys } from "./service_keys.ts";
 import type { Tickets } from "./tickets.ts";
 import type { UserAuth } from "./user_auth.ts";
@@ -41,11 +41,44 @@ function bearer(c: Context<AppEnv>): string | undefined {
 }
 
 /**
- * Requires an authenticated user and sets `c.var.user`.
+ * The user a request's credentials name, verified, or `undefined` when it carries no
+ * user credential; throws `unauthenticated` when the credential is invalid.
  *
  * Credentials, first present wins: the gateway's signed context (`X-Signed-Context`,
  * which a gateway may send beside a forwarded `Authorization` it already checked), then
- * `Authorization: Bearer <jwt>`, then `?ticket=` when `allowTicket` is set.
+ * `Authorization: Bearer <jwt>`, then `?ticket=` when `allowTicket` is set. Every user
+ * route and every gate in front of one authenticates through here, so they agree on who
+ * the caller is.
+ */
+export async function authenticateUser(
+  c: Context<AppEnv>,
+  deps: RequireUserDeps,
+  options: RequireUserOptions = {},
+): Promise<UserPrincipal | undefined> {
+  const context = c.req.header("X-Signed-Context");
+  if (context !== undefined) {
+    return await deps.auth.verifySignedContext({
+      context,
+      signature: c.req.header("X-Context-Signature"),
+      kid: c.req.header("X-Context-Kid"),
+    });
+  }
+  const token = bearer(c);
+  if (token !== undefined) return await deps.auth.verifyToken(token);
+  const ticket = options.allowTicket ? c.req.query("ticket") : undefined;
+  if (ticket !== undefined && deps.tickets) {
+    const user = await deps.tickets.redeem(ticket);
+    if (!user) {
+      throw new AppError("unauthenticated", "Invalid ticket: unknown, expired or already used");
+    }
+    return user;
+  }
+  return undefined;
+}
+
+/**
+ * Requires an authenticated user (see {@linkcode authenticateUser}) and sets `c.var.user`.
+ * A user a gate in front of the route already verified from the same request is reused.
  */
 export function requireUser(
   deps: RequireUserDeps,
@@ -55,47 +88,32 @@ export function requireUser(
     throw new Error("requireUser: allowTicket needs deps.tickets");
   }
   return createMiddleware<AppEnv>(async (c, next) => {
-    const context = c.req.header("X-Signed-Context");
-    if (context !== undefined) {
-      c.set(
-        "user",
-        await deps.auth.verifySignedContext({
-          context,
-          signature: c.req.header("X-Context-Signature"),
-          kid: c.req.header("X-Context-Kid"),
-        }),
+    const user = c.get("user") ?? await authenticateUser(c, deps, options);
+    if (!user) {
+      throw new AppError(
+        "unauthenticated",
+        options.allowTicket
+          ? "Missing credentials: send Authorization: Bearer <token>, the gateway's signed context or ?ticket="
+          : "Missing credentials: send Authorization: Bearer <token> or the gateway's signed context",
       );
-      return await next();
     }
-    const token = bearer(c);
-    if (token !== undefined) {
-      c.set("user", await deps.auth.verifyToken(token));
-      return await next();
-    }
-    const ticket = options.allowTicket ? c.req.query("ticket") : undefined;
-    if (ticket !== undefined && deps.tickets) {
-      const user = await deps.tickets.redeem(ticket);
-      if (!user) {
-        throw new AppError("unauthenticated", "Invalid ticket: unknown, expired or already used");
-      }
-      c.set("user", user);
-      return await next();
-    }
-    throw new AppError(
-      "unauthenticated",
-      options.allowTicket
-        ? "Missing credentials: send Authorization: Bearer <token>, the gateway's signed context or ?ticket="
-        : "Missing credentials: send Authorization: Bearer <token> or the gateway's signed context",
-    );
+    c.set("user", user);
+    await next();
   });
 }
 
 /**
- * Requires a service key carrying `scope` and sets `c.var.service`.
+ * Requires a service key carrying `scope` (or, given a list, one of them) and sets
+ * `c.var.service`.
  *
  * The key comes from `X-API-Key`, else from `Authorization: Bearer <key>`.
  */
-export function requireScope(keys: ServiceKeys, scope: Scope): MiddlewareHandler<AppEnv> {
+export function requireScope(
+  keys: ServiceKeys,
+  scope: Scope | readonly Scope[],
+): MiddlewareHandler<AppEnv> {
+  const accepted: readonly Scope[] = typeof scope === "string" ? [scope] : scope;
+  const named = accepted.map((s) => `"${s}"`).join(" or ");
   return createMiddleware<AppEnv>(async (c, next) => {
     const presented = c.req.header("X-API-Key") ?? bearer(c);
     if (!presented) {
@@ -106,8 +124,8 @@ export function requireScope(keys: ServiceKeys, scope: Scope): MiddlewareHandler
     }
     const service = await keys.verify(presented);
     if (!service) throw new AppError("unauthenticated", "Unknown service key");
-    if (!service.scopes.includes(scope)) {
-      throw new AppError("forbidden", `Service key "${service.name}" lacks scope "${scope}"`);
+    if (!accepted.some((s) => service.scopes.includes(s))) {
+      throw new AppError("forbidden", `Service key "${service.name}" lacks scope ${named}`);
     }
     c.set("service", service);
     await next();

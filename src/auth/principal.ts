@@ -9,6 +9,12 @@ export interface UserPrincipal {
   id: string;
   roles: string[];
   structures: string[];
+  /** From the directory (credentials carry none). */
+  formations?: string[];
+  /** From the directory (credentials carry none). */
+  groups?: string[];
+  /** From the directory: `STUDENT` or `STAFF`. */
+  category?: string;
   /** When the credential stops being valid, in epoch milliseconds; absent if it never does. */
   expiresAt?: number;
 }
@@ -24,6 +30,8 @@ export interface ServicePrincipal {
 export interface AppEnv {
   Variables: {
     requestId: string;
+    /** The client's address for per-IP limits (see `RELAIS_TRUSTED_PROXIES`). */
+    clientIp: string | undefined;
     user: UserPrincipal;
     service: ServicePrincipal;
   };

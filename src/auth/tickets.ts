@@ -49,13 +49,8 @@ export function createTickets(store: TicketStore, options: TicketsOptions = {}):
       const ticket = encodeBase64Url(crypto.getRandomValues(new Uint8Array(32)));
       // A ticket never outlives the credential it was issued for.
       const expiresAt = Math.min(now() + ttlMs, user.expiresAt ?? Infinity);
-      const principal: UserPrincipal = {
-        kind: "user",
-        id: user.id,
-        roles: [...user.roles],
-        structures: [...user.structures],
-        ...(user.expiresAt === undefined ? {} : { expiresAt: user.expiresAt }),
-      };
+      // The identity as it was verified, directory memberships included.
+      const principal: UserPrincipal = structuredClone(user);
       await store.putTicket(await ticketId(ticket), { principal, expiresAt });
       return { ticket, expires_at: new Date(expiresAt).toISOString() };
     },

@@ -11,6 +11,7 @@
 
 import type { Context, MiddlewareHandler } from "hono";
 import { createMiddleware } from "hono/factory";
+import { authenticateUser } from "../auth/middleware.ts";
 import type { AppEnv, UserPrincipal } from "../auth/principal.ts";
 import type { UserAuth } from "../auth/user_auth.ts";
 import { AppError } from "../errors.ts";
@@ -34,11 +35,6 @@ export interface GuardDeps {
   /** Detaches a connection cut off by a switch (sessions.detach). */
   detach(connId: string): void;
   onError(message: string, error: unknown): void;
-  /**
-   * Extra facts about a user (the directory's category, structures and roles), merged
-   * into the subject the credential gives. Optional.
-   */
-  lookup?(userId: string): Promise<Partial<Omit<Subject, "id">> | undefined>;
 }
 
 /** The `control` frame: which features are on, and why the others are off. */
@@ -62,15 +58,19 @@ export interface Guard {
   /** Throws `feature_disabled` when publishing an item of this envelope type is switched off for everyone. */
   assertPublishable(itemType: string): void;
   /**
-   * Admits a new live connection: `realtime` must be on (`feature_disabled`) and the
-   * user under the connection cap (`rate_limited`). `refresh`: a new hello on a live
-   * connection (no cap check).
+   * Admits a new live connection, whatever its transport: `realtime` must be on
+   * (`feature_disabled`) and the user under the connection cap (`rate_limited`).
+   * `refresh`: a new hello on a live connection (no cap check).
    */
   admitConnection(principal: UserPrincipal, options?: { refresh?: boolean }): Promise<void>;
-  /** Throws `rate_limited` while the IP is over its failed-authentication limit. */
-  beforeAuth(ip: string | undefined): Promise<void>;
-  /** Counts a failed authentication of the IP. */
-  authFailed(ip: string | undefined): Promise<void>;
+  /** The connection cap alone, synchronously: right before a connection is added. */
+  claimConnection(userId: string): void;
+  /**
+   * Counts a failed authentication of the client address; past the limit, returns the
+   * `rate_limited` error that refuses this failing attempt. Valid credentials are never
+   * counted nor refused, whatever their address did.
+   */
+  authFailed(ip: string | undefined): Promise<AppError | undefined>;
   /** Counts a connection attempt of the IP; throws `rate_limited` when over. */
   connectAttempt(ip: string | undefined): Promise<void>;
   /** Checks a client frame before it is handled: switches, then rate limits. */
@@ -93,8 +93,10 @@ export interface Guard {
   /**
    * A middleware that, when the request carries a valid user credential, refuses it
    * with `feature_disabled` while `feature` is off for that user, and counts one hit of
-   * the limit `rate` names for the request (if any) for that user. Requests without a
-   * user credential pass untouched: the route's own authentication answers them.
+   * the limit `rate` names for the request (if any) for that user. It authenticates as
+   * the routes do and leaves the user in `c.var.user`, so the route serves the very
+   * principal the gate judged. Requests without a valid user credential pass untouched:
+   * the route's own authentication answers them.
    */
   userGate(
     feature: Feature,
@@ -139,11 +141,6 @@ export function createGuard(deps: GuardDeps): Guard {
   const subjects = new Map<string, { subject: Subject; claims: string; freshUntil: number }>();
   /** The control state last told to each connection (a key of its disabled features). */
   const told = new Map<string, string>();
-  /**
-   * IPs that failed to authenticate lately, until when: only those are looked up in the
-   * limiter before authenticating, so a well-behaved client costs no limiter round trip.
-   */
-  const suspects = new Map<string, number>();
 
   function remember(subject: Subject, claims: string): Subject {
     const known = subjects.get(subject.id);
@@ -158,28 +155,22 @@ export function createGuard(deps: GuardDeps): Guard {
     return subject;
   }
 
-  async function subject(principal: UserPrincipal): Promise<Subject> {
-    const claims = JSON.stringify([principal.roles, principal.structures]);
+  /**
+   * The subject of a principal. Its memberships are the directory's plus its claims
+   * (the authentication adds the directory's), so the switches judge everyone alike.
+   */
+  function subject(principal: UserPrincipal): Promise<Subject> {
+    const claims = JSON.stringify([principal.roles, principal.structures, principal.category]);
     const cached = subjects.get(principal.id);
     if (cached && cached.claims === claims && cached.freshUntil > Date.now()) {
-      return cached.subject;
+      return Promise.resolve(cached.subject);
     }
-    let extra: Partial<Omit<Subject, "id">> | undefined;
-    try {
-      extra = await deps.lookup?.(principal.id);
-    } catch (error) {
-      deps.onError(`Cannot look up user "${principal.id}" for the kill switches`, error);
-    }
-    const roles = new Set([...principal.roles, ...(extra?.roles ?? [])]);
-    const structures = new Set([...principal.structures, ...(extra?.structures ?? [])]);
-    const category = extra?.category ??
-      (principal as UserPrincipal & { category?: string }).category;
-    return remember({
+    return Promise.resolve(remember({
       id: principal.id,
-      roles: [...roles],
-      structures: [...structures],
-      ...(category ? { category } : {}),
-    }, claims);
+      roles: [...principal.roles],
+      structures: [...principal.structures],
+      ...(principal.category ? { category: principal.category } : {}),
+    }, claims));
   }
 
   const subjectOf = (userId: string): Subject =>
@@ -228,20 +219,24 @@ export function createGuard(deps: GuardDeps): Guard {
 
   async function optionalUser(c: Context<AppEnv>): Promise<UserPrincipal | undefined> {
     try {
-      const context = c.req.header("X-Signed-Context");
-      if (context !== undefined) {
-        return await deps.auth.verifySignedContext({
-          context,
-          signature: c.req.header("X-Context-Signature"),
-          kid: c.req.header("X-Context-Kid"),
-        });
-      }
-      const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(c.req.header("Authorization") ?? "");
-      if (match && !c.req.header("X-API-Key")) return await deps.auth.verifyToken(match[1]);
+      const user = c.get("user") ?? await authenticateUser(c, { auth: deps.auth });
+      if (user) c.set("user", user);
+      return user;
     } catch {
       // Not a user credential (a service key, or invalid): the route decides.
+      return undefined;
     }
-    return undefined;
+  }
+
+  function assertRoom(userId: string) {
+    const open = hub.ofUser(userId).length;
+    if (open >= deps.maxConnectionsPerUser) {
+      throw new AppError(
+        "rate_limited",
+        `Too many connections: user "${userId}" has ${open} open, at most ${deps.maxConnectionsPerUser}`,
+        { retryAfterMs: 5_000 },
+      );
+    }
   }
 
   controls.onChange(() => enforceLive());
@@ -265,38 +260,17 @@ export function createGuard(deps: GuardDeps): Guard {
     },
     async admitConnection(principal, options = {}) {
       controls.assertEnabled("realtime", await subject(principal));
-      if (options.refresh) return;
-      const open = hub.ofUser(principal.id).length;
-      if (open >= deps.maxConnectionsPerUser) {
-        throw new AppError(
-          "rate_limited",
-          `Too many connections: user "${principal.id}" has ${open} open, at most ${deps.maxConnectionsPerUser}`,
-          { retryAfterMs: 5_000 },
-        );
-      }
+      if (!options.refresh) assertRoom(principal.id);
     },
-    async beforeAuth(ip) {
-      const key = ip ?? "unknown";
-      const until = suspects.get(key);
-      if (until === undefined) return;
-      if (until <= Date.now()) {
-        suspects.delete(key);
-        return;
-      }
-      await limits.check("authFailures", key);
-    },
+    claimConnection: assertRoom,
     async authFailed(ip) {
-      const key = ip ?? "unknown";
-      const rule = limits.rule("authFailures");
-      if (!rule) return;
-      suspects.delete(key);
-      if (suspects.size >= MAX_SUBJECTS) suspects.delete(suspects.keys().next().value!);
-      suspects.set(key, Date.now() + 2 * rule.windowMs);
+      if (!limits.rule("authFailures")) return undefined;
       try {
-        await limits.consume("authFailures", key);
+        await limits.consume("authFailures", ip ?? "unknown");
+        return undefined;
       } catch (error) {
-        // Over the limit already: the next attempt is refused by beforeAuth.
-        if (!(error instanceof AppError)) throw error;
+        if (error instanceof AppError) return error;
+        throw error;
       }
     },
     async connectAttempt(ip) {

@@ -122,7 +122,8 @@ export function createPollSessions(deps: PollDeps): PollSessions {
     for (const s of mine.slice(0, Math.max(0, mine.length - maxPerUser + 1))) drop(s);
   }
 
-  async function start(user: string, after: number | undefined): Promise<PollSession> {
+  async function start(principal: UserPrincipal, after: number | undefined): Promise<PollSession> {
+    const user = principal.id;
     evictBeyondCap(user);
     const s: PollSession = {
       id: "",
@@ -148,7 +149,7 @@ export function createPollSessions(deps: PollDeps): PollSessions {
       close: (code, reason) => end(s, code, reason),
       activity: () => void (s.lastActive = Date.now()),
     };
-    const attached = await deps.sessions.attach(user, outlet, after);
+    const attached = await deps.sessions.attach(principal, outlet, after);
     s.id = attached.connId;
     if (s.ended) {
       deps.sessions.detach(s.id);
@@ -180,7 +181,7 @@ export function createPollSessions(deps: PollDeps): PollSessions {
         drop(s);
         s = undefined;
       }
-      s ??= await start(user.id, request.after);
+      s ??= await start(user, request.after);
       s.lastPoll = Date.now();
       if (s.frames.length === 0 && !s.ended && request.timeoutMs > 0) {
         // A newer request for the same session answers the older one, empty.

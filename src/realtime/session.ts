@@ -7,6 +7,7 @@
  */
 
 import type { Registry } from "../../actors/registry.ts";
+import type { UserPrincipal } from "../auth/principal.ts";
 import type { UserEvent } from "../../actors/user.machine.ts";
 import type { DeliveryRecorder } from "../delivery/recorder.ts";
 import type { Metrics } from "../metrics.ts";
@@ -28,6 +29,22 @@ export interface SessionDeps {
   heartbeatMs?: number;
   /** Renders the `msg` frame of a conversation item (`item.msg`) for a replay. */
   renderItem?(item: StreamItem): Promise<string | undefined>;
+  /**
+   * Who may connect: every transport attaches here, so one gate admits them all (kill
+   * switches, then the per-user connection cap). Absent: anyone.
+   */
+  admission?: Admission;
+}
+
+/** The gate every new connection passes; the guard is one. */
+export interface Admission {
+  /** Throws `feature_disabled` or `rate_limited` when the user may not connect now. */
+  admitConnection(principal: UserPrincipal): Promise<void>;
+  /**
+   * The cap again, synchronously, right before the connection is added: connections
+   * admitted concurrently all passed the asynchronous check.
+   */
+  claimConnection(user: string): void;
 }
 
 /** A connection attached to a user. */
@@ -42,10 +59,11 @@ export interface Attached {
 /** Connection life cycle and the actions a client can take on its stream. */
 export interface Sessions {
   /**
-   * Attaches a connection: sends `welcome`, the items after `after` in order, the
-   * unacked items the client already had, then live items.
+   * Admits and attaches a connection: sends `welcome`, the items after `after` in order,
+   * the unacked items the client already had, then live items. Throws the admission's
+   * error when the user may not connect.
    */
-  attach(user: string, outlet: Outlet, after?: number): Promise<Attached>;
+  attach(principal: UserPrincipal, outlet: Outlet, after?: number): Promise<Attached>;
   detach(connId: string): void;
   /** Sends an event to the user's actor, if it is live. */
   notify(user: string, event: UserEvent): void;
@@ -82,7 +100,10 @@ export function createSessions(deps: SessionDeps): Sessions {
   }
 
   return {
-    async attach(user, outlet, after) {
+    async attach(principal, outlet, after) {
+      const user = principal.id;
+      await deps.admission?.admitConnection(principal);
+      deps.admission?.claimConnection(user);
       const connId = crypto.randomUUID();
       hub.add(connId, user, outlet);
       metrics.connections.inc({ transport: outlet.transport });

@@ -10,6 +10,8 @@
  */
 
 import type { UserPrincipal } from "../auth/principal.ts";
+import { closeReason } from "../controls/guard.ts";
+import { AppError } from "../errors.ts";
 import { CLOSE, encodeFrame } from "../schemas/frames.ts";
 import type { Outlet } from "./hub.ts";
 import type { Sessions } from "./session.ts";
@@ -41,6 +43,13 @@ export interface SseStreams {
 }
 
 const encoder = new TextEncoder();
+
+/** The close code of an admission refusal, or `undefined` for any other error. */
+function closeCodeOf(error: AppError): number | undefined {
+  if (error.code === "feature_disabled") return CLOSE.forbidden;
+  if (error.code === "rate_limited") return CLOSE.policy;
+  return undefined;
+}
 const PING = `data: ${encodeFrame({ type: "ping" })}\n\n`;
 
 /** Creates the SSE stream factory. */
@@ -108,12 +117,18 @@ export function createSseStreams(deps: SseDeps): SseStreams {
       write(`retry: ${deps.retryMs ?? 2000}\n\n`);
       open.add(end);
       try {
-        const attached = await deps.sessions.attach(user.id, outlet, after);
+        const attached = await deps.sessions.attach(user, outlet, after);
         if (ended) deps.sessions.detach(attached.connId);
         else connId = attached.connId;
       } catch (error) {
-        finish();
-        throw error;
+        // Refused by the admission (switch or cap): an `EventSource` cannot read an
+        // error status, so the stream says why in its `close` frame, as a socket would.
+        const code = error instanceof AppError ? closeCodeOf(error) : undefined;
+        if (code === undefined) {
+          finish();
+          throw error;
+        }
+        end(code, closeReason((error as AppError).message));
       }
       if (ended) return stream;
 

@@ -1,0 +1,82 @@
+/**
+ * A user's identity comes from the directory: roles, structures, formations, groups and
+ * category are the directory entry's, and a credential's claims only add to them. The
+ * gateway's signed context carries no structures at all, so without this a user behind
+ * the gateway would belong to nothing.
+ */
+
+import type { UserPrincipal } from "../auth/principal.ts";
+import type { UserAuth } from "../auth/user_auth.ts";
+import type { Directory, DirectoryEntry } from "./directory.ts";
+
+/** Options of {@linkcode withDirectoryIdentity}. */
+export interface DirectoryIdentityOptions {
+  /** How long a looked-up entry is trusted before the directory is read again. */
+  ttlMs?: number;
+  onError(message: string, error: unknown): void;
+  now?: () => number;
+}
+
+const MAX_CACHED = 10_000;
+
+const union = (a: readonly string[] | undefined, b: readonly string[]) => [
+  ...new Set([...(a ?? []), ...b]),
+];
+
+/** The principal with the directory entry's memberships added to its claims. */
+export function withMemberships(
+  principal: UserPrincipal,
+  entry: DirectoryEntry | undefined,
+): UserPrincipal {
+  if (!entry) return principal;
+  const category = entry.category ?? principal.category;
+  return {
+    ...principal,
+    roles: union(principal.roles, entry.roles),
+    structures: union(principal.structures, entry.structures),
+    formations: union(principal.formations, entry.formations),
+    groups: union(principal.groups, entry.groups),
+    ...(category ? { category } : {}),
+  };
+}
+
+/**
+ * Wraps user authentication so every verified principal carries the user's directory
+ * memberships. Entries are cached for `ttlMs` (10 s by default); when the directory
+ * cannot be read, the claims alone are used and the error is reported.
+ */
+export function withDirectoryIdentity(
+  auth: UserAuth,
+  directory: Directory,
+  options: DirectoryIdentityOptions,
+): UserAuth {
+  const ttlMs = options.ttlMs ?? 10_000;
+  const now = options.now ?? Date.now;
+  const cache = new Map<string, { entry: DirectoryEntry | undefined; until: number }>();
+
+  async function entryOf(id: string): Promise<DirectoryEntry | undefined> {
+    const at = now();
+    const cached = cache.get(id);
+    if (cached && cached.until > at) return cached.entry;
+    const entry = await directory.get(id);
+    cache.delete(id);
+    if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value!);
+    cache.set(id, { entry, until: at + ttlMs });
+    return entry;
+  }
+
+  async function enrich(principal: UserPrincipal): Promise<UserPrincipal> {
+    try {
+      return withMemberships(principal, await entryOf(principal.id));
+    } catch (error) {
+      options.onError(`Cannot read the directory entry of "${principal.id}"`, error);
+      return principal;
+    }
+  }
+
+  return {
+    ...auth,
+    verifyToken: async (token) => enrich(await auth.verifyToken(token)),
+    verifySignedContext: async (headers) => enrich(await auth.verifySignedContext(headers)),
+  };
+}
