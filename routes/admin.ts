@@ -7,7 +7,7 @@ import { requireScope } from "../src/auth/middleware.ts";
 import type { AppEnv } from "../src/auth/principal.ts";
 import type { ServiceKeys } from "../src/auth/service_keys.ts";
 import { AppError } from "../src/errors.ts";
-import type { Store } from "../src/store/store.ts";
+import type { DeliveryStore } from "../src/store/store.ts";
 import { adminLimit, parseOrThrow } from "../src/validate.ts";
 
 const kind = v.picklist(
@@ -26,7 +26,7 @@ export const DeadLettersQuerySchema = v.object({
 export interface AdminRoutesDeps {
   keys: ServiceKeys;
   registry: Registry;
-  store: Store;
+  store: Pick<DeliveryStore, "listDeadLetters">;
 }
 
 /** `/v1/admin/actors` and `/v1/admin/dead-letters`. */

@@ -9,7 +9,7 @@ import type { Publisher } from "../src/delivery/publisher.ts";
 import { AppError } from "../src/errors.ts";
 import type { Metrics } from "../src/metrics.ts";
 import { EnvelopeSchema, EventIdParamSchema } from "../src/schemas/envelope.ts";
-import type { EventRecord, Store } from "../src/store/store.ts";
+import type { EventRecord, EventStore } from "../src/store/store.ts";
 import { parseOrThrow } from "../src/validate.ts";
 import type { Guard } from "../src/controls/guard.ts";
 import type { RateLimits } from "../src/ratelimit/rate_limits.ts";
@@ -18,7 +18,7 @@ import type { RateLimits } from "../src/ratelimit/rate_limits.ts";
 export interface EventRoutesDeps {
   keys: ServiceKeys;
   publisher: Publisher;
-  store: Store;
+  store: EventStore;
   metrics: Metrics;
   maxBodyBytes: number;
   /** Kill switches for everyone (`SYSTEM` scope) refuse publishing their item types. */

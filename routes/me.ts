@@ -7,7 +7,7 @@ import type { AppEnv } from "../src/auth/principal.ts";
 import { AppError } from "../src/errors.ts";
 import type { Sessions } from "../src/realtime/session.ts";
 import { EventIdParamSchema, toClientEnvelope } from "../src/schemas/envelope.ts";
-import type { Store } from "../src/store/store.ts";
+import type { InboxStore } from "../src/store/store.ts";
 import { parseOrThrow, queryInt } from "../src/validate.ts";
 
 /** Query of `GET /v1/me/notifications`. */
@@ -19,7 +19,7 @@ export const InboxQuerySchema = v.object({
 
 /** Dependencies of {@linkcode createMeRoutes}. */
 export interface MeRoutesDeps extends RequireUserDeps {
-  store: Store;
+  store: InboxStore;
   sessions: Sessions;
 }
 

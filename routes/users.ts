@@ -13,7 +13,7 @@ import {
 } from "../src/directory/directory.ts";
 import { AppError } from "../src/errors.ts";
 import type { PreferencesStore } from "../src/preferences/preferences_store.ts";
-import type { Store } from "../src/store/store.ts";
+import type { ErasureStore } from "../src/store/store.ts";
 import { parseOrThrow } from "../src/validate.ts";
 
 /** Dependencies of {@linkcode createUserRoutes}. */
@@ -21,7 +21,7 @@ export interface UserRoutesDeps {
   keys: ServiceKeys;
   directory: Directory;
   preferences: PreferencesStore;
-  store: Store;
+  store: ErasureStore;
   /** Ends the user's live connections and stops their actor (presence). */
   disconnect(user: string): void;
   maxBodyBytes: number;

@@ -8,11 +8,11 @@ import { AppError } from "../errors.ts";
 import { type Envelope, toClientEnvelope } from "../schemas/envelope.ts";
 import type {
   EventRecord,
+  EventStore,
   FanoutBatch,
   FanoutPlanner,
   PublishOptions,
   PublishResult,
-  Store,
 } from "../store/store.ts";
 
 /** How many unknown targets a publish result lists at most. */
@@ -40,7 +40,7 @@ export interface Publisher {
 
 /** Dependencies of {@linkcode createPublisher}. */
 export interface PublisherDeps {
-  store: Store;
+  store: EventStore;
   audience: AudienceResolver;
   /** Pushes a committed batch to the online targets; the envelope comes encoded once. */
   deliverLive(batch: FanoutBatch, clientEnvelopeJson: string, envelope: Envelope): void;

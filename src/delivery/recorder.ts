@@ -3,7 +3,7 @@
  * instead of one per recipient, off the delivery path.
  */
 
-import type { Store } from "../store/store.ts";
+import type { DeliveryStore } from "../store/store.ts";
 
 /** Collects `(event, user)` deliveries and writes them in the background. */
 export interface DeliveryRecorder {
@@ -16,7 +16,7 @@ export interface DeliveryRecorder {
 
 /** Creates a recorder that flushes every `intervalMs`. */
 export function createDeliveryRecorder(
-  store: Store,
+  store: Pick<DeliveryStore, "markDelivered">,
   options: { intervalMs: number; onError(error: unknown): void },
 ): DeliveryRecorder {
   let queue: { id: string; user: string }[] = [];

@@ -22,7 +22,7 @@ import {
 } from "../preferences/preferences.ts";
 import type { PreferencesStore } from "../preferences/preferences_store.ts";
 import type { Envelope } from "../schemas/envelope.ts";
-import type { Store, StreamItem } from "../store/store.ts";
+import type { EventStore, StreamItem, StreamStore } from "../store/store.ts";
 import type { DigestItem, MailQueue, QueuedTask } from "./mail_queue.ts";
 import { renderDigest, type RenderedMail, renderNotification } from "./templates.ts";
 import { MailSendError, type MailTransport } from "./transport.ts";
@@ -34,7 +34,7 @@ export const DIGEST_MAX_ITEMS = 100;
 /** Dependencies of {@linkcode createMailer}. */
 export interface MailerDeps {
   queue: MailQueue;
-  store: Store;
+  store: Pick<StreamStore, "findItem"> & Pick<EventStore, "getEnvelope">;
   directory: Directory;
   preferences: PreferencesStore;
   transport: MailTransport;

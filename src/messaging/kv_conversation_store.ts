@@ -26,16 +26,17 @@ import type {
   MessageRecord,
   OpResult,
 } from "./conversation_store.ts";
+import {
+  MAX_BYTES,
+  MAX_CHECKS,
+  MAX_MUTATIONS,
+  MAX_RETRIES,
+  retryPause,
+} from "../store/kv/_commit.ts";
 import { chunk, GET_MANY, getManyEntries } from "../store/kv_reads.ts";
 import { HeadConflictError } from "./conversation_store.ts";
 import { countsUnread, isMemberState, own, PREVIEW_CHARS, receives, setOwn } from "./rules.ts";
 
-/** Budgets of one atomic commit, a little under KV's limits. */
-const MAX_CHECKS = 99;
-const MAX_MUTATIONS = 990;
-const MAX_BYTES = 700_000;
-/** Retries of a commit that lost a race on a member's stream seq. */
-const MAX_RETRIES = 50;
 /** Messages looked at, at most, to count what is unread after a read position. */
 const UNREAD_SCAN = 1000;
 
@@ -53,8 +54,6 @@ async function listValues<T>(kv: Deno.Kv, prefix: Deno.KvKey): Promise<Deno.KvEn
   for await (const entry of kv.list<T>({ prefix })) out.push(entry);
   return out;
 }
-
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A rough size of a message as stored, for the commit byte budget. */
 function messageBytes(m: MessageRecord): number {
@@ -161,7 +160,7 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
         if (attempt >= MAX_RETRIES) {
           throw new Error(`Fan-out of conversation "${id}" keeps conflicting`);
         }
-        await pause(Math.random() * 4 * Math.min(attempt + 1, 10));
+        await retryPause(attempt, 4);
       }
       items.push(...written);
       jobExists = job !== undefined;

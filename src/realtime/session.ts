@@ -13,12 +13,18 @@ import type { DeliveryRecorder } from "../delivery/recorder.ts";
 import type { Metrics } from "../metrics.ts";
 import { toClientEnvelope } from "../schemas/envelope.ts";
 import { encodeEventFrame, encodeFrame } from "../schemas/frames.ts";
-import type { Store, StreamItem } from "../store/store.ts";
+import type {
+  DeliveryStore,
+  EventStore,
+  InboxStore,
+  StreamItem,
+  StreamStore,
+} from "../store/store.ts";
 import type { Hub, Outlet } from "./hub.ts";
 
 /** Dependencies of {@linkcode createSessions}. */
 export interface SessionDeps {
-  store: Store;
+  store: StreamStore & DeliveryStore & InboxStore & Pick<EventStore, "getEnvelope">;
   registry: Registry;
   hub: Hub;
   metrics: Metrics;

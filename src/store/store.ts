@@ -1,8 +1,10 @@
 /**
- * The store port: everything relais keeps durably, in domain terms.
+ * The store ports: everything relais keeps durably, in domain terms, one port per
+ * concern (events and fan-out, streams, delivery state, inbox, erasure, tickets).
  *
  * KV is the source of truth; actors only cache what is here. The Deno KV adapter is
- * `kv_store.ts`; a later adapter must pass the same contract tests.
+ * `kv_store.ts` (one file per port under `kv/`); a later adapter must pass the same
+ * contract tests.
  */
 
 import type { Envelope, RetryPolicy } from "../schemas/envelope.ts";
@@ -47,7 +49,7 @@ export interface EventRecord {
   publishedBy?: string;
 }
 
-/** Who publishes an event, kept in its record by {@linkcode Store.createEvent}. */
+/** Who publishes an event, kept in its record by {@linkcode EventStore.createEvent}. */
 export interface PublishOptions {
   /** The name of the publishing service key. */
   publishedBy?: string;
@@ -165,7 +167,7 @@ export interface FanoutBatch {
   }[];
 }
 
-/** The outcome of {@linkcode Store.publishAtomic}. */
+/** The outcome of {@linkcode EventStore.publishAtomic}. */
 export interface AtomicPublish {
   /** False when the id was known: `event` is then the first event's record. */
   created: boolean;
@@ -196,14 +198,17 @@ export type MailTask =
     attempts: number;
   };
 
-/** What {@linkcode Store.eraseUser} removed. */
+/** What {@linkcode ErasureStore.eraseUser} removed. */
 export interface Erased {
   streamItems: number;
   pendingAcks: number;
 }
 
-/** Everything the delivery path needs from durable storage. */
-export interface Store extends TicketStore {
+/**
+ * Published events and their fan-out: the event record, its body, the job that writes
+ * every target's stream entry, and the delivery status across the audience.
+ */
+export interface EventStore {
   /**
    * Stores an event and its fan-out job atomically. Answers `created: false` with the
    * first event's record when the id is known already, whoever published it: the record
@@ -242,10 +247,17 @@ export interface Store extends TicketStore {
   ): Promise<void>;
   /** Ids of the events whose fan-out is unfinished. */
   unfinishedFanouts(): Promise<string[]>;
+  /** The record of an event, if it is known. */
   getEvent(id: string): Promise<EventRecord | undefined>;
+  /** The envelope an event was published with, if it is still stored. */
   getEnvelope(id: string): Promise<Envelope | undefined>;
+  /** The delivery status of an event across its audience, if it is known. */
   getStatus(id: string): Promise<EventStatus | undefined>;
+}
 
+/** Each user's ordered stream of items, as a resume or a lookup reads it. */
+export interface StreamStore {
+  /** The seq of the user's latest item; 0 when there is none. */
   lastSeq(user: string): Promise<number>;
   /** Items after `after`, in order, at most `limit`, skipping expired ones. */
   readStream(
@@ -253,35 +265,72 @@ export interface Store extends TicketStore {
     after: number,
     options: { limit: number; windowMs: number; now: number },
   ): Promise<StreamRead>;
+  /** The item of an event in a user's stream, if it is still there. */
+  findItem(user: string, id: string): Promise<StreamItem | undefined>;
+}
 
+/**
+ * The delivery state of each target of an event: delivered marks, the acknowledgments
+ * still awaited, and the dead letters of those never given. Every change keeps the
+ * event's status counters in step.
+ */
+export interface DeliveryStore {
+  /** The user's items still waiting for an acknowledgment. */
   listPending(user: string): Promise<PendingAck[]>;
+  /** Updates pending acks (attempts, next redelivery); acked ones stay gone. */
   savePending(user: string, pending: PendingAck[]): Promise<void>;
   /** Records the acknowledgment of an item; false if the user had no such item. */
   ack(user: string, id: string, now: number): Promise<boolean>;
   /** Moves unacknowledged items to the dead letters. */
   deadLetter(user: string, pending: PendingAck[], reason: string, now: number): Promise<void>;
+  /** The latest dead letters first, at most `limit`. */
   listDeadLetters(options: { limit: number }): Promise<DeadLetter[]>;
   /** Marks targets delivered (only those still pending). */
   markDelivered(entries: { id: string; user: string }[], now: number): Promise<void>;
+}
 
+/** The inbox: a user's NOTIFICATION and durable SYSTEM items, with their read state. */
+export interface InboxStore {
+  /** A page of the inbox, newest first unless `after` asks for the items after a seq. */
   listInbox(
     user: string,
     options: { after?: number; limit: number; unreadOnly: boolean; now: number },
   ): Promise<InboxPage>;
+  /** How many unexpired inbox items the user has not read. */
   unreadCount(user: string, now: number): Promise<number>;
   /** Marks an inbox item read; false if the user had no such item. */
   markRead(user: string, id: string, now: number): Promise<boolean>;
+  /** Marks every unread inbox item read; answers how many were. */
   markAllRead(user: string, now: number): Promise<number>;
+}
 
-  /** The item of an event in a user's stream, if it is still there. */
-  findItem(user: string, id: string): Promise<StreamItem | undefined>;
+/** Forgets a user's deliveries, for the right to erasure. */
+export interface ErasureStore {
   /**
    * Erases what relais holds about a user's deliveries: stream, inbox, pending acks,
    * collapse keys, delivery records and queued digest items.
    */
   eraseUser(user: string): Promise<Erased>;
+}
 
+/** The store's own health and lifetime. */
+export interface StoreLifecycle {
   /** Whether the store answers. */
   ping(): Promise<boolean>;
+  /** Releases the store's connection. */
   close(): void;
 }
+
+/**
+ * Everything the delivery path needs from durable storage: the composition of every
+ * port above, for the app that wires them. A consumer asks only for the port it uses.
+ */
+export interface Store
+  extends
+    EventStore,
+    StreamStore,
+    DeliveryStore,
+    InboxStore,
+    ErasureStore,
+    TicketStore,
+    StoreLifecycle {}

@@ -1,0 +1,161 @@
+/**
+ * How the Deno KV adapters commit: the budgets of one atomic operation, the retry of a
+ * commit that lost a race, and the group commit that lets concurrent writers share one.
+ *
+ * Every multi-key write is one `kv.atomic()` with `check()`s; a commit that loses a race
+ * is retried from a fresh read, never ignored.
+ */
+
+import { chunk } from "../kv_reads.ts";
+
+/**
+ * Checks one commit may hold: a margin under KV's 100, so a writer that counts one
+ * check short still commits.
+ */
+export const MAX_CHECKS = 99;
+/** Mutations one commit may hold, a margin under KV's 1000. */
+export const MAX_MUTATIONS = 990;
+/** Bytes of keys one commit may hold, a margin under KV's 80 KiB. */
+export const MAX_KEY_BYTES = 64 * 1024;
+/** Bytes (keys and values) one commit may hold, a margin under KV's 800 KiB. */
+export const MAX_BYTES = 640 * 1024;
+/** Retries of a commit that keeps losing races before the write gives up. */
+export const MAX_RETRIES = 50;
+/** Most writes grouped in one commit. */
+const GROUP_MAX = 64;
+/** Deletions per commit when erasing keys in bulk. */
+const DELETE_BATCH = 200;
+
+/** What a write adds to a commit, as upper bounds. */
+export interface CommitCost {
+  checks: number;
+  mutations: number;
+  keyBytes: number;
+  bytes: number;
+}
+
+/**
+ * Waits before retry number `attempt` (0 for the first) a random time that grows with
+ * the attempt up to ten `unitMs`: writers that raced spread out instead of racing again.
+ */
+export function retryPause(attempt: number, unitMs = 5): Promise<void> {
+  return new Promise((resolve) =>
+    setTimeout(resolve, Math.random() * unitMs * Math.min(attempt + 1, 10))
+  );
+}
+
+/** Deletes keys in commits of a few hundred (KV takes at most 1000 mutations each). */
+export async function deleteAll(kv: Deno.Kv, list: Deno.KvKey[]): Promise<void> {
+  for (const part of chunk(list, DELETE_BATCH)) {
+    const op = kv.atomic();
+    for (const key of part) op.delete(key);
+    const res = await op.commit();
+    if (!res.ok) throw new Error("Cannot erase keys");
+  }
+}
+
+/** A write ready to commit, alone or grouped with others. */
+export interface GroupedWrite<T> {
+  /** What it writes under: writes of the same id never share a commit. */
+  id: string;
+  /** The users whose keys it checks: writes sharing a user never share a commit. */
+  users: string[];
+  cost: CommitCost;
+  /** Adds the write to `op`; answers what it wrote. */
+  build(op: Deno.AtomicOperation): T;
+}
+
+interface Waiting<T> extends GroupedWrite<T> {
+  done(written: T | undefined): void;
+  fail(error: unknown): void;
+}
+
+/**
+ * Creates a group commit on `kv`: `commit(write)` answers what the write wrote, or
+ * `undefined` when one of its checks failed. Writes that arrive while a commit is in
+ * flight go together in the next one (KV commits one at a time, so a commit of many
+ * costs about as much as one), when their users and ids are disjoint and their sum fits
+ * the budgets of one atomic operation.
+ */
+export function createGroupCommit<T>(
+  kv: Deno.Kv,
+): (write: GroupedWrite<T>) => Promise<T | undefined> {
+  const waiting: Waiting<T>[] = [];
+  let draining = false;
+
+  function commitGrouped(write: GroupedWrite<T>): Promise<T | undefined> {
+    return new Promise((done, fail) => {
+      waiting.push({ ...write, done, fail });
+      if (!draining) void drainGroups();
+    });
+  }
+
+  function takeGroup(): Waiting<T>[] {
+    const group: Waiting<T>[] = [];
+    const rest: Waiting<T>[] = [];
+    const users = new Set<string>();
+    const ids = new Set<string>();
+    const sum: CommitCost = { checks: 0, mutations: 0, keyBytes: 0, bytes: 0 };
+    for (const p of waiting) {
+      const fits = group.length < GROUP_MAX && !ids.has(p.id) &&
+        p.users.every((u) => !users.has(u)) &&
+        sum.checks + p.cost.checks <= MAX_CHECKS &&
+        sum.mutations + p.cost.mutations <= MAX_MUTATIONS &&
+        sum.keyBytes + p.cost.keyBytes <= MAX_KEY_BYTES &&
+        sum.bytes + p.cost.bytes <= MAX_BYTES;
+      // A write alone always goes, whatever it costs: its commit tells whether it fits.
+      if (!fits && group.length > 0) {
+        rest.push(p);
+        continue;
+      }
+      group.push(p);
+      ids.add(p.id);
+      for (const u of p.users) users.add(u);
+      sum.checks += p.cost.checks;
+      sum.mutations += p.cost.mutations;
+      sum.keyBytes += p.cost.keyBytes;
+      sum.bytes += p.cost.bytes;
+    }
+    waiting.splice(0, waiting.length, ...rest);
+    return group;
+  }
+
+  async function commitAlone(p: Waiting<T>) {
+    try {
+      const op = kv.atomic();
+      const written = p.build(op);
+      p.done((await op.commit()).ok ? written : undefined);
+    } catch (error) {
+      p.fail(error);
+    }
+  }
+
+  async function drainGroups() {
+    draining = true;
+    try {
+      while (waiting.length > 0) {
+        const group = takeGroup();
+        if (group.length === 1) {
+          await commitAlone(group[0]);
+          continue;
+        }
+        let built: T[] = [];
+        let ok = false;
+        try {
+          const op = kv.atomic();
+          built = group.map((p) => p.build(op));
+          ok = (await op.commit()).ok;
+        } catch {
+          ok = false;
+        }
+        if (ok) group.forEach((p, i) => p.done(built[i]));
+        // One stale check fails the whole group: alone, each finds out whether it was its.
+        else await Promise.all(group.map(commitAlone));
+      }
+    } finally {
+      draining = false;
+    }
+  }
+
+  return commitGrouped;
+}

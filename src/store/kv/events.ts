@@ -1,0 +1,317 @@
+/**
+ * Published events on Deno KV: the record, the body in chunks, the one-commit publish
+ * (grouped with concurrent ones) and the job fan-out for larger audiences, and the
+ * delivery status across the audience.
+ */
+
+import type { Envelope } from "../../schemas/envelope.ts";
+import { isDurable, needsAck } from "../../schemas/envelope.ts";
+import * as keys from "../keys.ts";
+import { chunk, getManyEntries } from "../kv_reads.ts";
+import type {
+  AtomicPublish,
+  EventRecord,
+  EventStatus,
+  EventStore,
+  FanoutBatch,
+  FanoutPlanner,
+  PublishOptions,
+  PublishResult,
+  TargetRecord,
+} from "../store.ts";
+import {
+  type CommitCost,
+  createGroupCommit,
+  deleteAll,
+  MAX_BYTES,
+  MAX_KEY_BYTES,
+  MAX_RETRIES,
+  retryPause,
+} from "./_commit.ts";
+import {
+  addTargetItem,
+  collapses,
+  createKvFanout,
+  FANOUT_BATCH,
+  FANOUT_BATCH_WIDE,
+  type Job,
+  olderUnread,
+} from "./fanout.ts";
+
+/** Characters per body chunk: UTF-16 strings stay under KV's 64 KiB values. */
+const BODY_CHUNK_CHARS = 30_000;
+/** Characters of user ids per job target chunk. */
+const TARGET_CHUNK_CHARS = 24_000;
+/** Envelopes kept in memory, most recently stored or read. */
+const ENVELOPE_CACHE = 5_000;
+
+function chunkByChars(ids: string[], budget: number): string[][] {
+  const out: string[][] = [];
+  let current: string[] = [];
+  let size = 0;
+  for (const id of ids) {
+    if (current.length > 0 && size + id.length > budget) {
+      out.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(id);
+    size += id.length + 4;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}
+
+/** Splits an event's JSON body into chunks that each fit in one KV value. */
+function bodyParts(body: string): string[] {
+  const parts: string[] = [];
+  for (let i = 0; i < body.length; i += BODY_CHUNK_CHARS) {
+    parts.push(body.slice(i, i + BODY_CHUNK_CHARS));
+  }
+  return parts;
+}
+
+/** The stored record of a newly published event. */
+function eventRecord(
+  envelope: Envelope,
+  result: PublishResult,
+  chunks: number,
+  fanningOut: boolean,
+  publishedBy: string | undefined,
+): EventRecord {
+  const expiration = envelope.metadata.expiration;
+  return {
+    id: envelope.metadata.id,
+    type: envelope.metadata.type,
+    acceptedAt: Date.parse(result.accepted_at),
+    ...(expiration ? { expiresAt: Date.parse(expiration) } : {}),
+    durable: isDurable(envelope),
+    ackRequired: needsAck(envelope),
+    retry: envelope.routing.retry,
+    chunks,
+    result,
+    fanningOut,
+    ...(envelope.metadata.collapse_key ? { collapseKey: envelope.metadata.collapse_key } : {}),
+    ...(publishedBy === undefined ? {} : { publishedBy }),
+  };
+}
+
+/**
+ * What writing an event, its body and one stream item per target in one atomic operation
+ * costs, or `undefined` when that does not fit in one: one check per target plus the
+ * event's, at most ten keys per target, and KV's caps on the total size of keys (80 KiB)
+ * and of the whole commit (800 KiB).
+ */
+function oneCommitCost(
+  targets: string[],
+  event: { record: EventRecord; parts: string[]; wide: boolean },
+): CommitCost | undefined {
+  if (targets.length === 0) return undefined;
+  if (targets.length > (event.wide ? FANOUT_BATCH_WIDE : FANOUT_BATCH)) return undefined;
+  const { id, collapseKey } = event.record;
+  const perTarget = event.wide ? 10 : 6;
+  // Every key of a target names the user and at most the event id or the collapse key,
+  // plus its kind and a number: a generous upper bound in bytes.
+  const keyBytes = targets.reduce(
+    (sum, user) => sum + perTarget * (user.length + id.length + (collapseKey?.length ?? 0) + 32),
+    (id.length + 32) * (1 + event.parts.length),
+  );
+  // Values: two bytes per character at most, and under 1 KiB per target's values.
+  const chars = event.parts.reduce((sum, part) => sum + part.length, 0) +
+    JSON.stringify(event.record).length;
+  const bytes = keyBytes + chars * 2 + targets.length * 1024;
+  if (keyBytes > MAX_KEY_BYTES || bytes > MAX_BYTES) return undefined;
+  return {
+    checks: 1 + targets.length,
+    mutations: 1 + event.parts.length + perTarget * targets.length,
+    keyBytes,
+    bytes,
+  };
+}
+
+/** Creates the event port on an open Deno KV handle. */
+export function createKvEventStore(
+  kv: Deno.Kv,
+  options: { recentWindowMs: number },
+): EventStore {
+  const envelopes = new Map<string, Envelope>();
+  const commitGrouped = createGroupCommit<FanoutBatch["items"]>(kv);
+
+  function remember(id: string, envelope: Envelope) {
+    if (envelopes.size >= ENVELOPE_CACHE) {
+      envelopes.delete(envelopes.keys().next().value!);
+    }
+    envelopes.set(id, envelope);
+  }
+
+  async function getEnvelope(id: string): Promise<Envelope | undefined> {
+    const cached = envelopes.get(id);
+    if (cached) return cached;
+    const event = (await kv.get<EventRecord>(keys.eventKey(id))).value;
+    if (!event) return undefined;
+    const parts = await getManyEntries<string>(
+      kv,
+      Array.from({ length: event.chunks }, (_, i) => keys.eventBodyKey(id, i)),
+    );
+    if (parts.some((p) => p.value === null)) return undefined;
+    const envelope = JSON.parse(parts.map((p) => p.value).join("")) as Envelope;
+    remember(id, envelope);
+    return envelope;
+  }
+
+  async function writeTargets(id: string, targets: string[], token: string): Promise<number> {
+    const chunks = chunkByChars(targets, TARGET_CHUNK_CHARS);
+    for (const group of chunk(chunks.map((c, i) => [i, c] as const), 20)) {
+      const op = kv.atomic();
+      for (const [i, ids] of group) op.set(keys.jobTargetsKey(id, i, token), ids);
+      const res = await op.commit();
+      if (!res.ok) throw new Error(`Cannot store the targets of event "${id}"`);
+    }
+    return chunks.length;
+  }
+
+  async function createEvent(
+    envelope: Envelope,
+    targets: string[],
+    result: PublishResult,
+    publishOptions: PublishOptions = {},
+  ) {
+    const id = envelope.metadata.id;
+    const existing = await kv.get<EventRecord>(keys.eventKey(id));
+    if (existing.value) return { created: false, event: existing.value };
+
+    const bodyChunks = bodyParts(JSON.stringify(envelope));
+    const event = eventRecord(
+      envelope,
+      result,
+      bodyChunks.length,
+      targets.length > 0,
+      publishOptions.publishedBy,
+    );
+    // Target chunks go first, in their own commits: they may be larger than one atomic
+    // operation holds, and without the event record below they are never read. They are
+    // stored under this attempt's own token: a publish of the same id racing this one
+    // (another service's, or another audience) cannot overwrite the list the winner's
+    // job reads.
+    const token = crypto.randomUUID();
+    const targetChunks = targets.length > 0 ? await writeTargets(id, targets, token) : 0;
+    const op = kv.atomic().check({ key: keys.eventKey(id), versionstamp: null })
+      .set(keys.eventKey(id), event);
+    bodyChunks.forEach((part, i) => op.set(keys.eventBodyKey(id, i), part));
+    if (targets.length > 0) {
+      op.set(
+        keys.jobKey(id),
+        { id, chunks: targetChunks, chunk: 0, offset: 0, targets: token } satisfies Job,
+      );
+    }
+    const res = await op.commit();
+    if (!res.ok) {
+      try {
+        await deleteAll(
+          kv,
+          Array.from({ length: targetChunks }, (_, i) => keys.jobTargetsKey(id, i, token)),
+        );
+      } catch {
+        // Left-over chunks are never read: no job names their token.
+      }
+      const first = await kv.get<EventRecord>(keys.eventKey(id));
+      if (first.value) return { created: false, event: first.value };
+      throw new Error(`Cannot store event "${id}"`);
+    }
+    remember(id, envelope);
+    return { created: true, event };
+  }
+
+  async function publishAtomic(
+    envelope: Envelope,
+    targets: string[],
+    result: PublishResult,
+    publishOptions: PublishOptions & { plan?: FanoutPlanner } = {},
+  ): Promise<AtomicPublish | undefined> {
+    const id = envelope.metadata.id;
+    const body = JSON.stringify(envelope);
+    const parts = bodyParts(body);
+    const event = eventRecord(envelope, result, parts.length, false, publishOptions.publishedBy);
+    const collapsing = collapses(event);
+    const wide = collapsing || publishOptions.plan !== undefined;
+    const cost = oneCommitCost(targets, { record: event, parts, wide });
+    if (!cost) return undefined;
+    const plans = publishOptions.plan ? await publishOptions.plan(targets, event) : undefined;
+    const context = { collapsing, recentWindowMs: options.recentWindowMs };
+    for (let retries = 0;; retries++) {
+      const [first, ...seqs] = await getManyEntries<unknown>(kv, [
+        keys.eventKey(id),
+        ...targets.map((u) => keys.seqKey(u)),
+      ]);
+      if (first.value) return { created: false, event: first.value as EventRecord };
+      const previous = collapsing
+        ? await olderUnread(kv, targets, event.collapseKey!, plans)
+        : undefined;
+      const now = Date.now();
+      const build = (op: Deno.AtomicOperation) => {
+        op.check({ key: keys.eventKey(id), versionstamp: null }).set(keys.eventKey(id), event);
+        parts.forEach((part, i) => op.set(keys.eventBodyKey(id, i), part));
+        return targets.map((user, i) =>
+          addTargetItem(op, event, {
+            user,
+            seq: seqs[i] as Deno.KvEntryMaybe<number>,
+            ...(plans?.[i] ? { plan: plans[i] } : {}),
+            ...(previous?.[i] ? { previous: previous[i] } : {}),
+          }, { ...context, now })
+        );
+      };
+      const items = await commitGrouped({ id, users: targets, cost, build });
+      if (items) {
+        remember(id, envelope);
+        return { created: true, event, batch: { event, items } };
+      }
+      // Another publish moved one of these users' seq, or the same id was just stored:
+      // the next read tells which.
+      if (retries >= MAX_RETRIES) throw new Error(`Cannot store event "${id}": keeps conflicting`);
+      await retryPause(retries);
+    }
+  }
+
+  async function getStatus(id: string): Promise<EventStatus | undefined> {
+    const event = (await kv.get<EventRecord>(keys.eventKey(id))).value;
+    if (!event) return undefined;
+    const [delivered, acked, failed] = (await kv.getMany<Deno.KvU64[]>([
+      keys.counterKey(id, "delivered"),
+      keys.counterKey(id, "acked"),
+      keys.counterKey(id, "failed"),
+    ])).map((e) => Number(e.value?.value ?? 0n));
+    const pendingUsers: string[] = [];
+    for await (const entry of kv.list<TargetRecord>({ prefix: keys.targetPrefix(id) })) {
+      const { state } = entry.value;
+      const open = event.ackRequired ? state === "pending" || state === "delivered" : state ===
+        "pending";
+      if (open) pendingUsers.push(entry.key[2] as string);
+      if (pendingUsers.length >= 100) break;
+    }
+    const targeted = event.result.targeted;
+    return {
+      id,
+      type: event.type,
+      accepted_at: event.result.accepted_at,
+      ack_required: event.ackRequired,
+      fan_out: event.fanningOut ? "running" : "done",
+      targeted,
+      delivered,
+      acked,
+      failed,
+      acked_all: event.ackRequired && !event.fanningOut && acked === targeted,
+      pending_users: pendingUsers,
+      unknown_targets: event.result.unknown_targets,
+      unknown_count: event.result.unknown_count ?? event.result.unknown_targets.length,
+    };
+  }
+
+  return {
+    createEvent,
+    publishAtomic,
+    ...createKvFanout(kv, options),
+    getEvent: async (id) => (await kv.get<EventRecord>(keys.eventKey(id))).value ?? undefined,
+    getEnvelope,
+    getStatus,
+  };
+}

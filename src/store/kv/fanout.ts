@@ -1,0 +1,289 @@
+/**
+ * The fan-out of an event: one stream item per target, written with everything that goes
+ * with it, either in the publish's own commit or by a job in batches that survives a
+ * crash.
+ */
+
+import * as keys from "../keys.ts";
+import { getManyEntries } from "../kv_reads.ts";
+import type {
+  EventRecord,
+  EventStore,
+  FanoutBatch,
+  FanoutPlanner,
+  MailTask,
+  PendingAck,
+  StreamItem,
+  TargetPlan,
+  TargetRecord,
+} from "../store.ts";
+import { MAX_KEY_BYTES, MAX_RETRIES, retryPause } from "./_commit.ts";
+import { type CollapseMark, isInboxItem, type UnreadMark } from "./_items.ts";
+
+/** Users written per fan-out commit: one check per user, under KV's 100 checks. */
+export const FANOUT_BATCH = 90;
+/**
+ * Users per commit when items may replace older ones or queue mail: each user then
+ * writes up to ten keys, and a commit holds at most 80 KiB of keys.
+ */
+export const FANOUT_BATCH_WIDE = 40;
+
+/** A pending fan-out job: where its runner is in the target chunks. */
+export interface Job {
+  id: string;
+  chunks: number;
+  chunk: number;
+  offset: number;
+  /** The token its target chunks are stored under; absent on jobs written before tokens. */
+  targets?: string;
+}
+
+/** Whether a newer unread item of `event` replaces an older one with the same key. */
+export const collapses = (event: EventRecord): boolean =>
+  event.collapseKey !== undefined && event.durable &&
+  (event.type === "NOTIFICATION" || event.type === "SYSTEM");
+
+/** One target of a fan-out commit: its seq as read, its plan and the item it replaces. */
+export interface TargetWrite {
+  user: string;
+  seq: Deno.KvEntryMaybe<number>;
+  plan?: TargetPlan;
+  /** The older unread item with the same collapse key, when the event collapses. */
+  previous?: StreamItem;
+}
+
+/**
+ * Adds one target's stream item and everything written with it (seq check, delivery
+ * record, pending ack, unread mark, collapse replacement, mail task) to `op`.
+ *
+ * Shared by the job fan-out and the one-commit publish, so both write the same keys.
+ */
+export function addTargetItem(
+  op: Deno.AtomicOperation,
+  event: EventRecord,
+  target: TargetWrite,
+  context: { now: number; collapsing: boolean; recentWindowMs: number },
+): FanoutBatch["items"][number] {
+  const { user, plan } = target;
+  const { id } = event;
+  const { now, collapsing } = context;
+  const seq = (target.seq.value ?? 0) + 1;
+  // An item that needs an ack is shown whatever the preferences say.
+  const quiet = plan?.quiet === true && !event.ackRequired;
+  op.check(target.seq).set(keys.seqKey(user), seq);
+  const item: StreamItem = {
+    seq,
+    id,
+    type: event.type,
+    durable: event.durable,
+    ack: event.ackRequired,
+    at: now,
+    ...(event.expiresAt ? { exp: event.expiresAt } : {}),
+    ...(quiet ? { quiet: true } : {}),
+  };
+  op.set(
+    keys.streamKey(user, seq),
+    item,
+    event.durable ? undefined : { expireIn: context.recentWindowMs + 60_000 },
+  );
+  op.set(
+    keys.targetKey(id, user),
+    { seq, state: quiet ? "muted" : "pending", at: now } satisfies TargetRecord,
+  );
+  if (event.durable) op.set(keys.byIdKey(user, id), seq);
+  const pending: PendingAck | undefined = event.ackRequired
+    ? {
+      seq,
+      id,
+      attempts: 0,
+      limit: event.retry.enabled ? event.retry.limit : 0,
+      backoff: event.retry.backoff,
+      ...(event.expiresAt ? { exp: event.expiresAt } : {}),
+    }
+    : undefined;
+  if (pending) op.set(keys.pendingKey(user, seq), pending);
+  if (isInboxItem(item)) {
+    op.set(
+      keys.unreadKey(user, seq),
+      (event.expiresAt ? { exp: event.expiresAt } : {}) satisfies UnreadMark,
+    );
+  }
+  let replaces: { id: string; seq: number } | undefined;
+  if (collapsing && !quiet) {
+    const old = target.previous;
+    if (old) {
+      op.delete(keys.unreadKey(user, old.seq));
+      op.set(keys.streamKey(user, old.seq), { ...old, replacedBy: id });
+      replaces = { id: old.id, seq: old.seq };
+    }
+    op.set(keys.collapseKey(user, event.collapseKey!), { seq, id } satisfies CollapseMark);
+  }
+  if (plan?.mailAt !== undefined) {
+    const taskId = `${id}:${user}`;
+    op.set(
+      keys.mailTaskKey(plan.mailAt, taskId),
+      { kind: "item", id: taskId, user, event: id, seq, attempts: 0 } satisfies MailTask,
+    );
+  }
+  return {
+    user,
+    item,
+    ...(pending ? { pending } : {}),
+    ...(replaces ? { replaces } : {}),
+  };
+}
+
+/** Per user, the unread, unexpired item that carries `collapseKey`, if any. */
+export async function olderUnread(
+  kv: Deno.Kv,
+  users: string[],
+  collapseKey: string,
+  plans: TargetPlan[] | undefined,
+): Promise<(StreamItem | undefined)[]> {
+  const marks = await getManyEntries<CollapseMark>(
+    kv,
+    users.map((u) => keys.collapseKey(u, collapseKey)),
+  );
+  const now = Date.now();
+  const candidates = users.map((user, i) =>
+    marks[i].value && !plans?.[i]?.quiet ? { user, seq: marks[i].value!.seq } : undefined
+  );
+  const present = candidates.filter((c) => c !== undefined);
+  const [unread, items] = await Promise.all([
+    getManyEntries<UnreadMark>(kv, present.map((c) => keys.unreadKey(c.user, c.seq))),
+    getManyEntries<StreamItem>(kv, present.map((c) => keys.streamKey(c.user, c.seq))),
+  ]);
+  let j = 0;
+  return candidates.map((c) => {
+    if (!c) return undefined;
+    const k = j++;
+    const item = items[k].value;
+    if (!unread[k].value || !item || item.readAt !== undefined) return undefined;
+    if (item.exp !== undefined && item.exp <= now) return undefined;
+    return item;
+  });
+}
+
+/** Creates the job side of the fan-out on `kv`. */
+export function createKvFanout(
+  kv: Deno.Kv,
+  options: { recentWindowMs: number },
+): Pick<EventStore, "runFanout" | "unfinishedFanouts"> {
+  async function runFanout(
+    id: string,
+    onBatch: (batch: FanoutBatch) => void,
+    fanoutOptions: { plan?: FanoutPlanner } = {},
+  ) {
+    const event = (await kv.get<EventRecord>(keys.eventKey(id))).value;
+    if (!event) return;
+    const collapsing = collapses(event);
+    const wide = collapsing || fanoutOptions.plan !== undefined;
+    const baseBatch = wide ? FANOUT_BATCH_WIDE : FANOUT_BATCH;
+    // Long user ids make long keys: a batch stays under KV's total key size per commit,
+    // with the same per-user bound as a one-commit publish.
+    const perKey = id.length + (event.collapseKey?.length ?? 0) + 32;
+    const batchOf = (ids: string[]) =>
+      Math.max(
+        1,
+        Math.min(
+          baseBatch,
+          Math.floor(
+            MAX_KEY_BYTES /
+              ((wide ? 10 : 6) * (Math.max(...ids.map((u) => u.length)) + perKey)),
+          ),
+        ),
+      );
+    let batchSize = baseBatch;
+    let planned: { at: string; plans: TargetPlan[] } | undefined;
+    let targets: { index: number; ids: string[] } | undefined;
+    let retries = 0;
+    // The job as this runner last wrote it: a commit's versionstamp is that of every key
+    // it sets, so the next batch checks it without reading it back. Unknown after a
+    // conflict (another runner may have moved it), then read again.
+    let known: Deno.KvEntryMaybe<Job> | undefined;
+    // The next batch's seqs, read while the current batch commits (other users: their
+    // reads do not wait for that commit). A stale read fails its commit's check, which
+    // then retries from fresh reads like any conflict.
+    let prefetched: { at: string; seqs: Promise<Deno.KvEntryMaybe<number>[]> } | undefined;
+    while (true) {
+      const jobEntry = known ?? await kv.get<Job>(keys.jobKey(id));
+      known = undefined;
+      const job = jobEntry.value;
+      if (!job) return;
+      if (targets?.index !== job.chunk) {
+        const ids = (await kv.get<string[]>(keys.jobTargetsKey(id, job.chunk, job.targets))).value;
+        if (!ids) throw new Error(`Fan-out of event "${id}" lost target chunk ${job.chunk}`);
+        targets = { index: job.chunk, ids };
+        batchSize = batchOf(ids);
+      }
+      const users = targets.ids.slice(job.offset, job.offset + batchSize);
+      const at = `${job.chunk}:${job.offset}`;
+      if (fanoutOptions.plan && planned?.at !== at) {
+        planned = { at, plans: await fanoutOptions.plan(users, event) };
+      }
+      const plans = planned?.at === at ? planned.plans : undefined;
+      const seqs = await (prefetched?.at === at ? prefetched.seqs : getManyEntries<number>(
+        kv,
+        users.map((u) => keys.seqKey(u)),
+      ));
+      prefetched = undefined;
+      // The older unread item each user has under the same collapse key, if any.
+      const previous = collapsing
+        ? await olderUnread(kv, users, event.collapseKey!, plans)
+        : undefined;
+      const now = Date.now();
+      const op = kv.atomic().check(jobEntry);
+      const items: FanoutBatch["items"] = [];
+      const context = { now, collapsing, recentWindowMs: options.recentWindowMs };
+      users.forEach((user, i) => {
+        items.push(
+          addTargetItem(op, event, {
+            user,
+            seq: seqs[i],
+            ...(plans?.[i] ? { plan: plans[i] } : {}),
+            ...(previous?.[i] ? { previous: previous[i] } : {}),
+          }, context),
+        );
+      });
+      let next = { ...job, offset: job.offset + users.length };
+      if (next.offset >= targets.ids.length) next = { ...next, chunk: job.chunk + 1, offset: 0 };
+      const done = next.chunk >= job.chunks;
+      if (done) {
+        op.delete(keys.jobKey(id));
+        for (let i = 0; i < job.chunks; i++) op.delete(keys.jobTargetsKey(id, i, job.targets));
+        op.set(keys.eventKey(id), { ...event, fanningOut: false });
+      } else {
+        op.set(keys.jobKey(id), next);
+        // Without a planner or collapse reads to interleave, read ahead (same chunk only:
+        // the next chunk's ids are read once this one is done).
+        if (!fanoutOptions.plan && !collapsing && next.chunk === job.chunk) {
+          const ahead = targets.ids.slice(next.offset, next.offset + batchSize);
+          const seqsAhead = getManyEntries<number>(kv, ahead.map((u) => keys.seqKey(u)));
+          // Settled even if never used (a conflict discards it).
+          seqsAhead.catch(() => {});
+          prefetched = { at: `${next.chunk}:${next.offset}`, seqs: seqsAhead };
+        }
+      }
+      const res = await op.commit();
+      if (!res.ok) {
+        prefetched = undefined;
+        // Another publish moved one of these users' seq, or another runner moved the job.
+        if (++retries > MAX_RETRIES) throw new Error(`Fan-out of event "${id}" keeps conflicting`);
+        await retryPause(retries - 1);
+        continue;
+      }
+      retries = 0;
+      if (!done) known = { key: keys.jobKey(id), value: next, versionstamp: res.versionstamp };
+      onBatch({ event: done ? { ...event, fanningOut: false } : event, items });
+      if (done) return;
+    }
+  }
+
+  async function unfinishedFanouts(): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const entry of kv.list<Job>({ prefix: keys.jobPrefix() })) ids.push(entry.value.id);
+    return ids;
+  }
+
+  return { runFanout, unfinishedFanouts };
+}
