@@ -1,9 +1,11 @@
 /**
- * The actor registry: spawns actors on demand, passivates idle ones, lists and inspects
+ * The actor registry: spawns actors on demand, forgets those that end, lists and inspects
  * them for the ops endpoints, and supervises them.
  *
- * Memory stays bounded by active actors: a stopped actor's state is in KV, and the next
- * message rebuilds it through its kind's `spawn`.
+ * Memory stays bounded by active actors: an actor that passivates reaches a final state,
+ * the registry hears it through its subscription (`complete`) and forgets it; its state is
+ * in KV, and the next message rebuilds it through its kind's `spawn`. The registry only
+ * uses XState's public API: `subscribe`, `getSnapshot`, `send`, `start` and `stop`.
  *
  * Supervision (Erlang/OTP style, one for one): an actor that fails unexpectedly (an
  * action that throws, an invoked promise that rejects with no `onError`) is stopped by
@@ -37,6 +39,28 @@ export interface Supervision {
   onFailure?(id: string, error: unknown): void;
 }
 
+/** A timer an actor's machine says it is waiting on. */
+export interface ActorTimer {
+  /** The machine's name for the delay. */
+  id: string;
+  /** What happens when it fires. */
+  event: string;
+  /** When it fires, in epoch milliseconds. */
+  dueAt: number;
+}
+
+/** How the registry handles the actors of one kind: supervision, stopping, inspection. */
+export interface ActorKindOptions extends Supervision {
+  /**
+   * Asks an actor to end (default: `actor.stop()`, for root actors). An actor that is a
+   * child of another one cannot be stopped from outside; it ends on an event of its own
+   * that takes it to its final state.
+   */
+  stop?(actor: AnyActorRef): void;
+  /** The timers a snapshot of this kind is waiting on, derived from its state and context. */
+  timers?(snapshot: { value: unknown; context: unknown }): ActorTimer[];
+}
+
 /** Options of {@linkcode createRegistry}. */
 export interface RegistryOptions {
   /** Where failures are counted (`relais_actor_failures_total{kind}`). */
@@ -47,10 +71,13 @@ export interface RegistryOptions {
   restartWindowMs?: number;
 }
 
-/** A timer an actor has scheduled. */
+/** A timer an actor is waiting on, as the admin API shows it. */
 export interface PendingTimer {
+  /** The machine's name for the delay. */
   id: string;
+  /** What happens when it fires. */
   event: string;
+  /** Milliseconds left before it fires (0 when due). */
   delay_ms: number;
   due_at: string;
 }
@@ -63,23 +90,26 @@ export interface ActorSummary {
   state: unknown;
 }
 
-/** One actor in detail: its XState snapshot and pending timers. */
+/**
+ * One actor in detail: its XState snapshot and, for kinds whose machine tells them, the
+ * timers it is waiting on (absent for the others).
+ */
 export interface ActorDetail extends ActorSummary {
   context: unknown;
-  timers: PendingTimer[];
+  timers?: PendingTimer[];
 }
 
 /** The registry's interface. */
 export interface Registry {
-  /** Declares how actors of a kind are built, and what to do when one fails. */
-  define(kind: ActorKind, spawn: Spawner, supervision?: Supervision): void;
+  /** Declares how actors of a kind are built, supervised, stopped and inspected. */
+  define(kind: ActorKind, spawn: Spawner, options?: ActorKindOptions): void;
   /** The live actor, spawning it if needed (a failed or stopped one is rebuilt). */
   get(kind: ActorKind, id: string): Promise<AnyActorRef>;
   /** The live actor, if there is one; never spawns. */
   peek(kind: ActorKind, id: string): AnyActorRef | undefined;
   /** Whether the actor is live or being spawned (a `get` would not start a new build). */
   has(kind: ActorKind, id: string): boolean;
-  /** Stops and forgets an actor (its state is in KV). */
+  /** Asks an actor to end and forgets it (its state is in KV). */
   stop(kind: ActorKind, id: string): void;
   list(kind?: ActorKind): ActorSummary[];
   inspect(kind: ActorKind, id: string): ActorDetail | undefined;
@@ -90,16 +120,14 @@ export interface Registry {
 
 const KINDS: ActorKind[] = ["user", "conversation", "mailer"];
 
-function timersOf(actor: AnyActorRef): PendingTimer[] {
-  const scheduled = actor.system.getSnapshot()._scheduledEvents;
-  return Object.values(scheduled)
-    .filter((t) => t.source.sessionId === actor.sessionId || t.target === actor)
-    .map((t) => ({
-      id: t.id,
-      event: t.event.type,
-      delay_ms: t.delay,
-      due_at: new Date(t.startedAt + t.delay).toISOString(),
-    }));
+/** Timers as the admin API shows them, soonest first. */
+function showTimers(timers: ActorTimer[], now: number): PendingTimer[] {
+  return [...timers].sort((a, b) => a.dueAt - b.dueAt).map((t) => ({
+    id: t.id,
+    event: t.event,
+    delay_ms: Math.max(0, t.dueAt - now),
+    due_at: new Date(t.dueAt).toISOString(),
+  }));
 }
 
 /** An error as one log field: its name and message, bounded (never its data). */
@@ -116,7 +144,7 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
   const log = getLog("actors");
   const maxRestarts = options.maxRestarts ?? 3;
   const restartWindowMs = options.restartWindowMs ?? 10_000;
-  const spawners = new Map<ActorKind, { spawn: Spawner; supervision: Supervision }>();
+  const spawners = new Map<ActorKind, { spawn: Spawner; options: ActorKindOptions }>();
   const live = new Map<ActorKind, Map<string, AnyActorRef>>(KINDS.map((k) => [k, new Map()]));
   const starting = new Map<string, Promise<AnyActorRef>>();
   // Recent immediate restarts of each actor, oldest first, for the restart intensity.
@@ -170,7 +198,7 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
       });
       // A failure while starting rejects the `get` that spawned it; nothing else to do.
       if (!started || !forgotten) return;
-      const { supervision } = spawners.get(kind)!;
+      const { options: supervision } = spawners.get(kind)!;
       try {
         supervision.onFailure?.(id, error);
       } catch (e) {
@@ -196,11 +224,18 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
     }
   }
 
-  /** Subscribes to the actor's failures, then starts it. */
+  /** Subscribes to the actor's end and failures, then starts it. */
   function supervise(kind: ActorKind, id: string, actor: AnyActorRef): AnyActorRef {
     let started = false;
-    // Only an error observer: an observer without one makes XState rethrow the error.
-    actor.subscribe({ error: (error) => failed(kind, id, actor, error, started) });
+    // No `next`: snapshots are read when needed. The error observer is required (an
+    // observer without one makes XState rethrow the error).
+    actor.subscribe({
+      error: (error) => failed(kind, id, actor, error, started),
+      // A final state reached (passivation) or a stop: forget it, unless already replaced.
+      complete: () => {
+        if (live.get(kind)!.get(id) === actor) live.get(kind)!.delete(id);
+      },
+    });
     actor.start();
     const snapshot = actor.getSnapshot();
     if (snapshot.status === "error") throw snapshot.error;
@@ -229,7 +264,9 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
     const actor = live.get(kind)!.get(id);
     if (!actor) return;
     live.get(kind)!.delete(id);
-    actor.stop();
+    const ask = spawners.get(kind)?.options.stop;
+    if (ask) ask(actor);
+    else actor.stop();
   }
 
   function summary(kind: ActorKind, id: string, actor: AnyActorRef): ActorSummary {
@@ -238,7 +275,7 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
   }
 
   return {
-    define: (kind, spawn, supervision = {}) => void spawners.set(kind, { spawn, supervision }),
+    define: (kind, spawn, options = {}) => void spawners.set(kind, { spawn, options }),
     get,
     peek,
     has: (kind, id) => peek(kind, id) !== undefined || starting.has(keyOf(kind, id)),
@@ -253,10 +290,12 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
     inspect(kind, id) {
       const actor = peek(kind, id);
       if (!actor) return undefined;
+      const snapshot = actor.getSnapshot();
+      const timers = spawners.get(kind)?.options.timers;
       return {
         ...summary(kind, id, actor),
-        context: actor.getSnapshot().context,
-        timers: timersOf(actor),
+        context: snapshot.context,
+        ...(timers ? { timers: showTimers(timers(snapshot), Date.now()) } : {}),
       };
     },
     counts: () =>

@@ -1,10 +1,16 @@
 /**
- * The user actor: one per active user.
+ * The user actor: one per active user, and the only way to the user's connections.
  *
- * It tracks presence across the user's connections, pushes new items to them, and keeps
- * the redelivery schedule of items waiting for an acknowledgment. KV stays the source of
- * truth: the actor is rebuilt from the user's pending acks, and every effect (sending,
- * recording, redelivering) is given at wiring time with `machine.provide()`.
+ * It tracks presence across the user's connections, pushes new items to them (in batches:
+ * one `items.deliver` carries every item that arrived for the user in the same turn), paces
+ * them (LOW grouping, push budget), and keeps the redelivery schedule of items waiting for
+ * an acknowledgment. KV stays the source of truth: the actor is rebuilt from the user's
+ * pending acks, and every effect (sending, recording, redelivering) is given at wiring time
+ * with `machine.provide()`.
+ *
+ * The actor ends in a final state (status `done`) when it passivates after being offline
+ * for its idle time, or when asked with `user.stop`; whoever holds it hears it through its
+ * subscription's `complete`.
  */
 
 import { assign, fromPromise, not, setup } from "xstate";
@@ -12,7 +18,7 @@ import type { PresenceStatus } from "../src/schemas/frames.ts";
 import type { PendingAck, StreamItem } from "../src/store/store.ts";
 
 /** Version of the context shape, stored with inspected snapshots. */
-export const USER_MACHINE_VERSION = 1;
+export const USER_MACHINE_VERSION = 2;
 
 /** One live connection of the user, by id (the socket itself lives outside the actor). */
 export interface UserConnection {
@@ -25,7 +31,7 @@ export interface UserContext {
   version: number;
   userId: string;
   connections: Record<string, UserConnection>;
-  /** The last seq handed to the machine (plain items pushed around it do not move it). */
+  /** The last seq handed to the machine. */
   lastSeqSent: number;
   /** Items waiting for an ack, by seq. */
   pending: Record<number, PendingAck>;
@@ -33,13 +39,16 @@ export interface UserContext {
   idleMs: number;
   /** LOW items waiting to go out together at the end of the grouping window. */
   lowBuffer: LiveItem[];
-  /**
-   * Pushes the machine made in the current budget window; the wiring adds those made
-   * around it (see {@linkcode plainPushAllowed}).
-   */
+  /** When the current LOW group started (its window ends `pacing.lowWindowMs` later). */
+  lowSince: number | undefined;
+  /** Pushes made in the current budget window. */
   pushed: number;
+  /** When the current budget window started (it ends `pacing.budgetWindowMs` later). */
+  budgetSince: number | undefined;
   /** Items held back because the budget was spent, summarized at the window's end. */
   folded: { count: number; firstSeq: number; lastSeq: number };
+  /** When the user went offline (the actor passivates `idleMs` later). */
+  offlineSince: number | undefined;
   pacing: Pacing;
 }
 
@@ -87,8 +96,11 @@ export type UserEvent =
   | { type: "conn.open"; connId: string; status?: "online" | "away" }
   | { type: "conn.close"; connId: string }
   | { type: "conn.status"; connId: string; status: "online" | "away" }
-  | { type: "item.deliver"; live: LiveItem }
-  | { type: "ack.received"; id: string };
+  /** New items for the user, in stream order (usually those that arrived in one turn). */
+  | { type: "items.deliver"; items: LiveItem[] }
+  | { type: "ack.received"; id: string }
+  /** Ends the actor (its state is in KV): it reaches its final state. */
+  | { type: "user.stop" };
 
 /** What a redelivery run is given. */
 export interface RedeliverInput {
@@ -115,58 +127,156 @@ export function backoffDelay(p: Pick<PendingAck, "backoff">, attempt: number, ba
   }
 }
 
-const hasConnections = (c: UserContext) => Object.keys(c.connections).length > 0;
-const anyOnline = (c: UserContext) =>
-  Object.values(c.connections).some((conn) => conn.status === "online");
+const hasConnections = (c: UserContext) => {
+  for (const _ in c.connections) return true;
+  return false;
+};
+const anyOnline = (c: UserContext) => {
+  for (const id in c.connections) if (c.connections[id].status === "online") return true;
+  return false;
+};
 const scheduled = (c: UserContext) =>
   Object.values(c.pending).filter((p) => p.nextAt !== undefined) as Required<PendingAck>[];
 
 const NO_FOLD = { count: 0, firstSeq: 0, lastSeq: 0 };
 
+/** The items of an `items.deliver` event (none for any other event). */
+const itemsOf = (event: UserEvent): LiveItem[] => event.type === "items.deliver" ? event.items : [];
+
+const isLow = (c: UserContext, live: LiveItem) => live.pace === "low" && c.pacing.lowWindowMs > 0;
+
 /**
- * Whether a new item may be pushed to the user's connections without a step of the
- * machine, given the actor's current state and `outside` pushes already made that way in
- * the current budget window.
- *
- * Only a plain item qualifies: no ack to track (`item.ack` false, no pending entry), not
- * grouped (not LOW while grouping is on), at least one connection, and a budget window
- * already running (`budget: counting`, so its timer and summary stay the machine's) with
- * room left in it. For such an item the machine would only send the frame and count the
- * push; the caller does both (counting `outside`), and the wiring folds `outside` into the
- * `overBudget` guard and clears it on `budgetReset`. Everything else (the first push of a
- * window, LOW, acks, folding, offline users) goes through `item.deliver`, so presence,
- * pending acks, timers, grouping and summaries stay owned by the machine.
+ * How a batch of new items is paced, item by item in order: LOW ones wait for their group,
+ * those past the push budget are folded into the window's summary, the rest go out now
+ * (critical ones bypass the budget but count against it). Pushes only count while someone
+ * is connected to see them.
  */
-export function plainPushAllowed(
-  state: { value: unknown; context: UserContext },
-  live: LiveItem,
-  outside: number,
-): boolean {
-  const { context } = state;
-  if (live.pending || live.item.ack) return false;
-  if (live.pace === "low" && context.pacing.lowWindowMs > 0) return false;
-  if ((state.value as { budget?: string }).budget !== "counting") return false;
-  for (const _ in context.connections) {
-    return live.pace === "critical" || context.pushed + outside < context.pacing.pushBudget;
+function pace(c: UserContext, items: LiveItem[]) {
+  const send: LiveItem[] = [];
+  const low: LiveItem[] = [];
+  const fold: LiveItem[] = [];
+  const connected = hasConnections(c);
+  let pushed = c.pushed;
+  for (const live of items) {
+    if (isLow(c, live)) low.push(live);
+    else if (live.pace !== "critical" && connected && pushed >= c.pacing.pushBudget) {
+      fold.push(live);
+    } else {
+      send.push(live);
+      if (connected) pushed++;
+    }
   }
-  return false;
+  return { send, low, fold, pushed };
 }
 
-const sendParams = ({ context, event }: { context: UserContext; event: UserEvent }) => ({
-  userId: context.userId,
-  connections: Object.keys(context.connections),
-  live: (event as Extract<UserEvent, { type: "item.deliver" }>).live,
-});
+/** The context after a batch of new items: grouped, folded, counted and tracked. */
+function deliverItems(c: UserContext, items: LiveItem[]): Partial<UserContext> {
+  const now = Date.now();
+  const { low, fold, pushed } = pace(c, items);
+  const connected = hasConnections(c);
+  let lastSeqSent = c.lastSeqSent;
+  let pending: Record<number, PendingAck> | undefined;
+  for (const { item, pending: p } of items) {
+    if (item.seq > lastSeqSent) lastSeqSent = item.seq;
+    const entry = c.pending[item.seq] ?? p;
+    if (!entry) continue;
+    pending ??= { ...c.pending };
+    // Scheduled when it reached a connection; otherwise it waits for the next one.
+    pending[item.seq] = connected
+      ? { ...entry, nextAt: now + backoffDelay(entry, entry.attempts, c.ackBaseMs) }
+      : entry;
+  }
+  const next: Partial<UserContext> = { lastSeqSent };
+  if (pending) next.pending = pending;
+  if (low.length > 0) {
+    next.lowBuffer = [...c.lowBuffer, ...low];
+    if (c.lowBuffer.length === 0) next.lowSince = now;
+  }
+  if (fold.length > 0) {
+    let { count, firstSeq, lastSeq } = c.folded;
+    for (const { item: { seq } } of fold) {
+      firstSeq = count === 0 ? seq : Math.min(firstSeq, seq);
+      lastSeq = count === 0 ? seq : Math.max(lastSeq, seq);
+      count++;
+    }
+    next.folded = { count, firstSeq, lastSeq };
+  }
+  if (pushed !== c.pushed) next.pushed = pushed;
+  if (c.budgetSince === undefined && (pushed > c.pushed || fold.length > 0)) {
+    next.budgetSince = now;
+  }
+  return next;
+}
+
+/** The actions of a batch of new items: send those that go out now, then remember the rest. */
+const deliverActions = [
+  {
+    type: "sendItems",
+    params: ({ context, event }: { context: UserContext; event: UserEvent }) => ({
+      userId: context.userId,
+      connections: Object.keys(context.connections),
+      items: pace(context, itemsOf(event)).send,
+    }),
+  },
+  "deliverItems",
+] as const;
+
+/** Every region's final state: the actor is done (passivated or stopped). */
+const STOPPED = [
+  "#user.presence.stopped",
+  "#user.delivery.stopped",
+  "#user.grouping.stopped",
+  "#user.budget.stopped",
+];
+
+/** A timer the user actor is waiting on, as its context tells it. */
+export interface UserTimer {
+  /** The machine's name for the delay. */
+  id: "nextDue" | "lowWindow" | "budgetWindow" | "idle";
+  /** What happens when it fires. */
+  event: string;
+  /** When it fires, in epoch milliseconds. */
+  dueAt: number;
+}
 
 /**
- * What an item does on arrival: wait for the LOW group, fold into the summary when the
- * budget is spent, or go out at once.
+ * The timers a user actor's snapshot is waiting on, derived from its state and context
+ * (the machine records when each window started): the next redelivery, the end of the LOW
+ * group, the end of the push budget window, and passivation.
  */
-const deliverTransitions = [
-  { guard: "isLow", actions: ["bufferLow", "trackItem"] },
-  { guard: "overBudget", actions: ["foldItem", "trackItem"] },
-  { actions: [{ type: "sendFrame", params: sendParams }, "countPush", "trackItem"] },
-] as const;
+export function userTimers(snapshot: { value: unknown; context: UserContext }): UserTimer[] {
+  const value = snapshot.value as Partial<Record<string, string>>;
+  const c = snapshot.context;
+  const timers: UserTimer[] = [];
+  if (value.delivery === "waiting") {
+    const due = scheduled(c);
+    if (due.length > 0) {
+      const dueAt = Math.min(...due.map((p) => p.nextAt));
+      const seqs = due.filter((p) => p.nextAt === dueAt).map((p) => p.seq);
+      timers.push({ id: "nextDue", event: `redeliver seq ${seqs.join(", ")}`, dueAt });
+    }
+  }
+  if (value.grouping === "collecting" && c.lowSince !== undefined) {
+    timers.push({
+      id: "lowWindow",
+      event: `send ${c.lowBuffer.length} LOW item(s) as one batch`,
+      dueAt: c.lowSince + c.pacing.lowWindowMs,
+    });
+  }
+  if (value.budget === "counting" && c.budgetSince !== undefined) {
+    timers.push({
+      id: "budgetWindow",
+      event: c.folded.count > 0
+        ? `send a summary of ${c.folded.count} folded item(s) and reset the budget`
+        : "reset the push budget",
+      dueAt: c.budgetSince + c.pacing.budgetWindowMs,
+    });
+  }
+  if (value.presence === "offline" && c.offlineSince !== undefined) {
+    timers.push({ id: "idle", event: "passivate", dueAt: c.offlineSince + c.idleMs });
+  }
+  return timers;
+}
 
 /** The user machine; effects are named and provided at wiring time. */
 export const userMachine = setup({
@@ -176,8 +286,8 @@ export const userMachine = setup({
     input: {} as UserInput,
   },
   actions: {
-    /** Sends an encoded frame to every connection of the user. */
-    sendFrame: (_, _params: { userId: string; connections: string[]; live: LiveItem }) => {},
+    /** Sends items, each as its encoded frame, to every connection of the user. */
+    sendItems: (_, _params: { userId: string; connections: string[]; items: LiveItem[] }) => {},
     /** Sends several items as one `batch` frame to every connection of the user. */
     sendBatch: (_, _params: { userId: string; connections: string[]; items: LiveItem[] }) => {},
     /** Tells the user's connections how many items the budget held back. */
@@ -191,57 +301,12 @@ export const userMachine = setup({
         lastSeq: number;
       },
     ) => {},
-    /** Keeps a LOW item for the next group. */
-    bufferLow: assign({
-      lowBuffer: ({ context, event }) =>
-        event.type === "item.deliver" ? [...context.lowBuffer, event.live] : context.lowBuffer,
-    }),
-    /** Counts an item held back by the budget. */
-    foldItem: assign({
-      folded: ({ context, event }) => {
-        if (event.type !== "item.deliver") return context.folded;
-        const { seq } = event.live.item;
-        const f = context.folded;
-        return f.count === 0 ? { count: 1, firstSeq: seq, lastSeq: seq } : {
-          count: f.count + 1,
-          firstSeq: Math.min(f.firstSeq, seq),
-          lastSeq: Math.max(f.lastSeq, seq),
-        };
-      },
-    }),
-    /** Counts a push against the budget (only while someone is connected to see it). */
-    countPush: assign({
-      pushed: ({ context }) => context.pushed + (hasConnections(context) ? 1 : 0),
-    }),
-    /**
-     * A budget window ended: pushes made outside the machine in that window (see
-     * {@linkcode plainPushAllowed}) are forgotten with the machine's own count.
-     */
-    budgetReset: (_, _params: { userId: string }) => {},
+    /** Groups, folds, counts and tracks a batch of new items (see `pace`). */
+    deliverItems: assign(({ context, event }) => deliverItems(context, itemsOf(event))),
     /** Tells interested parties that the user's presence changed. */
     announcePresence: (_, _params: { userId: string; status: PresenceStatus }) => {},
-    /** Asks the registry to stop this idle actor. */
-    passivate: (_, _params: { userId: string }) => {},
     /** Reports a failed redelivery run. */
     reportError: (_, _params: { userId: string; error: unknown }) => {},
-    /** Remembers a new item that needs an ack, scheduled if it reached a connection. */
-    trackItem: assign(({ context, event }) => {
-      if (event.type !== "item.deliver") return {};
-      const { item } = event.live;
-      const lastSeqSent = Math.max(context.lastSeqSent, item.seq);
-      const p = context.pending[item.seq] ?? event.live.pending;
-      if (!p) return { lastSeqSent };
-      const sent = hasConnections(context);
-      return {
-        lastSeqSent,
-        pending: {
-          ...context.pending,
-          [item.seq]: sent
-            ? { ...p, nextAt: Date.now() + backoffDelay(p, p.attempts, context.ackBaseMs) }
-            : p,
-        },
-      };
-    }),
     /** Forgets an acknowledged item. */
     dropAcked: assign({
       pending: ({ context, event }) => {
@@ -272,13 +337,14 @@ export const userMachine = setup({
     anyConnection: ({ context }) => hasConnections(context),
     noConnection: ({ context }) => !hasConnections(context),
     hasSchedule: ({ context }) => hasConnections(context) && scheduled(context).length > 0,
-    isLow: ({ context, event }) =>
-      event.type === "item.deliver" && event.live.pace === "low" && context.pacing.lowWindowMs > 0,
-    overBudget: ({ context, event }) =>
-      event.type === "item.deliver" && event.live.pace !== "critical" &&
-      hasConnections(context) && context.pushed >= context.pacing.pushBudget,
-    hasLow: ({ context }) => context.lowBuffer.length > 0,
-    budgetStarted: ({ context }) => context.pushed > 0 || context.folded.count > 0,
+    /** The batch has an item to wait an ack for, and someone to wait for it. */
+    schedulesAck: ({ context, event }) =>
+      hasConnections(context) && itemsOf(event).some((l) => l.pending || l.item.ack),
+    /** The batch starts a LOW group. */
+    bringsLow: ({ context, event }) => itemsOf(event).some((l) => isLow(context, l)),
+    /** The batch has an item pushed or folded while someone is connected. */
+    startsBudget: ({ context, event }) =>
+      hasConnections(context) && itemsOf(event).some((l) => !isLow(context, l)),
   },
   delays: {
     lowWindow: ({ context }) => context.pacing.lowWindowMs,
@@ -299,10 +365,16 @@ export const userMachine = setup({
     ackBaseMs: input.ackBaseMs,
     idleMs: input.idleMs,
     lowBuffer: [],
+    lowSince: undefined,
     pushed: 0,
+    budgetSince: undefined,
     folded: NO_FOLD,
+    offlineSince: undefined,
     pacing: input.pacing ?? NO_PACING,
   }),
+  on: {
+    "user.stop": { target: STOPPED },
+  },
   states: {
     presence: {
       initial: "offline",
@@ -326,7 +398,7 @@ export const userMachine = setup({
         "conn.status": {
           actions: assign({
             connections: ({ context, event }) =>
-              context.connections[event.connId]
+              Object.hasOwn(context.connections, event.connId)
                 ? {
                   ...context.connections,
                   [event.connId]: { ...context.connections[event.connId], status: event.status },
@@ -337,19 +409,20 @@ export const userMachine = setup({
       },
       states: {
         offline: {
-          entry: {
-            type: "announcePresence",
-            params: ({ context }) => ({ userId: context.userId, status: "offline" as const }),
-          },
+          entry: [
+            assign({ offlineSince: () => Date.now() }),
+            {
+              type: "announcePresence",
+              params: ({ context }) => ({ userId: context.userId, status: "offline" as const }),
+            },
+          ],
+          exit: assign({ offlineSince: undefined }),
           always: [
             { guard: "anyOnline", target: "online" },
             { guard: "anyConnection", target: "away" },
           ],
-          after: {
-            idle: {
-              actions: { type: "passivate", params: ({ context }) => ({ userId: context.userId }) },
-            },
-          },
+          // Passivation: offline for its idle time, the actor is done (its state is in KV).
+          after: { idle: { target: STOPPED } },
         },
         online: {
           entry: {
@@ -371,12 +444,17 @@ export const userMachine = setup({
             { guard: "anyOnline", target: "online" },
           ],
         },
+        stopped: { type: "final" },
       },
     },
     delivery: {
       initial: "check",
       on: {
-        "item.deliver": deliverTransitions.map((t) => ({ ...t, target: ".check" })),
+        // Only an item to wait an ack for can move the next redelivery.
+        "items.deliver": [
+          { guard: "schedulesAck", target: ".check", actions: deliverActions },
+          { actions: deliverActions },
+        ],
         "ack.received": { target: ".check", actions: "dropAcked" },
         "conn.open": { target: ".check", actions: "scheduleAll" },
         "conn.close": { target: ".check" },
@@ -391,7 +469,7 @@ export const userMachine = setup({
         },
         redelivering: {
           on: {
-            "item.deliver": [...deliverTransitions],
+            "items.deliver": { actions: deliverActions },
             "ack.received": { actions: "dropAcked" },
             "conn.open": { actions: "scheduleAll" },
             "conn.close": {},
@@ -437,12 +515,13 @@ export const userMachine = setup({
             },
           },
         },
+        stopped: { type: "final" },
       },
     },
     grouping: {
       initial: "empty",
       states: {
-        empty: { always: { guard: "hasLow", target: "collecting" } },
+        empty: { on: { "items.deliver": { guard: "bringsLow", target: "collecting" } } },
         collecting: {
           after: {
             lowWindow: {
@@ -456,17 +535,18 @@ export const userMachine = setup({
                     items: context.lowBuffer,
                   }),
                 },
-                assign({ lowBuffer: [] }),
+                assign({ lowBuffer: [], lowSince: undefined }),
               ],
             },
           },
         },
+        stopped: { type: "final" },
       },
     },
     budget: {
       initial: "fresh",
       states: {
-        fresh: { always: { guard: "budgetStarted", target: "counting" } },
+        fresh: { on: { "items.deliver": { guard: "startsBudget", target: "counting" } } },
         counting: {
           after: {
             budgetWindow: {
@@ -480,15 +560,12 @@ export const userMachine = setup({
                     ...context.folded,
                   }),
                 },
-                assign({ pushed: 0, folded: NO_FOLD }),
-                {
-                  type: "budgetReset",
-                  params: ({ context }) => ({ userId: context.userId }),
-                },
+                assign({ pushed: 0, folded: NO_FOLD, budgetSince: undefined }),
               ],
             },
           },
         },
+        stopped: { type: "final" },
       },
     },
   },

@@ -1,6 +1,11 @@
 /**
  * Wires user actors to their effects: sockets through the hub, state through the store,
  * counts through the metrics. This is where the user machine meets the adapters.
+ *
+ * The actor is the only way to a user's connections: every new item reaches them through
+ * an `items.deliver` event of their actor. Items for one user that arrive in the same turn
+ * (a fan-out, several events committed together) travel in one event, so a user costs one
+ * step of the machine per turn, not one per item.
  */
 
 import {
@@ -15,12 +20,12 @@ import {
   backoffDelay,
   type LiveItem,
   type Pacing,
-  plainPushAllowed,
   type RedeliverInput,
   type RedeliverOutput,
   type UserContext,
   type UserEvent,
   userMachine,
+  userTimers,
 } from "../../actors/user.machine.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Hub } from "../realtime/hub.ts";
@@ -32,6 +37,12 @@ import type { DeliveryRecorder } from "./recorder.ts";
 
 /** User actors sharing one XState system (see `defineUserActors`). */
 export const USER_ACTORS_PER_SYSTEM = 32;
+
+/** The timer functions XState schedules with (its `clock` option); tests give a simulated one. */
+export interface ActorClock {
+  setTimeout(fn: (...args: unknown[]) => void, timeout: number): unknown;
+  clearTimeout(id: unknown): void;
+}
 
 /** Dependencies of {@linkcode defineUserActors}. */
 export interface UserActorDeps {
@@ -47,15 +58,18 @@ export interface UserActorDeps {
   onError(message: string, error: unknown): void;
   /** Told when a user's presence changes (messaging pushes it to their contacts). */
   onPresence?(userId: string, status: PresenceStatus): void;
+  /** The clock of the actors' timers (default: the real one). */
+  clock?: ActorClock;
 }
 
 /** What {@linkcode defineUserActors} gives back: the way in for new items. */
 export interface UserActors {
   /**
    * Hands a new item to the user's live actor, if any, or to the one being built once it
-   * is up (items arriving while a failed actor is rebuilt still go out live). A plain
-   * item (see `plainPushAllowed`) goes straight to the user's connections, counted against
-   * the push budget, without a step of the machine; every other item is an `item.deliver`.
+   * is up (items arriving while a failed actor is rebuilt still go out live). Items are
+   * queued per user and sent at the end of the current turn (a microtask), in order, as
+   * one `items.deliver` per user; a user with no actor, live or being built, is offline
+   * and gets them from their stream when they come back.
    */
   deliver(userId: string, live: LiveItem): void;
 }
@@ -63,10 +77,6 @@ export interface UserActors {
 /** Registers how user actors are spawned, with their effects provided. */
 export function defineUserActors(deps: UserActorDeps): UserActors {
   const { registry, store, hub, metrics, recorder } = deps;
-  // Pushes made without a step of the machine in the user's current budget window. The
-  // machine's `overBudget` guard adds them to its own count and its `budgetReset` action
-  // clears them when the window ends.
-  const outsidePushes = new Map<string, number>();
 
   /** Sends an item's frame to the user's connections and records the delivery. */
   function pushItem(userId: string, connections: string[], live: LiveItem) {
@@ -112,8 +122,9 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
 
   const machine = userMachine.provide({
     actions: {
-      sendFrame: (_, { userId, connections, live }) => pushItem(userId, connections, live),
-      budgetReset: (_, { userId }) => void outsidePushes.delete(userId),
+      sendItems: (_, { userId, connections, items }) => {
+        for (const live of items) pushItem(userId, connections, live);
+      },
       sendBatch: (_, { userId, connections, items }) => {
         const now = Date.now();
         const live = items.filter(({ item }) => item.exp === undefined || item.exp > now);
@@ -139,15 +150,6 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
         });
         for (const conn of connections) hub.send(conn, frame);
       },
-      passivate: (_, { userId }) => {
-        // Stopping from inside the actor's own transition is deferred to the next turn.
-        setTimeout(() => {
-          const actor = registry.peek("user", userId);
-          if (actor?.getSnapshot().matches({ presence: "offline" })) {
-            registry.stop("user", userId);
-          }
-        }, 0);
-      },
       reportError: (_, { userId, error }) =>
         deps.onError(`Redelivery failed for user "${userId}"`, error),
       announcePresence: (_, { userId, status }) => deps.onPresence?.(userId, status),
@@ -155,25 +157,24 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
     actors: {
       redeliver: fromPromise<RedeliverOutput, RedeliverInput>(({ input }) => redeliver(input)),
     },
-    guards: {
-      overBudget: ({ context, event }) =>
-        event.type === "item.deliver" && event.live.pace !== "critical" &&
-        Object.keys(context.connections).length > 0 &&
-        context.pushed + (outsidePushes.get(context.userId) ?? 0) >= context.pacing.pushBudget,
-    },
   });
 
-  // User actors share XState systems, a few at a time, as children of a host actor. A
-  // system of its own (scheduler, maps, a dozen closures) costs each user ~1.7 KB; one for
-  // every actor would make stopping one cost O(all timers), as XState's scheduler cancels an
-  // actor's timers by walking its system's. A failing child stops alone (its own timers
-  // cancelled, its siblings untouched); the registry, which supervises it, hears the error
-  // through its observer, and the host ignores the copy XState relays to it.
+  // User actors share XState systems, a few at a time, as children (the `parent` option)
+  // of a host actor. A system of its own (scheduler, maps, a dozen closures) costs each
+  // user ~1.7 KB; one for every actor would make ending one cost O(all timers), as XState's
+  // scheduler cancels an actor's timers by walking its system's. A child cannot be stopped
+  // from outside: it ends by reaching its final state (passivation, or `user.stop`), which
+  // cancels its own timers and leaves its siblings untouched, as does a failure. The
+  // registry hears either through its subscription; the host ignores the copies XState
+  // relays to it.
   let host: AnyActorRef | undefined;
   let hosted = 0;
   function nextHost(): AnyActorRef {
     if (!host || hosted >= USER_ACTORS_PER_SYSTEM) {
-      host = createActor(fromCallback<AnyEventObject>(() => {})).start();
+      host = createActor(
+        fromCallback<AnyEventObject>(() => {}),
+        deps.clock ? { clock: deps.clock } : {},
+      ).start();
       hosted = 0;
     }
     hosted++;
@@ -193,12 +194,6 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
         ...(deps.pacing ? { pacing: deps.pacing } : {}),
       },
     });
-    // XState refuses `stop()` on a child; the registry owns this actor's life cycle, so it
-    // stops as a root actor would (its timers and invoked redelivery with it).
-    const internal = actor as unknown as { _stop(): unknown };
-    actor.stop = () => (internal._stop(), actor);
-    // A new actor starts with a fresh budget window.
-    outsidePushes.delete(userId);
     // The hub knows the user's connections: an actor rebuilt while they stay open (after a
     // failure, or while one closed during the build) starts with the right ones. Events
     // sent before `start` wait in its mailbox; a `conn.open` repeated by the caller that
@@ -212,31 +207,48 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
     // A connected user gets their actor back at once, rebuilt from the store; an offline
     // one on their next connection.
     restart: (userId) => hub.ofUser(userId).length > 0,
+    // A child actor ends through its own final state.
+    stop: (actor) => actor.send({ type: "user.stop" } satisfies UserEvent),
+    timers: (snapshot) => userTimers(snapshot as { value: unknown; context: UserContext }),
   });
 
-  /** Hands a new item to a running actor: around the machine when plain, else as an event. */
-  function deliverTo(actor: AnyActorRef, userId: string, live: LiveItem) {
-    const state = actor.getSnapshot() as { status: string; value: unknown; context: UserContext };
-    const outside = outsidePushes.get(userId) ?? 0;
-    if (state.status === "active" && plainPushAllowed(state, live, outside)) {
-      outsidePushes.set(userId, outside + 1);
-      pushItem(userId, Object.keys(state.context.connections), live);
-      return;
+  // Items waiting for the end of the turn, by user, in arrival order.
+  let queued = new Map<string, LiveItem[]>();
+  let flushing = false;
+
+  function flush() {
+    flushing = false;
+    const batches = queued;
+    queued = new Map();
+    for (const [userId, items] of batches) {
+      const event = { type: "items.deliver", items } satisfies UserEvent;
+      const actor = registry.peek("user", userId);
+      if (actor) {
+        actor.send(event);
+        continue;
+      }
+      // The actor is being built (a connection arriving, or a restart after a failure):
+      // the items wait for it, in order with the others, instead of being lost.
+      if (!registry.has("user", userId)) continue;
+      registry.get("user", userId).then(
+        (ready) => ready.send(event),
+        (error) => deps.onError(`User actor "${userId}" could not take an item`, error),
+      );
     }
-    actor.send({ type: "item.deliver", live } satisfies UserEvent);
   }
 
   return {
     deliver(userId, live) {
-      const actor = registry.peek("user", userId);
-      if (actor) return deliverTo(actor, userId, live);
-      // The actor is being built (a connection arriving, or a restart after a failure):
-      // the item waits for it, in order with the others, instead of being lost.
-      if (!registry.has("user", userId)) return;
-      registry.get("user", userId).then(
-        (ready) => deliverTo(ready, userId, live),
-        (error) => deps.onError(`User actor "${userId}" could not take an item`, error),
-      );
+      const items = queued.get(userId);
+      if (items) {
+        items.push(live);
+        return;
+      }
+      queued.set(userId, [live]);
+      if (!flushing) {
+        flushing = true;
+        queueMicrotask(flush);
+      }
     },
   };
 }

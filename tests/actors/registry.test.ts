@@ -195,3 +195,62 @@ Deno.test("an actor failing as it starts rejects its get, is counted, and leaves
     await h.close();
   }
 });
+
+/** An actor that ends itself on `done`, or when asked with `quit`; its context tells a timer. */
+const ending = setup({
+  types: {
+    context: {} as { id: string; dueAt: number },
+    events: {} as { type: "done" } | { type: "quit" },
+    input: {} as { id: string },
+  },
+}).createMachine({
+  context: ({ input }) => ({ id: input.id, dueAt: 1_000 }),
+  initial: "running",
+  states: {
+    running: { on: { done: "finished", quit: "finished" } },
+    finished: { type: "final" },
+  },
+});
+
+Deno.test("an actor reaching its final state is forgotten, and a kind may say how to stop and inspect its actors", async () => {
+  const registry = createRegistry();
+  const asked: string[] = [];
+  registry.define(
+    "user",
+    (id) => Promise.resolve(createActor(ending, { input: { id } })),
+    {
+      stop(actor) {
+        asked.push(actor.getSnapshot().context.id);
+        actor.send({ type: "quit" });
+      },
+      timers: (snapshot) => [{
+        id: "wake",
+        event: "wake up",
+        dueAt: (snapshot.context as { dueAt: number }).dueAt,
+      }],
+    },
+  );
+  try {
+    const passive = await registry.get("user", "passive");
+    passive.send({ type: "done" });
+    assert.equal(registry.has("user", "passive"), false);
+    assert.deepEqual(registry.list(), []);
+    assert.equal(registry.counts().user, 0);
+
+    const stopped = await registry.get("user", "stopped");
+    assert.deepEqual(registry.inspect("user", "stopped")!.timers, [{
+      id: "wake",
+      event: "wake up",
+      delay_ms: 0,
+      due_at: new Date(1_000).toISOString(),
+    }]);
+    registry.stop("user", "stopped");
+    assert.deepEqual(asked, ["stopped"]);
+    assert.equal(stopped.getSnapshot().status, "done");
+    assert.equal(registry.has("user", "stopped"), false);
+    // Rebuilt on the next get.
+    assert.equal((await registry.get("user", "passive")).getSnapshot().status, "active");
+  } finally {
+    registry.stopAll();
+  }
+});

@@ -1,17 +1,22 @@
+/** The user machine: presence, batches of items, pacing, acks, passivation. */
+
 import assert from "node:assert/strict";
-import { createActor, fromPromise } from "xstate";
+import { createActor, fromPromise, SimulatedClock, waitFor } from "xstate";
 import {
   backoffDelay,
   type LiveItem,
+  type Pacing,
   type RedeliverInput,
   type RedeliverOutput,
   userMachine,
+  userTimers,
 } from "../../actors/user.machine.ts";
 import type { PendingAck } from "../../src/store/store.ts";
 
-const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function live(seq: number, options: { ack?: boolean; limit?: number } = {}): LiveItem {
+function live(
+  seq: number,
+  options: { ack?: boolean; limit?: number; pace?: LiveItem["pace"] } = {},
+): LiveItem {
   const id = `e${seq}`;
   return {
     item: {
@@ -27,19 +32,32 @@ function live(seq: number, options: { ack?: boolean; limit?: number } = {}): Liv
       : undefined,
     frame: `{"seq":${seq}}`,
     acceptedAt: Date.now(),
+    ...(options.pace ? { pace: options.pace } : {}),
   };
 }
 
-function harness(options: { pending?: PendingAck[]; idleMs?: number; ackBaseMs?: number } = {}) {
-  const sent: { connections: string[]; seq: number }[] = [];
+function harness(
+  options: {
+    pending?: PendingAck[];
+    idleMs?: number;
+    ackBaseMs?: number;
+    pacing?: Pacing;
+    clock?: SimulatedClock;
+  } = {},
+) {
+  const sent: { connections: string[]; seqs: number[] }[] = [];
+  const batches: number[][] = [];
+  const summaries: { count: number; firstSeq: number; lastSeq: number }[] = [];
   const presence: string[] = [];
   const redeliveries: RedeliverInput[] = [];
-  let passivated = 0;
   const machine = userMachine.provide({
     actions: {
-      sendFrame: (_, p) => void sent.push({ connections: p.connections, seq: p.live.item.seq }),
+      sendItems: (_, p) =>
+        void sent.push({ connections: p.connections, seqs: p.items.map((l) => l.item.seq) }),
+      sendBatch: (_, p) => void batches.push(p.items.map((l) => l.item.seq)),
+      sendSummary: (_, { count, firstSeq, lastSeq }) =>
+        void summaries.push({ count, firstSeq, lastSeq }),
       announcePresence: (_, p) => void presence.push(p.status),
-      passivate: () => void passivated++,
     },
     actors: {
       redeliver: fromPromise<RedeliverOutput, RedeliverInput>(({ input }) => {
@@ -60,10 +78,13 @@ function harness(options: { pending?: PendingAck[]; idleMs?: number; ackBaseMs?:
       pending: options.pending ?? [],
       ackBaseMs: options.ackBaseMs ?? 40,
       idleMs: options.idleMs ?? 60_000,
+      ...(options.pacing ? { pacing: options.pacing } : {}),
     },
+    ...(options.clock ? { clock: options.clock } : {}),
   });
   actor.start();
-  return { actor, sent, presence, redeliveries, passivated: () => passivated };
+  const deliver = (...items: LiveItem[]) => actor.send({ type: "items.deliver", items });
+  return { actor, deliver, sent, batches, summaries, presence, redeliveries };
 }
 
 Deno.test("backoff delays grow exponentially, linearly or not at all", () => {
@@ -102,47 +123,87 @@ Deno.test("user actor presence follows all of the user's connections", () => {
   actor.stop();
 });
 
-Deno.test("user actor sends a new item to every connection and tracks it when it needs an ack", () => {
-  const { actor, sent } = harness();
+Deno.test("user actor sends a batch of new items to every connection in one step and tracks those that need an ack", () => {
+  const { actor, deliver, sent } = harness();
   actor.send({ type: "conn.open", connId: "a" });
   actor.send({ type: "conn.open", connId: "b" });
-  actor.send({ type: "item.deliver", live: live(1) });
-  actor.send({ type: "item.deliver", live: live(2, { ack: true }) });
-  assert.deepEqual(sent, [{ connections: ["a", "b"], seq: 1 }, {
-    connections: ["a", "b"],
-    seq: 2,
-  }]);
+  deliver(live(1), live(2, { ack: true }));
+  assert.deepEqual(sent, [{ connections: ["a", "b"], seqs: [1, 2] }]);
   const { context } = actor.getSnapshot();
   assert.deepEqual(Object.keys(context.pending), ["2"]);
   assert.ok(context.pending[2].nextAt! > Date.now() - 5);
   assert.equal(context.lastSeqSent, 2);
+  assert.equal(context.pushed, 2);
   assert.equal(actor.getSnapshot().matches({ delivery: "waiting" }), true);
   actor.stop();
 });
 
-Deno.test("user actor redelivers an unacked item on its schedule until its limit", async () => {
-  const { actor, redeliveries } = harness({ ackBaseMs: 30 });
+Deno.test("user actor groups LOW items of a batch into one frame at the end of the window", () => {
+  const clock = new SimulatedClock();
+  const { actor, deliver, sent, batches } = harness({
+    clock,
+    pacing: { lowWindowMs: 100, pushBudget: 100, budgetWindowMs: 60_000 },
+  });
   actor.send({ type: "conn.open", connId: "a" });
-  actor.send({ type: "item.deliver", live: live(1, { ack: true, limit: 2 }) });
-  for (let i = 0; i < 100 && Object.keys(actor.getSnapshot().context.pending).length > 0; i++) {
-    await wait(30);
-  }
+  deliver(live(1, { pace: "low" }), live(2), live(3, { pace: "low" }));
+  assert.deepEqual(sent.map((s) => s.seqs), [[2]]);
+  assert.equal(actor.getSnapshot().matches({ grouping: "collecting" }), true);
+  const timer = userTimers(actor.getSnapshot()).find((t) => t.id === "lowWindow");
+  assert.equal(timer?.dueAt, actor.getSnapshot().context.lowSince! + 100);
+  deliver(live(4, { pace: "low" }));
+  clock.increment(99);
+  assert.deepEqual(batches, []);
+  clock.increment(1);
+  assert.deepEqual(batches, [[1, 3, 4]]);
+  assert.equal(actor.getSnapshot().matches({ grouping: "empty" }), true);
+  assert.deepEqual(actor.getSnapshot().context.lowBuffer, []);
+  actor.stop();
+});
+
+Deno.test("user actor folds pushes past its budget into one summary, critical items bypassing it", () => {
+  const clock = new SimulatedClock();
+  const { actor, deliver, sent, summaries } = harness({
+    clock,
+    pacing: { lowWindowMs: 0, pushBudget: 2, budgetWindowMs: 1000 },
+  });
+  actor.send({ type: "conn.open", connId: "a" });
+  deliver(live(1), live(2), live(3), live(4, { pace: "critical" }));
+  deliver(live(5));
+  assert.deepEqual(sent.map((s) => s.seqs), [[1, 2, 4], []]);
+  assert.deepEqual(actor.getSnapshot().context.folded, { count: 2, firstSeq: 3, lastSeq: 5 });
+  assert.equal(actor.getSnapshot().matches({ budget: "counting" }), true);
+  clock.increment(1000);
+  assert.deepEqual(summaries, [{ count: 2, firstSeq: 3, lastSeq: 5 }]);
+  assert.equal(actor.getSnapshot().matches({ budget: "fresh" }), true);
+  assert.equal(actor.getSnapshot().context.pushed, 0);
+  // A new window: pushes go out again.
+  deliver(live(6));
+  assert.deepEqual(sent.at(-1)!.seqs, [6]);
+  actor.stop();
+});
+
+Deno.test("user actor redelivers an unacked item on its schedule until its limit", async () => {
+  const { actor, deliver, redeliveries } = harness({ ackBaseMs: 30 });
+  actor.send({ type: "conn.open", connId: "a" });
+  deliver(live(1, { ack: true, limit: 2 }));
+  await waitFor(actor, (s) => Object.keys(s.context.pending).length === 0, { timeout: 5000 });
   // Two redeliveries, then a third run that drops the item.
   assert.equal(redeliveries.length, 3);
   assert.deepEqual(redeliveries.map((r) => r.due[0].attempts), [0, 1, 2]);
-  assert.deepEqual(actor.getSnapshot().context.pending, {});
   assert.equal(actor.getSnapshot().matches({ delivery: "idle" }), true);
   actor.stop();
 });
 
 Deno.test("user actor stops redelivering once the item is acked", async () => {
-  const { actor, redeliveries } = harness({ ackBaseMs: 40 });
+  const { actor, deliver, redeliveries } = harness({ ackBaseMs: 40 });
   actor.send({ type: "conn.open", connId: "a" });
-  actor.send({ type: "item.deliver", live: live(1, { ack: true, limit: 5 }) });
+  deliver(live(1, { ack: true, limit: 5 }));
   actor.send({ type: "ack.received", id: "e1" });
-  await wait(150);
-  assert.equal(redeliveries.length, 0);
-  assert.equal(actor.getSnapshot().matches({ delivery: "idle" }), true);
+  // Barrier: an item delivered after it, on the same backoff, is redelivered; the acked one
+  // would have been due first.
+  deliver(live(2, { ack: true, limit: 5 }));
+  await waitFor(actor, (s) => (s.context.pending[2]?.attempts ?? 0) >= 1, { timeout: 5000 });
+  assert.deepEqual(redeliveries.flatMap((r) => r.due.map((p) => p.seq)), [2]);
   actor.stop();
 });
 
@@ -151,22 +212,58 @@ Deno.test("user actor keeps pending items unscheduled while the user is offline"
     ackBaseMs: 20,
     pending: [{ seq: 4, id: "e4", attempts: 1, limit: 5, backoff: "FIXED", nextAt: 0 }],
   });
-  await wait(80);
-  assert.equal(redeliveries.length, 0, "nobody to redeliver to");
+  // Nobody to redeliver to: no redelivery timer at all.
+  assert.equal(actor.getSnapshot().matches({ delivery: "idle" }), true);
+  assert.equal(userTimers(actor.getSnapshot()).some((t) => t.id === "nextDue"), false);
   actor.send({ type: "conn.open", connId: "a" });
   assert.ok(actor.getSnapshot().context.pending[4].nextAt! >= Date.now() + 10);
-  await wait(80);
-  assert.ok(redeliveries.length >= 1);
+  await waitFor(actor, (s) => s.context.pending[4].attempts >= 2, { timeout: 5000 });
+  assert.equal(redeliveries.length, 1);
   actor.stop();
 });
 
-Deno.test("user actor asks to be passivated after being offline for its idle time", async () => {
-  const { actor, passivated } = harness({ idleMs: 30 });
+Deno.test("user actor passivates into its final state after being offline for its idle time", () => {
+  const clock = new SimulatedClock();
+  const { actor } = harness({ idleMs: 30_000, clock });
   actor.send({ type: "conn.open", connId: "a" });
-  await wait(60);
-  assert.equal(passivated(), 0, "not while connected");
+  clock.increment(60_000);
+  assert.equal(actor.getSnapshot().status, "active", "not while connected");
   actor.send({ type: "conn.close", connId: "a" });
-  await wait(80);
-  assert.equal(passivated(), 1);
+  const idle = userTimers(actor.getSnapshot()).find((t) => t.id === "idle");
+  assert.equal(idle?.dueAt, actor.getSnapshot().context.offlineSince! + 30_000);
+  clock.increment(29_999);
+  assert.equal(actor.getSnapshot().status, "active");
+  clock.increment(1);
+  assert.equal(actor.getSnapshot().status, "done");
+});
+
+Deno.test("user actor ends on user.stop, whatever its state", () => {
+  let completed = false;
+  const { actor, deliver } = harness();
+  actor.subscribe({ complete: () => void (completed = true) });
+  actor.send({ type: "conn.open", connId: "a" });
+  deliver(live(1, { ack: true }));
+  assert.equal(actor.getSnapshot().matches({ delivery: "waiting" }), true);
+  actor.send({ type: "user.stop" });
+  assert.equal(actor.getSnapshot().status, "done");
+  assert.equal(completed, true);
+});
+
+Deno.test("user actor timers come from its context: next redelivery, budget window, idle", () => {
+  const { actor, deliver } = harness({
+    ackBaseMs: 5000,
+    pacing: { lowWindowMs: 0, pushBudget: 10, budgetWindowMs: 60_000 },
+  });
+  const offline = userTimers(actor.getSnapshot());
+  assert.deepEqual(offline.map((t) => t.id), ["idle"]);
+  actor.send({ type: "conn.open", connId: "a" });
+  deliver(live(7, { ack: true }));
+  const { context } = actor.getSnapshot();
+  const timers = userTimers(actor.getSnapshot());
+  assert.deepEqual(timers.map((t) => [t.id, t.dueAt]), [
+    ["nextDue", context.pending[7].nextAt],
+    ["budgetWindow", context.budgetSince! + 60_000],
+  ]);
+  assert.match(timers[0].event, /seq 7/);
   actor.stop();
 });

@@ -1,11 +1,15 @@
-/** User actors share XState systems a few at a time, and stop and fail one by one. */
+/** User actors share XState systems a few at a time, and end and fail one by one. */
 
 import assert from "node:assert/strict";
-import type { AnyActorRef } from "xstate";
+import { type AnyActorRef, waitFor } from "xstate";
 import { createRegistry } from "../../actors/registry.ts";
 import type { LiveItem, UserContext } from "../../actors/user.machine.ts";
 import type { DeliveryRecorder } from "../../src/delivery/recorder.ts";
-import { defineUserActors, USER_ACTORS_PER_SYSTEM } from "../../src/delivery/user_actors.ts";
+import {
+  type ActorClock,
+  defineUserActors,
+  USER_ACTORS_PER_SYSTEM,
+} from "../../src/delivery/user_actors.ts";
 import { createMetrics } from "../../src/metrics.ts";
 import { createHub } from "../../src/realtime/hub.ts";
 import { encodeEventFrame } from "../../src/schemas/frames.ts";
@@ -29,35 +33,95 @@ Deno.test("user actors share an XState system, a bounded number to each", async 
   }
 });
 
-Deno.test("a user actor in a shared system stops through the registry with its timers, alone", async () => {
-  const server = await startServer();
+/** A real clock that knows which of its timers are still waiting. */
+function countingClock() {
+  const waiting = new Set<unknown>();
+  const clock: ActorClock = {
+    setTimeout(fn, ms) {
+      const id = setTimeout(() => {
+        waiting.delete(id);
+        fn();
+      }, ms);
+      waiting.add(id);
+      return id;
+    },
+    clearTimeout(id) {
+      waiting.delete(id);
+      clearTimeout(id as ReturnType<typeof setTimeout>);
+    },
+  };
+  return { clock, waiting: () => waiting.size };
+}
+
+Deno.test("a user actor in a shared system ends through the registry with its timers, alone", async () => {
+  const registry = createRegistry();
+  const { clock, waiting } = countingClock();
+  defineUserActors({
+    registry,
+    store: { listPending: () => Promise.resolve([]) } as unknown as Store,
+    hub: createHub(),
+    metrics: createMetrics({ defaultMetrics: false }),
+    recorder: { add() {}, flush: () => Promise.resolve(), close: () => Promise.resolve() },
+    ackBaseMs: 60_000,
+    idleMs: 60_000,
+    clock,
+    onError: (message, error) => {
+      throw new Error(`${message}: ${error}`);
+    },
+  });
   try {
-    const { registry } = server.relais;
     const gone = await registry.get("user", "gone");
     const stays = await registry.get("user", "stays");
     assert.equal(gone.system, stays.system);
-    for (const [actor, connId] of [[gone, "c1"], [stays, "c2"]] as const) {
-      actor.send({ type: "conn.open", connId });
-      actor.send({ type: "conn.close", connId });
-    }
-    // Offline: each waits to passivate on a timer of the shared system.
-    await eventually(() => registry.inspect("user", "gone")!.timers.length > 0, 2000, "timer");
-    assert.ok(registry.inspect("user", "stays")!.timers.length > 0);
+    // Offline: each waits to passivate, on a timer of the shared system's clock.
+    assert.equal(waiting(), 2);
+    assert.deepEqual(registry.inspect("user", "gone")!.timers!.map((t) => t.id), ["idle"]);
+    let completed = false;
+    gone.subscribe({ complete: () => void (completed = true) });
     registry.stop("user", "gone");
-    assert.equal(gone.getSnapshot().status, "stopped");
+    assert.equal(gone.getSnapshot().status, "done");
+    assert.equal(completed, true);
     assert.equal(registry.peek("user", "gone"), undefined);
-    const scheduled = Object.values(gone.system.getSnapshot()._scheduledEvents) as {
-      source: { sessionId: string };
-    }[];
-    assert.ok(!scheduled.some((t) => t.source.sessionId === gone.sessionId), "timer left");
-    assert.ok(scheduled.some((t) => t.source.sessionId === stays.sessionId), "other timer lost");
+    assert.equal(waiting(), 1, "its own timer cancelled, its neighbour's kept");
     assert.equal(stays.getSnapshot().status, "active");
     // The next message rebuilds it.
     const again = await registry.get("user", "gone");
     assert.notEqual(again, gone);
     assert.equal(again.getSnapshot().status, "active");
   } finally {
-    await server.close();
+    registry.stopAll();
+  }
+  assert.equal(waiting(), 0);
+});
+
+Deno.test("a passivated user actor is forgotten by the registry and rebuilt on demand", async () => {
+  const registry = createRegistry();
+  const hub = createHub();
+  defineUserActors({
+    registry,
+    store: { listPending: () => Promise.resolve([]) } as unknown as Store,
+    hub,
+    metrics: createMetrics({ defaultMetrics: false }),
+    recorder: { add() {}, flush: () => Promise.resolve(), close: () => Promise.resolve() },
+    ackBaseMs: 60_000,
+    idleMs: 20,
+    onError: (message, error) => {
+      throw new Error(`${message}: ${error}`);
+    },
+  });
+  try {
+    const actor = await registry.get("user", "sleepy");
+    actor.send({ type: "conn.open", connId: "c1" });
+    actor.send({ type: "conn.close", connId: "c1" });
+    await waitFor(actor, (s) => s.status === "done", { timeout: 2000 });
+    assert.equal(registry.has("user", "sleepy"), false);
+    assert.deepEqual(registry.list("user"), []);
+    assert.equal(registry.counts().user, 0);
+    const again = await registry.get("user", "sleepy");
+    assert.notEqual(again, actor);
+    assert.equal(again.getSnapshot().status, "active");
+  } finally {
+    registry.stopAll();
   }
 });
 
@@ -69,7 +133,7 @@ Deno.test("a failing user actor is forgotten without taking the others down, and
     const neighbour = await registry.get("user", "neighbour");
     assert.equal(broken.system, neighbour.system);
     // An item without its payload makes the machine throw.
-    broken.send({ type: "item.deliver" });
+    broken.send({ type: "items.deliver" });
     await eventually(() => registry.peek("user", "broken") === undefined, 2000, "forgotten");
     assert.equal(broken.getSnapshot().status, "error");
     assert.equal(neighbour.getSnapshot().status, "active");
@@ -80,7 +144,10 @@ Deno.test("a failing user actor is forgotten without taking the others down, and
   }
 });
 
-/** An item needing an ack (so it goes through the machine's `sendFrame`), for user `u`. */
+/** Items handed to `deliver` reach their actors at the end of the turn. */
+const settled = () => new Promise<void>((resolve) => queueMicrotask(resolve));
+
+/** An item needing an ack, for user `u`. */
 function acked(seq: number, id = `e${seq}`): LiveItem {
   const pending: PendingAck = { seq, id, attempts: 0, limit: 3, backoff: "FIXED" };
   return {
@@ -141,9 +208,11 @@ Deno.test("a connected user's failing actor is rebuilt at once with its connecti
     ]);
 
     users.deliver("u", acked(1));
+    await settled();
     // What the store holds when the actor is rebuilt: the item waiting for its ack.
     stored.set("u", [acked(1).pending!]);
     users.deliver("u", acked(2, "poison"));
+    await settled();
     // Sent before the effect broke, then the actor stopped on the error.
     assert.equal(u.getSnapshot().status, "error");
     assert.equal(registry.peek("user", "u"), undefined);
@@ -157,6 +226,7 @@ Deno.test("a connected user's failing actor is rebuilt at once with its connecti
     assert.notEqual(rebuilt, u);
     await eventually(() => frames.get("u")!.includes(3), 2000, "the item sent during the rebuild");
     users.deliver("u", acked(4));
+    await settled();
     assert.deepEqual(frames.get("u"), [1, 2, 3, 4]);
     assert.deepEqual(frames.get("v"), [1]);
     const context = rebuilt.getSnapshot().context as UserContext;

@@ -1,6 +1,7 @@
-/** New items reach user actors: plain ones straight to the sockets, the rest as machine events. */
+/** New items reach users only through their actors, one batch per user and turn. */
 
 import assert from "node:assert/strict";
+import { SimulatedClock } from "xstate";
 import { createRegistry } from "../../actors/registry.ts";
 import type { LiveItem, Pacing, UserContext } from "../../actors/user.machine.ts";
 import type { DeliveryRecorder } from "../../src/delivery/recorder.ts";
@@ -26,7 +27,10 @@ function live(
   };
 }
 
-async function harness(pacing: Pacing) {
+/** Items handed to `deliver` reach their actors at the end of the turn. */
+const settled = () => new Promise<void>((resolve) => queueMicrotask(resolve));
+
+async function harness(pacing: Pacing, clock?: SimulatedClock) {
   const registry = createRegistry();
   const hub = createHub();
   const recorded: string[] = [];
@@ -44,6 +48,7 @@ async function harness(pacing: Pacing) {
     ackBaseMs: 60_000,
     idleMs: 60_000,
     pacing,
+    ...(clock ? { clock } : {}),
     onError: (message, error) => {
       throw new Error(`${message}: ${error}`);
     },
@@ -58,52 +63,72 @@ async function harness(pacing: Pacing) {
   hub.release("c1", 0);
   actor.send({ type: "conn.open", connId: "c1" });
   const context = () => actor.getSnapshot().context as UserContext;
-  return { registry, users, frames, recorded, context, stop: () => registry.stopAll() };
+  // Machine steps the actor takes (one snapshot per event it processes).
+  let steps = 0;
+  actor.subscribe({ next: () => void steps++, error: () => {} });
+  return {
+    registry,
+    users,
+    frames,
+    recorded,
+    context,
+    steps: () => steps,
+    stop: () => registry.stopAll(),
+  };
 }
 
-Deno.test("user actors push plain items without a machine step and fold them past the budget", async () => {
-  const h = await harness({ lowWindowMs: 0, pushBudget: 3, budgetWindowMs: 150 });
+Deno.test("items for one user in one turn reach the actor as one batch, folded past the budget", async () => {
+  const clock = new SimulatedClock();
+  const h = await harness({ lowWindowMs: 0, pushBudget: 3, budgetWindowMs: 150 }, clock);
   try {
+    const before = h.steps();
     for (let seq = 1; seq <= 5; seq++) h.users.deliver("u", live(seq));
-    // The first push starts the budget window in the machine; the next two go around it.
+    // Nothing goes around the actor: not a frame before its step.
+    assert.equal(h.frames.length, 0);
+    await settled();
+    assert.equal(h.steps() - before, 1, "one machine step for the five items");
     assert.deepEqual(h.frames.map((f) => f.seq), [1, 2, 3]);
-    assert.equal(h.context().pushed, 1);
+    assert.equal(h.context().pushed, 3);
     assert.equal(h.context().lastSeqSent, 5);
     assert.deepEqual(h.context().folded, { count: 2, firstSeq: 4, lastSeq: 5 });
     assert.deepEqual(h.recorded, ["e1", "e2", "e3"]);
 
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    clock.increment(150);
     const summary = h.frames.at(-1)!;
     assert.equal(summary.type, "summary");
     assert.deepEqual([summary.count, summary.first_seq, summary.last_seq], [2, 4, 5]);
-    // A new window: the pushes made around the machine were forgotten with its own count.
+    // A new window: the budget starts again.
     for (let seq = 6; seq <= 8; seq++) h.users.deliver("u", live(seq));
+    await settled();
     assert.deepEqual(h.frames.slice(-3).map((f) => f.seq), [6, 7, 8]);
-    assert.equal(h.context().pushed, 1);
+    assert.equal(h.context().pushed, 3);
   } finally {
     h.stop();
   }
 });
 
-Deno.test("items that need an ack or grouping still go through the user machine", async () => {
-  const h = await harness({ lowWindowMs: 60, pushBudget: 100, budgetWindowMs: 60_000 });
+Deno.test("items that need an ack or grouping are tracked and grouped by the user machine", async () => {
+  const clock = new SimulatedClock();
+  const h = await harness({ lowWindowMs: 60, pushBudget: 100, budgetWindowMs: 60_000 }, clock);
   try {
     h.users.deliver("u", live(1));
     h.users.deliver("u", live(2, { ack: true, pace: "critical" }));
     h.users.deliver("u", live(3, { pace: "low" }));
     h.users.deliver("u", live(4));
+    await settled();
     assert.deepEqual(h.frames.map((f) => f.seq), [1, 2, 4]);
     // The acked item is tracked with its redelivery schedule, the LOW one waits for its group.
     assert.ok(h.context().pending[2]?.nextAt !== undefined);
     assert.equal(h.context().lowBuffer.length, 1);
-    assert.equal(h.context().pushed, 2);
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(h.context().pushed, 3);
+    clock.increment(60);
     assert.equal(h.frames.at(-1)!.type, "batch");
     assert.equal(h.context().lowBuffer.length, 0);
     // Nobody to see it: the item only moves the actor's position in the stream.
     h.registry.peek("user", "u")!.send({ type: "conn.close", connId: "c1" });
     const before = h.frames.length;
     h.users.deliver("u", live(5));
+    await settled();
     assert.equal(h.frames.length, before);
     assert.equal(h.context().lastSeqSent, 5);
   } finally {

@@ -29,11 +29,16 @@ Deno.test("admin actors lists live user actors and shows one snapshot with its t
     };
     assert.equal(Object.keys(context.pending).length, 1);
     assert.equal(Object.keys(context.connections).length, 1);
-    const timers = one.body.timers as { delay_ms: number }[];
-    assert.ok(
-      timers.some((t) => t.delay_ms > 20_000 && t.delay_ms <= 30_000),
-      JSON.stringify(timers),
-    );
+    // The timers the machine is waiting on, from its context: the redelivery of the unacked
+    // item at its ack wait, and the push budget window that its push started.
+    const timers = one.body.timers as { id: string; event: string; delay_ms: number }[];
+    const redelivery = timers.find((t) => t.id === "nextDue");
+    assert.ok(redelivery, JSON.stringify(timers));
+    assert.ok(redelivery.delay_ms > 20_000 && redelivery.delay_ms <= 30_000);
+    const seq = Number(Object.keys(context.pending)[0]);
+    assert.equal(redelivery.event, `redeliver seq ${seq}`);
+    assert.ok(timers.some((t) => t.id === "budgetWindow"), JSON.stringify(timers));
+    assert.ok(!timers.some((t) => t.id === "idle"), "an online user does not passivate");
 
     const missing = await server.request("/v1/admin/actors/user/nobody", { apiKey: SERVICE_KEY });
     assert.equal(missing.status, 404);
