@@ -4,8 +4,24 @@ import { createPublisher } from "../../src/delivery/publisher.ts";
 import type { AppError } from "../../src/errors.ts";
 import type { Envelope } from "../../src/schemas/envelope.ts";
 import { createKvStore } from "../../src/store/kv_store.ts";
+import { createMemoryStore } from "../../src/store/memory_store.ts";
 import { makeEnvelope } from "../_support/store.ts";
-import type { FanoutBatch, FanoutPlanner } from "../../src/store/store.ts";
+import type { FanoutBatch, FanoutPlanner, Store } from "../../src/store/store.ts";
+
+/**
+ * The store adapters the publisher is tested on. Tests that count the job path's batches
+ * run on KV only: its commit limits set their sizes.
+ */
+const ADAPTERS = {
+  kv: async () => {
+    const kv = await Deno.openKv(":memory:");
+    return { store: createKvStore(kv, { recentWindowMs: 60_000 }), close: () => kv.close() };
+  },
+  memory: () => {
+    const store = createMemoryStore({ recentWindowMs: 60_000, atomicTargets: 90 });
+    return Promise.resolve({ store, close: () => store.close() });
+  },
+} satisfies Record<string, () => Promise<{ store: Store; close(): void }>>;
 
 function envelope(targets: string[], type: Envelope["metadata"]["type"] = "REALTIME"): Envelope {
   const e = makeEnvelope(type);
@@ -17,12 +33,12 @@ async function withPublisher(
   fn: (
     publisher: ReturnType<typeof createPublisher>,
     batches: FanoutBatch[],
-    store: ReturnType<typeof createKvStore>,
+    store: Store,
   ) => Promise<void>,
   plan?: (envelope: Envelope) => FanoutPlanner | undefined,
+  adapter: keyof typeof ADAPTERS = "kv",
 ) {
-  const kv = await Deno.openKv(":memory:");
-  const store = createKvStore(kv, { recentWindowMs: 60_000 });
+  const { store, close } = await ADAPTERS[adapter]();
   const batches: FanoutBatch[] = [];
   const publisher = createPublisher({
     store,
@@ -37,64 +53,82 @@ async function withPublisher(
   try {
     await fn(publisher, batches, store);
   } finally {
-    kv.close();
+    close();
   }
 }
 
-Deno.test("publisher replays a re-post by the same publisher and refuses one by another", async () => {
-  await withPublisher(async (publisher, batches) => {
-    // One-commit path (two users) and job path (an audience too large for one commit).
-    for (const targets of [["a", "b"], Array.from({ length: 120 }, (_, i) => `u${i}`)]) {
-      const e = envelope(targets);
-      const first = await publisher.publish(e, { publishedBy: "service-a" });
-      const seen = batches.length;
-      const again = await publisher.publish(e, { publishedBy: "service-a" });
-      assert.equal(again.replayed, true);
-      assert.deepEqual(again.result, first.result);
-      const taken = { ...envelope(["intruder"]), metadata: e.metadata };
-      await assert.rejects(
-        () => publisher.publish(taken, { publishedBy: "service-b" }),
-        (error: AppError) => {
-          assert.equal(error.code, "conflict");
-          assert.deepEqual(error.details, [
-            { path: "metadata.id", message: "already used by another service" },
-          ]);
-          return true;
-        },
-      );
-      assert.equal(batches.length, seen);
-    }
+for (const adapter of ["kv", "memory"] as const) {
+  Deno.test(`publisher on the ${adapter} store replays a re-post by the same publisher and refuses one by another`, async () => {
+    await withPublisher(
+      async (publisher, batches) => {
+        // One-commit path (two users) and job path (an audience too large for one commit).
+        for (const targets of [["a", "b"], Array.from({ length: 120 }, (_, i) => `u${i}`)]) {
+          const e = envelope(targets);
+          const first = await publisher.publish(e, { publishedBy: "service-a" });
+          const seen = batches.length;
+          const again = await publisher.publish(e, { publishedBy: "service-a" });
+          assert.equal(again.replayed, true);
+          assert.deepEqual(again.result, first.result);
+          const taken = { ...envelope(["intruder"]), metadata: e.metadata };
+          await assert.rejects(
+            () => publisher.publish(taken, { publishedBy: "service-b" }),
+            (error: AppError) => {
+              assert.equal(error.code, "conflict");
+              assert.deepEqual(error.details, [
+                { path: "metadata.id", message: "already used by another service" },
+              ]);
+              return true;
+            },
+          );
+          assert.equal(batches.length, seen);
+        }
+      },
+      undefined,
+      adapter,
+    );
   });
-});
+}
 
-Deno.test("publisher replays an event recorded without a publisher for anyone", async () => {
-  await withPublisher(async (publisher) => {
-    const e = envelope(["a"]);
-    const first = await publisher.publish(e);
-    const again = await publisher.publish(e, { publishedBy: "service-b" });
-    assert.equal(again.replayed, true);
-    assert.deepEqual(again.result, first.result);
+for (const adapter of ["kv", "memory"] as const) {
+  Deno.test(`publisher on the ${adapter} store replays an event recorded without a publisher for anyone`, async () => {
+    await withPublisher(
+      async (publisher) => {
+        const e = envelope(["a"]);
+        const first = await publisher.publish(e);
+        const again = await publisher.publish(e, { publishedBy: "service-b" });
+        assert.equal(again.replayed, true);
+        assert.deepEqual(again.result, first.result);
+      },
+      undefined,
+      adapter,
+    );
   });
-});
+}
 
-Deno.test("publisher writes a small audience in one commit and replays a re-post", async () => {
-  await withPublisher(async (publisher, batches, store) => {
-    const e = envelope(["a", "b"]);
-    const first = await publisher.publish(e);
-    assert.equal(first.replayed, false);
-    assert.equal(first.result.targeted, 2);
-    assert.equal(batches.length, 1);
-    assert.deepEqual(batches[0].items.map((i) => i.user), ["a", "b"]);
-    assert.equal(batches[0].event.fanningOut, false);
-    assert.deepEqual(await store.unfinishedFanouts(), []);
+for (const adapter of ["kv", "memory"] as const) {
+  Deno.test(`publisher on the ${adapter} store writes a small audience in one commit and replays a re-post`, async () => {
+    await withPublisher(
+      async (publisher, batches, store) => {
+        const e = envelope(["a", "b"]);
+        const first = await publisher.publish(e);
+        assert.equal(first.replayed, false);
+        assert.equal(first.result.targeted, 2);
+        assert.equal(batches.length, 1);
+        assert.deepEqual(batches[0].items.map((i) => i.user), ["a", "b"]);
+        assert.equal(batches[0].event.fanningOut, false);
+        assert.deepEqual(await store.unfinishedFanouts(), []);
 
-    const again = await publisher.publish(e);
-    assert.equal(again.replayed, true);
-    assert.deepEqual(again.result, first.result);
-    assert.equal(batches.length, 1);
-    assert.equal(await store.lastSeq("a"), 1);
+        const again = await publisher.publish(e);
+        assert.equal(again.replayed, true);
+        assert.deepEqual(again.result, first.result);
+        assert.equal(batches.length, 1);
+        assert.equal(await store.lastSeq("a"), 1);
+      },
+      undefined,
+      adapter,
+    );
   });
-});
+}
 
 Deno.test("publisher keeps the job path for audiences larger than one commit", async () => {
   await withPublisher(async (publisher, batches, store) => {

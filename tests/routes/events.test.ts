@@ -3,7 +3,7 @@ import { createEventRoutes } from "../../routes/events.ts";
 import { createServiceKeys, type ServiceKeys } from "../../src/auth/service_keys.ts";
 import type { Publisher } from "../../src/delivery/publisher.ts";
 import { createMetrics } from "../../src/metrics.ts";
-import type { Store } from "../../src/store/store.ts";
+import { createMemoryStore } from "../../src/store/memory_store.ts";
 
 const KEY = "pk_live_0123456789abcdef";
 
@@ -44,10 +44,7 @@ Deno.test("event routes verify the service key once per request", async () => {
         replayed: false,
       }),
   };
-  const store = {
-    getEvent: () => Promise.resolve(undefined),
-    getStatus: () => Promise.resolve(undefined),
-  } as unknown as Store;
+  const store = createMemoryStore({ recentWindowMs: 60_000 });
   const app = createEventRoutes({
     keys,
     publisher,

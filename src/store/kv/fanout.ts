@@ -18,7 +18,8 @@ import type {
   TargetRecord,
 } from "../store.ts";
 import { MAX_KEY_BYTES, MAX_RETRIES, retryPause } from "./_commit.ts";
-import { type CollapseMark, isInboxItem, type UnreadMark } from "./_items.ts";
+import { isInboxItem } from "../items.ts";
+import type { CollapseMark, UnreadMark } from "./_items.ts";
 
 /** Users written per fan-out commit: one check per user, under KV's 100 checks. */
 export const FANOUT_BATCH = 90;

@@ -5,7 +5,8 @@ import * as keys from "../keys.ts";
 import { chunk, GET_MANY, getManyEntries } from "../kv_reads.ts";
 import type { InboxPage, InboxStore, StreamItem } from "../store.ts";
 import { MAX_RETRIES } from "./_commit.ts";
-import { isInboxItem, type UnreadMark } from "./_items.ts";
+import { isInboxItem } from "../items.ts";
+import type { UnreadMark } from "./_items.ts";
 
 /** Creates the inbox port on an open Deno KV handle; `getEnvelope` fills each item. */
 export function createKvInboxStore(

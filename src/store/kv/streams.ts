@@ -2,7 +2,7 @@
 
 import * as keys from "../keys.ts";
 import type { StreamItem, StreamRead, StreamStore } from "../store.ts";
-import { isHidden } from "./_items.ts";
+import { isHidden } from "../items.ts";
 
 /** Creates the stream port on an open Deno KV handle. */
 export function createKvStreamStore(kv: Deno.Kv): StreamStore {

@@ -1,0 +1,184 @@
+/**
+ * Published events in memory: the record and body, the one-step publish for audiences up
+ * to a bound, the job fan-out in batches for larger ones, and the delivery status.
+ */
+
+import type { Envelope } from "../../schemas/envelope.ts";
+import { isDurable, needsAck } from "../../schemas/envelope.ts";
+import type {
+  AtomicPublish,
+  EventRecord,
+  EventStatus,
+  EventStore,
+  FanoutBatch,
+  FanoutPlanner,
+  PublishOptions,
+  PublishResult,
+  TargetPlan,
+} from "../store.ts";
+import { copy, type MemoryEvent, type MemoryState } from "./_state.ts";
+import { addTargetItem } from "./fanout.ts";
+
+/** Bounds of the work one step of the in-memory adapter does. */
+export interface MemoryEventLimits {
+  /** Most targets a one-step publish writes; larger audiences take the job path. */
+  atomicTargets: number;
+  /** Targets a fan-out job writes per batch, between which other work runs. */
+  fanoutBatch: number;
+}
+
+/** Users listed in `pending_users` at most. */
+const PENDING_LISTED = 100;
+
+/** The record of a newly published event (its body is kept whole: one chunk). */
+function newEvent(
+  envelope: Envelope,
+  result: PublishResult,
+  options: { fanningOut: boolean; publishedBy: string | undefined },
+): MemoryEvent {
+  const { id, type, expiration, collapse_key } = envelope.metadata;
+  const record: EventRecord = {
+    id,
+    type,
+    acceptedAt: Date.parse(result.accepted_at),
+    ...(expiration ? { expiresAt: Date.parse(expiration) } : {}),
+    durable: isDurable(envelope),
+    ackRequired: needsAck(envelope),
+    retry: envelope.routing.retry,
+    chunks: 1,
+    result,
+    fanningOut: options.fanningOut,
+    ...(collapse_key ? { collapseKey: collapse_key } : {}),
+    ...(options.publishedBy === undefined ? {} : { publishedBy: options.publishedBy }),
+  };
+  return {
+    record: copy(record),
+    envelope: copy(envelope),
+    targets: new Map(),
+    counts: { delivered: 0, acked: 0, failed: 0 },
+  };
+}
+
+/** Creates the event port over `state`. */
+export function createMemoryEventStore(
+  state: MemoryState,
+  limits: MemoryEventLimits,
+): EventStore {
+  function createEvent(
+    envelope: Envelope,
+    targets: string[],
+    result: PublishResult,
+    options: PublishOptions = {},
+  ) {
+    const known = state.events.get(envelope.metadata.id);
+    if (known) return Promise.resolve({ created: false, event: copy(known.record) });
+    const event = newEvent(envelope, result, {
+      fanningOut: targets.length > 0,
+      publishedBy: options.publishedBy,
+    });
+    if (targets.length > 0) event.job = { targets: [...targets], offset: 0 };
+    state.events.set(event.record.id, event);
+    return Promise.resolve({ created: true, event: copy(event.record) });
+  }
+
+  async function publishAtomic(
+    envelope: Envelope,
+    targets: string[],
+    result: PublishResult,
+    options: PublishOptions & { plan?: FanoutPlanner } = {},
+  ): Promise<AtomicPublish | undefined> {
+    if (targets.length === 0 || targets.length > limits.atomicTargets) return undefined;
+    const event = newEvent(envelope, result, {
+      fanningOut: false,
+      publishedBy: options.publishedBy,
+    });
+    const plans = options.plan ? await options.plan(targets, copy(event.record)) : undefined;
+    // From here to the return, no `await`: the id check and every write are one step.
+    const known = state.events.get(event.record.id);
+    if (known) return { created: false, event: copy(known.record) };
+    state.events.set(event.record.id, event);
+    const now = state.now();
+    const items = targets.map((user, i) =>
+      addTargetItem(state, event, { user, ...(plans?.[i] ? { plan: plans[i] } : {}) }, now)
+    );
+    const record = copy(event.record);
+    return { created: true, event: record, batch: { event: record, items } };
+  }
+
+  async function runFanout(
+    id: string,
+    onBatch: (batch: FanoutBatch) => void,
+    options: { plan?: FanoutPlanner } = {},
+  ) {
+    while (true) {
+      const event = state.events.get(id);
+      const job = event?.job;
+      if (!event || !job) return;
+      const at = job.offset;
+      const users = job.targets.slice(at, at + limits.fanoutBatch);
+      let plans: TargetPlan[] | undefined;
+      if (options.plan) {
+        plans = await options.plan(users, copy(event.record));
+        // Another runner of the same job may have written this batch meanwhile.
+        if (event.job !== job || job.offset !== at) continue;
+      } else {
+        // Between batches, other publishes and reads run, as they would between commits.
+        await Promise.resolve();
+        if (event.job !== job || job.offset !== at) continue;
+      }
+      const now = state.now();
+      const items = users.map((user, i) =>
+        addTargetItem(state, event, { user, ...(plans?.[i] ? { plan: plans[i] } : {}) }, now)
+      );
+      job.offset = at + users.length;
+      const done = job.offset >= job.targets.length;
+      if (done) {
+        delete event.job;
+        event.record = { ...event.record, fanningOut: false };
+      }
+      onBatch({ event: copy(event.record), items });
+      if (done) return;
+    }
+  }
+
+  function getStatus(id: string): Promise<EventStatus | undefined> {
+    const event = state.events.get(id);
+    if (!event) return Promise.resolve(undefined);
+    const { record, counts } = event;
+    const open: string[] = [];
+    for (const [user, target] of event.targets) {
+      const waiting = record.ackRequired
+        ? target.state === "pending" || target.state === "delivered"
+        : target.state === "pending";
+      if (waiting) open.push(user);
+    }
+    const targeted = record.result.targeted;
+    return Promise.resolve({
+      id,
+      type: record.type,
+      accepted_at: record.result.accepted_at,
+      ack_required: record.ackRequired,
+      fan_out: record.fanningOut ? "running" : "done",
+      targeted,
+      delivered: counts.delivered,
+      acked: counts.acked,
+      failed: counts.failed,
+      acked_all: record.ackRequired && !record.fanningOut && counts.acked === targeted,
+      // Sorted, as the KV adapter lists its target keys.
+      pending_users: open.sort().slice(0, PENDING_LISTED),
+      unknown_targets: [...record.result.unknown_targets],
+      unknown_count: record.result.unknown_count ?? record.result.unknown_targets.length,
+    });
+  }
+
+  return {
+    createEvent,
+    publishAtomic,
+    runFanout,
+    unfinishedFanouts: () =>
+      Promise.resolve([...state.events.values()].filter((e) => e.job).map((e) => e.record.id)),
+    getEvent: (id) => Promise.resolve(copy(state.events.get(id)?.record)),
+    getEnvelope: (id) => Promise.resolve(state.events.get(id)?.envelope),
+    getStatus,
+  };
+}

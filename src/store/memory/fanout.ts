@@ -1,0 +1,111 @@
+/**
+ * One target's stream item in memory, with everything written with it: delivery record,
+ * pending ack, unread mark, collapse replacement and mail task. Shared by the one-step
+ * publish and the job fan-out, so both write the same state.
+ */
+
+import { isInboxItem } from "../items.ts";
+import type { EventRecord, FanoutBatch, PendingAck, StreamItem, TargetPlan } from "../store.ts";
+import { copy, expired, type MemoryEvent, type MemoryState, userState } from "./_state.ts";
+
+/** Time a non-durable item is kept past the recent window, as the KV adapter's expiry. */
+const WINDOW_MARGIN_MS = 60_000;
+
+/** Whether a newer unread item of `event` replaces an older one with the same key. */
+export const collapses = (event: EventRecord): boolean =>
+  event.collapseKey !== undefined && event.durable &&
+  (event.type === "NOTIFICATION" || event.type === "SYSTEM");
+
+/** Forgets the user's non-durable items that are past the recent window and its margin. */
+function forgetPast(state: MemoryState, user: ReturnType<typeof userState>, now: number) {
+  const cutoff = now - state.recentWindowMs - WINDOW_MARGIN_MS;
+  while (user.recent.length > 0) {
+    const seq = user.recent[0];
+    const item = user.items.get(seq);
+    if (item && item.at >= cutoff) return;
+    user.recent.shift();
+    user.items.delete(seq);
+  }
+}
+
+/** The user's unread, unexpired item under `key`, which a newer one replaces. */
+function olderUnread(user: ReturnType<typeof userState>, key: string, now: number) {
+  const mark = user.collapse.get(key);
+  if (!mark || !user.unread.has(mark.seq)) return undefined;
+  const item = user.items.get(mark.seq);
+  if (!item || item.readAt !== undefined || expired(item, now)) return undefined;
+  return item;
+}
+
+/**
+ * Writes `event`'s item for `target` (one step, no `await`), answering it as a fan-out
+ * batch lists it.
+ */
+export function addTargetItem(
+  state: MemoryState,
+  event: MemoryEvent,
+  target: { user: string; plan?: TargetPlan },
+  now: number,
+): FanoutBatch["items"][number] {
+  const { record } = event;
+  const { id } = record;
+  const user = userState(state, target.user);
+  forgetPast(state, user, now);
+  const seq = ++user.seq;
+  // An item that needs an ack is shown whatever the preferences say.
+  const quiet = target.plan?.quiet === true && !record.ackRequired;
+  const item: StreamItem = {
+    seq,
+    id,
+    type: record.type,
+    durable: record.durable,
+    ack: record.ackRequired,
+    at: now,
+    ...(record.expiresAt ? { exp: record.expiresAt } : {}),
+    ...(quiet ? { quiet: true } : {}),
+  };
+  user.items.set(seq, item);
+  if (!record.durable) user.recent.push(seq);
+  event.targets.set(target.user, { seq, state: quiet ? "muted" : "pending", at: now });
+  if (record.durable) user.byId.set(id, seq);
+  const pending: PendingAck | undefined = record.ackRequired
+    ? {
+      seq,
+      id,
+      attempts: 0,
+      limit: record.retry.enabled ? record.retry.limit : 0,
+      backoff: record.retry.backoff,
+      ...(record.expiresAt ? { exp: record.expiresAt } : {}),
+    }
+    : undefined;
+  if (pending) user.pending.set(seq, copy(pending));
+  if (isInboxItem(item)) user.unread.set(seq, record.expiresAt ? { exp: record.expiresAt } : {});
+  let replaces: { id: string; seq: number } | undefined;
+  if (collapses(record) && !quiet) {
+    const old = olderUnread(user, record.collapseKey!, now);
+    if (old) {
+      user.unread.delete(old.seq);
+      user.items.set(old.seq, { ...old, replacedBy: id });
+      replaces = { id: old.id, seq: old.seq };
+    }
+    user.collapse.set(record.collapseKey!, { seq, id });
+  }
+  const mailAt = target.plan?.mailAt;
+  if (mailAt !== undefined) {
+    const taskId = `${id}:${target.user}`;
+    state.mail?.add(mailAt, {
+      kind: "item",
+      id: taskId,
+      user: target.user,
+      event: id,
+      seq,
+      attempts: 0,
+    });
+  }
+  return {
+    user: target.user,
+    item: copy(item),
+    ...(pending ? { pending } : {}),
+    ...(replaces ? { replaces } : {}),
+  };
+}

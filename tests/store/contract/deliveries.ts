@@ -1,0 +1,101 @@
+/** The contract of the delivery port: delivered marks, acks, pending acks, dead letters. */
+
+import assert from "node:assert/strict";
+import { makeEnvelope } from "../../_support/store.ts";
+import { type Contract, contractTest, publish } from "./_harness.ts";
+
+const acked = () => makeEnvelope("NOTIFICATION", { ack: true });
+
+/** Registers the delivery port's contract tests for one adapter. */
+export function deliveryStoreContract(contract: Contract): void {
+  const test = (behaviour: string, fn: Parameters<typeof contractTest>[2]) =>
+    contractTest(contract, behaviour, fn);
+
+  test("counts an ack once, however often it is repeated", async (store) => {
+    const e = await publish(store, ["a", "b"], acked());
+    assert.equal(await store.ack("a", e.metadata.id, Date.now()), true);
+    assert.equal(await store.ack("a", e.metadata.id, Date.now()), true);
+    assert.equal(await store.ack("nobody", e.metadata.id, Date.now()), false);
+    const status = (await store.getStatus(e.metadata.id))!;
+    assert.equal(status.acked, 1);
+    assert.equal(status.delivered, 1);
+    assert.deepEqual(status.pending_users, ["b"]);
+    assert.equal(status.acked_all, false);
+    assert.deepEqual(await store.listPending("a"), []);
+  });
+
+  test("counts a delivery once when it is recorded twice", async (store) => {
+    const e = await publish(store, ["a", "b", "c"], acked());
+    const id = e.metadata.id;
+    const now = Date.now();
+    await store.markDelivered([{ id, user: "a" }, { id, user: "a" }, { id, user: "b" }], now);
+    await store.markDelivered([{ id, user: "a" }], now);
+    const status = (await store.getStatus(id))!;
+    assert.equal(status.delivered, 2);
+    assert.deepEqual(status.pending_users, ["a", "b", "c"], "delivered is not acked");
+  });
+
+  test("records more deliveries than one commit checks, each once", async (store) => {
+    const targets = Array.from({ length: 250 }, (_, i) => `u${i}`);
+    const e = await publish(store, targets, makeEnvelope("REALTIME"));
+    const id = e.metadata.id;
+    const now = Date.now();
+    await store.markDelivered(targets.flatMap((user) => [{ id, user }, { id, user }]), now);
+    let status = await store.getStatus(id);
+    assert.equal(status?.delivered, 250);
+    assert.deepEqual(status?.pending_users, []);
+    await store.markDelivered(targets.slice(0, 120).map((user) => ({ id, user })), now);
+    status = await store.getStatus(id);
+    assert.equal(status?.delivered, 250);
+  });
+
+  test("lists pending acks with their policy and keeps an ack over a stale save", async (store) => {
+    const first = await publish(store, ["u"], acked());
+    const second = await publish(store, ["u"], acked());
+    const pending = await store.listPending("u");
+    assert.deepEqual(pending.map((p) => [p.seq, p.id]), [
+      [1, first.metadata.id],
+      [2, second.metadata.id],
+    ]);
+    assert.deepEqual(
+      { attempts: pending[0].attempts, limit: pending[0].limit, backoff: pending[0].backoff },
+      { attempts: 0, limit: 3, backoff: "FIXED" },
+    );
+    assert.equal(await store.ack("u", first.metadata.id, Date.now()), true);
+    // A redelivery saved after the ack does not bring the acked item back.
+    await store.savePending("u", pending.map((p) => ({ ...p, attempts: 1, nextAt: 99 })));
+    const saved = await store.listPending("u");
+    assert.deepEqual(saved.map((p) => [p.seq, p.attempts, p.nextAt]), [[2, 1, 99]]);
+    // What a caller does with a listed entry does not change the stored one.
+    saved[0].attempts = 7;
+    assert.equal((await store.listPending("u"))[0].attempts, 1);
+    assert.deepEqual(await store.listPending("nobody"), []);
+  });
+
+  test("moves unacknowledged items to the dead letters, newest first", async (store) => {
+    const first = await publish(store, ["a", "b"], acked());
+    const second = await publish(store, ["a"], acked());
+    const pending = await store.listPending("a");
+    await store.deadLetter(
+      "a",
+      pending.slice(0, 1).map((p) => ({ ...p, attempts: 3 })),
+      "gone",
+      10,
+    );
+    await store.deadLetter("a", pending.slice(1), "expired", 20);
+    assert.deepEqual(await store.listPending("a"), []);
+    const letters = await store.listDeadLetters({ limit: 10 });
+    assert.deepEqual(letters, [
+      { id: second.metadata.id, user: "a", seq: 2, attempts: 0, reason: "expired", at: 20 },
+      { id: first.metadata.id, user: "a", seq: 1, attempts: 3, reason: "gone", at: 10 },
+    ]);
+    assert.deepEqual(await store.listDeadLetters({ limit: 1 }), letters.slice(0, 1));
+    const status = (await store.getStatus(first.metadata.id))!;
+    assert.equal(status.failed, 1);
+    assert.equal(status.delivered, 1);
+    assert.deepEqual(status.pending_users, ["b"]);
+    // A failed target stays failed: a late ack does not count.
+    assert.equal(await store.ack("a", first.metadata.id, 30), true);
+    assert.equal((await store.getStatus(first.metadata.id))!.acked, 0);
+  });
+}

@@ -1,0 +1,270 @@
+/** The contract of the event port: records, one-commit publishes and fan-out jobs. */
+
+import assert from "node:assert/strict";
+import type { FanoutBatch } from "../../../src/store/store.ts";
+import { makeEnvelope, result } from "../../_support/store.ts";
+import { type Contract, contractTest, publish, readAll, withMetadata } from "./_harness.ts";
+
+const users = (n: number, prefix = "u") => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+const collapsing = () => withMetadata({ collapse_key: "activity:42" });
+
+/** Registers the event port's contract tests for one adapter. */
+export function eventStoreContract(contract: Contract): void {
+  const test = (behaviour: string, fn: Parameters<typeof contractTest>[2]) =>
+    contractTest(contract, behaviour, fn);
+
+  test("resumes an interrupted fan-out without duplicates or losses", async (store) => {
+    const targets = users(2500, "user-");
+    const e = makeEnvelope("NOTIFICATION", { ack: true });
+    await store.createEvent(e, targets, result(e, targets.length));
+    let batches = 0;
+    await assert.rejects(
+      store.runFanout(e.metadata.id, () => {
+        if (++batches === 3) throw new Error("crash");
+      }),
+      /crash/,
+    );
+    assert.deepEqual(await store.unfinishedFanouts(), [e.metadata.id]);
+    assert.equal((await store.getStatus(e.metadata.id))!.fan_out, "running");
+    await store.runFanout(e.metadata.id, () => {});
+    assert.deepEqual(await store.unfinishedFanouts(), []);
+    for (const user of [targets[0], targets[500], targets[1000], targets[2499]]) {
+      assert.equal(await store.lastSeq(user), 1, user);
+      assert.equal((await store.listPending(user)).length, 1);
+    }
+    const status = (await store.getStatus(e.metadata.id))!;
+    assert.equal(status.fan_out, "done");
+    assert.equal(status.targeted, 2500);
+  });
+
+  test("round-trips a 64 KiB payload of multi-byte text", async (store) => {
+    const text = "a".repeat(29_999) + "é€😀".repeat(4000) + "a".repeat(10_000);
+    const e = makeEnvelope("NOTIFICATION", { payload: { text } });
+    await publish(store, ["u"], e);
+    const envelope = await store.getEnvelope(e.metadata.id);
+    assert.equal((envelope!.payload as { text: string }).text, text);
+    const page = await store.listInbox("u", { limit: 1, unreadOnly: false, now: Date.now() });
+    assert.equal((page.items[0].envelope.payload as { text: string }).text, text);
+  });
+
+  test("publishes a small audience in one commit without a fan-out job", async (store) => {
+    const e = makeEnvelope("NOTIFICATION", { ack: true });
+    await publish(store, ["a"]);
+    const published = await store.publishAtomic(e, ["a", "b"], result(e, 2));
+    assert.ok(published);
+    assert.equal(published.created, true);
+    assert.equal(published.event.fanningOut, false);
+    assert.deepEqual(published.batch?.items.map((i) => [i.user, i.item.seq]), [["a", 2], ["b", 1]]);
+    assert.equal(published.batch?.items[0].pending?.seq, 2);
+    assert.deepEqual(await store.unfinishedFanouts(), []);
+    assert.deepEqual(await store.getEnvelope(e.metadata.id), e);
+    assert.equal((await store.listPending("b")).length, 1);
+    assert.equal(await store.unreadCount("a", Date.now()), 2);
+    const status = (await store.getStatus(e.metadata.id))!;
+    assert.equal(status.fan_out, "done");
+    assert.equal(status.targeted, 2);
+    assert.deepEqual(status.pending_users.sort(), ["a", "b"]);
+  });
+
+  test("returns the first event when a one-commit publish is repeated", async (store) => {
+    const e = makeEnvelope();
+    const first = await store.publishAtomic(e, ["a"], result(e, 1));
+    const again = await store.publishAtomic(e, ["a", "b"], result(e, 2));
+    assert.equal(again?.created, false);
+    assert.equal(again?.batch, undefined);
+    assert.deepEqual(again?.event.result, first?.event.result);
+    assert.equal(await store.lastSeq("a"), 1);
+    assert.equal(await store.lastSeq("b"), 0);
+    // The job path sees the same event, and the one-commit path sees a job path event.
+    assert.equal((await store.createEvent(e, ["a"], result(e, 1))).created, false);
+    const other = makeEnvelope();
+    await store.createEvent(other, ["a"], result(other, 1));
+    const replay = await store.publishAtomic(other, ["a"], result(other, 1));
+    assert.equal(replay?.created, false);
+    assert.equal(replay?.event.fanningOut, true);
+  });
+
+  test("leaves empty and too large audiences to the job path", async (store) => {
+    const e = makeEnvelope("REALTIME");
+    const many = users(contract.atomicTargets + 1);
+    assert.equal(await store.publishAtomic(e, many, result(e, many.length)), undefined);
+    assert.equal(await store.publishAtomic(e, [], result(e, 0)), undefined);
+    assert.equal(await store.getEvent(e.metadata.id), undefined);
+    assert.equal(await store.getEnvelope(e.metadata.id), undefined);
+    assert.equal(await store.lastSeq("u0"), 0);
+    const fits = await store.publishAtomic(e, many.slice(1), result(e, many.length - 1));
+    assert.equal(fits?.batch?.items.length, contract.atomicTargets);
+  });
+
+  test("collapses and plans mail in a one-commit publish", async (store, harness) => {
+    const plan = (targets: string[]) =>
+      Promise.resolve(
+        targets.map((u) => u === "quiet" ? { quiet: true } : { quiet: false, mailAt: 5 }),
+      );
+    const first = collapsing();
+    await store.publishAtomic(first, ["a", "quiet"], result(first, 2), { plan });
+    const second = collapsing();
+    const published = await store.publishAtomic(second, ["a", "quiet"], result(second, 2), {
+      plan,
+    });
+    const [a, quiet] = published!.batch!.items;
+    assert.deepEqual(a.replaces, { id: first.metadata.id, seq: 1 });
+    assert.equal(quiet.item.quiet, true);
+    assert.equal(quiet.replaces, undefined);
+    assert.equal((await store.findItem("a", first.metadata.id))?.replacedBy, second.metadata.id);
+    assert.equal(await store.unreadCount("a", Date.now()), 1);
+    assert.equal(await store.unreadCount("quiet", Date.now()), 0);
+    assert.deepEqual(
+      (await harness.mailTasks()).sort(),
+      [`${first.metadata.id}:a`, `${second.metadata.id}:a`].sort(),
+    );
+    const status = (await store.getStatus(second.metadata.id))!;
+    assert.deepEqual(status.pending_users, ["a"]);
+    // A replaced item is neither replayed nor listed; the newer one is.
+    const read = await readAll(store, "a");
+    assert.deepEqual(read.items.map((i) => i.id), [second.metadata.id]);
+    assert.equal(read.complete, true);
+  });
+
+  test("collapses in a fan-out job, and never replaces an item already read", async (store) => {
+    const first = collapsing();
+    await publish(store, ["a", "b"], first);
+    await store.markRead("b", first.metadata.id, Date.now());
+    const second = collapsing();
+    await store.createEvent(second, ["a", "b"], result(second, 2));
+    const batches: FanoutBatch[] = [];
+    await store.runFanout(second.metadata.id, (batch) => void batches.push(batch));
+    const items = batches.flatMap((b) => b.items);
+    assert.deepEqual(items.find((i) => i.user === "a")?.replaces, {
+      id: first.metadata.id,
+      seq: 1,
+    });
+    assert.equal(items.find((i) => i.user === "b")?.replaces, undefined);
+    assert.equal((await store.findItem("b", first.metadata.id))?.replacedBy, undefined);
+    assert.equal(await store.unreadCount("a", Date.now()), 1);
+    assert.equal(await store.unreadCount("b", Date.now()), 1);
+  });
+
+  test("plans each target of a fan-out job: quiet items and mail tasks", async (store, h) => {
+    const e = makeEnvelope("NOTIFICATION");
+    const targets = users(150);
+    await store.createEvent(e, targets, result(e, targets.length));
+    const planned: string[] = [];
+    const items: FanoutBatch["items"] = [];
+    await store.runFanout(e.metadata.id, (batch) => void items.push(...batch.items), {
+      plan: (batch) => {
+        planned.push(...batch);
+        return Promise.resolve(
+          batch.map((u) => u.endsWith("7") ? { quiet: true } : { quiet: false, mailAt: 9 }),
+        );
+      },
+    });
+    assert.deepEqual(planned, targets);
+    assert.equal(items.length, 150);
+    assert.ok(items.every((i) => (i.item.quiet === true) === i.user.endsWith("7")));
+    // A quiet item keeps its place in the stream but is neither replayed nor unread.
+    assert.equal(await store.lastSeq("u7"), 1);
+    assert.deepEqual((await readAll(store, "u7")).items, []);
+    assert.equal(await store.unreadCount("u7", Date.now()), 0);
+    assert.equal(await store.unreadCount("u8", Date.now()), 1);
+    const mailed = targets.filter((u) => !u.endsWith("7")).map((u) => `${e.metadata.id}:${u}`);
+    assert.deepEqual((await h.mailTasks()).sort(), mailed.sort());
+    const status = (await store.getStatus(e.metadata.id))!;
+    assert.equal(status.pending_users.includes("u7"), false, "a quiet target is not waited on");
+  });
+
+  test("shows an item that needs an ack whatever the plan says", async (store) => {
+    const e = makeEnvelope("NOTIFICATION", { ack: true });
+    const published = await store.publishAtomic(e, ["a"], result(e, 1), {
+      plan: (targets) => Promise.resolve(targets.map(() => ({ quiet: true }))),
+    });
+    assert.equal(published?.batch?.items[0].item.quiet, undefined);
+    assert.equal(await store.unreadCount("a", Date.now()), 1);
+  });
+
+  test("records who published an event, on both publish paths", async (store) => {
+    const atomic = makeEnvelope();
+    await store.publishAtomic(atomic, ["a"], result(atomic, 1), { publishedBy: "service-a" });
+    const job = makeEnvelope();
+    await store.createEvent(job, ["a"], result(job, 1), { publishedBy: "service-b" });
+    const legacy = makeEnvelope();
+    await store.createEvent(legacy, ["a"], result(legacy, 1));
+    assert.equal((await store.getEvent(atomic.metadata.id))?.publishedBy, "service-a");
+    assert.equal((await store.getEvent(job.metadata.id))?.publishedBy, "service-b");
+    assert.equal((await store.getEvent(legacy.metadata.id))?.publishedBy, undefined);
+    await store.runFanout(job.metadata.id, () => {});
+    assert.equal((await store.getEvent(job.metadata.id))?.publishedBy, "service-b");
+    // A re-post of a known id answers the first record, with its publisher.
+    const again = await store.publishAtomic(atomic, ["b"], result(atomic, 1), {
+      publishedBy: "service-b",
+    });
+    assert.equal(again?.created, false);
+    assert.equal(again?.event.publishedBy, "service-a");
+  });
+
+  test("fans an event out to its own targets when another publish of its id races it", async (store) => {
+    const e = makeEnvelope("REALTIME");
+    const mine = users(200, "mine-");
+    const theirs = users(200, "theirs-");
+    const [a, b] = await Promise.all([
+      store.createEvent(e, mine, result(e, mine.length), { publishedBy: "service-a" }),
+      store.createEvent(e, theirs, result(e, theirs.length), { publishedBy: "service-b" }),
+    ]);
+    assert.deepEqual([a.created, b.created].sort(), [false, true]);
+    const winner = a.created ? mine : theirs;
+    const loser = a.created ? theirs : mine;
+    const written: string[] = [];
+    await store.runFanout(e.metadata.id, (batch) => {
+      for (const item of batch.items) written.push(item.user);
+    });
+    assert.deepEqual(written.sort(), [...winner].sort());
+    for (const user of [loser[0], loser[199]]) assert.equal(await store.lastSeq(user), 0);
+  });
+
+  test("fans out to users with the longest ids", async (store) => {
+    // 200-character user and event ids, the schema's maximum.
+    for (const [type, ack] of [["REALTIME", false], ["NOTIFICATION", true]] as const) {
+      const targets = Array.from({ length: 200 }, (_, i) => `${type}-${i}-`.padEnd(200, "x"));
+      const e = makeEnvelope(type, { ack });
+      e.metadata.id = type.padEnd(200, "-");
+      await store.createEvent(e, targets, result(e, targets.length));
+      const batches: FanoutBatch[] = [];
+      await store.runFanout(e.metadata.id, (batch) => void batches.push(batch));
+      assert.equal(batches.flatMap((b) => b.items).length, 200, type);
+      for (const user of [targets[0], targets[199]]) assert.equal(await store.lastSeq(user), 1);
+      assert.equal((await store.getStatus(e.metadata.id))!.fan_out, "done");
+    }
+  });
+
+  test("answers the status of an event across its audience", async (store) => {
+    assert.equal(await store.getStatus("missing"), undefined);
+    assert.equal(await store.getEvent("missing"), undefined);
+    const e = makeEnvelope("NOTIFICATION", { ack: true });
+    const unknown = { ...result(e, 2), unknown_targets: ["ghost"] };
+    await store.publishAtomic(e, ["a", "b"], unknown, { publishedBy: "svc" });
+    const id = e.metadata.id;
+    await store.ack("a", id, Date.now());
+    await store.ack("b", id, Date.now());
+    const status = (await store.getStatus(id))!;
+    assert.deepEqual(
+      { ...status, accepted_at: "" },
+      {
+        id,
+        type: "NOTIFICATION",
+        accepted_at: "",
+        ack_required: true,
+        fan_out: "done",
+        targeted: 2,
+        delivered: 2,
+        acked: 2,
+        failed: 0,
+        acked_all: true,
+        pending_users: [],
+        unknown_targets: ["ghost"],
+        unknown_count: 1,
+      },
+    );
+    assert.equal(status.accepted_at, unknown.accepted_at);
+  });
+}
