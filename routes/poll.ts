@@ -12,12 +12,15 @@ import { readJson } from "../src/body.ts";
 import { AppError } from "../src/errors.ts";
 import type { PollSessions } from "../src/realtime/poll_sessions.ts";
 import type { Sessions } from "../src/realtime/session.ts";
+import { EpochSchema } from "../src/schemas/frames.ts";
 import { parseOrThrow } from "../src/validate.ts";
 import { StreamPositionSchema } from "./sse.ts";
 
 /** Query of `GET /v1/poll`. */
 export const PollQuerySchema = v.object({
   after: v.optional(StreamPositionSchema),
+  /** The epoch of `after`: a previous answer's (or `welcome`'s) `epoch`. */
+  epoch: v.optional(EpochSchema),
   /** Milliseconds to wait when nothing is there; capped by `RELAIS_POLL_MAX_TIMEOUT_MS`. */
   timeout: v.optional(
     v.pipe(v.string(), v.regex(/^\d{1,9}$/, "expected a whole number"), v.transform(Number)),
@@ -50,6 +53,7 @@ export function createPollRoutes(deps: PollRoutesDeps) {
       const body = await deps.polls.poll(c.var.user, {
         session: query.session,
         after: query.after,
+        epoch: query.epoch,
         timeoutMs: Math.min(query.timeout ?? defaultTimeout, deps.pollMaxTimeoutMs),
       });
       return c.body(body, 200, {

@@ -58,6 +58,7 @@ import { getLog, requestLog } from "./log.ts";
 import { createMetrics, httpMetrics, type Metrics } from "./metrics.ts";
 import { createOpenApiDocument } from "./openapi.ts";
 import { createHub, type Hub } from "./realtime/hub.ts";
+import { processEpochs, type StreamEpochs } from "./realtime/epochs.ts";
 import { createPollSessions } from "./realtime/poll_sessions.ts";
 import { createSessions, type Sessions } from "./realtime/session.ts";
 import { createSseStreams } from "./realtime/sse_streams.ts";
@@ -92,6 +93,8 @@ export interface AppDeps {
   rateLimiter?: RateLimiter;
   /** Conversations and messages (see `src/kv_adapters.ts`); without it messaging is off. */
   conversations?: ConversationStore;
+  /** Stream epochs (default: one random epoch for this process, new at every start). */
+  epochs?: StreamEpochs;
 }
 
 /** A built relais: the Hono app plus the services tests and entry points reach into. */
@@ -322,6 +325,7 @@ export function createApp(deps: AppDeps): Relais {
     hub,
     metrics,
     recorder,
+    epochs: deps.epochs ?? processEpochs(),
     resumeMaxItems: config.delivery.resumeMaxItems,
     recentWindowMs: config.delivery.recentWindowMs,
     heartbeatMs: config.realtime.heartbeatMs,

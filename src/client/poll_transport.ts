@@ -1,6 +1,7 @@
 /**
- * The long-poll transport: `GET /v1/poll` in a loop, each answer's `seq` sent back as the
- * next `after`, and its `session` kept so presence and buffering last between polls.
+ * The long-poll transport: `GET /v1/poll` in a loop, each answer's `seq` and `epoch` sent
+ * back as the next `after` and `epoch`, and its `session` kept so presence and buffering
+ * last between polls.
  */
 
 import {
@@ -15,6 +16,7 @@ import type { ServerFrame } from "./types.ts";
 /** A poll answer. */
 interface Batch {
   session: string;
+  epoch: string;
   seq: number;
   frames: ServerFrame[];
 }
@@ -35,9 +37,11 @@ export function openPoll(context: TransportContext): Transport {
   (async () => {
     let session: string | undefined;
     let after = context.after;
+    let epoch = context.epoch;
     while (!done) {
       const query = new URLSearchParams({ timeout: String(context.pollTimeoutMs) });
       if (after !== undefined) query.set("after", String(after));
+      if (epoch !== undefined) query.set("epoch", epoch);
       if (session) query.set("session", session);
       const headers = await context.auth.headers();
       if (!headers.authorization) query.set("ticket", await context.auth.ticket());
@@ -70,8 +74,9 @@ export function openPoll(context: TransportContext): Transport {
         if (frame.type === "close") return finish({ code: frame.code, reason: frame.reason });
       }
       if (done) return;
-      context.events.advance(batch.seq);
+      context.events.advance(batch.seq, batch.epoch);
       after = batch.seq;
+      epoch = batch.epoch;
     }
   })().catch((error) => finish(closeInfoOf(error)));
 

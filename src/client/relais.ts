@@ -4,9 +4,9 @@
  *
  * It connects over WebSocket, falls back to Server-Sent Events, then to long-polling
  * (see `fallback.ts` for the policy), reconnects with exponential backoff and jitter,
- * resumes from the last stream position so nothing is missed, and drops the duplicates an
- * at-least-once delivery brings. After an idle close (4009) it waits for the user to be
- * active again. It runs in browsers and in Deno, with no dependency:
+ * resumes from the last stream position (its epoch and seq) so nothing is missed, and drops
+ * the duplicates an at-least-once delivery brings. After an idle close (4009) it waits for
+ * the user to be active again. It runs in browsers and in Deno, with no dependency:
  *
  * ```js
  * import { createRelais } from "https://relais.example.org/sdk/relais.js";
@@ -124,6 +124,8 @@ export interface RelaisOptions {
   transports?: TransportKind[];
   /** Start after this stream position (e.g. the inbox's newest seq) instead of now. */
   after?: number;
+  /** The epoch of `after`, when it came from a `welcome` (`relais.epoch`). */
+  epoch?: string;
   /** How long a transport may take to be welcomed before it counts as failed (8 s). */
   connectTimeoutMs?: number;
   /** How long a poll waits on the server (25 s). */
@@ -163,6 +165,8 @@ export interface RelaisClient {
   readonly session: string | undefined;
   /** The user's stream position reached; sent as `after` on reconnection. */
   readonly position: number | undefined;
+  /** The epoch of `position` (from `welcome` and poll answers); sent back with it. */
+  readonly epoch: string | undefined;
   /** The user id the server welcomed. */
   readonly user: string | undefined;
   /** Listens to an event; returns a function that stops listening. */
@@ -273,6 +277,7 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
   let kind: TransportKind | undefined;
   let welcomedAt: number | undefined;
   let position = options.after;
+  let epoch = options.epoch;
   let session: string | undefined;
   let user: string | undefined;
   let heartbeatMs = 25_000;
@@ -335,10 +340,11 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
     // during its own call, so `self` is set before any event reads it.
     const events: TransportEvents = {
       frame: (frame, pos) => self === transport && onFrame(frame, pos, resumedFrom),
-      advance: (pos) => {
+      advance: (pos, posEpoch) => {
         if (self !== transport) return;
         lastReceived = Date.now();
         advance(pos);
+        if (posEpoch !== undefined) epoch = posEpoch;
       },
       closed: (info) => self === transport && ended(info),
     };
@@ -346,6 +352,7 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
     const self: Transport = transport = factories[current]({
       baseUrl,
       after: position,
+      ...(position !== undefined && epoch !== undefined ? { epoch } : {}),
       position: () => position,
       auth,
       events,
@@ -424,6 +431,9 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
         fallback = welcomed(fallback);
         session = frame.session;
         user = frame.user;
+        // The position is from now on one of this epoch (a resume the server could not
+        // serve in full is told by `recovered`).
+        epoch = frame.epoch;
         heartbeatMs = frame.heartbeat_ms ?? 25_000;
         const lost = resumedFrom !== undefined && !frame.recovered;
         if (position === undefined || lost) position = Math.max(position ?? 0, frame.seq);
@@ -557,6 +567,9 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
     },
     get position() {
       return position;
+    },
+    get epoch() {
+      return epoch;
     },
     get user() {
       return user;

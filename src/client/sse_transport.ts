@@ -1,7 +1,8 @@
 /**
  * The SSE transport: an `EventSource` on `/v1/sse` with a single-use ticket (an
  * `EventSource` cannot send headers). The browser's own reconnection would reuse the spent
- * ticket, so the client reconnects itself, resuming with `?after=`.
+ * ticket, so the client reconnects itself, resuming with `?after=` and `?epoch=`. Event ids
+ * are `<epoch>:<seq>`: the seq is the stream position, the epoch the welcome's.
  */
 
 import { closeInfoOf, type Transport, type TransportContext } from "./transport.ts";
@@ -25,6 +26,7 @@ export function openEventSource(context: TransportContext): Transport {
     if (done) return;
     const query = new URLSearchParams({ ticket });
     if (context.after !== undefined) query.set("after", String(context.after));
+    if (context.epoch !== undefined) query.set("epoch", context.epoch);
     const es = source = new ES(`${context.baseUrl}/v1/sse?${query}`);
     es.onmessage = (event) => {
       if (done) return;
@@ -34,7 +36,8 @@ export function openEventSource(context: TransportContext): Transport {
       } catch {
         return;
       }
-      const position = event.lastEventId ? Number(event.lastEventId) : undefined;
+      const id = event.lastEventId;
+      const position = id ? Number(id.slice(id.lastIndexOf(":") + 1)) : undefined;
       context.events.frame(frame, Number.isSafeInteger(position) ? position : undefined);
       if (frame.type === "close") finish({ code: frame.code, reason: frame.reason });
     };

@@ -14,8 +14,11 @@ export interface CloseInfo {
 export interface TransportEvents {
   /** A server frame, in order; `position` is a stream position the transport read beside it. */
   frame(frame: ServerFrame, position?: number): void;
-  /** The stream position the client has reached (poll answers carry it). */
-  advance(position: number): void;
+  /**
+   * The stream position the client has reached, and its epoch when the transport read one
+   * (poll answers carry both).
+   */
+  advance(position: number, epoch?: string): void;
   /** The transport ended by itself (not after `close()`); called at most once. */
   closed(info: CloseInfo): void;
 }
@@ -48,6 +51,8 @@ export interface TransportContext {
   baseUrl: string;
   /** Resume after this stream position. */
   after?: number;
+  /** The epoch of `after` (the last `welcome.epoch`), sent back with it. */
+  epoch?: string;
   /** The client's current stream position (a poll's next `after`). */
   position(): number | undefined;
   auth: TransportAuth;

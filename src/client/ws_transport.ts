@@ -1,4 +1,7 @@
-/** The WebSocket transport: `relais.v1` frames both ways, resume with `hello.after`. */
+/**
+ * The WebSocket transport: `relais.v1` frames both ways, resume with `hello.after` and
+ * `hello.epoch`.
+ */
 
 import { closeInfoOf, type Transport, type TransportContext } from "./transport.ts";
 import type { ServerFrame } from "./types.ts";
@@ -25,6 +28,7 @@ export function openWebSocket(context: TransportContext): Transport {
         type: "hello",
         ...credential,
         ...(context.after !== undefined ? { after: context.after } : {}),
+        ...(context.epoch !== undefined ? { epoch: context.epoch } : {}),
       }));
     };
     ws.onmessage = (event) => {

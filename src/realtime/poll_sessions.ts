@@ -6,17 +6,18 @@
  * when frames are waiting, else when the first one arrives (plus a few milliseconds to
  * batch a burst) or when its timeout passes, with an empty batch.
  *
- * Resume semantics are those of WS and SSE: the answer's `seq` is the stream position the
- * client has reached, and the client sends it back as `after`. A client whose `after` is
- * behind what the session already answered lost an answer: the session is replaced by a
- * new one that replays from the store. A session with no request for two heartbeat
- * intervals is dead and detached, so presence follows.
+ * Resume semantics are those of WS and SSE: the answer's `epoch` and `seq` are the stream
+ * position the client has reached, and the client sends them back as `epoch` and `after`.
+ * A client whose `after` is behind what the session already answered lost an answer, and
+ * one whose `epoch` is not the session's resumes from elsewhere: either way the session is
+ * replaced by a new one that replays from the store. A session with no request for two
+ * heartbeat intervals is dead and detached, so presence follows.
  */
 
 import type { UserPrincipal } from "../auth/principal.ts";
 import { CLOSE, encodeFrame } from "../schemas/frames.ts";
 import type { Outlet } from "./hub.ts";
-import type { Sessions } from "./session.ts";
+import type { Sessions, StreamPosition } from "./session.ts";
 
 /** Dependencies of {@linkcode createPollSessions}. */
 export interface PollDeps {
@@ -39,12 +40,14 @@ export interface PollRequest {
   session?: string;
   /** The stream position the client has reached. */
   after?: number;
+  /** The epoch of `after` (a previous answer's `epoch`). */
+  epoch?: string;
   timeoutMs: number;
 }
 
 /** Long-poll sessions. */
 export interface PollSessions {
-  /** Answers one poll as the JSON body `{session, seq, frames}`. */
+  /** Answers one poll as the JSON body `{session, epoch, seq, frames}`. */
   poll(user: UserPrincipal, request: PollRequest): Promise<string>;
   /** Live poll sessions. */
   size(): number;
@@ -55,6 +58,8 @@ export interface PollSessions {
 interface PollSession {
   id: string;
   user: string;
+  /** The epoch of the stream positions the session answers (its welcome's). */
+  epoch: string;
   frames: string[];
   /** Highest stream position buffered. */
   upTo: number;
@@ -67,6 +72,12 @@ interface PollSession {
   /** Set when the server closed the session; its last frames are still to be answered. */
   ended: boolean;
   timers: ReturnType<typeof setTimeout>[];
+}
+
+/** The JSON body of an answer: `{session, epoch, seq, frames}` around frames already encoded. */
+function batchOf(s: PollSession, frames: string[]): string {
+  const head = `{"session":${JSON.stringify(s.id)},"epoch":${JSON.stringify(s.epoch)}`;
+  return `${head},"seq":${s.answered},"frames":[${frames.join(",")}]}`;
 }
 
 /** Creates the poll session store. */
@@ -122,12 +133,14 @@ export function createPollSessions(deps: PollDeps): PollSessions {
     for (const s of mine.slice(0, Math.max(0, mine.length - maxPerUser + 1))) drop(s);
   }
 
-  async function start(principal: UserPrincipal, after: number | undefined): Promise<PollSession> {
+  async function start(principal: UserPrincipal, position: StreamPosition): Promise<PollSession> {
     const user = principal.id;
+    const { after } = position;
     evictBeyondCap(user);
     const s: PollSession = {
       id: "",
       user,
+      epoch: "",
       frames: [],
       upTo: after ?? 0,
       answered: after ?? 0,
@@ -149,8 +162,9 @@ export function createPollSessions(deps: PollDeps): PollSessions {
       close: (code, reason) => end(s, code, reason),
       activity: () => void (s.lastActive = Date.now()),
     };
-    const attached = await deps.sessions.attach(principal, outlet, after);
+    const attached = await deps.sessions.attach(principal, outlet, position);
     s.id = attached.connId;
+    s.epoch = attached.epoch;
     if (s.ended) {
       deps.sessions.detach(s.id);
     } else {
@@ -169,19 +183,22 @@ export function createPollSessions(deps: PollDeps): PollSessions {
       clearTimeout(s.timers[0]);
       polls.delete(s.id);
     }
-    return `{"session":${JSON.stringify(s.id)},"seq":${s.answered},"frames":[${frames.join(",")}]}`;
+    return batchOf(s, frames);
   }
 
   return {
     async poll(user, request) {
       let s = request.session ? polls.get(request.session) : undefined;
       if (s && s.user !== user.id) s = undefined;
-      if (s && request.after !== undefined && request.after < s.answered && !s.ended) {
-        // The previous answer was lost: replay from the store on a fresh session.
+      const lost = s && request.after !== undefined && request.after < s.answered;
+      const elsewhere = s && request.epoch !== undefined && request.epoch !== s.epoch;
+      if (s && (lost || elsewhere) && !s.ended) {
+        // The previous answer was lost, or the client's position is of another epoch:
+        // replay from the store on a fresh session.
         drop(s);
         s = undefined;
       }
-      s ??= await start(user, request.after);
+      s ??= await start(user, { after: request.after, epoch: request.epoch });
       s.lastPoll = Date.now();
       if (s.frames.length === 0 && !s.ended && request.timeoutMs > 0) {
         // A newer request for the same session answers the older one, empty.
@@ -194,7 +211,7 @@ export function createPollSessions(deps: PollDeps): PollSessions {
         });
         clearTimeout(timer);
         if (s.waiting?.token !== token) {
-          return `{"session":${JSON.stringify(s.id)},"seq":${s.answered},"frames":[]}`;
+          return batchOf(s, []);
         }
         if (s.frames.length > 0 && !s.ended && batchMs > 0) {
           await new Promise((r) => setTimeout(r, batchMs));

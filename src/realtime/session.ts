@@ -3,7 +3,9 @@
  *
  * Attaching a connection registers it with the hub and the user actor first, then
  * replays the stream after the client's `after`: an item committed meanwhile arrives by
- * replay, live, or both (clients drop duplicates by id), never by neither.
+ * replay, live, or both (clients drop duplicates by id), never by neither. The `welcome`
+ * tells the stream's epoch; whether a resume is `recovered` is decided by `isRecovered`
+ * (`epochs.ts`) from the client's epoch, the current one and the completeness of the replay.
  */
 
 import type { Registry } from "../../actors/registry.ts";
@@ -20,6 +22,7 @@ import type {
   StreamItem,
   StreamStore,
 } from "../store/store.ts";
+import { isRecovered, type StreamEpochs } from "./epochs.ts";
 import type { Hub, Outlet } from "./hub.ts";
 
 /** Dependencies of {@linkcode createSessions}. */
@@ -29,6 +32,8 @@ export interface SessionDeps {
   hub: Hub;
   metrics: Metrics;
   recorder: DeliveryRecorder;
+  /** The epoch of each user's stream, told in `welcome` and compared on a resume. */
+  epochs: StreamEpochs;
   resumeMaxItems: number;
   recentWindowMs: number;
   /** Told to clients in `welcome.heartbeat_ms` so they can spot a dead connection. */
@@ -57,19 +62,30 @@ export interface Admission {
 export interface Attached {
   connId: string;
   user: string;
+  /** The epoch of the user's stream when the connection was welcomed. */
+  epoch: string;
   /** The user's last seq when the connection was welcomed. */
   seq: number;
   recovered: boolean;
 }
 
+/** Where a client resumes its stream: after `after`, a position of epoch `epoch`. */
+export interface StreamPosition {
+  after?: number;
+  /** The `welcome.epoch` of `after`; absent for clients that predate epochs. */
+  epoch?: string;
+}
+
 /** Connection life cycle and the actions a client can take on its stream. */
 export interface Sessions {
   /**
-   * Admits and attaches a connection: sends `welcome`, the items after `after` in order,
-   * the unacked items the client already had, then live items. Throws the admission's
-   * error when the user may not connect.
+   * Admits and attaches a connection: sends `welcome`, the items after `position.after`
+   * in order, the unacked items the client already had, then live items. Throws the
+   * admission's error when the user may not connect.
    */
-  attach(principal: UserPrincipal, outlet: Outlet, after?: number): Promise<Attached>;
+  attach(principal: UserPrincipal, outlet: Outlet, position?: StreamPosition): Promise<Attached>;
+  /** The current epoch of `user`'s stream (what a `welcome` would tell now). */
+  epochOf(user: string): string;
   detach(connId: string): void;
   /** Sends an event to the user's actor, if it is live. */
   notify(user: string, event: UserEvent): void;
@@ -106,7 +122,8 @@ export function createSessions(deps: SessionDeps): Sessions {
   }
 
   return {
-    async attach(principal, outlet, after) {
+    async attach(principal, outlet, position = {}) {
+      const { after } = position;
       const user = principal.id;
       await deps.admission?.admitConnection(principal);
       deps.admission?.claimConnection(user);
@@ -117,6 +134,7 @@ export function createSessions(deps: SessionDeps): Sessions {
         const actor = await registry.get("user", user);
         actor.send({ type: "conn.open", connId } satisfies UserEvent);
         const now = Date.now();
+        const epoch = deps.epochs.epochOf(user);
         const read = after === undefined
           ? { items: [], last: await store.lastSeq(user), complete: false }
           : await store.readStream(user, after, {
@@ -124,14 +142,21 @@ export function createSessions(deps: SessionDeps): Sessions {
             windowMs: deps.recentWindowMs,
             now,
           });
+        const recovered = isRecovered({
+          after,
+          clientEpoch: position.epoch,
+          epoch,
+          complete: read.complete,
+        });
         hub.send(
           connId,
           encodeFrame({
             type: "welcome",
             user,
             session: connId,
+            epoch,
             seq: read.last,
-            recovered: after !== undefined && read.complete,
+            recovered,
             ...(deps.heartbeatMs ? { heartbeat_ms: deps.heartbeatMs } : {}),
           }),
           // The stream position the client is at: where a resumed stream picks up.
@@ -154,12 +179,13 @@ export function createSessions(deps: SessionDeps): Sessions {
           if (frame && hub.send(connId, frame)) recorder.add(p.id, user);
         }
         hub.release(connId, read.last);
-        return { connId, user, seq: read.last, recovered: after !== undefined && read.complete };
+        return { connId, user, epoch, seq: read.last, recovered };
       } catch (error) {
         detach(connId);
         throw error;
       }
     },
+    epochOf: (user) => deps.epochs.epochOf(user),
     detach,
     notify,
     async ack(user, id) {

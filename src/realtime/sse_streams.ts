@@ -3,10 +3,10 @@
  *
  * Every server frame goes out as one unnamed event whose `data:` is the frame's JSON, so
  * `EventSource.onmessage` sees them all. Frames that are a stream position carry it as
- * `id:`, so a reconnecting `EventSource` resumes with `Last-Event-ID`. A stream the server
- * ends (idle, expired token, kill switch) gets a last `close` frame with the code a
- * WebSocket would have been closed with. Web APIs only: the route gives the stream to the
- * runtime's server as a response body.
+ * `id: <epoch>:<seq>`, so a reconnecting `EventSource` resumes with `Last-Event-ID`. A
+ * stream the server ends (idle, expired token, kill switch) gets a last `close` frame with
+ * the code a WebSocket would have been closed with. Web APIs only: the route gives the
+ * stream to the runtime's server as a response body.
  */
 
 import type { UserPrincipal } from "../auth/principal.ts";
@@ -14,7 +14,7 @@ import { closeReason } from "../controls/guard.ts";
 import { AppError } from "../errors.ts";
 import { CLOSE, encodeFrame } from "../schemas/frames.ts";
 import type { Outlet } from "./hub.ts";
-import type { Sessions } from "./session.ts";
+import type { Sessions, StreamPosition } from "./session.ts";
 
 /** Dependencies of {@linkcode createSseStreams}. */
 export interface SseDeps {
@@ -32,10 +32,10 @@ export interface SseDeps {
 /** Opens and tracks SSE streams. */
 export interface SseStreams {
   /**
-   * Attaches a stream for `user`, resuming after `after`; the body is ready to return.
+   * Attaches a stream for `user`, resuming after `position`; the body is ready to return.
    * Rejects (and attaches nothing) if the session cannot be attached.
    */
-  open(user: UserPrincipal, after?: number): Promise<ReadableStream<Uint8Array>>;
+  open(user: UserPrincipal, position?: StreamPosition): Promise<ReadableStream<Uint8Array>>;
   /** Open streams. */
   size(): number;
   /** Ends every open stream (shutdown). */
@@ -58,13 +58,16 @@ export function createSseStreams(deps: SseDeps): SseStreams {
   const open = new Set<(code: number, reason: string) => void>();
 
   return {
-    async open(user, after) {
+    async open(user, position) {
       let controller!: ReadableStreamDefaultController<Uint8Array>;
       let connId: string | undefined;
       let ended = false;
       let lastSent = Date.now();
       let lastActive = Date.now();
       const timers: ReturnType<typeof setTimeout>[] = [];
+      // The epoch of the stream's ids: the session's when it sends the first of them (the
+      // welcome), so the ids always agree with `welcome.epoch`.
+      let epoch: string | undefined;
 
       function finish() {
         if (ended) return;
@@ -100,8 +103,11 @@ export function createSseStreams(deps: SseDeps): SseStreams {
 
       const outlet: Outlet = {
         transport: "sse",
-        send: (text, seq) =>
-          write(seq === undefined ? `data: ${text}\n\n` : `id: ${seq}\ndata: ${text}\n\n`),
+        send(text, seq) {
+          if (seq === undefined) return write(`data: ${text}\n\n`);
+          epoch ??= deps.sessions.epochOf(user.id);
+          write(`id: ${epoch}:${seq}\ndata: ${text}\n\n`);
+        },
         close: end,
         activity: () => void (lastActive = Date.now()),
         bufferedAmount: () => ended ? 0 : maxBuffered - (controller.desiredSize ?? maxBuffered),
@@ -117,7 +123,7 @@ export function createSseStreams(deps: SseDeps): SseStreams {
       write(`retry: ${deps.retryMs ?? 2000}\n\n`);
       open.add(end);
       try {
-        const attached = await deps.sessions.attach(user, outlet, after);
+        const attached = await deps.sessions.attach(user, outlet, position);
         if (ended) deps.sessions.detach(attached.connId);
         else connId = attached.connId;
       } catch (error) {

@@ -320,7 +320,10 @@ class Conn implements WsConnection {
     try {
       // Admission (kill switch on realtime, the per-user connection cap) happens here,
       // as for every transport.
-      attached = await deps.sessions.attach(principal, this.outlet, frame.after);
+      attached = await deps.sessions.attach(principal, this.outlet, {
+        after: frame.after,
+        epoch: frame.epoch,
+      });
     } catch (e) {
       return this.refuse(e);
     }

@@ -10,6 +10,15 @@ const ref = v.optional(v.pipe(v.string(), v.maxLength(100)));
 const text = (max: number) => v.pipe(v.string(), v.minLength(1), v.maxLength(max));
 const seq = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
 
+/**
+ * A stream epoch as a client sends it back (from `welcome.epoch`): up to 64 letters,
+ * digits, `-` or `_`. Also read from SSE and poll query strings.
+ */
+export const EpochSchema = v.pipe(
+  v.string("expected the epoch of a welcome"),
+  v.regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected the epoch of a welcome: 1 to 64 of "A-Z a-z 0-9 - _"'),
+);
+
 /** A file a message points to: an http(s) URL and a name. */
 const AttachmentFrameSchema = v.strictObject({
   url: v.pipe(
@@ -27,6 +36,8 @@ export const ClientFrameSchema = v.variant("type", [
     token: v.optional(text(8192)),
     ticket: v.optional(text(256)),
     after: v.optional(seq),
+    /** The `welcome.epoch` that `after` belongs to. */
+    epoch: v.optional(EpochSchema),
     ref,
   }),
   v.strictObject({ type: v.literal("ack"), id: text(200), ref }),
@@ -64,6 +75,8 @@ export type ServerFrame =
     type: "welcome";
     user: string;
     session: string;
+    /** The epoch of the stream: sent back with `seq` (or a later position) on a resume. */
+    epoch: string;
     seq: number;
     recovered: boolean;
     /** The server's heartbeat interval: a client may call the connection dead after two. */

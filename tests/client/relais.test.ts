@@ -17,7 +17,7 @@ interface Fake {
   sent: ClientFrame[];
   closed: boolean;
   frame(frame: ServerFrame, position?: number): void;
-  welcome(seq: number, recovered?: boolean, heartbeatMs?: number): void;
+  welcome(seq: number, recovered?: boolean, heartbeatMs?: number, epoch?: string): void;
   drop(code?: number): void;
 }
 
@@ -30,11 +30,12 @@ function fakes() {
       sent: [],
       closed: false,
       frame: (frame, position) => context.events.frame(frame, position),
-      welcome(seq, recovered = context.after !== undefined, heartbeatMs) {
+      welcome(seq, recovered = context.after !== undefined, heartbeatMs, epoch = "e1") {
         fake.frame({
           type: "welcome",
           user: "camille",
           session: `s${opened.length}`,
+          epoch,
           seq,
           recovered,
           ...(heartbeatMs ? { heartbeat_ms: heartbeatMs } : {}),
@@ -128,6 +129,41 @@ Deno.test("the client resumes after the last seq it saw when it reconnects", asy
   relais.close();
 });
 
+Deno.test("the client sends the epoch of its position back when it resumes", async () => {
+  const { relais, opened: list } = client();
+  relais.connect();
+  const first = await opened(list, 1);
+  assert.equal(first.context.epoch, undefined);
+  first.welcome(4, false, undefined, "e1");
+  assert.equal(relais.epoch, "e1");
+  first.frame(event(5, "a"));
+  first.drop();
+  const second = await opened(list, 2);
+  assert.deepEqual([second.context.after, second.context.epoch], [5, "e1"]);
+  // Another epoch after a server restart: the position is now one of that epoch.
+  second.welcome(5, true, undefined, "e2");
+  assert.equal(relais.epoch, "e2");
+  second.drop();
+  const third = await opened(list, 3);
+  assert.deepEqual([third.context.after, third.context.epoch], [5, "e2"]);
+  // A poll answer carries the epoch beside the position it reached.
+  third.welcome(5, true, undefined, "e2");
+  third.context.events.advance(8, "e3");
+  assert.deepEqual([relais.position, relais.epoch], [8, "e3"]);
+  third.drop();
+  const fourth = await opened(list, 4);
+  assert.deepEqual([fourth.context.after, fourth.context.epoch], [8, "e3"]);
+  relais.close();
+});
+
+Deno.test("the client starts from a given position and epoch", async () => {
+  const { relais, opened: list } = client({ after: 3, epoch: "e0" });
+  relais.connect();
+  const t = await opened(list, 1);
+  assert.deepEqual([t.context.after, t.context.epoch], [3, "e0"]);
+  relais.close();
+});
+
 Deno.test("the client drops a duplicate event by id, and still hands over new ids", async () => {
   const { relais, opened: list } = client();
   const seen = ids(relais);
@@ -164,7 +200,7 @@ Deno.test("the client takes the stream position a transport reads beside its fra
   const { relais, opened: list } = client({ transports: ["sse"] });
   relais.connect();
   const t = await opened(list, 1);
-  t.frame({ type: "welcome", user: "u", session: "s", seq: 2, recovered: false }, 2);
+  t.frame({ type: "welcome", user: "u", session: "s", epoch: "e1", seq: 2, recovered: false }, 2);
   t.frame({ type: "typing", conversation: "c", user: "v" }, 5);
   assert.equal(relais.position, 5);
   t.context.events.advance(8);

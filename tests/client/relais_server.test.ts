@@ -85,6 +85,74 @@ for (const kind of ["ws", "sse", "poll"] as const) {
   });
 }
 
+/** Runtime constructors and a fetch that record what the SDK sends: hellos and URLs. */
+function recording() {
+  const hellos: Record<string, unknown>[] = [];
+  const urls: URL[] = [];
+  class RecordingWebSocket extends WebSocket {
+    override send(data: Parameters<WebSocket["send"]>[0]) {
+      if (typeof data === "string" && JSON.parse(data).type === "hello") {
+        hellos.push(JSON.parse(data));
+      }
+      super.send(data);
+    }
+  }
+  class RecordingEventSource extends EventSource {
+    constructor(url: string | URL) {
+      urls.push(new URL(url));
+      super(url);
+    }
+  }
+  const recordingFetch: typeof fetch = (input, init) => {
+    urls.push(new URL(input instanceof Request ? input.url : input));
+    return fetch(input, init);
+  };
+  return {
+    hellos,
+    urls,
+    runtime: {
+      WebSocket: RecordingWebSocket,
+      EventSource: RecordingEventSource,
+      fetch: recordingFetch,
+    },
+  };
+}
+
+for (const kind of ["ws", "sse", "poll"] as const) {
+  Deno.test(`the SDK on ${kind} sends the welcome's epoch back with its position when it resumes`, async () => {
+    const server = await startServer();
+    const recorded = recording();
+    const { relais, events } = sdk(server, "lucas", { transports: [kind], ...recorded.runtime });
+    try {
+      relais.connect();
+      await opened(relais, kind);
+      const epoch = server.relais.sessions.epochOf("lucas");
+      assert.equal(relais.epoch, epoch);
+      await server.publish(envelope(["lucas"]));
+      await eventually(() => events.length === 1, 5000, "the event");
+      const session = relais.session;
+      const hellos = recorded.hellos.length;
+      const urls = recorded.urls.length;
+      for (const conn of server.relais.hub.ofUser("lucas")) conn.outlet.close(1011, "test drop");
+      await eventually(
+        () => relais.state === "open" && relais.session !== session,
+        8000,
+        "the resumed connection",
+      );
+      let resume: { after?: unknown; epoch?: unknown };
+      if (kind === "ws") resume = recorded.hellos[hellos] ?? {};
+      else {
+        const url = recorded.urls.slice(urls).find((u) => u.pathname === `/v1/${kind}`);
+        resume = Object.fromEntries(url?.searchParams ?? []);
+      }
+      assert.deepEqual([resume.after, resume.epoch], [kind === "ws" ? 1 : "1", epoch]);
+    } finally {
+      relais.close();
+      await server.close();
+    }
+  });
+}
+
 Deno.test("the SDK falls back to SSE when WebSockets fail, and to polling when SSE fails too", async () => {
   const server = await startServer();
   // A "network" where the WebSocket endpoint is unreachable and event streams break.

@@ -18,7 +18,7 @@ async function ticket(server: TestServer, user: string): Promise<string> {
   return res.body.ticket as string;
 }
 
-Deno.test("an SSE stream sends the welcome, then live events with their stream seq as id", async () => {
+Deno.test("an SSE stream sends the welcome, then live events with their epoch and stream seq as id", async () => {
   const server = await startServer();
   const sse = await openSse(`${server.origin}/v1/sse`, {
     authorization: `Bearer ${await server.token("camille")}`,
@@ -34,7 +34,7 @@ Deno.test("an SSE stream sends the welcome, then live events with their stream s
     const sent = envelope(["camille"]);
     assert.equal((await server.publish(sent)).status, 202);
     const event = await sse.next((e) => e.frame.type === "event");
-    assert.equal(event.id, "1");
+    assert.equal(event.id, `${welcome.frame.epoch}:1`);
     assert.equal(event.frame.seq, 1);
     assert.deepEqual(event.frame.envelope.payload, sent.payload);
     assert.equal(event.frame.envelope.routing, undefined);
@@ -62,7 +62,8 @@ Deno.test("an SSE stream resumes after Last-Event-ID in order, and the header wi
       assert.equal(welcome.frame.recovered, true);
       assert.equal(welcome.frame.seq, 4);
       const replayed = [await sse.next(), await sse.next()];
-      assert.deepEqual(replayed.map((e) => e.id), ["3", "4"]);
+      const epoch = welcome.frame.epoch;
+      assert.deepEqual(replayed.map((e) => e.id), [`${epoch}:3`, `${epoch}:4`]);
       assert.deepEqual(replayed.map((e) => e.frame.envelope.metadata.id), ids.slice(2));
       assert.deepEqual(await sse.collect(200, (e) => e.frame.type === "event"), []);
     } finally {
@@ -81,8 +82,10 @@ Deno.test("an SSE stream opened with a ticket resumes after ?after=, and the tic
     const sse = await openSse(`${server.origin}/v1/sse?ticket=${t}&after=1`);
     try {
       assert.equal(sse.status, 200);
-      assert.equal((await sse.next()).frame.type, "welcome");
-      assert.deepEqual([(await sse.next()).id, (await sse.next()).id], ["2", "3"]);
+      const welcome = (await sse.next()).frame;
+      assert.equal(welcome.type, "welcome");
+      const ids = [(await sse.next()).id, (await sse.next()).id];
+      assert.deepEqual(ids, [`${welcome.epoch}:2`, `${welcome.epoch}:3`]);
       const again = await openSse(`${server.origin}/v1/sse?ticket=${t}`);
       assert.equal(again.status, 401);
       assert.equal((again.body as { error: { code: string } }).error.code, "unauthenticated");

@@ -35,7 +35,14 @@ function protocolWith(overrides: Partial<WsProtocolDeps> & { ttlMs?: number } = 
   let attached = 0;
   const sessions = {
     attach: (user: UserPrincipal) =>
-      Promise.resolve({ connId: `c${++attached}`, user: user.id, seq: 0, recovered: false }),
+      Promise.resolve({
+        connId: `c${++attached}`,
+        user: user.id,
+        epoch: "e1",
+        seq: 0,
+        recovered: false,
+      }),
+    epochOf: () => "e1",
     detach: (connId: string) => void detached.push(connId),
     notify: () => {},
     ack: () => Promise.resolve(true),
