@@ -13,7 +13,7 @@
  * subscription's `complete`.
  */
 
-import { assign, fromPromise, not, setup } from "xstate";
+import { assign, fromPromise, setup } from "xstate";
 import type { PresenceStatus } from "../src/schemas/frames.ts";
 import type { PendingAck, StreamItem } from "../src/store/store.ts";
 
@@ -135,6 +135,54 @@ const anyOnline = (c: UserContext) => {
   for (const id in c.connections) if (c.connections[id].status === "online") return true;
   return false;
 };
+type ConnEvent = Extract<UserEvent, { type: "conn.open" | "conn.close" | "conn.status" }>;
+
+/** The user's connections once a connection event is applied. */
+function connectionsAfter(c: UserContext, event: ConnEvent): UserContext["connections"] {
+  switch (event.type) {
+    case "conn.open":
+      return {
+        ...c.connections,
+        [event.connId]: { status: event.status ?? "online", since: Date.now() },
+      };
+    case "conn.close": {
+      if (!Object.hasOwn(c.connections, event.connId)) return c.connections;
+      const { [event.connId]: _, ...rest } = c.connections;
+      return rest;
+    }
+    case "conn.status":
+      return Object.hasOwn(c.connections, event.connId)
+        ? {
+          ...c.connections,
+          [event.connId]: { ...c.connections[event.connId], status: event.status },
+        }
+        : c.connections;
+  }
+}
+
+/** Where presence goes on a connection event (judged on the connections after it). */
+const presenceAfter = (c: UserContext, event: ConnEvent): "online" | "away" | "offline" => {
+  const next = { ...c, connections: connectionsAfter(c, event) };
+  return anyOnline(next) ? "online" : hasConnections(next) ? "away" : "offline";
+};
+
+/**
+ * Presence moves on connection events only (no eventless transitions: those are checked
+ * at every step of the machine, and every item is a step).
+ */
+const presenceOn = (self: "online" | "away" | "offline") => {
+  const transitions = (["online", "away", "offline"] as const)
+    .filter((to) => to !== self)
+    .map((to) => ({
+      guard: ({ context, event }: { context: UserContext; event: UserEvent }) =>
+        presenceAfter(context, event as ConnEvent) === to,
+      target: to,
+      actions: "updateConnections" as const,
+    }));
+  const stay = [...transitions, { actions: "updateConnections" as const }];
+  return { "conn.open": stay, "conn.close": stay, "conn.status": stay };
+};
+
 const scheduled = (c: UserContext) =>
   Object.values(c.pending).filter((p) => p.nextAt !== undefined) as Required<PendingAck>[];
 
@@ -307,6 +355,13 @@ export const userMachine = setup({
     announcePresence: (_, _params: { userId: string; status: PresenceStatus }) => {},
     /** Reports a failed redelivery run. */
     reportError: (_, _params: { userId: string; error: unknown }) => {},
+    /** Applies a connection event to the user's connections. */
+    updateConnections: assign({
+      connections: ({ context, event }) =>
+        event.type === "conn.open" || event.type === "conn.close" || event.type === "conn.status"
+          ? connectionsAfter(context, event)
+          : context.connections,
+    }),
     /** Forgets an acknowledged item. */
     dropAcked: assign({
       pending: ({ context, event }) => {
@@ -333,9 +388,6 @@ export const userMachine = setup({
     }),
   },
   guards: {
-    anyOnline: ({ context }) => anyOnline(context),
-    anyConnection: ({ context }) => hasConnections(context),
-    noConnection: ({ context }) => !hasConnections(context),
     hasSchedule: ({ context }) => hasConnections(context) && scheduled(context).length > 0,
     /** The batch has an item to wait an ack for, and someone to wait for it. */
     schedulesAck: ({ context, event }) =>
@@ -378,35 +430,6 @@ export const userMachine = setup({
   states: {
     presence: {
       initial: "offline",
-      on: {
-        "conn.open": {
-          actions: assign({
-            connections: ({ context, event }) => ({
-              ...context.connections,
-              [event.connId]: { status: event.status ?? "online", since: Date.now() },
-            }),
-          }),
-        },
-        "conn.close": {
-          actions: assign({
-            connections: ({ context, event }) => {
-              const { [event.connId]: _, ...rest } = context.connections;
-              return rest;
-            },
-          }),
-        },
-        "conn.status": {
-          actions: assign({
-            connections: ({ context, event }) =>
-              Object.hasOwn(context.connections, event.connId)
-                ? {
-                  ...context.connections,
-                  [event.connId]: { ...context.connections[event.connId], status: event.status },
-                }
-                : context.connections,
-          }),
-        },
-      },
       states: {
         offline: {
           entry: [
@@ -417,10 +440,7 @@ export const userMachine = setup({
             },
           ],
           exit: assign({ offlineSince: undefined }),
-          always: [
-            { guard: "anyOnline", target: "online" },
-            { guard: "anyConnection", target: "away" },
-          ],
+          on: presenceOn("offline"),
           // Passivation: offline for its idle time, the actor is done (its state is in KV).
           after: { idle: { target: STOPPED } },
         },
@@ -429,20 +449,14 @@ export const userMachine = setup({
             type: "announcePresence",
             params: ({ context }) => ({ userId: context.userId, status: "online" as const }),
           },
-          always: [
-            { guard: "noConnection", target: "offline" },
-            { guard: not("anyOnline"), target: "away" },
-          ],
+          on: presenceOn("online"),
         },
         away: {
           entry: {
             type: "announcePresence",
             params: ({ context }) => ({ userId: context.userId, status: "away" as const }),
           },
-          always: [
-            { guard: "noConnection", target: "offline" },
-            { guard: "anyOnline", target: "online" },
-          ],
+          on: presenceOn("away"),
         },
         stopped: { type: "final" },
       },
