@@ -43,7 +43,7 @@ export const OPERATIONS: Operation[] = [
     path: "/v1/events/:id",
     summary: "Delivery status of an event",
     description:
-      "Readable by the service key that published the event (scope events:publish) and by admin keys.",
+      "Readable by the service key that published the event (scope events:publish) and by admin keys. Ephemeral events (REALTIME and SYSTEM without ack) wait on nobody: their deliveries are counted (delivered, at most targeted) and pending_users is empty.",
     tags: ["events"],
     security: "service",
     responses: {

@@ -3,11 +3,12 @@
  * instead of one per recipient, off the delivery path.
  */
 
-import type { DeliveryStore } from "../store/store.ts";
+import type { DeliveredEntry, DeliveryStore } from "../store/store.ts";
 
 /** Collects `(event, user)` deliveries and writes them in the background. */
 export interface DeliveryRecorder {
-  add(id: string, user: string): void;
+  /** Records that `user` got event `id`'s item; `ephemeral` ones are only counted. */
+  add(id: string, user: string, ephemeral?: boolean): void;
   /** Writes everything collected so far. */
   flush(): Promise<void>;
   /** Flushes and stops the timer. */
@@ -19,7 +20,7 @@ export function createDeliveryRecorder(
   store: Pick<DeliveryStore, "markDelivered">,
   options: { intervalMs: number; onError(error: unknown): void },
 ): DeliveryRecorder {
-  let queue: { id: string; user: string }[] = [];
+  let queue: DeliveredEntry[] = [];
   let writing = Promise.resolve();
   let timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -37,8 +38,8 @@ export function createDeliveryRecorder(
   }
 
   return {
-    add(id, user) {
-      queue.push({ id, user });
+    add(id, user, ephemeral = false) {
+      queue.push(ephemeral ? { id, user, ephemeral } : { id, user });
       timer ??= setTimeout(flush, options.intervalMs);
     },
     flush,

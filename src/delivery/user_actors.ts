@@ -88,7 +88,7 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
     metrics.deliveries.inc(sent);
     metrics.latency.observe((Date.now() - live.acceptedAt) / 1000);
     // Conversation items have no per-event delivery record to update.
-    if (!item.msg) recorder.add(item.id, userId);
+    if (!item.msg) recorder.add(item.id, userId, !item.durable);
   }
 
   async function redeliver({ userId, connections, due }: RedeliverInput) {
@@ -137,7 +137,7 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
         metrics.deliveries.inc(sent * live.length);
         for (const l of live) {
           metrics.latency.observe((now - l.acceptedAt) / 1000);
-          recorder.add(l.item.id, userId);
+          recorder.add(l.item.id, userId, !l.item.durable);
         }
       },
       sendSummary: (_, { connections, count, firstSeq, lastSeq }) => {

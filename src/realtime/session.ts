@@ -169,7 +169,9 @@ export function createSessions(deps: SessionDeps): Sessions {
             continue;
           }
           const frame = await frameFor(item.id, item.seq);
-          if (frame && hub.send(connId, frame, item.seq)) recorder.add(item.id, user);
+          if (frame && hub.send(connId, frame, item.seq)) {
+            recorder.add(item.id, user, !item.durable);
+          }
         }
         // Unacked items the client had before (`after` covers newer ones) are sent again.
         const covered = after ?? read.last;

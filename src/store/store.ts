@@ -285,8 +285,19 @@ export interface DeliveryStore {
   deadLetter(user: string, pending: PendingAck[], reason: string, now: number): Promise<void>;
   /** The latest dead letters first, at most `limit`. */
   listDeadLetters(options: { limit: number }): Promise<DeadLetter[]>;
-  /** Marks targets delivered (only those still pending). */
-  markDelivered(entries: { id: string; user: string }[], now: number): Promise<void>;
+  /**
+   * Marks targets delivered (only those still pending). Ephemeral items (REALTIME and
+   * SYSTEM without ack) have no per-target record: their deliveries are only counted.
+   */
+  markDelivered(entries: DeliveredEntry[], now: number): Promise<void>;
+}
+
+/** One delivery to record: an event's item reached one of its targets. */
+export interface DeliveredEntry {
+  id: string;
+  user: string;
+  /** The item is ephemeral: counted, with no per-target record to update. */
+  ephemeral?: boolean;
 }
 
 /** The inbox: a user's NOTIFICATION and durable SYSTEM items, with their read state. */

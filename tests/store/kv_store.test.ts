@@ -61,6 +61,23 @@ Deno.test("kv store writes no job key for a one-commit publish", async () => {
   });
 });
 
+Deno.test("kv store writes a target record for durable items only, on both publish paths", async () => {
+  await withStore(async (store, kv) => {
+    const targetsOf = async (id: string) =>
+      (await Array.fromAsync(kv.list({ prefix: keys.targetPrefix(id) }))).length;
+    const users = Array.from({ length: 150 }, (_, i) => `u${i}`);
+    for (const [type, expected] of [["REALTIME", 0], ["NOTIFICATION", users.length]] as const) {
+      const small = makeEnvelope(type);
+      await store.publishAtomic(small, users.slice(0, 3), result(small, 3));
+      assert.equal(await targetsOf(small.metadata.id), Math.min(expected, 3), `${type} one-commit`);
+      const large = makeEnvelope(type);
+      const { event } = await store.createEvent(large, users, result(large, users.length));
+      await store.runFanout(event.id, () => {});
+      assert.equal(await targetsOf(large.metadata.id), expected, `${type} job`);
+    }
+  });
+});
+
 Deno.test("kv store leaves audiences too large for one commit to the job path", async () => {
   await withStore(async (store, kv) => {
     const e = makeEnvelope("REALTIME");

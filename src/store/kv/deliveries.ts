@@ -5,8 +5,14 @@
 
 import * as keys from "../keys.ts";
 import { chunk, GET_MANY, getManyEntries } from "../kv_reads.ts";
-import type { DeadLetter, DeliveryStore, PendingAck, TargetRecord } from "../store.ts";
-import { MAX_RETRIES } from "./_commit.ts";
+import type {
+  DeadLetter,
+  DeliveredEntry,
+  DeliveryStore,
+  PendingAck,
+  TargetRecord,
+} from "../store.ts";
+import { MAX_MUTATIONS, MAX_RETRIES } from "./_commit.ts";
 
 /** Targets recorded as delivered per commit: one check each, under KV's 100 checks. */
 const RECORD_BATCH = 90;
@@ -103,13 +109,26 @@ export function createKvDeliveryStore(kv: Deno.Kv): DeliveryStore {
     return out;
   }
 
-  async function markDelivered(entries: { id: string; user: string }[], now: number) {
+  /** Adds ephemeral deliveries to their events' counters: no reads, few keys. */
+  async function countDelivered(entries: DeliveredEntry[]) {
+    const counts = new Map<string, bigint>();
+    for (const e of entries) counts.set(e.id, (counts.get(e.id) ?? 0n) + 1n);
+    for (const part of chunk([...counts], MAX_MUTATIONS)) {
+      const op = kv.atomic();
+      for (const [id, n] of part) op.sum(keys.counterKey(id, "delivered"), n);
+      await op.commit();
+    }
+  }
+
+  async function markDelivered(all: DeliveredEntry[], now: number) {
+    const unique = [...new Map(all.map((e) => [`${e.id}\u0000${e.user}`, e])).values()];
+    await countDelivered(unique.filter((e) => e.ephemeral));
+    const entries = unique.filter((e) => !e.ephemeral);
     // Up to ninety targets per commit (one check each, under KV's 100), read with
     // parallel getMany calls: a 10,000-user fan-out is recorded in ~110 commits, not 1,000,
     // so recording competes less with the fan-out's own commits. A commit that loses a
     // race falls back to the one-by-one transition, which re-reads and retries.
-    const unique = [...new Map(entries.map((e) => [`${e.id}\u0000${e.user}`, e])).values()];
-    for (const part of chunk(unique, RECORD_BATCH)) {
+    for (const part of chunk(entries, RECORD_BATCH)) {
       const current = await getManyEntries<TargetRecord>(
         kv,
         part.map((e) => keys.targetKey(e.id, e.user)),

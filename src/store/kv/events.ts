@@ -281,7 +281,9 @@ export function createKvEventStore(
       keys.counterKey(id, "failed"),
     ])).map((e) => Number(e.value?.value ?? 0n));
     const pendingUsers: string[] = [];
-    for await (const entry of kv.list<TargetRecord>({ prefix: keys.targetPrefix(id) })) {
+    // Ephemeral events keep no per-target record: nobody is waited on, deliveries are counted.
+    const listed = event.durable ? kv.list<TargetRecord>({ prefix: keys.targetPrefix(id) }) : [];
+    for await (const entry of listed) {
       const { state } = entry.value;
       const open = event.ackRequired ? state === "pending" || state === "delivered" : state ===
         "pending";
@@ -296,7 +298,8 @@ export function createKvEventStore(
       ack_required: event.ackRequired,
       fan_out: event.fanningOut ? "running" : "done",
       targeted,
-      delivered,
+      // A replay can count an ephemeral delivery twice: never more than the targets.
+      delivered: event.durable ? delivered : Math.min(delivered, targeted),
       acked,
       failed,
       acked_all: event.ackRequired && !event.fanningOut && acked === targeted,

@@ -87,10 +87,13 @@ export function addTargetItem(
     item,
     event.durable ? undefined : { expireIn: context.recentWindowMs + 60_000 },
   );
-  op.set(
-    keys.targetKey(id, user),
-    { seq, state: quiet ? "muted" : "pending", at: now } satisfies TargetRecord,
-  );
+  // Ephemeral items are not waited on: their deliveries are counted, not recorded per user.
+  if (event.durable) {
+    op.set(
+      keys.targetKey(id, user),
+      { seq, state: quiet ? "muted" : "pending", at: now } satisfies TargetRecord,
+    );
+  }
   if (event.durable) op.set(keys.byIdKey(user, id), seq);
   const pending: PendingAck | undefined = event.ackRequired
     ? {

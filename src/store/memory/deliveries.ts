@@ -3,7 +3,7 @@
  * letters. Every state change moves the event's counters in the same step.
  */
 
-import type { DeadLetter, DeliveryStore, PendingAck } from "../store.ts";
+import type { DeadLetter, DeliveredEntry, DeliveryStore, PendingAck } from "../store.ts";
 import { copy, type MemoryState } from "./_state.ts";
 
 /** A dead letter's place: time, then user, then seq, as the KV adapter orders them. */
@@ -65,8 +65,20 @@ export function createMemoryDeliveryStore(state: MemoryState): DeliveryStore {
     return Promise.resolve();
   }
 
-  function markDelivered(entries: { id: string; user: string }[], now: number) {
-    for (const { id, user } of entries) transition(id, user, { to: "delivered", now });
+  function markDelivered(entries: DeliveredEntry[], now: number) {
+    const seen = new Set<string>();
+    for (const { id, user, ephemeral } of entries) {
+      if (!ephemeral) {
+        transition(id, user, { to: "delivered", now });
+        continue;
+      }
+      // Counted once per batch, as the KV adapter does: there is no target record.
+      const key = `${id}\u0000${user}`;
+      const event = state.events.get(id);
+      if (seen.has(key) || !event) continue;
+      seen.add(key);
+      event.counts.delivered++;
+    }
     return Promise.resolve();
   }
 

@@ -146,6 +146,7 @@ export function createMemoryEventStore(
     if (!event) return Promise.resolve(undefined);
     const { record, counts } = event;
     const open: string[] = [];
+    // Ephemeral events keep no per-target record: nobody is waited on.
     for (const [user, target] of event.targets) {
       const waiting = record.ackRequired
         ? target.state === "pending" || target.state === "delivered"
@@ -160,7 +161,8 @@ export function createMemoryEventStore(
       ack_required: record.ackRequired,
       fan_out: record.fanningOut ? "running" : "done",
       targeted,
-      delivered: counts.delivered,
+      // A replay can count an ephemeral delivery twice: never more than the targets.
+      delivered: record.durable ? counts.delivered : Math.min(counts.delivered, targeted),
       acked: counts.acked,
       failed: counts.failed,
       acked_all: record.ackRequired && !record.fanningOut && counts.acked === targeted,

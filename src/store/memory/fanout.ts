@@ -66,8 +66,11 @@ export function addTargetItem(
   };
   user.items.set(seq, item);
   if (!record.durable) user.recent.push(seq);
-  event.targets.set(target.user, { seq, state: quiet ? "muted" : "pending", at: now });
-  if (record.durable) user.byId.set(id, seq);
+  // Ephemeral items are not waited on: their deliveries are counted, not recorded per user.
+  if (record.durable) {
+    event.targets.set(target.user, { seq, state: quiet ? "muted" : "pending", at: now });
+    user.byId.set(id, seq);
+  }
   const pending: PendingAck | undefined = record.ackRequired
     ? {
       seq,

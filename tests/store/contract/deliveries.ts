@@ -37,7 +37,7 @@ export function deliveryStoreContract(contract: Contract): void {
 
   test("records more deliveries than one commit checks, each once", async (store) => {
     const targets = Array.from({ length: 250 }, (_, i) => `u${i}`);
-    const e = await publish(store, targets, makeEnvelope("REALTIME"));
+    const e = await publish(store, targets, makeEnvelope("NOTIFICATION"));
     const id = e.metadata.id;
     const now = Date.now();
     await store.markDelivered(targets.flatMap((user) => [{ id, user }, { id, user }]), now);
@@ -47,6 +47,29 @@ export function deliveryStoreContract(contract: Contract): void {
     await store.markDelivered(targets.slice(0, 120).map((user) => ({ id, user })), now);
     status = await store.getStatus(id);
     assert.equal(status?.delivered, 250);
+  });
+
+  test("counts ephemeral deliveries without waiting on anyone, never past the targets", async (store) => {
+    const targets = Array.from({ length: 250 }, (_, i) => `u${i}`);
+    const e = await publish(store, targets, makeEnvelope("REALTIME"));
+    const id = e.metadata.id;
+    let status = await store.getStatus(id);
+    assert.deepEqual([status?.delivered, status?.pending_users], [0, []], "nobody is waited on");
+    const now = Date.now();
+    await store.markDelivered(
+      targets.flatMap((user) => [{ id, user, ephemeral: true }, { id, user, ephemeral: true }]),
+      now,
+    );
+    status = await store.getStatus(id);
+    assert.equal(status?.delivered, 250, "each user once per batch");
+    // A replay delivers some again: counted, but the count never passes the targets.
+    await store.markDelivered(
+      targets.slice(0, 120).map((user) => ({ id, user, ephemeral: true })),
+      now,
+    );
+    status = await store.getStatus(id);
+    assert.equal(status?.delivered, 250);
+    assert.deepEqual(status?.pending_users, []);
   });
 
   test("lists pending acks with their policy and keeps an ack over a stale save", async (store) => {
