@@ -160,11 +160,28 @@ function connectionsAfter(c: UserContext, event: ConnEvent): UserContext["connec
   }
 }
 
-/** Where presence goes on a connection event (judged on the connections after it). */
-const presenceAfter = (c: UserContext, event: ConnEvent): "online" | "away" | "offline" => {
-  const next = { ...c, connections: connectionsAfter(c, event) };
-  return anyOnline(next) ? "online" : hasConnections(next) ? "away" : "offline";
-};
+/**
+ * Where presence goes on a connection event: judged on the connections after it, without
+ * building them (the guards of every presence state ask).
+ */
+function presenceAfter(c: UserContext, event: ConnEvent): "online" | "away" | "offline" {
+  let any = false;
+  let online = false;
+  for (const id in c.connections) {
+    if (id === event.connId) continue;
+    any = true;
+    if (c.connections[id].status === "online") online = true;
+  }
+  const kept = event.type === "conn.open" ||
+    (event.type === "conn.status" && Object.hasOwn(c.connections, event.connId));
+  if (kept) {
+    any = true;
+    if ((event.type === "conn.open" ? event.status ?? "online" : event.status) === "online") {
+      online = true;
+    }
+  }
+  return online ? "online" : any ? "away" : "offline";
+}
 
 /**
  * Presence moves on connection events only (no eventless transitions: those are checked
