@@ -131,10 +131,7 @@ const hasConnections = (c: UserContext) => {
   for (const _ in c.connections) return true;
   return false;
 };
-const anyOnline = (c: UserContext) => {
-  for (const id in c.connections) if (c.connections[id].status === "online") return true;
-  return false;
-};
+
 type ConnEvent = Extract<UserEvent, { type: "conn.open" | "conn.close" | "conn.status" }>;
 
 /** The user's connections once a connection event is applied. */
