@@ -112,6 +112,18 @@ function claimList(payload: JWTPayload, name: string): string[] {
   return [...value];
 }
 
+/** `auth` with `then` applied to every principal it verifies (tokens and signed contexts). */
+export function mapVerified(
+  auth: UserAuth,
+  then: (principal: UserPrincipal) => UserPrincipal | Promise<UserPrincipal>,
+): UserAuth {
+  return {
+    ...auth,
+    verifyToken: async (token) => await then(await auth.verifyToken(token)),
+    verifySignedContext: async (headers) => await then(await auth.verifySignedContext(headers)),
+  };
+}
+
 /** Builds the user authenticator from the `auth` section of the config. */
 export function createUserAuth(cfg: Config["auth"], options: UserAuthOptions = {}): UserAuth {
   const now = options.now ?? Date.now;

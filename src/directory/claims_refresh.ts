@@ -4,7 +4,7 @@
  * minute per user), so the audiences follow the identity provider between two syncs.
  */
 
-import type { UserAuth } from "../auth/user_auth.ts";
+import { mapVerified, type UserAuth } from "../auth/user_auth.ts";
 import type { UserPrincipal } from "../auth/principal.ts";
 import type { Directory, DirectoryEntry } from "./directory.ts";
 
@@ -67,17 +67,8 @@ export function withClaimsRefresh(
       .catch((e) => options.onError(`Cannot refresh the directory entry of "${principal.id}"`, e));
   }
 
-  return {
-    ...auth,
-    async verifyToken(token) {
-      const principal = await auth.verifyToken(token);
-      refresh(principal);
-      return principal;
-    },
-    async verifySignedContext(headers) {
-      const principal = await auth.verifySignedContext(headers);
-      refresh(principal);
-      return principal;
-    },
-  };
+  return mapVerified(auth, (principal) => {
+    refresh(principal);
+    return principal;
+  });
 }

@@ -6,7 +6,7 @@
  */
 
 import type { UserPrincipal } from "../auth/principal.ts";
-import type { UserAuth } from "../auth/user_auth.ts";
+import { mapVerified, type UserAuth } from "../auth/user_auth.ts";
 import type { Directory, DirectoryEntry } from "./directory.ts";
 
 /** Options of {@linkcode withDirectoryIdentity}. */
@@ -74,9 +74,5 @@ export function withDirectoryIdentity(
     }
   }
 
-  return {
-    ...auth,
-    verifyToken: async (token) => enrich(await auth.verifyToken(token)),
-    verifySignedContext: async (headers) => enrich(await auth.verifySignedContext(headers)),
-  };
+  return mapVerified(auth, enrich);
 }
