@@ -5,7 +5,7 @@
  */
 
 import type { Envelope } from "../../schemas/envelope.ts";
-import { isDurable, needsAck } from "../../schemas/envelope.ts";
+import { collapses, eventRecord } from "../items.ts";
 import * as keys from "../keys.ts";
 import { chunk, getManyEntries } from "../kv_reads.ts";
 import type {
@@ -30,7 +30,6 @@ import {
 } from "./_commit.ts";
 import {
   addTargetItem,
-  collapses,
   createKvFanout,
   FANOUT_BATCH,
   FANOUT_BATCH_WIDE,
@@ -69,31 +68,6 @@ function bodyParts(body: string): string[] {
     parts.push(body.slice(i, i + BODY_CHUNK_CHARS));
   }
   return parts;
-}
-
-/** The stored record of a newly published event. */
-function eventRecord(
-  envelope: Envelope,
-  result: PublishResult,
-  chunks: number,
-  fanningOut: boolean,
-  publishedBy: string | undefined,
-): EventRecord {
-  const expiration = envelope.metadata.expiration;
-  return {
-    id: envelope.metadata.id,
-    type: envelope.metadata.type,
-    acceptedAt: Date.parse(result.accepted_at),
-    ...(expiration ? { expiresAt: Date.parse(expiration) } : {}),
-    durable: isDurable(envelope),
-    ackRequired: needsAck(envelope),
-    retry: envelope.routing.retry,
-    chunks,
-    result,
-    fanningOut,
-    ...(envelope.metadata.collapse_key ? { collapseKey: envelope.metadata.collapse_key } : {}),
-    ...(publishedBy === undefined ? {} : { publishedBy }),
-  };
 }
 
 /**
@@ -181,13 +155,11 @@ export function createKvEventStore(
     if (existing.value) return { created: false, event: existing.value };
 
     const bodyChunks = bodyParts(JSON.stringify(envelope));
-    const event = eventRecord(
-      envelope,
-      result,
-      bodyChunks.length,
-      targets.length > 0,
-      publishOptions.publishedBy,
-    );
+    const event = eventRecord(envelope, result, {
+      chunks: bodyChunks.length,
+      fanningOut: targets.length > 0,
+      publishedBy: publishOptions.publishedBy,
+    });
     // Target chunks go first, in their own commits: they may be larger than one atomic
     // operation holds, and without the event record below they are never read. They are
     // stored under this attempt's own token: a publish of the same id racing this one
@@ -231,7 +203,11 @@ export function createKvEventStore(
     const id = envelope.metadata.id;
     const body = JSON.stringify(envelope);
     const parts = bodyParts(body);
-    const event = eventRecord(envelope, result, parts.length, false, publishOptions.publishedBy);
+    const event = eventRecord(envelope, result, {
+      chunks: parts.length,
+      fanningOut: false,
+      publishedBy: publishOptions.publishedBy,
+    });
     const collapsing = collapses(event);
     const wide = collapsing || publishOptions.plan !== undefined;
     const cost = oneCommitCost(targets, { record: event, parts, wide });

@@ -12,13 +12,12 @@ import type {
   FanoutBatch,
   FanoutPlanner,
   MailTask,
-  PendingAck,
   StreamItem,
   TargetPlan,
   TargetRecord,
 } from "../store.ts";
 import { MAX_KEY_BYTES, MAX_RETRIES, retryPause } from "./_commit.ts";
-import { isInboxItem } from "../items.ts";
+import { collapses, isInboxItem, targetItem } from "../items.ts";
 import type { CollapseMark, UnreadMark } from "./_items.ts";
 
 /** Users written per fan-out commit: one check per user, under KV's 100 checks. */
@@ -38,11 +37,6 @@ export interface Job {
   /** The token its target chunks are stored under; absent on jobs written before tokens. */
   targets?: string;
 }
-
-/** Whether a newer unread item of `event` replaces an older one with the same key. */
-export const collapses = (event: EventRecord): boolean =>
-  event.collapseKey !== undefined && event.durable &&
-  (event.type === "NOTIFICATION" || event.type === "SYSTEM");
 
 /** One target of a fan-out commit: its seq as read, its plan and the item it replaces. */
 export interface TargetWrite {
@@ -69,19 +63,8 @@ export function addTargetItem(
   const { id } = event;
   const { now, collapsing } = context;
   const seq = (target.seq.value ?? 0) + 1;
-  // An item that needs an ack is shown whatever the preferences say.
-  const quiet = plan?.quiet === true && !event.ackRequired;
+  const { item, quiet, pending } = targetItem(event, { seq, now, ...(plan ? { plan } : {}) });
   op.check(target.seq).set(keys.seqKey(user), seq);
-  const item: StreamItem = {
-    seq,
-    id,
-    type: event.type,
-    durable: event.durable,
-    ack: event.ackRequired,
-    at: now,
-    ...(event.expiresAt ? { exp: event.expiresAt } : {}),
-    ...(quiet ? { quiet: true } : {}),
-  };
   op.set(
     keys.streamKey(user, seq),
     item,
@@ -93,18 +76,8 @@ export function addTargetItem(
       keys.targetKey(id, user),
       { seq, state: quiet ? "muted" : "pending", at: now } satisfies TargetRecord,
     );
+    op.set(keys.byIdKey(user, id), seq);
   }
-  if (event.durable) op.set(keys.byIdKey(user, id), seq);
-  const pending: PendingAck | undefined = event.ackRequired
-    ? {
-      seq,
-      id,
-      attempts: 0,
-      limit: event.retry.enabled ? event.retry.limit : 0,
-      backoff: event.retry.backoff,
-      ...(event.expiresAt ? { exp: event.expiresAt } : {}),
-    }
-    : undefined;
   if (pending) op.set(keys.pendingKey(user, seq), pending);
   if (isInboxItem(item)) {
     op.set(

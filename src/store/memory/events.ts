@@ -4,10 +4,9 @@
  */
 
 import type { Envelope } from "../../schemas/envelope.ts";
-import { isDurable, needsAck } from "../../schemas/envelope.ts";
+import { eventRecord } from "../items.ts";
 import type {
   AtomicPublish,
-  EventRecord,
   EventStatus,
   EventStore,
   FanoutBatch,
@@ -36,21 +35,7 @@ function newEvent(
   result: PublishResult,
   options: { fanningOut: boolean; publishedBy: string | undefined },
 ): MemoryEvent {
-  const { id, type, expiration, collapse_key } = envelope.metadata;
-  const record: EventRecord = {
-    id,
-    type,
-    acceptedAt: Date.parse(result.accepted_at),
-    ...(expiration ? { expiresAt: Date.parse(expiration) } : {}),
-    durable: isDurable(envelope),
-    ackRequired: needsAck(envelope),
-    retry: envelope.routing.retry,
-    chunks: 1,
-    result,
-    fanningOut: options.fanningOut,
-    ...(collapse_key ? { collapseKey: collapse_key } : {}),
-    ...(options.publishedBy === undefined ? {} : { publishedBy: options.publishedBy }),
-  };
+  const record = eventRecord(envelope, result, { chunks: 1, ...options });
   return {
     record: copy(record),
     envelope: copy(envelope),

@@ -4,17 +4,12 @@
  * publish and the job fan-out, so both write the same state.
  */
 
-import { isInboxItem } from "../items.ts";
-import type { EventRecord, FanoutBatch, PendingAck, StreamItem, TargetPlan } from "../store.ts";
+import { collapses, isInboxItem, targetItem } from "../items.ts";
+import type { FanoutBatch, TargetPlan } from "../store.ts";
 import { copy, expired, type MemoryEvent, type MemoryState, userState } from "./_state.ts";
 
 /** Time a non-durable item is kept past the recent window, as the KV adapter's expiry. */
 const WINDOW_MARGIN_MS = 60_000;
-
-/** Whether a newer unread item of `event` replaces an older one with the same key. */
-export const collapses = (event: EventRecord): boolean =>
-  event.collapseKey !== undefined && event.durable &&
-  (event.type === "NOTIFICATION" || event.type === "SYSTEM");
 
 /** Forgets the user's non-durable items that are past the recent window and its margin. */
 function forgetPast(state: MemoryState, user: ReturnType<typeof userState>, now: number) {
@@ -52,18 +47,11 @@ export function addTargetItem(
   const user = userState(state, target.user);
   forgetPast(state, user, now);
   const seq = ++user.seq;
-  // An item that needs an ack is shown whatever the preferences say.
-  const quiet = target.plan?.quiet === true && !record.ackRequired;
-  const item: StreamItem = {
+  const { item, quiet, pending } = targetItem(record, {
     seq,
-    id,
-    type: record.type,
-    durable: record.durable,
-    ack: record.ackRequired,
-    at: now,
-    ...(record.expiresAt ? { exp: record.expiresAt } : {}),
-    ...(quiet ? { quiet: true } : {}),
-  };
+    now,
+    ...(target.plan ? { plan: target.plan } : {}),
+  });
   user.items.set(seq, item);
   if (!record.durable) user.recent.push(seq);
   // Ephemeral items are not waited on: their deliveries are counted, not recorded per user.
@@ -71,16 +59,6 @@ export function addTargetItem(
     event.targets.set(target.user, { seq, state: quiet ? "muted" : "pending", at: now });
     user.byId.set(id, seq);
   }
-  const pending: PendingAck | undefined = record.ackRequired
-    ? {
-      seq,
-      id,
-      attempts: 0,
-      limit: record.retry.enabled ? record.retry.limit : 0,
-      backoff: record.retry.backoff,
-      ...(record.expiresAt ? { exp: record.expiresAt } : {}),
-    }
-    : undefined;
   if (pending) user.pending.set(seq, copy(pending));
   if (isInboxItem(item)) user.unread.set(seq, record.expiresAt ? { exp: record.expiresAt } : {});
   let replaces: { id: string; seq: number } | undefined;
