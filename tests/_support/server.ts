@@ -1,7 +1,7 @@
 /** A whole relais on a random loopback port, on in-memory or file KV, for end-to-end tests. */
 
 import { upgradeWebSocket } from "hono/deno";
-import { createApp, type Relais } from "../../src/app.ts";
+import { type AppDeps, createApp, type Relais } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import type { Envelope } from "../../src/schemas/envelope.ts";
 import { createKvStore } from "../../src/store/kv_store.ts";
@@ -54,12 +54,19 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** Starts relais on `127.0.0.1:0` with {@linkcode testEnv} plus `env`. */
-export async function startServer(env: Record<string, string> = {}): Promise<TestServer> {
+/**
+ * Starts relais on `127.0.0.1:0` with {@linkcode testEnv} plus `env`; `adapt` may change
+ * the adapters it is built from (e.g. wrap one to make it fail).
+ */
+export async function startServer(
+  env: Record<string, string> = {},
+  options: { adapt?(deps: AppDeps): AppDeps } = {},
+): Promise<TestServer> {
   const config = loadConfig(testEnv(env));
   const kv = await Deno.openKv(config.kvPath);
   const store = createKvStore(kv, { recentWindowMs: config.delivery.recentWindowMs });
-  const relais = createApp({ config, store, upgradeWebSocket, ...createKvAdapters(kv, config) });
+  const deps: AppDeps = { config, store, upgradeWebSocket, ...createKvAdapters(kv, config) };
+  const relais = createApp(options.adapt ? options.adapt(deps) : deps);
   await relais.start();
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },

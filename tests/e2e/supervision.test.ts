@@ -8,21 +8,16 @@
  */
 
 import assert from "node:assert/strict";
-import { upgradeWebSocket } from "hono/deno";
-import { createApp, type Relais } from "../../src/app.ts";
-import { loadConfig } from "../../src/config.ts";
-import { createKvAdapters } from "../../src/kv_adapters.ts";
+import type { Relais } from "../../src/app.ts";
 import type { CommitOutput, ConversationStore } from "../../src/messaging/conversation_store.ts";
 import { createMetrics, type Metrics } from "../../src/metrics.ts";
-import { createKvStore } from "../../src/store/kv_store.ts";
-import { envelope, eventually, SERVICE_KEY, testEnv } from "../_support/server.ts";
-import { connect, type Frame, type TestClient } from "../_support/ws_client.ts";
+import { envelope, eventually, SERVICE_KEY, startServer } from "../_support/server.ts";
+import type { Frame, TestClient } from "../_support/ws_client.ts";
 
 /** Any policy, no message rate limit: these tests are about failures, not limits. */
 const ENV = { RELAIS_CONVERSATION_POLICY: "any", RELAIS_RATE_MESSAGES: "off" };
 
 interface Server {
-  origin: string;
   relais: Relais;
   login(user: string): Promise<TestClient>;
   request(
@@ -33,65 +28,33 @@ interface Server {
   close(): Promise<void>;
 }
 
-/** relais on a loopback port, built from the KV adapters as `wrap` changes them. */
+/** A test server built from the KV adapters as `wrap` changes them; requests use the service key. */
 async function start(
   wrap: { conversations?(store: ConversationStore): ConversationStore; metrics?: Metrics } = {},
 ): Promise<Server> {
-  const config = loadConfig(testEnv(ENV));
-  const kv = await Deno.openKv(config.kvPath);
-  const store = createKvStore(kv, { recentWindowMs: config.delivery.recentWindowMs });
-  const adapters = createKvAdapters(kv, config);
-  const relais = createApp({
-    config,
-    store,
-    upgradeWebSocket,
-    ...adapters,
-    conversations: wrap.conversations?.(adapters.conversations) ?? adapters.conversations,
-    ...(wrap.metrics ? { metrics: wrap.metrics } : {}),
+  const server = await startServer(ENV, {
+    adapt: (deps) => ({
+      ...deps,
+      ...(wrap.conversations && deps.conversations
+        ? { conversations: wrap.conversations(deps.conversations) }
+        : {}),
+      ...(wrap.metrics ? { metrics: wrap.metrics } : {}),
+    }),
   });
-  await relais.start();
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    relais.app.fetch,
-  );
-  const origin = `http://127.0.0.1:${server.addr.port}`;
-  const clients: TestClient[] = [];
-  async function request(path: string, init: { method?: string; body?: unknown } = {}) {
-    const res = await fetch(`${origin}${path}`, {
-      method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-      headers: { "x-api-key": SERVICE_KEY, "content-type": "application/json" },
-      body: init.body === undefined ? undefined : JSON.stringify(init.body),
-    });
-    const text = await res.text();
-    const json = res.headers.get("content-type")?.includes("json");
-    return { status: res.status, body: text && json ? JSON.parse(text) : { text } };
-  }
   return {
-    origin,
-    relais,
-    request,
+    relais: server.relais,
+    request: (path, init = {}) => server.request(path, { ...init, apiKey: SERVICE_KEY }),
     async login(user) {
-      const client = await connect(`ws://127.0.0.1:${server.addr.port}/v1/ws`);
-      clients.push(client);
-      const token = await relais.auth.signDevToken(user, { ttlSeconds: 3600 });
-      client.send({ type: "hello", token });
-      const welcome = await client.next((f) => f.type === "welcome" || f.type === "error");
+      const { client, welcome } = await server.login(user);
       assert.equal(welcome.type, "welcome", JSON.stringify(welcome));
       return client;
     },
     async failures(kind) {
-      const { body } = await request("/metrics");
+      const text = await (await fetch(`${server.origin}/metrics`)).text();
       const line = new RegExp(`^relais_actor_failures_total\\{kind="${kind}"\\} (\\d+)$`, "m");
-      return Number(line.exec(String(body.text))?.[1]);
+      return Number(line.exec(text)?.[1]);
     },
-    async close() {
-      await Promise.all(clients.map((c) => c.close()));
-      const stopped = server.shutdown();
-      relais.drain();
-      await stopped;
-      await relais.close();
-      kv.close();
-    },
+    close: () => server.close(),
   };
 }
 
