@@ -8,17 +8,23 @@
  * pending acks, and every effect (sending, recording, redelivering) is given at wiring time
  * with `machine.provide()`.
  *
- * The actor ends in a final state (status `done`) when it passivates after being offline
+ * The machine is flat: its states are the user's presence (`offline`, `online`, `away`)
+ * and the final `stopped`. Every item is a step of the machine, so a step must cost little:
+ * the windows of LOW grouping and of the push budget and the redelivery schedule are
+ * context, with delayed events (`lowWindow`, `budgetWindow`, `nextDue`) raised when one
+ * opens, and a redelivery run is a child actor (`redeliver`) spawned when it is due.
+ *
+ * The actor ends in its final state (status `done`) when it passivates after being offline
  * for its idle time, or when asked with `user.stop`; whoever holds it hears it through its
  * subscription's `complete`.
  */
 
-import { assign, fromPromise, setup } from "xstate";
+import { assign, enqueueActions, fromPromise, setup } from "xstate";
 import type { PresenceStatus } from "../src/schemas/frames.ts";
 import type { PendingAck, StreamItem } from "../src/store/store.ts";
 
 /** Version of the context shape, stored with inspected snapshots. */
-export const USER_MACHINE_VERSION = 2;
+export const USER_MACHINE_VERSION = 3;
 
 /** One live connection of the user, by id (the socket itself lives outside the actor). */
 export interface UserConnection {
@@ -49,6 +55,8 @@ export interface UserContext {
   folded: { count: number; firstSeq: number; lastSeq: number };
   /** When the user went offline (the actor passivates `idleMs` later). */
   offlineSince: number | undefined;
+  /** A redelivery run is in progress (the `redeliver` child). */
+  redelivering: boolean;
   pacing: Pacing;
 }
 
@@ -83,6 +91,11 @@ export interface LiveItem {
   /** The item's pending ack, as stored, when it needs one. */
   pending?: PendingAck;
   frame: string;
+  /**
+   * The client envelope JSON `frame` was encoded from, shared by every target of the
+   * event: what keeps an ephemeral item replayable without keeping its own frame.
+   */
+  json?: string;
   acceptedAt: number;
   /**
    * `low` items are grouped, `critical` ones (needing an ack, SYSTEM, HIGH from the
@@ -182,19 +195,32 @@ function presenceAfter(c: UserContext, event: ConnEvent): "online" | "away" | "o
 
 /**
  * Presence moves on connection events only (no eventless transitions: those are checked
- * at every step of the machine, and every item is a step).
+ * at every step of the machine, and every item is a step). A new connection restarts the
+ * wait of every pending item (it was sent them all); any opening or closing moves the
+ * next redelivery.
  */
 const presenceOn = (self: "online" | "away" | "offline") => {
-  const transitions = (["online", "away", "offline"] as const)
-    .filter((to) => to !== self)
-    .map((to) => ({
-      guard: ({ context, event }: { context: UserContext; event: UserEvent }) =>
-        presenceAfter(context, event as ConnEvent) === to,
-      target: to,
-      actions: "updateConnections" as const,
-    }));
-  const stay = [...transitions, { actions: "updateConnections" as const }];
-  return { "conn.open": stay, "conn.close": stay, "conn.status": stay };
+  const on = (type: ConnEvent["type"]) => {
+    const actions = type === "conn.open"
+      ? ["updateConnections", "scheduleAll", "reschedule"] as const
+      : type === "conn.close"
+      ? ["updateConnections", "reschedule"] as const
+      : ["updateConnections"] as const;
+    const moves = (["online", "away", "offline"] as const)
+      .filter((to) => to !== self)
+      .map((to) => ({
+        guard: ({ context, event }: { context: UserContext; event: UserEvent }) =>
+          presenceAfter(context, event as ConnEvent) === to,
+        target: to,
+        actions,
+      }));
+    return [...moves, { actions }];
+  };
+  return {
+    "conn.open": on("conn.open"),
+    "conn.close": on("conn.close"),
+    "conn.status": on("conn.status"),
+  };
 };
 
 const scheduled = (c: UserContext) =>
@@ -202,8 +228,12 @@ const scheduled = (c: UserContext) =>
 
 const NO_FOLD = { count: 0, firstSeq: 0, lastSeq: 0 };
 
+/** The events the machine raises to itself when a window or a wait ends. */
+type TimerEvent = { type: "lowWindow" } | { type: "budgetWindow" } | { type: "nextDue" };
+
 /** The items of an `items.deliver` event (none for any other event). */
-const itemsOf = (event: UserEvent): LiveItem[] => event.type === "items.deliver" ? event.items : [];
+const itemsOf = (event: UserEvent | TimerEvent): LiveItem[] =>
+  event.type === "items.deliver" ? event.items : [];
 
 const isLow = (c: UserContext, live: LiveItem) => live.pace === "low" && c.pacing.lowWindowMs > 0;
 
@@ -270,26 +300,28 @@ function deliverItems(c: UserContext, items: LiveItem[]): Partial<UserContext> {
   return next;
 }
 
-/** The actions of a batch of new items: send those that go out now, then remember the rest. */
-const deliverActions = [
-  {
-    type: "sendItems",
-    params: ({ context, event }: { context: UserContext; event: UserEvent }) => ({
-      userId: context.userId,
-      connections: Object.keys(context.connections),
-      items: pace(context, itemsOf(event)).send,
-    }),
-  },
-  "deliverItems",
-] as const;
+/** When the next redelivery is due: only while someone is connected to get it. */
+function nextDueAt(c: UserContext): number | undefined {
+  if (!hasConnections(c)) return undefined;
+  let due: number | undefined;
+  for (const seq in c.pending) {
+    const at = c.pending[seq].nextAt;
+    if (at !== undefined && (due === undefined || at < due)) due = at;
+  }
+  return due;
+}
 
-/** Every region's final state: the actor is done (passivated or stopped). */
-const STOPPED = [
-  "#user.presence.stopped",
-  "#user.delivery.stopped",
-  "#user.grouping.stopped",
-  "#user.budget.stopped",
-];
+/** Whether a batch of new items opens a window or moves the redelivery schedule. */
+function opensTimers(c: UserContext, items: LiveItem[]): boolean {
+  const connected = hasConnections(c);
+  for (const live of items) {
+    if (connected && (live.pending || live.item.ack)) return true;
+    if (isLow(c, live) ? c.lowBuffer.length === 0 : connected && c.budgetSince === undefined) {
+      return true;
+    }
+  }
+  return false;
+}
 
 /** A timer the user actor is waiting on, as its context tells it. */
 export interface UserTimer {
@@ -307,25 +339,21 @@ export interface UserTimer {
  * group, the end of the push budget window, and passivation.
  */
 export function userTimers(snapshot: { value: unknown; context: UserContext }): UserTimer[] {
-  const value = snapshot.value as Partial<Record<string, string>>;
   const c = snapshot.context;
   const timers: UserTimer[] = [];
-  if (value.delivery === "waiting") {
-    const due = scheduled(c);
-    if (due.length > 0) {
-      const dueAt = Math.min(...due.map((p) => p.nextAt));
-      const seqs = due.filter((p) => p.nextAt === dueAt).map((p) => p.seq);
-      timers.push({ id: "nextDue", event: `redeliver seq ${seqs.join(", ")}`, dueAt });
-    }
+  const dueAt = c.redelivering ? undefined : nextDueAt(c);
+  if (dueAt !== undefined) {
+    const seqs = scheduled(c).filter((p) => p.nextAt === dueAt).map((p) => p.seq);
+    timers.push({ id: "nextDue", event: `redeliver seq ${seqs.join(", ")}`, dueAt });
   }
-  if (value.grouping === "collecting" && c.lowSince !== undefined) {
+  if (c.lowSince !== undefined) {
     timers.push({
       id: "lowWindow",
       event: `send ${c.lowBuffer.length} LOW item(s) as one batch`,
       dueAt: c.lowSince + c.pacing.lowWindowMs,
     });
   }
-  if (value.budget === "counting" && c.budgetSince !== undefined) {
+  if (c.budgetSince !== undefined) {
     timers.push({
       id: "budgetWindow",
       event: c.folded.count > 0
@@ -334,18 +362,26 @@ export function userTimers(snapshot: { value: unknown; context: UserContext }): 
       dueAt: c.budgetSince + c.pacing.budgetWindowMs,
     });
   }
-  if (value.presence === "offline" && c.offlineSince !== undefined) {
+  if (snapshot.value === "offline" && c.offlineSince !== undefined) {
     timers.push({ id: "idle", event: "passivate", dueAt: c.offlineSince + c.idleMs });
   }
   return timers;
 }
 
+/** The items of a batch that go out now, with the user's connections. */
+const sendNow = ({ context, event }: { context: UserContext; event: UserEvent }) => ({
+  userId: context.userId,
+  connections: Object.keys(context.connections),
+  items: pace(context, itemsOf(event)).send,
+});
+
 /** The user machine; effects are named and provided at wiring time. */
 export const userMachine = setup({
   types: {
     context: {} as UserContext,
-    events: {} as UserEvent,
+    events: {} as UserEvent | TimerEvent,
     input: {} as UserInput,
+    children: {} as { redeliver: "redeliver" },
   },
   actions: {
     /** Sends items, each as its encoded frame, to every connection of the user. */
@@ -365,6 +401,55 @@ export const userMachine = setup({
     ) => {},
     /** Groups, folds, counts and tracks a batch of new items (see `pace`). */
     deliverItems: assign(({ context, event }) => deliverItems(context, itemsOf(event))),
+    /**
+     * Opens the windows a batch starts (its first LOW item, its first push of a budget
+     * window): each ends with a delayed event. Runs before `deliverItems`, which records
+     * when they started.
+     */
+    openWindows: enqueueActions(({ context, event, enqueue }) => {
+      const items = itemsOf(event);
+      if (context.lowBuffer.length === 0 && items.some((l) => isLow(context, l))) {
+        enqueue.raise({ type: "lowWindow" }, {
+          id: "lowWindow",
+          delay: context.pacing.lowWindowMs,
+        });
+      }
+      if (
+        context.budgetSince === undefined && hasConnections(context) &&
+        items.some((l) => !isLow(context, l))
+      ) {
+        enqueue.raise({ type: "budgetWindow" }, {
+          id: "budgetWindow",
+          delay: context.pacing.budgetWindowMs,
+        });
+      }
+    }),
+    /** Sets the next redelivery's timer from the schedule (none while a run is on). */
+    reschedule: enqueueActions(({ context, enqueue }) => {
+      enqueue.cancel("nextDue");
+      const dueAt = context.redelivering ? undefined : nextDueAt(context);
+      if (dueAt === undefined) return;
+      enqueue.raise({ type: "nextDue" }, { id: "nextDue", delay: Math.max(0, dueAt - Date.now()) });
+    }),
+    /** Starts a redelivery run of the items due, unless one is on. */
+    redeliver: enqueueActions(({ context, enqueue }) => {
+      if (context.redelivering || !hasConnections(context)) return;
+      const now = Date.now();
+      const due = scheduled(context).filter((p) => p.nextAt <= now);
+      if (due.length === 0) {
+        // Rescheduled meanwhile (an ack, a new connection): wait for the next one.
+        const dueAt = nextDueAt(context);
+        if (dueAt !== undefined) {
+          enqueue.raise({ type: "nextDue" }, { id: "nextDue", delay: Math.max(0, dueAt - now) });
+        }
+        return;
+      }
+      enqueue.assign({ redelivering: true });
+      enqueue.spawnChild("redeliver", {
+        id: "redeliver",
+        input: { userId: context.userId, connections: Object.keys(context.connections), due },
+      });
+    }),
     /** Tells interested parties that the user's presence changed. */
     announcePresence: (_, _params: { userId: string; status: PresenceStatus }) => {},
     /** Reports a failed redelivery run. */
@@ -402,26 +487,15 @@ export const userMachine = setup({
     }),
   },
   guards: {
-    hasSchedule: ({ context }) => hasConnections(context) && scheduled(context).length > 0,
-    /** The batch has an item to wait an ack for, and someone to wait for it. */
-    schedulesAck: ({ context, event }) =>
-      hasConnections(context) && itemsOf(event).some((l) => l.pending || l.item.ack),
-    /** The batch starts a LOW group. */
-    bringsLow: ({ context, event }) => itemsOf(event).some((l) => isLow(context, l)),
-    /** The batch has an item pushed or folded while someone is connected. */
-    startsBudget: ({ context, event }) =>
-      hasConnections(context) && itemsOf(event).some((l) => !isLow(context, l)),
+    /** The batch opens a window or moves the next redelivery. */
+    opensTimers: ({ context, event }) => opensTimers(context, itemsOf(event)),
   },
   delays: {
-    lowWindow: ({ context }) => context.pacing.lowWindowMs,
-    budgetWindow: ({ context }) => context.pacing.budgetWindowMs,
     idle: ({ context }) => context.idleMs,
-    nextDue: ({ context }) =>
-      Math.max(0, Math.min(...scheduled(context).map((p) => p.nextAt)) - Date.now()),
   },
 }).createMachine({
   id: "user",
-  type: "parallel",
+  initial: "offline",
   context: ({ input }) => ({
     version: USER_MACHINE_VERSION,
     userId: input.userId,
@@ -436,165 +510,120 @@ export const userMachine = setup({
     budgetSince: undefined,
     folded: NO_FOLD,
     offlineSince: undefined,
+    redelivering: false,
     pacing: input.pacing ?? NO_PACING,
   }),
   on: {
-    "user.stop": { target: STOPPED },
+    // Most items open nothing: two actions, the cheapest step there is.
+    "items.deliver": [
+      {
+        guard: "opensTimers",
+        actions: [
+          { type: "sendItems", params: sendNow },
+          "openWindows",
+          "deliverItems",
+          "reschedule",
+        ],
+      },
+      { actions: [{ type: "sendItems", params: sendNow }, "deliverItems"] },
+    ],
+    "ack.received": { actions: ["dropAcked", "reschedule"] },
+    nextDue: { actions: "redeliver" },
+    "xstate.done.actor.redeliver": {
+      actions: [
+        assign({
+          redelivering: false,
+          pending: ({ context, event }) => {
+            const pending = { ...context.pending };
+            for (const seq of event.output.dropped) delete pending[seq];
+            for (const p of event.output.resent) if (pending[p.seq]) pending[p.seq] = p;
+            return pending;
+          },
+        }),
+        "reschedule",
+      ],
+    },
+    "xstate.error.actor.redeliver": {
+      actions: [
+        {
+          type: "reportError",
+          params: ({ context, event }: { context: UserContext; event: { error: unknown } }) => ({
+            userId: context.userId,
+            error: event.error,
+          }),
+        },
+        // Push the failed items back one base interval so a broken store is not hammered.
+        assign({
+          redelivering: false,
+          pending: ({ context }: { context: UserContext }) =>
+            Object.fromEntries(
+              Object.entries(context.pending).map(([seq, p]) => [
+                seq,
+                p.nextAt !== undefined && p.nextAt <= Date.now()
+                  ? { ...p, nextAt: Date.now() + context.ackBaseMs }
+                  : p,
+              ]),
+            ),
+        }),
+        "reschedule",
+      ],
+    },
+    lowWindow: {
+      actions: [
+        {
+          type: "sendBatch",
+          params: ({ context }) => ({
+            userId: context.userId,
+            connections: Object.keys(context.connections),
+            items: context.lowBuffer,
+          }),
+        },
+        assign({ lowBuffer: [], lowSince: undefined }),
+      ],
+    },
+    budgetWindow: {
+      actions: [
+        {
+          type: "sendSummary",
+          params: ({ context }) => ({
+            userId: context.userId,
+            connections: Object.keys(context.connections),
+            ...context.folded,
+          }),
+        },
+        assign({ pushed: 0, folded: NO_FOLD, budgetSince: undefined }),
+      ],
+    },
+    "user.stop": { target: ".stopped" },
   },
   states: {
-    presence: {
-      initial: "offline",
-      states: {
-        offline: {
-          entry: [
-            assign({ offlineSince: () => Date.now() }),
-            {
-              type: "announcePresence",
-              params: ({ context }) => ({ userId: context.userId, status: "offline" as const }),
-            },
-          ],
-          exit: assign({ offlineSince: undefined }),
-          on: presenceOn("offline"),
-          // Passivation: offline for its idle time, the actor is done (its state is in KV).
-          after: { idle: { target: STOPPED } },
+    offline: {
+      entry: [
+        assign({ offlineSince: () => Date.now() }),
+        {
+          type: "announcePresence",
+          params: ({ context }) => ({ userId: context.userId, status: "offline" as const }),
         },
-        online: {
-          entry: {
-            type: "announcePresence",
-            params: ({ context }) => ({ userId: context.userId, status: "online" as const }),
-          },
-          on: presenceOn("online"),
-        },
-        away: {
-          entry: {
-            type: "announcePresence",
-            params: ({ context }) => ({ userId: context.userId, status: "away" as const }),
-          },
-          on: presenceOn("away"),
-        },
-        stopped: { type: "final" },
-      },
+      ],
+      exit: assign({ offlineSince: undefined }),
+      on: presenceOn("offline"),
+      // Passivation: offline for its idle time, the actor is done (its state is in KV).
+      after: { idle: { target: "stopped" } },
     },
-    delivery: {
-      initial: "check",
-      on: {
-        // Only an item to wait an ack for can move the next redelivery.
-        "items.deliver": [
-          { guard: "schedulesAck", target: ".check", actions: deliverActions },
-          { actions: deliverActions },
-        ],
-        "ack.received": { target: ".check", actions: "dropAcked" },
-        "conn.open": { target: ".check", actions: "scheduleAll" },
-        "conn.close": { target: ".check" },
+    online: {
+      entry: {
+        type: "announcePresence",
+        params: ({ context }) => ({ userId: context.userId, status: "online" as const }),
       },
-      states: {
-        check: {
-          always: [{ guard: "hasSchedule", target: "waiting" }, { target: "idle" }],
-        },
-        idle: {},
-        waiting: {
-          after: { nextDue: "redelivering" },
-        },
-        redelivering: {
-          on: {
-            "items.deliver": { actions: deliverActions },
-            "ack.received": { actions: "dropAcked" },
-            "conn.open": { actions: "scheduleAll" },
-            "conn.close": {},
-          },
-          invoke: {
-            src: "redeliver",
-            input: ({ context }) => ({
-              userId: context.userId,
-              connections: Object.keys(context.connections),
-              due: scheduled(context).filter((p) => p.nextAt <= Date.now()),
-            }),
-            onDone: {
-              target: "check",
-              actions: assign({
-                pending: ({ context, event }) => {
-                  const pending = { ...context.pending };
-                  for (const seq of event.output.dropped) delete pending[seq];
-                  for (const p of event.output.resent) if (pending[p.seq]) pending[p.seq] = p;
-                  return pending;
-                },
-              }),
-            },
-            onError: {
-              target: "check",
-              actions: [
-                {
-                  type: "reportError",
-                  params: ({ context, event }) => ({ userId: context.userId, error: event.error }),
-                },
-                // Push the failed items back one base interval so a broken store is not hammered.
-                assign({
-                  pending: ({ context }) =>
-                    Object.fromEntries(
-                      Object.entries(context.pending).map(([seq, p]) => [
-                        seq,
-                        p.nextAt !== undefined && p.nextAt <= Date.now()
-                          ? { ...p, nextAt: Date.now() + context.ackBaseMs }
-                          : p,
-                      ]),
-                    ),
-                }),
-              ],
-            },
-          },
-        },
-        stopped: { type: "final" },
-      },
+      on: presenceOn("online"),
     },
-    grouping: {
-      initial: "empty",
-      states: {
-        empty: { on: { "items.deliver": { guard: "bringsLow", target: "collecting" } } },
-        collecting: {
-          after: {
-            lowWindow: {
-              target: "empty",
-              actions: [
-                {
-                  type: "sendBatch",
-                  params: ({ context }) => ({
-                    userId: context.userId,
-                    connections: Object.keys(context.connections),
-                    items: context.lowBuffer,
-                  }),
-                },
-                assign({ lowBuffer: [], lowSince: undefined }),
-              ],
-            },
-          },
-        },
-        stopped: { type: "final" },
+    away: {
+      entry: {
+        type: "announcePresence",
+        params: ({ context }) => ({ userId: context.userId, status: "away" as const }),
       },
+      on: presenceOn("away"),
     },
-    budget: {
-      initial: "fresh",
-      states: {
-        fresh: { on: { "items.deliver": { guard: "startsBudget", target: "counting" } } },
-        counting: {
-          after: {
-            budgetWindow: {
-              target: "fresh",
-              actions: [
-                {
-                  type: "sendSummary",
-                  params: ({ context }) => ({
-                    userId: context.userId,
-                    connections: Object.keys(context.connections),
-                    ...context.folded,
-                  }),
-                },
-                assign({ pushed: 0, folded: NO_FOLD, budgetSince: undefined }),
-              ],
-            },
-          },
-        },
-        stopped: { type: "final" },
-      },
-    },
+    stopped: { type: "final" },
   },
 });

@@ -7,6 +7,7 @@ import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { UpgradeWebSocket } from "hono/ws";
 import { createRegistry, type Registry } from "../actors/registry.ts";
+import type { LiveItem } from "../actors/user.machine.ts";
 import { createAdminRoutes } from "../routes/admin.ts";
 import { createDocsRoutes } from "../routes/docs.ts";
 import { createEventRoutes } from "../routes/events.ts";
@@ -21,6 +22,7 @@ import { createUserRoutes } from "../routes/users.ts";
 import { createDirectoryAudienceResolver } from "./audience/directory_audience.ts";
 import { withClaimsRefresh } from "./directory/claims_refresh.ts";
 import { withDirectoryIdentity } from "./directory/identity.ts";
+import { withEntryCache } from "./directory/entry_cache.ts";
 import type { Directory } from "./directory/directory.ts";
 import type { MailQueue } from "./mail/mail_queue.ts";
 import { createMailer } from "./mail/mailer.ts";
@@ -53,12 +55,12 @@ import type { Config } from "./config.ts";
 import { createPublisher, type Publisher } from "./delivery/publisher.ts";
 import { createDeliveryRecorder } from "./delivery/recorder.ts";
 import { defineUserActors } from "./delivery/user_actors.ts";
+import { createStreamHeads } from "./delivery/stream_heads.ts";
 import { AppError, errorBody } from "./errors.ts";
 import { getLog, requestLog } from "./log.ts";
 import { createMetrics, httpMetrics, type Metrics } from "./metrics.ts";
 import { createOpenApiDocument } from "./openapi.ts";
 import { createHub, type Hub } from "./realtime/hub.ts";
-import { processEpochs, type StreamEpochs } from "./realtime/epochs.ts";
 import { createPollSessions } from "./realtime/poll_sessions.ts";
 import { createSessions, type Sessions } from "./realtime/session.ts";
 import { createSseStreams } from "./realtime/sse_streams.ts";
@@ -93,8 +95,6 @@ export interface AppDeps {
   rateLimiter?: RateLimiter;
   /** Conversations and messages (see `src/kv_adapters.ts`); without it messaging is off. */
   conversations?: ConversationStore;
-  /** Stream epochs (default: one random epoch for this process, new at every start). */
-  epochs?: StreamEpochs;
 }
 
 /** A built relais: the Hono app plus the services tests and entry points reach into. */
@@ -156,7 +156,10 @@ export function createApp(deps: AppDeps): Relais {
     intervalMs: 50,
     onError: (e) => onError("Recording deliveries failed", e),
   });
-  const { directory, preferences, mailQueue, mailTransport } = deps;
+  const { preferences, mailQueue, mailTransport } = deps;
+  // Entries are read at every connection and for every target of a USER audience: kept
+  // in memory a few seconds (writes through this process forget them at once).
+  const directory = deps.directory && withEntryCache(deps.directory);
   const baseAuth = createUserAuth(config.auth, deps.userAuth);
   // Memberships come from the directory; claims only add to them (and, when configured,
   // refresh the directory entry).
@@ -188,9 +191,20 @@ export function createApp(deps: AppDeps): Relais {
     onError,
   });
 
+  // Every new item reaches a user through their stream head, which passes it on to their
+  // actor in seq order (items of users without a head go straight to it).
+  const heads = createStreamHeads({
+    store,
+    release: (user, live) => userActors.deliver(user, live),
+    recentWindowMs: config.delivery.recentWindowMs,
+    onError,
+  });
+  const deliverItem = (user: string, live: LiveItem) => heads.settle(user, live.item.seq, live);
+
   const userActors = defineUserActors({
     registry,
     store,
+    heads,
     hub,
     metrics,
     recorder,
@@ -212,7 +226,8 @@ export function createApp(deps: AppDeps): Relais {
       registry,
       store: deps.conversations,
       hub,
-      users: userActors,
+      users: { deliver: deliverItem },
+      seqs: heads,
       limits: {
         maxMembers: config.messaging.maxMembers,
         maxMessageLength: config.messaging.maxMessageLength,
@@ -281,6 +296,7 @@ export function createApp(deps: AppDeps): Relais {
       ? createDirectoryAudienceResolver(directory, { maxAudience: config.limits.maxAudience })
       : createUserAudienceResolver({ maxAudience: config.limits.maxAudience }),
     syncFanoutLimit: 1000,
+    seqs: heads,
     onError: (id, e) => onError(`Fan-out of event "${id}" failed`, e),
     ...(plans ? { plan: plans } : {}),
     deliverLive(batch, json, envelope) {
@@ -293,21 +309,24 @@ export function createApp(deps: AppDeps): Relais {
         : "normal";
       let quiet = false;
       for (const { user, item, pending, replaces } of batch.items) {
-        // Recorded for order and email only: the user turned the in-app channel off.
+        // Recorded for order and email only: the user turned the in-app channel off. Its
+        // seq is done all the same.
         if (item.quiet) {
           quiet = true;
+          heads.settle(user, item.seq);
           continue;
         }
-        // Offline users (no actor, live or being built) get it from their stream when they
-        // come back.
-        if (!registry.has("user", user)) continue;
+        // Offline users (no head, no actor live or being built) get it from their stream
+        // when they come back.
+        if (!heads.has(user) && !registry.has("user", user)) continue;
         const frame = replaces
           ? encodeUpdateFrame(item.seq, json, replaces)
           : encodeEventFrame(item.seq, json);
-        userActors.deliver(user, {
+        deliverItem(user, {
           item,
           ...(pending ? { pending } : {}),
           frame,
+          ...(item.durable ? {} : { json }),
           acceptedAt,
           pace: item.ack ? "critical" : pace,
         });
@@ -325,7 +344,7 @@ export function createApp(deps: AppDeps): Relais {
     hub,
     metrics,
     recorder,
-    epochs: deps.epochs ?? processEpochs(),
+    heads,
     resumeMaxItems: config.delivery.resumeMaxItems,
     recentWindowMs: config.delivery.recentWindowMs,
     heartbeatMs: config.realtime.heartbeatMs,

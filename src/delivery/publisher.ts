@@ -1,11 +1,18 @@
 /**
- * Publishing: an envelope becomes a durable event plus one stream item per target,
- * then is pushed to the targets that are online.
+ * Publishing: an envelope becomes a durable event, then reaches its targets.
+ *
+ * A durable event (NOTIFICATION, MESSAGE, or anything that needs an ack) gets one stream
+ * entry per target, written in batches, then is pushed to the targets that are online.
+ * An ephemeral one (REALTIME or SYSTEM without ack) is stored once, as its record, and
+ * goes from memory to the targets that have a live stream head: each takes a seq from
+ * the head, and nothing is written per target. Targets without a head are offline and
+ * would only find it expired when they come back.
  */
 
 import type { AudienceResolver } from "../audience/audience.ts";
 import { AppError } from "../errors.ts";
-import { type Envelope, toClientEnvelope } from "../schemas/envelope.ts";
+import { type Envelope, isDurable, toClientEnvelope } from "../schemas/envelope.ts";
+import { targetItem } from "../store/items.ts";
 import type {
   EventRecord,
   EventStore,
@@ -13,6 +20,7 @@ import type {
   FanoutPlanner,
   PublishOptions,
   PublishResult,
+  SeqSource,
 } from "../store/store.ts";
 
 /** How many unknown targets a publish result lists at most. */
@@ -53,6 +61,8 @@ export interface PublisherDeps {
   onError(id: string, error: unknown): void;
   /** Audiences up to this size are written before the publish answers. */
   syncFanoutLimit: number;
+  /** The live stream heads: where online targets take their seqs. */
+  seqs?: SeqSource;
   now?: () => number;
 }
 
@@ -83,8 +93,39 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     await deps.store.runFanout(
       id,
       (batch) => deps.deliverLive(batch, json, envelope),
-      plan ? { plan } : {},
+      { ...(plan ? { plan } : {}), ...(deps.seqs ? { seqs: deps.seqs } : {}) },
     );
+  }
+
+  /**
+   * Hands an ephemeral event to every target with a live head, from memory. A target
+   * whose head must first extend its range gets it once the range is reserved.
+   */
+  function fanOutEphemeral(event: EventRecord, envelope: Envelope, users: string[]) {
+    const seqs = deps.seqs;
+    if (!seqs) return;
+    const json = JSON.stringify(toClientEnvelope(envelope));
+    const at = now();
+    const items: FanoutBatch["items"] = [];
+    for (const user of users) {
+      const seq = seqs.take(user);
+      if (seq === undefined) continue;
+      if (typeof seq === "number") {
+        items.push({ user, item: targetItem(event, { seq, now: at }).item });
+        continue;
+      }
+      seq.then(
+        (s) =>
+          deps.deliverLive(
+            { event, items: [{ user, item: targetItem(event, { seq: s, now: at }).item }] },
+            json,
+            envelope,
+          ),
+        // The head ended meanwhile: the user is gone, and so is their window.
+        () => {},
+      );
+    }
+    if (items.length > 0) deps.deliverLive({ event, items }, json, envelope);
   }
 
   function fanOut(id: string, envelope?: Envelope): Promise<void> {
@@ -98,7 +139,9 @@ export function createPublisher(deps: PublisherDeps): Publisher {
   return {
     async publish(envelope, options = {}) {
       const { publishedBy } = options;
+      const T0 = performance.now();
       const { users, unknown } = await deps.audience.resolve(envelope.routing.audience);
+      const T1 = performance.now();
       const result: PublishResult = {
         id: envelope.metadata.id,
         accepted_at: new Date(now()).toISOString(),
@@ -108,6 +151,31 @@ export function createPublisher(deps: PublisherDeps): Publisher {
         unknown_targets: unknown.slice(0, MAX_UNKNOWN_LISTED),
         ...(unknown.length > MAX_UNKNOWN_LISTED ? { unknown_count: unknown.length } : {}),
       };
+      if (deps.seqs && !isDurable(envelope)) {
+        const { created, event } = await deps.store.createEvent(
+          envelope,
+          [],
+          result,
+          publishedBy === undefined ? {} : { publishedBy },
+        );
+        if (!created) {
+          assertSameOwner(event, publishedBy);
+          return { result: event.result, replayed: true };
+        }
+        const T2 = performance.now();
+        fanOutEphemeral(event, envelope, users);
+        const T3 = performance.now();
+        if (users.length > 100) {
+          console.error(
+            "TIMING",
+            users.length,
+            (T1 - T0).toFixed(1),
+            (T2 - T1).toFixed(1),
+            (T3 - T2).toFixed(1),
+          );
+        }
+        return { result, replayed: false };
+      }
       if (users.length > 0 && users.length <= deps.syncFanoutLimit) {
         // Small audiences: the event and every stream entry in one commit, no job.
         const plan = deps.plan?.(envelope);
@@ -115,7 +183,11 @@ export function createPublisher(deps: PublisherDeps): Publisher {
           envelope,
           users,
           result,
-          { ...(plan ? { plan } : {}), ...(publishedBy === undefined ? {} : { publishedBy }) },
+          {
+            ...(plan ? { plan } : {}),
+            ...(publishedBy === undefined ? {} : { publishedBy }),
+            ...(deps.seqs ? { seqs: deps.seqs } : {}),
+          },
         );
         if (atomic?.batch) {
           deps.deliverLive(atomic.batch, JSON.stringify(toClientEnvelope(envelope)), envelope);

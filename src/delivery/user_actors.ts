@@ -34,6 +34,7 @@ import { toClientEnvelope } from "../schemas/envelope.ts";
 import type { PresenceStatus } from "../schemas/frames.ts";
 import type { PendingAck, Store } from "../store/store.ts";
 import type { DeliveryRecorder } from "./recorder.ts";
+import type { StreamHeads } from "./stream_heads.ts";
 
 /** User actors sharing one XState system (see `defineUserActors`). */
 export const USER_ACTORS_PER_SYSTEM = 32;
@@ -48,6 +49,8 @@ export interface ActorClock {
 export interface UserActorDeps {
   registry: Registry;
   store: Store;
+  /** The users' stream heads: one lives as long as the user's actor. */
+  heads?: Pick<StreamHeads, "open" | "close">;
   hub: Hub;
   metrics: Metrics;
   recorder: DeliveryRecorder;
@@ -182,7 +185,8 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
   }
 
   registry.define("user", async (userId) => {
-    const pending = await store.listPending(userId);
+    // The head first: items taken from it from now on reach this actor in order.
+    const [pending] = await Promise.all([store.listPending(userId), deps.heads?.open(userId)]);
     const actor = createActor(machine, {
       id: `user:${userId}`,
       parent: nextHost(),
@@ -200,6 +204,17 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
     // attaches a connection changes nothing.
     for (const conn of hub.ofUser(userId)) {
       actor.send({ type: "conn.open", connId: conn.id } satisfies UserEvent);
+    }
+    // The head ends with the actor: passivated, stopped, or failed with nobody to rebuild
+    // it for (a connected user's actor is rebuilt at once and keeps the head).
+    if (deps.heads) {
+      const heads = deps.heads;
+      actor.subscribe({
+        complete: () => heads.close(userId),
+        error: () => {
+          if (hub.ofUser(userId).length === 0) heads.close(userId);
+        },
+      });
     }
     // The registry starts it once it listens for its failures.
     return actor;

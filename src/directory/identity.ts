@@ -11,13 +11,8 @@ import type { Directory, DirectoryEntry } from "./directory.ts";
 
 /** Options of {@linkcode withDirectoryIdentity}. */
 export interface DirectoryIdentityOptions {
-  /** How long a looked-up entry is trusted before the directory is read again. */
-  ttlMs?: number;
   onError(message: string, error: unknown): void;
-  now?: () => number;
 }
-
-const MAX_CACHED = 10_000;
 
 const union = (a: readonly string[] | undefined, b: readonly string[]) => [
   ...new Set([...(a ?? []), ...b]),
@@ -42,32 +37,18 @@ export function withMemberships(
 
 /**
  * Wraps user authentication so every verified principal carries the user's directory
- * memberships. Entries are cached for `ttlMs` (10 s by default); when the directory
- * cannot be read, the claims alone are used and the error is reported.
+ * memberships, read at each authentication (give it a directory with an entry cache,
+ * `withEntryCache`); when the directory cannot be read, the claims alone are used and
+ * the error is reported.
  */
 export function withDirectoryIdentity(
   auth: UserAuth,
   directory: Directory,
   options: DirectoryIdentityOptions,
 ): UserAuth {
-  const ttlMs = options.ttlMs ?? 10_000;
-  const now = options.now ?? Date.now;
-  const cache = new Map<string, { entry: DirectoryEntry | undefined; until: number }>();
-
-  async function entryOf(id: string): Promise<DirectoryEntry | undefined> {
-    const at = now();
-    const cached = cache.get(id);
-    if (cached && cached.until > at) return cached.entry;
-    const entry = await directory.get(id);
-    cache.delete(id);
-    if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value!);
-    cache.set(id, { entry, until: at + ttlMs });
-    return entry;
-  }
-
   async function enrich(principal: UserPrincipal): Promise<UserPrincipal> {
     try {
-      return withMemberships(principal, await entryOf(principal.id));
+      return withMemberships(principal, await directory.get(principal.id));
     } catch (error) {
       options.onError(`Cannot read the directory entry of "${principal.id}"`, error);
       return principal;

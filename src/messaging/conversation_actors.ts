@@ -16,6 +16,7 @@ import type { UserActors } from "../delivery/user_actors.ts";
 import { AppError } from "../errors.ts";
 import type { Hub } from "../realtime/hub.ts";
 import { encodeFrame } from "../schemas/frames.ts";
+import type { SeqSource } from "../store/store.ts";
 import type { ConversationStore, OpResult } from "./conversation_store.ts";
 import { encodeMsgFrame, messageView } from "./message_view.ts";
 import { blocks } from "./rules.ts";
@@ -47,6 +48,8 @@ export interface ConversationActorDeps {
   users: Pick<UserActors, "deliver">;
   /** How long a caller waits for an answer before getting `unavailable`. */
   answerTimeoutMs?: number;
+  /** The live stream heads of this process: members with one take their seqs from it. */
+  seqs?: SeqSource;
   onError(message: string, error: unknown): void;
 }
 
@@ -113,8 +116,8 @@ export function defineConversationActors(deps: ConversationActorDeps): Conversat
         deps.onError(`Conversation "${id}" failed to commit`, error),
     },
     actors: {
-      commit: fromPromise(({ input }) => store.commit(input)),
-      resume: fromPromise(({ input }) => store.resume(input)),
+      commit: fromPromise(({ input }) => store.commit({ ...input, seqs: deps.seqs })),
+      resume: fromPromise(({ input }) => store.resume(input, { seqs: deps.seqs })),
       load: fromPromise(({ input }) => store.load(input.id)),
     },
   });

@@ -8,7 +8,7 @@
  * Deno KV adapter is `kv_conversation_store.ts`.
  */
 
-import type { StreamItem } from "../store/store.ts";
+import type { SeqOptions, SeqSource, StreamItem } from "../store/store.ts";
 
 /** A 1:1 conversation (one per pair, reused) or a group. */
 export type ConversationKind = "direct" | "group";
@@ -197,6 +197,11 @@ export interface CommitOutput {
 export interface CommitInput {
   state: Omit<ConversationState, "job">;
   batch: Batch;
+  /**
+   * The live stream heads of this process: a member with one gets the batch's items at
+   * the seqs it hands out, with no read, check or write of their stored last seq.
+   */
+  seqs?: SeqSource;
 }
 
 /** A conversation as listed for one of its members. */
@@ -236,8 +241,11 @@ export interface ConversationStore {
   load(id: string): Promise<ConversationState | undefined>;
   /** Writes a batch and its members' stream items; throws {@linkcode HeadConflictError}. */
   commit(input: CommitInput): Promise<CommitOutput>;
-  /** Finishes the fan-out job a crash interrupted. */
-  resume(state: ConversationState): Promise<CommitOutput>;
+  /**
+   * Finishes the fan-out job a crash interrupted; members with a live head in `seqs` get
+   * their items at the seqs it hands out, as in {@linkcode ConversationStore.commit}.
+   */
+  resume(state: ConversationState, options?: SeqOptions): Promise<CommitOutput>;
   /** Conversations with an unfinished fan-out job. */
   unfinished(): Promise<string[]>;
 

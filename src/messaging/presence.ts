@@ -52,8 +52,9 @@ export function createPresence(deps: PresenceDeps): Presence {
   return {
     statusOf(user) {
       const snapshot = registry.peek("user", user)?.getSnapshot();
-      const value = (snapshot?.value as { presence?: PresenceStatus } | undefined)?.presence;
-      return value ?? "offline";
+      // The user machine's state is the user's presence (or `stopped`, once it ended).
+      const value = snapshot?.value;
+      return value === "online" || value === "away" ? value : "offline";
     },
     announce(user, status) {
       if ((announced.get(user) ?? "offline") === status) return;

@@ -5,11 +5,10 @@
  * beside `after` (WebSocket `hello.epoch`, SSE `Last-Event-ID: <epoch>:<seq>` or
  * `?epoch=`, poll `epoch=`). An epoch names a lifetime of the items the server can only
  * replay from memory: a resume within the same epoch may count on them, a resume from
- * another one may not. Epochs are opaque to clients.
+ * another one may not. Each user's epoch is the life of their stream head
+ * (`src/delivery/stream_heads.ts`): a restart, or a head built anew after the user's
+ * actor passivated, starts a new one. Epochs are opaque to clients.
  */
-
-import * as v from "valibot";
-import { EpochSchema } from "../schemas/frames.ts";
 
 /** Where the epoch of a user's stream comes from. */
 export interface StreamEpochs {
@@ -23,15 +22,6 @@ export function newEpoch(): string {
   return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_");
 }
 
-/**
- * One epoch per process, for every user: a restart starts a new epoch. `epoch` is for
- * tests; it must be what {@linkcode EpochSchema} accepts.
- */
-export function processEpochs(epoch: string = newEpoch()): StreamEpochs {
-  if (!v.is(EpochSchema, epoch)) throw new Error(`Invalid stream epoch "${epoch}"`);
-  return { epochOf: () => epoch };
-}
-
 /** What {@linkcode isRecovered} decides from. */
 export interface ResumeOutcome {
   /** The position the client resumed after; absent on a fresh connection. */
@@ -40,27 +30,24 @@ export interface ResumeOutcome {
   clientEpoch?: string;
   /** The stream's current epoch, the one `welcome` tells. */
   epoch: string;
-  /** The replay read every item after `after` that is still deliverable. */
+  /**
+   * The replay holds every item after `after` that is still deliverable: the stored ones,
+   * and the ephemeral ones of the current epoch's recent window.
+   */
   complete: boolean;
 }
 
 /**
- * Whether a resume is `recovered`: the client gave a position and the replay is complete,
- * and, when the client named its epoch, either it is the current one or the replay does
- * not depend on it.
+ * Whether a resume is `recovered`: the client gave a position of the current epoch and
+ * the replay is complete.
  *
- * Today every item, ephemeral ones included, is read back from the store until it leaves
- * the recent window, so a replay from another epoch is exactly as complete as one from
- * the current epoch.
- *
- * TODO(hot path): once ephemeral items live only in memory, a resume from another epoch
- * is `recovered: false` unless only durable items could have been missed.
+ * Ephemeral items live in memory only, for the life of an epoch, and only users with a
+ * live stream head get them at all. A position of the current epoch misses none (the
+ * replay's completeness says whether the window still holds them). Any other position
+ * (another epoch's, or a client's that predates epochs) gets the stored items exactly,
+ * but an ephemeral item may have gone by while nobody kept it: never provably complete.
  */
 export function isRecovered(outcome: ResumeOutcome): boolean {
   if (outcome.after === undefined || !outcome.complete) return false;
-  if (outcome.clientEpoch === undefined || outcome.clientEpoch === outcome.epoch) return true;
-  return REPLAY_SPANS_EPOCHS;
+  return outcome.clientEpoch === outcome.epoch;
 }
-
-/** Whether a replay reaches items of earlier epochs (true while every item is stored). */
-const REPLAY_SPANS_EPOCHS = true;

@@ -22,7 +22,8 @@ import type {
   StreamItem,
   StreamStore,
 } from "../store/store.ts";
-import { isRecovered, type StreamEpochs } from "./epochs.ts";
+import type { StreamHeads } from "../delivery/stream_heads.ts";
+import { isRecovered } from "./epochs.ts";
 import type { Hub, Outlet } from "./hub.ts";
 
 /** Dependencies of {@linkcode createSessions}. */
@@ -32,8 +33,11 @@ export interface SessionDeps {
   hub: Hub;
   metrics: Metrics;
   recorder: DeliveryRecorder;
-  /** The epoch of each user's stream, told in `welcome` and compared on a resume. */
-  epochs: StreamEpochs;
+  /**
+   * The users' stream heads: the epoch `welcome` tells, the position a resume reaches,
+   * and the recent window of ephemeral items (kept in memory only).
+   */
+  heads: Pick<StreamHeads, "position" | "recent" | "epochOf">;
   resumeMaxItems: number;
   recentWindowMs: number;
   /** Told to clients in `welcome.heartbeat_ms` so they can spot a dead connection. */
@@ -100,6 +104,21 @@ export interface Sessions {
   presence(user: string, session: string | undefined, status: "online" | "away"): boolean;
 }
 
+/** An item to replay: a stored one, or one of the recent window with its frame. */
+interface ReplayItem {
+  item: StreamItem;
+  frame?: () => string;
+}
+
+/** What a connection replays, and what its `welcome` tells. */
+interface Replay {
+  epoch: string;
+  /** The stream position once the replay is done. */
+  last: number;
+  items: ReplayItem[];
+  recovered: boolean;
+}
+
 /** Creates the sessions service. */
 export function createSessions(deps: SessionDeps): Sessions {
   const { store, registry, hub, metrics, recorder } = deps;
@@ -107,6 +126,43 @@ export function createSessions(deps: SessionDeps): Sessions {
   async function frameFor(id: string, seq: number): Promise<string | undefined> {
     const envelope = await store.getEnvelope(id);
     return envelope && encodeEventFrame(seq, JSON.stringify(toClientEnvelope(envelope)));
+  }
+
+  /**
+   * What a connection of `user` replays after `position`: the stored items and those of
+   * the head's recent window, merged in seq order up to the head's released seq (later
+   * ones arrive live), and whether that is provably everything.
+   */
+  async function replayOf(user: string, position: StreamPosition, now: number): Promise<Replay> {
+    const { after } = position;
+    const head = deps.heads.position(user);
+    const epoch = head?.epoch ?? deps.heads.epochOf(user);
+    // Read before any `await`: what the head releases meanwhile is held for the release.
+    const recent = head && after !== undefined ? deps.heads.recent(user, after) : undefined;
+    const last = head ? head.released : await store.lastSeq(user);
+    if (after === undefined) return { epoch, last, items: [], recovered: false };
+    const stored = await store.readStream(user, after, {
+      limit: deps.resumeMaxItems,
+      windowMs: deps.recentWindowMs,
+      now,
+      upTo: last,
+    });
+    const items: ReplayItem[] = stored.items.map((item) => ({ item }));
+    for (const r of recent?.items ?? []) {
+      if (r.item.seq > last) break;
+      if (r.item.exp !== undefined && r.item.exp <= now) continue;
+      items.push({ item: r.item, frame: r.frame });
+    }
+    items.sort((a, b) => a.item.seq - b.item.seq);
+    const cut = items.length > deps.resumeMaxItems;
+    if (cut) items.length = deps.resumeMaxItems;
+    const recovered = isRecovered({
+      after,
+      ...(position.epoch === undefined ? {} : { clientEpoch: position.epoch }),
+      epoch,
+      complete: stored.complete && !cut && (recent?.complete ?? false),
+    });
+    return { epoch, last, items, recovered };
   }
 
   function notify(user: string, event: UserEvent) {
@@ -134,20 +190,8 @@ export function createSessions(deps: SessionDeps): Sessions {
         const actor = await registry.get("user", user);
         actor.send({ type: "conn.open", connId } satisfies UserEvent);
         const now = Date.now();
-        const epoch = deps.epochs.epochOf(user);
-        const read = after === undefined
-          ? { items: [], last: await store.lastSeq(user), complete: false }
-          : await store.readStream(user, after, {
-            limit: deps.resumeMaxItems,
-            windowMs: deps.recentWindowMs,
-            now,
-          });
-        const recovered = isRecovered({
-          after,
-          clientEpoch: position.epoch,
-          epoch,
-          complete: read.complete,
-        });
+        const replay = await replayOf(user, position, now);
+        const { epoch, last, items } = replay;
         hub.send(
           connId,
           encodeFrame({
@@ -155,14 +199,18 @@ export function createSessions(deps: SessionDeps): Sessions {
             user,
             session: connId,
             epoch,
-            seq: read.last,
-            recovered,
+            seq: last,
+            recovered: replay.recovered,
             ...(deps.heartbeatMs ? { heartbeat_ms: deps.heartbeatMs } : {}),
           }),
           // The stream position the client is at: where a resumed stream picks up.
-          after ?? read.last,
+          after ?? last,
         );
-        for (const item of read.items) {
+        for (const { item, frame: ready } of items) {
+          if (ready) {
+            if (hub.send(connId, ready(), item.seq)) recorder.add(item.id, user, true);
+            continue;
+          }
           if (item.msg) {
             const frame = await deps.renderItem?.(item);
             if (frame) hub.send(connId, frame, item.seq);
@@ -174,20 +222,20 @@ export function createSessions(deps: SessionDeps): Sessions {
           }
         }
         // Unacked items the client had before (`after` covers newer ones) are sent again.
-        const covered = after ?? read.last;
+        const covered = after ?? last;
         for (const p of await store.listPending(user)) {
           if (p.seq > covered || (p.exp !== undefined && p.exp <= now)) continue;
           const frame = await frameFor(p.id, p.seq);
           if (frame && hub.send(connId, frame)) recorder.add(p.id, user);
         }
-        hub.release(connId, read.last);
-        return { connId, user, epoch, seq: read.last, recovered };
+        hub.release(connId, last);
+        return { connId, user, epoch, seq: last, recovered: replay.recovered };
       } catch (error) {
         detach(connId);
         throw error;
       }
     },
-    epochOf: (user) => deps.epochs.epochOf(user),
+    epochOf: (user) => deps.heads.epochOf(user),
     detach,
     notify,
     async ack(user, id) {

@@ -5,7 +5,14 @@
  */
 
 import { type Envelope, isDurable, needsAck } from "../schemas/envelope.ts";
-import type { EventRecord, PendingAck, PublishResult, StreamItem, TargetPlan } from "./store.ts";
+import type {
+  EventRecord,
+  PendingAck,
+  PublishResult,
+  SeqSource,
+  StreamItem,
+  TargetPlan,
+} from "./store.ts";
 
 /** The record of a newly published event. */
 export function eventRecord(
@@ -78,3 +85,70 @@ export const isInboxItem = (item: StreamItem): boolean =>
 /** Items kept in the stream for order only: never replayed nor listed. */
 export const isHidden = (item: StreamItem): boolean =>
   item.quiet === true || item.replacedBy !== undefined;
+
+/**
+ * Takes from `source` the next seq of every user of `users` whose stream head is live and
+ * who holds none in `taken` yet, and records it there. Every take is made before this
+ * returns, in the order of `users`, so a head hands its seqs in the order writes arrive;
+ * the answer settles once every seq a head must first reserve is known (and in `taken`),
+ * and rejects with the first failure once all have settled.
+ *
+ * A write keeps `taken` across its retries, deletes each seq it commits, and gives the
+ * rest back with {@linkcode dropSeqs} once the answer has settled (a seq still awaited
+ * would be missed).
+ */
+export function takeSeqs(
+  source: SeqSource | undefined,
+  users: readonly string[],
+  taken: Map<string, number>,
+): Promise<void> {
+  if (!source) return Promise.resolve();
+  const waits: Promise<void>[] = [];
+  const failures: unknown[] = [];
+  // A user listed twice takes one seq.
+  const asked = new Set<string>();
+  for (const user of users) {
+    if (taken.has(user) || asked.has(user)) continue;
+    asked.add(user);
+    const seq = source.take(user);
+    if (seq === undefined) continue;
+    if (typeof seq === "number") taken.set(user, seq);
+    else {
+      waits.push(seq.then((value) => void taken.set(user, value), (error) => {
+        failures.push(error);
+      }));
+    }
+  }
+  if (waits.length === 0) return Promise.resolve();
+  return Promise.all(waits).then(() => {
+    if (failures.length > 0) throw failures[0];
+  });
+}
+
+/**
+ * Gives back every seq left in `taken` (taken but not written), except those of `keep`,
+ * and forgets them.
+ */
+export function dropSeqs(
+  source: SeqSource | undefined,
+  taken: Map<string, number>,
+  keep?: ReadonlySet<string>,
+): void {
+  for (const [user, seq] of taken) {
+    if (keep?.has(user)) continue;
+    taken.delete(user);
+    source?.drop(user, seq);
+  }
+}
+
+/**
+ * Runs `work` while the seqs of {@linkcode takeSeqs} are awaited, and answers its result
+ * once both have settled (so that nothing taken is still on its way when a failure is
+ * thrown and the taken seqs given back).
+ */
+export async function whileTaking<T>(ready: Promise<void>, work: () => Promise<T>): Promise<T> {
+  const [seqs, done] = await Promise.allSettled([ready, Promise.resolve().then(work)]);
+  if (seqs.status === "rejected") throw seqs.reason;
+  if (done.status === "rejected") throw done.reason;
+  return done.value;
+}

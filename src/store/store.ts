@@ -140,9 +140,14 @@ export interface EventStatus {
 /** Items of a stream with what a resume could not serve. */
 export interface StreamRead {
   items: StreamItem[];
-  /** The user's last seq at the time of reading. */
+  /** The read's end: `upTo` when given, else the user's last seq at the time of reading. */
   last: number;
-  /** False if an item in the range is gone (window passed) or the limit cut it short. */
+  /**
+   * False when `after` is past `last`, the limit cut the read short, or a stored item that
+   * is not durable (written by earlier versions) left the recent window. Gaps in the
+   * seqs are not missing items: seqs of ephemeral items and reserved seqs never used
+   * have none.
+   */
   complete: boolean;
 }
 
@@ -186,6 +191,38 @@ export interface TargetPlan {
 
 /** Decides, per batch of targets, how each one gets the event (same order as `users`). */
 export type FanoutPlanner = (users: string[], event: EventRecord) => Promise<TargetPlan[]>;
+
+/**
+ * Seqs handed out from memory. A user whose stream head is live in this process takes
+ * every new seq from it: the head holds a range reserved with
+ * {@linkcode StreamStore.reserveSeqs}, so a write at such a seq neither reads, checks nor
+ * moves the user's stored last seq, and many users share one commit.
+ *
+ * Every seq taken is either written and handed back to the caller in the batch that
+ * wrote it (which gives it to the head), or given back with `drop`.
+ */
+export interface SeqSource {
+  /**
+   * The next seq of `user`'s stream from its live head, or `undefined` when the user has
+   * none: the store then allocates above the stored last seq, checked. A promise when the
+   * head must first extend its reservation: nothing is written at that seq before it
+   * resolves.
+   */
+  take(user: string): number | Promise<number> | undefined;
+  /** Gives back a taken seq that will not be written (the write failed or gave up). */
+  drop(user: string, seq: number): void;
+}
+
+/** Where seqs come from for a write: the live heads of this process, if any. */
+export interface SeqOptions {
+  seqs?: SeqSource;
+}
+
+/** A range of seqs reserved for a stream head, both ends included. */
+export interface SeqRange {
+  from: number;
+  to: number;
+}
 
 /** A mail task, queued atomically with the stream items it is about. */
 export type MailTask =
@@ -233,7 +270,7 @@ export interface EventStore {
     envelope: Envelope,
     targets: string[],
     result: PublishResult,
-    options?: PublishOptions & { plan?: FanoutPlanner },
+    options?: PublishOptions & SeqOptions & { plan?: FanoutPlanner },
   ): Promise<AtomicPublish | undefined>;
   /**
    * Writes the stream entries of an event's pending fan-out job, in batches, each batch
@@ -243,7 +280,7 @@ export interface EventStore {
   runFanout(
     id: string,
     onBatch: (batch: FanoutBatch) => void,
-    options?: { plan?: FanoutPlanner },
+    options?: SeqOptions & { plan?: FanoutPlanner },
   ): Promise<void>;
   /** Ids of the events whose fan-out is unfinished. */
   unfinishedFanouts(): Promise<string[]>;
@@ -257,14 +294,31 @@ export interface EventStore {
 
 /** Each user's ordered stream of items, as a resume or a lookup reads it. */
 export interface StreamStore {
-  /** The seq of the user's latest item; 0 when there is none. */
+  /**
+   * The highest seq allocated or reserved in the user's stream; 0 when there is none.
+   * Items may be missing below it: seqs of ephemeral items (kept in memory only) and
+   * reserved seqs never used leave gaps.
+   */
   lastSeq(user: string): Promise<number>;
-  /** Items after `after`, in order, at most `limit`, skipping expired ones. */
+  /**
+   * Items after `after` up to `upTo` (default: `lastSeq`), in order, at most `limit`,
+   * skipping expired and hidden ones. Gaps are not missing items: `complete` is false
+   * only when `after` is past the last seq, or `limit` or the recent window (for
+   * ephemeral items stored by earlier versions) cut the read short.
+   */
   readStream(
     user: string,
     after: number,
-    options: { limit: number; windowMs: number; now: number },
+    options: { limit: number; windowMs: number; now: number; upTo?: number },
   ): Promise<StreamRead>;
+  /**
+   * Reserves `count` seqs of the user's stream for a stream head, atomically with any
+   * other allocation: nothing the store allocates afterwards, and nothing it allocated
+   * before, falls in the range. With `after` (the end of the head's current range), the
+   * new range must follow it directly: answers `undefined`, reserving nothing, when a seq
+   * above `after` was allocated meanwhile (the head's range cannot continue).
+   */
+  reserveSeqs(user: string, count: number, after?: number): Promise<SeqRange | undefined>;
   /** The item of an event in a user's stream, if it is still there. */
   findItem(user: string, id: string): Promise<StreamItem | undefined>;
 }

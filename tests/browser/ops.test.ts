@@ -41,7 +41,7 @@ browserTest(
       await page.waitForSelector(`#dead-rows >> text=${(lost.metadata as { id: string }).id}`);
 
       await page.click('#actor-rows tr[data-actor="user:camille"] button');
-      await page.waitForSelector("#actor-detail-body >> text=presence");
+      await page.waitForSelector("#actor-detail-body >> text=connections");
 
       // A kill switch for one user, shown, then removed.
       await page.selectOption("#scope-type", "USER");

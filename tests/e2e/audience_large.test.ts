@@ -1,6 +1,7 @@
 /** A 10,000-user audience: 202 at once, then one stream item per member, also across a SIGKILL. */
 
 import assert from "node:assert/strict";
+import { LEASE_SIZE } from "../../src/delivery/stream_heads.ts";
 import * as keys from "../../src/store/keys.ts";
 import type { StreamItem } from "../../src/store/store.ts";
 import { bulkUserId, writeBulkDirectory } from "../_support/bulk_directory.ts";
@@ -9,19 +10,21 @@ import { envelope, eventually, SERVICE_KEY, startServer } from "../_support/serv
 
 const MEMBERS = 10_000;
 
-/** For each user, how many items of event `id` their stream holds, and their last seq. */
+/**
+ * How many users' streams hold event `id` how many times, and each user's stored last seq.
+ */
 async function streamsOf(path: string, users: string[], id: string) {
   const kv = await Deno.openKv(path);
   try {
     const counts = new Map<number, number>();
-    let lastSeqs = 0;
+    const lastSeqs = new Map<string, number>();
     for (const user of users) {
       let n = 0;
       for await (const e of kv.list<StreamItem>({ prefix: keys.streamPrefix(user) })) {
         if (e.value.id === id) n++;
       }
       counts.set(n, (counts.get(n) ?? 0) + 1);
-      lastSeqs += (await kv.get<number>(keys.seqKey(user))).value ?? 0;
+      lastSeqs.set(user, (await kv.get<number>(keys.seqKey(user))).value ?? 0);
     }
     return { counts: Object.fromEntries(counts), lastSeqs };
   } finally {
@@ -66,7 +69,14 @@ Deno.test("a 10,000-user group gets a 202 at once, its online members live, ever
     await server.close();
     closed = true;
     const streams = await streamsOf(path, users, id);
-    assert.deepEqual(streams, { counts: { 1: MEMBERS }, lastSeqs: MEMBERS });
+    assert.deepEqual(streams.counts, { 1: MEMBERS });
+    // An online member's head reserved a range of seqs: the stored last seq is its end.
+    // Everyone else's stream holds just this item.
+    const leased = new Set(online);
+    assert.deepEqual(
+      streams.lastSeqs,
+      new Map(users.map((u) => [u, leased.has(u) ? LEASE_SIZE : 1])),
+    );
   } finally {
     if (!closed) await server.close();
     await Deno.remove(dir, { recursive: true });
@@ -137,6 +147,8 @@ Deno.test("a 10,000-user fan-out killed half-way resumes on restart without loss
     await second.kill("SIGTERM");
   }
   const streams = await streamsOf(path, users, id);
-  assert.deepEqual(streams, { counts: { 1: MEMBERS }, lastSeqs: MEMBERS });
+  assert.deepEqual(streams.counts, { 1: MEMBERS });
+  // Nobody connected: no head reserved a range, each stream holds just this item.
+  assert.deepEqual(streams.lastSeqs, new Map(users.map((u) => [u, 1])));
   await Deno.remove(dir, { recursive: true });
 });

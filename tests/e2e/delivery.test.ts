@@ -40,7 +40,9 @@ Deno.test("a reconnect with after gets exactly the missed durable items in order
       ids.push((e.metadata as { id: string }).id);
       assert.equal((await server.publish(e)).status, 202);
     }
-    const again = await server.login("yanis", { after: 1 });
+    // Resuming within the welcome's epoch: exactly the missed items, provably complete.
+    const again = await server.login("yanis", { after: 1, epoch: first.welcome.epoch });
+    assert.equal(again.welcome.epoch, first.welcome.epoch);
     assert.equal(again.welcome.recovered, true);
     assert.equal(again.welcome.seq, 6);
     const replayed = [];
@@ -49,6 +51,17 @@ Deno.test("a reconnect with after gets exactly the missed durable items in order
     assert.deepEqual(replayed.map((f) => f.envelope.metadata.id), ids);
     const extra = await again.client.collect(200, (f) => f.type === "event");
     assert.deepEqual(extra, []);
+    await again.client.close();
+
+    // Without the epoch the same durable items replay exactly, but it is not recovered.
+    const blind = await server.login("yanis", { after: 1 });
+    assert.equal(blind.welcome.recovered, false);
+    assert.equal(blind.welcome.seq, 6);
+    const stored = [];
+    for (let i = 0; i < 5; i++) stored.push(await blind.client.next((f) => f.type === "event"));
+    assert.deepEqual(stored.map((f) => f.seq), [2, 3, 4, 5, 6]);
+    assert.deepEqual(stored.map((f) => f.envelope.metadata.id), ids);
+    assert.deepEqual(await blind.client.collect(200, (f) => f.type === "event"), []);
   } finally {
     await server.close();
   }
@@ -196,7 +209,7 @@ Deno.test("acks from every target mark the message acked", async () => {
 Deno.test("an expired item is never delivered, live or on resume", async () => {
   const server = await startServer();
   try {
-    const { client } = await server.login("camille");
+    const { client, welcome } = await server.login("camille");
     const past = new Date(Date.now() - 60_000).toISOString();
     const expired = envelope(["camille"], {
       metadata: { timestamp: new Date(Date.now() - 120_000).toISOString(), expiration: past },
@@ -212,9 +225,14 @@ Deno.test("an expired item is never delivered, live or on resume", async () => {
     await client.close();
 
     await new Promise((r) => setTimeout(r, 500));
-    const again = await server.login("camille", { after: 0 });
+    const again = await server.login("camille", { after: 0, epoch: welcome.epoch });
+    assert.equal(again.welcome.epoch, welcome.epoch);
     assert.equal(again.welcome.recovered, true);
-    assert.deepEqual(await again.client.collect(300, (f) => f.type === "event"), []);
+    // Barrier: the first event after the welcome is the next live item, nothing expired.
+    const next = envelope(["camille"]);
+    await server.publish(next);
+    const first = await again.client.next((f) => f.type === "event");
+    assert.equal(first.envelope.metadata.id, (next.metadata as { id: string }).id);
   } finally {
     await server.close();
   }
@@ -223,8 +241,8 @@ Deno.test("an expired item is never delivered, live or on resume", async () => {
 Deno.test("recent REALTIME items resume, older ones answer recovered false", async () => {
   const server = await startServer({ RELAIS_RECENT_WINDOW_MS: "1000" });
   try {
-    const realtime = () =>
-      envelope(["emma"], {
+    const realtime = (user = "emma") =>
+      envelope([user], {
         metadata: {
           type: "REALTIME",
           source: "activities",
@@ -233,18 +251,39 @@ Deno.test("recent REALTIME items resume, older ones answer recovered false", asy
         },
         payload: { after: { id: 42, status: "PUBLISHED" } },
       });
+    // A head exists while emma's actor lives: connect once to get its epoch.
+    const first = await server.login("emma");
+    const epoch = first.welcome.epoch;
+    assert.equal(first.welcome.seq, 0);
+    await first.client.close();
+
     await server.publish(realtime());
-    const fresh = await server.login("emma", { after: 0 });
+    const fresh = await server.login("emma", { after: 0, epoch });
+    assert.equal(fresh.welcome.epoch, epoch);
     assert.equal(fresh.welcome.recovered, true);
     assert.equal((await fresh.client.next((f) => f.type === "event")).seq, 1);
     await fresh.client.close();
 
     await new Promise((r) => setTimeout(r, 1100));
     await server.publish(realtime());
-    const late = await server.login("emma", { after: 0 });
+    const late = await server.login("emma", { after: 0, epoch });
+    assert.equal(late.welcome.epoch, epoch);
     assert.equal(late.welcome.recovered, false);
     // What is still in the window is sent all the same.
     assert.equal((await late.client.next((f) => f.type === "event")).seq, 2);
+
+    // lucas has no head: a REALTIME item for him is kept nowhere, so a resume never gets
+    // it and is not recovered. The durable item after it is the barrier.
+    assert.equal((await server.publish(realtime("lucas"))).status, 202);
+    const durable = envelope(["lucas"]);
+    assert.equal((await server.publish(durable)).status, 202);
+    const headless = await server.login("lucas", { after: 0 });
+    assert.equal(headless.welcome.recovered, false);
+    const replayed = await headless.client.next((f) => f.type === "event");
+    assert.deepEqual(
+      [replayed.seq, replayed.envelope.metadata.id],
+      [1, (durable.metadata as { id: string }).id],
+    );
   } finally {
     await server.close();
   }

@@ -5,7 +5,7 @@ import { eventually, startServer, type TestServer } from "../_support/server.ts"
 
 function presenceOf(server: TestServer, user: string): unknown {
   const snapshot = server.relais.registry.peek("user", user)?.getSnapshot();
-  return (snapshot?.value as { presence?: string } | undefined)?.presence ?? "offline";
+  return (snapshot?.value as string | undefined) ?? "offline";
 }
 
 Deno.test("a silent WebSocket client gets a ping after one heartbeat and is dropped after two, going offline", async () => {

@@ -135,7 +135,8 @@ Deno.test("an offline member gets what it missed when it reconnects after its la
       });
       assert.equal(res.status, 201);
     }
-    const again = await server.login("ben", { after: seen.stream_seq });
+    const again = await server.login("ben", { after: seen.stream_seq, epoch: ben.welcome.epoch });
+    assert.equal(again.welcome.epoch, ben.welcome.epoch);
     assert.equal(again.welcome.recovered, true);
     const missed = await messages(again.client, id, 3);
     assert.deepEqual(missed.map((f) => f.text), ["2", "3", "4"]);

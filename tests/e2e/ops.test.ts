@@ -14,12 +14,8 @@ Deno.test("admin actors lists live user actors and shows one snapshot with its t
     assert.equal(list.status, 200);
     const actors = list.body.actors as { id: string; kind: string; state: unknown }[];
     assert.deepEqual(actors.map((a) => [a.kind, a.id]), [["user", "camille"]]);
-    assert.deepEqual(actors[0].state, {
-      presence: "online",
-      delivery: "waiting",
-      grouping: "empty",
-      budget: "counting",
-    });
+    // The machine's state is the user's presence; its windows and waits are timers.
+    assert.equal(actors[0].state, "online");
 
     const one = await server.request("/v1/admin/actors/user/camille", { apiKey: SERVICE_KEY });
     assert.equal(one.status, 200);

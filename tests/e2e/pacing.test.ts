@@ -2,13 +2,14 @@
 
 import assert from "node:assert/strict";
 import { envelope, startServer } from "../_support/server.ts";
+import type { Frame } from "../_support/ws_client.ts";
 
 const idOf = (e: Record<string, unknown>) => (e.metadata as { id: string }).id;
 
 Deno.test("a collapse key replaces the unread older item: update frame, unread count unchanged", async () => {
   const server = await startServer();
   try {
-    const { client } = await server.login("camille");
+    const { client, welcome } = await server.login("camille");
     const token = await server.token("camille");
     const inbox = () => server.request("/v1/me/notifications", { bearer: token });
     const collapsing = () => envelope(["camille"], { metadata: { collapse_key: "activity:42" } });
@@ -45,10 +46,16 @@ Deno.test("a collapse key replaces the unread older item: update frame, unread c
     ]);
 
     // A resume from the start skips the replaced item without calling it a gap.
-    const again = await server.login("camille", { after: 0 });
+    const again = await server.login("camille", { after: 0, epoch: welcome.epoch });
+    assert.equal(again.welcome.epoch, welcome.epoch);
     assert.equal(again.welcome.recovered, true);
-    const replayed = await again.client.collect(300, (f) => f.type === "event");
+    const isEvent = (f: Frame) => f.type === "event" || f.type === "update";
+    const replayed = [await again.client.next(isEvent), await again.client.next(isEvent)];
     assert.deepEqual(replayed.map((f) => f.envelope.metadata.id), [idOf(second), idOf(third)]);
+    // Barrier: the next frame after the replay is the next live item, nothing in between.
+    const next = envelope(["camille"]);
+    await server.publish(next);
+    assert.equal((await again.client.next(isEvent)).envelope.metadata.id, idOf(next));
   } finally {
     await server.close();
   }

@@ -12,7 +12,7 @@ interface Batch {
 
 function presenceOf(server: TestServer, user: string): unknown {
   const snapshot = server.relais.registry.peek("user", user)?.getSnapshot();
-  return (snapshot?.value as { presence?: string } | undefined)?.presence ?? "offline";
+  return (snapshot?.value as string | undefined) ?? "offline";
 }
 
 async function poll(
@@ -97,19 +97,33 @@ Deno.test("a waiting poll answers as soon as an event arrives, and the next poll
 Deno.test("a poll with after resumes with exactly the missed items in order", async () => {
   const server = await startServer();
   try {
+    const bearer = await server.token("emma");
+    // A first poll tells the epoch of emma's head, which lives on between polls.
+    const first = await poll(server, "timeout=0", { bearer });
+    const epoch = first.body.frames[0].epoch as string;
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
       const e = envelope(["emma"]);
       ids.push((e.metadata as { id: string }).id);
-      await server.publish(e);
+      assert.equal((await server.publish(e)).status, 202);
     }
-    const res = await poll(server, "after=2", { bearer: await server.token("emma") });
+    const res = await poll(server, `after=2&epoch=${epoch}&timeout=0`, { bearer });
     const [welcome, ...events] = res.body.frames;
     assert.equal(welcome.type, "welcome");
+    assert.equal(welcome.epoch, epoch);
     assert.equal(welcome.recovered, true);
     assert.deepEqual(events.map((f) => f.seq), [3, 4, 5]);
     assert.deepEqual(events.map((f) => f.envelope.metadata.id), ids.slice(2));
     assert.equal(res.body.seq, 5);
+
+    // Without the epoch the same stored items resume exactly, but it is not recovered.
+    const blind = await poll(server, "after=2&timeout=0", { bearer });
+    const [blindWelcome, ...stored] = blind.body.frames;
+    assert.equal(blindWelcome.type, "welcome");
+    assert.equal(blindWelcome.recovered, false);
+    assert.deepEqual(stored.map((f) => f.seq), [3, 4, 5]);
+    assert.deepEqual(stored.map((f) => f.envelope.metadata.id), ids.slice(2));
+    assert.equal(blind.body.seq, 5);
   } finally {
     await server.close();
   }

@@ -10,6 +10,7 @@ import {
 import { createKvConversationStore } from "../../src/messaging/kv_conversation_store.ts";
 import { createKvStore } from "../../src/store/kv_store.ts";
 import * as keys from "../../src/store/keys.ts";
+import type { SeqSource, StreamItem } from "../../src/store/store.ts";
 
 const member = (role: MemberState["role"] = "member"): MemberState => ({
   role,
@@ -421,6 +422,268 @@ Deno.test("a stray member record of a user who never joined makes no member", as
     // The state loaded still commits a legitimate read.
     const out = await commitSends(store, id, [], [{ requestId: "r", user: "ben", seq: 1 }]);
     assert.deepEqual(out.receipts, [{ user: "ben", seq: 1 }]);
+  } finally {
+    kv.close();
+  }
+});
+
+/**
+ * A stand-in for the stream heads: per user, the next seq and the end of a range reserved
+ * in the store as a head's reservation does (the stored last seq moved to its end). It
+ * records every seq taken and dropped.
+ */
+function createTestSeqs(kv: Deno.Kv, options: { promises?: boolean } = {}) {
+  const heads = new Map<string, { next: number; ceiling: number }>();
+  const takes: [string, number][] = [];
+  const drops: [string, number][] = [];
+  return {
+    takes,
+    drops,
+    /** Gives `user` a head with `count` seqs reserved after their stored last seq. */
+    async open(user: string, count = 100) {
+      const last = (await kv.get<number>(keys.seqKey(user))).value ?? 0;
+      await kv.set(keys.seqKey(user), last + count);
+      heads.set(user, { next: last + 1, ceiling: last + count });
+    },
+    take(user: string) {
+      const head = heads.get(user);
+      if (!head) return undefined;
+      assert.ok(head.next <= head.ceiling, `the range of ${user} is used up`);
+      const seq = head.next++;
+      takes.push([user, seq]);
+      return options.promises ? Promise.resolve(seq) : seq;
+    },
+    drop(user: string, seq: number) {
+      drops.push([user, seq]);
+    },
+  } satisfies SeqSource & Record<string, unknown>;
+}
+
+/** Every stream item stored for `user`, gaps included, read straight from KV. */
+async function storedItems(kv: Deno.Kv, user: string): Promise<StreamItem[]> {
+  const out: StreamItem[] = [];
+  const iter = kv.list<StreamItem>({
+    start: keys.streamKey(user, 0),
+    end: keys.streamKey(user, Number.MAX_SAFE_INTEGER),
+  });
+  for await (const entry of iter) out.push(entry.value);
+  return out;
+}
+
+/** A KV handle that counts atomic commits and runs `before` ahead of the first one. */
+function countingCommits(kv: Deno.Kv, before?: () => Promise<unknown>) {
+  const counter = { commits: 0 };
+  const handle = new Proxy(kv, {
+    get(target, prop) {
+      if (prop === "atomic") {
+        return () => {
+          const op = target.atomic();
+          const commit = op.commit.bind(op);
+          op.commit = async () => {
+            if (counter.commits++ === 0) await before?.();
+            return await commit();
+          };
+          return op;
+        };
+      }
+      const value = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { handle, counter };
+}
+
+const pairs = (out: { deliveries: { items: { user: string; item: StreamItem }[] }[] }) =>
+  out.deliveries.flatMap((d) => d.items.map(({ user, item }) => [user, item.seq]));
+
+Deno.test("a member with a live head gets items at the head's seqs and keeps their stored seq untouched", async () => {
+  const { kv, store, streams, id } = await setup(["ana", "ben"]);
+  try {
+    await commitSends(store, id, [send("ben", "before")]);
+    const seqs = createTestSeqs(kv);
+    await seqs.open("ana");
+    const reserved = await kv.get<number>(keys.seqKey("ana"));
+    assert.equal(reserved.value, 101);
+
+    const { job: _, ...state } = await load(store, id);
+    const out = await store.commit({
+      state,
+      batch: { kind: "messages", sends: [send("ben", "hi"), send("ana", "yo")], reads: [] },
+      seqs,
+    });
+    assert.deepEqual(seqs.takes, [["ana", 2], ["ana", 3]]);
+    assert.deepEqual((await storedItems(kv, "ana")).map((i) => [i.seq, i.msg?.s]), [
+      [1, 1],
+      [2, 2],
+      [3, 3],
+    ]);
+    const after = await kv.get<number>(keys.seqKey("ana"));
+    assert.equal(after.value, 101, "the reservation's end stays the stored last seq");
+    assert.equal(after.versionstamp, reserved.versionstamp, "nothing wrote ana's seq");
+    // ben has no head: his items follow his stored last seq, which moves with them.
+    assert.deepEqual((await itemsOf(streams, "ben")).map((i) => [i.seq, i.msg?.s]), [
+      [1, 1],
+      [2, 2],
+      [3, 3],
+    ]);
+    assert.equal((await kv.get<number>(keys.seqKey("ben"))).value, 3);
+
+    // An edit takes its seq from the head too.
+    const edited = await store.commit({
+      state: { ...state, members: out.members, head: out.head, headVersion: out.headVersion },
+      batch: { kind: "edit", requestId: "e", by: "ana", seq: 3, text: "yo!" },
+      seqs,
+    });
+    assert.deepEqual(seqs.takes.at(-1), ["ana", 4]);
+    assert.deepEqual(
+      (await storedItems(kv, "ana")).map((i) => [i.seq, i.msg?.op]).at(-1),
+      [4, "edit"],
+    );
+    assert.deepEqual(seqs.drops, []);
+    // Every seq taken reaches live delivery with the item written at it.
+    const delivered = [...pairs(out), ...pairs(edited)].filter(([u]) => u === "ana");
+    assert.deepEqual(delivered, seqs.takes);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("more members with live heads than one commit may check share one commit, each at unique seqs", async () => {
+  const users = Array.from({ length: 150 }, (_, i) => `user-${String(i).padStart(3, "0")}`);
+  const { kv, store, id } = await setup([...users, "zoe", "zed"]);
+  try {
+    const seqs = createTestSeqs(kv, { promises: true });
+    for (const user of users) await seqs.open(user, 10);
+    const counted = countingCommits(kv);
+    const counting = createKvConversationStore(counted.handle);
+    const { job: _, ...state } = await load(store, id);
+    const out = await counting.commit({
+      state,
+      batch: {
+        kind: "messages",
+        sends: [send(users[0], "a"), send("zoe", "b"), send(users[149], "c")],
+        reads: [],
+      },
+      seqs,
+    });
+    assert.equal(counted.counter.commits, 1, "one commit, no fan-out job");
+    assert.deepEqual(await store.unfinished(), []);
+    assert.equal(seqs.takes.length, 150 * 3);
+    assert.deepEqual(seqs.drops, []);
+    for (const user of users) {
+      const items = await storedItems(kv, user);
+      assert.deepEqual(items.map((i) => [i.seq, i.msg?.s]), [[1, 1], [2, 2], [3, 3]], user);
+      assert.equal((await kv.get<number>(keys.seqKey(user))).value, 10, user);
+    }
+    for (const user of ["zoe", "zed"]) {
+      assert.deepEqual((await storedItems(kv, user)).map((i) => i.seq), [1, 2, 3], user);
+      assert.equal((await kv.get<number>(keys.seqKey(user))).value, 3, user);
+    }
+    const delivered = pairs(out);
+    assert.equal(delivered.length, 152 * 3);
+    assert.equal(new Set(delivered.map(([u, s]) => `${u}\u0000${s}`)).size, delivered.length);
+    const sorted = (list: (string | number)[][]) => list.map((p) => p.join("\u0000")).sort();
+    assert.deepEqual(
+      sorted(delivered.filter(([u]) => u !== "zoe" && u !== "zed")),
+      sorted(seqs.takes),
+    );
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("a commit retried after a stored seq moved reuses the seqs it took from heads", async () => {
+  const { kv, streams, id } = await setup(["ana", "ben"]);
+  try {
+    const seqs = createTestSeqs(kv);
+    await seqs.open("ana");
+    // A publish to ben lands between the commit's read and its commit.
+    const counted = countingCommits(kv, () => kv.set(keys.seqKey("ben"), 1));
+    const racing = createKvConversationStore(counted.handle);
+    const { job: _, ...state } = await load(racing, id);
+    const out = await racing.commit({
+      state,
+      batch: { kind: "messages", sends: [send("ben", "hi")], reads: [] },
+      seqs,
+    });
+    assert.equal(counted.counter.commits, 2, "the first commit lost to the publish");
+    assert.deepEqual(seqs.takes, [["ana", 1]], "taken once, kept for the retry");
+    assert.deepEqual(seqs.drops, []);
+    assert.deepEqual(pairs(out).sort(), [["ana", 1], ["ben", 2]]);
+    assert.deepEqual((await storedItems(kv, "ana")).map((i) => i.seq), [1]);
+    assert.deepEqual(
+      (await streams.readStream("ben", 1, {
+        limit: 10,
+        windowMs: 60_000,
+        now: Date.now(),
+      })).items.map((i) => i.seq),
+      [2],
+    );
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("a commit that loses to a concurrent writer drops every seq it took", async () => {
+  const { kv, store, id } = await setup(["ana", "ben", "chloe"]);
+  try {
+    const seqs = createTestSeqs(kv);
+    await seqs.open("ana");
+    await seqs.open("chloe");
+    const { job: _, ...stale } = await load(store, id);
+    await commitSends(store, id, [send("ben", "first writer")]);
+    const before = await Promise.all(["ana", "chloe"].map((u) => storedItems(kv, u)));
+    await assert.rejects(
+      () =>
+        store.commit({
+          state: stale,
+          batch: { kind: "messages", sends: [send("ben", "a"), send("ana", "b")], reads: [] },
+          seqs,
+        }),
+      HeadConflictError,
+    );
+    assert.equal(seqs.takes.length, 4);
+    assert.deepEqual(seqs.drops, seqs.takes, "nothing taken is lost");
+    assert.deepEqual(await Promise.all(["ana", "chloe"].map((u) => storedItems(kv, u))), before);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("a fan-out that crashes drops the seqs its failed commit took, and a resume takes new ones", async () => {
+  const users = Array.from({ length: 250 }, (_, i) => `user-${String(i).padStart(3, "0")}`);
+  const { kv, store, id } = await setup(users);
+  try {
+    const seqs = createTestSeqs(kv);
+    for (const user of users) await seqs.open(user, 20);
+    const crashing = createKvConversationStore(crashingAfter(kv, 1));
+    const { job: _, ...state } = await load(store, id);
+    const sends = Array.from({ length: 6 }, (_, i) => send(users[i], `m${i}`));
+    await assert.rejects(
+      () => crashing.commit({ state, batch: { kind: "messages", sends, reads: [] }, seqs }),
+      /crash/,
+    );
+    const interrupted = await load(store, id);
+    assert.ok(interrupted.job);
+    assert.ok(seqs.drops.length > 0, "the failed commit's seqs went back");
+    const out = await store.resume(interrupted, { seqs });
+    assert.deepEqual(await store.unfinished(), []);
+
+    // Every seq taken is either written or dropped, never both.
+    const dropped = new Set(seqs.drops.map((p) => p.join("\u0000")));
+    for (const [user, seq] of seqs.takes) {
+      const written = (await kv.get(keys.streamKey(user, seq))).value !== null;
+      assert.notEqual(written, dropped.has(`${user}\u0000${seq}`), `${user} ${seq}`);
+    }
+    const resumed = new Set(pairs(out).map((p) => p.join("\u0000")));
+    for (const user of users) {
+      const items = await storedItems(kv, user);
+      assert.deepEqual(items.map((i) => i.msg?.s), [1, 2, 3, 4, 5, 6], user);
+      assert.equal((await kv.get<number>(keys.seqKey(user))).value, 20, user);
+    }
+    // What the resume wrote, it handed back for live delivery.
+    const fromResume = seqs.takes.filter((p) => resumed.has(p.join("\u0000")));
+    assert.equal(fromResume.length, resumed.size);
   } finally {
     kv.close();
   }

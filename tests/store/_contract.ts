@@ -7,6 +7,7 @@ import { deliveryStoreContract } from "./contract/deliveries.ts";
 import { erasureStoreContract } from "./contract/erasure.ts";
 import { eventStoreContract } from "./contract/events.ts";
 import { inboxStoreContract } from "./contract/inbox.ts";
+import { seqStoreContract } from "./contract/seqs.ts";
 import { streamStoreContract } from "./contract/streams.ts";
 import { lifecycleContract, ticketStoreContract } from "./contract/tickets.ts";
 import type { Contract } from "./contract/_harness.ts";
@@ -20,6 +21,7 @@ export type { Contract, StoreHarness } from "./contract/_harness.ts";
 export function storeContract(contract: Contract): void {
   eventStoreContract(contract);
   streamStoreContract(contract);
+  seqStoreContract(contract);
   deliveryStoreContract(contract);
   inboxStoreContract(contract);
   erasureStoreContract(contract);

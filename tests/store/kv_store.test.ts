@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createKvStore } from "../../src/store/kv_store.ts";
 import * as keys from "../../src/store/keys.ts";
 import { FANOUT_BATCH } from "../../src/store/kv/fanout.ts";
+import type { SeqSource } from "../../src/store/store.ts";
 import { makeEnvelope, result, withStore } from "../_support/store.ts";
 import { storeContract } from "./_contract.ts";
 import { publish } from "./contract/_harness.ts";
@@ -27,13 +28,14 @@ storeContract({
 
 // What follows depends on KV itself: its keys, its commit limits, its chunked bodies.
 
-Deno.test("kv store reports a resume as incomplete when an item is gone", async () => {
+Deno.test("kv store reads a seq with no stored item as a gap, not a loss", async () => {
   await withStore(async (store, kv) => {
     for (let i = 0; i < 4; i++) await publish(store, ["u"]);
+    // An ephemeral item kept in memory only, or a reserved seq never used.
     await kv.delete(keys.streamKey("u", 2));
     const read = await store.readStream("u", 0, { limit: 10, windowMs: 60_000, now: Date.now() });
     assert.deepEqual(read.items.map((i) => i.seq), [1, 3, 4]);
-    assert.equal(read.complete, false);
+    assert.equal(read.complete, true);
     const tail = await store.readStream("u", 2, { limit: 10, windowMs: 60_000, now: Date.now() });
     assert.equal(tail.complete, true);
   });
@@ -180,5 +182,109 @@ Deno.test("kv store commits the rest of a group when one member's seq went stale
     assert.equal((await store.findItem("u3", events[3].metadata.id))?.seq, 8);
     for (const i of [0, 1, 2, 4, 5]) assert.equal(await store.lastSeq(`u${i}`), 1);
     assert.ok(counts.failed >= 1, "no commit saw the stale seq");
+  });
+});
+
+/** A seq source with a head for each of `heads`, from seq 1, recording takes and drops. */
+function fixedHeads(...heads: string[]) {
+  const next = new Map(heads.map((user) => [user, 1]));
+  const taken: string[] = [];
+  const dropped: string[] = [];
+  const source: SeqSource = {
+    take(user) {
+      const seq = next.get(user);
+      if (seq === undefined) return undefined;
+      next.set(user, seq + 1);
+      taken.push(`${user}@${seq}`);
+      return seq;
+    },
+    drop: (user, seq) => void dropped.push(`${user}@${seq}`),
+  };
+  return { source, taken, dropped };
+}
+
+Deno.test("kv store writes at a head's seq without reading or checking the stored seq", async () => {
+  await withStore(async (_, raw) => {
+    // Between the publish's reads and its commit, another process allocates above h's range.
+    let raced = true;
+    const { kv, counts } = instrumented(raw, async () => {
+      if (raced) return;
+      raced = true;
+      await raw.set(keys.seqKey("h"), 100);
+    });
+    const store = createKvStore(kv, { recentWindowMs: 60_000 });
+    await store.reserveSeqs("h", 10);
+    raced = false;
+    counts.failed = 0;
+    const heads = fixedHeads("h");
+    const e = makeEnvelope();
+    const published = await store.publishAtomic(e, ["h"], result(e, 1), { seqs: heads.source });
+    assert.equal(published?.batch?.items[0].item.seq, 1);
+    assert.equal(counts.failed, 0, "the stored seq is not checked");
+    assert.equal(await store.lastSeq("h"), 100, "nor moved");
+    assert.equal((await store.findItem("h", e.metadata.id))?.seq, 1);
+  });
+});
+
+Deno.test("kv store retries a publish at the same head seqs when another user's seq moved", async () => {
+  await withStore(async (_, raw) => {
+    let raced = false;
+    const { kv, counts } = instrumented(raw, async () => {
+      if (raced) return;
+      raced = true;
+      await raw.set(keys.seqKey("plain"), 7);
+    });
+    const store = createKvStore(kv, { recentWindowMs: 60_000 });
+    const heads = fixedHeads("h");
+    const e = makeEnvelope();
+    const published = await store.publishAtomic(e, ["h", "plain"], result(e, 2), {
+      seqs: heads.source,
+    });
+    assert.ok(counts.failed >= 1, "no commit saw the stale seq");
+    assert.deepEqual(published?.batch?.items.map((i) => i.item.seq), [1, 8]);
+    assert.deepEqual(heads.taken, ["h@1"], "taken once, reused by the retry");
+    assert.deepEqual(heads.dropped, []);
+  });
+});
+
+Deno.test("kv store checks the collapse mark of a target whose seq comes from a head", async () => {
+  await withStore(async (_, raw) => {
+    let raced = false;
+    const { kv, counts } = instrumented(raw, async () => {
+      if (raced) return;
+      raced = true;
+      await raw.set(keys.collapseKey("h", "k"), { seq: 0, id: "other" });
+    });
+    const store = createKvStore(kv, { recentWindowMs: 60_000 });
+    const heads = fixedHeads("h");
+    const base = makeEnvelope();
+    const e = { ...base, metadata: { ...base.metadata, collapse_key: "k" } };
+    const published = await store.publishAtomic(e, ["h"], result(e, 1), { seqs: heads.source });
+    assert.ok(counts.failed >= 1, "the moved mark failed the commit");
+    assert.equal(published?.batch?.items[0].item.seq, 1);
+    assert.deepEqual((await raw.get(keys.collapseKey("h", "k"))).value, {
+      seq: 1,
+      id: e.metadata.id,
+    });
+    assert.deepEqual(heads.taken, ["h@1"]);
+  });
+});
+
+Deno.test("kv store gives back the head seqs of a fan-out that gives up", async () => {
+  await withStore(async (_, raw) => {
+    // Every commit of the job fails: the run gives up, and gives back every seq it took.
+    const { kv } = instrumented(raw, async () => {
+      await raw.set(keys.seqKey("plain"), Math.random());
+    });
+    const store = createKvStore(kv, { recentWindowMs: 60_000 });
+    const heads = fixedHeads("h1", "h2");
+    const e = makeEnvelope();
+    await store.createEvent(e, ["h1", "plain", "h2"], result(e, 3));
+    await assert.rejects(
+      store.runFanout(e.metadata.id, () => {}, { seqs: heads.source }),
+      /keeps conflicting/,
+    );
+    assert.deepEqual(heads.taken, ["h1@1", "h2@1"], "taken once for every retry");
+    assert.deepEqual(heads.dropped.sort(), ["h1@1", "h2@1"]);
   });
 });

@@ -58,7 +58,10 @@ export async function deleteAll(kv: Deno.Kv, list: Deno.KvKey[]): Promise<void> 
 export interface GroupedWrite<T> {
   /** What it writes under: writes of the same id never share a commit. */
   id: string;
-  /** The users whose keys it checks: writes sharing a user never share a commit. */
+  /**
+   * The users whose keys it checks or writes (a user whose seq comes from a head is
+   * written unchecked): writes sharing a user never share a commit.
+   */
   users: string[];
   cost: CommitCost;
   /** Adds the write to `op`; answers what it wrote. */

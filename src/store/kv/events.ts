@@ -5,7 +5,7 @@
  */
 
 import type { Envelope } from "../../schemas/envelope.ts";
-import { collapses, eventRecord } from "../items.ts";
+import { collapses, dropSeqs, eventRecord, takeSeqs, whileTaking } from "../items.ts";
 import * as keys from "../keys.ts";
 import { chunk, getManyEntries } from "../kv_reads.ts";
 import type {
@@ -17,6 +17,8 @@ import type {
   FanoutPlanner,
   PublishOptions,
   PublishResult,
+  SeqOptions,
+  TargetPlan,
   TargetRecord,
 } from "../store.ts";
 import {
@@ -72,13 +74,14 @@ function bodyParts(body: string): string[] {
 
 /**
  * What writing an event, its body and one stream item per target in one atomic operation
- * costs, or `undefined` when that does not fit in one: one check per target plus the
- * event's, at most ten keys per target, and KV's caps on the total size of keys (80 KiB)
- * and of the whole commit (800 KiB).
+ * costs, or `undefined` when that does not fit in one: the event's check, one per target
+ * whose seq the store allocates (`checked`; none for a seq taken from a head) and one per
+ * target's collapse mark, at most ten keys per target, and KV's caps on the total size
+ * of keys (80 KiB) and of the whole commit (800 KiB).
  */
 function oneCommitCost(
   targets: string[],
-  event: { record: EventRecord; parts: string[]; wide: boolean },
+  event: { record: EventRecord; parts: string[]; wide: boolean; checked: number },
 ): CommitCost | undefined {
   if (targets.length === 0) return undefined;
   if (targets.length > (event.wide ? FANOUT_BATCH_WIDE : FANOUT_BATCH)) return undefined;
@@ -96,7 +99,7 @@ function oneCommitCost(
   const bytes = keyBytes + chars * 2 + targets.length * 1024;
   if (keyBytes > MAX_KEY_BYTES || bytes > MAX_BYTES) return undefined;
   return {
-    checks: 1 + targets.length,
+    checks: 1 + event.checked + (collapses(event.record) ? targets.length : 0),
     mutations: 1 + event.parts.length + perTarget * targets.length,
     keyBytes,
     bytes,
@@ -144,6 +147,44 @@ export function createKvEventStore(
     return chunks.length;
   }
 
+  /**
+   * Stores an event with no target to write (its items, if any, live in memory): the
+   * record and body only, in a commit shared with concurrent publishes, if the id is free.
+   */
+  async function createRecordOnly(
+    envelope: Envelope,
+    result: PublishResult,
+    publishOptions: PublishOptions,
+  ): Promise<{ created: boolean; event: EventRecord }> {
+    const id = envelope.metadata.id;
+    const parts = bodyParts(JSON.stringify(envelope));
+    const event = eventRecord(envelope, result, {
+      chunks: parts.length,
+      fanningOut: false,
+      publishedBy: publishOptions.publishedBy,
+    });
+    const chars = parts.reduce((sum, part) => sum + part.length, 0) +
+      JSON.stringify(event).length;
+    const keyBytes = (id.length + 32) * (1 + parts.length);
+    const written = await commitGrouped({
+      id,
+      users: [],
+      cost: { checks: 1, mutations: 1 + parts.length, keyBytes, bytes: keyBytes + chars * 2 },
+      build: (op) => {
+        op.check({ key: keys.eventKey(id), versionstamp: null }).set(keys.eventKey(id), event);
+        parts.forEach((part, i) => op.set(keys.eventBodyKey(id, i), part));
+        return [];
+      },
+    });
+    if (written) {
+      remember(id, envelope);
+      return { created: true, event };
+    }
+    const first = await kv.get<EventRecord>(keys.eventKey(id));
+    if (first.value) return { created: false, event: first.value };
+    throw new Error(`Cannot store event "${id}"`);
+  }
+
   async function createEvent(
     envelope: Envelope,
     targets: string[],
@@ -151,6 +192,7 @@ export function createKvEventStore(
     publishOptions: PublishOptions = {},
   ) {
     const id = envelope.metadata.id;
+    if (targets.length === 0) return await createRecordOnly(envelope, result, publishOptions);
     const existing = await kv.get<EventRecord>(keys.eventKey(id));
     if (existing.value) return { created: false, event: existing.value };
 
@@ -198,7 +240,7 @@ export function createKvEventStore(
     envelope: Envelope,
     targets: string[],
     result: PublishResult,
-    publishOptions: PublishOptions & { plan?: FanoutPlanner } = {},
+    publishOptions: PublishOptions & SeqOptions & { plan?: FanoutPlanner } = {},
   ): Promise<AtomicPublish | undefined> {
     const id = envelope.metadata.id;
     const body = JSON.stringify(envelope);
@@ -210,41 +252,64 @@ export function createKvEventStore(
     });
     const collapsing = collapses(event);
     const wide = collapsing || publishOptions.plan !== undefined;
-    const cost = oneCommitCost(targets, { record: event, parts, wide });
-    if (!cost) return undefined;
-    const plans = publishOptions.plan ? await publishOptions.plan(targets, event) : undefined;
-    const context = { collapsing, recentWindowMs: options.recentWindowMs };
-    for (let retries = 0;; retries++) {
-      const [first, ...seqs] = await getManyEntries<unknown>(kv, [
-        keys.eventKey(id),
-        ...targets.map((u) => keys.seqKey(u)),
-      ]);
-      if (first.value) return { created: false, event: first.value as EventRecord };
-      const previous = collapsing
-        ? await olderUnread(kv, targets, event.collapseKey!, plans)
-        : undefined;
-      const now = Date.now();
-      const build = (op: Deno.AtomicOperation) => {
-        op.check({ key: keys.eventKey(id), versionstamp: null }).set(keys.eventKey(id), event);
-        parts.forEach((part, i) => op.set(keys.eventBodyKey(id, i), part));
-        return targets.map((user, i) =>
-          addTargetItem(op, event, {
-            user,
-            seq: seqs[i] as Deno.KvEntryMaybe<number>,
-            ...(plans?.[i] ? { plan: plans[i] } : {}),
-            ...(previous?.[i] ? { previous: previous[i] } : {}),
-          }, { ...context, now })
-        );
-      };
-      const items = await commitGrouped({ id, users: targets, cost, build });
-      if (items) {
-        remember(id, envelope);
-        return { created: true, event, batch: { event, items } };
+    // Whether it fits whoever has a head: seqs are taken only for a publish that does.
+    if (!oneCommitCost(targets, { record: event, parts, wide, checked: targets.length })) {
+      return undefined;
+    }
+    const { seqs: source, plan } = publishOptions;
+    // Seqs taken from heads, by user: taken once, before anything is read for the
+    // publish (heads hand them in the order publishes arrive), kept across retries, and
+    // given back unless written.
+    const taken = new Map<string, number>();
+    try {
+      const ready = takeSeqs(source, targets, taken);
+      let plans: TargetPlan[] | undefined;
+      if (plan) plans = await whileTaking(ready, () => plan(targets, event));
+      else await ready;
+      const checked = targets.filter((user) => !taken.has(user));
+      const cost = oneCommitCost(targets, { record: event, parts, wide, checked: checked.length })!;
+      const context = { collapsing, recentWindowMs: options.recentWindowMs };
+      for (let retries = 0;; retries++) {
+        const [first, ...read] = await getManyEntries<unknown>(kv, [
+          keys.eventKey(id),
+          ...checked.map((u) => keys.seqKey(u)),
+        ]);
+        if (first.value) return { created: false, event: first.value as EventRecord };
+        const stored = new Map(checked.map((user, i) => [user, read[i]]));
+        const older = collapsing
+          ? await olderUnread(kv, targets, event.collapseKey!, plans)
+          : undefined;
+        const now = Date.now();
+        const build = (op: Deno.AtomicOperation) => {
+          op.check({ key: keys.eventKey(id), versionstamp: null }).set(keys.eventKey(id), event);
+          parts.forEach((part, i) => op.set(keys.eventBodyKey(id, i), part));
+          return targets.map((user, i) =>
+            addTargetItem(op, event, {
+              user,
+              seq: taken.get(user) ?? stored.get(user) as Deno.KvEntryMaybe<number>,
+              ...(plans?.[i] ? { plan: plans[i] } : {}),
+              ...older?.[i],
+            }, { ...context, now })
+          );
+        };
+        // Every target, with a head or not: two writes to one user never share a commit
+        // (both could replace the same older item under a collapse key).
+        const items = await commitGrouped({ id, users: targets, cost, build });
+        if (items) {
+          // Written: these seqs are the batch's now, handed back with it.
+          taken.clear();
+          remember(id, envelope);
+          return { created: true, event, batch: { event, items } };
+        }
+        // Another publish moved one of these users' seq, or the same id was just stored:
+        // the next read tells which.
+        if (retries >= MAX_RETRIES) {
+          throw new Error(`Cannot store event "${id}": keeps conflicting`);
+        }
+        await retryPause(retries);
       }
-      // Another publish moved one of these users' seq, or the same id was just stored:
-      // the next read tells which.
-      if (retries >= MAX_RETRIES) throw new Error(`Cannot store event "${id}": keeps conflicting`);
-      await retryPause(retries);
+    } finally {
+      dropSeqs(source, taken);
     }
   }
 

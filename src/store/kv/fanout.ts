@@ -12,19 +12,25 @@ import type {
   FanoutBatch,
   FanoutPlanner,
   MailTask,
+  SeqOptions,
   StreamItem,
   TargetPlan,
   TargetRecord,
 } from "../store.ts";
 import { MAX_KEY_BYTES, MAX_RETRIES, retryPause } from "./_commit.ts";
-import { collapses, isInboxItem, targetItem } from "../items.ts";
+import { collapses, dropSeqs, isInboxItem, takeSeqs, targetItem, whileTaking } from "../items.ts";
 import type { CollapseMark, UnreadMark } from "./_items.ts";
 
-/** Users written per fan-out commit: one check per user, under KV's 100 checks. */
+/**
+ * Users written per fan-out commit: one check per user, under KV's 100 checks. A user
+ * whose seq comes from a head needs none, but the batch is sized for the case where no
+ * user has one.
+ */
 export const FANOUT_BATCH = 90;
 /**
  * Users per commit when items may replace older ones or queue mail: each user then
- * writes up to ten keys, and a commit holds at most 80 KiB of keys.
+ * writes up to ten keys (and checks its collapse mark besides its seq), and a commit
+ * holds at most 80 KiB of keys.
  */
 export const FANOUT_BATCH_WIDE = 40;
 
@@ -38,11 +44,18 @@ export interface Job {
   targets?: string;
 }
 
-/** One target of a fan-out commit: its seq as read, its plan and the item it replaces. */
+/** One target of a fan-out commit: its seq, its plan and the item it replaces. */
 export interface TargetWrite {
   user: string;
-  seq: Deno.KvEntryMaybe<number>;
+  /**
+   * The user's stored last seq as read: the item goes right above it, checked, and moves
+   * it. Or a seq taken from the user's stream head: the item goes there, and the stored
+   * last seq is neither checked nor moved.
+   */
+  seq: Deno.KvEntryMaybe<number> | number;
   plan?: TargetPlan;
+  /** The user's collapse mark as read, when the event collapses: checked. */
+  mark?: Deno.KvEntryMaybe<CollapseMark>;
   /** The older unread item with the same collapse key, when the event collapses. */
   previous?: StreamItem;
 }
@@ -52,6 +65,9 @@ export interface TargetWrite {
  * record, pending ack, unread mark, collapse replacement, mail task) to `op`.
  *
  * Shared by the job fan-out and the one-commit publish, so both write the same keys.
+ * The collapse mark is checked: a write at a head's seq checks no stored seq, and two
+ * items of one key racing must not both replace the same older one. Seqs from heads are
+ * not committed in order: an item never replaces a newer one nor moves the mark back.
  */
 export function addTargetItem(
   op: Deno.AtomicOperation,
@@ -62,9 +78,9 @@ export function addTargetItem(
   const { user, plan } = target;
   const { id } = event;
   const { now, collapsing } = context;
-  const seq = (target.seq.value ?? 0) + 1;
+  const seq = typeof target.seq === "number" ? target.seq : (target.seq.value ?? 0) + 1;
   const { item, quiet, pending } = targetItem(event, { seq, now, ...(plan ? { plan } : {}) });
-  op.check(target.seq).set(keys.seqKey(user), seq);
+  if (typeof target.seq !== "number") op.check(target.seq).set(keys.seqKey(user), seq);
   op.set(
     keys.streamKey(user, seq),
     item,
@@ -87,13 +103,16 @@ export function addTargetItem(
   }
   let replaces: { id: string; seq: number } | undefined;
   if (collapsing && !quiet) {
+    if (target.mark) op.check(target.mark);
     const old = target.previous;
-    if (old) {
+    if (old && old.seq < seq) {
       op.delete(keys.unreadKey(user, old.seq));
       op.set(keys.streamKey(user, old.seq), { ...old, replacedBy: id });
       replaces = { id: old.id, seq: old.seq };
     }
-    op.set(keys.collapseKey(user, event.collapseKey!), { seq, id } satisfies CollapseMark);
+    if ((target.mark?.value?.seq ?? 0) < seq) {
+      op.set(keys.collapseKey(user, event.collapseKey!), { seq, id } satisfies CollapseMark);
+    }
   }
   if (plan?.mailAt !== undefined) {
     const taskId = `${id}:${user}`;
@@ -110,13 +129,16 @@ export function addTargetItem(
   };
 }
 
-/** Per user, the unread, unexpired item that carries `collapseKey`, if any. */
+/**
+ * Per user, the collapse mark of `collapseKey` as read, and the unread, unexpired item it
+ * names, if any.
+ */
 export async function olderUnread(
   kv: Deno.Kv,
   users: string[],
   collapseKey: string,
   plans: TargetPlan[] | undefined,
-): Promise<(StreamItem | undefined)[]> {
+): Promise<{ mark: Deno.KvEntryMaybe<CollapseMark>; previous?: StreamItem }[]> {
   const marks = await getManyEntries<CollapseMark>(
     kv,
     users.map((u) => keys.collapseKey(u, collapseKey)),
@@ -131,13 +153,14 @@ export async function olderUnread(
     getManyEntries<StreamItem>(kv, present.map((c) => keys.streamKey(c.user, c.seq))),
   ]);
   let j = 0;
-  return candidates.map((c) => {
-    if (!c) return undefined;
+  return candidates.map((c, i) => {
+    const mark = marks[i];
+    if (!c) return { mark };
     const k = j++;
     const item = items[k].value;
-    if (!unread[k].value || !item || item.readAt !== undefined) return undefined;
-    if (item.exp !== undefined && item.exp <= now) return undefined;
-    return item;
+    if (!unread[k].value || !item || item.readAt !== undefined) return { mark };
+    if (item.exp !== undefined && item.exp <= now) return { mark };
+    return { mark, previous: item };
   });
 }
 
@@ -149,12 +172,28 @@ export function createKvFanout(
   async function runFanout(
     id: string,
     onBatch: (batch: FanoutBatch) => void,
-    fanoutOptions: { plan?: FanoutPlanner } = {},
+    fanoutOptions: SeqOptions & { plan?: FanoutPlanner } = {},
   ) {
+    // Seqs taken from heads and not written yet, by user: kept across conflicts, so that
+    // a retry writes at the same seqs, and given back when the run ends without them.
+    const taken = new Map<string, number>();
+    try {
+      await fanOut(id, onBatch, { ...fanoutOptions, taken });
+    } finally {
+      dropSeqs(fanoutOptions.seqs, taken);
+    }
+  }
+
+  async function fanOut(
+    id: string,
+    onBatch: (batch: FanoutBatch) => void,
+    fanoutOptions: SeqOptions & { plan?: FanoutPlanner; taken: Map<string, number> },
+  ) {
+    const { seqs: source, plan, taken } = fanoutOptions;
     const event = (await kv.get<EventRecord>(keys.eventKey(id))).value;
     if (!event) return;
     const collapsing = collapses(event);
-    const wide = collapsing || fanoutOptions.plan !== undefined;
+    const wide = collapsing || plan !== undefined;
     const baseBatch = wide ? FANOUT_BATCH_WIDE : FANOUT_BATCH;
     // Long user ids make long keys: a batch stays under KV's total key size per commit,
     // with the same per-user bound as a one-commit publish.
@@ -195,17 +234,29 @@ export function createKvFanout(
       }
       const users = targets.ids.slice(job.offset, job.offset + batchSize);
       const at = `${job.chunk}:${job.offset}`;
-      if (fanoutOptions.plan && planned?.at !== at) {
-        planned = { at, plans: await fanoutOptions.plan(users, event) };
-      }
+      // The job moves forward only: seqs taken for a batch another runner wrote meanwhile
+      // will not be written by this one.
+      dropSeqs(source, taken, new Set(users));
+      // Seqs first, before anything is read for the batch: heads hand them in the order
+      // writes arrive.
+      const ready = takeSeqs(source, users, taken);
+      if (plan && planned?.at !== at) {
+        planned = { at, plans: await whileTaking(ready, () => plan(users, event)) };
+      } else await ready;
       const plans = planned?.at === at ? planned.plans : undefined;
-      const seqs = await (prefetched?.at === at ? prefetched.seqs : getManyEntries<number>(
-        kv,
-        users.map((u) => keys.seqKey(u)),
-      ));
+      // The stored last seq of each user without a head, as read.
+      const stored = new Map<string, Deno.KvEntryMaybe<number>>();
+      if (prefetched?.at === at) {
+        const read = await prefetched.seqs;
+        users.forEach((user, i) => stored.set(user, read[i]));
+      } else {
+        const checked = users.filter((user) => !taken.has(user));
+        const read = await getManyEntries<number>(kv, checked.map((u) => keys.seqKey(u)));
+        checked.forEach((user, i) => stored.set(user, read[i]));
+      }
       prefetched = undefined;
       // The older unread item each user has under the same collapse key, if any.
-      const previous = collapsing
+      const older = collapsing
         ? await olderUnread(kv, users, event.collapseKey!, plans)
         : undefined;
       const now = Date.now();
@@ -216,9 +267,9 @@ export function createKvFanout(
         items.push(
           addTargetItem(op, event, {
             user,
-            seq: seqs[i],
+            seq: taken.get(user) ?? stored.get(user)!,
             ...(plans?.[i] ? { plan: plans[i] } : {}),
-            ...(previous?.[i] ? { previous: previous[i] } : {}),
+            ...older?.[i],
           }, context),
         );
       });
@@ -233,7 +284,7 @@ export function createKvFanout(
         op.set(keys.jobKey(id), next);
         // Without a planner or collapse reads to interleave, read ahead (same chunk only:
         // the next chunk's ids are read once this one is done).
-        if (!fanoutOptions.plan && !collapsing && next.chunk === job.chunk) {
+        if (!plan && !collapsing && next.chunk === job.chunk) {
           const ahead = targets.ids.slice(next.offset, next.offset + batchSize);
           const seqsAhead = getManyEntries<number>(kv, ahead.map((u) => keys.seqKey(u)));
           // Settled even if never used (a conflict discards it).
@@ -250,6 +301,8 @@ export function createKvFanout(
         continue;
       }
       retries = 0;
+      // Written: these seqs are the batch's now, handed back with it.
+      for (const user of users) taken.delete(user);
       if (!done) known = { key: keys.jobKey(id), value: next, versionstamp: res.versionstamp };
       onBatch({ event: done ? { ...event, fanningOut: false } : event, items });
       if (done) return;

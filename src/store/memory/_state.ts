@@ -44,9 +44,14 @@ export interface MemoryEvent {
 
 /** Everything kept about one user's deliveries. */
 export interface MemoryUser {
-  /** The seq of the user's latest item. */
+  /** The highest seq allocated or reserved (for a stream head) in the user's stream. */
   seq: number;
-  /** The stream, by seq, in ascending order (seqs only grow). */
+  /**
+   * The highest seq written. Seqs taken from heads are not written in order: an item
+   * written below it puts the maps keyed by seq back in order.
+   */
+  written: number;
+  /** The stream, by seq, in ascending order. */
   items: Map<number, StreamItem>;
   /** Seqs of items that are not durable, oldest first, to forget them past the window. */
   recent: number[];
@@ -94,6 +99,7 @@ export function userState(state: MemoryState, user: string): MemoryUser {
   if (!found) {
     found = {
       seq: 0,
+      written: 0,
       items: new Map(),
       recent: [],
       byId: new Map(),
@@ -112,3 +118,10 @@ export const copy: <T>(value: T) => T = (value) => structuredClone(value);
 /** Whether an unread item's expiry has passed at `now`. */
 export const expired = (entry: { exp?: number }, now: number): boolean =>
   entry.exp !== undefined && entry.exp <= now;
+
+/** Puts the entries of a map keyed by seq back in ascending order. */
+export function sortBySeq<T>(map: Map<number, T>): void {
+  const entries = [...map].sort(([a], [b]) => a - b);
+  map.clear();
+  for (const [seq, value] of entries) map.set(seq, value);
+}

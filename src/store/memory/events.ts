@@ -4,7 +4,7 @@
  */
 
 import type { Envelope } from "../../schemas/envelope.ts";
-import { eventRecord } from "../items.ts";
+import { dropSeqs, eventRecord, takeSeqs, whileTaking } from "../items.ts";
 import type {
   AtomicPublish,
   EventStatus,
@@ -13,6 +13,7 @@ import type {
   FanoutPlanner,
   PublishOptions,
   PublishResult,
+  SeqOptions,
   TargetPlan,
 } from "../store.ts";
 import { copy, type MemoryEvent, type MemoryState } from "./_state.ts";
@@ -70,59 +71,88 @@ export function createMemoryEventStore(
     envelope: Envelope,
     targets: string[],
     result: PublishResult,
-    options: PublishOptions & { plan?: FanoutPlanner } = {},
+    options: PublishOptions & SeqOptions & { plan?: FanoutPlanner } = {},
   ): Promise<AtomicPublish | undefined> {
     if (targets.length === 0 || targets.length > limits.atomicTargets) return undefined;
     const event = newEvent(envelope, result, {
       fanningOut: false,
       publishedBy: options.publishedBy,
     });
-    const plans = options.plan ? await options.plan(targets, copy(event.record)) : undefined;
-    // From here to the return, no `await`: the id check and every write are one step.
-    const known = state.events.get(event.record.id);
-    if (known) return { created: false, event: copy(known.record) };
-    state.events.set(event.record.id, event);
-    const now = state.now();
-    const items = targets.map((user, i) =>
-      addTargetItem(state, event, { user, ...(plans?.[i] ? { plan: plans[i] } : {}) }, now)
-    );
-    const record = copy(event.record);
-    return { created: true, event: record, batch: { event: record, items } };
+    const { seqs: source, plan } = options;
+    // Seqs taken from heads, by user: taken first, in the order publishes arrive, and
+    // given back unless written.
+    const taken = new Map<string, number>();
+    try {
+      const ready = takeSeqs(source, targets, taken);
+      let plans: TargetPlan[] | undefined;
+      if (plan) plans = await whileTaking(ready, () => plan(targets, copy(event.record)));
+      else await ready;
+      // From here to the return, no `await`: the id check and every write are one step.
+      const known = state.events.get(event.record.id);
+      if (known) return { created: false, event: copy(known.record) };
+      state.events.set(event.record.id, event);
+      const now = state.now();
+      const items = targets.map((user, i) =>
+        addTargetItem(state, event, {
+          user,
+          ...(plans?.[i] ? { plan: plans[i] } : {}),
+          ...(taken.has(user) ? { seq: taken.get(user)! } : {}),
+        }, now)
+      );
+      taken.clear();
+      const record = copy(event.record);
+      return { created: true, event: record, batch: { event: record, items } };
+    } finally {
+      dropSeqs(source, taken);
+    }
   }
 
   async function runFanout(
     id: string,
     onBatch: (batch: FanoutBatch) => void,
-    options: { plan?: FanoutPlanner } = {},
+    options: SeqOptions & { plan?: FanoutPlanner } = {},
   ) {
-    while (true) {
-      const event = state.events.get(id);
-      const job = event?.job;
-      if (!event || !job) return;
-      const at = job.offset;
-      const users = job.targets.slice(at, at + limits.fanoutBatch);
-      let plans: TargetPlan[] | undefined;
-      if (options.plan) {
-        plans = await options.plan(users, copy(event.record));
+    const { seqs: source, plan } = options;
+    // Seqs taken from heads and not written yet, by user: kept while the batch waits,
+    // and given back when the run ends without them.
+    const taken = new Map<string, number>();
+    try {
+      while (true) {
+        const event = state.events.get(id);
+        const job = event?.job;
+        if (!event || !job) return;
+        const at = job.offset;
+        const users = job.targets.slice(at, at + limits.fanoutBatch);
+        // The job moves forward only: seqs taken for a batch another runner wrote
+        // meanwhile will not be written by this one.
+        dropSeqs(source, taken, new Set(users));
+        const ready = takeSeqs(source, users, taken);
+        let plans: TargetPlan[] | undefined;
+        // Between batches, other publishes and reads run, as they would between commits.
+        if (plan) plans = await whileTaking(ready, () => plan(users, copy(event.record)));
+        else await ready;
         // Another runner of the same job may have written this batch meanwhile.
         if (event.job !== job || job.offset !== at) continue;
-      } else {
-        // Between batches, other publishes and reads run, as they would between commits.
-        await Promise.resolve();
-        if (event.job !== job || job.offset !== at) continue;
+        const now = state.now();
+        const items = users.map((user, i) =>
+          addTargetItem(state, event, {
+            user,
+            ...(plans?.[i] ? { plan: plans[i] } : {}),
+            ...(taken.has(user) ? { seq: taken.get(user)! } : {}),
+          }, now)
+        );
+        for (const user of users) taken.delete(user);
+        job.offset = at + users.length;
+        const done = job.offset >= job.targets.length;
+        if (done) {
+          delete event.job;
+          event.record = { ...event.record, fanningOut: false };
+        }
+        onBatch({ event: copy(event.record), items });
+        if (done) return;
       }
-      const now = state.now();
-      const items = users.map((user, i) =>
-        addTargetItem(state, event, { user, ...(plans?.[i] ? { plan: plans[i] } : {}) }, now)
-      );
-      job.offset = at + users.length;
-      const done = job.offset >= job.targets.length;
-      if (done) {
-        delete event.job;
-        event.record = { ...event.record, fanningOut: false };
-      }
-      onBatch({ event: copy(event.record), items });
-      if (done) return;
+    } finally {
+      dropSeqs(source, taken);
     }
   }
 

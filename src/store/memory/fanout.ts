@@ -6,7 +6,14 @@
 
 import { collapses, isInboxItem, targetItem } from "../items.ts";
 import type { FanoutBatch, TargetPlan } from "../store.ts";
-import { copy, expired, type MemoryEvent, type MemoryState, userState } from "./_state.ts";
+import {
+  copy,
+  expired,
+  type MemoryEvent,
+  type MemoryState,
+  sortBySeq,
+  userState,
+} from "./_state.ts";
 
 /** Time a non-durable item is kept past the recent window, as the KV adapter's expiry. */
 const WINDOW_MARGIN_MS = 60_000;
@@ -34,19 +41,25 @@ function olderUnread(user: ReturnType<typeof userState>, key: string, now: numbe
 
 /**
  * Writes `event`'s item for `target` (one step, no `await`), answering it as a fan-out
- * batch lists it.
+ * batch lists it. At `target.seq` when it was taken from the user's stream head (the
+ * stored last seq stays), else right above the stored last seq, which it moves.
+ *
+ * Seqs from heads are not written in order: an item never replaces a newer one under its
+ * collapse key nor moves the key's mark back.
  */
 export function addTargetItem(
   state: MemoryState,
   event: MemoryEvent,
-  target: { user: string; plan?: TargetPlan },
+  target: { user: string; plan?: TargetPlan; seq?: number },
   now: number,
 ): FanoutBatch["items"][number] {
   const { record } = event;
   const { id } = record;
   const user = userState(state, target.user);
   forgetPast(state, user, now);
-  const seq = ++user.seq;
+  const seq = target.seq ?? ++user.seq;
+  const late = seq < user.written;
+  user.written = Math.max(user.written, seq);
   const { item, quiet, pending } = targetItem(record, {
     seq,
     now,
@@ -64,12 +77,14 @@ export function addTargetItem(
   let replaces: { id: string; seq: number } | undefined;
   if (collapses(record) && !quiet) {
     const old = olderUnread(user, record.collapseKey!, now);
-    if (old) {
+    if (old && old.seq < seq) {
       user.unread.delete(old.seq);
       user.items.set(old.seq, { ...old, replacedBy: id });
       replaces = { id: old.id, seq: old.seq };
     }
-    user.collapse.set(record.collapseKey!, { seq, id });
+    if ((user.collapse.get(record.collapseKey!)?.seq ?? 0) < seq) {
+      user.collapse.set(record.collapseKey!, { seq, id });
+    }
   }
   const mailAt = target.plan?.mailAt;
   if (mailAt !== undefined) {
@@ -82,6 +97,12 @@ export function addTargetItem(
       seq,
       attempts: 0,
     });
+  }
+  if (late) {
+    sortBySeq(user.items);
+    sortBySeq(user.unread);
+    sortBySeq(user.pending);
+    user.recent.sort((a, b) => a - b);
   }
   return {
     user: target.user,

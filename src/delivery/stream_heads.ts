@@ -1,0 +1,311 @@
+/**
+ * Stream heads: the in-memory front of each active user's stream.
+ *
+ * While a user's actor is live, their head hands out every new seq of their stream from a
+ * range reserved in the store (`reserveSeqs`), so a delivery costs no read, check or write
+ * of the stored last seq, and an ephemeral item (REALTIME or SYSTEM without ack) costs no
+ * write at all. The head then passes items on to the user's actor in seq order: an item
+ * whose durable write is still in flight holds back the ones taken after it, so a client
+ * never sees a seq before a smaller one. Ephemeral items stay in the head's recent window
+ * for a resume.
+ *
+ * A head's life is an epoch: a client that resumes within it may count on the window; a
+ * head built anew (after a restart, or once the actor passivated) starts a new epoch.
+ */
+
+import type { LiveItem } from "../../actors/user.machine.ts";
+import { newEpoch, type StreamEpochs } from "../realtime/epochs.ts";
+import { encodeEventFrame } from "../schemas/frames.ts";
+import type { SeqSource, StreamItem, StreamStore } from "../store/store.ts";
+
+/** Seqs reserved per range: a head asks for the next one when half of it is left. */
+export const LEASE_SIZE = 1000;
+/** Ephemeral items a head keeps for a resume, at most. */
+export const RECENT_ITEMS = 100;
+/**
+ * How long an item waits for a seq before it that is not settled. A write normally lands
+ * within milliseconds; one whose answer was lost (its writer failed after committing)
+ * must not hold the user's later items for long: past this, they go on, and the late one
+ * goes out whenever it settles, out of order (its client also finds it stored).
+ */
+export const STALL_MS = 2_000;
+
+/** An ephemeral item of the recent window. */
+export interface RecentItem {
+  item: StreamItem;
+  /** Its frame, encoded again from the event's shared envelope JSON when it has one. */
+  frame(): string;
+}
+
+/** What a resume can take from a head's recent window. */
+export interface RecentRead {
+  /** Ephemeral items after the position, in seq order. */
+  items: RecentItem[];
+  /** False when the window no longer holds every ephemeral item after the position. */
+  complete: boolean;
+}
+
+/** A head's position, as a `welcome` tells it. */
+export interface HeadPosition {
+  epoch: string;
+  /** The first seq of this head's life: a position below it belongs to another epoch. */
+  start: number;
+  /** The last seq passed on: every seq up to it is stored, in the window, or unused. */
+  released: number;
+}
+
+/** Dependencies of {@linkcode createStreamHeads}. */
+export interface StreamHeadsDeps {
+  store: Pick<StreamStore, "reserveSeqs">;
+  /** Passes an item on to the user (their actor), in seq order. */
+  release(user: string, live: LiveItem): void;
+  /** How long ephemeral items stay replayable. */
+  recentWindowMs: number;
+  onError(message: string, error: unknown): void;
+  leaseSize?: number;
+  recentItems?: number;
+  stallMs?: number;
+  now?: () => number;
+}
+
+/** The heads of the users active in this process. */
+export interface StreamHeads extends SeqSource, StreamEpochs {
+  /** The user's head, built (reserving a first range) when they have none. */
+  open(user: string): Promise<HeadPosition>;
+  /** Ends the user's head (their actor ended): items settled later go straight on. */
+  close(user: string): void;
+  /** Whether the user has a head. */
+  has(user: string): boolean;
+  /**
+   * A taken seq is done: `live` is its item to pass on, absent when nothing is to be
+   * shown (a quiet item, or a seq given back). Items pass on in seq order.
+   */
+  settle(user: string, seq: number, live?: LiveItem): void;
+  /** The head's position, if the user has a head. */
+  position(user: string): HeadPosition | undefined;
+  /** The window's ephemeral items after `after`, if the user has a head. */
+  recent(user: string, after: number): RecentRead | undefined;
+  /** How many heads are open. */
+  size(): number;
+}
+
+interface Head extends HeadPosition {
+  user: string;
+  /** The next seq to take. */
+  next: number;
+  /** The last seq of the reserved ranges. */
+  ceiling: number;
+  /** Seqs settled out of order, waiting for the ones before them (null: nothing to show). */
+  settled: Map<number, LiveItem | null>;
+  /** Fires when an out-of-order item waited too long. */
+  stall: ReturnType<typeof setTimeout> | undefined;
+  renewing: Promise<void> | undefined;
+  /**
+   * Ephemeral items passed on, oldest first. Each keeps the event's envelope JSON, which
+   * every target shares, rather than its own frame: a window costs its items, not their
+   * bodies.
+   */
+  window: { item: StreamItem; json?: string; frame?: string }[];
+  /** Every ephemeral item from this seq on is still in the window. */
+  floor: number;
+  closed: boolean;
+}
+
+/** Creates the stream heads of this process. */
+export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
+  const heads = new Map<string, Head>();
+  const opening = new Map<string, Promise<Head>>();
+  const leaseSize = deps.leaseSize ?? LEASE_SIZE;
+  const recentItems = deps.recentItems ?? RECENT_ITEMS;
+  const stallMs = deps.stallMs ?? STALL_MS;
+  const now = deps.now ?? Date.now;
+  // Epoch of users without a head (nothing of theirs is in memory).
+  const idleEpoch = newEpoch();
+
+  async function build(user: string): Promise<Head> {
+    const range = await deps.store.reserveSeqs(user, leaseSize);
+    if (!range) throw new Error(`Cannot reserve seqs for user "${user.slice(0, 100)}"`);
+    const head: Head = {
+      user,
+      epoch: newEpoch(),
+      start: range.from,
+      released: range.from - 1,
+      next: range.from,
+      ceiling: range.to,
+      settled: new Map(),
+      stall: undefined,
+      renewing: undefined,
+      window: [],
+      floor: range.from,
+      closed: false,
+    };
+    heads.set(user, head);
+    return head;
+  }
+
+  /** Reserves the range after the head's, once at a time. */
+  function renew(head: Head): Promise<void> {
+    head.renewing ??= deps.store.reserveSeqs(head.user, leaseSize, head.ceiling).then(
+      (range) => {
+        head.renewing = undefined;
+        if (range) {
+          head.ceiling = range.to;
+          return;
+        }
+        // Another writer allocated above the range: this head's seqs cannot continue.
+        deps.onError(
+          `Stream head of user "${head.user.slice(0, 100)}" lost its range`,
+          new Error("A seq above the reserved range was allocated"),
+        );
+        end(head);
+        throw new Error("The stream head was closed");
+      },
+      (error) => {
+        head.renewing = undefined;
+        throw error;
+      },
+    );
+    return head.renewing;
+  }
+
+  async function covered(head: Head, seq: number): Promise<number> {
+    while (head.ceiling < seq) {
+      if (head.closed) throw new Error("The stream head was closed");
+      await renew(head);
+    }
+    return seq;
+  }
+
+  function end(head: Head) {
+    head.closed = true;
+    if (head.stall !== undefined) clearTimeout(head.stall);
+    if (heads.get(head.user) === head) heads.delete(head.user);
+    // What waited for a seq that will never settle goes on, in order.
+    const waiting = [...head.settled.entries()].sort((a, b) => a[0] - b[0]);
+    head.settled.clear();
+    for (const [, live] of waiting) if (live) deps.release(head.user, live);
+  }
+
+  function prune(head: Head, at: number) {
+    const cutoff = at - deps.recentWindowMs;
+    while (
+      head.window.length > 0 &&
+      (head.window.length > recentItems || head.window[0].item.at < cutoff)
+    ) {
+      head.floor = head.window.shift()!.item.seq + 1;
+    }
+  }
+
+  function passOn(head: Head, seq: number, live: LiveItem | null) {
+    head.released = seq;
+    if (!live) return;
+    if (!live.item.durable) {
+      head.window.push(
+        live.json === undefined ? { item: live.item, frame: live.frame } : {
+          item: live.item,
+          json: live.json,
+        },
+      );
+      if (head.window.length > recentItems) prune(head, now());
+    }
+    deps.release(head.user, live);
+  }
+
+  /** Passes on the settled items that follow the released seq. */
+  function drain(head: Head) {
+    while (head.settled.size > 0) {
+      const next = head.released + 1;
+      if (!head.settled.has(next)) break;
+      const live = head.settled.get(next)!;
+      head.settled.delete(next);
+      passOn(head, next, live);
+    }
+    if (head.settled.size === 0 && head.stall !== undefined) {
+      clearTimeout(head.stall);
+      head.stall = undefined;
+    }
+  }
+
+  /** An item waited too long for a seq before it: skip the missing seqs. */
+  function unstall(head: Head) {
+    head.stall = undefined;
+    if (head.closed || head.settled.size === 0) return;
+    const first = Math.min(...head.settled.keys());
+    deps.onError(
+      `Stream head of user "${head.user.slice(0, 100)}" skipped stalled seqs`,
+      new Error(`Seqs ${head.released + 1} to ${first - 1} were not settled in time`),
+    );
+    head.released = first - 1;
+    drain(head);
+    if (head.settled.size > 0) head.stall = setTimeout(() => unstall(head), stallMs);
+  }
+
+  function settle(user: string, seq: number, live?: LiveItem) {
+    const head = heads.get(user);
+    // Not (or no longer) the head's: stored before it, or settled after it ended.
+    if (!head || seq < head.start || seq <= head.released) {
+      if (live) deps.release(user, live);
+      return;
+    }
+    if (seq === head.released + 1) {
+      passOn(head, seq, live ?? null);
+      if (head.settled.size > 0) drain(head);
+      return;
+    }
+    head.settled.set(seq, live ?? null);
+    head.stall ??= setTimeout(() => unstall(head), stallMs);
+  }
+
+  return {
+    async open(user) {
+      const existing = heads.get(user);
+      if (existing) return existing;
+      let pending = opening.get(user);
+      if (!pending) {
+        pending = build(user).finally(() => opening.delete(user));
+        opening.set(user, pending);
+      }
+      return await pending;
+    },
+    close(user) {
+      const head = heads.get(user);
+      if (head) end(head);
+    },
+    has: (user) => heads.has(user),
+    take(user) {
+      const head = heads.get(user);
+      if (!head) return undefined;
+      const seq = head.next++;
+      if (head.ceiling - seq < leaseSize / 2 && !head.renewing) {
+        renew(head).catch((error) =>
+          deps.onError(`Stream head of user "${user.slice(0, 100)}" could not renew`, error)
+        );
+      }
+      return seq <= head.ceiling ? seq : covered(head, seq);
+    },
+    drop: (user, seq) => settle(user, seq),
+    settle,
+    position(user) {
+      const head = heads.get(user);
+      return head && { epoch: head.epoch, start: head.start, released: head.released };
+    },
+    recent(user, after) {
+      const head = heads.get(user);
+      if (!head) return undefined;
+      prune(head, now());
+      const items: RecentItem[] = [];
+      for (const { item, json, frame } of head.window) {
+        if (item.seq <= after) continue;
+        items.push({
+          item,
+          frame: () => json === undefined ? frame! : encodeEventFrame(item.seq, json),
+        });
+      }
+      // Complete while no ephemeral item after `after` left the window (the window holds
+      // all of this head's from `floor` on, and there were none before `start`).
+      return { items, complete: head.floor <= Math.max(after + 1, head.start) };
+    },
+    epochOf: (user) => heads.get(user)?.epoch ?? idleEpoch,
+    size: () => heads.size,
+  };
+}

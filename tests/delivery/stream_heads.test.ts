@@ -1,0 +1,161 @@
+/** Stream heads: seqs from reserved ranges, in-order release, the recent window. */
+
+import assert from "node:assert/strict";
+import type { LiveItem } from "../../actors/user.machine.ts";
+import { createStreamHeads, type StreamHeadsDeps } from "../../src/delivery/stream_heads.ts";
+import { encodeEventFrame } from "../../src/schemas/frames.ts";
+import { createMemoryStore } from "../../src/store/memory_store.ts";
+import type { StreamItem } from "../../src/store/store.ts";
+import { makeEnvelope, result } from "../_support/store.ts";
+
+const WINDOW_MS = 60_000;
+
+/** Heads over an in-memory store, recording what they pass on and the errors they report. */
+function setup(options: Partial<StreamHeadsDeps> = {}) {
+  const store = createMemoryStore({ recentWindowMs: WINDOW_MS });
+  const released: { user: string; seq: number }[] = [];
+  const errors: string[] = [];
+  const heads = createStreamHeads({
+    store,
+    release: (user, live) => released.push({ user, seq: live.item.seq }),
+    recentWindowMs: WINDOW_MS,
+    onError: (message) => errors.push(message),
+    ...options,
+  });
+  return { store, heads, released, errors };
+}
+
+/** A live item at `seq` (ephemeral unless `durable`), as the publisher builds it. */
+function live(seq: number, options: { durable?: boolean; at?: number } = {}): LiveItem {
+  const item: StreamItem = {
+    seq,
+    id: `e${seq}`,
+    type: options.durable ? "NOTIFICATION" : "REALTIME",
+    durable: options.durable ?? false,
+    ack: false,
+    at: options.at ?? Date.now(),
+  };
+  const json = JSON.stringify({ id: item.id });
+  return {
+    item,
+    frame: encodeEventFrame(seq, json),
+    ...(item.durable ? {} : { json }),
+    acceptedAt: item.at,
+  };
+}
+
+Deno.test("a head reserves a range above every stored seq and starts an epoch", async () => {
+  const { store, heads } = setup({ leaseSize: 10 });
+  const e = makeEnvelope();
+  await store.publishAtomic(e, ["camille"], result(e, 1));
+  const first = await heads.open("camille");
+  assert.equal(first.start, 2);
+  assert.equal(first.released, 1);
+  assert.equal(await store.lastSeq("camille"), 11, "the range is reserved in the store");
+  assert.equal(heads.take("camille"), 2);
+  assert.equal(heads.take("camille"), 3);
+  assert.equal(heads.epochOf("camille"), first.epoch);
+
+  heads.close("camille");
+  assert.equal(heads.take("camille"), undefined, "no head, no seq from memory");
+  const second = await heads.open("camille");
+  assert.equal(second.start, 12, "a new head never reuses the previous range");
+  assert.notEqual(second.epoch, first.epoch);
+});
+
+Deno.test("concurrent opens of one user build one head", async () => {
+  const { heads } = setup();
+  const [a, b] = await Promise.all([heads.open("yanis"), heads.open("yanis")]);
+  assert.equal(a.epoch, b.epoch);
+  assert.equal(heads.size(), 1);
+});
+
+Deno.test("items pass on in seq order: a later one waits for the write before it", async () => {
+  const { heads, released } = setup();
+  await heads.open("camille");
+  const durable = heads.take("camille") as number;
+  const ephemeral = heads.take("camille") as number;
+  const dropped = heads.take("camille") as number;
+  const last = heads.take("camille") as number;
+  heads.settle("camille", ephemeral, live(ephemeral));
+  heads.settle("camille", last, live(last));
+  heads.drop("camille", dropped);
+  assert.equal(released.length, 0, "everything waits for the durable write");
+  assert.equal(heads.position("camille")?.released, durable - 1);
+  heads.settle("camille", durable, live(durable, { durable: true }));
+  assert.deepEqual(released.map((r) => r.seq), [durable, ephemeral, last]);
+  assert.equal(heads.position("camille")?.released, last);
+});
+
+Deno.test("the window keeps ephemeral items for a resume, and says when it lost some", async () => {
+  let clock = 1_000_000;
+  const { heads } = setup({ recentItems: 3, now: () => clock });
+  const { start } = await heads.open("camille");
+  const seqs = Array.from({ length: 5 }, () => heads.take("camille") as number);
+  seqs.forEach((seq, i) =>
+    heads.settle("camille", seq, live(seq, { durable: i === 1, at: clock + i }))
+  );
+  // Seqs start..start+4: the durable one (start+1) is not the window's; 3 ephemeral kept.
+  const all = heads.recent("camille", start - 1)!;
+  assert.equal(all.complete, false, "the first ephemeral item left the window");
+  assert.deepEqual(all.items.map((r) => r.item.seq), [start + 2, start + 3, start + 4]);
+  assert.equal(all.items[0].frame(), live(start + 2).frame, "the frame is encoded again");
+  const tail = heads.recent("camille", start + 1)!;
+  assert.equal(tail.complete, true);
+  assert.equal(tail.items.length, 3);
+  clock += WINDOW_MS + 10;
+  const late = heads.recent("camille", start + 1)!;
+  assert.deepEqual(late.items, []);
+  assert.equal(late.complete, false, "the window moved on");
+  assert.equal(heads.recent("camille", start + 4)!.complete, true, "nothing after the last");
+});
+
+Deno.test("a head past its range waits for the next reservation before a seq is used", async () => {
+  const { store, heads } = setup({ leaseSize: 4 });
+  await heads.open("camille");
+  const taken = Array.from({ length: 10 }, () => heads.take("camille")!);
+  const seqs = await Promise.all(taken);
+  assert.deepEqual(seqs, Array.from({ length: 10 }, (_, i) => i + 1));
+  assert.ok(taken.some((t) => typeof t !== "number"), "some seqs waited for a range");
+  assert.ok(await store.lastSeq("camille") >= 10, "every seq handed out is reserved");
+});
+
+Deno.test("a head whose range was overtaken closes, and later items go straight on", async () => {
+  const { store, heads, released, errors } = setup({ leaseSize: 2 });
+  await heads.open("camille");
+  const e = makeEnvelope();
+  // A writer that ignores the head allocates above its range.
+  await store.publishAtomic(e, ["camille"], result(e, 1));
+  const first = heads.take("camille") as number;
+  const beyond = heads.take("camille");
+  const third = heads.take("camille");
+  await assert.rejects(Promise.resolve(third), /closed/);
+  assert.equal(typeof beyond, "number");
+  assert.equal(heads.has("camille"), false);
+  assert.match(errors.join("\n"), /lost its range/);
+  heads.settle("camille", first, live(first));
+  assert.deepEqual(released.map((r) => r.seq), [first]);
+});
+
+Deno.test("an item stuck behind a seq that never settles goes on after the stall delay", async () => {
+  const passed: number[] = [];
+  const done = Promise.withResolvers<void>();
+  const { heads, errors } = setup({
+    stallMs: 20,
+    release: (_, l) => {
+      passed.push(l.item.seq);
+      done.resolve();
+    },
+  });
+  await heads.open("camille");
+  const lost = heads.take("camille") as number;
+  const next = heads.take("camille") as number;
+  heads.settle("camille", next, live(next));
+  assert.deepEqual(passed, [], "it waits for the seq before it");
+  await done.promise;
+  assert.deepEqual(passed, [next]);
+  assert.match(errors.join("\n"), /skipped stalled seqs/);
+  // The stalled write that finally lands still goes out (its client has it in the store).
+  heads.settle("camille", lost, live(lost));
+  assert.deepEqual(passed, [next, lost]);
+});
