@@ -11,8 +11,9 @@
  * The machine is flat: its states are the user's presence (`offline`, `online`, `away`)
  * and the final `stopped`. Every item is a step of the machine, so a step must cost little:
  * the windows of LOW grouping and of the push budget and the redelivery schedule are
- * context, with delayed events (`lowWindow`, `budgetWindow`, `nextDue`) raised when one
- * opens, and a redelivery run is a child actor (`redeliver`) spawned when it is due.
+ * context, with delayed events (`lowWindow`, `budgetWindow`, `nextDue`) raised only when
+ * something waits on them, and a redelivery run is a child actor (`redeliver`) spawned
+ * when it is due.
  *
  * The actor ends in its final state (status `done`) when it passivates after being offline
  * for its idle time, or when asked with `user.stop`; whoever holds it hears it through its
@@ -238,17 +239,26 @@ const itemsOf = (event: UserEvent | TimerEvent): LiveItem[] =>
 const isLow = (c: UserContext, live: LiveItem) => live.pace === "low" && c.pacing.lowWindowMs > 0;
 
 /**
+ * Whether the push budget's window is over with nothing folded: it then has no timer
+ * (one runs only once something is folded, to send the summary), and the next push
+ * starts a new window.
+ */
+const windowOver = (c: UserContext, now: number) =>
+  c.budgetSince !== undefined && c.folded.count === 0 &&
+  now >= c.budgetSince + c.pacing.budgetWindowMs;
+
+/**
  * How a batch of new items is paced, item by item in order: LOW ones wait for their group,
  * those past the push budget are folded into the window's summary, the rest go out now
  * (critical ones bypass the budget but count against it). Pushes only count while someone
  * is connected to see them.
  */
-function pace(c: UserContext, items: LiveItem[]) {
+function pace(c: UserContext, items: LiveItem[], now: number) {
   const send: LiveItem[] = [];
   const low: LiveItem[] = [];
   const fold: LiveItem[] = [];
   const connected = hasConnections(c);
-  let pushed = c.pushed;
+  let pushed = windowOver(c, now) ? 0 : c.pushed;
   for (const live of items) {
     if (isLow(c, live)) low.push(live);
     else if (live.pace !== "critical" && connected && pushed >= c.pacing.pushBudget) {
@@ -264,7 +274,7 @@ function pace(c: UserContext, items: LiveItem[]) {
 /** The context after a batch of new items: grouped, folded, counted and tracked. */
 function deliverItems(c: UserContext, items: LiveItem[]): Partial<UserContext> {
   const now = Date.now();
-  const { low, fold, pushed } = pace(c, items);
+  const { low, fold, pushed } = pace(c, items, now);
   const connected = hasConnections(c);
   let lastSeqSent = c.lastSeqSent;
   let pending: Record<number, PendingAck> | undefined;
@@ -294,9 +304,8 @@ function deliverItems(c: UserContext, items: LiveItem[]): Partial<UserContext> {
     next.folded = { count, firstSeq, lastSeq };
   }
   if (pushed !== c.pushed) next.pushed = pushed;
-  if (c.budgetSince === undefined && (pushed > c.pushed || fold.length > 0)) {
-    next.budgetSince = now;
-  }
+  const fresh = c.budgetSince === undefined || windowOver(c, now);
+  if (fresh && (pushed > 0 || fold.length > 0)) next.budgetSince = now;
   return next;
 }
 
@@ -311,16 +320,17 @@ function nextDueAt(c: UserContext): number | undefined {
   return due;
 }
 
-/** Whether a batch of new items opens a window or moves the redelivery schedule. */
+/**
+ * Whether a batch of new items opens a timer: it moves the redelivery schedule, starts a
+ * LOW group, or folds the first item of a budget window (whose end sends the summary).
+ */
 function opensTimers(c: UserContext, items: LiveItem[]): boolean {
   const connected = hasConnections(c);
   for (const live of items) {
     if (connected && (live.pending || live.item.ack)) return true;
-    if (isLow(c, live) ? c.lowBuffer.length === 0 : connected && c.budgetSince === undefined) {
-      return true;
-    }
+    if (c.lowBuffer.length === 0 && isLow(c, live)) return true;
   }
-  return false;
+  return c.folded.count === 0 && pace(c, items, Date.now()).fold.length > 0;
 }
 
 /** A timer the user actor is waiting on, as its context tells it. */
@@ -353,7 +363,7 @@ export function userTimers(snapshot: { value: unknown; context: UserContext }): 
       dueAt: c.lowSince + c.pacing.lowWindowMs,
     });
   }
-  if (c.budgetSince !== undefined) {
+  if (c.budgetSince !== undefined && !windowOver(c, Date.now())) {
     timers.push({
       id: "budgetWindow",
       event: c.folded.count > 0
@@ -372,7 +382,7 @@ export function userTimers(snapshot: { value: unknown; context: UserContext }): 
 const sendNow = ({ context, event }: { context: UserContext; event: UserEvent }) => ({
   userId: context.userId,
   connections: Object.keys(context.connections),
-  items: pace(context, itemsOf(event)).send,
+  items: pace(context, itemsOf(event), Date.now()).send,
 });
 
 /** The user machine; effects are named and provided at wiring time. */
@@ -402,9 +412,10 @@ export const userMachine = setup({
     /** Groups, folds, counts and tracks a batch of new items (see `pace`). */
     deliverItems: assign(({ context, event }) => deliverItems(context, itemsOf(event))),
     /**
-     * Opens the windows a batch starts (its first LOW item, its first push of a budget
-     * window): each ends with a delayed event. Runs before `deliverItems`, which records
-     * when they started.
+     * Opens the timers a batch starts: the end of a LOW group it opens, and the end of
+     * the budget window when it folds the window's first item (a window with nothing
+     * folded needs no timer: the first push after its end starts the next one). Runs
+     * before `deliverItems`, which records when they started.
      */
     openWindows: enqueueActions(({ context, event, enqueue }) => {
       const items = itemsOf(event);
@@ -414,13 +425,14 @@ export const userMachine = setup({
           delay: context.pacing.lowWindowMs,
         });
       }
-      if (
-        context.budgetSince === undefined && hasConnections(context) &&
-        items.some((l) => !isLow(context, l))
-      ) {
+      const now = Date.now();
+      if (context.folded.count === 0 && pace(context, items, now).fold.length > 0) {
+        const since = context.budgetSince === undefined || windowOver(context, now)
+          ? now
+          : context.budgetSince;
         enqueue.raise({ type: "budgetWindow" }, {
           id: "budgetWindow",
-          delay: context.pacing.budgetWindowMs,
+          delay: Math.max(0, since + context.pacing.budgetWindowMs - now),
         });
       }
     }),

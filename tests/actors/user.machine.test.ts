@@ -271,3 +271,22 @@ Deno.test("user actor timers come from its context: next redelivery, budget wind
   assert.match(timers[0].event, /seq 7/);
   actor.stop();
 });
+
+Deno.test("user actor starts a new budget window lazily when the last one folded nothing", async () => {
+  // Real time: the machine stamps windows with the wall clock.
+  const { actor, deliver, sent, summaries } = harness({
+    pacing: { lowWindowMs: 0, pushBudget: 2, budgetWindowMs: 30 },
+  });
+  actor.send({ type: "conn.open", connId: "a" });
+  deliver(live(1), live(2));
+  await new Promise((r) => setTimeout(r, 40));
+  assert.equal(waitingOn(actor.getSnapshot(), "budgetWindow"), false, "the window is over");
+  // The next push opens a new window with a full budget; its fold gets a timer.
+  deliver(live(3), live(4), live(5));
+  assert.deepEqual(sent.map((s) => s.seqs), [[1, 2], [3, 4]]);
+  assert.equal(waitingOn(actor.getSnapshot(), "budgetWindow"), true);
+  await waitFor(actor, (s) => s.context.folded.count === 0, { timeout: 2000 });
+  // One summary, the second window's: the first one, with nothing folded, had no timer.
+  assert.deepEqual(summaries, [{ count: 1, firstSeq: 5, lastSeq: 5 }]);
+  actor.stop();
+});
