@@ -23,6 +23,7 @@ import { createDirectoryAudienceResolver } from "./audience/directory_audience.t
 import { withClaimsRefresh } from "./directory/claims_refresh.ts";
 import { withDirectoryIdentity } from "./directory/identity.ts";
 import { withEntryCache } from "./directory/entry_cache.ts";
+import { withPreferencesCache } from "./preferences/preferences_cache.ts";
 import type { Directory } from "./directory/directory.ts";
 import type { MailQueue } from "./mail/mail_queue.ts";
 import { createMailer } from "./mail/mailer.ts";
@@ -156,10 +157,12 @@ export function createApp(deps: AppDeps): Relais {
     intervalMs: 50,
     onError: (e) => onError("Recording deliveries failed", e),
   });
-  const { preferences, mailQueue, mailTransport } = deps;
-  // Entries are read at every connection and for every target of a USER audience: kept
-  // in memory a few seconds (writes through this process forget them at once).
+  const { mailQueue, mailTransport } = deps;
+  // Entries are read at every connection and for every target of a USER audience, and
+  // preferences for every target of a NOTIFICATION: kept in memory a few seconds (writes
+  // through this process forget them at once).
   const directory = deps.directory && withEntryCache(deps.directory);
+  const preferences = deps.preferences && withPreferencesCache(deps.preferences);
   const baseAuth = createUserAuth(config.auth, deps.userAuth);
   // Memberships come from the directory; claims only add to them (and, when configured,
   // refresh the directory entry).

@@ -139,9 +139,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
   return {
     async publish(envelope, options = {}) {
       const { publishedBy } = options;
-      const T0 = performance.now();
       const { users, unknown } = await deps.audience.resolve(envelope.routing.audience);
-      const T1 = performance.now();
       const result: PublishResult = {
         id: envelope.metadata.id,
         accepted_at: new Date(now()).toISOString(),
@@ -162,18 +160,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
           assertSameOwner(event, publishedBy);
           return { result: event.result, replayed: true };
         }
-        const T2 = performance.now();
         fanOutEphemeral(event, envelope, users);
-        const T3 = performance.now();
-        if (users.length > 100) {
-          console.error(
-            "TIMING",
-            users.length,
-            (T1 - T0).toFixed(1),
-            (T2 - T1).toFixed(1),
-            (T3 - T2).toFixed(1),
-          );
-        }
         return { result, replayed: false };
       }
       if (users.length > 0 && users.length <= deps.syncFanoutLimit) {

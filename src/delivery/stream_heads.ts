@@ -240,6 +240,18 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
     if (head.settled.size > 0) head.stall = setTimeout(() => unstall(head), stallMs);
   }
 
+  /** The head's next seq, once it is covered by a reserved range. */
+  function takeFrom(head: Head): number | Promise<number> {
+    if (head.closed) throw new Error("The stream head was closed");
+    const seq = head.next++;
+    if (head.ceiling - seq < leaseSize / 2 && !head.renewing) {
+      renew(head).catch((error) =>
+        deps.onError(`Stream head of user "${head.user.slice(0, 100)}" could not renew`, error)
+      );
+    }
+    return seq <= head.ceiling ? seq : covered(head, seq);
+  }
+
   function settle(user: string, seq: number, live?: LiveItem) {
     const head = heads.get(user);
     // Not (or no longer) the head's: stored before it, or settled after it ended.
@@ -274,15 +286,11 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
     has: (user) => heads.has(user),
     take(user) {
       const head = heads.get(user);
-      if (!head) return undefined;
-      const seq = head.next++;
-      if (head.ceiling - seq < leaseSize / 2 && !head.renewing) {
-        renew(head).catch((error) =>
-          deps.onError(`Stream head of user "${user.slice(0, 100)}" could not renew`, error)
-        );
-      }
-      return seq <= head.ceiling ? seq : covered(head, seq);
+      if (head) return takeFrom(head);
+      // Opening: its range is being reserved, above anything stored now.
+      return opening.get(user)?.then(takeFrom);
     },
+
     drop: (user, seq) => settle(user, seq),
     settle,
     position(user) {

@@ -5,11 +5,8 @@
  * allow (100 checks, 1000 mutations, 800 KB); a larger fan-out records a job in that first
  * commit and writes the rest in further commits, so a crash resumes it. Every commit checks
  * the conversation's head versionstamp: a second writer is detected, never interleaved.
- *
- * A member whose stream head is live in this process (`seqs`) gets their items at the seqs
- * the head hands out, reserved already: no read, check or write of their stored last seq,
- * so such members cost no check and many more of them share one commit. The others get
- * the seqs after their stored last seq, checked.
+ * The fan-out (`kv_conversation_fanout.ts`) lets batches of different conversations share
+ * KV commits.
  */
 
 import * as keys from "../store/keys.ts";
@@ -27,17 +24,10 @@ import type {
   Head,
   HistoryPage,
   MemberState,
-  MessageItem,
   MessageRecord,
   OpResult,
 } from "./conversation_store.ts";
-import {
-  MAX_BYTES,
-  MAX_CHECKS,
-  MAX_MUTATIONS,
-  MAX_RETRIES,
-  retryPause,
-} from "../store/kv/_commit.ts";
+import { type Accept, createFanOut, keyBytesOf, type Written } from "./kv_conversation_fanout.ts";
 import { chunk, GET_MANY, getManyEntries } from "../store/kv_reads.ts";
 import { HeadConflictError } from "./conversation_store.ts";
 import type { SeqSource } from "../store/store.ts";
@@ -47,13 +37,6 @@ import { countsUnread, isMemberState, own, PREVIEW_CHARS, receives, setOwn } fro
 const UNREAD_SCAN = 1000;
 
 type State = CommitInput["state"];
-
-interface Accept {
-  /** Adds the batch's own mutations (messages, head, members…) to a commit. */
-  write(op: Deno.AtomicOperation): void;
-  mutations: number;
-  bytes: number;
-}
 
 async function listValues<T>(kv: Deno.Kv, prefix: Deno.KvKey): Promise<Deno.KvEntry<T>[]> {
   const out: Deno.KvEntry<T>[] = [];
@@ -68,31 +51,6 @@ function messageBytes(m: MessageRecord): number {
   return size;
 }
 
-/**
- * Takes `count` seqs of `user`'s stream from its live head, in order. Answers `undefined`
- * when the user has no head, or when the head could not give them all (it closed, or could
- * not extend its range): those it gave are dropped and the member takes the stored path.
- */
-async function takeSeqs(
-  source: SeqSource,
-  user: string,
-  count: number,
-): Promise<number[] | undefined> {
-  const first = source.take(user);
-  if (first === undefined) return undefined;
-  const taking = [first];
-  for (let i = 1; i < count; i++) {
-    const next = source.take(user);
-    if (next === undefined) break;
-    taking.push(next);
-  }
-  const settled = await Promise.allSettled(taking);
-  const seqs = settled.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
-  if (seqs.length === count) return seqs;
-  for (const seq of seqs) source.drop(user, seq);
-  return undefined;
-}
-
 function headOf(previous: Head, last: MessageRecord | undefined, now: number): Head {
   if (!last) return previous;
   return { seq: last.seq, at: now, from: last.from, preview: last.text.slice(0, PREVIEW_CHARS) };
@@ -100,135 +58,12 @@ function headOf(previous: Head, last: MessageRecord | undefined, now: number): H
 
 /** Creates the conversation store on an open Deno KV handle. */
 export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
-  /**
-   * Writes the members' stream items of `entries`, starting at member `offset` (sorted
-   * order), the first commit also carrying `accept`. Returns the head versionstamp the
-   * commits were fenced with and the items written.
-   *
-   * With `seqs`, a member's seqs are taken from their live head before the commit that
-   * writes them reads anything, and kept across its retries; if the fan-out fails, every
-   * seq taken and not committed is dropped.
-   */
-  async function fanOut(
-    id: string,
-    state: Pick<State, "members" | "blocks" | "headVersion">,
-    entries: FanoutEntry[],
-    options: { offset: number; accept?: Accept; hasJob: boolean; seqs?: SeqSource },
-  ): Promise<{ headVersion: string; items: { user: string; item: MessageItem }[] }> {
-    const users = Object.keys(state.members).sort();
-    const items: { user: string; item: MessageItem }[] = [];
-    const source = options.seqs;
-    // Seqs taken from live heads and not committed yet, in entry order, by member.
-    const held = new Map<string, number[]>();
-    let headVersion = state.headVersion;
-    let offset = options.offset;
-    let accept = options.accept;
-    let jobExists = options.hasJob;
-    const targeted = (user: string) =>
-      entries.filter((e) => receives(user, own(state.members, user)!, state.blocks, e));
-
-    try {
-      while (accept || offset < users.length) {
-        // Pack as many members as the commit's budgets hold: a member on the stored path
-        // costs a check and a seq write, one with a live head neither.
-        let checks = 1;
-        let mutations = (accept?.mutations ?? 0) + 2;
-        let bytes = accept?.bytes ?? 0;
-        const group: string[] = [];
-        for (let i = offset; i < users.length; i++) {
-          const user = users[i];
-          const n = targeted(user).length;
-          if (n > 0 && source && !held.has(user)) {
-            const taken = await takeSeqs(source, user, n);
-            if (taken) held.set(user, taken);
-          }
-          const check = n > 0 && !held.has(user) ? 1 : 0;
-          const cost = n === 0 ? 0 : 1 + check + n;
-          const size = n * (220 + user.length * 2) + 100;
-          // A member that does not fit keeps the seqs it took for the next commit.
-          if (n > 0 && (checks + check > MAX_CHECKS || mutations + cost > MAX_MUTATIONS)) break;
-          if (n > 0 && bytes + size > MAX_BYTES && group.length > 0) break;
-          group.push(user);
-          if (n > 0) {
-            checks += check;
-            mutations += cost;
-            bytes += size;
-          }
-        }
-        const next = offset + group.length;
-        const done = next >= users.length;
-        const job: FanoutJob | undefined = done ? undefined : { entries, offset: next };
-
-        let written: { user: string; item: MessageItem }[] = [];
-        for (let attempt = 0;; attempt++) {
-          const active = group.filter((u) => targeted(u).length > 0);
-          const stored = active.filter((u) => !held.has(u));
-          const lasts = await getManyEntries<number>(kv, stored.map((u) => keys.seqKey(u)));
-          const lastOf = new Map(stored.map((u, i) => [u, lasts[i]]));
-          const now = Date.now();
-          const op = kv.atomic().check({
-            key: keys.conversationHeadKey(id),
-            versionstamp: headVersion,
-          });
-          // The batch's own writes go first: its unread resets come before the sums below.
-          accept?.write(op);
-          written = [];
-          for (const user of active) {
-            const taken = held.get(user);
-            const last = lastOf.get(user);
-            let seq = last?.value ?? 0;
-            let unread = 0;
-            if (last) op.check(last);
-            targeted(user).forEach((entry, k) => {
-              seq = taken ? taken[k] : seq + 1;
-              const item: MessageItem = {
-                seq,
-                id: entry.itemId,
-                type: "MESSAGE",
-                durable: true,
-                ack: false,
-                at: now,
-                msg: { c: id, s: entry.seq, op: entry.op },
-              };
-              op.set(keys.streamKey(user, seq), item);
-              written.push({ user, item });
-              if (countsUnread(user, own(state.members, user)!, entry)) unread++;
-            });
-            if (!taken) op.set(keys.seqKey(user), seq);
-            if (unread > 0) op.sum(keys.conversationUnreadKey(id, user), BigInt(unread));
-          }
-          if (job) op.set(keys.conversationJobKey(id), job);
-          else if (jobExists) op.delete(keys.conversationJobKey(id));
-          const res = await op.commit();
-          if (res.ok) {
-            if (accept) headVersion = res.versionstamp;
-            break;
-          }
-          const head = await kv.get(keys.conversationHeadKey(id));
-          if (head.versionstamp !== headVersion) throw new HeadConflictError(id);
-          // Another conversation or a publish moved one of these members' stream seq.
-          if (attempt >= MAX_RETRIES) {
-            throw new Error(`Fan-out of conversation "${id}" keeps conflicting`);
-          }
-          await retryPause(attempt, 4);
-        }
-        for (const user of group) held.delete(user);
-        items.push(...written);
-        jobExists = job !== undefined;
-        accept = undefined;
-        offset = next;
-      }
-    } finally {
-      // Whatever was taken and not committed goes back to its head.
-      for (const [user, seqs] of held) for (const seq of seqs) source?.drop(user, seq);
-    }
-    return { headVersion, items };
-  }
+  const fanOut = createFanOut(kv);
 
   function deliveries(
     records: MessageRecord[],
     entries: FanoutEntry[],
-    items: { user: string; item: MessageItem }[],
+    items: Written[],
   ): Delivery[] {
     const byItem = new Map<string, Delivery>();
     const out: Delivery[] = [];
@@ -395,6 +230,9 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
         }
       },
       mutations: fresh.length * 2 + 1 + changed.length * 2,
+      keyBytes: keyBytesOf(id) +
+        fresh.reduce((n, m) => n + keyBytesOf(id) + keyBytesOf(id, m.from, m.client_id ?? ""), 0) +
+        changed.reduce((n, user) => n + 2 * keyBytesOf(id, user), 0),
       bytes: fresh.reduce((n, m) => n + messageBytes(m), 0) + changed.length * 300,
     };
     const entries: FanoutEntry[] = fresh.map((m) => ({
@@ -493,6 +331,7 @@ export function createKvConversationStore(kv: Deno.Kv): ConversationStore {
         }
       },
       mutations: 2 + decrement.length,
+      keyBytes: 2 * keyBytesOf(id) + decrement.reduce((n, user) => n + keyBytesOf(id, user), 0),
       bytes: messageBytes(record) + decrement.length * 120,
     };
     const entries: FanoutEntry[] = [{

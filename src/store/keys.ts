@@ -36,7 +36,10 @@ export const seqKey = (user: string) => ["seq", user] as const;
 export const streamKey = (user: string, seq: number) => ["stream", user, seq] as const;
 /** A user's whole stream. */
 export const streamPrefix = (user: string) => ["stream", user] as const;
-/** The seq of an event in a user's stream. */
+/**
+ * The seq of an event in a user's stream, as earlier versions kept it (the target
+ * record holds it): only erasure still reads these.
+ */
 export const byIdKey = (user: string, id: string) => ["by_id", user, id] as const;
 /** An unread inbox item of a user. */
 export const unreadKey = (user: string, seq: number) => ["unread", user, seq] as const;

@@ -204,9 +204,14 @@ export type FanoutPlanner = (users: string[], event: EventRecord) => Promise<Tar
 export interface SeqSource {
   /**
    * The next seq of `user`'s stream from its live head, or `undefined` when the user has
-   * none: the store then allocates above the stored last seq, checked. A promise when the
-   * head must first extend its reservation: nothing is written at that seq before it
-   * resolves.
+   * none: the store then allocates above the stored last seq, checked. A promise while the
+   * head is opening or must first extend its reservation: nothing is written at that seq
+   * before it resolves.
+   *
+   * A head reserves its range above the stored last seq, so a store that allocates itself
+   * reads the stored last seq and only then asks `take` again: a user whose head opened,
+   * or began to, in between takes from it; one whose head opens later makes the write's
+   * check fail.
    */
   take(user: string): number | Promise<number> | undefined;
   /** Gives back a taken seq that will not be written (the write failed or gave up). */

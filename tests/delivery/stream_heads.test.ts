@@ -159,3 +159,13 @@ Deno.test("an item stuck behind a seq that never settles goes on after the stall
   heads.settle("camille", lost, live(lost));
   assert.deepEqual(passed, [next, lost]);
 });
+
+Deno.test("a take while the head is opening waits for its range", async () => {
+  const { heads } = setup({ leaseSize: 10 });
+  const opening = heads.open("camille");
+  const taken = heads.take("camille");
+  assert.ok(taken instanceof Promise, "the range is not reserved yet");
+  const { start } = await opening;
+  assert.equal(await taken, start);
+  assert.equal(heads.take("camille"), start + 1);
+});

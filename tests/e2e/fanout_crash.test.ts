@@ -113,7 +113,7 @@ Deno.test("a SIGKILL during a 10,000-user fan-out loses nothing and reuses no se
         !got.some((f) => f.envelope.metadata.id === id)
       );
       if (missed) assert.equal(again.welcome.recovered, false, `${user} missed an ephemeral item`);
-      resumed.push({ user, before: got, client: again.client });
+      resumed.push({ user, before: got, client: again.client, welcome: again.welcome });
     }
     await eventually(
       async () => {
@@ -128,10 +128,29 @@ Deno.test("a SIGKILL during a 10,000-user fan-out loses nothing and reuses no se
     // Barrier: an event after the fan-out; every frame before it has arrived.
     const marker = groupEvent("REALTIME");
     await publish(second, marker);
-    for (const { user, before: got, client } of resumed) {
+    for (const { user, before: got, client, welcome } of resumed) {
       await client.next((f) => f.envelope?.metadata.id === idOf(marker), 60_000);
       const all = [...got, ...items(client.received)];
       const durableCount = all.filter((f) => f.envelope.metadata.id === idOf(durable)).length;
+      if (durableCount !== 1) {
+        const show = (fs: typeof all) => fs.map((f) => [f.seq, f.envelope.metadata.id.slice(0, 8)]);
+        const kv = await Deno.openKv(path);
+        const stored = [];
+        for await (const e of kv.list<StreamItem>({ prefix: keys.streamPrefix(user) })) {
+          stored.push([e.value.seq, e.value.id.slice(0, 8)]);
+        }
+        const seq = (await kv.get(keys.seqKey(user))).value;
+        kv.close();
+        console.error(JSON.stringify({
+          user,
+          durable: idOf(durable).slice(0, 8),
+          before: show(got),
+          after: show(items(client.received)),
+          welcome,
+          stored,
+          seq,
+        }));
+      }
       assert.equal(durableCount, 1, `${user} got the durable item exactly once`);
       const bySeq = new Map<number, string>();
       for (const f of all) {

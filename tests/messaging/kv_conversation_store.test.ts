@@ -688,3 +688,217 @@ Deno.test("a fan-out that crashes drops the seqs its failed commit took, and a r
     kv.close();
   }
 });
+
+/** Conversations `c00`, `c01`… each with members `a-<n>`, `b-<n>` and `shared`, in one KV. */
+async function setupMany(count: number, shared: string[]) {
+  const kv = await Deno.openKv(":memory:");
+  const store = createKvConversationStore(kv);
+  const ids = Array.from({ length: count }, (_, n) => `c${String(n).padStart(2, "0")}`);
+  for (const id of ids) {
+    const members = [`a-${id}`, `b-${id}`, ...shared].sort();
+    await store.create(
+      { id, kind: "group", createdAt: 0, createdBy: "service:test", members },
+      Object.fromEntries(members.map((m) => [m, member()])),
+    );
+  }
+  return { kv, store, ids };
+}
+
+/**
+ * A KV handle that records each atomic commit: how many conversation heads it fences and
+ * whether it landed. Its first commit waits for `ready()` to be true first, then for a
+ * turn of the event loop: what was started by then is queued behind it.
+ */
+function recordingCommits(kv: Deno.Kv, ready: () => boolean = () => true) {
+  const commits: { heads: number; ok: boolean }[] = [];
+  let first = true;
+  const handle = new Proxy(kv, {
+    get(target, prop) {
+      if (prop === "atomic") {
+        return () => {
+          const op = target.atomic();
+          let heads = 0;
+          const check = op.check.bind(op);
+          op.check = (...checks) => {
+            heads += checks.filter((c) => c.key[0] === "conv_head").length;
+            return check(...checks);
+          };
+          const commit = op.commit.bind(op);
+          op.commit = async () => {
+            if (first) {
+              first = false;
+              while (!ready()) await new Promise((resolve) => setTimeout(resolve, 1));
+              await new Promise((resolve) => setTimeout(resolve, 0));
+            }
+            const res = await commit();
+            commits.push({ heads, ok: res.ok });
+            return res;
+          };
+          return op;
+        };
+      }
+      const value = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { handle, commits };
+}
+
+Deno.test("batches of many conversations committed at once share a few KV commits, each member at unique seqs", async () => {
+  const { kv, store, ids } = await setupMany(50, ["hub"]);
+  try {
+    const seqs = createTestSeqs(kv);
+    await seqs.open("hub", ids.length * 2);
+    for (const id of ids) for (const user of [`a-${id}`, `b-${id}`]) await seqs.open(user, 10);
+    const recorded = recordingCommits(kv, () => seqs.takes.length === ids.length * 3);
+    const grouped = createKvConversationStore(recorded.handle);
+    const states = await Promise.all(ids.map(async (id) => {
+      const { job: _, ...state } = await load(store, id);
+      return state;
+    }));
+    // Every conversation's batch starts in the same turn, like actors woken together.
+    const outs = await Promise.all(states.map((state) =>
+      grouped.commit({
+        state,
+        batch: {
+          kind: "messages",
+          sends: [send(`a-${state.info.id}`, `first ${state.info.id}`, "k1")],
+          reads: [],
+        },
+        seqs,
+      })
+    ));
+    assert.ok(
+      recorded.commits.length <= 5,
+      `${ids.length} writes took ${recorded.commits.length} commits`,
+    );
+    assert.ok(recorded.commits.every((c) => c.ok));
+
+    // A second batch each, again all at once, fenced by the versionstamps the first got.
+    const again = await Promise.all(outs.map((out, n) =>
+      grouped.commit({
+        state: {
+          ...states[n],
+          head: out.head,
+          headVersion: out.headVersion,
+          members: out.members,
+        },
+        batch: { kind: "messages", sends: [send(`b-${ids[n]}`, `second ${ids[n]}`)], reads: [] },
+        seqs,
+      })
+    ));
+    assert.ok(recorded.commits.length < ids.length, "the second round is grouped too");
+
+    for (const [n, id] of ids.entries()) {
+      const messages = await store.messages(id, [1, 2, 3]);
+      assert.deepEqual(messages.map((m) => [m.seq, m.text]), [[1, `first ${id}`], [
+        2,
+        `second ${id}`,
+      ]]);
+      assert.equal((await store.head(id))?.seq, 2);
+      for (const user of [`a-${id}`, `b-${id}`]) {
+        assert.deepEqual((await storedItems(kv, user)).map((i) => [i.seq, i.msg?.s]), [[1, 1], [
+          2,
+          2,
+        ]]);
+      }
+      assert.equal(outs[n].deliveries[0].items.length, 3);
+      assert.equal(again[n].deliveries[0].items.length, 3);
+    }
+    // The member of every conversation got each message once, at seqs of its own.
+    const hub = await storedItems(kv, "hub");
+    assert.equal(hub.length, ids.length * 2);
+    assert.equal(new Set(hub.map((i) => i.seq)).size, hub.length);
+    for (const id of ids) {
+      assert.deepEqual(hub.filter((i) => i.msg?.c === id).map((i) => i.msg?.s), [1, 2], id);
+    }
+    assert.deepEqual(seqs.drops, []);
+    const delivered = [...outs, ...again].flatMap(pairs);
+    const sorted = (list: (string | number)[][]) => list.map((p) => p.join("\u0000")).sort();
+    assert.deepEqual(sorted(delivered), sorted(seqs.takes));
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("a head conflict in one conversation of a group fails only that conversation", async () => {
+  const { kv, store, ids } = await setupMany(10, []);
+  try {
+    const seqs = createTestSeqs(kv);
+    for (const id of ids) for (const user of [`a-${id}`, `b-${id}`]) await seqs.open(user, 10);
+    const states = await Promise.all(ids.map(async (id) => {
+      const { job: _, ...state } = await load(store, id);
+      return state;
+    }));
+    // Another writer of c03 commits after its state was loaded.
+    await commitSends(store, "c03", [send("a-c03", "first writer")]);
+    const takenBefore = seqs.takes.length;
+    const recorded = recordingCommits(
+      kv,
+      () => seqs.takes.length === takenBefore + ids.length * 2,
+    );
+    const grouped = createKvConversationStore(recorded.handle);
+    const settled = await Promise.allSettled(states.map((state) =>
+      grouped.commit({
+        state,
+        batch: { kind: "messages", sends: [send(`b-${state.info.id}`, "hi")], reads: [] },
+        seqs,
+      })
+    ));
+
+    assert.ok(
+      recorded.commits.some((c) => !c.ok && c.heads > 1),
+      "the stale write failed a commit it shared with others",
+    );
+    for (const [n, id] of ids.entries()) {
+      const result = settled[n];
+      if (id === "c03") {
+        assert.equal(result.status, "rejected");
+        assert.ok(result.reason instanceof HeadConflictError);
+        assert.deepEqual((await store.messages(id, [1, 2])).map((m) => m.text), ["first writer"]);
+        continue;
+      }
+      assert.equal(result.status, "fulfilled", id);
+      assert.equal(result.value.head.seq, 1);
+      assert.deepEqual((await store.messages(id, [1])).map((m) => m.text), ["hi"]);
+      for (const user of [`a-${id}`, `b-${id}`]) {
+        assert.deepEqual((await storedItems(kv, user)).map((i) => i.msg?.s), [1], user);
+      }
+    }
+    // What the loser took went back; what the others took was written.
+    const lost = seqs.takes.slice(takenBefore).filter(([user]) => user.endsWith("-c03"));
+    assert.equal(lost.length, 2);
+    assert.deepEqual(seqs.drops, lost);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("conversations sharing a member whose seq is stored never share a commit that writes it", async () => {
+  const { kv, store, ids } = await setupMany(20, ["zed"]);
+  try {
+    const seqs = createTestSeqs(kv);
+    for (const id of ids) for (const user of [`a-${id}`, `b-${id}`]) await seqs.open(user, 10);
+    const recorded = recordingCommits(kv);
+    const grouped = createKvConversationStore(recorded.handle);
+    const states = await Promise.all(ids.map(async (id) => {
+      const { job: _, ...state } = await load(store, id);
+      return state;
+    }));
+    await Promise.all(states.map((state) =>
+      grouped.commit({
+        state,
+        batch: { kind: "messages", sends: [send(`a-${state.info.id}`, "hi")], reads: [] },
+        seqs,
+      })
+    ));
+    // zed has no live head: each item follows the stored last seq, checked.
+    const zed = await storedItems(kv, "zed");
+    assert.deepEqual(zed.map((i) => i.seq), Array.from({ length: ids.length }, (_, i) => i + 1));
+    assert.deepEqual(zed.map((i) => i.msg?.c).sort(), ids);
+    assert.equal((await kv.get<number>(keys.seqKey("zed"))).value, ids.length);
+    assert.ok(recorded.commits.filter((c) => c.ok).every((c) => c.heads === 1));
+  } finally {
+    kv.close();
+  }
+});

@@ -288,3 +288,62 @@ Deno.test("kv store gives back the head seqs of a fan-out that gives up", async 
     assert.deepEqual(heads.dropped.sort(), ["h1@1", "h2@1"]);
   });
 });
+
+/**
+ * A user who connects during a write: no head at the write's first take, which starts
+ * opening one; the store's read of the stored seq waits (through `kv`) until the head's
+ * range is reserved, as when the reservation's commit lands first.
+ */
+function headOpeningDuringTake(raw: Deno.Kv) {
+  let opening: Promise<{ from: number; to: number }> | undefined;
+  let next = 0;
+  const kv = new Proxy(raw, {
+    get(target, prop) {
+      if (prop === "getMany") {
+        return async (keys: Deno.KvKey[]) => {
+          if (keys.some((k) => k[0] === "seq")) await opening?.catch(() => {});
+          return await target.getMany(keys);
+        };
+      }
+      const value = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const store = createKvStore(kv, { recentWindowMs: 60_000 });
+  const source: SeqSource = {
+    take(user) {
+      if (!opening) {
+        opening = store.reserveSeqs(user, 10).then((range) => {
+          next = range!.from;
+          return range!;
+        });
+        return undefined;
+      }
+      return opening.then(() => next++);
+    },
+    drop: () => {},
+  };
+  return { store, source, range: () => opening! };
+}
+
+for (const path of ["one-commit publish", "fan-out job"] as const) {
+  Deno.test(`kv store ${path}: a head opening during the write gets the item inside its range`, async () => {
+    await withStore(async (_, raw) => {
+      const { store, source, range } = headOpeningDuringTake(raw);
+      const e = makeEnvelope();
+      const items: { seq: number }[] = [];
+      if (path === "one-commit publish") {
+        const published = await store.publishAtomic(e, ["u"], result(e, 1), { seqs: source });
+        items.push(...published!.batch!.items.map((i) => i.item));
+      } else {
+        await store.createEvent(e, ["u"], result(e, 1));
+        await store.runFanout(e.metadata.id, (b) => items.push(...b.items.map((i) => i.item)), {
+          seqs: source,
+        });
+      }
+      const { from, to } = await range();
+      assert.deepEqual(items.map((i) => i.seq), [from], "at the head's first seq");
+      assert.equal(await store.lastSeq("u"), to, "nothing allocated above the head's range");
+    });
+  });
+}

@@ -68,8 +68,14 @@ export interface GroupedWrite<T> {
   build(op: Deno.AtomicOperation): T;
 }
 
+/** A write that landed: what it wrote and the versionstamp of the commit that carried it. */
+export interface Landed<T> {
+  written: T;
+  versionstamp: string;
+}
+
 interface Waiting<T> extends GroupedWrite<T> {
-  done(written: T | undefined): void;
+  done(landed: Landed<T> | undefined): void;
   fail(error: unknown): void;
 }
 
@@ -83,10 +89,22 @@ interface Waiting<T> extends GroupedWrite<T> {
 export function createGroupCommit<T>(
   kv: Deno.Kv,
 ): (write: GroupedWrite<T>) => Promise<T | undefined> {
+  const commit = createVersionedGroupCommit<T>(kv);
+  return async (write) => (await commit(write))?.written;
+}
+
+/**
+ * Like {@linkcode createGroupCommit}, answering also the versionstamp of the commit that
+ * carried the write, for a writer that fences its next write with it: every key a commit
+ * sets gets that versionstamp, whichever writes shared it.
+ */
+export function createVersionedGroupCommit<T>(
+  kv: Deno.Kv,
+): (write: GroupedWrite<T>) => Promise<Landed<T> | undefined> {
   const waiting: Waiting<T>[] = [];
   let draining = false;
 
-  function commitGrouped(write: GroupedWrite<T>): Promise<T | undefined> {
+  function commitGrouped(write: GroupedWrite<T>): Promise<Landed<T> | undefined> {
     return new Promise((done, fail) => {
       waiting.push({ ...write, done, fail });
       if (!draining) void drainGroups();
@@ -127,7 +145,8 @@ export function createGroupCommit<T>(
     try {
       const op = kv.atomic();
       const written = p.build(op);
-      p.done((await op.commit()).ok ? written : undefined);
+      const res = await op.commit();
+      p.done(res.ok ? { written, versionstamp: res.versionstamp } : undefined);
     } catch (error) {
       p.fail(error);
     }
@@ -143,16 +162,19 @@ export function createGroupCommit<T>(
           continue;
         }
         let built: T[] = [];
-        let ok = false;
+        let versionstamp: string | undefined;
         try {
           const op = kv.atomic();
           built = group.map((p) => p.build(op));
-          ok = (await op.commit()).ok;
+          const res = await op.commit();
+          if (res.ok) versionstamp = res.versionstamp;
         } catch {
-          ok = false;
+          versionstamp = undefined;
         }
-        if (ok) group.forEach((p, i) => p.done(built[i]));
-        // One stale check fails the whole group: alone, each finds out whether it was its.
+        if (versionstamp !== undefined) {
+          const stamp = versionstamp;
+          group.forEach((p, i) => p.done({ written: built[i], versionstamp: stamp }));
+        } // One stale check fails the whole group: alone, each finds out whether it was its.
         else await Promise.all(group.map(commitAlone));
       }
     } finally {

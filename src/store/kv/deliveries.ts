@@ -4,6 +4,7 @@
  */
 
 import * as keys from "../keys.ts";
+import { itemSeq } from "./_items.ts";
 import { chunk, GET_MANY, getManyEntries } from "../kv_reads.ts";
 import type {
   DeadLetter,
@@ -75,7 +76,7 @@ export function createKvDeliveryStore(kv: Deno.Kv): DeliveryStore {
   }
 
   async function ack(user: string, id: string, now: number): Promise<boolean> {
-    const seq = (await kv.get<number>(keys.byIdKey(user, id))).value;
+    const seq = await itemSeq(kv, user, id);
     if (seq === null) return false;
     return await transition(id, user, "acked", now, (op) => op.delete(keys.pendingKey(user, seq)));
   }

@@ -270,12 +270,17 @@ export function createKvEventStore(
       const cost = oneCommitCost(targets, { record: event, parts, wide, checked: checked.length })!;
       const context = { collapsing, recentWindowMs: options.recentWindowMs };
       for (let retries = 0;; retries++) {
+        const unheaded = targets.filter((user) => !taken.has(user));
         const [first, ...read] = await getManyEntries<unknown>(kv, [
           keys.eventKey(id),
-          ...checked.map((u) => keys.seqKey(u)),
+          ...unheaded.map((u) => keys.seqKey(u)),
         ]);
         if (first.value) return { created: false, event: first.value as EventRecord };
-        const stored = new Map(checked.map((user, i) => [user, read[i]]));
+        const stored = new Map(unheaded.map((user, i) => [user, read[i]]));
+        // A head that opened (or began to) since the first take reserved its range above
+        // what was just read: such a user takes from it instead, or this write could land
+        // inside the head's range.
+        await takeSeqs(source, unheaded, taken);
         const older = collapsing
           ? await olderUnread(kv, targets, event.collapseKey!, plans)
           : undefined;

@@ -17,14 +17,14 @@ import type {
   TargetPlan,
   TargetRecord,
 } from "../store.ts";
-import { MAX_KEY_BYTES, MAX_RETRIES, retryPause } from "./_commit.ts";
-import { collapses, dropSeqs, isInboxItem, takeSeqs, targetItem, whileTaking } from "../items.ts";
+import { MAX_CHECKS, MAX_KEY_BYTES, MAX_MUTATIONS, MAX_RETRIES, retryPause } from "./_commit.ts";
+import { collapses, dropSeqs, isInboxItem, takeSeqs, targetItem } from "../items.ts";
 import type { CollapseMark, UnreadMark } from "./_items.ts";
 
 /**
- * Users written per fan-out commit: one check per user, under KV's 100 checks. A user
- * whose seq comes from a head needs none, but the batch is sized for the case where no
- * user has one.
+ * Users a one-commit publish writes at most: one check per user, under KV's 100 checks
+ * (sized for users without a head). A job's batches are sized by what each target
+ * writes, and end where the checks of the users without a head reach the bound.
  */
 export const FANOUT_BATCH = 90;
 /**
@@ -92,7 +92,6 @@ export function addTargetItem(
       keys.targetKey(id, user),
       { seq, state: quiet ? "muted" : "pending", at: now } satisfies TargetRecord,
     );
-    op.set(keys.byIdKey(user, id), seq);
   }
   if (pending) op.set(keys.pendingKey(user, seq), pending);
   if (isInboxItem(item)) {
@@ -193,23 +192,24 @@ export function createKvFanout(
     const event = (await kv.get<EventRecord>(keys.eventKey(id))).value;
     if (!event) return;
     const collapsing = collapses(event);
-    const wide = collapsing || plan !== undefined;
-    const baseBatch = wide ? FANOUT_BATCH_WIDE : FANOUT_BATCH;
-    // Long user ids make long keys: a batch stays under KV's total key size per commit,
-    // with the same per-user bound as a one-commit publish.
+    // What one target writes at most: its item, delivery record, unread mark, stored seq
+    // (without a head), pending ack, mail task, collapse replacement; and checks: its
+    // stored seq (without a head) and its collapse mark.
+    const mutations = 4 + (event.ackRequired ? 1 : 0) + (plan ? 1 : 0) + (collapsing ? 3 : 0);
+    const checksOf = (user: string) => (taken.has(user) ? 0 : 1) + (collapsing ? 1 : 0);
+    // Long user ids make long keys: a batch stays under KV's total key size per commit.
     const perKey = id.length + (event.collapseKey?.length ?? 0) + 32;
-    const batchOf = (ids: string[]) =>
+    const batchOf = (ids: string[], chunks: number) =>
       Math.max(
         1,
         Math.min(
-          baseBatch,
+          Math.floor((MAX_MUTATIONS - 4 - chunks) / mutations),
           Math.floor(
-            MAX_KEY_BYTES /
-              ((wide ? 10 : 6) * (Math.max(...ids.map((u) => u.length)) + perKey)),
+            MAX_KEY_BYTES / (mutations * (Math.max(...ids.map((u) => u.length)) + perKey)),
           ),
         ),
       );
-    let batchSize = baseBatch;
+    let batchSize = FANOUT_BATCH;
     let planned: { at: string; plans: TargetPlan[] } | undefined;
     let targets: { index: number; ids: string[] } | undefined;
     let retries = 0;
@@ -230,20 +230,31 @@ export function createKvFanout(
         const ids = (await kv.get<string[]>(keys.jobTargetsKey(id, job.chunk, job.targets))).value;
         if (!ids) throw new Error(`Fan-out of event "${id}" lost target chunk ${job.chunk}`);
         targets = { index: job.chunk, ids };
-        batchSize = batchOf(ids);
+        batchSize = batchOf(ids, job.chunks);
       }
-      const users = targets.ids.slice(job.offset, job.offset + batchSize);
+      const window = targets.ids.slice(job.offset, job.offset + batchSize);
       const at = `${job.chunk}:${job.offset}`;
       // The job moves forward only: seqs taken for a batch another runner wrote meanwhile
       // will not be written by this one.
-      dropSeqs(source, taken, new Set(users));
+      dropSeqs(source, taken, new Set(window));
       // Seqs first, before anything is read for the batch: heads hand them in the order
       // writes arrive.
-      const ready = takeSeqs(source, users, taken);
-      if (plan && planned?.at !== at) {
-        planned = { at, plans: await whileTaking(ready, () => plan(users, event)) };
-      } else await ready;
-      const plans = planned?.at === at ? planned.plans : undefined;
+      await takeSeqs(source, window, taken);
+      // Users with a head need no check: the batch ends where the checks of those without
+      // one would pass KV's bound (the rest keep their seqs for the next batch).
+      let checks = 1;
+      let cut = 0;
+      while (cut < window.length && checks + checksOf(window[cut]) <= MAX_CHECKS) {
+        checks += checksOf(window[cut]);
+        cut++;
+      }
+      const users = cut === window.length ? window : window.slice(0, Math.max(1, cut));
+      // Planned once per batch (a retry of the same batch with the same cut keeps it).
+      const planKey = `${at}:${users.length}`;
+      if (plan && planned?.at !== planKey) {
+        planned = { at: planKey, plans: await plan(users, event) };
+      }
+      const plans = planned?.at === planKey ? planned.plans : undefined;
       // The stored last seq of each user without a head, as read.
       const stored = new Map<string, Deno.KvEntryMaybe<number>>();
       if (prefetched?.at === at) {
@@ -255,6 +266,10 @@ export function createKvFanout(
         checked.forEach((user, i) => stored.set(user, read[i]));
       }
       prefetched = undefined;
+      // A head that opened (or began to) since the take reserved its range above what was
+      // just read: such a user takes from it instead, or this write could land inside the
+      // head's range.
+      await takeSeqs(source, users, taken);
       // The older unread item each user has under the same collapse key, if any.
       const older = collapsing
         ? await olderUnread(kv, users, event.collapseKey!, plans)

@@ -6,7 +6,7 @@ import { chunk, GET_MANY, getManyEntries } from "../kv_reads.ts";
 import type { InboxPage, InboxStore, StreamItem } from "../store.ts";
 import { MAX_RETRIES } from "./_commit.ts";
 import { isInboxItem } from "../items.ts";
-import type { UnreadMark } from "./_items.ts";
+import { itemSeq, type UnreadMark } from "./_items.ts";
 
 /** Creates the inbox port on an open Deno KV handle; `getEnvelope` fills each item. */
 export function createKvInboxStore(
@@ -91,7 +91,7 @@ export function createKvInboxStore(
   }
 
   async function markRead(user: string, id: string, now: number): Promise<boolean> {
-    const seq = (await kv.get<number>(keys.byIdKey(user, id))).value;
+    const seq = await itemSeq(kv, user, id);
     if (seq === null) return false;
     const item = (await kv.get<StreamItem>(keys.streamKey(user, seq))).value;
     if (!item || !isInboxItem(item)) return false;

@@ -4,6 +4,7 @@
  */
 
 import * as keys from "../keys.ts";
+import { itemSeq } from "./_items.ts";
 import type { SeqRange, StreamItem, StreamRead, StreamStore } from "../store.ts";
 import { isHidden } from "../items.ts";
 import { createGroupCommit, MAX_RETRIES, retryPause } from "./_commit.ts";
@@ -84,7 +85,7 @@ export function createKvStreamStore(kv: Deno.Kv): StreamStore {
   }
 
   async function findItem(user: string, id: string): Promise<StreamItem | undefined> {
-    const seq = (await kv.get<number>(keys.byIdKey(user, id))).value;
+    const seq = await itemSeq(kv, user, id);
     if (seq === null) return undefined;
     return (await kv.get<StreamItem>(keys.streamKey(user, seq))).value ?? undefined;
   }
