@@ -22,13 +22,22 @@ export interface Server {
   stop(): Promise<void>;
 }
 
+/**
+ * What a fan-out event is on relais: REALTIME to the list of users, SYSTEM (no ack) to a
+ * STRUCTURE holding exactly the connected users, or NOTIFICATION (durable) to the list.
+ */
+export type FanoutKind = "realtime" | "system" | "notification";
+
 /** Sizes and durations of one profile (`--quick` or the full run). */
 export interface Profile {
   quick: boolean;
   runs: number;
   loadgens: number;
   idleSizes: number[];
+  /** The steps of connected users (ascending); each kind runs at some of them. */
   fanoutSizes: number[];
+  /** The sizes (among `fanoutSizes`) each kind of fan-out event is measured at. */
+  fanoutKinds: Record<FanoutKind, number[]>;
   fanoutReps: number;
   latencyUsers: number;
   latencyRates: number[];

@@ -2,9 +2,9 @@
  * The publisher: its own process, so that publishing competes with nothing in the harness.
  *
  * Every event carries its tag (`k`) and its send time (`t`, the shared clock of `_rpc.ts`)
- * in the payload; load generators compute publish→receive from it. relais gets a REALTIME
- * envelope through `POST /v1/events`; the bare and Socket.IO peers get the same client
- * envelope (metadata and payload, no routing) through `POST /broadcast`.
+ * in the payload; load generators compute publish→receive from it. relais gets the envelope
+ * (REALTIME unless asked otherwise) through `POST /v1/events`; the bare and Socket.IO peers
+ * get the same client envelope (metadata and payload, no routing) through `POST /broadcast`.
  *
  * Run: `deno run --allow-net --allow-env bench/publisher.ts` (BENCH_SERVICE_KEY).
  */
@@ -31,7 +31,7 @@ interface EventSpec {
   peer: Peer;
   url: string;
   tag: string;
-  type?: "REALTIME" | "NOTIFICATION";
+  type?: "REALTIME" | "SYSTEM" | "NOTIFICATION";
   audience?: { type: string; targets: string[] };
   pad?: number;
 }

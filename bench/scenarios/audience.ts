@@ -51,22 +51,43 @@ export async function audienceUnavailable(ctx: Context, server: Server) {
   return undefined;
 }
 
-/** Puts `prefix{0..users}` in the institution; returns the PUT rate. */
+/** The structure holding exactly the users `prefix{0..size}` (see {@linkcode putInstitution}). */
+export function bandStructure(size: number): string {
+  return `${STRUCTURE}-${size}`;
+}
+
+/**
+ * Puts `prefix{0..users}` in the institution; returns the PUT rate. Each user is also put in
+ * `bandStructure(b)` for every band `b` above its index, so that a STRUCTURE audience of
+ * `bandStructure(b)` is exactly the users `prefix{0..b}`.
+ */
 export async function putInstitution(
   ctx: Context,
   server: Server,
   prefix: string,
   users: number,
+  bands: number[] = [],
 ): Promise<number> {
   ctx.log(`audience: writing ${users} directory entries`);
-  const put = await ctx.publisher.call("putUsers", {
-    url: server.origin,
-    users: { prefix, from: 0, to: users },
-    body: { structures: [STRUCTURE], category: "STUDENT", locale: "fr" },
-    concurrency: 32,
-  }, 300_000);
-  if (put.failed > 0) throw new Error(`${put.failed} directory writes failed: ${put.firstError}`);
-  return round((put.ok * 1000) / put.ms);
+  // Contiguous ranges of users that share the same structures.
+  const cuts = [...new Set([0, ...bands.filter((b) => b > 0 && b < users), users])]
+    .sort((a, b) => a - b);
+  let ok = 0;
+  let ms = 0;
+  for (let i = 0; i + 1 < cuts.length; i++) {
+    const [from, to] = [cuts[i], cuts[i + 1]];
+    const structures = [STRUCTURE, ...bands.filter((b) => from < b).map(bandStructure)];
+    const put = await ctx.publisher.call("putUsers", {
+      url: server.origin,
+      users: { prefix, from, to },
+      body: { structures, category: "STUDENT", locale: "fr" },
+      concurrency: 32,
+    }, 300_000);
+    if (put.failed > 0) throw new Error(`${put.failed} directory writes failed: ${put.firstError}`);
+    ok += put.ok;
+    ms += put.ms;
+  }
+  return round((ok * 1000) / ms);
 }
 
 /** Publishes to the institution (a warm-up, then `runs` times) with its users online. */

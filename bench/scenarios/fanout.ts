@@ -1,8 +1,11 @@
 /**
- * Scenario 2, fan-out: one REALTIME event to every online user, repeated, for relais
- * (audience USER with the target list), the bare ceiling and Socket.IO (broadcast). The
- * three servers run side by side with the same clients connected; in each run the peers
- * take turns (in a rotating order), so each ratio compares measurements made moments apart.
+ * Scenario 2, fan-out: one event to every online user, repeated, for relais, the bare
+ * ceiling and Socket.IO (broadcast). On relais the event is of one of three kinds: REALTIME
+ * to the list of users (audience USER), SYSTEM without ack to a STRUCTURE holding exactly
+ * the connected users, or NOTIFICATION (durable) to the list of users; the peers, which have
+ * no notion of kinds or audiences, broadcast the same client envelope. The three servers run
+ * side by side with the same clients connected; in each run the peers take turns (in a
+ * rotating order), so each ratio compares measurements made moments apart.
  */
 
 import {
@@ -10,19 +13,47 @@ import {
   connectAll,
   type Context,
   expectAll,
+  type FanoutKind,
   type Peer,
   type Server,
   sleep,
 } from "../_context.ts";
 import { readCpuSeconds } from "../_procs.ts";
-import { audienceUnavailable, measureAudience, putInstitution } from "./audience.ts";
+import { audienceUnavailable, bandStructure, measureAudience, putInstitution } from "./audience.ts";
 import { median, round } from "../_stats.ts";
 
 const PEERS: Peer[] = ["relais", "bare", "socketio"];
 
-/** One run: `reps` events to `size` users on one peer. */
+/** The kinds in the order they run at each size (the durable one last). */
+export const FANOUT_KINDS: FanoutKind[] = ["realtime", "system", "notification"];
+
+/** What each kind is on relais, and how long its server may take to settle after a turn. */
+export const KINDS: Record<FanoutKind, {
+  type: "REALTIME" | "SYSTEM" | "NOTIFICATION";
+  audience: "USER" | "STRUCTURE";
+  label: string;
+  settleMs: number;
+}> = {
+  realtime: { type: "REALTIME", audience: "USER", label: "REALTIME → USER list", settleMs: 5000 },
+  system: {
+    type: "SYSTEM",
+    audience: "STRUCTURE",
+    label: "SYSTEM (no ack) → STRUCTURE",
+    settleMs: 5000,
+  },
+  // Durable items per recipient are written in the background after delivery: let them be.
+  notification: {
+    type: "NOTIFICATION",
+    audience: "USER",
+    label: "NOTIFICATION (durable) → USER list",
+    settleMs: 20_000,
+  },
+};
+
+/** One run: `reps` events of one kind to `size` users on one peer. */
 export interface FanoutRun {
   run: number;
+  kind: FanoutKind;
   peer: Peer;
   size: number;
   events: number;
@@ -38,9 +69,9 @@ export interface FanoutRun {
   timedOut: boolean;
 }
 
-/** Waits until the server uses less than 5 % of a core over 250 ms (at most 5 s). */
-async function quiesce(server: Server) {
-  const deadline = Date.now() + 5000;
+/** Waits until the server uses less than 5 % of a core over 250 ms (at most `maxMs`). */
+async function quiesce(server: Server, maxMs = 5000) {
+  const deadline = Date.now() + maxMs;
   let last = await readCpuSeconds(server.child.pid);
   while (Date.now() < deadline) {
     await sleep(250);
@@ -50,13 +81,23 @@ async function quiesce(server: Server) {
   }
 }
 
-async function oneEvent(ctx: Context, server: Server, size: number, tag: string) {
+async function oneEvent(
+  ctx: Context,
+  server: Server,
+  kind: FanoutKind,
+  size: number,
+  tag: string,
+) {
   const group = `fanout-${server.peer}`;
+  const { type, audience } = KINDS[kind];
   const pub = await ctx.publisher.call("publish", {
     peer: server.peer,
     url: server.origin,
     tag,
-    users: { prefix: "fan", from: 0, to: size },
+    type,
+    ...(audience === "STRUCTURE"
+      ? { audience: { type: "STRUCTURE", targets: [bandStructure(size)] } }
+      : { users: { prefix: "fan", from: 0, to: size } }),
   }, 120_000);
   if (pub.status !== 202) {
     throw new Error(`${server.peer} refused the publish: ${pub.status} ${pub.body ?? ""}`);
@@ -65,9 +106,15 @@ async function oneEvent(ctx: Context, server: Server, size: number, tag: string)
   return { t: pub.t as number, answerMs: pub.ms as number, ...got };
 }
 
+/** The sizes `kind` runs at: those of the profile's steps it asks for. */
+function sizesOf(ctx: Context, kind: FanoutKind): number[] {
+  return (ctx.profile.fanoutKinds[kind] ?? []).filter((s) => ctx.profile.fanoutSizes.includes(s));
+}
+
 /**
- * Runs the fan-out scenario at every size. With `audience`, the relais server's users are
- * also put in one institution first, and the audience scenario runs on it at the end.
+ * Runs the fan-out scenario: at every size, each kind asked for at that size. The relais
+ * server's users are first put in one institution (and in one structure per SYSTEM size);
+ * with `audience`, the audience scenario then runs on it at the end.
  */
 export async function runFanout(ctx: Context, options: { audience?: boolean } = {}) {
   const { profile } = ctx;
@@ -76,15 +123,23 @@ export async function runFanout(ctx: Context, options: { audience?: boolean } = 
   const connects: Record<string, unknown>[] = [];
   const rss: { peer: Peer; size: number; bytesPerUser: number }[] = [];
   const largest = profile.fanoutSizes.at(-1)!;
+  const kinds = Object.fromEntries(FANOUT_KINDS.map((k) => [k, sizesOf(ctx, k)])) as Record<
+    FanoutKind,
+    number[]
+  >;
+  /** Kinds that could not run, and why. */
+  const skipped: Partial<Record<FanoutKind, string>> = {};
   let audience: Record<string, unknown> | undefined;
   let putRate = NaN;
   try {
     for (const peer of PEERS) servers.set(peer, await ctx.startServer(peer));
     const relais = servers.get("relais")!;
-    if (options.audience) {
+    if (options.audience || kinds.system.length > 0) {
       const missing = await audienceUnavailable(ctx, relais);
-      if (missing) audience = { available: false, note: missing };
-      else putRate = await putInstitution(ctx, relais, "fan", largest);
+      if (missing) {
+        if (options.audience) audience = { available: false, note: missing };
+        if (kinds.system.length > 0) skipped.system = missing;
+      } else putRate = await putInstitution(ctx, relais, "fan", largest, kinds.system);
     }
     await sleep(1500);
     const baseline = new Map<Peer, number>();
@@ -115,41 +170,49 @@ export async function runFanout(ctx: Context, options: { audience?: boolean } = 
         const bytes = await server.rss() - baseline.get(peer)!;
         rss.push({ peer, size, bytesPerUser: Math.round(bytes / size) });
       }
-      // One untimed event per peer: JIT, actors and buffers warm up.
-      for (const peer of PEERS) {
-        await oneEvent(ctx, servers.get(peer)!, size, `warm-${peer}-${size}`);
-        await quiesce(servers.get(peer)!);
-      }
-      for (let run = 1; run <= profile.runs; run++) {
-        const order = PEERS.map((_, i) => PEERS[(i + run - 1) % PEERS.length]);
-        for (const peer of order) {
-          ctx.log(`fan-out: run ${run}, ${peer}, ${size} users × ${profile.fanoutReps} events`);
-          const server = servers.get(peer)!;
-          const cpu0 = await readCpuSeconds(server.child.pid);
-          const events = [];
-          for (let i = 0; i < profile.fanoutReps; i++) {
-            events.push(await oneEvent(ctx, server, size, `fan-${peer}-${size}-${run}-${i}`));
+      for (const kind of FANOUT_KINDS) {
+        if (!kinds[kind].includes(size) || skipped[kind]) continue;
+        const { label, settleMs } = KINDS[kind];
+        // One untimed event per peer: JIT, actors and buffers warm up.
+        for (const peer of PEERS) {
+          await oneEvent(ctx, servers.get(peer)!, kind, size, `warm-${kind}-${peer}-${size}`);
+          await quiesce(servers.get(peer)!, settleMs);
+        }
+        for (let run = 1; run <= profile.runs; run++) {
+          const order = PEERS.map((_, i) => PEERS[(i + run - 1) % PEERS.length]);
+          for (const peer of order) {
+            ctx.log(
+              `fan-out: ${label}, run ${run}, ${peer}, ${size} users × ${profile.fanoutReps} events`,
+            );
+            const server = servers.get(peer)!;
+            const cpu0 = await readCpuSeconds(server.child.pid);
+            const events = [];
+            for (let i = 0; i < profile.fanoutReps; i++) {
+              const tag = `fan-${kind}-${peer}-${size}-${run}-${i}`;
+              events.push(await oneEvent(ctx, server, kind, size, tag));
+            }
+            // Work a server defers (relais records deliveries, and writes durable items,
+            // after sending) is its cost too, and must not overlap the next peer's turn.
+            await quiesce(server, settleMs);
+            const cpu = (await readCpuSeconds(server.child.pid)) - cpu0;
+            const deliveries = events.reduce((s, e) => s + e.count, 0);
+            const elapsedMs = events.at(-1)!.last - events[0].t;
+            runs.push({
+              run,
+              kind,
+              peer,
+              size,
+              events: events.length,
+              deliveries,
+              expected: size * events.length,
+              elapsedMs: round(elapsedMs),
+              deliveriesPerSecond: round((deliveries * 1000) / elapsedMs),
+              lastDeliveryMs: round(median(events.map((e) => e.last - e.t))),
+              answerMs: round(median(events.map((e) => e.answerMs))),
+              serverCpuMicrosPerDelivery: round((cpu * 1e6) / deliveries),
+              timedOut: events.some((e) => e.timedOut),
+            });
           }
-          // Work a server defers (relais records deliveries after sending) is its cost too,
-          // and must not overlap the next peer's turn.
-          await quiesce(server);
-          const cpu = (await readCpuSeconds(server.child.pid)) - cpu0;
-          const deliveries = events.reduce((s, e) => s + e.count, 0);
-          const elapsedMs = events.at(-1)!.last - events[0].t;
-          runs.push({
-            run,
-            peer,
-            size,
-            events: events.length,
-            deliveries,
-            expected: size * events.length,
-            elapsedMs: round(elapsedMs),
-            deliveriesPerSecond: round((deliveries * 1000) / elapsedMs),
-            lastDeliveryMs: round(median(events.map((e) => e.last - e.t))),
-            answerMs: round(median(events.map((e) => e.answerMs))),
-            serverCpuMicrosPerDelivery: round((cpu * 1e6) / deliveries),
-            timedOut: events.some((e) => e.timedOut),
-          });
         }
       }
     }
@@ -168,32 +231,34 @@ export async function runFanout(ctx: Context, options: { audience?: boolean } = 
   }
 
   const summary = [];
-  for (const size of profile.fanoutSizes) {
-    const at = (peer: Peer) => runs.filter((r) => r.size === size && r.peer === peer);
-    const ratio = (peer: Peer) => {
-      const per = [];
-      for (let run = 1; run <= profile.runs; run++) {
-        const a = at("relais").find((r) => r.run === run);
-        const b = at(peer).find((r) => r.run === run);
-        if (a && b) per.push(a.deliveriesPerSecond / b.deliveriesPerSecond);
-      }
-      return round(median(per));
-    };
-    summary.push({
-      size,
-      deliveriesPerSecond: Object.fromEntries(
-        PEERS.map((p) => [p, round(median(at(p).map((r) => r.deliveriesPerSecond)))]),
-      ),
-      lastDeliveryMs: Object.fromEntries(
-        PEERS.map((p) => [p, round(median(at(p).map((r) => r.lastDeliveryMs)))]),
-      ),
-      serverCpuMicrosPerDelivery: Object.fromEntries(
-        PEERS.map((p) => [p, round(median(at(p).map((r) => r.serverCpuMicrosPerDelivery)))]),
-      ),
-      relaisAnswerMs: round(median(at("relais").map((r) => r.answerMs))),
-      ratios: { "relais/socketio": ratio("socketio"), "relais/bare": ratio("bare") },
-      lost: runs.filter((r) => r.size === size).reduce((s, r) => s + r.expected - r.deliveries, 0),
-    });
+  for (const kind of FANOUT_KINDS) {
+    if (skipped[kind]) continue;
+    for (const size of kinds[kind]) {
+      const at = (peer: Peer) =>
+        runs.filter((r) => r.kind === kind && r.size === size && r.peer === peer);
+      const ratio = (peer: Peer) => {
+        const per = [];
+        for (let run = 1; run <= profile.runs; run++) {
+          const a = at("relais").find((r) => r.run === run);
+          const b = at(peer).find((r) => r.run === run);
+          if (a && b) per.push(a.deliveriesPerSecond / b.deliveriesPerSecond);
+        }
+        return round(median(per));
+      };
+      const per = (f: (r: FanoutRun) => number) =>
+        Object.fromEntries(PEERS.map((p) => [p, round(median(at(p).map(f)))]));
+      summary.push({
+        kind,
+        size,
+        deliveriesPerSecond: per((r) => r.deliveriesPerSecond),
+        lastDeliveryMs: per((r) => r.lastDeliveryMs),
+        serverCpuMicrosPerDelivery: per((r) => r.serverCpuMicrosPerDelivery),
+        relaisAnswerMs: round(median(at("relais").map((r) => r.answerMs))),
+        ratios: { "relais/socketio": ratio("socketio"), "relais/bare": ratio("bare") },
+        lost: runs.filter((r) => r.kind === kind && r.size === size)
+          .reduce((s, r) => s + r.expected - r.deliveries, 0),
+      });
+    }
   }
-  return { runs, summary, rss, connects, audience };
+  return { kinds, skipped, runs, summary, rss, connects, audience };
 }
