@@ -32,7 +32,7 @@ import type { Hub } from "../realtime/hub.ts";
 import { encodeBatchFrame, encodeEventFrame, encodeFrame } from "../schemas/frames.ts";
 import { toClientEnvelope } from "../schemas/envelope.ts";
 import type { PresenceStatus } from "../schemas/frames.ts";
-import type { PendingAck, Store } from "../store/store.ts";
+import type { DeliveryStore, EventStore, PendingAck } from "../store/store.ts";
 import type { DeliveryRecorder } from "./recorder.ts";
 import type { StreamHeads } from "./stream_heads.ts";
 
@@ -45,10 +45,18 @@ export interface ActorClock {
   clearTimeout(id: unknown): void;
 }
 
+/**
+ * The part of the store user actors use: pending acks to load, redeliver and dead-letter,
+ * and the envelopes they resend.
+ */
+export type UserActorStore =
+  & Pick<DeliveryStore, "listPending" | "savePending" | "deadLetter">
+  & Pick<EventStore, "getEnvelope">;
+
 /** Dependencies of {@linkcode defineUserActors}. */
 export interface UserActorDeps {
   registry: Registry;
-  store: Store;
+  store: UserActorStore;
   /** The users' stream heads: one lives as long as the user's actor. */
   heads?: Pick<StreamHeads, "open" | "close">;
   hub: Hub;

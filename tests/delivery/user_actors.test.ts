@@ -9,12 +9,15 @@ import {
   type ActorClock,
   defineUserActors,
   USER_ACTORS_PER_SYSTEM,
+  type UserActorStore,
 } from "../../src/delivery/user_actors.ts";
 import { createMetrics } from "../../src/metrics.ts";
 import { createHub } from "../../src/realtime/hub.ts";
 import { encodeEventFrame } from "../../src/schemas/frames.ts";
-import type { PendingAck, Store } from "../../src/store/store.ts";
+import { createMemoryStore } from "../../src/store/memory_store.ts";
+import type { PendingAck } from "../../src/store/store.ts";
 import { eventually, startServer } from "../_support/server.ts";
+import { makeEnvelope, result } from "../_support/store.ts";
 
 Deno.test("user actors share an XState system, a bounded number to each", async () => {
   const server = await startServer();
@@ -58,7 +61,7 @@ Deno.test("a user actor in a shared system ends through the registry with its ti
   const { clock, waiting } = countingClock();
   defineUserActors({
     registry,
-    store: { listPending: () => Promise.resolve([]) } as unknown as Store,
+    store: createMemoryStore({ recentWindowMs: 60_000 }),
     hub: createHub(),
     metrics: createMetrics({ defaultMetrics: false }),
     recorder: { add() {}, flush: () => Promise.resolve(), close: () => Promise.resolve() },
@@ -99,7 +102,7 @@ Deno.test("a passivated user actor is forgotten by the registry and rebuilt on d
   const hub = createHub();
   defineUserActors({
     registry,
-    store: { listPending: () => Promise.resolve([]) } as unknown as Store,
+    store: createMemoryStore({ recentWindowMs: 60_000 }),
     hub,
     metrics: createMetrics({ defaultMetrics: false }),
     recorder: { add() {}, flush: () => Promise.resolve(), close: () => Promise.resolve() },
@@ -170,14 +173,16 @@ Deno.test("a connected user's failing actor is rebuilt at once with its connecti
     flush: () => Promise.resolve(),
     close: () => Promise.resolve(),
   };
-  const stored = new Map<string, PendingAck[]>();
+  // The real store, counting the loads of pending acks that build an actor.
+  const memory = createMemoryStore({ recentWindowMs: 60_000 });
   const loads: string[] = [];
-  const store = {
-    listPending(user: string) {
+  const store: UserActorStore = {
+    ...memory,
+    listPending(user) {
       loads.push(user);
-      return Promise.resolve(stored.get(user) ?? []);
+      return memory.listPending(user);
     },
-  } as unknown as Store;
+  };
   const errors: string[] = [];
   const users = defineUserActors({
     registry,
@@ -207,10 +212,13 @@ Deno.test("a connected user's failing actor is rebuilt at once with its connecti
       "u-conn",
     ]);
 
-    users.deliver("u", acked(1));
+    // An event needing an ack, published to "u": the store holds it as seq 1, pending.
+    const first = makeEnvelope("NOTIFICATION", { ack: true });
+    await memory.createEvent(first, ["u"], result(first, 1));
+    await memory.runFanout(first.metadata.id, () => {});
+    assert.deepEqual((await memory.listPending("u")).map((p) => p.seq), [1]);
+    users.deliver("u", acked(1, first.metadata.id));
     await settled();
-    // What the store holds when the actor is rebuilt: the item waiting for its ack.
-    stored.set("u", [acked(1).pending!]);
     users.deliver("u", acked(2, "poison"));
     await settled();
     // Sent before the effect broke, then the actor stopped on the error.

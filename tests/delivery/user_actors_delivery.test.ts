@@ -9,7 +9,7 @@ import { defineUserActors } from "../../src/delivery/user_actors.ts";
 import { createMetrics } from "../../src/metrics.ts";
 import { createHub } from "../../src/realtime/hub.ts";
 import { encodeEventFrame } from "../../src/schemas/frames.ts";
-import type { Store } from "../../src/store/store.ts";
+import { createMemoryStore } from "../../src/store/memory_store.ts";
 
 function live(
   seq: number,
@@ -41,7 +41,7 @@ async function harness(pacing: Pacing, clock?: SimulatedClock) {
   };
   const users = defineUserActors({
     registry,
-    store: { listPending: () => Promise.resolve([]) } as unknown as Store,
+    store: createMemoryStore({ recentWindowMs: 60_000 }),
     hub,
     metrics: createMetrics(),
     recorder,
