@@ -7,6 +7,7 @@ import {
   type MemberState,
   type MessageRecord,
 } from "../../src/messaging/conversation_store.ts";
+import { countingKv } from "../_support/counting_kv.ts";
 import { createKvConversationStore } from "../../src/messaging/kv_conversation_store.ts";
 import { createKvStore } from "../../src/store/kv_store.ts";
 import * as keys from "../../src/store/keys.ts";
@@ -471,27 +472,8 @@ async function storedItems(kv: Deno.Kv, user: string): Promise<StreamItem[]> {
 }
 
 /** A KV handle that counts atomic commits and runs `before` ahead of the first one. */
-function countingCommits(kv: Deno.Kv, before?: () => Promise<unknown>) {
-  const counter = { commits: 0 };
-  const handle = new Proxy(kv, {
-    get(target, prop) {
-      if (prop === "atomic") {
-        return () => {
-          const op = target.atomic();
-          const commit = op.commit.bind(op);
-          op.commit = async () => {
-            if (counter.commits++ === 0) await before?.();
-            return await commit();
-          };
-          return op;
-        };
-      }
-      const value = Reflect.get(target, prop);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return { handle, counter };
-}
+const countingCommits = (kv: Deno.Kv, before?: () => Promise<unknown>) =>
+  countingKv(kv, (n) => n === 0 ? before?.() : undefined);
 
 const pairs = (out: { deliveries: { items: { user: string; item: StreamItem }[] }[] }) =>
   out.deliveries.flatMap((d) => d.items.map(({ user, item }) => [user, item.seq]));
@@ -555,7 +537,7 @@ Deno.test("more members with live heads than one commit may check share one comm
     const seqs = createTestSeqs(kv, { promises: true });
     for (const user of users) await seqs.open(user, 10);
     const counted = countingCommits(kv);
-    const counting = createKvConversationStore(counted.handle);
+    const counting = createKvConversationStore(counted.kv);
     const { job: _, ...state } = await load(store, id);
     const out = await counting.commit({
       state,
@@ -566,7 +548,7 @@ Deno.test("more members with live heads than one commit may check share one comm
       },
       seqs,
     });
-    assert.equal(counted.counter.commits, 1, "one commit, no fan-out job");
+    assert.equal(counted.counts.commits, 1, "one commit, no fan-out job");
     assert.deepEqual(await store.unfinished(), []);
     assert.equal(seqs.takes.length, 150 * 3);
     assert.deepEqual(seqs.drops, []);
@@ -599,14 +581,14 @@ Deno.test("a commit retried after a stored seq moved reuses the seqs it took fro
     await seqs.open("ana");
     // A publish to ben lands between the commit's read and its commit.
     const counted = countingCommits(kv, () => kv.set(keys.seqKey("ben"), 1));
-    const racing = createKvConversationStore(counted.handle);
+    const racing = createKvConversationStore(counted.kv);
     const { job: _, ...state } = await load(racing, id);
     const out = await racing.commit({
       state,
       batch: { kind: "messages", sends: [send("ben", "hi")], reads: [] },
       seqs,
     });
-    assert.equal(counted.counter.commits, 2, "the first commit lost to the publish");
+    assert.equal(counted.counts.commits, 2, "the first commit lost to the publish");
     assert.deepEqual(seqs.takes, [["ana", 1]], "taken once, kept for the retry");
     assert.deepEqual(seqs.drops, []);
     assert.deepEqual(pairs(out).sort(), [["ana", 1], ["ben", 2]]);

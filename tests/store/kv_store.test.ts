@@ -6,6 +6,7 @@ import type { SeqSource } from "../../src/store/store.ts";
 import { makeEnvelope, result, withStore } from "../_support/store.ts";
 import { storeContract } from "./_contract.ts";
 import { publish } from "./contract/_harness.ts";
+import { countingKv } from "../_support/counting_kv.ts";
 
 storeContract({
   name: "kv store",
@@ -120,30 +121,8 @@ Deno.test("kv store commits the widest one-commit publish its budget lets throug
 });
 
 /** A KV handle that counts commits (and failed ones) and can run a hook before each. */
-function instrumented(kv: Deno.Kv, beforeCommit: () => Promise<void> = () => Promise.resolve()) {
-  const counts = { commits: 0, failed: 0 };
-  const proxy = new Proxy(kv, {
-    get(target, prop) {
-      if (prop === "atomic") {
-        return () => {
-          const op = target.atomic();
-          const commit = op.commit.bind(op);
-          op.commit = async () => {
-            counts.commits++;
-            await beforeCommit();
-            const res = await commit();
-            if (!res.ok) counts.failed++;
-            return res;
-          };
-          return op;
-        };
-      }
-      const value = Reflect.get(target, prop);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return { kv: proxy, counts };
-}
+const instrumented = (kv: Deno.Kv, beforeCommit?: () => Promise<unknown>) =>
+  countingKv(kv, beforeCommit && (() => beforeCommit()));
 
 Deno.test("kv store groups concurrent one-commit publishes into fewer commits", async () => {
   await withStore(async (_, raw) => {
