@@ -98,8 +98,10 @@ export function createPublisher(deps: PublisherDeps): Publisher {
   }
 
   /**
-   * Hands an ephemeral event to every target with a live head, from memory. A target
-   * whose head must first extend its range gets it once the range is reserved.
+   * Hands an ephemeral event to every target with a live head, from memory. The seqs are
+   * taken at once, in the order events are accepted; the items go out on the next turn,
+   * once the publish has been answered. A target whose head must first extend its range
+   * gets it once the range is reserved.
    */
   function fanOutEphemeral(event: EventRecord, envelope: Envelope, users: string[]) {
     const seqs = deps.seqs;
@@ -125,7 +127,20 @@ export function createPublisher(deps: PublisherDeps): Publisher {
         () => {},
       );
     }
-    if (items.length > 0) deps.deliverLive({ event, items }, json, envelope);
+    if (items.length === 0) return;
+    // Tracked like a fan-out job, so that `idle()` waits for it.
+    const sent = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        try {
+          deps.deliverLive({ event, items }, json, envelope);
+        } catch (error) {
+          deps.onError(event.id, error);
+        } finally {
+          resolve();
+        }
+      }, 0)
+    ).finally(() => running.delete(event.id));
+    running.set(event.id, sent);
   }
 
   function fanOut(id: string, envelope?: Envelope): Promise<void> {
