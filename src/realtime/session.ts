@@ -10,7 +10,8 @@
 
 import type { Registry } from "../../actors/registry.ts";
 import type { UserPrincipal } from "../auth/principal.ts";
-import type { UserEvent } from "../../actors/user.machine.ts";
+import type { UserContext, UserEvent } from "../../actors/user.machine.ts";
+import type { AnyActorRef } from "xstate";
 import type { DeliveryRecorder } from "../delivery/recorder.ts";
 import type { Metrics } from "../metrics.ts";
 import { toClientEnvelope } from "../schemas/envelope.ts";
@@ -19,6 +20,7 @@ import type {
   DeliveryStore,
   EventStore,
   InboxStore,
+  PendingAck,
   StreamItem,
   StreamStore,
 } from "../store/store.ts";
@@ -165,6 +167,16 @@ export function createSessions(deps: SessionDeps): Sessions {
     return { epoch, last, items, recovered };
   }
 
+  /**
+   * The user's items waiting for an ack: those the user actor tracks (built from the
+   * store when it started, kept in step since), or the store's when the actor holds none.
+   */
+  async function pendingOf(user: string, actor: AnyActorRef): Promise<PendingAck[]> {
+    const context = (actor.getSnapshot() as { context?: Partial<UserContext> }).context;
+    if (context?.pending) return Object.values(context.pending);
+    return await store.listPending(user);
+  }
+
   function notify(user: string, event: UserEvent) {
     registry.peek("user", user)?.send(event);
   }
@@ -223,7 +235,7 @@ export function createSessions(deps: SessionDeps): Sessions {
         }
         // Unacked items the client had before (`after` covers newer ones) are sent again.
         const covered = after ?? last;
-        for (const p of await store.listPending(user)) {
+        for (const p of await pendingOf(user, actor)) {
           if (p.seq > covered || (p.exp !== undefined && p.exp <= now)) continue;
           const frame = await frameFor(p.id, p.seq);
           if (frame && hub.send(connId, frame)) recorder.add(p.id, user);
