@@ -25,6 +25,8 @@ interface Conn {
   open: boolean;
   welcomed: boolean;
   welcomeSeq: number;
+  /** The epoch of the last welcome: a resume sends it back with `after`, as the SDK does. */
+  epoch?: string;
   recovered: boolean | undefined;
   /** Highest seq received in order (relais streams). */
   lastSeq: number;
@@ -136,6 +138,7 @@ function onFrame(group: Group, conn: Conn, frame: Frame) {
       conn.welcomed = true;
       conn.welcomeSeq = frame.seq ?? 0;
       conn.recovered = frame.recovered;
+      if (typeof frame.epoch === "string") conn.epoch = frame.epoch;
       if (!conn.resume || conn.lastSeq >= conn.welcomeSeq) conn.settle?.(true);
       return;
     case "msg":
@@ -291,7 +294,10 @@ async function connect(args: ConnectArgs) {
       if (args.peer === "socketio") openSio(g, c, args.url, tokens.get(user)!);
       else {
         const hello: Record<string, unknown> = { token: tokens.get(user) ?? "bare" };
-        if (c.resume) hello.after = c.lastSeq;
+        if (c.resume) {
+          hello.after = c.lastSeq;
+          if (c.epoch !== undefined) hello.epoch = c.epoch;
+        }
         openRaw(g, c, args.url, hello);
       }
     });
