@@ -148,3 +148,19 @@ export async function readCpuSeconds(pid: number): Promise<number> {
   // Fields 14 and 15 (utime, stime) are at 11 and 12 after the command name; 100 ticks/s.
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
+
+/**
+ * Waits until process `pid` uses less than 5 % of a core over 250 ms (at most `maxMs`):
+ * work it deferred (or a backlog it is still draining) must not spill into the next
+ * measurement.
+ */
+export async function quiesce(pid: number, maxMs = 5000): Promise<void> {
+  const deadline = Date.now() + maxMs;
+  let last = await readCpuSeconds(pid);
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 250));
+    const cpu = await readCpuSeconds(pid);
+    if (cpu - last < 0.0125) return;
+    last = cpu;
+  }
+}

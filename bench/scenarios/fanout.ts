@@ -18,7 +18,7 @@ import {
   type Server,
   sleep,
 } from "../_context.ts";
-import { readCpuSeconds } from "../_procs.ts";
+import { quiesce as quiesceProcess, readCpuSeconds } from "../_procs.ts";
 import { audienceUnavailable, bandStructure, measureAudience, putInstitution } from "./audience.ts";
 import { median, round } from "../_stats.ts";
 
@@ -70,16 +70,7 @@ export interface FanoutRun {
 }
 
 /** Waits until the server uses less than 5 % of a core over 250 ms (at most `maxMs`). */
-async function quiesce(server: Server, maxMs = 5000) {
-  const deadline = Date.now() + maxMs;
-  let last = await readCpuSeconds(server.child.pid);
-  while (Date.now() < deadline) {
-    await sleep(250);
-    const cpu = await readCpuSeconds(server.child.pid);
-    if (cpu - last < 0.0125) return;
-    last = cpu;
-  }
-}
+const quiesce = (server: Server, maxMs = 5000) => quiesceProcess(server.child.pid, maxMs);
 
 async function oneEvent(
   ctx: Context,

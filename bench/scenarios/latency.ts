@@ -7,6 +7,7 @@
 import { closeAll, connectAll, type Context, samplesAll, sleep } from "../_context.ts";
 import { median, percentiles, round } from "../_stats.ts";
 import { measureStorm } from "./storm.ts";
+import { quiesce } from "../_procs.ts";
 
 /** Requests the publisher keeps open at once, as a backend's HTTP connection pool. */
 export const CONNECTIONS = 64;
@@ -116,7 +117,9 @@ export async function runLatency(ctx: Context, options: { storm?: boolean } = {}
           answerP99: round(res.answerMs.p99),
           firstError: res.firstError,
         });
-        await sleep(500);
+        // A rate the server could not keep up with leaves a backlog: the next rate starts
+        // once it is drained.
+        await quiesce(server.child.pid, 20_000);
       }
     }
     if (options.storm) {
