@@ -95,8 +95,11 @@ interface Head extends HeadPosition {
   next: number;
   /** The last seq of the reserved ranges. */
   ceiling: number;
-  /** Seqs settled out of order, waiting for the ones before them (null: nothing to show). */
-  settled: Map<number, LiveItem | null>;
+  /**
+   * Seqs settled out of order, waiting for the ones before them (null: nothing to show);
+   * made when the first one waits (most heads never need one).
+   */
+  settled: Map<number, LiveItem | null> | undefined;
   /** Fires when an out-of-order item waited too long. */
   stall: ReturnType<typeof setTimeout> | undefined;
   renewing: Promise<void> | undefined;
@@ -132,7 +135,7 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
       released: range.from - 1,
       next: range.from,
       ceiling: range.to,
-      settled: new Map(),
+      settled: undefined,
       stall: undefined,
       renewing: undefined,
       window: [],
@@ -181,8 +184,8 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
     if (head.stall !== undefined) clearTimeout(head.stall);
     if (heads.get(head.user) === head) heads.delete(head.user);
     // What waited for a seq that will never settle goes on, in order.
-    const waiting = [...head.settled.entries()].sort((a, b) => a[0] - b[0]);
-    head.settled.clear();
+    const waiting = [...head.settled?.entries() ?? []].sort((a, b) => a[0] - b[0]);
+    head.settled = undefined;
     for (const [, live] of waiting) if (live) deps.release(head.user, live);
   }
 
@@ -213,14 +216,16 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
 
   /** Passes on the settled items that follow the released seq. */
   function drain(head: Head) {
-    while (head.settled.size > 0) {
+    const settled = head.settled;
+    if (!settled) return;
+    while (settled.size > 0) {
       const next = head.released + 1;
-      if (!head.settled.has(next)) break;
-      const live = head.settled.get(next)!;
-      head.settled.delete(next);
+      if (!settled.has(next)) break;
+      const live = settled.get(next)!;
+      settled.delete(next);
       passOn(head, next, live);
     }
-    if (head.settled.size === 0 && head.stall !== undefined) {
+    if (settled.size === 0 && head.stall !== undefined) {
       clearTimeout(head.stall);
       head.stall = undefined;
     }
@@ -229,7 +234,7 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
   /** An item waited too long for a seq before it: skip the missing seqs. */
   function unstall(head: Head) {
     head.stall = undefined;
-    if (head.closed || head.settled.size === 0) return;
+    if (head.closed || !head.settled || head.settled.size === 0) return;
     const first = Math.min(...head.settled.keys());
     deps.onError(
       `Stream head of user "${head.user.slice(0, 100)}" skipped stalled seqs`,
@@ -261,10 +266,10 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
     }
     if (seq === head.released + 1) {
       passOn(head, seq, live ?? null);
-      if (head.settled.size > 0) drain(head);
+      if (head.settled?.size) drain(head);
       return;
     }
-    head.settled.set(seq, live ?? null);
+    (head.settled ??= new Map()).set(seq, live ?? null);
     head.stall ??= setTimeout(() => unstall(head), stallMs);
   }
 
