@@ -23,6 +23,8 @@ export interface ReadCache<T> {
   ): Promise<(T | undefined)[]>;
   /** Runs a write of `id`'s record, forgetting it before and after. */
   writing<R>(id: string, write: () => Promise<R>): Promise<R>;
+  /** Forgets every record (a write that may change any of them). */
+  clear(): void;
 }
 
 interface Cached<T> {
@@ -86,6 +88,10 @@ export function createReadCache<T>(options: ReadCacheOptions = {}): ReadCache<T>
         remember(missing[k], value, at, since);
       });
       return out;
+    },
+    clear() {
+      writes++;
+      cache.clear();
     },
     async writing(id, write) {
       writes++;

@@ -1,23 +1,63 @@
 /**
  * Directory entries kept in memory for a short while.
  *
- * Every connection reads its user's entry (memberships) and every `USER` audience reads
- * all its targets' (to report unknown ones): a 10,000-user list would be a thousand reads
- * of the store per publish. See `src/read_cache.ts` for what is trusted and for how long.
+ * Every connection reads its user's entry (memberships), every `USER` audience reads all
+ * its targets' (to report unknown ones) and every `STRUCTURE`, `GROUP`... audience lists
+ * its members: a 10,000-user audience would be a thousand reads of the store per publish.
+ * See `src/read_cache.ts` for what is trusted and for how long.
  */
 
 import { createReadCache, type ReadCacheOptions } from "../read_cache.ts";
-import type { Directory, DirectoryEntry } from "./directory.ts";
+import type { Dimension, Directory, DirectoryEntry } from "./directory.ts";
 
-/** Wraps `directory` so that `get` and `getMany` answer from memory while fresh. */
+/** Member lists longer than this are read from the directory every time. */
+const MAX_CACHED_MEMBERS = 20_000;
+/** Ids handed to a `members` visitor at a time. */
+const MEMBER_PAGE = 1_000;
+
+/**
+ * Wraps `directory` so that `get`, `getMany` and `members` answer from memory while
+ * fresh. Any write forgets every member list: it may move its user in or out of any.
+ */
 export function withEntryCache(directory: Directory, options: ReadCacheOptions = {}): Directory {
   const cache = createReadCache<DirectoryEntry>(options);
+  const lists = createReadCache<string[]>({ ...options, maxEntries: 1_000 });
+  const writing = <R>(id: string, write: () => Promise<R>) => {
+    lists.clear();
+    return cache.writing(id, async () => {
+      try {
+        return await write();
+      } finally {
+        lists.clear();
+      }
+    });
+  };
+
+  /** Every member of one value, or `undefined` when there are too many to keep. */
+  async function allMembers(dim: Dimension, value: string): Promise<string[] | undefined> {
+    const all: string[] = [];
+    let tooMany = false;
+    await directory.members(dim, value, (page) => {
+      all.push(...page);
+      if (all.length <= MAX_CACHED_MEMBERS) return;
+      tooMany = true;
+      return false;
+    });
+    return tooMany ? undefined : all;
+  }
+
   return {
-    put: (entry) => cache.writing(entry.id, () => directory.put(entry)),
-    update: (id, change) => cache.writing(id, () => directory.update(id, change)),
-    delete: (id) => cache.writing(id, () => directory.delete(id)),
+    put: (entry) => writing(entry.id, () => directory.put(entry)),
+    update: (id, change) => writing(id, () => directory.update(id, change)),
+    delete: (id) => writing(id, () => directory.delete(id)),
     get: (id) => cache.get(id, (one) => directory.get(one)),
     getMany: (ids) => cache.getMany(ids, (many) => directory.getMany(many)),
-    members: (dim, value, visit) => directory.members(dim, value, visit),
+    async members(dim, value, visit) {
+      const ids = await lists.get(`${dim}\u0000${value}`, () => allMembers(dim, value));
+      if (ids === undefined) return await directory.members(dim, value, visit);
+      for (let i = 0; i < ids.length; i += MEMBER_PAGE) {
+        if (visit(ids.slice(i, i + MEMBER_PAGE)) === false) return;
+      }
+    },
   };
 }

@@ -99,3 +99,58 @@ Deno.test("entry cache: holds at most maxEntries, hostile ids included", async (
     kv.close();
   }
 });
+
+/** Every member of `structure`, as an audience lists them. */
+async function membersOf(directory: Directory, structure: string): Promise<string[]> {
+  const ids: string[] = [];
+  await directory.members("STRUCTURE", structure, (page) => void ids.push(...page));
+  return ids.sort();
+}
+
+Deno.test("entry cache: member lists come from memory while fresh, and any write forgets them", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const inner = createKvDirectory(kv);
+    let lists = 0;
+    const counted: Directory = {
+      ...inner,
+      members: (dim, value, visit) => {
+        lists++;
+        return inner.members(dim, value, visit);
+      },
+    };
+    const cached = withEntryCache(counted, { ttlMs: 60_000 });
+    await cached.put(entry("marie", ["univ-lyon"]));
+    await cached.put(entry("paul", ["univ-lyon"]));
+    assert.deepEqual(await membersOf(cached, "univ-lyon"), ["marie", "paul"]);
+    assert.deepEqual(await membersOf(cached, "univ-lyon"), ["marie", "paul"]);
+    assert.equal(lists, 1, "the second listing came from memory");
+    // paul moves: both lists change at once.
+    await cached.update("paul", (e) => e && { ...e, structures: ["univ-rennes"] });
+    assert.deepEqual(await membersOf(cached, "univ-lyon"), ["marie"]);
+    assert.deepEqual(await membersOf(cached, "univ-rennes"), ["paul"]);
+    await cached.delete("marie");
+    assert.deepEqual(await membersOf(cached, "univ-lyon"), []);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("entry cache: a visitor that stops early is not given the rest", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const cached = withEntryCache(createKvDirectory(kv));
+    for (let i = 0; i < 2500; i++) await cached.put(entry(`u${i}`, ["amphi"]));
+    const pages: number[] = [];
+    await cached.members("STRUCTURE", "amphi", (page) => {
+      pages.push(page.length);
+      return false;
+    });
+    assert.deepEqual(pages, [1000]);
+    let total = 0;
+    await cached.members("STRUCTURE", "amphi", (page) => void (total += page.length));
+    assert.equal(total, 2500);
+  } finally {
+    kv.close();
+  }
+});
