@@ -109,7 +109,7 @@ export const OPERATIONS: Operation[] = [
     path: "/v1/sse",
     summary: "The user's stream as Server-Sent Events (the WebSocket's server frames)",
     description:
-      "Each frame is one event whose data is the frame's JSON; stream items carry their position as `id: <epoch>:<seq>` (the epoch is `welcome.epoch`). Resumes after the `Last-Event-ID` header (`<epoch>:<seq>`, or a bare `<seq>` from older ids), else after `after` of epoch `epoch`; a resume from another epoch may get `recovered: false`. Credentials: Authorization, the gateway's signed context, or a single-use `ticket` (an EventSource cannot set headers). A stream the server ends gets a last `close` frame with the WebSocket close code (4001, 4003, 4008, 4009).",
+      "Each frame is one event whose data is the frame's JSON; stream items carry their position as `id: <epoch>:<seq>` (the epoch is `welcome.epoch`). Resumes after the `Last-Event-ID` header (`<epoch>:<seq>`, or a bare `<seq>` from older ids), else after `after` of epoch `epoch`; a resume from another epoch (or a bare `<seq>`) replays every stored item and gets `recovered: false`. Credentials: Authorization, the gateway's signed context, or a single-use `ticket` (an EventSource cannot set headers). A stream the server ends gets a last `close` frame with the WebSocket close code (4001, 4003, 4008, 4009).",
     tags: ["realtime"],
     security: "user",
     query: SseQuerySchema,
@@ -123,7 +123,7 @@ export const OPERATIONS: Operation[] = [
     path: "/v1/poll",
     summary: "Long-poll: the next batch of server frames, or an empty one after `timeout` ms",
     description:
-      "Answers `{session, epoch, seq, frames}`. Send `seq` back as `after`, `epoch` as `epoch` and `session` to keep presence and buffering between polls; an `after` behind the last answer, or an `epoch` that is not the session's, replays from the store (`welcome.recovered` says whether in full). `timeout` (ms) is capped by RELAIS_POLL_MAX_TIMEOUT_MS (default 25 000 or the cap).",
+      "Answers `{session, epoch, seq, frames}`. Send `seq` back as `after`, `epoch` as `epoch` and `session` to keep presence and buffering between polls; an `after` behind the last answer replays from the store and the recent window; an `epoch` that is not the current one replays every stored item with `welcome.recovered: false`. `timeout` (ms) is capped by RELAIS_POLL_MAX_TIMEOUT_MS (default 25 000 or the cap).",
     tags: ["realtime"],
     security: "user",
     query: PollQuerySchema,
