@@ -378,7 +378,9 @@ export interface InboxStore {
 export interface ErasureStore {
   /**
    * Erases what relais holds about a user's deliveries: stream, inbox, pending acks,
-   * collapse keys, delivery records and queued digest items.
+   * collapse keys, delivery records and queued digest items. The stream's last seq stays
+   * (a count, no content): a seq never names two items, and the user's devices may still
+   * hold positions in the erased stream.
    */
   eraseUser(user: string): Promise<Erased>;
 }

@@ -1,6 +1,7 @@
 /** Erasing a user: `DELETE /v1/users/:id` removes stream, inbox, preferences, memberships, presence. */
 
 import assert from "node:assert/strict";
+import { LEASE_SIZE } from "../../src/delivery/stream_heads.ts";
 import { envelope, SERVICE_KEY, startServer } from "../_support/server.ts";
 import { FIXTURE, freshFixture, putFixtureUsers } from "../_support/directory.ts";
 
@@ -45,7 +46,9 @@ Deno.test("deleting a user erases their stream, inbox, preferences, memberships 
     const prefs = await server.request("/v1/me/preferences", { bearer: token });
     assert.deepEqual(prefs.body.sources, {});
     const again = await server.login(user, { after: 0 });
-    assert.equal(again.welcome.seq, 0);
+    // The stream's last seq stays (the erased head's range): positions held before the
+    // erasure never name a later item.
+    assert.equal(again.welcome.seq, LEASE_SIZE);
     assert.deepEqual(await again.client.collect(200, (f) => f.type === "event"), []);
     // Erasing twice is harmless.
     const twice = await server.request(`/v1/users/${user}`, {

@@ -27,8 +27,9 @@ export function createKvErasureStore(kv: Deno.Kv): ErasureStore {
       ...await keysOf(keys.mailDigestUserPrefix(user)),
       ...await keysOf(keys.mailDigestDuePrefix(user)),
     ];
-    // The seq goes last: until it is gone, a publish racing the erasure still checks it.
-    await deleteAll(kv, [...pending, ...targets, ...rest, ...stream, keys.seqKey(user)]);
+    // The stored last seq stays: a seq never names two items, and the user's devices may
+    // still hold positions in the erased stream (a later item goes above them).
+    await deleteAll(kv, [...pending, ...targets, ...rest, ...stream]);
     return { streamItems: stream.length, pendingAcks: pending.length };
   }
 

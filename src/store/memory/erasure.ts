@@ -1,7 +1,7 @@
 /** Erasure of a user's deliveries in memory. */
 
 import type { Erased, ErasureStore } from "../store.ts";
-import type { MemoryState } from "./_state.ts";
+import { type MemoryState, userState } from "./_state.ts";
 
 /** Creates the erasure port over `state`. */
 export function createMemoryErasureStore(state: MemoryState): ErasureStore {
@@ -10,8 +10,10 @@ export function createMemoryErasureStore(state: MemoryState): ErasureStore {
     state.mail?.eraseUser(user);
     if (!found) return Promise.resolve({ streamItems: 0, pendingAcks: 0 });
     for (const item of found.items.values()) state.events.get(item.id)?.targets.delete(user);
-    // The whole state goes, the seq with it, as the KV adapter deletes the user's keys.
+    // Everything goes but the last seq, as the KV adapter keeps it: a seq never names two
+    // items, and the user's devices may still hold positions in the erased stream.
     state.users.delete(user);
+    userState(state, user).seq = found.seq;
     return Promise.resolve({ streamItems: found.items.size, pendingAcks: found.pending.size });
   }
 
