@@ -16,7 +16,8 @@ export function countingKv(
           const op = target.atomic();
           const commit = op.commit.bind(op);
           op.commit = async () => {
-            await beforeCommit?.(counts.commits++);
+            const n = counts.commits++;
+            await beforeCommit?.(n);
             const res = await commit();
             if (!res.ok) counts.failed++;
             return res;

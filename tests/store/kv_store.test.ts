@@ -326,3 +326,22 @@ for (const path of ["one-commit publish", "fan-out job"] as const) {
     });
   });
 }
+
+Deno.test("kv store groups concurrent record-only events into fewer commits, each stored when it answers", async () => {
+  await withStore(async (_, raw) => {
+    const { kv, counts } = instrumented(raw);
+    const store = createKvStore(kv, { recentWindowMs: 60_000 });
+    const events = Array.from({ length: 30 }, () => makeEnvelope("REALTIME"));
+    const created = await Promise.all(events.map(async (e) => {
+      const answer = await store.createEvent(e, [], result(e, 0));
+      // Durable by the time it answers: another handle on the same KV reads it.
+      const stored = await raw.get(keys.eventKey(e.metadata.id));
+      return answer.created && stored.value !== null;
+    }));
+    assert.deepEqual(created, events.map(() => true));
+    assert.ok(counts.commits < 30, `${counts.commits} commits for 30 events`);
+    // A re-post of a known id creates nothing and answers the first record.
+    const again = await store.createEvent(events[0], [], result(events[0], 0));
+    assert.equal(again.created, false);
+  });
+});
