@@ -330,7 +330,13 @@ function opensTimers(c: UserContext, items: LiveItem[]): boolean {
     if (connected && (live.pending || live.item.ack)) return true;
     if (c.lowBuffer.length === 0 && isLow(c, live)) return true;
   }
-  return c.folded.count === 0 && pace(c, items, Date.now()).fold.length > 0;
+  if (!connected || c.folded.count > 0) return false;
+  // Nothing can fold while the batch fits in what is left of the budget (the common case:
+  // no need to pace the batch here as well).
+  const now = Date.now();
+  const used = windowOver(c, now) ? 0 : c.pushed;
+  if (used + items.length <= c.pacing.pushBudget) return false;
+  return pace(c, items, now).fold.length > 0;
 }
 
 /** A timer the user actor is waiting on, as its context tells it. */

@@ -183,9 +183,11 @@ export function createFanOut(kv: Deno.Kv): FanOut {
           // A head that opened (or began to) since the first take reserved its range above
           // what was just read: such a member takes from it instead, or this write could
           // land inside the head's range.
-          for (const user of source ? unheaded : []) {
-            const taken = await takeSeqs(source!, user, targeted(user).length);
-            if (taken) held.set(user, taken);
+          if (source) {
+            for (const user of unheaded) {
+              const taken = await takeSeqs(source, user, targeted(user).length);
+              if (taken) held.set(user, taken);
+            }
           }
           const stored = unheaded.filter((u) => !held.has(u));
           const lastOf = new Map(
