@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { ConfigError, loadConfig } from "../src/config.ts";
+import * as v from "valibot";
+import { ConfigError, loadConfig, VARIABLES } from "../src/config.ts";
 
 const KEY = "svc_0123456789abcdef";
 
@@ -100,4 +101,45 @@ Deno.test("config reads the mailer, pacing and directory settings, naming a bad 
       (e) => e instanceof ConfigError && e.message.startsWith(`Invalid ${name}:`),
     );
   }
+});
+
+Deno.test("config reads every declared fallback with its own variable's schema", () => {
+  for (const [name, variable] of Object.entries(VARIABLES)) {
+    if (!("fallback" in variable)) continue;
+    const result = v.safeParse(variable.schema, variable.fallback);
+    assert.ok(result.success, `the fallback of ${name} is not valid`);
+  }
+});
+
+Deno.test("config applies the rules between variables, naming the variable", () => {
+  const production = { RELAIS_ENV: "production", RELAIS_SERVICE_KEYS: `api:${KEY}:admin` };
+  assert.throws(
+    () => loadConfig({ ...production, RELAIS_JWT_SECRET: "short" }),
+    (e) =>
+      e instanceof ConfigError &&
+      e.message === "Invalid RELAIS_JWT_SECRET: expected at least 32 characters",
+  );
+  const gateway = loadConfig({ ...production, RELAIS_GATEWAY_KEYS: "k1:s3cret, constructor:x" });
+  assert.equal(gateway.auth.jwtSecret, undefined, "no secret is generated in production");
+  assert.ok(Object.hasOwn(gateway.auth.gatewayKeys, "constructor"));
+  assert.equal(gateway.auth.gatewayKeys.k1, "s3cret");
+  assert.deepEqual(gateway.allowedOrigins, [], "production allows no other origin by default");
+
+  const jwks = loadConfig({ RELAIS_JWKS_URL: "https://idp.example.org/jwks" });
+  assert.equal(jwks.auth.jwtSecret, undefined, "a JWKS URL needs no generated secret");
+  assert.equal(jwks.auth.generated, true, "the service key is still generated");
+  assert.equal(jwks.mailer.secret.length >= 32, true, "mail links are signed all the same");
+
+  const fromHost = loadConfig({ HOST: "0.0.0.0", PORT: "9000" });
+  assert.equal(fromHost.mailer.publicUrl, "http://0.0.0.0:9000");
+  assert.equal(fromHost.rate.limiter, "kv");
+  assert.throws(
+    () => loadConfig({ HOST: "::" }),
+    (e) => e instanceof ConfigError && e.message.startsWith("Invalid RELAIS_PUBLIC_URL:"),
+    "a host that makes no URL asks for RELAIS_PUBLIC_URL",
+  );
+  assert.equal(
+    loadConfig({ HOST: "::", RELAIS_PUBLIC_URL: "https://relais.example.org" }).host,
+    "::",
+  );
 });
