@@ -7,10 +7,9 @@
  */
 
 import { upgradeWebSocket } from "hono/deno";
-import { createApp } from "../src/app.ts";
+import { createAdapters } from "../src/app/adapters.ts";
+import { createApp } from "../src/app/app.ts";
 import { loadConfig } from "../src/config.ts";
-import { createKvAdapters } from "../src/kv_adapters.ts";
-import { createKvStore } from "../src/store/kv_store.ts";
 import { SERVICE_KEY, testEnv } from "../tests/_support/server.ts";
 import { writeBulkDirectory } from "../tests/_support/bulk_directory.ts";
 
@@ -24,8 +23,9 @@ const loadMs = performance.now() - t0;
 
 const config = loadConfig(testEnv({ RELAIS_KV_PATH: path, RELAIS_OUTBOX_DIR: `${dir}/outbox` }));
 const kv = await Deno.openKv(path);
-const store = createKvStore(kv, { recentWindowMs: config.delivery.recentWindowMs });
-const relais = createApp({ config, store, upgradeWebSocket, ...createKvAdapters(kv, config) });
+const adapters = createAdapters(config, kv);
+const { store } = adapters;
+const relais = createApp({ config, upgradeWebSocket, ...adapters });
 await relais.start();
 const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, relais.app.fetch);
 const origin = `http://127.0.0.1:${server.addr.port}`;

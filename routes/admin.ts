@@ -2,13 +2,14 @@
 
 import { Hono } from "hono";
 import * as v from "valibot";
-import type { ActorKind, Registry } from "../actors/registry.ts";
+import type { Registry } from "../actors/registry.ts";
 import { requireScope } from "../src/auth/middleware.ts";
 import type { AppEnv } from "../src/auth/principal.ts";
 import type { ServiceKeys } from "../src/auth/service_keys.ts";
 import { AppError } from "../src/errors.ts";
 import type { DeliveryStore } from "../src/store/store.ts";
-import { adminLimit, parseOrThrow } from "../src/validate.ts";
+import { describe } from "../src/openapi.ts";
+import { adminLimit, validate } from "../src/validate.ts";
 
 const kind = v.picklist(
   ["user", "conversation", "mailer"],
@@ -33,21 +34,51 @@ export interface AdminRoutesDeps {
 export function createAdminRoutes(deps: AdminRoutesDeps) {
   return new Hono<AppEnv>()
     .use("/v1/admin/*", requireScope(deps.keys, "admin"))
-    .get("/v1/admin/actors", (c) => {
-      const query = parseOrThrow(ActorsQuerySchema, c.req.query(), "query");
-      const actors = deps.registry.list(query.kind);
-      return c.json({ count: actors.length, actors });
-    })
-    .get("/v1/admin/actors/:kind/:id", (c) => {
-      const k = parseOrThrow(kind, c.req.param("kind"), "actor kind") as ActorKind;
-      const id = c.req.param("id");
-      const detail = deps.registry.inspect(k, id);
-      if (!detail) throw new AppError("not_found", `No live ${k} actor "${id.slice(0, 100)}"`);
-      return c.json(detail);
-    })
-    .get("/v1/admin/dead-letters", async (c) => {
-      const query = parseOrThrow(DeadLettersQuerySchema, c.req.query(), "query");
-      const items = await deps.store.listDeadLetters({ limit: query.limit });
-      return c.json({ count: items.length, items });
-    });
+    .get(
+      "/v1/admin/actors",
+      describe({
+        summary: "Live actors",
+        tags: ["ops"],
+        security: "admin",
+        responses: { 200: { description: "Actors with their state value" } },
+      }),
+      validate("query", ActorsQuerySchema),
+      (c) => {
+        const actors = deps.registry.list(c.req.valid("query").kind);
+        return c.json({ count: actors.length, actors });
+      },
+    )
+    .get(
+      "/v1/admin/actors/:kind/:id",
+      describe({
+        summary: "One actor's XState snapshot and pending timers",
+        tags: ["ops"],
+        security: "admin",
+        responses: {
+          200: { description: "Snapshot" },
+          404: { description: "No such live actor" },
+        },
+      }),
+      validate("param", v.object({ kind, id: v.string() }), { what: "actor" }),
+      (c) => {
+        const { kind: k, id } = c.req.valid("param");
+        const detail = deps.registry.inspect(k, id);
+        if (!detail) throw new AppError("not_found", `No live ${k} actor "${id.slice(0, 100)}"`);
+        return c.json(detail);
+      },
+    )
+    .get(
+      "/v1/admin/dead-letters",
+      describe({
+        summary: "Items never acknowledged within their retry limit, newest first",
+        tags: ["ops"],
+        security: "admin",
+        responses: { 200: { description: "Dead letters" } },
+      }),
+      validate("query", DeadLettersQuerySchema),
+      async (c) => {
+        const items = await deps.store.listDeadLetters({ limit: c.req.valid("query").limit });
+        return c.json({ count: items.length, items });
+      },
+    );
 }

@@ -9,9 +9,10 @@ import * as v from "valibot";
 import { requireScope, requireUser, type RequireUserDeps } from "../src/auth/middleware.ts";
 import type { AppEnv } from "../src/auth/principal.ts";
 import type { ServiceKeys } from "../src/auth/service_keys.ts";
-import { readJson } from "../src/body.ts";
 import type { Actor, Messaging } from "../src/messaging/messaging.ts";
-import { parseOrThrow, queryInt } from "../src/validate.ts";
+import { describe } from "../src/openapi.ts";
+import { queryInt, validate } from "../src/validate.ts";
+import { jsonBody } from "./_json_body.ts";
 
 const name = (max: number) => v.pipe(v.string(), v.trim(), v.minLength(1), v.maxLength(max));
 const userId = name(256);
@@ -83,13 +84,6 @@ export interface ConversationRoutesDeps extends RequireUserDeps {
   maxBodyBytes: number;
 }
 
-/** Reads a JSON body that may be absent (`{}` then). */
-async function optionalJson(c: Context, maxBytes: number): Promise<unknown> {
-  const length = c.req.header("content-length");
-  if (length === "0" || (length === undefined && !c.req.header("content-type"))) return {};
-  return await readJson(c, maxBytes);
-}
-
 /** `/v1/conversations/*`, `/v1/me/conversations` and `/v1/me/blocks/*`. */
 export function createConversationRoutes(deps: ConversationRoutesDeps) {
   const { messaging } = deps;
@@ -117,101 +111,304 @@ export function createConversationRoutes(deps: ConversationRoutesDeps) {
     const service = c.get("service");
     return service ? { kind: "service", name: service.name } : { kind: "user", user: c.var.user };
   };
-  const conversationId = (c: Context<AppEnv>) =>
-    parseOrThrow(ConversationIdSchema, c.req.param("id"), "conversation id");
-  const seqParam = (c: Context<AppEnv>) =>
-    parseOrThrow(SeqParamSchema, c.req.param("seq"), "message seq");
+  const body = { maxBytes: deps.maxBodyBytes };
+  const conversation = validate("param", v.object({ id: ConversationIdSchema }), {
+    what: "conversation id",
+  });
+  const message = validate("param", v.object({ id: ConversationIdSchema, seq: SeqParamSchema }));
+  const blocked = validate("param", v.object({ userId }), { what: "user id" });
+  const member = validate("param", v.object({ id: ConversationIdSchema, userId }));
 
   return new Hono<AppEnv>()
-    .post("/v1/conversations", userOrService, async (c) => {
-      const body = parseOrThrow(
-        CreateConversationSchema,
-        await readJson(c, deps.maxBodyBytes),
-        "conversation",
-      );
-      const { conversation, created } = await messaging.create(actorOf(c), body);
-      return c.json(conversation, created ? 201 : 200);
-    })
-    .get("/v1/me/conversations", user, async (c) => {
-      return c.json(await messaging.list(c.var.user.id));
-    })
-    .get("/v1/me/blocks", user, async (c) => {
-      return c.json({ blocks: await messaging.blocks(c.var.user.id) });
-    })
-    .put("/v1/me/blocks/:userId", user, async (c) => {
-      const other = parseOrThrow(userId, c.req.param("userId"), "user id");
-      await messaging.block(c.var.user.id, other);
-      return c.json({ user: other, blocked: true });
-    })
-    .delete("/v1/me/blocks/:userId", user, async (c) => {
-      const other = parseOrThrow(userId, c.req.param("userId"), "user id");
-      await messaging.unblock(c.var.user.id, other);
-      return c.json({ user: other, blocked: false });
-    })
-    .get("/v1/conversations/:id", user, async (c) => {
-      return c.json(await messaging.get(c.var.user.id, conversationId(c)));
-    })
-    .get("/v1/conversations/:id/messages", user, async (c) => {
-      const query = parseOrThrow(HistoryQuerySchema, c.req.query(), "query");
-      return c.json(
-        await messaging.history(c.var.user.id, conversationId(c), {
-          before: query.before,
-          limit: query.limit,
-        }),
-      );
-    })
-    .post("/v1/conversations/:id/messages", user, async (c) => {
-      const id = conversationId(c);
-      const body = parseOrThrow(SendMessageSchema, await readJson(c, deps.maxBodyBytes), "message");
-      const { message, created } = await messaging.send(c.var.user.id, id, body);
-      if (!created) c.header("Idempotent-Replayed", "true");
-      return c.json(message, created ? 201 : 200);
-    })
-    .patch("/v1/conversations/:id/messages/:seq", user, async (c) => {
-      const id = conversationId(c);
-      const seq = seqParam(c);
-      const body = parseOrThrow(EditMessageSchema, await readJson(c, deps.maxBodyBytes), "edit");
-      return c.json(await messaging.edit(c.var.user.id, id, seq, body.text));
-    })
-    .delete("/v1/conversations/:id/messages/:seq", user, async (c) => {
-      return c.json(await messaging.remove(c.var.user.id, conversationId(c), seqParam(c)));
-    })
-    .post("/v1/conversations/:id/read", user, async (c) => {
-      const id = conversationId(c);
-      const body = parseOrThrow(
-        ReadConversationSchema,
-        await optionalJson(c, deps.maxBodyBytes),
-        "read",
-      );
-      const { read, unread } = await messaging.read(c.var.user.id, id, body.seq);
-      return c.json({ conversation: id, read, unread });
-    })
-    .post("/v1/conversations/:id/typing", user, async (c) => {
-      await messaging.typing(c.var.user.id, conversationId(c));
-      return c.body(null, 204);
-    })
-    .post("/v1/conversations/:id/members", userOrService, async (c) => {
-      const id = conversationId(c);
-      const body = parseOrThrow(AddMembersSchema, await readJson(c, deps.maxBodyBytes), "members");
-      const members = body.members.map((m) => typeof m === "string" ? { id: m } : m);
-      return c.json(await messaging.addMembers(actorOf(c), id, members));
-    })
-    .delete("/v1/conversations/:id/members/:userId", userOrService, async (c) => {
-      const id = conversationId(c);
-      const member = parseOrThrow(userId, c.req.param("userId"), "user id");
-      return c.json(await messaging.removeMember(actorOf(c), id, member));
-    })
-    .post("/v1/conversations/:id/leave", user, async (c) => {
-      const id = conversationId(c);
-      await messaging.removeMember(actorOf(c), id, c.var.user.id);
-      return c.json({ conversation: id, left: true });
-    })
-    .put("/v1/conversations/:id/mute", user, async (c) => {
-      const id = conversationId(c);
-      return c.json({ conversation: id, ...await messaging.mute(c.var.user.id, id, true) });
-    })
-    .delete("/v1/conversations/:id/mute", user, async (c) => {
-      const id = conversationId(c);
-      return c.json({ conversation: id, ...await messaging.mute(c.var.user.id, id, false) });
-    });
+    .post(
+      "/v1/conversations",
+      describe({
+        summary: "Create a conversation (1:1 reused per pair, or a group)",
+        description:
+          "A user lists the other members (same-structure policy and blocks apply); a service key with conversations:write lists every member, optional owners and a context.",
+        tags: ["conversations"],
+        security: "user",
+        responses: {
+          201: { description: "Created" },
+          200: { description: "The existing 1:1 conversation of the pair" },
+          403: { description: "blocked, or no shared structure" },
+          409: { description: "conversation_full" },
+        },
+      }),
+      userOrService,
+      jsonBody(CreateConversationSchema, { ...body, what: "conversation" }),
+      async (c) => {
+        const { conversation, created } = await messaging.create(actorOf(c), c.req.valid("json"));
+        return c.json(conversation, created ? 201 : 200);
+      },
+    )
+    .get(
+      "/v1/me/conversations",
+      describe({
+        summary: "The user's conversations, most recent first, with unread counts and presence",
+        tags: ["conversations"],
+        security: "user",
+        responses: {
+          200: { description: "Conversations and the unread total (muted ones left out)" },
+        },
+      }),
+      user,
+      async (c) => c.json(await messaging.list(c.var.user.id)),
+    )
+    .get(
+      "/v1/me/blocks",
+      describe({
+        summary: "The users the user blocked",
+        tags: ["conversations"],
+        security: "user",
+        responses: { 200: { description: "Blocked user ids" } },
+      }),
+      user,
+      async (c) => c.json({ blocks: await messaging.blocks(c.var.user.id) }),
+    )
+    .put(
+      "/v1/me/blocks/:userId",
+      describe({
+        summary:
+          "Block a user: they cannot start a conversation with you and nothing they send reaches you",
+        tags: ["conversations"],
+        security: "user",
+        responses: { 200: { description: "Blocked" } },
+      }),
+      user,
+      blocked,
+      async (c) => {
+        const other = c.req.valid("param").userId;
+        await messaging.block(c.var.user.id, other);
+        return c.json({ user: other, blocked: true });
+      },
+    )
+    .delete(
+      "/v1/me/blocks/:userId",
+      describe({
+        summary: "Unblock a user",
+        tags: ["conversations"],
+        security: "user",
+        responses: { 200: { description: "Unblocked" } },
+      }),
+      user,
+      blocked,
+      async (c) => {
+        const other = c.req.valid("param").userId;
+        await messaging.unblock(c.var.user.id, other);
+        return c.json({ user: other, blocked: false });
+      },
+    )
+    .get(
+      "/v1/conversations/:id",
+      describe({
+        summary: "A conversation with its members, roles, read positions and presence",
+        tags: ["conversations"],
+        security: "user",
+        responses: { 200: { description: "The conversation" }, 403: { description: "not_member" } },
+      }),
+      user,
+      conversation,
+      async (c) => c.json(await messaging.get(c.var.user.id, c.req.valid("param").id)),
+    )
+    .get(
+      "/v1/conversations/:id/messages",
+      describe({
+        summary: "History, newest first; pass next as before for the older page",
+        tags: ["conversations"],
+        security: "user",
+        responses: {
+          200: { description: "Messages and next" },
+          403: { description: "not_member" },
+        },
+      }),
+      user,
+      conversation,
+      validate("query", HistoryQuerySchema),
+      async (c) => {
+        const query = c.req.valid("query");
+        return c.json(
+          await messaging.history(c.var.user.id, c.req.valid("param").id, {
+            before: query.before,
+            limit: query.limit,
+          }),
+        );
+      },
+    )
+    .post(
+      "/v1/conversations/:id/messages",
+      describe({
+        summary: "Send a message; answered once it is durable",
+        description:
+          "A resend with the same client_id stores nothing new and answers 200 with the stored message (Idempotent-Replayed: true).",
+        tags: ["conversations"],
+        security: "user",
+        responses: {
+          201: { description: "Stored and sent to the members" },
+          200: { description: "Resend of a stored message" },
+          400: { description: "too_long, empty or invalid" },
+          403: { description: "not_member or blocked" },
+        },
+      }),
+      user,
+      conversation,
+      jsonBody(SendMessageSchema, { ...body, what: "message" }),
+      async (c) => {
+        const { id } = c.req.valid("param");
+        const { message, created } = await messaging.send(c.var.user.id, id, c.req.valid("json"));
+        if (!created) c.header("Idempotent-Replayed", "true");
+        return c.json(message, created ? 201 : 200);
+      },
+    )
+    .patch(
+      "/v1/conversations/:id/messages/:seq",
+      describe({
+        summary: "Edit one's message; members get a msg frame with change: edit",
+        tags: ["conversations"],
+        security: "user",
+        responses: {
+          200: { description: "The edited message" },
+          403: { description: "Not the author" },
+        },
+      }),
+      user,
+      message,
+      jsonBody(EditMessageSchema, { ...body, what: "edit" }),
+      async (c) => {
+        const { id, seq } = c.req.valid("param");
+        return c.json(await messaging.edit(c.var.user.id, id, seq, c.req.valid("json").text));
+      },
+    )
+    .delete(
+      "/v1/conversations/:id/messages/:seq",
+      describe({
+        summary: "Delete a message (author or owner); its text and attachments are erased",
+        tags: ["conversations"],
+        security: "user",
+        responses: {
+          200: { description: "The deleted message" },
+          404: { description: "No such message" },
+        },
+      }),
+      user,
+      message,
+      async (c) => {
+        const { id, seq } = c.req.valid("param");
+        return c.json(await messaging.remove(c.var.user.id, id, seq));
+      },
+    )
+    .post(
+      "/v1/conversations/:id/read",
+      describe({
+        summary: "Move the read position (to the last message without seq); members get a receipt",
+        tags: ["conversations"],
+        security: "user",
+        responses: { 200: { description: "The read position and what stays unread" } },
+      }),
+      user,
+      conversation,
+      jsonBody(ReadConversationSchema, { ...body, what: "read", optional: true }),
+      async (c) => {
+        const { id } = c.req.valid("param");
+        const { read, unread } = await messaging.read(c.var.user.id, id, c.req.valid("json").seq);
+        return c.json({ conversation: id, read, unread });
+      },
+    )
+    .post(
+      "/v1/conversations/:id/typing",
+      describe({
+        summary: "Tell the other members the user is typing (throttled)",
+        tags: ["conversations"],
+        security: "user",
+        responses: { 204: { description: "Sent (or throttled)" } },
+      }),
+      user,
+      conversation,
+      async (c) => {
+        await messaging.typing(c.var.user.id, c.req.valid("param").id);
+        return c.body(null, 204);
+      },
+    )
+    .post(
+      "/v1/conversations/:id/members",
+      describe({
+        summary: "Add members (owners, or a service key with conversations:write)",
+        tags: ["conversations"],
+        security: "user",
+        responses: {
+          200: { description: "The members" },
+          409: { description: "conversation_full" },
+        },
+      }),
+      userOrService,
+      conversation,
+      jsonBody(AddMembersSchema, { ...body, what: "members" }),
+      async (c) => {
+        const members = c.req.valid("json").members.map((m) =>
+          typeof m === "string" ? { id: m } : m
+        );
+        return c.json(await messaging.addMembers(actorOf(c), c.req.valid("param").id, members));
+      },
+    )
+    .delete(
+      "/v1/conversations/:id/members/:userId",
+      describe({
+        summary: "Remove a member (owners, or a service key with conversations:write)",
+        tags: ["conversations"],
+        security: "user",
+        responses: { 200: { description: "The members" } },
+      }),
+      userOrService,
+      member,
+      async (c) => {
+        const { id, userId } = c.req.valid("param");
+        return c.json(await messaging.removeMember(actorOf(c), id, userId));
+      },
+    )
+    .post(
+      "/v1/conversations/:id/leave",
+      describe({
+        summary: "Leave a group conversation",
+        tags: ["conversations"],
+        security: "user",
+        responses: { 200: { description: "Left" } },
+      }),
+      user,
+      conversation,
+      async (c) => {
+        const { id } = c.req.valid("param");
+        await messaging.removeMember(actorOf(c), id, c.var.user.id);
+        return c.json({ conversation: id, left: true });
+      },
+    )
+    .put(
+      "/v1/conversations/:id/mute",
+      describe({
+        summary: "Mute a conversation (it leaves the unread total)",
+        tags: ["conversations"],
+        security: "user",
+        responses: { 200: { description: "Muted" } },
+      }),
+      user,
+      conversation,
+      async (c) => {
+        const { id } = c.req.valid("param");
+        return c.json({ conversation: id, ...await messaging.mute(c.var.user.id, id, true) });
+      },
+    )
+    .delete(
+      "/v1/conversations/:id/mute",
+      describe({
+        summary: "Unmute a conversation",
+        tags: ["conversations"],
+        security: "user",
+        responses: { 200: { description: "Unmuted" } },
+      }),
+      user,
+      conversation,
+      async (c) => {
+        const { id } = c.req.valid("param");
+        return c.json({ conversation: id, ...await messaging.mute(c.var.user.id, id, false) });
+      },
+    );
 }

@@ -2,6 +2,7 @@
 
 import { Hono } from "hono";
 import type { AppEnv } from "../src/auth/principal.ts";
+import { describe } from "../src/openapi.ts";
 
 type JsonObject = Record<string, unknown>;
 
@@ -19,14 +20,39 @@ const CSP =
   "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /**
- * Creates `GET /openapi.json` (the document as given) and `GET /docs` (an HTML page listing
- * every operation by tag, with its security and request schema; no script, no CDN).
+ * Creates `GET /openapi.json` (the document `document()` builds, on the first request, once
+ * every route is mounted) and `GET /docs` (an HTML page listing every operation by tag,
+ * with its security and request schema; no script, no CDN).
  */
-export function createDocsRoutes(document: object) {
-  const html = renderDocsPage(document);
+export function createDocsRoutes(document: () => object | Promise<object>) {
+  let built: Promise<{ json: object; html: string }> | undefined;
+  const build = () => {
+    built ??= Promise.resolve(document()).then((json) => ({ json, html: renderDocsPage(json) }));
+    // A failed build is tried again on the next request.
+    built.catch(() => built = undefined);
+    return built;
+  };
   return new Hono<AppEnv>()
-    .get("/openapi.json", (c) => c.json(document))
-    .get("/docs", (c) => c.html(html, 200, { "Content-Security-Policy": CSP }));
+    .get(
+      "/openapi.json",
+      describe({
+        summary: "This API's OpenAPI 3.1 document, generated from the mounted routes",
+        tags: ["ops"],
+        security: "none",
+        responses: { 200: { description: "The document" } },
+      }),
+      async (c) => c.json((await build()).json),
+    )
+    .get(
+      "/docs",
+      describe({
+        summary: "This API's reference as an HTML page (no script, nothing from elsewhere)",
+        tags: ["ops"],
+        security: "none",
+        responses: { 200: { description: "HTML" } },
+      }),
+      async (c) => c.html((await build()).html, 200, { "Content-Security-Policy": CSP }),
+    );
 }
 
 interface Row {

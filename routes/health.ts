@@ -5,6 +5,7 @@ import type { AppEnv } from "../src/auth/principal.ts";
 import { AppError, errorBody } from "../src/errors.ts";
 import { getLog } from "../src/log.ts";
 import type { Metrics } from "../src/metrics.ts";
+import { describe } from "../src/openapi.ts";
 
 /** What the health routes need. */
 export interface HealthDeps {
@@ -25,25 +26,52 @@ export function createHealthRoutes(deps: HealthDeps) {
   const log = getLog("health");
   const timeoutMs = deps.readyTimeoutMs ?? 2000;
   return new Hono<AppEnv>()
-    .get("/healthz", (c) => c.json({ status: "ok" as const }, 200, NO_STORE))
-    .get("/readyz", async (c) => {
-      let reason: string;
-      try {
-        const ready = await withTimeout(deps.ready(), timeoutMs);
-        if (ready === true) return c.json({ status: "ready" as const }, 200, NO_STORE);
-        reason = ready === undefined ? `no answer within ${timeoutMs} ms` : "not ready yet";
-      } catch (error) {
-        // The cause stays in the log: it may name internals a public probe should not see.
-        log.warning("Readiness check failed", { error, request_id: c.var.requestId });
-        reason = "readiness check failed";
-      }
-      const body = errorBody(new AppError("unavailable", `Server is not ready: ${reason}`));
-      return c.json(body, 503, NO_STORE);
-    })
-    .get("/metrics", async (c) => {
-      const text = await deps.metrics.render();
-      return c.body(text, 200, { ...NO_STORE, "Content-Type": deps.metrics.contentType });
-    });
+    .get(
+      "/healthz",
+      describe({
+        summary: "Liveness",
+        tags: ["ops"],
+        security: "none",
+        responses: { 200: { description: "Alive" } },
+      }),
+      (c) => c.json({ status: "ok" as const }, 200, NO_STORE),
+    )
+    .get(
+      "/readyz",
+      describe({
+        summary: "Readiness (the store answers)",
+        tags: ["ops"],
+        security: "none",
+        responses: { 200: { description: "Ready" }, 503: { description: "Not ready" } },
+      }),
+      async (c) => {
+        let reason: string;
+        try {
+          const ready = await withTimeout(deps.ready(), timeoutMs);
+          if (ready === true) return c.json({ status: "ready" as const }, 200, NO_STORE);
+          reason = ready === undefined ? `no answer within ${timeoutMs} ms` : "not ready yet";
+        } catch (error) {
+          // The cause stays in the log: it may name internals a public probe should not see.
+          log.warning("Readiness check failed", { error, request_id: c.var.requestId });
+          reason = "readiness check failed";
+        }
+        const body = errorBody(new AppError("unavailable", `Server is not ready: ${reason}`));
+        return c.json(body, 503, NO_STORE);
+      },
+    )
+    .get(
+      "/metrics",
+      describe({
+        summary: "Prometheus metrics",
+        tags: ["ops"],
+        security: "none",
+        responses: { 200: { description: "Prometheus text format" } },
+      }),
+      async (c) => {
+        const text = await deps.metrics.render();
+        return c.body(text, 200, { ...NO_STORE, "Content-Type": deps.metrics.contentType });
+      },
+    );
 }
 
 /** Resolves to the promise's value, or to undefined once `ms` have passed. */

@@ -15,7 +15,8 @@ import { escapeHtml } from "../src/mail/templates.ts";
 import type { UnsubscribeClaim, UnsubscribeTokens } from "../src/mail/unsubscribe.ts";
 import { DEFAULT_PREFERENCES, type Preferences } from "../src/preferences/preferences.ts";
 import type { PreferencesStore } from "../src/preferences/preferences_store.ts";
-import { adminLimit, parseOrThrow } from "../src/validate.ts";
+import { describe } from "../src/openapi.ts";
+import { adminLimit, validate } from "../src/validate.ts";
 
 /** Query of `GET /v1/admin/mail/dead-letters`. */
 export const MailDeadLettersQuerySchema = v.object({
@@ -68,31 +69,61 @@ export function createMailRoutes(deps: MailRoutesDeps) {
   }
 
   return new Hono<AppEnv>()
-    .get("/v1/unsubscribe", async (c) => {
-      const token = c.req.query("t");
-      const claim = await claimOf(token);
-      const sources = claim.sources.map((s) => `<code>${escapeHtml(s)}</code>`).join(", ");
-      return c.html(page(
-        "Se désabonner · Unsubscribe",
-        `<h1>Se désabonner · Unsubscribe</h1>
+    .get(
+      "/v1/unsubscribe",
+      describe({
+        summary: "The unsubscribe page of a mail's List-Unsubscribe link (?t=token)",
+        tags: ["mail"],
+        security: "none",
+        responses: {
+          200: { description: "A confirmation page" },
+          400: { description: "Bad link" },
+        },
+      }),
+      async (c) => {
+        const token = c.req.query("t");
+        const claim = await claimOf(token);
+        const sources = claim.sources.map((s) => `<code>${escapeHtml(s)}</code>`).join(", ");
+        return c.html(page(
+          "Se désabonner · Unsubscribe",
+          `<h1>Se désabonner · Unsubscribe</h1>
 <p>Ne plus recevoir d’e-mails pour : ${sources}.<br>Stop emails for: ${sources}.</p>
 <form method="post" action="/v1/unsubscribe?t=${escapeHtml(token!)}">
 <button type="submit">Confirmer · Confirm</button></form>
 <p>Les notifications dans le portfolio continuent. · Notifications in the portfolio go on.</p>`,
-      ));
-    })
-    .post("/v1/unsubscribe", async (c) => {
-      const claim = await claimOf(c.req.query("t"));
-      await deps.preferences.update(claim.user, (current) => withoutEmail(current, claim));
-      return c.html(page(
-        "Désabonné · Unsubscribed",
-        "<h1>Désabonné · Unsubscribed</h1><p>Vous ne recevrez plus ces e-mails. · You will not receive these emails any more.</p>",
-      ));
-    })
+        ));
+      },
+    )
+    .post(
+      "/v1/unsubscribe",
+      describe({
+        summary: "One-click unsubscribe (RFC 8058): email off for the mail's sources (?t=token)",
+        tags: ["mail"],
+        security: "none",
+        responses: { 200: { description: "Done" }, 400: { description: "Bad link" } },
+      }),
+      async (c) => {
+        const claim = await claimOf(c.req.query("t"));
+        await deps.preferences.update(claim.user, (current) => withoutEmail(current, claim));
+        return c.html(page(
+          "Désabonné · Unsubscribed",
+          "<h1>Désabonné · Unsubscribed</h1><p>Vous ne recevrez plus ces e-mails. · You will not receive these emails any more.</p>",
+        ));
+      },
+    )
     .use("/v1/admin/mail/*", requireScope(deps.keys, "admin"))
-    .get("/v1/admin/mail/dead-letters", async (c) => {
-      const query = parseOrThrow(MailDeadLettersQuerySchema, c.req.query(), "query");
-      const items = await deps.queue.listDeadLetters(query.limit);
-      return c.json({ count: items.length, items });
-    });
+    .get(
+      "/v1/admin/mail/dead-letters",
+      describe({
+        summary: "Mails given up after their attempts, newest first",
+        tags: ["ops"],
+        security: "admin",
+        responses: { 200: { description: "Mail dead letters" } },
+      }),
+      validate("query", MailDeadLettersQuerySchema),
+      async (c) => {
+        const items = await deps.queue.listDeadLetters(c.req.valid("query").limit);
+        return c.json({ count: items.length, items });
+      },
+    );
 }

@@ -9,25 +9,20 @@ import type { Context, MiddlewareHandler } from "hono";
 import * as v from "valibot";
 import { requireUser, type RequireUserDeps } from "../src/auth/middleware.ts";
 import type { AppEnv } from "../src/auth/principal.ts";
-import { readJson } from "../src/body.ts";
 import { AppError } from "../src/errors.ts";
 import { DEMO_JS, OPS_JS, SDK_JS } from "../src/pages/bundles.ts";
+import type { DemoHelpers } from "../src/pages/demo_helpers.ts";
 import { demoPage } from "../src/pages/demo_page.ts";
 import { DEMO_USERS } from "../src/pages/demo_users.ts";
 import { opsPage } from "../src/pages/ops_page.ts";
 import { PAGE_CSS } from "../src/pages/style.ts";
 import { EnvelopeSchema } from "../src/schemas/envelope.ts";
-import { parseOrThrow } from "../src/validate.ts";
+import { describe, undocumented } from "../src/openapi.ts";
+import { parseOrThrow, validate } from "../src/validate.ts";
+import { jsonBody } from "./_json_body.ts";
 
-/** The development-only helpers of the demo page. */
-export interface DemoDeps extends RequireUserDeps {
-  /** Signs a development token for a demo user. */
-  signToken(user: string, ttlSeconds: number): Promise<string>;
-  /** Publishes an envelope as a backend would. */
-  publish(envelope: v.InferOutput<typeof EnvelopeSchema>): Promise<unknown>;
-  /** Creates (or finds) the 1:1 conversation of two users, as a backend would; absent without messaging. */
-  createConversation?(members: [string, string]): Promise<{ id: string }>;
-}
+/** The development-only helpers of the demo page, and how to authenticate its users. */
+export interface DemoDeps extends RequireUserDeps, DemoHelpers {}
 
 /** Dependencies of {@linkcode createPagesRoutes}. */
 export interface PagesRoutesDeps {
@@ -130,24 +125,47 @@ const rendered: { demo?: string; ops?: string } = {};
 export function createPagesRoutes(deps: PagesRoutesDeps) {
   const js = "text/javascript; charset=utf-8";
   const app = new Hono<AppEnv>()
-    .get("/sdk/relais.js", (c) => {
-      // Applications on other origins load the SDK as a module script.
-      c.header("Access-Control-Allow-Origin", "*");
-      return asset(c, SDK_JS, js);
-    })
-    .get("/assets/relais.css", (c) => asset(c, PAGE_CSS, "text/css; charset=utf-8"))
-    .get("/assets/ops.js", (c) => asset(c, OPS_JS, js))
-    .get("/ops", (c) => htmlPage(c, rendered.ops ??= opsPage()));
+    .get(
+      "/sdk/relais.js",
+      describe({
+        summary: "The client SDK as one ES module (WebSocket → SSE → poll, resume, de-duplication)",
+        tags: ["realtime"],
+        security: "none",
+        responses: { 200: { description: "JavaScript" } },
+      }),
+      (c) => {
+        // Applications on other origins load the SDK as a module script.
+        c.header("Access-Control-Allow-Origin", "*");
+        return asset(c, SDK_JS, js);
+      },
+    )
+    .get(
+      "/assets/relais.css",
+      undocumented(),
+      (c) => asset(c, PAGE_CSS, "text/css; charset=utf-8"),
+    )
+    .get("/assets/ops.js", undocumented(), (c) => asset(c, OPS_JS, js))
+    .get(
+      "/ops",
+      describe({
+        summary: "The ops page: live actors, kill switches, dead letters, metrics (admin key)",
+        tags: ["ops"],
+        security: "none",
+        responses: { 200: { description: "HTML" } },
+      }),
+      (c) => htmlPage(c, rendered.ops ??= opsPage()),
+    );
 
   const demo = deps.demo;
   if (!demo) return app;
 
+  // The demo page and its helpers exist in development only: they are no part of the API.
   return app
-    .get("/", (c) => htmlPage(c, rendered.demo ??= demoPage()))
-    .get("/assets/demo.js", (c) => asset(c, DEMO_JS, js))
+    .get("/", undocumented(), (c) => htmlPage(c, rendered.demo ??= demoPage()))
+    .get("/assets/demo.js", undocumented(), (c) => asset(c, DEMO_JS, js))
     .use("/demo/*", sameOriginOnly)
-    .get("/demo/token", async (c) => {
-      const { user } = parseOrThrow(DemoTokenQuerySchema, c.req.query(), "query");
+    .get("/demo/token", undocumented(), validate("query", DemoTokenQuerySchema), async (c) => {
+      const { user } = c.req.valid("query");
       const token = await demo.signToken(user, TOKEN_TTL_SECONDS);
       c.header("Cache-Control", "no-store");
       return c.json({
@@ -156,58 +174,73 @@ export function createPagesRoutes(deps: PagesRoutesDeps) {
         expires_at: new Date(Date.now() + TOKEN_TTL_SECONDS * 1000).toISOString(),
       });
     })
-    .post("/demo/events", requireUser(demo), async (c) => {
-      const { type } = parseOrThrow(DemoEventSchema, await readJson(c, 1024), "body");
-      const user = c.var.user.id;
-      const now = new Date().toISOString();
-      const notification = {
-        metadata: {
-          id: crypto.randomUUID(),
-          type,
-          emitter: "demo",
-          source: "feedback",
-          topic: "feedback.requested",
-          timestamp: now,
-        },
-        payload: {
-          fr: { title: "Demande de retour", body: `Un enseignant attend votre avis (${now}).` },
-          en: {
-            title: "Feedback requested",
-            body: `A teacher is waiting for your feedback (${now}).`,
+    .post(
+      "/demo/events",
+      undocumented(),
+      requireUser(demo),
+      jsonBody(DemoEventSchema, { maxBytes: 1024, what: "body" }),
+      async (c) => {
+        const { type } = c.req.valid("json");
+        const user = c.var.user.id;
+        const now = new Date().toISOString();
+        const notification = {
+          metadata: {
+            id: crypto.randomUUID(),
+            type,
+            emitter: "demo",
+            source: "feedback",
+            topic: "feedback.requested",
+            timestamp: now,
           },
-        },
-        routing: { audience: { type: "USER", targets: [user] }, retry: { ack_required: true } },
-      };
-      const realtime = {
-        metadata: {
-          id: crypto.randomUUID(),
-          type,
-          emitter: "demo",
-          source: "activity",
-          topic: "activity.updated",
-          operation: "update",
-          timestamp: now,
-        },
-        payload: { activityId: 42, title: "Portfolio — semestre 1", updatedFields: ["title"] },
-        routing: { audience: { type: "USER", targets: [user] } },
-      };
-      const envelope = parseOrThrow(
-        EnvelopeSchema,
-        type === "NOTIFICATION" ? notification : realtime,
-        "envelope",
-      );
-      return c.json(await demo.publish(envelope), 202);
-    })
-    .post("/demo/conversations", requireUser(demo), async (c) => {
-      if (!demo.createConversation) {
-        throw new AppError("not_found", "Messaging is not enabled on this server");
-      }
-      const body = parseOrThrow(DemoConversationSchema, await readJson(c, 1024), "body");
-      if (body.with === c.var.user.id) {
-        throw new AppError("validation_failed", "Cannot open a conversation with yourself", {
-          details: [{ path: "with", message: "expected another demo user" }],
-        });
-      }
-      return c.json(await demo.createConversation([c.var.user.id, body.with]));
-    });
+          payload: {
+            fr: { title: "Demande de retour", body: `Un enseignant attend votre avis (${now}).` },
+            en: {
+              title: "Feedback requested",
+              body: `A teacher is waiting for your feedback (${now}).`,
+            },
+          },
+          routing: { audience: { type: "USER", targets: [user] }, retry: { ack_required: true } },
+        };
+        const realtime = {
+          metadata: {
+            id: crypto.randomUUID(),
+            type,
+            emitter: "demo",
+            source: "activity",
+            topic: "activity.updated",
+            operation: "update",
+            timestamp: now,
+          },
+          payload: { activityId: 42, title: "Portfolio — semestre 1", updatedFields: ["title"] },
+          routing: { audience: { type: "USER", targets: [user] } },
+        };
+        const envelope = parseOrThrow(
+          EnvelopeSchema,
+          type === "NOTIFICATION" ? notification : realtime,
+          "envelope",
+        );
+        return c.json(await demo.publish(envelope), 202);
+      },
+    )
+    .post(
+      "/demo/conversations",
+      undocumented(),
+      requireUser(demo),
+      (_c, next) => {
+        if (!demo.createConversation) {
+          throw new AppError("not_found", "Messaging is not enabled on this server");
+        }
+        return next();
+      },
+      jsonBody(DemoConversationSchema, { maxBytes: 1024, what: "body" }),
+      async (c) => {
+        const body = c.req.valid("json");
+        if (body.with === c.var.user.id) {
+          throw new AppError("validation_failed", "Cannot open a conversation with yourself", {
+            details: [{ path: "with", message: "expected another demo user" }],
+          });
+        }
+        return c.json(await demo.createConversation!([c.var.user.id, body.with]));
+      },
+    );
 }

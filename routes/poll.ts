@@ -8,12 +8,13 @@ import * as v from "valibot";
 import { requireUser, type RequireUserDeps } from "../src/auth/middleware.ts";
 import type { AppEnv } from "../src/auth/principal.ts";
 import type { Tickets } from "../src/auth/tickets.ts";
-import { readJson } from "../src/body.ts";
 import { AppError } from "../src/errors.ts";
 import type { PollSessions } from "../src/realtime/poll_sessions.ts";
 import type { Sessions } from "../src/realtime/session.ts";
 import { EpochSchema } from "../src/schemas/frames.ts";
-import { parseOrThrow } from "../src/validate.ts";
+import { describe } from "../src/openapi.ts";
+import { validate } from "../src/validate.ts";
+import { jsonBody } from "./_json_body.ts";
 import { StreamPositionSchema } from "./sse.ts";
 
 /** Query of `GET /v1/poll`. */
@@ -48,24 +49,53 @@ export interface PollRoutesDeps extends RequireUserDeps {
 export function createPollRoutes(deps: PollRoutesDeps) {
   const defaultTimeout = Math.min(25_000, deps.pollMaxTimeoutMs);
   return new Hono<AppEnv>()
-    .get("/v1/poll", requireUser(deps, { allowTicket: true }), async (c) => {
-      const query = parseOrThrow(PollQuerySchema, c.req.query(), "query");
-      const body = await deps.polls.poll(c.var.user, {
-        session: query.session,
-        after: query.after,
-        epoch: query.epoch,
-        timeoutMs: Math.min(query.timeout ?? defaultTimeout, deps.pollMaxTimeoutMs),
-      });
-      return c.body(body, 200, {
-        "content-type": "application/json; charset=utf-8",
-        "cache-control": "no-store",
-      });
-    })
-    .post("/v1/me/presence", requireUser(deps), async (c) => {
-      const body = parseOrThrow(PresenceBodySchema, await readJson(c, 4096), "body");
-      if (!deps.sessions.presence(c.var.user.id, body.session, body.status)) {
-        throw new AppError("not_found", `Unknown session "${body.session}"`);
-      }
-      return c.json({ status: body.status, ...(body.session ? { session: body.session } : {}) });
-    });
+    .get(
+      "/v1/poll",
+      describe({
+        summary: "Long-poll: the next batch of server frames, or an empty one after `timeout` ms",
+        description:
+          "Answers `{session, epoch, seq, frames}`. Send `seq` back as `after`, `epoch` as `epoch` and `session` to keep presence and buffering between polls; an `after` behind the last answer replays from the store and the recent window; an `epoch` that is not the current one replays every stored item with `welcome.recovered: false`. `timeout` (ms) is capped by RELAIS_POLL_MAX_TIMEOUT_MS (default 25 000 or the cap).",
+        tags: ["realtime"],
+        security: "user",
+        responses: { 200: { description: "A batch of frames" }, 400: { description: "Bad query" } },
+      }),
+      requireUser(deps, { allowTicket: true }),
+      validate("query", PollQuerySchema),
+      async (c) => {
+        const query = c.req.valid("query");
+        const body = await deps.polls.poll(c.var.user, {
+          session: query.session,
+          after: query.after,
+          epoch: query.epoch,
+          timeoutMs: Math.min(query.timeout ?? defaultTimeout, deps.pollMaxTimeoutMs),
+        });
+        return c.body(body, 200, {
+          "content-type": "application/json; charset=utf-8",
+          "cache-control": "no-store",
+        });
+      },
+    )
+    .post(
+      "/v1/me/presence",
+      describe({
+        summary: "Set presence (online / away) of one connection or all; online counts as activity",
+        description:
+          "For clients on SSE or polling, which cannot send `presence.set` frames: `session` is the connection's `welcome.session`.",
+        tags: ["realtime"],
+        security: "user",
+        responses: { 200: { description: "Set" }, 404: { description: "Unknown session" } },
+      }),
+      requireUser(deps),
+      jsonBody(PresenceBodySchema, { maxBytes: 4096, what: "body" }),
+      (c) => {
+        const body = c.req.valid("json");
+        if (!deps.sessions.presence(c.var.user.id, body.session, body.status)) {
+          throw new AppError("not_found", `Unknown session "${body.session}"`);
+        }
+        return c.json({
+          status: body.status,
+          ...(body.session ? { session: body.session } : {}),
+        });
+      },
+    );
 }

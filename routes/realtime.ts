@@ -10,6 +10,7 @@ import type { WsConnection, WsProtocol } from "../src/realtime/ws_protocol.ts";
 import type { Outlet } from "../src/realtime/hub.ts";
 import { SUBPROTOCOL } from "../src/schemas/frames.ts";
 import type { Guard } from "../src/controls/guard.ts";
+import { describe } from "../src/openapi.ts";
 import type { OriginPolicy } from "../src/controls/origins.ts";
 
 /** Dependencies of {@linkcode createRealtimeRoutes}. */
@@ -74,13 +75,32 @@ class WsSocket implements WSEvents, Outlet {
   }
 }
 
+const describeWs = describe({
+  summary:
+    "WebSocket, subprotocol relais.v1 (hello {after, epoch}, ack, read, ping → welcome {epoch, seq, recovered}, event, pong, error)",
+  tags: ["realtime"],
+  security: "none",
+  responses: {
+    101: { description: "Switching protocols" },
+    400: { description: "Not an upgrade" },
+  },
+});
+
 /** `GET /v1/ws` and `POST /v1/connect-tickets`. */
 export function createRealtimeRoutes(deps: RealtimeRoutesDeps) {
   return new Hono<AppEnv>()
-    .post("/v1/connect-tickets", requireUser(deps), async (c) => {
-      return c.json(await deps.tickets.issue(c.var.user), 201);
-    })
-    .get("/v1/ws", async (c, next) => {
+    .post(
+      "/v1/connect-tickets",
+      describe({
+        summary: "A single-use ticket (60 s) to open WS, SSE or poll without a token in a URL",
+        tags: ["realtime"],
+        security: "user",
+        responses: { 201: { description: "The ticket and its expiry" } },
+      }),
+      requireUser(deps),
+      async (c) => c.json(await deps.tickets.issue(c.var.user), 201),
+    )
+    .get("/v1/ws", describeWs, async (c, next) => {
       if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
         throw new AppError("invalid_request", "Expected a WebSocket upgrade request");
       }

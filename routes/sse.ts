@@ -8,7 +8,8 @@ import type { Tickets } from "../src/auth/tickets.ts";
 import type { StreamPosition } from "../src/realtime/session.ts";
 import type { SseStreams } from "../src/realtime/sse_streams.ts";
 import { EpochSchema } from "../src/schemas/frames.ts";
-import { parseOrThrow } from "../src/validate.ts";
+import { describe } from "../src/openapi.ts";
+import { validate } from "../src/validate.ts";
 
 /** A stream position in a query string or header. */
 export const StreamPositionSchema = v.pipe(
@@ -42,6 +43,21 @@ export const SseQuerySchema = v.object({
   ticket: v.optional(v.string()),
 });
 
+/**
+ * Headers of `GET /v1/sse`: `Last-Event-ID`, which a reconnecting `EventSource` sends (blank
+ * counts as absent).
+ */
+export const SseHeadersSchema = v.object({
+  "last-event-id": v.optional(
+    v.pipe(
+      v.string(),
+      v.trim(),
+      v.transform((id) => id === "" ? undefined : id),
+      v.optional(LastEventIdSchema),
+    ),
+  ),
+});
+
 /** Dependencies of {@linkcode createSseRoutes}. */
 export interface SseRoutesDeps extends RequireUserDeps {
   tickets: Tickets;
@@ -56,21 +72,34 @@ export interface SseRoutesDeps extends RequireUserDeps {
  */
 export function createSseRoutes(deps: SseRoutesDeps) {
   return new Hono<AppEnv>()
-    .get("/v1/sse", requireUser(deps, { allowTicket: true }), async (c) => {
-      const query = parseOrThrow(SseQuerySchema, c.req.query(), "query");
-      const lastEventId = c.req.header("last-event-id")?.trim();
-      // The header is a whole position: its epoch (or none) goes with its seq.
-      const position: StreamPosition = lastEventId
-        ? parseOrThrow(v.object({ "Last-Event-ID": LastEventIdSchema }), {
-          "Last-Event-ID": lastEventId,
-        }, "header")["Last-Event-ID"]
-        : { after: query.after, epoch: query.epoch };
-      const body = await deps.streams.open(c.var.user, position);
-      return c.body(body, 200, {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-cache, no-store, no-transform",
-        // Buffering proxies (nginx) would hold frames back.
-        "x-accel-buffering": "no",
-      });
-    });
+    .get(
+      "/v1/sse",
+      describe({
+        summary: "The user's stream as Server-Sent Events (the WebSocket's server frames)",
+        description:
+          "Each frame is one event whose data is the frame's JSON; stream items carry their position as `id: <epoch>:<seq>` (the epoch is `welcome.epoch`). Resumes after the `Last-Event-ID` header (`<epoch>:<seq>`, or a bare `<seq>` from older ids), else after `after` of epoch `epoch`; a resume from another epoch (or a bare `<seq>`) replays every stored item and gets `recovered: false`. Credentials: Authorization, the gateway's signed context, or a single-use `ticket` (an EventSource cannot set headers). A stream the server ends gets a last `close` frame with the WebSocket close code (4001, 4003, 4008, 4009).",
+        tags: ["realtime"],
+        security: "user",
+        responses: {
+          200: { description: "text/event-stream" },
+          400: { description: "Bad after, epoch or Last-Event-ID" },
+        },
+      }),
+      requireUser(deps, { allowTicket: true }),
+      validate("query", SseQuerySchema),
+      validate("header", SseHeadersSchema, { fields: { "last-event-id": "Last-Event-ID" } }),
+      async (c) => {
+        const query = c.req.valid("query");
+        // The header is a whole position: its epoch (or none) goes with its seq.
+        const position: StreamPosition = c.req.valid("header")["last-event-id"] ??
+          { after: query.after, epoch: query.epoch };
+        const body = await deps.streams.open(c.var.user, position);
+        return c.body(body, 200, {
+          "content-type": "text/event-stream; charset=utf-8",
+          "cache-control": "no-cache, no-store, no-transform",
+          // Buffering proxies (nginx) would hold frames back.
+          "x-accel-buffering": "no",
+        });
+      },
+    );
 }

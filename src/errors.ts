@@ -5,6 +5,9 @@
  * `{"error": {"code", "message", "details"?}}` and WebSocket handlers into `error` frames.
  */
 
+import type { Context, ErrorHandler, NotFoundHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+
 /** Machine-readable error codes and the HTTP status each one maps to. */
 export const ERROR_STATUS = {
   invalid_request: 400,
@@ -77,3 +80,36 @@ export function errorBody(
     },
   };
 }
+
+/** The JSON answer of an {@linkcode AppError}, with `Retry-After` when it has a delay. */
+export function errorResponse(c: Context, error: AppError): Response {
+  if (error.retryAfterMs !== undefined) {
+    c.header("Retry-After", String(Math.ceil(error.retryAfterMs / 1000)));
+  }
+  return c.json(errorBody(error), error.status);
+}
+
+/**
+ * The app's error handler: an {@linkcode AppError} or one of Hono's `HTTPException`s
+ * becomes its JSON answer; anything else is reported (never its data) and answered 500.
+ */
+export function errorHandler(report: (message: string, error: unknown) => void): ErrorHandler {
+  return (error, c) => {
+    if (error instanceof AppError) return errorResponse(c, error);
+    if (error instanceof HTTPException) {
+      const status = error.status;
+      const code = status === 413
+        ? "payload_too_large"
+        : status === 401
+        ? "unauthenticated"
+        : "invalid_request";
+      return c.json(errorBody(new AppError(code, error.message || "Bad request")), status);
+    }
+    report(`Unhandled error on ${c.req.method} ${c.req.path}`, error);
+    return c.json(errorBody(new AppError("internal", "Internal error")), 500);
+  };
+}
+
+/** The answer for a path no route serves. */
+export const notFound: NotFoundHandler = (c) =>
+  c.json(errorBody(new AppError("not_found", `No route for ${c.req.method} ${c.req.path}`)), 404);

@@ -3,11 +3,10 @@
  */
 
 import { upgradeWebSocket } from "hono/deno";
-import { createApp } from "./app.ts";
+import { createAdapters } from "./app/adapters.ts";
+import { createApp } from "./app/app.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { configureLogging, getLog } from "./log.ts";
-import { createKvStore } from "./store/kv_store.ts";
-import { createKvAdapters } from "./kv_adapters.ts";
 
 async function printDemo(config: Config, origin: string, sign: (sub: string) => Promise<string>) {
   const key = config.auth.serviceKeys[0];
@@ -64,8 +63,9 @@ async function main() {
     if (dir && dir !== config.kvPath) await Deno.mkdir(dir, { recursive: true });
   }
   const kv = await Deno.openKv(config.kvPath);
-  const store = createKvStore(kv, { recentWindowMs: config.delivery.recentWindowMs });
-  const relais = createApp({ config, store, upgradeWebSocket, ...createKvAdapters(kv, config) });
+  const adapters = createAdapters(config, kv);
+  const { store } = adapters;
+  const relais = createApp({ config, upgradeWebSocket, ...adapters });
   await relais.start();
 
   const server = Deno.serve({

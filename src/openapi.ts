@@ -1,10 +1,22 @@
 /**
- * The OpenAPI 3.1 document of the HTTP API, generated from the valibot schemas that the
- * routes validate with, so the document cannot drift from the code.
+ * The OpenAPI 3.1 document of the HTTP API, generated from the routes that are mounted:
+ * each route declares its description ({@linkcode describe}) and its validators
+ * (`validate` in `src/validate.ts`) where it is defined, so the document cannot drift
+ * from the code.
  */
 
+import type { Hono, MiddlewareHandler } from "hono";
+import {
+  describeRoute,
+  type DescribeRouteOptions,
+  generateSpecs,
+  loadVendor,
+  resolver,
+  uniqueSymbol,
+} from "hono-openapi";
 import * as v from "valibot";
 import { toJsonSchema } from "@valibot/to-json-schema";
+import { findTargetHandler } from "hono/utils/handler";
 import { ERROR_STATUS } from "./errors.ts";
 
 /** A JSON Schema (or any JSON object) in the document. */
@@ -16,26 +28,13 @@ export type HttpMethod = "get" | "post" | "put" | "patch" | "delete";
 /** Who may call an operation: a user token, a service key, a service key with `admin`, anyone. */
 export type SecurityKind = "user" | "service" | "admin" | "none";
 
-/** An object schema of valibot, as accepted for query strings. */
-export type ObjectSchemaLike =
-  | v.ObjectSchema<v.ObjectEntries, v.ErrorMessage<v.ObjectIssue> | undefined>
-  | v.LooseObjectSchema<v.ObjectEntries, v.ErrorMessage<v.LooseObjectIssue> | undefined>
-  | v.StrictObjectSchema<v.ObjectEntries, v.ErrorMessage<v.StrictObjectIssue> | undefined>;
-
-/** One operation of the API, described with the schemas its handler validates with. */
-export interface Operation {
-  method: HttpMethod;
-  /** Hono-style path: `/v1/events/:id`; parameters become `{id}`. */
-  path: string;
+/** How a route describes itself in the document (its inputs come from its validators). */
+export interface RouteDescription {
   summary: string;
   /** Longer text shown under the summary. */
   description?: string;
   tags: string[];
   security: SecurityKind;
-  /** The JSON request body. */
-  body?: v.GenericSchema;
-  /** The query string; each entry becomes one query parameter. */
-  query?: ObjectSchemaLike;
   /** Responses by status; a 4xx or 5xx without a schema uses the common error body. */
   responses: Record<number, { description: string; schema?: v.GenericSchema }>;
 }
@@ -146,12 +145,65 @@ const SHAPE_PRESERVING_ACTIONS = [
 // `:name`, optionally followed by a `{regex}` (one nested level of braces) and `?`.
 const PATH_PARAM = /:([A-Za-z0-9_]+)(?:\{((?:[^{}]|\{[^{}]*\})*)\})?\??/g;
 
-/** Builds the OpenAPI 3.1 document for `operations`. */
+const METHODS: readonly HttpMethod[] = ["get", "post", "put", "patch", "delete"];
+
+/**
+ * A route's description, mounted before its validators and handler:
+ * `.get("/v1/x", describe({ summary, tags, security, responses }), validate(…), handler)`.
+ */
+export function describe(route: RouteDescription): MiddlewareHandler {
+  const responses: Record<string, unknown> = {};
+  for (const [status, { description, schema }] of Object.entries(route.responses)) {
+    responses[status] = schema
+      ? { description, content: { "application/json": { schema: resolver(schema) } } }
+      : { description };
+  }
+  const spec = {
+    summary: route.summary,
+    ...(route.description ? { description: route.description } : {}),
+    tags: route.tags,
+    security: SECURITY[route.security],
+    responses,
+    "x-relais-security": route.security,
+  };
+  return describeRoute(spec as DescribeRouteOptions);
+}
+
+/**
+ * Marks a mounted route as left out of the document on purpose (page assets, the
+ * development-only demo helpers).
+ */
+export function undocumented(): MiddlewareHandler {
+  return describeRoute({ hide: true });
+}
+
+// The schema converter is one for the whole process (the library's vendor registry):
+// documents are generated one at a time.
+let generating: Promise<unknown> = Promise.resolve();
+
+/**
+ * Builds the OpenAPI 3.1 document of what `app` mounts: every route with a
+ * {@linkcode describe}, its parameters and body from its validators, the answers every
+ * guarded or validating route can give, and the common error body.
+ */
 export function createOpenApiDocument(
+  // deno-lint-ignore no-explicit-any
+  app: Hono<any, any, any>,
   info: { title: string; version: string; description?: string },
-  operations: Operation[],
   options: OpenApiOptions = {},
-): OpenApiDocument {
+): Promise<OpenApiDocument> {
+  const run = generating.then(() => generate(app, info, options));
+  generating = run.catch(() => {});
+  return run;
+}
+
+async function generate(
+  // deno-lint-ignore no-explicit-any
+  app: Hono<any, any, any>,
+  info: { title: string; version: string; description?: string },
+  options: OpenApiOptions,
+): Promise<OpenApiDocument> {
+  assertDescribedOnce(app);
   const definitions = options.schemas ?? {};
   const schemas: Record<string, JsonObject> = {};
   const convert = (schema: v.GenericSchema, prefix: string) =>
@@ -166,45 +218,55 @@ export function createOpenApiDocument(
       : { ...($ref === undefined ? {} : { $ref }), ...rest };
   }
 
+  let conversions = 0;
+  loadVendor(
+    "valibot",
+    {
+      toOpenAPISchema: (schema: unknown) =>
+        Promise.resolve(convert(schema as v.GenericSchema, `Schema${++conversions}`)),
+    } as Parameters<typeof loadVendor>[1],
+  );
+  const specs = await generateSpecs(app, {
+    documentation: { info },
+    // `/openapi.json` and `/sdk/relais.js` are operations, not static files.
+    excludeStaticFile: false,
+    defaultValidationErrorResponse: {
+      description: "The request is invalid (the details name each field)",
+    },
+  });
+
   const paths: OpenApiDocument["paths"] = {};
   const tags: string[] = [];
-  for (const operation of operations) {
-    const path = toOpenApiPath(operation.path);
-    const item = paths[path] ??= {};
-    if (item[operation.method]) {
-      throw new Error(
-        `Cannot build the OpenAPI document: "${operation.method.toUpperCase()} ${operation.path}" is declared twice`,
-      );
+  for (const [path, item] of Object.entries(specs.paths ?? {})) {
+    for (const method of METHODS) {
+      const operation = (item as Record<string, JsonObject | undefined> | undefined)?.[method];
+      if (!operation) continue;
+      const security = operation["x-relais-security"] as SecurityKind | undefined;
+      if (security === undefined) {
+        throw new Error(
+          `Cannot build the OpenAPI document: "${method.toUpperCase()} ${path}" has validators but no description`,
+        );
+      }
+      const parameters = parametersOf(path, (operation.parameters ?? []) as JsonObject[]);
+      const operationTags = operation.tags as string[];
+      (paths[path] ??= {})[method] = {
+        operationId: toOperationId(method, path),
+        summary: operation.summary as string,
+        ...(operation.description ? { description: operation.description as string } : {}),
+        tags: operationTags,
+        security: SECURITY[security],
+        ...(parameters.length > 0 ? { parameters } : {}),
+        ...(operation.requestBody
+          ? { requestBody: operation.requestBody as OpenApiOperation["requestBody"] & object }
+          : {}),
+        responses: responsesOf(
+          security,
+          operation.responses as Record<string, JsonObject>,
+        ),
+        "x-relais-security": security,
+      };
+      for (const tag of operationTags) if (!tags.includes(tag)) tags.push(tag);
     }
-    const operationId = toOperationId(operation.method, operation.path);
-    const parameters = [
-      ...pathParameters(operation.path),
-      ...(operation.query ? queryParameters(convert(operation.query, `${operationId}_query`)) : []),
-    ];
-    item[operation.method] = {
-      operationId,
-      summary: operation.summary,
-      ...(operation.description ? { description: operation.description } : {}),
-      tags: operation.tags,
-      security: SECURITY[operation.security],
-      ...(parameters.length > 0 ? { parameters } : {}),
-      ...(operation.body
-        ? {
-          requestBody: {
-            required: true,
-            content: {
-              "application/json": { schema: convert(operation.body, `${operationId}_body`) },
-            },
-          },
-        }
-        : {}),
-      responses: responsesOf(
-        operation,
-        (schema, status) => convert(schema, `${operationId}_${status}`),
-      ),
-      "x-relais-security": operation.security,
-    };
-    for (const tag of operation.tags) if (!tags.includes(tag)) tags.push(tag);
   }
 
   return {
@@ -216,56 +278,54 @@ export function createOpenApiDocument(
   };
 }
 
+/** Two descriptions of one method and path: the second route would never answer. */
+// deno-lint-ignore no-explicit-any
+function assertDescribedOnce(app: Hono<any, any, any>): void {
+  const described = new Set<string>();
+  for (const route of app.routes) {
+    if (route.method === "ALL") continue;
+    const meta = (findTargetHandler(route.handler) as unknown as Record<symbol, unknown>)[
+      uniqueSymbol
+    ];
+    if (typeof meta !== "object" || meta === null || !("spec" in meta)) continue;
+    const key = `${route.method} ${route.path}`;
+    if (described.has(key)) {
+      throw new Error(`Cannot build the OpenAPI document: "${key}" is declared twice`);
+    }
+    described.add(key);
+  }
+}
+
 /** Converts a Hono path (`/v1/users/:id`) to an OpenAPI path (`/v1/users/{id}`). */
 export function toOpenApiPath(path: string): string {
   return path.replace(PATH_PARAM, (_, name: string) => `{${name}}`);
 }
 
 function toOperationId(method: HttpMethod, path: string): string {
-  const words = path.replace(PATH_PARAM, "$1").split(/[^A-Za-z0-9]+/).filter(Boolean);
+  const words = path.split(/[^A-Za-z0-9]+/).filter(Boolean);
   return [method, ...words].join("_");
 }
 
-function pathParameters(path: string): JsonObject[] {
-  return [...path.matchAll(PATH_PARAM)].map(([, name, pattern]) => ({
-    name,
-    in: "path",
-    required: true,
-    schema: pattern ? { type: "string", pattern: `^(?:${pattern})$` } : { type: "string" },
+/** Path parameters first, in the path's order, then the others; `required` always said. */
+function parametersOf(path: string, declared: JsonObject[]): JsonObject[] {
+  const inPath = [...path.matchAll(/\{([^}]+)\}/g)].map(([, name]) => name);
+  const rank = (p: JsonObject) => p.in === "path" ? inPath.indexOf(String(p.name)) : inPath.length;
+  return [...declared].sort((a, b) => rank(a) - rank(b)).map((p) => ({
+    name: p.name,
+    in: p.in,
+    required: p.in === "path" || p.required === true,
+    ...(typeof p.description === "string" ? { description: p.description } : {}),
+    schema: p.schema ?? {},
   }));
 }
 
-function queryParameters(schema: JsonObject): JsonObject[] {
-  const properties = (schema.properties ?? {}) as Record<string, JsonObject>;
-  const required = (schema.required ?? []) as string[];
-  return Object.entries(properties).map(([name, property]) => {
-    const { description, ...rest } = property;
-    // An empty schema may be a part the converter could not express: keep its note.
-    const note = Object.keys(rest).length === 0 && typeof schema.$comment === "string"
-      ? { $comment: schema.$comment }
-      : {};
-    return {
-      name,
-      in: "query",
-      required: required.includes(name),
-      ...(typeof description === "string" ? { description } : {}),
-      schema: { ...rest, ...note },
-    };
-  });
-}
-
 function responsesOf(
-  operation: Operation,
-  convert: (schema: v.GenericSchema, status: string) => JsonObject,
+  security: SecurityKind,
+  responses: Record<string, JsonObject>,
 ): Record<string, JsonObject> {
-  const declared: Record<string, { description: string; schema?: v.GenericSchema }> = {
-    ...operation.responses,
-  };
-  // The answers every guarded or validating route can give, unless declared otherwise.
-  if (operation.body || operation.query) {
-    declared[400] ??= { description: "The request is invalid (the details name each field)" };
-  }
-  if (operation.security !== "none") {
+  const declared: Record<string, JsonObject> = { ...responses };
+  // The answers every guarded route can give, unless declared otherwise.
+  if (security !== "none") {
     declared[400] ??= {
       description: "A service key (X-API-Key) sent beside a user credential: send one kind only",
     };
@@ -275,22 +335,16 @@ function responsesOf(
         "Rate limited (retry_after_ms); also a failing credential from a client address past RELAIS_RATE_AUTH_FAILURES (a valid one is never refused)",
     };
   }
-  if (operation.security === "service" || operation.security === "admin") {
+  if (security === "service" || security === "admin") {
     declared[403] ??= { description: "The key lacks the required scope" };
   }
-  const responses: Record<string, JsonObject> = {};
+  const result: Record<string, JsonObject> = {};
   for (const [status, response] of Object.entries(declared)) {
-    const schema = response.schema
-      ? convert(response.schema, status)
-      : Number(status) >= 400
-      ? ERROR_REF
-      : undefined;
-    responses[status] = {
-      description: response.description,
-      ...(schema ? { content: { "application/json": { schema } } } : {}),
-    };
+    result[status] = response.content === undefined && Number(status) >= 400
+      ? { ...response, content: { "application/json": { schema: ERROR_REF } } }
+      : response;
   }
-  return responses;
+  return result;
 }
 
 interface ConvertContext {

@@ -1,5 +1,10 @@
-/** Validation at the edges: valibot issues become a 400 naming each field. */
+/**
+ * Validation at the edges: valibot issues become a 400 naming each field, whether a route's
+ * validator middleware or the code itself found them.
+ */
 
+import type { ValidationTargets } from "hono";
+import { validator } from "hono-openapi";
 import * as v from "valibot";
 import { AppError, type FieldIssue } from "./errors.ts";
 
@@ -9,6 +14,50 @@ export function fieldIssues(issues: readonly v.BaseIssue<unknown>[]): FieldIssue
     path: v.getDotPath(issue) ?? "$",
     message: issue.message,
   }));
+}
+
+/**
+ * The `validation_failed` {@linkcode AppError} of `issues`: its message names the first
+ * bad field (`Invalid <what>: "<path>": <message>`) and its details list every issue.
+ * `fields` renames top-level keys in the paths (a header read lowercase, named as sent).
+ */
+export function validationError(
+  issues: readonly SchemaIssue[],
+  what: string,
+  fields?: ReadonlyMap<string, string>,
+): AppError {
+  const details = issues.map((issue): FieldIssue => ({
+    path: dotPath(issue, fields) ?? "$",
+    message: issue.message,
+  }));
+  const first = details[0];
+  return new AppError(
+    "validation_failed",
+    `Invalid ${what}: "${first.path}": ${first.message}`,
+    { details },
+  );
+}
+
+/** One issue as a Standard Schema reports it (valibot's issues are of this shape too). */
+export interface SchemaIssue {
+  readonly message: string;
+  readonly path?: ReadonlyArray<PropertyKey | { readonly key: unknown }>;
+}
+
+/** As valibot's `getDotPath`, for the issues of any Standard Schema. */
+function dotPath(
+  issue: SchemaIssue,
+  fields: ReadonlyMap<string, string> | undefined,
+): string | null {
+  if (!issue.path) return null;
+  let path = "";
+  for (const segment of issue.path) {
+    let key = typeof segment === "object" ? segment.key : segment;
+    if (typeof key !== "string" && typeof key !== "number") return null;
+    if (path === "" && typeof key === "string") key = fields?.get(key) ?? key;
+    path = path === "" ? String(key) : `${path}.${key}`;
+  }
+  return path;
 }
 
 /**
@@ -22,13 +71,40 @@ export function parseOrThrow<S extends v.GenericSchema>(
 ): v.InferOutput<S> {
   const result = v.safeParse(schema, input);
   if (result.success) return result.output;
-  const details = fieldIssues(result.issues);
-  const first = details[0];
-  throw new AppError(
-    "validation_failed",
-    `Invalid ${what}: "${first.path}": ${first.message}`,
-    { details },
-  );
+  throw validationError(result.issues, what);
+}
+
+/** Options of {@linkcode validate}. */
+export interface ValidateOptions {
+  /** How the message names the input: `Invalid <what>: …` (default: the target's name). */
+  what?: string;
+  /** Top-level keys renamed in the error's paths, e.g. `last-event-id` → `Last-Event-ID`. */
+  fields?: Record<string, string>;
+}
+
+const TARGET_NAMES: Partial<Record<keyof ValidationTargets, string>> = {
+  json: "body",
+  query: "query",
+  param: "path",
+  header: "header",
+};
+
+/**
+ * A route's validator middleware for one part of the request: the handler reads the
+ * output with `c.req.valid(target)`, the OpenAPI document shows the schema, and a
+ * rejected input is a 400 `validation_failed` naming each field. (A JSON body must be
+ * read under the body cap first: the routes' `jsonBody` does both.)
+ */
+export function validate<S extends v.GenericSchema, T extends keyof ValidationTargets>(
+  target: T,
+  schema: S,
+  options: ValidateOptions = {},
+) {
+  const what = options.what ?? TARGET_NAMES[target] ?? target;
+  const fields = options.fields ? new Map(Object.entries(options.fields)) : undefined;
+  return validator(target, schema, (result) => {
+    if (!result.success) throw validationError(result.error, what, fields);
+  });
 }
 
 /**

@@ -131,3 +131,27 @@ export function requireScope(
     await next();
   });
 }
+
+/** Whether the request carries a user credential (a JWT bearer or the gateway's context). */
+function hasUserCredential(c: Context): boolean {
+  if (c.req.header("X-Signed-Context") !== undefined) return true;
+  const token = /^Bearer[ \t]+(\S+)/i.exec(c.req.header("Authorization") ?? "")?.[1];
+  return token !== undefined && token.split(".").length === 3;
+}
+
+/**
+ * Refuses a service key beside a user credential: which one would the limits and kill
+ * switches apply to? Refused rather than guessed.
+ */
+export function refuseMixedCredentials(): MiddlewareHandler<AppEnv> {
+  return createMiddleware<AppEnv>(async (c, next) => {
+    if (c.req.header("X-API-Key") !== undefined && hasUserCredential(c)) {
+      throw new AppError(
+        "invalid_request",
+        "Ambiguous credentials: send a service key (X-API-Key) or a user credential (Authorization, X-Signed-Context), not both",
+        { details: [{ path: "X-API-Key", message: "not allowed beside a user credential" }] },
+      );
+    }
+    await next();
+  });
+}

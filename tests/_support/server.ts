@@ -1,12 +1,13 @@
 /** A whole relais on a random loopback port, on in-memory or file KV, for end-to-end tests. */
 
 import { upgradeWebSocket } from "hono/deno";
-import { type AppDeps, createApp, type Relais } from "../../src/app.ts";
+import { createAdapters } from "../../src/app/adapters.ts";
+import { type AppDeps, createApp, type Relais } from "../../src/app/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import type { Envelope } from "../../src/schemas/envelope.ts";
-import { createKvStore } from "../../src/store/kv_store.ts";
-import { createKvAdapters } from "../../src/kv_adapters.ts";
 import { connect, type TestClient } from "./ws_client.ts";
+
+export { eventually } from "./eventually.ts";
 
 /** The service key every test server accepts (all scopes). */
 export const SERVICE_KEY = "test_service_key_0123456789abcdef";
@@ -64,8 +65,7 @@ export async function startServer(
 ): Promise<TestServer> {
   const config = loadConfig(testEnv(env));
   const kv = await Deno.openKv(config.kvPath);
-  const store = createKvStore(kv, { recentWindowMs: config.delivery.recentWindowMs });
-  const deps: AppDeps = { config, store, upgradeWebSocket, ...createKvAdapters(kv, config) };
+  const deps: AppDeps = { config, upgradeWebSocket, ...createAdapters(config, kv) };
   const relais = createApp(options.adapt ? options.adapt(deps) : deps);
   await relais.start();
   const server = Deno.serve(
@@ -150,24 +150,4 @@ export function envelope(
       },
     routing: { audience: { type: "USER", targets }, ...patch.routing },
   };
-}
-
-/** Waits until `check` holds, polling; fails after `timeoutMs`. */
-export async function eventually<T>(
-  check: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 3000,
-  what = "condition",
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`Timed out waiting for ${what}${last ? `: ${last}` : ""}`);
 }

@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { Relais } from "../../src/app.ts";
+import type { Relais } from "../../src/app/app.ts";
 import type { CommitOutput, ConversationStore } from "../../src/messaging/conversation_store.ts";
 import { createMetrics, type Metrics } from "../../src/metrics.ts";
 import { envelope, eventually, SERVICE_KEY, startServer } from "../_support/server.ts";

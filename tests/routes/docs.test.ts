@@ -1,54 +1,73 @@
 import assert from "node:assert/strict";
+import { Hono } from "hono";
 import * as v from "valibot";
-import { createOpenApiDocument } from "../../src/openapi.ts";
+import { jsonBody } from "../../routes/_json_body.ts";
+import { createOpenApiDocument, describe } from "../../src/openapi.ts";
+import { validate } from "../../src/validate.ts";
 import { createDocsRoutes } from "../../routes/docs.ts";
 
-const document = createOpenApiDocument(
-  { title: "relais <beta>", version: "1.0.0", description: 'Tom & Jerry\'s "API"' },
-  [
-    {
-      method: "post",
-      path: "/v1/events",
+const ok = () => new Response(null, { status: 204 });
+const api = new Hono()
+  .post(
+    "/v1/events",
+    describe({
       summary: "Publish an event <script>alert(1)</script>",
       tags: ["events"],
       security: "service",
-      body: v.object({ note: v.pipe(v.string(), v.regex(/^<b>$/)) }),
       responses: { 202: { description: "Accepted" } },
-    },
-    {
-      method: "get",
-      path: "/v1/events/:id",
+    }),
+    jsonBody(v.object({ note: v.pipe(v.string(), v.regex(/^<b>$/)) }), {
+      maxBytes: 1024,
+      what: "event",
+    }),
+    ok,
+  )
+  .get(
+    "/v1/events/:id",
+    describe({
       summary: "Delivery status",
       tags: ["events"],
       security: "service",
       responses: { 200: { description: "Counts" } },
-    },
-    {
-      method: "get",
-      path: "/v1/me/notifications",
+    }),
+    ok,
+  )
+  .get(
+    "/v1/me/notifications",
+    describe({
       summary: "List my notifications",
       tags: ["me"],
       security: "user",
-      query: v.object({ after: v.optional(v.string()) }),
       responses: { 200: { description: "A page" } },
-    },
-    {
-      method: "get",
-      path: "/healthz",
+    }),
+    validate("query", v.object({ after: v.optional(v.string()) })),
+    ok,
+  )
+  .get(
+    "/healthz",
+    describe({
       summary: "Liveness",
       tags: ["ops"],
       security: "none",
       responses: { 200: { description: "Alive" } },
-    },
-  ],
-);
-const app = createDocsRoutes(document);
+    }),
+    ok,
+  );
+const info = { title: "relais <beta>", version: "1.0.0", description: 'Tom & Jerry\'s "API"' };
+const document = await createOpenApiDocument(api, info);
+let builds = 0;
+const app = createDocsRoutes(() => {
+  builds++;
+  return createOpenApiDocument(api, info);
+});
 
 Deno.test("openapi.json answers the document", async () => {
   const res = await app.request("/openapi.json");
 
   assert.equal(res.status, 200);
   assert.deepEqual(await res.json(), JSON.parse(JSON.stringify(document)));
+  await (await app.request("/docs")).text();
+  assert.equal(builds, 1);
 });
 
 Deno.test("docs page lists every operation by tag with its method, path, summary and security", async () => {

@@ -1,0 +1,115 @@
+/**
+ * The adapters of every port, chosen in one place from the configuration: each port
+ * names its kinds, and a kind the configuration names but no adapter implements stops
+ * start-up with an error that names it.
+ *
+ * - store: `kv` (Deno KV at `RELAIS_KV_PATH`);
+ * - mail transport: `smtp` when `SMTP_URL` is set, else `outbox`;
+ * - rate limiter: `memory`, `kv` or `redis`, as `RELAIS_RATE_LIMITER` says (default:
+ *   `redis` when `REDIS_URL` is set, else `kv`).
+ *
+ * The directory, preferences, mail queue, kill switches and conversations live in the
+ * store's database, next to the streams.
+ */
+
+import type { Config } from "../config.ts";
+import type { ControlStore } from "../controls/control_store.ts";
+import { createKvControlStore } from "../controls/kv_control_store.ts";
+import type { Directory } from "../directory/directory.ts";
+import { createKvDirectory } from "../directory/kv_directory.ts";
+import { createKvMailQueue } from "../mail/kv_mail_queue.ts";
+import type { MailQueue } from "../mail/mail_queue.ts";
+import { createOutboxTransport } from "../mail/outbox_transport.ts";
+import { createSmtpTransport } from "../mail/smtp_transport.ts";
+import type { MailTransport } from "../mail/transport.ts";
+import type { ConversationStore } from "../messaging/conversation_store.ts";
+import { createKvConversationStore } from "../messaging/kv_conversation_store.ts";
+import { createKvPreferences } from "../preferences/kv_preferences.ts";
+import type { PreferencesStore } from "../preferences/preferences_store.ts";
+import { createKvRateLimiter } from "../ratelimit/kv_rate_limiter.ts";
+import { createMemoryRateLimiter } from "../ratelimit/memory_rate_limiter.ts";
+import type { RateLimiter } from "../ratelimit/rate_limiter.ts";
+import { createRedisClient } from "../ratelimit/redis_client.ts";
+import { createRedisRateLimiter } from "../ratelimit/redis_rate_limiter.ts";
+import { createKvStore } from "../store/kv_store.ts";
+import type { Store } from "../store/store.ts";
+
+/** The adapters relais is built from. */
+export interface Adapters {
+  /** Streams, events, fan-out jobs, acks, inbox, tickets. */
+  store: Store;
+  directory: Directory;
+  preferences: PreferencesStore;
+  mailQueue: MailQueue;
+  mailTransport: MailTransport;
+  /** Kill switches and their audit log. */
+  controlStore: ControlStore;
+  rateLimiter: RateLimiter;
+  /** Conversations, messages and blocks. */
+  conversations: ConversationStore;
+}
+
+/**
+ * Builds the adapter of `kind` among `choices`; an unknown kind is an error naming the
+ * port, the kind and the kinds there are.
+ */
+export function pick<T>(port: string, kind: string, choices: Record<string, () => T>): T {
+  if (!Object.hasOwn(choices, kind)) {
+    const known = Object.keys(choices).map((k) => `"${k}"`).join(", ");
+    throw new Error(`Unknown ${port} "${kind}": expected one of ${known}`);
+  }
+  return choices[kind]();
+}
+
+/** The mail transport `config` names: `smtp` when `SMTP_URL` is set, else the outbox. */
+export function mailTransportOf(
+  mail: Config["mail"],
+  kind: string = mail.smtpUrl ? "smtp" : "outbox",
+): MailTransport {
+  return pick<MailTransport>("mail transport", kind, {
+    smtp: () => {
+      if (!mail.smtpUrl) throw new Error('Mail transport "smtp" needs SMTP_URL');
+      return createSmtpTransport(mail.smtpUrl);
+    },
+    outbox: () => createOutboxTransport(mail.outboxDir),
+  });
+}
+
+/** The rate limiter `config.rate.limiter` names; the `kv` one counts in `kv`. */
+export function rateLimiterOf(
+  config: Pick<Config, "rate" | "redisUrl">,
+  kv?: Deno.Kv,
+): RateLimiter {
+  return pick<RateLimiter>("rate limiter", config.rate.limiter, {
+    memory: () => createMemoryRateLimiter(),
+    kv: () => {
+      if (!kv) throw new Error('Cannot create the "kv" rate limiter: no KV handle given');
+      return createKvRateLimiter(kv);
+    },
+    redis: () => {
+      if (!config.redisUrl) {
+        throw new Error('Cannot create the "redis" rate limiter: REDIS_URL is not set');
+      }
+      return createRedisRateLimiter(createRedisClient(config.redisUrl), {
+        prefix: `${config.rate.redisPrefix}:rl`,
+      });
+    },
+  });
+}
+
+/** Every adapter, on the open KV database `kv` and what `config` names. */
+export function createAdapters(config: Config, kv: Deno.Kv): Adapters {
+  const store = pick<Store>("store", "kv", {
+    kv: () => createKvStore(kv, { recentWindowMs: config.delivery.recentWindowMs }),
+  });
+  return {
+    store,
+    directory: createKvDirectory(kv),
+    preferences: createKvPreferences(kv),
+    mailQueue: createKvMailQueue(kv),
+    mailTransport: mailTransportOf(config.mail),
+    controlStore: createKvControlStore(kv),
+    rateLimiter: rateLimiterOf(config, kv),
+    conversations: createKvConversationStore(kv),
+  };
+}

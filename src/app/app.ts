@@ -1,0 +1,87 @@
+/**
+ * A whole relais from its adapters: the services and actors (`services.ts`), the HTTP
+ * app over them (`http.ts`), and their life cycle. Entry points open the adapters
+ * (`adapters.ts`) and serve; tests build the same app on an in-memory database.
+ */
+
+import type { Hono } from "hono";
+import type { UpgradeWebSocket } from "hono/ws";
+import type { Registry } from "../../actors/registry.ts";
+import type { AppEnv } from "../auth/principal.ts";
+import type { UserAuth, UserAuthOptions } from "../auth/user_auth.ts";
+import type { Config } from "../config.ts";
+import type { Controls } from "../controls/controls.ts";
+import type { Guard } from "../controls/guard.ts";
+import type { Publisher } from "../delivery/publisher.ts";
+import type { Metrics } from "../metrics.ts";
+import type { Hub } from "../realtime/hub.ts";
+import type { Sessions } from "../realtime/session.ts";
+import type { Adapters } from "./adapters.ts";
+import { createHttpApp } from "./http.ts";
+import { createServices, startServices } from "./services.ts";
+
+/** What {@linkcode createApp} is built from. */
+export interface AppDeps extends Adapters {
+  config: Config;
+  /** The runtime's WebSocket upgrade (`hono/deno` or `@hono/node-ws`). */
+  upgradeWebSocket: UpgradeWebSocket;
+  metrics?: Metrics;
+  userAuth?: UserAuthOptions;
+}
+
+/** A built relais: the Hono app plus the services tests and entry points reach into. */
+export interface Relais {
+  app: Hono<AppEnv>;
+  auth: UserAuth;
+  publisher: Publisher;
+  registry: Registry;
+  sessions: Sessions;
+  hub: Hub;
+  metrics: Metrics;
+  /** Kill switches. */
+  controls: Controls;
+  /** Kill switches, rate limits and caps, as every transport and route applies them. */
+  guard: Guard;
+  /** Resumes the work a previous process left (unfinished fan-outs). */
+  start(): Promise<void>;
+  /**
+   * Ends the long-lived HTTP responses (SSE streams, waiting polls) so a graceful server
+   * shutdown can finish; their clients reconnect and resume. Call it once the server has
+   * stopped accepting connections.
+   */
+  drain(): void;
+  /** Stops actors and timers and flushes pending writes; the store is the caller's. */
+  close(): Promise<void>;
+}
+
+/** Builds relais from its adapters. */
+export function createApp(deps: AppDeps): Relais {
+  const services = createServices(deps);
+  const { registry, sseStreams, polls } = services;
+  return {
+    app: createHttpApp(services, deps.upgradeWebSocket),
+    auth: services.auth,
+    publisher: services.publisher,
+    registry,
+    sessions: services.sessions,
+    hub: services.hub,
+    metrics: services.metrics,
+    controls: services.controls,
+    guard: services.guard,
+    start: () => startServices(services),
+    drain() {
+      sseStreams.closeAll();
+      polls.closeAll();
+    },
+    async close() {
+      sseStreams.closeAll();
+      polls.closeAll();
+      registry.stopAll();
+      await services.publisher.idle();
+      await services.recorder.close();
+      deps.mailTransport.close();
+      services.controls.stop();
+      await services.limits.limiter.close();
+    },
+  };
+}

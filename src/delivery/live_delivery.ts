@@ -1,0 +1,82 @@
+/**
+ * Live delivery: how a committed batch of a fan-out reaches the users online. Each item
+ * goes to its user's stream head, which passes it on to the user's actor in seq order;
+ * the envelope arrives encoded once, and each user's frame only adds its seq.
+ */
+
+import type { Registry } from "../../actors/registry.ts";
+import type { LiveItem } from "../../actors/user.machine.ts";
+import { isCritical } from "../preferences/preferences.ts";
+import type { Envelope } from "../schemas/envelope.ts";
+import { encodeEventFrame, encodeUpdateFrame } from "../schemas/frames.ts";
+import type { FanoutBatch } from "../store/store.ts";
+import type { StreamHeads } from "./stream_heads.ts";
+
+/** What {@linkcode createLiveDelivery} needs. */
+export interface LiveDeliveryDeps {
+  heads: StreamHeads;
+  registry: Registry;
+  /**
+   * Told when a NOTIFICATION for the email channel was accepted at `acceptedAt`, `urgent`
+   * when it must not wait for the grace period (high priority, or in-app turned off);
+   * absent when mail is off.
+   */
+  mailDue?(acceptedAt: number, urgent: boolean): void;
+}
+
+/** The two ways into a user's stream from memory. */
+export interface LiveDelivery {
+  /** Hands one item to `user`'s head, which releases it to their actor in seq order. */
+  deliverItem(user: string, live: LiveItem): void;
+  /** Pushes a committed fan-out batch to its online targets. */
+  deliverBatch(batch: FanoutBatch, clientEnvelopeJson: string, envelope: Envelope): void;
+}
+
+/** How an envelope's items are paced by the user actor. */
+function paceOf(envelope: Envelope): LiveItem["pace"] {
+  const { metadata } = envelope;
+  if (isCritical(metadata)) return "critical";
+  return metadata.priority === "LOW" ? "low" : "normal";
+}
+
+/** Creates live delivery over the stream heads. */
+export function createLiveDelivery(deps: LiveDeliveryDeps): LiveDelivery {
+  const { heads, registry } = deps;
+  const deliverItem = (user: string, live: LiveItem) => heads.settle(user, live.item.seq, live);
+
+  return {
+    deliverItem,
+    deliverBatch(batch, json, envelope) {
+      const acceptedAt = batch.event.acceptedAt;
+      const { metadata, routing } = envelope;
+      const pace = paceOf(envelope);
+      let quiet = false;
+      for (const { user, item, pending, replaces } of batch.items) {
+        // Recorded for order and email only: the user turned the in-app channel off. Its
+        // seq is done all the same.
+        if (item.quiet) {
+          quiet = true;
+          heads.settle(user, item.seq);
+          continue;
+        }
+        // Offline users (no head, no actor live or being built) get it from their stream
+        // when they come back.
+        if (!heads.has(user) && !registry.has("user", user)) continue;
+        const frame = replaces
+          ? encodeUpdateFrame(item.seq, json, replaces)
+          : encodeEventFrame(item.seq, json);
+        deliverItem(user, {
+          item,
+          ...(pending ? { pending } : {}),
+          frame,
+          ...(item.durable ? {} : { json }),
+          acceptedAt,
+          pace: item.ack ? "critical" : pace,
+        });
+      }
+      if (deps.mailDue && metadata.type === "NOTIFICATION" && routing.channels.includes("email")) {
+        deps.mailDue(acceptedAt, quiet || metadata.priority === "HIGH");
+      }
+    },
+  };
+}
