@@ -21,8 +21,11 @@ import type { AnyActorRef } from "xstate";
 import { getLog } from "../src/log.ts";
 import type { Metrics } from "../src/metrics.ts";
 
-/** Actor kinds, as the admin API names them. */
-export type ActorKind = "user" | "conversation" | "mailer";
+/** The kinds of actor, as the admin API, the metrics and the ops page name them. */
+export const ACTOR_KINDS = ["user", "conversation", "mailer"] as const;
+
+/** A kind from {@linkcode ACTOR_KINDS}. */
+export type ActorKind = (typeof ACTOR_KINDS)[number];
 
 /**
  * How to build an actor of one kind from its id (loading its state from KV). The actor
@@ -118,8 +121,6 @@ export interface Registry {
   stopAll(): void;
 }
 
-const KINDS: ActorKind[] = ["user", "conversation", "mailer"];
-
 /** Timers as the admin API shows them, soonest first. */
 function showTimers(timers: ActorTimer[], now: number): PendingTimer[] {
   return [...timers].sort((a, b) => a.dueAt - b.dueAt).map((t) => ({
@@ -145,7 +146,7 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
   const maxRestarts = options.maxRestarts ?? 3;
   const restartWindowMs = options.restartWindowMs ?? 10_000;
   const spawners = new Map<ActorKind, { spawn: Spawner; options: ActorKindOptions }>();
-  const live = new Map<ActorKind, Map<string, AnyActorRef>>(KINDS.map((k) => [k, new Map()]));
+  const live = new Map<ActorKind, Map<string, AnyActorRef>>(ACTOR_KINDS.map((k) => [k, new Map()]));
   const starting = new Map<string, Promise<AnyActorRef>>();
   // Recent immediate restarts of each actor, oldest first, for the restart intensity.
   const restarts = new Map<string, number[]>();
@@ -282,7 +283,7 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
     stop,
     list(kind) {
       const out: ActorSummary[] = [];
-      for (const k of kind ? [kind] : KINDS) {
+      for (const k of kind ? [kind] : ACTOR_KINDS) {
         for (const [id, actor] of live.get(k)!) out.push(summary(k, id, actor));
       }
       return out;
@@ -299,10 +300,13 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
       };
     },
     counts: () =>
-      Object.fromEntries(KINDS.map((k) => [k, live.get(k)!.size])) as Record<ActorKind, number>,
+      Object.fromEntries(ACTOR_KINDS.map((k) => [k, live.get(k)!.size])) as Record<
+        ActorKind,
+        number
+      >,
     stopAll() {
       closed = true;
-      for (const k of KINDS) for (const id of [...live.get(k)!.keys()]) stop(k, id);
+      for (const k of ACTOR_KINDS) for (const id of [...live.get(k)!.keys()]) stop(k, id);
     },
   };
 }

@@ -21,6 +21,7 @@
  */
 
 import { assign, enqueueActions, fromPromise, setup } from "xstate";
+import { backoffDelay } from "../src/backoff.ts";
 import type { PresenceStatus } from "../src/schemas/frames.ts";
 import type { PendingAck, StreamItem } from "../src/store/store.ts";
 
@@ -130,15 +131,8 @@ export interface RedeliverOutput {
 }
 
 /** Delay before redelivery number `attempt` (0 = the wait after the first delivery). */
-export function backoffDelay(p: Pick<PendingAck, "backoff">, attempt: number, base: number) {
-  switch (p.backoff) {
-    case "FIXED":
-      return base;
-    case "LINEAR":
-      return base * (attempt + 1);
-    case "EXPONENTIAL":
-      return base * 2 ** Math.min(attempt, 20);
-  }
+export function redeliveryDelay(p: Pick<PendingAck, "backoff">, attempt: number, base: number) {
+  return backoffDelay(attempt, { baseMs: base, shape: p.backoff });
 }
 
 const hasConnections = (c: UserContext) => {
@@ -285,7 +279,7 @@ function deliverItems(c: UserContext, items: LiveItem[]): Partial<UserContext> {
     pending ??= { ...c.pending };
     // Scheduled when it reached a connection; otherwise it waits for the next one.
     pending[item.seq] = connected
-      ? { ...entry, nextAt: now + backoffDelay(entry, entry.attempts, c.ackBaseMs) }
+      ? { ...entry, nextAt: now + redeliveryDelay(entry, entry.attempts, c.ackBaseMs) }
       : entry;
   }
   const next: Partial<UserContext> = { lastSeqSent };
@@ -494,7 +488,7 @@ export const userMachine = setup({
         Object.fromEntries(
           Object.entries(context.pending).map(([seq, p]) => [
             seq,
-            { ...p, nextAt: Date.now() + backoffDelay(p, p.attempts, context.ackBaseMs) },
+            { ...p, nextAt: Date.now() + redeliveryDelay(p, p.attempts, context.ackBaseMs) },
           ]),
         ),
     }),

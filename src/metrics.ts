@@ -9,12 +9,10 @@ import process from "node:process";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
+import { ACTOR_KINDS } from "../actors/registry.ts";
 
 /** The transports a live connection can use. */
 export type Transport = "ws" | "sse" | "poll";
-
-/** The kinds of actor the `relais_actors` gauge counts. */
-export const ACTOR_KINDS = ["user", "conversation", "mailer"] as const;
 
 /** The instruments of one relais process and the registry that renders them. */
 export interface Metrics {

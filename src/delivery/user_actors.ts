@@ -17,11 +17,11 @@ import {
 } from "xstate";
 import type { Registry } from "../../actors/registry.ts";
 import {
-  backoffDelay,
   type LiveItem,
   type Pacing,
   type RedeliverInput,
   type RedeliverOutput,
+  redeliveryDelay,
   type UserContext,
   type UserEvent,
   userMachine,
@@ -119,7 +119,7 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
       const frame = encodeEventFrame(p.seq, JSON.stringify(toClientEnvelope(envelope)));
       for (const conn of connections) hub.send(conn, frame);
       const attempts = p.attempts + 1;
-      resent.push({ ...p, attempts, nextAt: now + backoffDelay(p, attempts, deps.ackBaseMs) });
+      resent.push({ ...p, attempts, nextAt: now + redeliveryDelay(p, attempts, deps.ackBaseMs) });
     }
     if (resent.length > 0) {
       await store.savePending(userId, resent);

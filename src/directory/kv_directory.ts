@@ -7,6 +7,7 @@
 import { AppError } from "../errors.ts";
 import { getManyEntries } from "../store/kv_reads.ts";
 import * as keys from "../store/keys.ts";
+import { MAX_KEY_BYTES, MAX_MUTATIONS } from "../store/kv/limits.ts";
 import {
   type Dimension,
   type Directory,
@@ -17,9 +18,6 @@ import {
 
 const INDEXED: Dimension[] = ["ALL", ...MEMBERSHIP_DIMENSIONS, "CATEGORY"];
 const MAX_RETRIES = 20;
-/** Deno KV refuses commits above 80 KiB of keys and 1000 mutations: stay well below. */
-const MAX_KEY_BYTES = 60_000;
-const MAX_MUTATIONS = 900;
 const PAGE = 1000;
 
 type IndexKey = ReturnType<typeof keys.directoryMemberKey>;

@@ -4,19 +4,13 @@
  */
 
 import nodemailerModule from "nodemailer";
-import type { OutgoingMail } from "./transport.ts";
+import type { MailAddress, OutgoingMail } from "./transport.ts";
 
-/** The message fields relais gives nodemailer. */
-export interface NodemailerMessage {
-  messageId: string;
-  from: string;
-  /** An object, not a header string: nodemailer encodes the name and takes the address as is. */
-  to: { name: string; address: string };
-  subject: string;
-  text: string;
-  html: string;
-  headers: Record<string, string>;
-}
+/**
+ * The message relais gives nodemailer: the mail, its recipient an object rather than a
+ * header string, so nodemailer encodes the name and takes the address as is.
+ */
+export type NodemailerMessage = Omit<OutgoingMail, "to"> & { to: Required<MailAddress> };
 
 /** The nodemailer message of a mail, the same for every adapter built on nodemailer. */
 export function toNodemailer(mail: OutgoingMail): NodemailerMessage {

@@ -12,6 +12,7 @@
  */
 
 import type { MailRunOutput } from "../../actors/mailer.machine.ts";
+import { backoffDelay } from "../backoff.ts";
 import type { Directory, DirectoryEntry } from "../directory/directory.ts";
 import {
   chooseChannels,
@@ -30,6 +31,8 @@ import type { UnsubscribeTokens } from "./unsubscribe.ts";
 
 /** How many digest items one digest mail covers (and counts); the rest go in the next. */
 export const DIGEST_MAX_ITEMS = 100;
+/** The longest wait between two attempts of one mail. */
+const MAX_RETRY_MS = 6 * 3_600_000;
 
 /** Dependencies of {@linkcode createMailer}. */
 export interface MailerDeps {
@@ -215,7 +218,7 @@ export function createMailer(deps: MailerDeps): Mailer {
       run.deadLettered++;
       return;
     }
-    const delay = Math.min(deps.retryBaseMs * 2 ** (attempts - 1), 6 * 3_600_000);
+    const delay = backoffDelay(attempts - 1, { baseMs: deps.retryBaseMs, maxMs: MAX_RETRY_MS });
     await deps.queue.reschedule(entry, at + delay, { ...entry.task, attempts });
     run.failed++;
   }

@@ -24,13 +24,10 @@ import type {
 import {
   type CommitCost,
   createVersionedGroupCommit,
-  MAX_BYTES,
-  MAX_CHECKS,
-  MAX_KEY_BYTES,
-  MAX_MUTATIONS,
   MAX_RETRIES,
   retryPause,
 } from "../store/kv/_commit.ts";
+import { MAX_BYTES, MAX_CHECKS, MAX_KEY_BYTES, MAX_MUTATIONS } from "../store/kv/limits.ts";
 import { getManyEntries } from "../store/kv_reads.ts";
 import { HeadConflictError } from "./conversation_store.ts";
 import type { SeqSource } from "../store/store.ts";

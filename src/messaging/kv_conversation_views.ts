@@ -15,7 +15,8 @@ import type {
   MessageRecord,
 } from "./conversation_store.ts";
 import { listValues } from "./kv_conversation_records.ts";
-import { chunk, GET_MANY, getManyEntries } from "../store/kv_reads.ts";
+import { GET_MANY } from "../store/kv/limits.ts";
+import { chunk, getManyEntries } from "../store/kv_reads.ts";
 import { isMemberState } from "./rules.ts";
 
 /** Creates the read ports of a user's views on an open Deno KV handle. */

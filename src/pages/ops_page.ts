@@ -1,5 +1,6 @@
 /** The ops page: live actors, kill switches, dead letters and a metrics summary. */
 
+import { ACTOR_KINDS } from "../../actors/registry.ts";
 import { page } from "./layout.ts";
 
 /** The HTML of `GET /ops`. */
@@ -7,6 +8,7 @@ export function opsPage(): string {
   const features = ["realtime", "notifications", "messaging", "email"]
     .map((f) => `<label><input type="checkbox" name="feature" value="${f}"> ${f}</label>`)
     .join("\n        ");
+  const kinds = ACTOR_KINDS.map((k) => `<option value="${k}">${k}</option>`).join("\n          ");
   return page({
     title: "relais — ops",
     subtitleKey: "ops.subtitle",
@@ -38,9 +40,7 @@ export function opsPage(): string {
         <label for="actor-kind" data-i18n="ops.kind"></label>
         <select id="actor-kind">
           <option value="" data-i18n="ops.all"></option>
-          <option value="user">user</option>
-          <option value="conversation">conversation</option>
-          <option value="mailer">mailer</option>
+          ${kinds}
         </select>
       </div>
     </div>

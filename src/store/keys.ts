@@ -59,7 +59,7 @@ export const deadLetterPrefix = () => ["dead_letter"] as const;
 /** A single-use connect ticket, by the hash of the ticket. */
 export const ticketKey = (hash: string) => ["ticket", hash] as const;
 
-// --- Directory, preferences, collapse keys and mail (issue 4) ---
+// --- Directory, preferences, collapse keys and mail ---
 
 /** Dimensions of the directory that have an index (`ALL` indexes every user). */
 export type DirectoryDimension = "ALL" | "GROUP" | "ROLE" | "STRUCTURE" | "FORMATION" | "CATEGORY";
@@ -106,7 +106,7 @@ export const mailDeadKey = (at: number, taskId: string) => ["mail_dead", at, tas
 /** Every mail dead letter. */
 export const mailDeadPrefix = () => ["mail_dead"] as const;
 
-// ---- Controls and rate limits (issue 5) ----
+// ---- Controls and rate limits ----
 
 /** A kill switch, by its id (the scope it applies to, e.g. `structure:univ-x`). */
 export const controlKey = (id: string) => ["control", id] as const;
@@ -123,7 +123,7 @@ export const controlAuditPrefix = () => ["control_audit"] as const;
 export const rateWindowKey = (key: string, windowMs: number, window: number) =>
   ["rate", key, windowMs, window] as const;
 
-// ---- Messaging: conversations, messages, blocks (issue 3) ----
+// ---- Messaging: conversations, messages, blocks ----
 
 /** A conversation's slowly changing part (kind, title, context, member ids). */
 export const conversationKey = (id: string) => ["conv", id] as const;

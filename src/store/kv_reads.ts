@@ -3,8 +3,7 @@
  * so longer lists are split, read in bounded waves, and put back in the order asked.
  */
 
-/** The most keys one `kv.getMany` call reads. */
-export const GET_MANY = 10;
+import { GET_MANY } from "./kv/limits.ts";
 
 /** `getMany` calls in flight at once: large lists are read in waves of this many. */
 const READS_IN_FLIGHT = 32;

@@ -3,15 +3,16 @@
 import assert from "node:assert/strict";
 import { createActor, fromPromise, SimulatedClock, waitFor } from "xstate";
 import {
-  backoffDelay,
   type LiveItem,
   type Pacing,
   type RedeliverInput,
   type RedeliverOutput,
+  redeliveryDelay,
   userMachine,
   userTimers,
 } from "../../actors/user.machine.ts";
 import type { PendingAck } from "../../src/store/store.ts";
+import { simulatedTime } from "../_support/sim_time.ts";
 
 function live(
   seq: number,
@@ -70,7 +71,7 @@ function harness(
         const resent = input.due.filter((p) => p.attempts < p.limit).map((p) => ({
           ...p,
           attempts: p.attempts + 1,
-          nextAt: Date.now() + backoffDelay(p, p.attempts + 1, options.ackBaseMs ?? 40),
+          nextAt: Date.now() + redeliveryDelay(p, p.attempts + 1, options.ackBaseMs ?? 40),
         }));
         return Promise.resolve({ resent, dropped });
       }),
@@ -92,18 +93,18 @@ function harness(
 }
 
 Deno.test("backoff delays grow exponentially, linearly or not at all", () => {
-  assert.deepEqual([0, 1, 2, 3].map((a) => backoffDelay({ backoff: "EXPONENTIAL" }, a, 100)), [
+  assert.deepEqual([0, 1, 2, 3].map((a) => redeliveryDelay({ backoff: "EXPONENTIAL" }, a, 100)), [
     100,
     200,
     400,
     800,
   ]);
-  assert.deepEqual([0, 1, 2].map((a) => backoffDelay({ backoff: "LINEAR" }, a, 100)), [
+  assert.deepEqual([0, 1, 2].map((a) => redeliveryDelay({ backoff: "LINEAR" }, a, 100)), [
     100,
     200,
     300,
   ]);
-  assert.deepEqual([0, 1, 2].map((a) => backoffDelay({ backoff: "FIXED" }, a, 100)), [
+  assert.deepEqual([0, 1, 2].map((a) => redeliveryDelay({ backoff: "FIXED" }, a, 100)), [
     100,
     100,
     100,
@@ -272,20 +273,23 @@ Deno.test("user actor timers come from its context: next redelivery, budget wind
   actor.stop();
 });
 
-Deno.test("user actor starts a new budget window lazily when the last one folded nothing", async () => {
-  // Real time: the machine stamps windows with the wall clock.
+Deno.test("user actor starts a new budget window lazily when the last one folded nothing", () => {
+  // The machine stamps windows with the wall clock: simulated time moves it too.
+  using time = simulatedTime();
   const { actor, deliver, sent, summaries } = harness({
+    clock: time.clock,
     pacing: { lowWindowMs: 0, pushBudget: 2, budgetWindowMs: 30 },
   });
   actor.send({ type: "conn.open", connId: "a" });
   deliver(live(1), live(2));
-  await new Promise((r) => setTimeout(r, 40));
+  time.advance(40);
   assert.equal(waitingOn(actor.getSnapshot(), "budgetWindow"), false, "the window is over");
   // The next push opens a new window with a full budget; its fold gets a timer.
   deliver(live(3), live(4), live(5));
   assert.deepEqual(sent.map((s) => s.seqs), [[1, 2], [3, 4]]);
   assert.equal(waitingOn(actor.getSnapshot(), "budgetWindow"), true);
-  await waitFor(actor, (s) => s.context.folded.count === 0, { timeout: 2000 });
+  time.advance(30);
+  assert.equal(actor.getSnapshot().context.folded.count, 0);
   // One summary, the second window's: the first one, with nothing folded, had no timer.
   assert.deepEqual(summaries, [{ count: 1, firstSeq: 5, lastSeq: 5 }]);
   actor.stop();

@@ -1,24 +1,15 @@
 /**
- * How the Deno KV adapters commit: the budgets of one atomic operation, the retry of a
+ * How the Deno KV adapters commit: within the budgets of `limits.ts`, the retry of a
  * commit that lost a race, and the group commit that lets concurrent writers share one.
  *
  * Every multi-key write is one `kv.atomic()` with `check()`s; a commit that loses a race
  * is retried from a fresh read, never ignored.
  */
 
+import { backoffDelay } from "../../backoff.ts";
 import { chunk } from "../kv_reads.ts";
+import { MAX_BYTES, MAX_CHECKS, MAX_KEY_BYTES, MAX_MUTATIONS } from "./limits.ts";
 
-/**
- * Checks one commit may hold: a margin under KV's 100, so a writer that counts one
- * check short still commits.
- */
-export const MAX_CHECKS = 99;
-/** Mutations one commit may hold, a margin under KV's 1000. */
-export const MAX_MUTATIONS = 990;
-/** Bytes of keys one commit may hold, a margin under KV's 80 KiB. */
-export const MAX_KEY_BYTES = 64 * 1024;
-/** Bytes (keys and values) one commit may hold, a margin under KV's 800 KiB. */
-export const MAX_BYTES = 640 * 1024;
 /** Retries of a commit that keeps losing races before the write gives up. */
 export const MAX_RETRIES = 50;
 /** Most writes grouped in one commit. */
@@ -39,9 +30,8 @@ export interface CommitCost {
  * the attempt up to ten `unitMs`: writers that raced spread out instead of racing again.
  */
 export function retryPause(attempt: number, unitMs = 5): Promise<void> {
-  return new Promise((resolve) =>
-    setTimeout(resolve, Math.random() * unitMs * Math.min(attempt + 1, 10))
-  );
+  const policy = { baseMs: unitMs, maxMs: unitMs * 10, shape: "LINEAR", jitter: "full" } as const;
+  return new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, policy)));
 }
 
 /** Deletes keys in commits of a few hundred (KV takes at most 1000 mutations each). */

@@ -5,7 +5,7 @@
 
 import * as keys from "../keys.ts";
 import { itemSeq } from "./_items.ts";
-import { chunk, GET_MANY, getManyEntries } from "../kv_reads.ts";
+import { chunk, getManyEntries } from "../kv_reads.ts";
 import type {
   DeadLetter,
   DeliveredEntry,
@@ -13,7 +13,8 @@ import type {
   PendingAck,
   TargetRecord,
 } from "../store.ts";
-import { MAX_MUTATIONS, MAX_RETRIES } from "./_commit.ts";
+import { MAX_RETRIES } from "./_commit.ts";
+import { GET_MANY, MAX_MUTATIONS } from "./limits.ts";
 
 /** Targets recorded as delivered per commit: one check each, under KV's 100 checks. */
 const RECORD_BATCH = 90;

@@ -25,11 +25,10 @@ import {
   type CommitCost,
   createGroupCommit,
   deleteAll,
-  MAX_BYTES,
-  MAX_KEY_BYTES,
   MAX_RETRIES,
   retryPause,
 } from "./_commit.ts";
+import { MAX_BYTES, MAX_KEY_BYTES, MAX_VALUE_CHARS } from "./limits.ts";
 import {
   addTargetItem,
   createKvFanout,
@@ -39,8 +38,6 @@ import {
   olderUnread,
 } from "./fanout.ts";
 
-/** Characters per body chunk: UTF-16 strings stay under KV's 64 KiB values. */
-const BODY_CHUNK_CHARS = 30_000;
 /** Characters of user ids per job target chunk. */
 const TARGET_CHUNK_CHARS = 24_000;
 /** Envelopes kept in memory, most recently stored or read. */
@@ -66,8 +63,8 @@ function chunkByChars(ids: string[], budget: number): string[][] {
 /** Splits an event's JSON body into chunks that each fit in one KV value. */
 function bodyParts(body: string): string[] {
   const parts: string[] = [];
-  for (let i = 0; i < body.length; i += BODY_CHUNK_CHARS) {
-    parts.push(body.slice(i, i + BODY_CHUNK_CHARS));
+  for (let i = 0; i < body.length; i += MAX_VALUE_CHARS) {
+    parts.push(body.slice(i, i + MAX_VALUE_CHARS));
   }
   return parts;
 }

@@ -17,7 +17,8 @@ import type {
   TargetPlan,
   TargetRecord,
 } from "../store.ts";
-import { MAX_CHECKS, MAX_KEY_BYTES, MAX_MUTATIONS, MAX_RETRIES, retryPause } from "./_commit.ts";
+import { MAX_RETRIES, retryPause } from "./_commit.ts";
+import { MAX_CHECKS, MAX_KEY_BYTES, MAX_MUTATIONS } from "./limits.ts";
 import { collapses, dropSeqs, isInboxItem, takeSeqs, targetItem } from "../items.ts";
 import type { CollapseMark, UnreadMark } from "./_items.ts";
 

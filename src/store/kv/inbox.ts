@@ -2,7 +2,8 @@
 
 import type { Envelope } from "../../schemas/envelope.ts";
 import * as keys from "../keys.ts";
-import { chunk, GET_MANY, getManyEntries } from "../kv_reads.ts";
+import { chunk, getManyEntries } from "../kv_reads.ts";
+import { GET_MANY } from "./limits.ts";
 import type { InboxPage, InboxStore, StreamItem } from "../store.ts";
 import { MAX_RETRIES } from "./_commit.ts";
 import { isInboxItem } from "../items.ts";
