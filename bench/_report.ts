@@ -27,7 +27,7 @@ export interface Machine {
   relaisCommit: string;
   relaisUncommittedFiles: number;
   /** Deno KV commits/s on the disk relais writes to (see {@linkcode probeKv}). */
-  kvCommitsPerSecond?: { sequential: number; concurrent: number };
+  kvCommitsPerSecond?: KvProbe;
 }
 
 async function text(path: string): Promise<string> {
@@ -48,11 +48,29 @@ async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
   }
 }
 
+/** What {@linkcode probeKv} measures. */
+export interface KvProbe {
+  /** Commits of one key per second, one at a time. */
+  sequential: number;
+  /** Commits of one key per second, 64 at a time. */
+  concurrent: number;
+  /**
+   * Mutations per second in commits of 450 stream-item-sized values whose keys follow
+   * one another (as an event's record and body, or a conversation's messages).
+   */
+  adjacentMutations: number;
+  /**
+   * The same, with each key under another of 20,000 users (as per-user stream items,
+   * delivery records and unread counts): every key dirties a page of its own.
+   */
+  scatteredMutations: number;
+}
+
 /**
- * Deno KV commits per second on the disk the bench's relais servers write to, one at a
- * time and 64 at a time: relais's durable paths are bound by it.
+ * Deno KV's write rates on the disk the bench's relais servers write to: relais's durable
+ * paths (per-recipient items, chat messages) are bound by them.
  */
-export async function probeKv(dir: string): Promise<{ sequential: number; concurrent: number }> {
+export async function probeKv(dir: string): Promise<KvProbe> {
   const kv = await Deno.openKv(`${dir}/probe.kv`);
   try {
     let t = performance.now();
@@ -66,7 +84,34 @@ export async function probeKv(dir: string): Promise<{ sequential: number; concur
       while (next < total) await kv.atomic().set(["c", next++], 1).commit();
     }));
     const concurrent = (total * 1000) / (performance.now() - t);
-    return { sequential: Math.round(sequential), concurrent: Math.round(concurrent) };
+    // A stream item's size, and 20,000 users with an item each already stored.
+    const item = { seq: 1, id: crypto.randomUUID(), type: "MESSAGE", durable: true, at: 0 };
+    const users = 20_000;
+    for (let u = 0; u < users; u += 900) {
+      const op = kv.atomic();
+      for (let i = u; i < Math.min(users, u + 900); i++) op.set(["u", `user${i}`, 0], item);
+      await op.commit();
+    }
+    const rate = async (key: (i: number) => Deno.KvKey) => {
+      const per = 450;
+      let done = 0;
+      const start = performance.now();
+      while (performance.now() - start < 1500) {
+        const op = kv.atomic();
+        for (let i = 0; i < per; i++) op.set(key(done + i), item);
+        await op.commit();
+        done += per;
+      }
+      return Math.round((done * 1000) / (performance.now() - start));
+    };
+    const adjacentMutations = await rate((i) => ["a", i]);
+    const scatteredMutations = await rate((i) => ["u", `user${(i * 7919) % users}`, i + 1]);
+    return {
+      sequential: Math.round(sequential),
+      concurrent: Math.round(concurrent),
+      adjacentMutations,
+      scatteredMutations,
+    };
   } finally {
     kv.close();
   }
@@ -457,10 +502,35 @@ function audienceSection(r: Any): string {
   ].join("\n");
 }
 
-function chatSection(r: Any): string {
+/** Keys a durable message to `members` writes at least: its record, its client id, an item each. */
+const messageKeys = (members: number) => 2 + members;
+
+function chatSection(r: Any, kv: KvProbe | undefined): string {
   if (!r) return "Not run.";
   if (r.error) return `Failed: ${r.error}`;
   if (!r.available) return `${r.note[0].toUpperCase()}${r.note.slice(1)}.`;
+  const bound = kv?.scatteredMutations
+    ? [
+      "",
+      `What bounds it: a message to ${fmt(r.members)} members writes at least ${
+        messageKeys(r.members)
+      } keys (its record, its client id, an item in each member's stream), ${r.members} of them under a different user each. Deno KV (SQLite) writes such keys at ${
+        fmt(kv.scatteredMutations)
+      } mutations/s on this disk (${
+        fmt(kv.adjacentMutations)
+      }/s when keys follow one another; see the machine table), so the store alone caps durable chat near ${
+        fmt(Math.round(kv.scatteredMutations / messageKeys(r.members)))
+      } messages/s, and a closed loop of ${
+        fmt(r.conversations * WINDOW)
+      } messages in flight at that rate waits ${
+        fmt(
+          Math.round(
+            (r.conversations * WINDOW * 1000) / (kv.scatteredMutations / messageKeys(r.members)),
+          ),
+        )
+      } ms on average.`,
+    ]
+    : [];
   return [
     `${fmt(r.conversations)} conversations of ${
       fmt(r.members)
@@ -472,6 +542,7 @@ function chatSection(r: Any): string {
       fmt(r.summary.p99),
       fmt(r.summary.lost),
     ]]),
+    ...bound,
   ].join("\n");
 }
 
@@ -584,6 +655,14 @@ export async function writeReport(input: {
           }`
           : "–",
       ],
+      [
+        "Deno KV mutations/s in commits of 450, keys adjacent / one per user",
+        machine.kvCommitsPerSecond?.scatteredMutations
+          ? `${fmt(machine.kvCommitsPerSecond.adjacentMutations)} / ${
+            fmt(machine.kvCommitsPerSecond.scatteredMutations)
+          }`
+          : "–",
+      ],
       ["ephemeral ports", machine.ephemeralPorts],
       ["Deno", `${machine.deno} (V8 ${machine.v8}, TypeScript ${machine.typescript})`],
       ["Node.js", machine.node],
@@ -673,7 +752,7 @@ export async function writeReport(input: {
     "",
     "## 5. Chat",
     "",
-    chatSection(results.chat),
+    chatSection(results.chat, machine.kvCommitsPerSecond),
     "",
     "## 6. Reconnect storm",
     "",

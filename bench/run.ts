@@ -185,7 +185,7 @@ async function main() {
     await ensureSocketIo(rootPath, log);
     machine.kvCommitsPerSecond = await probeKv(tmp);
     log(
-      `Deno KV on the data disk: ${machine.kvCommitsPerSecond.sequential} commits/s one at a time, ${machine.kvCommitsPerSecond.concurrent} 64 at a time`,
+      `Deno KV on the data disk: ${machine.kvCommitsPerSecond.sequential} commits/s one at a time, ${machine.kvCommitsPerSecond.concurrent} 64 at a time; ${machine.kvCommitsPerSecond.adjacentMutations} adjacent / ${machine.kvCommitsPerSecond.scatteredMutations} per-user mutations/s`,
     );
     const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
     const serviceKey = `bench_${crypto.randomUUID().replaceAll("-", "")}`;
