@@ -1,5 +1,7 @@
 /** Reconnection delays: exponential with jitter, so clients of a restarted server spread out. */
 
+import { backoffDelay as delay } from "../backoff.ts";
+
 /** How reconnection delays grow. */
 export interface BackoffOptions {
   /** The delay step of the first retry, in milliseconds. */
@@ -20,6 +22,5 @@ export function backoffDelay(
   options: BackoffOptions = DEFAULT_BACKOFF,
   random: () => number = Math.random,
 ): number {
-  const step = Math.min(options.maxMs, options.baseMs * 2 ** Math.min(Math.max(attempt, 0), 30));
-  return Math.round(step / 2 + random() * (step / 2));
+  return delay(attempt, { ...options, jitter: "equal" }, random);
 }

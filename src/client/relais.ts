@@ -111,6 +111,23 @@ export interface RelaisEvents {
   frame: ServerFrame;
 }
 
+/**
+ * The timer functions the client schedules with: its reconnections, the welcome deadline
+ * and the liveness checks. They are called as plain functions, without a `this`.
+ */
+export interface RelaisTimers {
+  /** Calls `callback` once, `ms` from now; answers a handle for `clearTimeout`. */
+  setTimeout(callback: () => void, ms: number): unknown;
+  /** Cancels a timer by the handle `setTimeout` answered (`undefined` is ignored). */
+  clearTimeout(handle: unknown): void;
+}
+
+/** The runtime's own timers. */
+const GLOBAL_TIMERS: RelaisTimers = {
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout> | undefined),
+};
+
 /** Options of {@linkcode createRelais}. */
 export interface RelaisOptions {
   /** Base URL of relais; the page's origin by default in a browser. */
@@ -147,6 +164,8 @@ export interface RelaisOptions {
   transportFactories?: Partial<Record<TransportKind, TransportFactory>>;
   /** Random source of the jitter (tests). */
   random?: () => number;
+  /** The timers to schedule with (tests); the runtime's own by default. */
+  timers?: RelaisTimers;
 }
 
 /** A query of the inbox. */
@@ -259,6 +278,7 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
   };
   const backoff = options.backoff ?? DEFAULT_BACKOFF;
   const random = options.random ?? Math.random;
+  const { setTimeout: schedule, clearTimeout: cancel } = options.timers ?? GLOBAL_TIMERS;
   const connectTimeoutMs = options.connectTimeoutMs ?? 8000;
   const activityIntervalMs = options.activityIntervalMs ?? 60_000;
   const runtime: TransportRuntime = {
@@ -286,9 +306,9 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
   let presence: "online" | "away" = "online";
   let lastActivitySent = 0;
   const typingSent = new Map<string, number>();
-  let welcomeTimer: ReturnType<typeof setTimeout> | undefined;
-  let livenessTimer: ReturnType<typeof setTimeout> | undefined;
-  let retryTimer: ReturnType<typeof setTimeout> | undefined;
+  let welcomeTimer: unknown;
+  let livenessTimer: unknown;
+  let retryTimer: unknown;
   let unwatch: (() => void) | undefined;
 
   function emit<K extends keyof RelaisEvents>(type: K, value: RelaisEvents[K]) {
@@ -323,9 +343,9 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
   }
 
   function clearTimers() {
-    clearTimeout(welcomeTimer);
-    clearTimeout(livenessTimer);
-    clearTimeout(retryTimer);
+    cancel(welcomeTimer);
+    cancel(livenessTimer);
+    cancel(retryTimer);
   }
 
   function open() {
@@ -359,7 +379,7 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
       runtime,
       pollTimeoutMs: options.pollTimeoutMs ?? 25_000,
     });
-    welcomeTimer = setTimeout(
+    welcomeTimer = schedule(
       () => abandon({ code: 1006, reason: "No welcome in time" }),
       connectTimeoutMs,
     );
@@ -398,11 +418,11 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
       backoffDelay(decision.attempt, backoff, random),
     );
     setState("reconnecting", { transport: decision.transport, delayMs, ...cause });
-    retryTimer = setTimeout(open, delayMs);
+    retryTimer = schedule(open, delayMs);
   }
 
   function startLiveness() {
-    clearTimeout(livenessTimer);
+    cancel(livenessTimer);
     // A poll guards itself: each request has a deadline.
     if (kind === "poll") return;
     const grace = Math.min(heartbeatMs, 5000);
@@ -415,9 +435,9 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
         pinged = true;
         transport?.send({ type: "ping" });
       }
-      livenessTimer = setTimeout(check, Math.max(100, heartbeatMs / 2));
+      livenessTimer = schedule(check, Math.max(100, heartbeatMs / 2));
     };
-    livenessTimer = setTimeout(check, Math.max(100, heartbeatMs / 2));
+    livenessTimer = schedule(check, Math.max(100, heartbeatMs / 2));
   }
 
   function onFrame(frame: ServerFrame, pos: number | undefined, resumedFrom: number | undefined) {
@@ -426,7 +446,7 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
     if (pos !== undefined) advance(pos);
     switch (frame.type) {
       case "welcome": {
-        clearTimeout(welcomeTimer);
+        cancel(welcomeTimer);
         welcomedAt = Date.now();
         fallback = welcomed(fallback);
         session = frame.session;

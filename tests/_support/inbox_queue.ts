@@ -10,8 +10,16 @@ export interface InboxQueue<T> {
   wake(): void;
   /** The next item (matching `where`) not yet taken; fails after `timeoutMs` or once `ended()`. */
   next(where?: (item: T) => boolean, timeoutMs?: number): Promise<T>;
-  /** Waits `ms`, then takes every item matching `where`. */
-  collect(ms: number, where?: (item: T) => boolean): Promise<T[]>;
+  /**
+   * Waits for the next item matching `barrier` and takes it, then takes and returns every
+   * unread item matching `where` received before it: to prove that something did not
+   * arrive, wait for a later item that must come after it.
+   */
+  before(
+    barrier: (item: T) => boolean,
+    where?: (item: T) => boolean,
+    timeoutMs?: number,
+  ): Promise<T[]>;
 }
 
 /** Creates a queue; `ended` tells `next` that nothing more will come. */
@@ -36,7 +44,7 @@ export function createInboxQueue<T>(what: string, ended: () => boolean): InboxQu
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
         waiting = resolve;
-        timer = setTimeout(resolve, left);
+        timer = setTimeout(resolve, left); // deadline, not synchronisation
       });
       clearTimeout(timer);
       waiting = undefined;
@@ -52,12 +60,13 @@ export function createInboxQueue<T>(what: string, ended: () => boolean): InboxQu
     },
     wake: () => waiting?.(),
     next,
-    async collect(ms, where = () => true) {
-      await new Promise((r) => setTimeout(r, ms));
+    async before(barrier, where = () => true, timeoutMs) {
+      const mark = received.indexOf(await next(barrier, timeoutMs));
       const out: T[] = [];
       for (let i = 0; i < unread.length;) {
-        if (where(unread[i])) out.push(...unread.splice(i, 1));
-        else i++;
+        if (received.indexOf(unread[i]) < mark && where(unread[i])) {
+          out.push(...unread.splice(i, 1));
+        } else i++;
       }
       return out;
     },

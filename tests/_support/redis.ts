@@ -98,7 +98,7 @@ export async function startRedis(): Promise<TestRedis> {
       await child.status;
       throw new Error(`"${REDIS_SERVER}" did not answer on 127.0.0.1:${port} within 10 s`);
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 50)); // poll interval of a bounded wait
   }
   return {
     url: `redis://127.0.0.1:${port}`,

@@ -98,7 +98,7 @@ export async function startSmtp(port = 0): Promise<TestSmtp> {
         if (Date.now() > deadline) {
           throw new Error(`Expected ${count} mails within ${timeoutMs} ms, got ${mails.length}`);
         }
-        await new Promise((r) => setTimeout(r, 25));
+        await new Promise((r) => setTimeout(r, 25)); // poll interval of a bounded wait
       }
       return mails;
     },

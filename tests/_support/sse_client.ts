@@ -17,8 +17,15 @@ export interface SseClient {
   received: SseEvent[];
   /** The next event (matching `where`) not yet taken; fails after `timeoutMs`. */
   next(where?: (e: SseEvent) => boolean, timeoutMs?: number): Promise<SseEvent>;
-  /** Collects events matching `where` for `ms`, taking them. */
-  collect(ms: number, where?: (e: SseEvent) => boolean): Promise<SseEvent[]>;
+  /**
+   * Waits for the next event matching `barrier` and takes it, then takes and returns the
+   * events matching `where` that came before it.
+   */
+  before(
+    barrier: (e: SseEvent) => boolean,
+    where?: (e: SseEvent) => boolean,
+    timeoutMs?: number,
+  ): Promise<SseEvent[]>;
   /** Resolves when the server ends the stream. */
   ended: Promise<void>;
   close(): Promise<void>;
@@ -44,7 +51,7 @@ export async function openSse(
       body: text ? JSON.parse(text) : undefined,
       received: queue.received,
       next: () => Promise.reject(new Error(`No stream: status ${res.status}`)),
-      collect: () => Promise.resolve([]),
+      before: () => Promise.reject(new Error(`No stream: status ${res.status}`)),
       ended: Promise.resolve(),
       close: () => Promise.resolve(),
     };
@@ -85,7 +92,7 @@ export async function openSse(
     headers: res.headers,
     received: queue.received,
     next: queue.next,
-    collect: queue.collect,
+    before: queue.before,
     ended,
     async close() {
       abort.abort();

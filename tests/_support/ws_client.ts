@@ -15,8 +15,20 @@ export interface TestClient {
   sendRaw(data: string | ArrayBuffer): void;
   /** The next frame (matching `where`) not yet taken; fails after `timeoutMs`. */
   next(where?: (f: Frame) => boolean, timeoutMs?: number): Promise<Frame>;
-  /** Collects frames matching `where` for `ms`, taking them. */
-  collect(ms: number, where?: (f: Frame) => boolean): Promise<Frame[]>;
+  /**
+   * Waits for the next frame matching `barrier` and takes it, then takes and returns the
+   * frames matching `where` that came before it.
+   */
+  before(
+    barrier: (f: Frame) => boolean,
+    where?: (f: Frame) => boolean,
+    timeoutMs?: number,
+  ): Promise<Frame[]>;
+  /**
+   * Pings the server and takes and returns the frames matching `where` that came before its
+   * pong: what the server had sent by the time it read the ping (a barrier on the socket).
+   */
+  settled(where?: (f: Frame) => boolean, timeoutMs?: number): Promise<Frame[]>;
   /** Resolves with the close code and reason. */
   closed: Promise<{ code: number; reason: string }>;
   close(): Promise<void>;
@@ -50,7 +62,12 @@ export async function connect(
     send: (frame) => socket.send(JSON.stringify(frame)),
     sendRaw: (data) => socket.send(data),
     next: queue.next,
-    collect: queue.collect,
+    before: queue.before,
+    settled(where, timeoutMs) {
+      const ref = `barrier-${crypto.randomUUID()}`;
+      socket.send(JSON.stringify({ type: "ping", ref }));
+      return queue.before((f) => f.type === "pong" && f.ref === ref, where, timeoutMs);
+    },
     closed,
     async close() {
       if (socket.readyState !== WebSocket.CLOSED) {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createActor, fromPromise } from "xstate";
+import { createActor, fromPromise, SimulatedClock, waitFor } from "xstate";
 import {
   type ConversationContext,
   type ConversationLimits,
@@ -17,8 +17,7 @@ import type {
   OpResult,
 } from "../../src/messaging/conversation_store.ts";
 import type { ConversationRequest } from "../../src/messaging/conversation_actors.ts";
-
-const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { simulatedTime } from "../_support/sim_time.ts";
 
 const LIMITS: ConversationLimits = {
   maxMembers: 4,
@@ -51,7 +50,7 @@ function state(
   };
 }
 
-/** A fake commit that numbers sends like the store, after `delayMs`. */
+/** A fake commit that numbers sends like the store. */
 function fakeCommit(input: CommitInput): CommitOutput {
   const { state: s, batch } = input;
   let seq = s.head.seq;
@@ -93,7 +92,13 @@ function fakeCommit(input: CommitInput): CommitOutput {
 
 function harness(
   initial: ConversationState,
-  options: { delayMs?: number; fail?: () => boolean; limits?: Partial<ConversationLimits> } = {},
+  options: {
+    /** Commits stay in flight until it resolves. */
+    held?: Promise<void>;
+    fail?: () => boolean;
+    limits?: Partial<ConversationLimits>;
+    clock?: SimulatedClock;
+  } = {},
 ) {
   const batches: Batch[] = [];
   const replies: { requestId: string; result: OpResult }[] = [];
@@ -111,13 +116,13 @@ function harness(
     actors: {
       commit: fromPromise<CommitOutput, CommitInput>(async ({ input }) => {
         batches.push(input.batch);
-        await wait(options.delayMs ?? 5);
+        await options.held;
         if (options.fail?.()) throw new Error("KV is down");
         return fakeCommit(input);
       }),
       resume: fromPromise<CommitOutput, ConversationState>(async ({ input }) => {
         resumed.push(input);
-        await wait(5);
+        await null;
         return {
           ...fakeCommit({ state: input, batch: { kind: "messages", sends: [], reads: [] } }),
         };
@@ -130,6 +135,7 @@ function harness(
   });
   const actor = createActor(machine, {
     input: { state: initial, limits: { ...LIMITS, ...options.limits } },
+    ...(options.clock ? { clock: options.clock } : {}),
   });
   actor.start();
   let n = 0;
@@ -152,15 +158,20 @@ function harness(
   };
 }
 
+/** Resolves once `count` requests are answered. */
 async function settle(h: ReturnType<typeof harness>, count: number) {
-  for (let i = 0; i < 200 && h.replies.length < count; i++) await wait(5);
+  await waitFor(h.actor, () => h.replies.length >= count, { timeout: 2000 });
 }
 
 Deno.test("queued sends are committed in order, the ones waiting together in one batch", async () => {
-  const h = harness(state({ ana: "member", ben: "member" }), { delayMs: 30 });
+  const commit = Promise.withResolvers<void>();
+  const h = harness(state({ ana: "member", ben: "member" }), { held: commit.promise });
   const ids = ["1", "2", "3", "4", "5"].map((t, i) =>
     h.submit({ kind: "send", from: i % 2 ? "ben" : "ana", text: t })
   );
+  // The first send is being committed; the others wait for it.
+  assert.equal(h.batches.length, 1);
+  commit.resolve();
   await settle(h, 5);
   assert.deepEqual(
     h.batches.map((b) => b.kind === "messages" ? b.sends.map((s) => s.text) : []),
@@ -268,9 +279,12 @@ Deno.test("only owners and services change members, and the cap answers conversa
   h.actor.stop();
 });
 
-Deno.test("typing is broadcast at most once per interval and never to a member who blocked the typist", async () => {
+Deno.test("typing is broadcast at most once per interval and never to a member who blocked the typist", () => {
+  // The machine throttles typing by the wall clock: simulated time moves it too.
+  using time = simulatedTime();
   const h = harness(
     state({ ana: "member", ben: "member", chloe: "member" }, { blocks: { chloe: ["ana"] } }),
+    { clock: time.clock },
   );
   h.actor.send({ type: "typing", requestId: "t1", user: "ana" });
   h.actor.send({ type: "typing", requestId: "t2", user: "ana" });
@@ -279,10 +293,10 @@ Deno.test("typing is broadcast at most once per interval and never to a member w
   assert.equal(h.answer("t2")?.ok, true);
   assert.equal(h.answer("t3")?.ok, false);
   assert.ok(h.actor.getSnapshot().context.typing.ana > 0);
-  await wait(80);
+  time.advance(80);
   h.actor.send({ type: "typing", requestId: "t4", user: "ana" });
   assert.equal(h.typing.length, 2);
-  await wait(200);
+  time.advance(200);
   assert.deepEqual(h.actor.getSnapshot().context.typing, {}, "typing expires by itself");
   h.actor.stop();
 });
@@ -296,7 +310,7 @@ Deno.test("a failed commit answers unavailable, reloads the state and keeps serv
   assert.equal(r?.ok, false);
   assert.equal(!r?.ok && r?.error.code, "unavailable");
   failing = false;
-  for (let i = 0; i < 100 && h.loads() === 0; i++) await wait(5);
+  await waitFor(h.actor, () => h.loads() > 0, { timeout: 2000 });
   assert.equal(h.loads(), 1);
   const next = h.submit({ kind: "send", from: "ana", text: "retour" });
   await settle(h, 2);
@@ -320,22 +334,24 @@ Deno.test("an interrupted fan-out is resumed before any new request", async () =
   h.actor.stop();
 });
 
-Deno.test("an idle conversation actor asks to be passivated", async () => {
-  const h = harness(state({ ana: "member", ben: "member" }), { limits: { idleMs: 30 } });
-  await wait(80);
+Deno.test("an idle conversation actor asks to be passivated", () => {
+  const clock = new SimulatedClock();
+  const h = harness(state({ ana: "member", ben: "member" }), { limits: { idleMs: 30 }, clock });
+  clock.increment(80);
   assert.ok(h.passivated() >= 1);
   h.actor.stop();
 });
 
-Deno.test("a conversation with a full queue refuses more requests at once as unavailable", async () => {
-  const h = harness(state({ ana: "member", ben: "member" }), { delayMs: 100 });
+Deno.test("a conversation with a full queue refuses more requests at once as unavailable", () => {
+  const commit = Promise.withResolvers<void>();
+  const h = harness(state({ ana: "member", ben: "member" }), { held: commit.promise });
   for (let i = 0; i <= MAX_QUEUE; i++) h.submit({ kind: "send", from: "ana", text: "x" });
   const refused = h.submit({ kind: "send", from: "ana", text: "de trop" });
   const r = h.answer(refused);
   assert.equal(r?.ok === false && r.error.code, "unavailable");
   assert.equal(h.actor.getSnapshot().context.queue.length, MAX_QUEUE);
   h.actor.stop();
-  await wait(150); // the commit in flight ends
+  commit.resolve(); // the commit in flight ends
 });
 
 /** Names an ordinary object answers to without owning them. */

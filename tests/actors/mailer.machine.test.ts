@@ -1,21 +1,12 @@
 import assert from "node:assert/strict";
-import { createActor, fromPromise } from "xstate";
+import { createActor, fromPromise, waitFor } from "xstate";
 import {
   mailerMachine,
   type MailerSettings,
   type MailPeekOutput,
   type MailRunOutput,
 } from "../../actors/mailer.machine.ts";
-
-const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(check: () => boolean, timeoutMs = 3000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("Timed out");
-    await wait(5);
-  }
-}
+import { type SimulatedTime, simulatedTime } from "../_support/sim_time.ts";
 
 const run = (patch: Partial<MailRunOutput> = {}): MailRunOutput => ({
   sent: 0,
@@ -29,6 +20,7 @@ const run = (patch: Partial<MailRunOutput> = {}): MailRunOutput => ({
 });
 
 function harness(
+  time: SimulatedTime,
   script: (call: number, limit: number) => MailRunOutput,
   options: { peek?: MailPeekOutput; settings?: Partial<MailerSettings> } = {},
 ) {
@@ -44,6 +36,7 @@ function harness(
     },
   });
   const actor = createActor(machine, {
+    clock: time.clock,
     input: {
       transport: "smtp",
       settings: {
@@ -56,19 +49,27 @@ function harness(
     },
   });
   actor.start();
-  return { actor, calls };
+  /** Resolves once the actor is in `state` (its effects are promises: they settle later). */
+  const settled = (state: string, check: () => boolean = () => true) =>
+    waitFor(actor, (s) => s.value === state && check(), { timeout: 2000 });
+  return { actor, calls, settled };
 }
 
 Deno.test("mailer actor sleeps until the earliest task is due, and wakes sooner for a new one", async () => {
-  const { actor, calls } = harness(() => run(), {
+  using time = simulatedTime();
+  const { actor, calls, settled } = harness(time, () => run(), {
     peek: { depth: 1, nextDueAt: Date.now() + 5000 },
   });
   try {
-    await wait(50);
+    await settled("waiting");
+    time.advance(50);
     assert.equal(calls.length, 0);
     assert.equal(actor.getSnapshot().value, "waiting");
     actor.send({ type: "mail.queued", dueAt: Date.now() + 30 });
-    await wait(150);
+    time.advance(29);
+    assert.equal(calls.length, 0);
+    time.advance(1);
+    await settled("waiting", () => calls.length === 1);
     assert.equal(calls.length, 1);
     assert.equal(actor.getSnapshot().context.queueDepth, 0);
   } finally {
@@ -77,13 +78,18 @@ Deno.test("mailer actor sleeps until the earliest task is due, and wakes sooner 
 });
 
 Deno.test("mailer actor keeps running while a full batch leaves tasks due", async () => {
+  using time = simulatedTime();
   let due = 3;
-  const { actor, calls } = harness(() => {
+  const { actor, calls, settled } = harness(time, () => {
     due--;
     return run({ sent: 50, depth: due * 50, ...(due > 0 ? { nextDueAt: Date.now() - 1 } : {}) });
   }, { peek: { depth: 150, nextDueAt: Date.now() } });
   try {
-    await wait(100);
+    // No time passes: each run starts at once while tasks are due.
+    for (let run = 0; run < 4; run++) {
+      await settled("waiting", () => calls.length === Math.min(run, 3));
+      time.advance(0);
+    }
     assert.equal(calls.length, 3);
     assert.equal(actor.getSnapshot().context.totals.sent, 150);
     assert.equal(actor.getSnapshot().value, "waiting");
@@ -93,8 +99,10 @@ Deno.test("mailer actor keeps running while a full batch leaves tasks due", asyn
 });
 
 Deno.test("mailer actor opens its breaker while the transport is down, probes, then closes", async () => {
+  using time = simulatedTime();
   let down = true;
-  const { actor, calls } = harness(
+  const { actor, calls, settled } = harness(
+    time,
     () =>
       down
         ? run({
@@ -108,8 +116,13 @@ Deno.test("mailer actor opens its breaker while the transport is down, probes, t
     { peek: { depth: 5, nextDueAt: Date.now() } },
   );
   try {
-    await wait(60);
+    await settled("waiting");
+    time.advance(0);
+    await settled("waiting", () => calls.length === 1);
+    time.advance(0);
+    await settled("open");
     // Two runs in a row found the transport down: the breaker is open, nothing runs.
+    time.advance(149);
     assert.equal(calls.length, 2);
     const open = actor.getSnapshot();
     assert.equal(open.value, "open");
@@ -120,13 +133,15 @@ Deno.test("mailer actor opens its breaker while the transport is down, probes, t
     assert.equal(open.context.lastError, "ECONNREFUSED");
 
     // The cooldown ends: one probe with a single task, still down, so open again.
-    await until(() => calls.length === 3);
+    time.advance(1);
+    assert.equal(calls.length, 3);
     assert(calls[2].at >= 150, `probed after ${calls[2].at} ms`);
     assert.equal(calls[2].limit, 1);
-    await until(() => actor.getSnapshot().value === "open");
+    await settled("open");
 
     down = false;
-    await until(() => actor.getSnapshot().value === "waiting");
+    time.advance(150);
+    await settled("waiting");
     const closed = actor.getSnapshot();
     assert.equal(closed.value, "waiting");
     assert.deepEqual(closed.context.breaker, { state: "closed", failures: 0 });

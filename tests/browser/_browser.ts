@@ -91,10 +91,8 @@ export function browserTest(
       if (!available) throw new Error(`${CHROMIUM} is missing: CI must install chromium`);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`Browser test took longer than ${timeoutMs} ms`)),
-          timeoutMs,
-        );
+        const error = new Error(`Browser test took longer than ${timeoutMs} ms`);
+        timer = setTimeout(() => reject(error), timeoutMs); // deadline, not synchronisation
       });
       try {
         await Promise.race([fn(), timeout]);

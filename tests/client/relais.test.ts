@@ -10,6 +10,7 @@ import {
 import type { TransportContext } from "../../src/client/transport.ts";
 import type { ClientFrame, ServerFrame, TransportKind } from "../../src/client/types.ts";
 import { eventually } from "../_support/server.ts";
+import { heldTimers } from "./_timers.ts";
 
 interface Fake {
   kind: TransportKind;
@@ -257,13 +258,16 @@ Deno.test("the client pings a quiet WebSocket, answers server pings, and drops a
 });
 
 Deno.test("after an idle close the client waits for activity, then resumes", async () => {
-  const { relais, opened: list } = client();
+  const timers = heldTimers();
+  const { relais, opened: list } = client({ timers });
   relais.connect();
   const t = await opened(list, 1);
   t.welcome(3);
+  assert.notDeepEqual(timers.pending(), [], "open, it checks liveness on a timer");
   t.drop(4009);
   assert.equal(relais.state, "dormant");
-  await new Promise((r) => setTimeout(r, 100));
+  // Only a timer could reconnect by itself, and none is left.
+  assert.deepEqual(timers.pending(), [], "nothing scheduled while dormant");
   assert.equal(list.length, 1, "no reconnection while dormant");
   relais.activity();
   const next = await opened(list, 2);
@@ -359,13 +363,31 @@ Deno.test("a failing listener does not stop the others", async () => {
 });
 
 Deno.test("close stops reconnecting", async () => {
-  const { relais, opened: list } = client();
+  const timers = heldTimers();
+  const { relais, opened: list } = client({ timers });
   relais.connect();
   const t = await opened(list, 1);
   t.welcome(0);
   relais.close();
   assert.equal(t.closed, true);
   assert.equal(relais.state, "closed");
-  await new Promise((r) => setTimeout(r, 100));
+  // Only a timer could reconnect by itself, and none is left.
+  assert.deepEqual(timers.pending(), []);
+  assert.equal(list.length, 1);
+});
+
+Deno.test("close cancels a reconnection already scheduled", async () => {
+  const timers = heldTimers();
+  const { relais, opened: list, statuses } = client({ timers });
+  relais.connect();
+  const t = await opened(list, 1);
+  t.welcome(0);
+  t.drop();
+  assert.equal(relais.state, "reconnecting");
+  const { delayMs } = statuses.at(-1)!;
+  assert.deepEqual(timers.pending(), [delayMs], "the retry, after its backoff");
+  relais.close();
+  assert.equal(relais.state, "closed");
+  assert.deepEqual(timers.pending(), []);
   assert.equal(list.length, 1);
 });

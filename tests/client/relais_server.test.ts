@@ -10,6 +10,7 @@ import {
   startServer,
   type TestServer,
 } from "../_support/server.ts";
+import { heldTimers } from "./_timers.ts";
 
 function sdk(server: TestServer, user: string, options: Partial<RelaisOptions> = {}) {
   const events: EventFrame[] = [];
@@ -75,9 +76,11 @@ for (const kind of ["ws", "sse", "poll"] as const) {
       for (const conn of server.relais.hub.ofUser("yanis")) conn.outlet.close(1011, "test drop");
       for (let i = 0; i < 5; i++) await server.publish(envelope(["yanis"]));
       await eventually(() => events.length === 6, 8000, "six events");
-      await new Promise((r) => setTimeout(r, 300));
-      assert.deepEqual(events.map((e) => e.seq), [1, 2, 3, 4, 5, 6]);
-      assert.equal(new Set(events.map((e) => e.envelope.metadata.id)).size, 6);
+      // Barrier: a duplicate from the resume would come before an item published after it.
+      await server.publish(envelope(["yanis"]));
+      await eventually(() => events.some((e) => e.seq === 7), 5000, "the barrier event");
+      assert.deepEqual(events.map((e) => e.seq), [1, 2, 3, 4, 5, 6, 7]);
+      assert.equal(new Set(events.map((e) => e.envelope.metadata.id)).size, 7);
     } finally {
       relais.close();
       await server.close();
@@ -188,13 +191,17 @@ Deno.test("the SDK falls back to SSE when WebSockets fail, and to polling when S
 
 Deno.test("the SDK reconnects after an idle close only when told the user is active", async () => {
   const server = await startServer({ RELAIS_IDLE_TIMEOUT_MS: "300", RELAIS_HEARTBEAT_MS: "100" });
-  const { relais, events } = sdk(server, "camille", { transports: ["ws"] });
+  // Held timers: the SDK's own never fire, so only the server's idle close ends the socket.
+  const timers = heldTimers();
+  const { relais, events } = sdk(server, "camille", { transports: ["ws"], timers });
   try {
     relais.connect();
     await opened(relais);
     await eventually(() => relais.state === "dormant", 3000, "dormant");
     await server.publish(envelope(["camille"]));
-    await new Promise((r) => setTimeout(r, 200));
+    // Only a timer could reconnect by itself, and none is left.
+    assert.deepEqual(timers.pending(), [], "nothing scheduled while dormant");
+    assert.equal(relais.state, "dormant");
     assert.equal(events.length, 0);
     relais.activity();
     await eventually(() => events.length === 1, 5000, "the missed event");

@@ -3,6 +3,7 @@ import type { ControlInput, Subject } from "../../src/controls/control.ts";
 import { createControls } from "../../src/controls/controls.ts";
 import { createKvControlStore } from "../../src/controls/kv_control_store.ts";
 import { AppError } from "../../src/errors.ts";
+import { eventually } from "../_support/eventually.ts";
 
 const ana: Subject = { id: "ana", roles: ["ROLE_STUDENT"], structures: ["univ-a"] };
 const ops = { service: "ops" };
@@ -113,8 +114,7 @@ Deno.test("a control expires by itself at until and listeners hear of it", async
     }, ops);
     assert.equal(changes, 1);
     assert.equal(t.controls.isEnabled("realtime", ana), false);
-    const deadline = Date.now() + 5000;
-    while (changes < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await eventually(() => changes >= 2, 5000, "the control to expire");
     assert.equal(changes, 2);
     assert.equal(t.controls.isEnabled("realtime", ana), true);
   } finally {
@@ -130,8 +130,7 @@ Deno.test("a change made by another process on the same store is picked up by po
     let heard = false;
     t.controls.onChange(() => heard = true);
     await other.put("system", { features: ["notifications"], reason: "incident" }, ops);
-    const deadline = Date.now() + 5000;
-    while (!heard && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await eventually(() => heard, 5000, "the change to be polled");
     assert.equal(heard, true);
     assert.equal(t.controls.isEnabled("notifications", ana), false);
     await other.remove("system", ops, "fixed");

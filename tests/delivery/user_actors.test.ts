@@ -1,7 +1,7 @@
 /** User actors share XState systems a few at a time, and end and fail one by one. */
 
 import assert from "node:assert/strict";
-import { type AnyActorRef, waitFor } from "xstate";
+import { type AnyActorRef, SimulatedClock, waitFor } from "xstate";
 import { createRegistry } from "../../actors/registry.ts";
 import type { LiveItem, UserContext } from "../../actors/user.machine.ts";
 import type { DeliveryRecorder } from "../../src/delivery/recorder.ts";
@@ -36,12 +36,14 @@ Deno.test("user actors share an XState system, a bounded number to each", async 
   }
 });
 
-/** A real clock that knows which of its timers are still waiting. */
+/** A simulated clock that knows which of its timers are still waiting. */
 function countingClock() {
-  const waiting = new Set<unknown>();
+  const simulated = new SimulatedClock();
+  const waiting = new Set<number>();
   const clock: ActorClock = {
+    // The clock port's own method, which the actors schedule on: not a wait.
     setTimeout(fn, ms) {
-      const id = setTimeout(() => {
+      const id = simulated.setTimeout(() => {
         waiting.delete(id);
         fn();
       }, ms);
@@ -49,8 +51,8 @@ function countingClock() {
       return id;
     },
     clearTimeout(id) {
-      waiting.delete(id);
-      clearTimeout(id as ReturnType<typeof setTimeout>);
+      waiting.delete(id as number);
+      simulated.clearTimeout(id as number);
     },
   };
   return { clock, waiting: () => waiting.size };

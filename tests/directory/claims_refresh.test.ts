@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { UserPrincipal } from "../../src/auth/principal.ts";
 import type { UserAuth } from "../../src/auth/user_auth.ts";
 import { withClaimsRefresh } from "../../src/directory/claims_refresh.ts";
+import type { Directory } from "../../src/directory/directory.ts";
 import { createKvDirectory } from "../../src/directory/kv_directory.ts";
 
 function fakeAuth(principals: Record<string, UserPrincipal>): UserAuth {
@@ -19,13 +20,25 @@ const principal = (id: string, roles: string[], structures: string[]): UserPrinc
   structures,
 });
 
-async function settle() {
-  await new Promise((r) => setTimeout(r, 20));
+/** The directory, keeping the writes it was asked for (the refresh does not await them). */
+function tracked(directory: Directory) {
+  const writes: Promise<unknown>[] = [];
+  const wrapped: Directory = {
+    ...directory,
+    update: (id, change) => {
+      const write = directory.update(id, change);
+      writes.push(write);
+      return write;
+    },
+  };
+  /** Resolves once every write asked for so far has ended; returns how many there were. */
+  const settle = async () => (await Promise.allSettled(writes)).length;
+  return { directory: wrapped, settle };
 }
 
 Deno.test("claims refresh updates roles and structures of the directory at authentication", async () => {
   using kv = await Deno.openKv(":memory:");
-  const directory = createKvDirectory(kv);
+  const { directory, settle } = tracked(createKvDirectory(kv));
   await directory.put({
     id: "u1",
     email: "u1@example.org",
@@ -51,7 +64,7 @@ Deno.test("claims refresh updates roles and structures of the directory at authe
 
   await auth.verifyToken("a");
   await auth.verifyToken("b");
-  await settle();
+  assert.equal(await settle(), 2);
   const u1 = (await directory.get("u1"))!;
   assert.deepEqual([u1.roles, u1.structures, u1.email, u1.groups], [
     ["ROLE_STAFF", "institution-admin"],
@@ -68,6 +81,7 @@ Deno.test("claims refresh updates roles and structures of the directory at authe
   // A token without claims says nothing about them; a refresh happens at most once per interval.
   clock = 5000;
   await auth.verifyToken("none");
-  await settle();
+  // The refresh asks for its write while it verifies: none was asked for.
+  assert.equal(await settle(), 2);
   assert.deepEqual((await directory.get("u1"))!.roles, ["ROLE_STAFF", "institution-admin"]);
 });

@@ -1,13 +1,20 @@
 /** Audiences end to end: the fixture directory through the API, fixture events over real sockets. */
 
 import assert from "node:assert/strict";
-import { PUBLISH_KEY, SERVICE_KEY, startServer, type TestServer } from "../_support/server.ts";
+import {
+  envelope,
+  PUBLISH_KEY,
+  SERVICE_KEY,
+  startServer,
+  type TestServer,
+} from "../_support/server.ts";
 import type { TestClient } from "../_support/ws_client.ts";
 import {
   FIXTURE,
   fixtureUsers,
   freshFixture,
   itemFrames,
+  type LooseJson,
   putFixtureUsers,
 } from "../_support/directory.ts";
 
@@ -30,9 +37,16 @@ async function withDirectory(
   }
 }
 
-/** Who received an item frame with this id within `ms`, once each. */
-async function receivers(clients: Map<string, TestClient>, id: string, ms = 400) {
-  await new Promise((r) => setTimeout(r, ms));
+/**
+ * Who received an item frame with this id, once each. The barrier: a LOW item to everyone,
+ * published after it, reaches each user after it (LOW items are never sent sooner).
+ */
+async function receivers(server: TestServer, clients: Map<string, TestClient>, id: string) {
+  const barrier = envelope(everyone, { metadata: { priority: "LOW" } });
+  assert.equal((await server.publish(barrier)).status, 202);
+  const isBarrier = (f: LooseJson) =>
+    itemFrames([f]).some((i) => i.envelope.metadata.id === (barrier.metadata as { id: string }).id);
+  await Promise.all([...clients.values()].map((client) => client.next(isBarrier)));
   const got: string[] = [];
   for (const [user, client] of clients) {
     const matching = itemFrames(client.received).filter((f) => f.envelope.metadata.id === id);
@@ -58,7 +72,7 @@ for (const [name, expected] of fixtureCases) {
       assert.equal(res.status, 202);
       assert.equal(res.body.targeted, expected.length);
       assert.deepEqual(res.body.unknown_targets, []);
-      assert.deepEqual(await receivers(clients, e.metadata.id), expected.toSorted());
+      assert.deepEqual(await receivers(server, clients, e.metadata.id), expected.toSorted());
     });
   });
 }
@@ -72,7 +86,10 @@ Deno.test("an audience narrowed with within reaches only the matching users", as
       };
     });
     assert.equal((await server.publish(e)).status, 202);
-    assert.deepEqual(await receivers(clients, e.metadata.id), [camille, yanis, emma].sort());
+    assert.deepEqual(
+      await receivers(server, clients, e.metadata.id),
+      [camille, yanis, emma].sort(),
+    );
   });
 });
 
@@ -85,7 +102,7 @@ Deno.test("unknown targets are reported in the publish answer", async () => {
     assert.equal(res.status, 202);
     assert.equal(res.body.targeted, 1);
     assert.deepEqual(res.body.unknown_targets, ["no-such-group"]);
-    assert.deepEqual(await receivers(clients, e.metadata.id), [emma]);
+    assert.deepEqual(await receivers(server, clients, e.metadata.id), [emma]);
   });
 });
 

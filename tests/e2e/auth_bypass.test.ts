@@ -340,6 +340,7 @@ Deno.test({
       assert.ok(!JSON.stringify(list.body).includes(id));
 
       const { client } = await server.login("eve");
+      const member = await server.login("bob");
       client.send({ type: "msg.send", conversation: id, text: "hi", client_id: "e2", ref: "s" });
       const refused = await client.next((f) => f.ref === "s" && f.type === "error");
       assert.ok(["not_member", "not_found", "forbidden"].includes(refused.code), refused.code);
@@ -351,7 +352,10 @@ Deno.test({
         bearer: amy,
         body: { text: "secret plan, part 2", client_id: "m2" },
       });
-      const leaked = await client.collect(300, (f) => JSON.stringify(f).includes("secret plan"));
+      // Barrier: once a member has it, a copy sent to eve would be on her socket before the
+      // answer to a ping.
+      await member.client.next((f) => JSON.stringify(f).includes("secret plan, part 2"));
+      const leaked = await client.settled((f) => JSON.stringify(f).includes("secret plan"));
       assert.deepEqual(leaked, []);
       // Nothing eve tried landed.
       const history = await server.request(`/v1/conversations/${id}/messages`, { bearer: amy });

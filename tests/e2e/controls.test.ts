@@ -4,7 +4,14 @@
  */
 
 import assert from "node:assert/strict";
-import { envelope, startServer, type TestServer } from "../_support/server.ts";
+import { mailQueueDrained } from "../_support/mail_queue.ts";
+import {
+  envelope,
+  eventually,
+  SERVICE_KEY,
+  startServer,
+  type TestServer,
+} from "../_support/server.ts";
 import type { TestClient } from "../_support/ws_client.ts";
 import { openSse } from "../_support/sse_client.ts";
 import {
@@ -118,20 +125,20 @@ Deno.test({
           const id = (sent.metadata as { id: string }).id;
           assert.equal((await ben.client.next((f) => f.type === "event")).envelope.metadata.id, id);
           assert.equal((await inbox(server, BEN)).status, 200);
-          const leaked = await ana.client.collect(300, (f) => f.type === "event");
-          assert.deepEqual(leaked, [], `no notification reaches ana under ${idOf(scope)}`);
           assert.ok(
-            (await ben.client.collect(100, (f) => f.type === "control")).length === 0,
+            (await ben.client.settled((f) => f.type === "control")).length === 0,
             "ben is not told anything",
           );
         }
-        // Another feature stays on for ana.
+        // Another feature stays on for ana. It is the barrier too: a notification that
+        // reached her would have come before it.
         const live = realtime([ANA.id]);
         assert.equal((await server.publish(live)).status, 202);
-        assert.equal(
-          (await ana.client.next((f) => f.type === "event")).envelope.metadata.type,
-          "REALTIME",
+        const leaked = await ana.client.before(
+          (f) => f.type === "event" && f.envelope.metadata.type === "REALTIME",
+          (f) => f.type === "event",
         );
+        assert.deepEqual(leaked, [], `no notification reaches ana under ${idOf(scope)}`);
 
         await clearSwitch(server, scope);
         assert.equal((await nextControl(ana.client)).features.notifications, true);
@@ -222,7 +229,7 @@ Deno.test({
         assert.equal(guard.emailEnabled(guard.subjectOf(ANA.id)), false);
         assert.equal(guard.emailEnabled(guard.subjectOf(BEN.id)), !everyone);
         if (!everyone) {
-          assert.deepEqual(await ben.client.collect(200, (f) => f.type === "control"), []);
+          assert.deepEqual(await ben.client.settled((f) => f.type === "control"), []);
         }
         // In-app delivery is another feature: still on.
         const note = notification([ANA.id]);
@@ -276,7 +283,16 @@ Deno.test({
       const until = new Date(Date.now() + 1000).toISOString();
       await setSwitch(server, { type: "CATEGORY", id: "STUDENT" }, ["realtime"], "Brief", until);
       assert.equal((await open(server, ANA, clients)).closed?.code, 4003);
-      await new Promise((r) => setTimeout(r, Date.parse(until) - Date.now() + 50));
+      await eventually(
+        async () => {
+          const res = await server.request("/v1/admin/controls/category:STUDENT", {
+            apiKey: SERVICE_KEY,
+          });
+          return res.body.active === false;
+        },
+        5000,
+        "the switch to pass",
+      );
       assert.ok((await open(server, ANA, clients)).welcome);
     });
   },
@@ -306,11 +322,9 @@ Deno.test({
         }
         return out;
       };
-      const deadline = Date.now() + 10_000;
-      while ((await recipients()).length === 0 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      await new Promise((r) => setTimeout(r, 300));
+      await eventually(async () => (await recipients()).length > 0, 10_000, "a first mail");
+      // Barrier: once the queue is empty, ana's mail can no longer be written.
+      await mailQueueDrained(server.origin);
       const first = await recipients();
       assert.equal(first.length, 1, JSON.stringify(first));
       assert.match(first[0], /ben@example\.org/);
@@ -322,10 +336,7 @@ Deno.test({
 
       await clearSwitch(server, { type: "STRUCTURE", id: "univ-a" });
       assert.equal((await server.publish(mailed(2))).status, 202);
-      const until = Date.now() + 10_000;
-      while ((await recipients()).length < 3 && Date.now() < until) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await eventually(async () => (await recipients()).length >= 3, 10_000, "three mails");
       assert.equal((await recipients()).filter((to) => /ana@example\.org/.test(to)).length, 1);
     } finally {
       await server.close();
@@ -377,7 +388,7 @@ Deno.test({
       const ws = await open(server, ANA, clients);
       const control = await nextControl(ws.client);
       assert.deepEqual(control.disabled, [{ feature: "messaging", reason: "Exams" }]);
-      assert.deepEqual(await ws.client.collect(200, (f) => f.type === "control"), []);
+      assert.deepEqual(await ws.client.settled((f) => f.type === "control"), []);
       const sse = await openSse(`${server.origin}/v1/sse`, {
         authorization: `Bearer ${await tokenOf(server, ANA)}`,
       });
@@ -388,7 +399,7 @@ Deno.test({
         await sse.close();
       }
       const ben = await open(server, BEN, clients);
-      assert.deepEqual(await ben.client.collect(200, (f) => f.type === "control"), []);
+      assert.deepEqual(await ben.client.settled((f) => f.type === "control"), []);
     });
   },
 });

@@ -2,7 +2,11 @@
 
 import assert from "node:assert/strict";
 import { envelope, eventually, PUBLISH_KEY, SERVICE_KEY, startServer } from "../_support/server.ts";
-import { connect } from "../_support/ws_client.ts";
+import { connect, type Frame } from "../_support/ws_client.ts";
+
+/** Whether `f` is the event frame of envelope `e`. */
+const isEvent = (e: Record<string, unknown>) => (f: Frame) =>
+  f.type === "event" && f.envelope.metadata.id === (e.metadata as { id: string }).id;
 
 Deno.test("a connected user receives a published notification live, without its routing", async () => {
   const server = await startServer();
@@ -49,7 +53,7 @@ Deno.test("a reconnect with after gets exactly the missed durable items in order
     for (let i = 0; i < 5; i++) replayed.push(await again.client.next((f) => f.type === "event"));
     assert.deepEqual(replayed.map((f) => f.seq), [2, 3, 4, 5, 6]);
     assert.deepEqual(replayed.map((f) => f.envelope.metadata.id), ids);
-    const extra = await again.client.collect(200, (f) => f.type === "event");
+    const extra = await again.client.settled((f) => f.type === "event");
     assert.deepEqual(extra, []);
     await again.client.close();
 
@@ -61,7 +65,7 @@ Deno.test("a reconnect with after gets exactly the missed durable items in order
     for (let i = 0; i < 5; i++) stored.push(await blind.client.next((f) => f.type === "event"));
     assert.deepEqual(stored.map((f) => f.seq), [2, 3, 4, 5, 6]);
     assert.deepEqual(stored.map((f) => f.envelope.metadata.id), ids);
-    assert.deepEqual(await blind.client.collect(200, (f) => f.type === "event"), []);
+    assert.deepEqual(await blind.client.settled((f) => f.type === "event"), []);
   } finally {
     await server.close();
   }
@@ -78,11 +82,14 @@ Deno.test("a repeated metadata.id is stored and delivered once", async () => {
     assert.equal(b.status, 202);
     assert.deepEqual(b.body, a.body);
     await client.next((f) => f.type === "event");
-    assert.deepEqual(await client.collect(300, (f) => f.type === "event"), []);
     const inbox = await server.request("/v1/me/notifications", {
       bearer: await server.token("camille"),
     });
     assert.equal((inbox.body.items as unknown[]).length, 1);
+    // Barrier: a second delivery of the repeated id would come before a later item.
+    const later = envelope(["camille"]);
+    await server.publish(later);
+    assert.deepEqual(await client.before(isEvent(later), (f) => f.type === "event"), []);
   } finally {
     await server.close();
   }
@@ -120,7 +127,13 @@ Deno.test("an unacked item is redelivered on its backoff, then dead-lettered at 
     assert.equal(status.acked, 0);
     assert.equal(status.delivered, 1);
     assert.equal(status.acked_all, false);
-    assert.deepEqual(await client.collect(300, (f) => f.type === "event"), []);
+    // Nothing is left to redeliver: no redelivery timer, and (barrier) no redelivery came
+    // before a later item.
+    const timers = server.relais.registry.inspect("user", "camille")?.timers ?? [];
+    assert.deepEqual(timers.filter((t) => t.id === "nextDue"), []);
+    const later = envelope(["camille"]);
+    await server.publish(later);
+    assert.deepEqual(await client.before(isEvent(later), (f) => f.type === "event"), []);
 
     const dead = await server.request("/v1/admin/dead-letters", { apiKey: SERVICE_KEY });
     const letters = dead.body.items as { id: string; user: string; attempts: number }[];
@@ -159,7 +172,10 @@ Deno.test("an unacked item is redelivered on the next connection, and an ack sto
     await second.client.close();
 
     const third = await server.login("yanis", { after: 1 });
-    assert.deepEqual(await third.client.collect(300, (f) => f.type === "event"), []);
+    // Barrier: a redelivery on connection comes before a later item.
+    const later = envelope(["yanis"]);
+    await server.publish(later);
+    assert.deepEqual(await third.client.before(isEvent(later), (f) => f.type === "event"), []);
   } finally {
     await server.close();
   }
@@ -221,9 +237,10 @@ Deno.test("an expired item is never delivered, live or on resume", async () => {
     await server.publish(soon);
     const live = await client.next((f) => f.type === "event");
     assert.equal(live.envelope.metadata.id, (soon.metadata as { id: string }).id);
-    assert.deepEqual(await client.collect(200, (f) => f.type === "event"), []);
+    assert.deepEqual(await client.settled((f) => f.type === "event"), []);
     await client.close();
 
+    // Measures time: `soon` must expire by the wall clock before the resume.
     await new Promise((r) => setTimeout(r, 500));
     const again = await server.login("camille", { after: 0, epoch: welcome.epoch });
     assert.equal(again.welcome.epoch, welcome.epoch);
@@ -264,6 +281,7 @@ Deno.test("recent REALTIME items resume, older ones answer recovered false", asy
     assert.equal((await fresh.client.next((f) => f.type === "event")).seq, 1);
     await fresh.client.close();
 
+    // Measures time: the item must leave the 1 s recent window by the wall clock.
     await new Promise((r) => setTimeout(r, 1100));
     await server.publish(realtime());
     const late = await server.login("emma", { after: 0, epoch });

@@ -14,7 +14,8 @@ const FLOOD = 20_000;
 async function closedWithin(client: TestClient, ms = 10_000) {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Socket still open after ${ms} ms`)), ms);
+    const error = new Error(`Socket still open after ${ms} ms`);
+    timer = setTimeout(() => reject(error), ms); // deadline, not synchronisation
   });
   try {
     return await Promise.race([client.closed, late]);

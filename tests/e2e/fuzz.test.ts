@@ -298,7 +298,7 @@ Deno.test({
           const res = await server.publish(e);
           assert.equal(res.status, 202);
           published.push((e.metadata as { id: string }).id);
-          await new Promise((r) => setTimeout(r, 50));
+          await new Promise((r) => setTimeout(r, 50)); // paces the trickle, not synchronisation
         }
       })();
 

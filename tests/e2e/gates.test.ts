@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { SERVICE_KEY, startServer, type TestServer } from "../_support/server.ts";
+import { eventually, SERVICE_KEY, startServer, type TestServer } from "../_support/server.ts";
 import { openSse, type SseClient } from "../_support/sse_client.ts";
 import { connect } from "../_support/ws_client.ts";
 import { signContext } from "../_support/auth.ts";
@@ -135,13 +135,15 @@ Deno.test({
 
       // Closing one stream makes room for exactly one more connection, of any transport.
       await welcomed[0].close();
-      const deadline = Date.now() + 3000;
-      let again = await fetchJson(server, "/v1/poll?timeout=0", { headers: auth });
-      while (again.status === 429 && Date.now() < deadline) {
-        // The server notices the closed stream when its socket closes.
-        await new Promise((r) => setTimeout(r, 25));
-        again = await fetchJson(server, "/v1/poll?timeout=0", { headers: auth });
-      }
+      // The server notices the closed stream when its socket closes.
+      const again = await eventually(
+        async () => {
+          const res = await fetchJson(server, "/v1/poll?timeout=0", { headers: auth });
+          return res.status === 429 ? undefined : res;
+        },
+        3000,
+        "room for one more connection",
+      );
       assert.equal(again.status, 200);
       const other = await openSse(`${server.origin}/v1/sse`, auth);
       streams.push(other);

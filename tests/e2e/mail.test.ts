@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { spawnServer } from "../_support/process.ts";
 import { envelope, eventually, SERVICE_KEY, startServer } from "../_support/server.ts";
 import { FIXTURE, fixtureUsers, freshFixture, putFixtureUsers } from "../_support/directory.ts";
+import { inspectMailer, mailQueueDrained } from "../_support/mail_queue.ts";
 import { parseMail, type ReceivedMail, startSmtp } from "../_support/smtp.ts";
 
 const { helene, admin, emma } = FIXTURE;
@@ -93,7 +94,8 @@ Deno.test("a notification still unread after the grace period is mailed; one rea
 
     const [mail] = await smtp.waitFor(1, 10_000);
     assert.equal(mail.subject, "Demande de retour sur « Projet web — sprint 2 »");
-    await new Promise((r) => setTimeout(r, 800));
+    // Barrier: once the queue is empty, the read one can no longer be mailed.
+    await mailQueueDrained(server.origin);
     assert.equal(smtp.mails.length, 1);
   } finally {
     await server.close();
@@ -140,11 +142,15 @@ Deno.test("with the SMTP server stopped for a while, mails wait and each arrives
     assert.ok(context.queueDepth >= 1);
     assert.equal(smtp.mails.length, 0);
 
-    await new Promise((r) => setTimeout(r, 500));
+    // The outage lasts: a probe after the cooldown fails too, and the breaker opens again.
+    await eventually(
+      async () => (await inspectMailer(server.origin)).context.breaker.failures >= 3,
+      10_000,
+      "a failed probe",
+    );
+    assert.equal(smtp.mails.length, 0);
     await smtp.start();
     const mails = await smtp.waitFor(6, 20_000);
-    await new Promise((r) => setTimeout(r, 1000));
-    assert.equal(smtp.mails.length, 6);
     const expected = subjects.flatMap((s) => [
       `"Admin Univ Exemple" <admin.portfolio@univ-exemple.fr> ${s}`,
       `"Prof. Hélène Dubois" <helene.dubois@univ-exemple.fr> ${s}`,
@@ -161,6 +167,8 @@ Deno.test("with the SMTP server stopped for a while, mails wait and each arrives
       "the breaker to close",
     );
     assert.equal(closed.queueDepth, 0);
+    // The queue is empty: no mail is left to arrive twice.
+    assert.equal(smtp.mails.length, 6);
   } finally {
     await server.close();
     await smtp.stop();
@@ -235,7 +243,8 @@ Deno.test("mail queued before a SIGKILL is sent once after the restart", async (
   const second = await spawnServer(env);
   try {
     await smtp.waitFor(8, 20_000);
-    await new Promise((r) => setTimeout(r, 1000));
+    // Barrier: once the queue is empty, no mail is left to arrive twice.
+    await mailQueueDrained(second.origin);
     assert.equal(smtp.mails.length, 8);
     assert.equal(new Set(smtp.mails.map((m) => m.messageId)).size, 8);
   } finally {

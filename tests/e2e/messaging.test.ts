@@ -75,12 +75,19 @@ Deno.test("five members sending fifty messages each concurrently all see the sam
       const own = received[0].filter((f) => f.from === user).map((f) => f.text);
       assert.deepEqual(own, Array.from({ length: 50 }, (_, n) => `${user} ${n}`));
     }
-    // No duplicate delivered either: nothing more arrives.
-    for (const client of clients) assert.deepEqual(await client.collect(200, isMsg(id)), []);
     const history = await server.request(`/v1/conversations/${id}/messages?limit=100`, {
       bearer: await server.token("ana"),
     });
     assert.equal((history.body.messages as Frame[])[0].seq, 250);
+    // No duplicate delivered either: a last message comes after every other in each
+    // member's stream, and before it each member got exactly the 250 (items are not acked,
+    // so never redelivered).
+    clients[0].send({ type: "msg.send", conversation: id, text: "fin", client_id: "end" });
+    for (const client of clients) {
+      const late = await client.before((f) => isMsg(id)(f) && f.seq === 251, isMsg(id));
+      assert.deepEqual(late, []);
+      assert.equal(client.received.filter(isMsg(id)).length, 251);
+    }
   } finally {
     await server.close();
   }
@@ -164,16 +171,18 @@ Deno.test("receipts, typing and presence reach the members and nobody else", asy
 
     ana.client.send({ type: "msg.send", conversation: id, text: "tu relis ?", client_id: "r1" });
     const msg = await ben.client.next(isMsg(id));
-    ben.client.send({ type: "read", conversation: id, seq: msg.seq });
-    const receipt = await ana.client.next((f) => f.type === "receipt");
-    assert.deepEqual(receipt, { type: "receipt", conversation: id, user: "ben", seq: 1 });
 
     ben.client.send({ type: "typing", conversation: id });
     const typing = await ana.client.next((f) => f.type === "typing");
     assert.deepEqual(typing, { type: "typing", conversation: id, user: "ben" });
-    // Throttled: a second typing frame at once is not broadcast again.
+    // Throttled: a second typing frame at once is not broadcast again. Ben's read, sent
+    // after it, reaches the conversation after it: its receipt is the barrier.
     ben.client.send({ type: "typing", conversation: id });
-    assert.deepEqual(await ana.client.collect(50, (f) => f.type === "typing"), []);
+    ben.client.send({ type: "read", conversation: id, seq: msg.seq });
+    const isReceipt = (f: Frame) => f.type === "receipt";
+    assert.deepEqual(await ana.client.before(isReceipt, (f) => f.type === "typing"), []);
+    const receipt = ana.client.received.findLast(isReceipt);
+    assert.deepEqual(receipt, { type: "receipt", conversation: id, user: "ben", seq: 1 });
 
     const listed = await server.request("/v1/me/conversations", {
       bearer: await server.token("ben"),
@@ -271,11 +280,10 @@ Deno.test("a blocked user cannot start a conversation with the blocker nor reach
       body: { text: "de chloe" },
     });
     assert.equal((await chloeWs.client.next(isMsg(id))).text, "de ben");
-    assert.equal((await anaWs.client.next(isMsg(id))).text, "de chloe");
-    assert.deepEqual(
-      await anaWs.client.collect(100, (f) => f.type === "msg" && f.from === "ben"),
-      [],
-    );
+    // Ben's message (seq 1) would come before chloe's (seq 2) in ana's stream: chloe's is
+    // the barrier, and nothing of the conversation comes before it.
+    const fromChloe = (f: Frame) => isMsg(id)(f) && f.text === "de chloe";
+    assert.deepEqual(await anaWs.client.before(fromChloe, isMsg(id)), []);
     const history = await server.request(`/v1/conversations/${id}/messages`, { bearer: ana });
     assert.deepEqual((history.body.messages as Frame[]).map((m) => m.from), ["chloe"]);
     const list = await server.request("/v1/me/conversations", { bearer: ana });
@@ -306,8 +314,10 @@ Deno.test("a blocked user cannot start a conversation with the blocker nor reach
     await server.login("ben");
     const seen = await chloeWs.client.next((f) => f.type === "presence" && f.user === "ben");
     assert.equal(seen.status, "online");
+    // Presence goes to every contact at once: by the time chloe got it, a frame to ana was
+    // already on her socket, before the pong of a ping she sends now.
     assert.deepEqual(
-      await anaWs.client.collect(100, (f) => f.type === "presence" && f.user === "ben"),
+      await anaWs.client.settled((f) => f.type === "presence" && f.user === "ben"),
       [],
     );
   } finally {

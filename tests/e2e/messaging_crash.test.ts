@@ -19,6 +19,12 @@ Deno.test("after a SIGKILL during a burst every confirmed message is in the hist
   };
   const users = ["ana", "ben", "chloe"];
   const confirmed = new Set<string>();
+  // The kill comes at the confirmation that makes 40, while the rest is in flight.
+  const forty = Promise.withResolvers<void>();
+  const confirm = (clientId: string) => {
+    confirmed.add(clientId);
+    if (confirmed.size >= 40) forty.resolve();
+  };
   const first = await spawnServer(env);
   let conversation = "";
   try {
@@ -37,7 +43,7 @@ Deno.test("after a SIGKILL during a burst every confirmed message is in the hist
       await client.next((f) => f.type === "welcome");
       client.socket.addEventListener("message", (e) => {
         const f = JSON.parse(e.data as string) as Frame;
-        if (f.type === "msg" && f.from === user) confirmed.add(f.client_id);
+        if (f.type === "msg" && f.from === user) confirm(f.client_id);
       });
       return client;
     }));
@@ -62,14 +68,16 @@ Deno.test("after a SIGKILL during a burst every confirmed message is in the hist
         }).catch(() => undefined);
         if (!res) return;
         await res.body?.cancel();
-        if (res.status === 201) confirmed.add(`ana-http-${n}`);
+        if (res.status === 201) confirm(`ana-http-${n}`);
       }
     })();
     // Kill once a good part of the burst is confirmed, while the rest is in flight.
-    const deadline = Date.now() + 20_000;
-    while (confirmed.size < 40 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      forty.promise,
+      new Promise<void>((r) => timer = setTimeout(r, 20_000)), // deadline, not synchronisation
+    ]);
+    clearTimeout(timer);
     assert.ok(confirmed.size >= 40, `only ${confirmed.size} confirmations before the kill`);
     const status = await first.kill("SIGKILL");
     assert.equal(status.signal, "SIGKILL");

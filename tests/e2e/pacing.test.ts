@@ -5,6 +5,9 @@ import { envelope, startServer } from "../_support/server.ts";
 import type { Frame } from "../_support/ws_client.ts";
 
 const idOf = (e: Record<string, unknown>) => (e.metadata as { id: string }).id;
+/** Whether `f` is the event frame of envelope `e`. */
+const isEvent = (e: Record<string, unknown>) => (f: Frame) =>
+  f.type === "event" && f.envelope.metadata.id === idOf(e);
 
 Deno.test("a collapse key replaces the unread older item: update frame, unread count unchanged", async () => {
   const server = await startServer();
@@ -84,7 +87,7 @@ Deno.test("LOW items within a short window reach the user as one batch frame", a
     );
     assert.deepEqual(batch.items.map((f: { seq: number }) => f.seq), [1, 2, 3, 4, 5]);
     assert.deepEqual(
-      await client.collect(200, (f) => f.type === "event" || f.type === "batch"),
+      await client.settled((f) => f.type === "event" || f.type === "batch"),
       [],
     );
   } finally {
@@ -103,10 +106,15 @@ Deno.test("the push budget folds the excess into one summary frame; critical ite
     const critical = envelope(["emma"], { metadata: { priority: "HIGH", source: "platform" } });
     await server.publish(critical);
 
-    const pushed = await client.collect(300, (f) => f.type === "event");
+    // The summary comes at the window's end: every push, folded or not, is before it.
+    const pushed = await client.before(
+      (f) => f.type === "summary",
+      (f) => f.type === "event",
+      5000,
+    );
     assert.deepEqual(pushed.map((f) => f.seq), [1, 2, 3, 9]);
     assert.equal(pushed[3].envelope.metadata.id, idOf(critical));
-    const summary = await client.next((f) => f.type === "summary", 5000);
+    const summary = client.received.find((f) => f.type === "summary");
     assert.deepEqual(summary, { type: "summary", count: 5, first_seq: 4, last_seq: 8 });
 
     // A new window: pushes flow again, and nothing folded was lost from the stream.
@@ -152,8 +160,9 @@ Deno.test("preferences mute a source in-app; critical items ignore mutes and the
     const other = envelope(["lucas"], { metadata: { source: "activities" } });
     await server.publish(muted);
     await server.publish(other);
-    const frames = await client.collect(300, (f) => f.type === "event");
-    assert.deepEqual(frames.map((f) => f.envelope.metadata.id), [idOf(other)]);
+    // `other` is the barrier: published after `muted`, it comes after it if it comes at all.
+    const frames = await client.before(isEvent(other), (f) => f.type === "event");
+    assert.deepEqual(frames.map((f) => f.envelope.metadata.id), []);
     const inbox = await server.request("/v1/me/notifications", { bearer: token });
     assert.deepEqual((inbox.body.items as { id: string }[]).map((i) => i.id), [idOf(other)]);
     assert.equal(inbox.body.unread_count, 1);
@@ -168,8 +177,9 @@ Deno.test("preferences mute a source in-app; critical items ignore mutes and the
     const critical = envelope(["lucas"], { metadata: { source: "platform", priority: "HIGH" } });
     const system = envelope(["lucas"], { metadata: { type: "SYSTEM", source: "access-control" } });
     for (const e of [quiet, critical, system]) await server.publish(e);
-    const after = await client.collect(300, (f) => f.type === "event");
-    assert.deepEqual(after.map((f) => f.envelope.metadata.id), [idOf(critical), idOf(system)]);
+    // `system` is the barrier: `quiet`, published first, would come before it.
+    const after = await client.before(isEvent(system), (f) => f.type === "event");
+    assert.deepEqual(after.map((f) => f.envelope.metadata.id), [idOf(critical)]);
   } finally {
     await server.close();
   }

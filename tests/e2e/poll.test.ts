@@ -72,6 +72,8 @@ Deno.test("a waiting poll answers as soon as an event arrives, and the next poll
     const first = await poll(server, "", { bearer });
     const started = Date.now();
     const waiting = poll(server, `session=${first.body.session}&after=0&timeout=20000`, { bearer });
+    // Not observable from outside: the wait only makes it likely that the poll is parked
+    // when the event comes (the test passes either way, so it cannot flake).
     await new Promise((r) => setTimeout(r, 200));
     const sent = envelope(["yanis"]);
     await server.publish(sent);

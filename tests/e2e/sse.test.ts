@@ -159,14 +159,22 @@ Deno.test("presence posted with the SSE session counts as activity and sets the 
     await eventually(() => presenceOf(server, "camille") === "away", 2000, "away");
     // Keep it active past the idle timeout.
     for (let i = 0; i < 6; i++) {
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 200)); // measures time: activity every 200 ms
       const res = await server.request("/v1/me/presence", {
         bearer: token,
         body: { status: "online", session },
       });
       assert.equal(res.status, 200);
     }
-    assert.deepEqual(await sse.collect(0, (e) => e.frame.type === "close"), []);
+    // Barrier: a close frame would have come before an item published now.
+    const barrier = envelope(["camille"]);
+    const barrierId = (barrier.metadata as { id: string }).id;
+    await server.publish(barrier);
+    const closes = await sse.before(
+      (e) => e.frame.type === "event" && e.frame.envelope.metadata.id === barrierId,
+      (e) => e.frame.type === "close",
+    );
+    assert.deepEqual(closes, []);
     assert.equal(presenceOf(server, "camille"), "online");
     const other = await server.request("/v1/me/presence", {
       bearer: await server.token("yanis"),

@@ -437,9 +437,15 @@ function createTestSeqs(kv: Deno.Kv, options: { promises?: boolean } = {}) {
   const heads = new Map<string, { next: number; ceiling: number }>();
   const takes: [string, number][] = [];
   const drops: [string, number][] = [];
+  const awaited: { count: number; resolve(): void }[] = [];
   return {
     takes,
     drops,
+    /** Resolves once `count` seqs were taken in all (at the take that makes them `count`). */
+    taken(count: number): Promise<void> {
+      if (takes.length >= count) return Promise.resolve();
+      return new Promise((resolve) => awaited.push({ count, resolve }));
+    },
     /** Gives `user` a head with `count` seqs reserved after their stored last seq. */
     async open(user: string, count = 100) {
       const last = (await kv.get<number>(keys.seqKey(user))).value ?? 0;
@@ -452,6 +458,7 @@ function createTestSeqs(kv: Deno.Kv, options: { promises?: boolean } = {}) {
       assert.ok(head.next <= head.ceiling, `the range of ${user} is used up`);
       const seq = head.next++;
       takes.push([user, seq]);
+      for (const wait of awaited) if (takes.length >= wait.count) wait.resolve();
       return options.promises ? Promise.resolve(seq) : seq;
     },
     drop(user: string, seq: number) {
@@ -688,12 +695,18 @@ async function setupMany(count: number, shared: string[]) {
 
 /**
  * A KV handle that records each atomic commit: how many conversation heads it fences and
- * whether it landed. Its first commit waits for `ready()` to be true first, then for a
- * turn of the event loop: what was started by then is queued behind it.
+ * whether it landed. Its first commit starts only once the promise given to `holdFirst`
+ * resolved. A write whose last await before the group commit resolved by then is queued
+ * behind it when it lands: what follows that await runs in microtasks, which all run
+ * before the commit's I/O can complete.
  */
-function recordingCommits(kv: Deno.Kv, ready: () => boolean = () => true) {
+function recordingCommits(kv: Deno.Kv) {
   const commits: { heads: number; ok: boolean }[] = [];
+  let hold: Promise<unknown> | undefined;
   let first = true;
+  // Completed `getMany` reads, by key, and who waits for a number of them.
+  const reads = new Map<string, number>();
+  const readers: { key: string; count: number; resolve(): void }[] = [];
   const handle = new Proxy(kv, {
     get(target, prop) {
       if (prop === "atomic") {
@@ -709,8 +722,7 @@ function recordingCommits(kv: Deno.Kv, ready: () => boolean = () => true) {
           op.commit = async () => {
             if (first) {
               first = false;
-              while (!ready()) await new Promise((resolve) => setTimeout(resolve, 1));
-              await new Promise((resolve) => setTimeout(resolve, 0));
+              await hold;
             }
             const res = await commit();
             commits.push({ heads, ok: res.ok });
@@ -719,11 +731,34 @@ function recordingCommits(kv: Deno.Kv, ready: () => boolean = () => true) {
           return op;
         };
       }
+      if (prop === "getMany") {
+        return async (list: Deno.KvKey[], options?: { consistency?: Deno.KvConsistencyLevel }) => {
+          const entries = await target.getMany(list, options);
+          for (const key of list.map((k) => JSON.stringify(k))) {
+            reads.set(key, (reads.get(key) ?? 0) + 1);
+          }
+          for (const r of readers) if ((reads.get(r.key) ?? 0) >= r.count) r.resolve();
+          return entries;
+        };
+      }
       const value = Reflect.get(target, prop);
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
-  return { handle, commits };
+  return {
+    handle,
+    commits,
+    /** Holds the first commit until `until` resolves. */
+    holdFirst(until: Promise<unknown>) {
+      hold = until;
+    },
+    /** Resolves once `key` was read with `getMany` `count` times. */
+    readOf(key: Deno.KvKey, count: number): Promise<void> {
+      const id = JSON.stringify(key);
+      if ((reads.get(id) ?? 0) >= count) return Promise.resolve();
+      return new Promise((resolve) => readers.push({ key: id, count, resolve }));
+    },
+  };
 }
 
 Deno.test("batches of many conversations committed at once share a few KV commits, each member at unique seqs", async () => {
@@ -732,7 +767,9 @@ Deno.test("batches of many conversations committed at once share a few KV commit
     const seqs = createTestSeqs(kv);
     await seqs.open("hub", ids.length * 2);
     for (const id of ids) for (const user of [`a-${id}`, `b-${id}`]) await seqs.open(user, 10);
-    const recorded = recordingCommits(kv, () => seqs.takes.length === ids.length * 3);
+    const recorded = recordingCommits(kv);
+    // Once every conversation took its seqs, nothing but microtasks stands before its write.
+    recorded.holdFirst(seqs.taken(ids.length * 3));
     const grouped = createKvConversationStore(recorded.handle);
     const states = await Promise.all(ids.map(async (id) => {
       const { job: _, ...state } = await load(store, id);
@@ -815,10 +852,8 @@ Deno.test("a head conflict in one conversation of a group fails only that conver
     // Another writer of c03 commits after its state was loaded.
     await commitSends(store, "c03", [send("a-c03", "first writer")]);
     const takenBefore = seqs.takes.length;
-    const recorded = recordingCommits(
-      kv,
-      () => seqs.takes.length === takenBefore + ids.length * 2,
-    );
+    const recorded = recordingCommits(kv);
+    recorded.holdFirst(seqs.taken(takenBefore + ids.length * 2));
     const grouped = createKvConversationStore(recorded.handle);
     const settled = await Promise.allSettled(states.map((state) =>
       grouped.commit({
@@ -862,6 +897,8 @@ Deno.test("conversations sharing a member whose seq is stored never share a comm
     const seqs = createTestSeqs(kv);
     for (const id of ids) for (const user of [`a-${id}`, `b-${id}`]) await seqs.open(user, 10);
     const recorded = recordingCommits(kv);
+    // zed's stored seq is the last read before each write: all of them wait together.
+    recorded.holdFirst(recorded.readOf(keys.seqKey("zed"), ids.length));
     const grouped = createKvConversationStore(recorded.handle);
     const states = await Promise.all(ids.map(async (id) => {
       const { job: _, ...state } = await load(store, id);

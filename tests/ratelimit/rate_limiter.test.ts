@@ -86,11 +86,14 @@ const adapters: Adapter[] = [
   },
 ];
 
+// These tests measure time themselves: one contract runs against every adapter, Redis
+// included, whose windows and expiries follow the real clock.
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits, if needed, so that the next `spanMs` stay inside one fixed window. */
 async function awayFromBoundary(windowMs: number, spanMs: number) {
   const into = Date.now() % windowMs;
+  // Measures time: skips to the next real window when this one is about to end.
   if (into > windowMs - spanMs) await sleep(windowMs - into + 5);
 }
 
@@ -167,6 +170,7 @@ for (const adapter of adapters) {
     let refused;
     for (let i = 0; i < 20; i++) refused = await a.hit("slide", rule);
     assert.equal(refused!.allowed, false);
+    // Measures time: the real window must slide past the refused hits.
     await sleep(refused!.retryAfterMs + 100);
     assert.equal((await a.hit("slide", rule)).allowed, true);
   });

@@ -1,4 +1,8 @@
-/** The WebSocket protocol's deadlines, checked by one shared sweep instead of timers per socket. */
+/**
+ * The WebSocket protocol's deadlines, checked by one shared sweep instead of timers per socket.
+ *
+ * These tests measure time themselves: the deadlines are wall-clock durations, asserted in ms.
+ */
 
 import assert from "node:assert/strict";
 import type { UserPrincipal } from "../../src/auth/principal.ts";
@@ -11,6 +15,7 @@ import {
   sweepIntervalMs,
   type WsProtocolDeps,
 } from "../../src/realtime/ws_protocol.ts";
+import { eventually } from "../_support/eventually.ts";
 
 interface FakeOutlet extends Outlet {
   sent: Record<string, unknown>[];
@@ -73,13 +78,7 @@ function protocolWith(overrides: Partial<WsProtocolDeps> & { ttlMs?: number } = 
   return { protocol, detached };
 }
 
-const until = async (check: () => boolean, ms = 2000) => {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error("Timed out");
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
+const until = (check: () => boolean) => eventually(check, 2000);
 
 Deno.test("the sweep runs at a quarter of the shortest timeout, between 10 and 250 ms", () => {
   assert.equal(sweepIntervalMs({ helloTimeoutMs: 10_000, heartbeatMs: 25_000 }), 250);
@@ -130,7 +129,7 @@ Deno.test("an idle socket is closed with 4009 while pongs keep it alive", async 
   outlet.closedWith.then(() => done = true);
   while (!done) {
     conn.message(JSON.stringify({ type: "pong" }));
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 20)); // measures time: a pong every 20 ms
   }
   const closed = await outlet.closedWith;
   assert.equal(closed.code, 4009);
@@ -145,7 +144,7 @@ Deno.test("an expiring token closes the socket with 4001 unless a new hello refr
   protocol.open(lapsed).message(JSON.stringify({ type: "hello", token: "ana" }));
   keptConn.message(JSON.stringify({ type: "hello", token: "bob" }));
   const helloAt = Date.now();
-  await new Promise((r) => setTimeout(r, 150));
+  await new Promise((r) => setTimeout(r, 150)); // measures time: refresh halfway through the ttl
   keptConn.message(JSON.stringify({ type: "hello", token: "bob" }));
   const closed = await lapsed.closedWith;
   assert.equal(closed.code, 4001);
@@ -164,7 +163,7 @@ Deno.test("a frame arriving after the token expired closes the socket before it 
   const outlet = fakeOutlet();
   const conn = protocol.open(outlet);
   conn.message(JSON.stringify({ type: "hello", token: "ana" }));
-  await new Promise((r) => setTimeout(r, 60));
+  await new Promise((r) => setTimeout(r, 60)); // measures time: past the 40 ms ttl
   conn.message(JSON.stringify({ type: "ping", ref: "late" }));
   const closed = await outlet.closedWith;
   assert.equal(closed.code, 4001);
