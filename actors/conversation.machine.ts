@@ -8,262 +8,38 @@
  * then the batch's stream items are pushed to the members. Typing is ephemeral and
  * throttled. KV stays the source of truth: the actor is rebuilt from it, and resumes a
  * fan-out a crash interrupted before anything else.
+ *
+ * The machine's states and transitions are here; its context, events and limits are in
+ * `conversation.context.ts`, and how queued requests become batches in
+ * `conversation.batch.ts`.
  */
 
 import { assign, enqueueActions, fromPromise, setup } from "xstate";
 import type {
-  Attachment,
-  Batch,
-  Caller,
   CommitInput,
   CommitOutput,
-  ConversationInfo,
   ConversationState,
-  FanoutJob,
-  Head,
-  MemberRole,
-  MemberState,
-  OpError,
   OpResult,
 } from "../src/messaging/conversation_store.ts";
-import { blocks, checkMessage, notMember, own, peerOf } from "../src/messaging/rules.ts";
+import { blocks, notMember, own } from "../src/messaging/rules.ts";
+import { fail, MAX_QUEUE, takeBatch } from "./conversation.batch.ts";
+import {
+  CONVERSATION_MACHINE_VERSION,
+  type ConversationContext,
+  type ConversationEvent,
+  type ConversationInput,
+  type DeliverParams,
+} from "./conversation.context.ts";
 
-/** Version of the context shape, stored with inspected snapshots. */
-export const CONVERSATION_MACHINE_VERSION = 1;
-
-/** Limits a conversation actor enforces. */
-export interface ConversationLimits {
-  maxMembers: number;
-  maxMessageLength: number;
-  /** A member's typing is broadcast at most once per this interval. */
-  typingMs: number;
-  /** An actor with nothing to do stops after this long. */
-  idleMs: number;
-  /** Sends committed together, at most. */
-  maxBatch: number;
-}
-
-/** A request to the conversation; `requestId` routes the answer back to the caller. */
-export type ConversationOp =
-  | {
-    kind: "send";
-    requestId: string;
-    from: string;
-    text: string;
-    clientId?: string;
-    attachments?: Attachment[];
-  }
-  | { kind: "read"; requestId: string; user: string; seq: number }
-  | { kind: "edit"; requestId: string; by: string; seq: number; text: string }
-  | { kind: "delete"; requestId: string; by: string; seq: number }
-  | { kind: "add"; requestId: string; by: Caller; users: { user: string; role: MemberRole }[] }
-  | { kind: "remove"; requestId: string; by: Caller; user: string }
-  | { kind: "mute"; requestId: string; user: string; muted: boolean };
-
-/** What the conversation actor remembers. */
-export interface ConversationContext {
-  version: number;
-  id: string;
-  info: ConversationInfo;
-  head: Head;
-  headVersion: string;
-  /**
-   * Members with their role and read position. Keys are user ids: read them with `own`,
-   * never `members[user]`, which answers for `constructor` too.
-   */
-  members: Record<string, MemberState>;
-  /** For each member, the users they blocked (read with `own` too). */
-  blocks: Record<string, string[]>;
-  /** A fan-out a crash interrupted, resumed before anything else. */
-  job?: FanoutJob;
-  /** Requests waiting for a commit, in arrival order. */
-  queue: ConversationOp[];
-  /** The batch being committed and the requests it answers. */
-  batch?: Batch;
-  inflight: string[];
-  /** Requests answered without a commit when the batch was taken. */
-  answered: { requestId: string; result: OpResult }[];
-  /** Members typing, with when their typing was last broadcast (epoch ms; read with `own`). */
-  typing: Record<string, number>;
-  limits: ConversationLimits;
-}
-
-/** What the registry gives a new conversation actor. */
-export interface ConversationInput {
-  state: ConversationState;
-  limits: ConversationLimits;
-}
-
-/** Events the conversation actor understands. */
-export type ConversationEvent =
-  | { type: "op.submit"; op: ConversationOp }
-  | { type: "typing"; requestId: string; user: string }
-  | { type: "typing.expire"; user: string }
-  | { type: "blocks.changed"; blocker: string; blocked: string; on: boolean };
-
-/** What the `deliver` effect pushes to members after a commit. */
-export interface DeliverParams {
-  conversation: string;
-  output: CommitOutput;
-  members: string[];
-  blocks: Record<string, string[]>;
-}
-
-/** Largest total text committed in one batch, in characters (KV commits are 800 KB). */
-const MAX_BATCH_CHARS = 150_000;
-/** Requests waiting at most; more are refused so a flood cannot grow memory without bound. */
-export const MAX_QUEUE = 5_000;
-
-const fail = (error: OpError): OpResult => ({ ok: false, error });
-
-function isOwner(context: ConversationContext, caller: Caller): boolean {
-  return "service" in caller || own(context.members, caller.user)?.role === "owner";
-}
-
-function checkSend(
-  context: ConversationContext,
-  op: Extract<ConversationOp, { kind: "send" }>,
-): OpError | undefined {
-  if (!own(context.members, op.from)) return notMember(context.id, op.from);
-  const invalid = checkMessage(op.text, op.attachments, context.limits.maxMessageLength);
-  if (invalid) return invalid;
-  const peer = peerOf(context.info, op.from);
-  if (peer && blocks(context.blocks, peer, op.from)) {
-    return { code: "blocked", message: `User "${peer}" does not accept your messages` };
-  }
-  return undefined;
-}
-
-/** The state of one membership change, or the answer when it needs no commit. */
-function membershipBatch(
-  context: ConversationContext,
-  op: Extract<ConversationOp, { kind: "add" | "remove" }>,
-): Batch | OpResult {
-  const { id } = context;
-  if (context.info.kind === "direct") {
-    return fail({ code: "conflict", message: "The members of a 1:1 conversation are fixed" });
-  }
-  const by = op.by;
-  if ("user" in by && !own(context.members, by.user)) return fail(notMember(id, by.user));
-  if (op.kind === "add") {
-    if (!isOwner(context, by)) {
-      return fail({ code: "forbidden", message: "Only an owner can add members" });
-    }
-    const added = op.users.filter((u, i) =>
-      !own(context.members, u.user) && op.users.findIndex((o) => o.user === u.user) === i
-    );
-    const total = Object.keys(context.members).length + added.length;
-    if (total > context.limits.maxMembers) {
-      return fail({
-        code: "conversation_full",
-        message: `Conversation full: ${total} members, at most ${context.limits.maxMembers}`,
-      });
-    }
-    if (added.length === 0) return { ok: true, members: context.info.members };
-    return { kind: "members", requestId: op.requestId, add: added, remove: [] };
-  }
-  if (!own(context.members, op.user)) return fail(notMember(id, op.user));
-  const self = "user" in by && by.user === op.user;
-  if (!self && !isOwner(context, by)) {
-    return fail({ code: "forbidden", message: "Only an owner can remove other members" });
-  }
-  return { kind: "members", requestId: op.requestId, add: [], remove: [op.user] };
-}
-
-/**
- * Takes the next batch off the queue: the leading run of sends and reads (one commit), or
- * one other request. Requests that fail their checks are answered at once.
- */
-export function takeBatch(context: ConversationContext): {
-  batch?: Batch;
-  inflight: string[];
-  answered: { requestId: string; result: OpResult }[];
-  queue: ConversationOp[];
-} {
-  const queue = [...context.queue];
-  const answered: { requestId: string; result: OpResult }[] = [];
-  const first = queue[0];
-  if (!first) return { inflight: [], answered, queue };
-
-  if (first.kind === "send" || first.kind === "read") {
-    const sends: Extract<Batch, { kind: "messages" }>["sends"] = [];
-    const reads: Extract<Batch, { kind: "messages" }>["reads"] = [];
-    let chars = 0;
-    while (queue.length > 0) {
-      const op = queue[0];
-      if (op.kind !== "send" && op.kind !== "read") break;
-      if (op.kind === "send") {
-        if (sends.length >= context.limits.maxBatch) break;
-        if (sends.length > 0 && chars + op.text.length > MAX_BATCH_CHARS) break;
-      }
-      queue.shift();
-      if (op.kind === "read") {
-        if (!own(context.members, op.user)) {
-          answered.push({ requestId: op.requestId, result: fail(notMember(context.id, op.user)) });
-        } else reads.push({ requestId: op.requestId, user: op.user, seq: op.seq });
-        continue;
-      }
-      const error = checkSend(context, op);
-      if (error) {
-        answered.push({ requestId: op.requestId, result: fail(error) });
-        continue;
-      }
-      chars += op.text.length;
-      sends.push({
-        requestId: op.requestId,
-        from: op.from,
-        text: op.text,
-        ...(op.clientId !== undefined ? { clientId: op.clientId } : {}),
-        ...(op.attachments ? { attachments: op.attachments } : {}),
-      });
-    }
-    const ids = [...sends, ...reads].map((s) => s.requestId);
-    if (ids.length === 0) return { inflight: [], answered, queue };
-    return { batch: { kind: "messages", sends, reads }, inflight: ids, answered, queue };
-  }
-
-  queue.shift();
-  const one = (batch: Batch | OpResult) =>
-    "kind" in batch
-      ? { batch, inflight: [first.requestId], answered, queue }
-      : { inflight: [], answered: [{ requestId: first.requestId, result: batch }], queue };
-  switch (first.kind) {
-    case "edit": {
-      if (!own(context.members, first.by)) return one(fail(notMember(context.id, first.by)));
-      const invalid = checkMessage(first.text, undefined, context.limits.maxMessageLength);
-      if (invalid) return one(fail(invalid));
-      return one({
-        kind: "edit",
-        requestId: first.requestId,
-        by: first.by,
-        seq: first.seq,
-        text: first.text,
-      });
-    }
-    case "delete": {
-      const member = own(context.members, first.by);
-      if (!member) return one(fail(notMember(context.id, first.by)));
-      return one({
-        kind: "delete",
-        requestId: first.requestId,
-        by: first.by,
-        seq: first.seq,
-        asOwner: member.role === "owner",
-      });
-    }
-    case "add":
-    case "remove":
-      return one(membershipBatch(context, first));
-    case "mute":
-      if (!own(context.members, first.user)) return one(fail(notMember(context.id, first.user)));
-      return one({
-        kind: "mute",
-        requestId: first.requestId,
-        user: first.user,
-        muted: first.muted,
-      });
-  }
-}
+export {
+  CONVERSATION_MACHINE_VERSION,
+  type ConversationContext,
+  type ConversationEvent,
+  type ConversationInput,
+  type ConversationLimits,
+  type ConversationOp,
+  type DeliverParams,
+} from "./conversation.context.ts";
 
 const stateOf = (c: ConversationContext): CommitInput["state"] => ({
   info: c.info,

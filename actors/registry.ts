@@ -20,12 +20,9 @@
 import type { AnyActorRef } from "xstate";
 import { getLog } from "../src/log.ts";
 import type { Metrics } from "../src/metrics.ts";
+import { ACTOR_KINDS, type ActorKind } from "./kinds.ts";
 
-/** The kinds of actor, as the admin API, the metrics and the ops page name them. */
-export const ACTOR_KINDS = ["user", "conversation", "mailer"] as const;
-
-/** A kind from {@linkcode ACTOR_KINDS}. */
-export type ActorKind = (typeof ACTOR_KINDS)[number];
+export { ACTOR_KINDS, type ActorKind } from "./kinds.ts";
 
 /**
  * How to build an actor of one kind from its id (loading its state from KV). The actor

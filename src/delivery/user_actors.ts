@@ -21,12 +21,12 @@ import {
   type Pacing,
   type RedeliverInput,
   type RedeliverOutput,
-  redeliveryDelay,
   type UserContext,
   type UserEvent,
   userMachine,
-  userTimers,
 } from "../../actors/user.machine.ts";
+import { redeliveryDelay } from "../../actors/user.redelivery.ts";
+import { userTimers } from "../../actors/user.timers.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Hub } from "../realtime/hub.ts";
 import { encodeBatchFrame, encodeEventFrame, encodeFrame } from "../schemas/frames.ts";

@@ -5,9 +5,8 @@ import {
   type ConversationLimits,
   conversationMachine,
   type ConversationOp,
-  MAX_QUEUE,
-  takeBatch,
 } from "../../actors/conversation.machine.ts";
+import { MAX_QUEUE, takeBatch } from "../../actors/conversation.batch.ts";
 import type {
   Batch,
   CommitInput,

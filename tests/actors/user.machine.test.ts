@@ -7,10 +7,10 @@ import {
   type Pacing,
   type RedeliverInput,
   type RedeliverOutput,
-  redeliveryDelay,
   userMachine,
-  userTimers,
 } from "../../actors/user.machine.ts";
+import { redeliveryDelay } from "../../actors/user.redelivery.ts";
+import { userTimers } from "../../actors/user.timers.ts";
 import type { PendingAck } from "../../src/store/store.ts";
 import { simulatedTime } from "../_support/sim_time.ts";
 

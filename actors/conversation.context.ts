@@ -1,0 +1,99 @@
+/**
+ * What the conversation actor remembers and hears: its context, input, limits and events,
+ * the requests it queues, and what it pushes to members after a commit.
+ */
+
+import type {
+  Attachment,
+  Batch,
+  Caller,
+  CommitOutput,
+  ConversationInfo,
+  ConversationState,
+  FanoutJob,
+  Head,
+  MemberRole,
+  MemberState,
+  OpResult,
+} from "../src/messaging/conversation_store.ts";
+
+/** Version of the context shape, stored with inspected snapshots. */
+export const CONVERSATION_MACHINE_VERSION = 1;
+
+/** Limits a conversation actor enforces. */
+export interface ConversationLimits {
+  maxMembers: number;
+  maxMessageLength: number;
+  /** A member's typing is broadcast at most once per this interval. */
+  typingMs: number;
+  /** An actor with nothing to do stops after this long. */
+  idleMs: number;
+  /** Sends committed together, at most. */
+  maxBatch: number;
+}
+
+/** A request to the conversation; `requestId` routes the answer back to the caller. */
+export type ConversationOp =
+  | {
+    kind: "send";
+    requestId: string;
+    from: string;
+    text: string;
+    clientId?: string;
+    attachments?: Attachment[];
+  }
+  | { kind: "read"; requestId: string; user: string; seq: number }
+  | { kind: "edit"; requestId: string; by: string; seq: number; text: string }
+  | { kind: "delete"; requestId: string; by: string; seq: number }
+  | { kind: "add"; requestId: string; by: Caller; users: { user: string; role: MemberRole }[] }
+  | { kind: "remove"; requestId: string; by: Caller; user: string }
+  | { kind: "mute"; requestId: string; user: string; muted: boolean };
+
+/** What the conversation actor remembers. */
+export interface ConversationContext {
+  version: number;
+  id: string;
+  info: ConversationInfo;
+  head: Head;
+  headVersion: string;
+  /**
+   * Members with their role and read position. Keys are user ids: read them with `own`,
+   * never `members[user]`, which answers for `constructor` too.
+   */
+  members: Record<string, MemberState>;
+  /** For each member, the users they blocked (read with `own` too). */
+  blocks: Record<string, string[]>;
+  /** A fan-out a crash interrupted, resumed before anything else. */
+  job?: FanoutJob;
+  /** Requests waiting for a commit, in arrival order. */
+  queue: ConversationOp[];
+  /** The batch being committed and the requests it answers. */
+  batch?: Batch;
+  inflight: string[];
+  /** Requests answered without a commit when the batch was taken. */
+  answered: { requestId: string; result: OpResult }[];
+  /** Members typing, with when their typing was last broadcast (epoch ms; read with `own`). */
+  typing: Record<string, number>;
+  limits: ConversationLimits;
+}
+
+/** What the registry gives a new conversation actor. */
+export interface ConversationInput {
+  state: ConversationState;
+  limits: ConversationLimits;
+}
+
+/** Events the conversation actor understands. */
+export type ConversationEvent =
+  | { type: "op.submit"; op: ConversationOp }
+  | { type: "typing"; requestId: string; user: string }
+  | { type: "typing.expire"; user: string }
+  | { type: "blocks.changed"; blocker: string; blocked: string; on: boolean };
+
+/** What the `deliver` effect pushes to members after a commit. */
+export interface DeliverParams {
+  conversation: string;
+  output: CommitOutput;
+  members: string[];
+  blocks: Record<string, string[]>;
+}

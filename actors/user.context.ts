@@ -1,0 +1,160 @@
+/**
+ * What the user actor remembers and hears: its context, input and events, the items it
+ * delivers, and the pure rules of the user's connections and presence.
+ */
+
+import type { PendingAck, StreamItem } from "../src/store/store.ts";
+
+/** Version of the context shape, stored with inspected snapshots. */
+export const USER_MACHINE_VERSION = 3;
+
+/** One live connection of the user, by id (the socket itself lives outside the actor). */
+export interface UserConnection {
+  status: "online" | "away";
+  since: number;
+}
+
+/** What the user actor remembers. */
+export interface UserContext {
+  version: number;
+  userId: string;
+  connections: Record<string, UserConnection>;
+  /** The last seq handed to the machine. */
+  lastSeqSent: number;
+  /** Items waiting for an ack, by seq. */
+  pending: Record<number, PendingAck>;
+  ackBaseMs: number;
+  idleMs: number;
+  /** LOW items waiting to go out together at the end of the grouping window. */
+  lowBuffer: LiveItem[];
+  /** When the current LOW group started (its window ends `pacing.lowWindowMs` later). */
+  lowSince: number | undefined;
+  /** Pushes made in the current budget window. */
+  pushed: number;
+  /** When the current budget window started (it ends `pacing.budgetWindowMs` later). */
+  budgetSince: number | undefined;
+  /** Items held back because the budget was spent, summarized at the window's end. */
+  folded: { count: number; firstSeq: number; lastSeq: number };
+  /** When the user went offline (the actor passivates `idleMs` later). */
+  offlineSince: number | undefined;
+  /** A redelivery run is in progress (the `redeliver` child). */
+  redelivering: boolean;
+  pacing: Pacing;
+}
+
+/** How the user actor paces pushes so that a user is never flooded. */
+export interface Pacing {
+  /** LOW items are grouped into one frame per this window. */
+  lowWindowMs: number;
+  /** At most this many pushes per budget window; the excess becomes one summary frame. */
+  pushBudget: number;
+  budgetWindowMs: number;
+}
+
+/** Pacing that never groups nor folds (the default of actors built without one). */
+export const NO_PACING: Pacing = {
+  lowWindowMs: 0,
+  pushBudget: Number.MAX_SAFE_INTEGER,
+  budgetWindowMs: 60_000,
+};
+
+/** What the registry gives a new user actor. */
+export interface UserInput {
+  userId: string;
+  pending: PendingAck[];
+  ackBaseMs: number;
+  idleMs: number;
+  pacing?: Pacing;
+}
+
+/** A new item for the user, with its frame already encoded. */
+export interface LiveItem {
+  item: StreamItem;
+  /** The item's pending ack, as stored, when it needs one. */
+  pending?: PendingAck;
+  frame: string;
+  /**
+   * The client envelope JSON `frame` was encoded from, shared by every target of the
+   * event: what keeps an ephemeral item replayable without keeping its own frame.
+   */
+  json?: string;
+  acceptedAt: number;
+  /**
+   * `low` items are grouped, `critical` ones (needing an ack, SYSTEM, HIGH from the
+   * platform) bypass grouping and the push budget; absent means `normal`.
+   */
+  pace?: "critical" | "normal" | "low";
+}
+
+/** Events the user actor understands. */
+export type UserEvent =
+  | { type: "conn.open"; connId: string; status?: "online" | "away" }
+  | { type: "conn.close"; connId: string }
+  | { type: "conn.status"; connId: string; status: "online" | "away" }
+  /** New items for the user, in stream order (usually those that arrived in one turn). */
+  | { type: "items.deliver"; items: LiveItem[] }
+  | { type: "ack.received"; id: string }
+  /** Ends the actor (its state is in KV): it reaches its final state. */
+  | { type: "user.stop" };
+
+/** The events the machine raises to itself when a window or a wait ends. */
+export type TimerEvent = { type: "lowWindow" } | { type: "budgetWindow" } | { type: "nextDue" };
+
+/** The events that open, close or change one of the user's connections. */
+export type ConnEvent = Extract<UserEvent, { type: "conn.open" | "conn.close" | "conn.status" }>;
+
+/** The items of an `items.deliver` event (none for any other event). */
+export const itemsOf = (event: UserEvent | TimerEvent): LiveItem[] =>
+  event.type === "items.deliver" ? event.items : [];
+
+/** Whether the user has at least one connection. */
+export const hasConnections = (c: UserContext): boolean => {
+  for (const _ in c.connections) return true;
+  return false;
+};
+
+/** The user's connections once a connection event is applied. */
+export function connectionsAfter(c: UserContext, event: ConnEvent): UserContext["connections"] {
+  switch (event.type) {
+    case "conn.open":
+      return {
+        ...c.connections,
+        [event.connId]: { status: event.status ?? "online", since: Date.now() },
+      };
+    case "conn.close": {
+      if (!Object.hasOwn(c.connections, event.connId)) return c.connections;
+      const { [event.connId]: _, ...rest } = c.connections;
+      return rest;
+    }
+    case "conn.status":
+      return Object.hasOwn(c.connections, event.connId)
+        ? {
+          ...c.connections,
+          [event.connId]: { ...c.connections[event.connId], status: event.status },
+        }
+        : c.connections;
+  }
+}
+
+/**
+ * Where presence goes on a connection event: judged on the connections after it, without
+ * building them (the guards of every presence state ask).
+ */
+export function presenceAfter(c: UserContext, event: ConnEvent): "online" | "away" | "offline" {
+  let any = false;
+  let online = false;
+  for (const id in c.connections) {
+    if (id === event.connId) continue;
+    any = true;
+    if (c.connections[id].status === "online") online = true;
+  }
+  const kept = event.type === "conn.open" ||
+    (event.type === "conn.status" && Object.hasOwn(c.connections, event.connId));
+  if (kept) {
+    any = true;
+    if ((event.type === "conn.open" ? event.status ?? "online" : event.status) === "online") {
+      online = true;
+    }
+  }
+  return online ? "online" : any ? "away" : "offline";
+}
