@@ -2,7 +2,7 @@
  * The OpenAPI 3.1 document of the HTTP API, generated from the routes that are mounted:
  * each route declares its description ({@linkcode describe}) and its validators
  * (`validate` in `src/validate.ts`) where it is defined, so the document cannot drift
- * from the code.
+ * from the code. Schemas become JSON Schema in `openapi_schema.ts`.
  */
 
 import type { Hono, MiddlewareHandler } from "hono";
@@ -15,12 +15,11 @@ import {
   uniqueSymbol,
 } from "hono-openapi";
 import * as v from "valibot";
-import { toJsonSchema } from "@valibot/to-json-schema";
 import { findTargetHandler } from "hono/utils/handler";
 import { ERROR_STATUS } from "./errors.ts";
+import { convertSchema, type JsonObject } from "./openapi_schema.ts";
 
-/** A JSON Schema (or any JSON object) in the document. */
-export type JsonObject = Record<string, unknown>;
+export type { JsonObject } from "./openapi_schema.ts";
 
 /** The HTTP methods an operation can have. */
 export type HttpMethod = "get" | "post" | "put" | "patch" | "delete";
@@ -124,23 +123,6 @@ const SECURITY: Record<SecurityKind, Record<string, string[]>[]> = {
   admin: [{ serviceKey: ["admin"] }, { serviceBearer: ["admin"] }],
   none: [],
 };
-
-// Refinements and normalisations that do not change the shape a client sends: the
-// converter would otherwise report them, and every schema would look lossy.
-const SHAPE_PRESERVING_ACTIONS = [
-  "check",
-  "forward",
-  "partial_check",
-  "raw_check",
-  "brand",
-  "readonly",
-  "trim",
-  "trim_start",
-  "trim_end",
-  "normalize",
-  "to_lower_case",
-  "to_upper_case",
-];
 
 // `:name`, optionally followed by a `{regex}` (one nested level of braces) and `?`.
 const PATH_PARAM = /:([A-Za-z0-9_]+)(?:\{((?:[^{}]|\{[^{}]*\})*)\})?\??/g;
@@ -343,59 +325,6 @@ function responsesOf(
     result[status] = response.content === undefined && Number(status) >= 400
       ? { ...response, content: { "application/json": { schema: ERROR_REF } } }
       : response;
-  }
-  return result;
-}
-
-interface ConvertContext {
-  /** Namespaces the converter's numbered definitions (`0`, `1`…) per call. */
-  prefix: string;
-  definitions: Record<string, v.GenericSchema>;
-  /** Receives the definitions a conversion produced. */
-  components: Record<string, JsonObject>;
-}
-
-/**
- * Converts one schema, never throwing: parts JSON Schema cannot express (dates, custom
- * checks, instances) become `{}`, and the result says so in `$comment`. Definitions are
- * hoisted into `components` because a `#/$defs/…` reference inside an OpenAPI document
- * would resolve against the document root.
- */
-function convertSchema(schema: v.GenericSchema, context: ConvertContext): JsonObject {
-  const componentName = (id: string) => id in context.definitions ? id : `${context.prefix}_${id}`;
-  const base = {
-    target: "draft-2020-12",
-    typeMode: "input",
-    ignoreActions: SHAPE_PRESERVING_ACTIONS,
-  } as const;
-
-  let problem: string | undefined;
-  try {
-    // Without the named definitions: the converter converts all of them on every call,
-    // and a problem in one this schema does not use must not be reported here.
-    toJsonSchema(schema, { ...base, errorMode: "throw" });
-  } catch (error) {
-    problem = error instanceof Error ? error.message : String(error);
-  }
-  let converted: JsonObject;
-  try {
-    converted = toJsonSchema(schema, {
-      ...base,
-      errorMode: "ignore",
-      definitions: context.definitions,
-      overrideRef: ({ referenceId }) => `#/components/schemas/${componentName(referenceId)}`,
-    }) as JsonObject;
-  } catch (error) {
-    converted = {};
-    problem ??= error instanceof Error ? error.message : String(error);
-  }
-
-  const { $schema: _, $defs, ...result } = converted;
-  for (const [id, definition] of Object.entries(($defs ?? {}) as Record<string, JsonObject>)) {
-    context.components[componentName(id)] ??= definition;
-  }
-  if (problem !== undefined) {
-    result.$comment = `Partly converted from valibot: ${problem}`;
   }
   return result;
 }
