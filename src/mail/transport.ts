@@ -2,7 +2,7 @@
  * The mail transport port: hands one rendered mail to the outside world.
  *
  * Adapters: SMTP through nodemailer (`smtp_transport.ts`) and an outbox folder of `.eml`
- * files (`outbox_transport.ts`), picked by `mail_transports.ts` from the configuration.
+ * files (`outbox_transport.ts`), picked by `src/app/adapters.ts` from the configuration.
  */
 
 /** A mailbox: an address and the name shown with it. */

@@ -8,7 +8,7 @@
  *
  * Adapters: `memory_rate_limiter.ts` (one process), `kv_rate_limiter.ts` (Deno KV,
  * the embedded default), `redis_rate_limiter.ts` (`@upstash/ratelimit` on Redis).
- * `rate_limiters.ts` picks one from the configuration.
+ * `src/app/adapters.ts` picks one from the configuration.
  */
 
 import type { RateRule } from "../config.ts";
@@ -28,7 +28,7 @@ export interface RateDecision {
   retryAfterMs: number;
 }
 
-/** Counts hits per key; built by `createRateLimiter` in `rate_limiters.ts`. */
+/** Counts hits per key; built by `rateLimiterOf` in `src/app/adapters.ts`. */
 export interface RateLimiter {
   /** The adapter's name, as `RELAIS_RATE_LIMITER` spells it. */
   readonly kind: "memory" | "kv" | "redis";
