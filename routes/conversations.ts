@@ -1,34 +1,30 @@
 /**
  * Conversations over HTTP: create (users, or services with `conversations:write`), list,
- * history, send, edit, delete, read, typing, members, leave, mute, and the user's blocks.
+ * read, typing, members, leave, mute, and the user's blocks; with the message routes of
+ * `messages.ts` (history, send, edit, delete) mounted among them.
  */
 
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { createMiddleware } from "hono/factory";
 import * as v from "valibot";
-import { requireScope, requireUser, type RequireUserDeps } from "../src/auth/middleware.ts";
+import { requireScope } from "../src/auth/middleware.ts";
 import type { AppEnv } from "../src/auth/principal.ts";
 import type { ServiceKeys } from "../src/auth/service_keys.ts";
-import type { Actor, Messaging } from "../src/messaging/messaging.ts";
+import type { Actor } from "../src/messaging/messaging.ts";
 import { describe } from "../src/openapi.ts";
-import { queryInt, validate } from "../src/validate.ts";
+import { validate } from "../src/validate.ts";
+import {
+  ConversationIdSchema,
+  conversationParam,
+  name,
+  rememberedUser,
+  userId,
+  webUrl,
+} from "./_conversation_common.ts";
 import { jsonBody } from "./_json_body.ts";
+import { createMessageRoutes, type MessageRoutesDeps } from "./messages.ts";
 
-const name = (max: number) => v.pipe(v.string(), v.trim(), v.minLength(1), v.maxLength(max));
-const userId = name(256);
-const webUrl = v.pipe(
-  v.string(),
-  v.maxLength(2000),
-  v.url("expected a URL"),
-  v.check(
-    (s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol),
-    'expected an "http" or "https" URL',
-  ),
-);
 const seq = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
-
-/** A file a message points to. */
-export const AttachmentSchema = v.strictObject({ url: webUrl, name: name(255) });
 
 /** Body of `POST /v1/conversations`. */
 export const CreateConversationSchema = v.strictObject({
@@ -39,18 +35,6 @@ export const CreateConversationSchema = v.strictObject({
   /** Service only: members who manage the group. */
   owners: v.optional(v.pipe(v.array(userId), v.maxLength(1000))),
   context: v.optional(v.strictObject({ type: name(100), id: name(200), url: v.optional(webUrl) })),
-});
-
-/** Body of `POST /v1/conversations/:id/messages` (the length cap answers `too_long`). */
-export const SendMessageSchema = v.strictObject({
-  text: v.optional(v.pipe(v.string(), v.maxLength(1_000_000)), ""),
-  client_id: v.optional(name(200)),
-  attachments: v.optional(v.pipe(v.array(AttachmentSchema), v.maxLength(10))),
-});
-
-/** Body of `PATCH /v1/conversations/:id/messages/:seq`. */
-export const EditMessageSchema = v.strictObject({
-  text: v.pipe(v.string(), v.maxLength(1_000_000)),
 });
 
 /** Body of `POST /v1/conversations/:id/read`; without `seq`, up to the last message. */
@@ -68,34 +52,16 @@ export const AddMembersSchema = v.strictObject({
   ),
 });
 
-/** Query of `GET /v1/conversations/:id/messages`. */
-export const HistoryQuerySchema = v.object({
-  before: v.optional(queryInt(1, Number.MAX_SAFE_INTEGER)),
-  limit: v.optional(queryInt(1, 100), "50"),
-});
-
-const ConversationIdSchema = name(200);
-const SeqParamSchema = queryInt(1, Number.MAX_SAFE_INTEGER);
-
 /** Dependencies of {@linkcode createConversationRoutes}. */
-export interface ConversationRoutesDeps extends RequireUserDeps {
+export interface ConversationRoutesDeps extends MessageRoutesDeps {
   keys: ServiceKeys;
-  messaging: Messaging;
-  maxBodyBytes: number;
 }
 
 /** `/v1/conversations/*`, `/v1/me/conversations` and `/v1/me/blocks/*`. */
 export function createConversationRoutes(deps: ConversationRoutesDeps) {
   const { messaging } = deps;
-  const verifyUser = requireUser(deps);
   const verifyService = requireScope(deps.keys, "conversations:write");
-
-  /** Requires a user (reusing one another middleware verified) and remembers them. */
-  const user: MiddlewareHandler<AppEnv> = createMiddleware<AppEnv>(async (c, next) => {
-    if (!c.get("user")) await verifyUser(c, () => Promise.resolve());
-    messaging.seen(c.var.user);
-    await next();
-  });
+  const user = rememberedUser(deps);
 
   /** A service key (X-API-Key, or a bearer that is not a JWT) or else a user. */
   const userOrService: MiddlewareHandler<AppEnv> = createMiddleware<AppEnv>(async (c, next) => {
@@ -112,10 +78,7 @@ export function createConversationRoutes(deps: ConversationRoutesDeps) {
     return service ? { kind: "service", name: service.name } : { kind: "user", user: c.var.user };
   };
   const body = { maxBytes: deps.maxBodyBytes };
-  const conversation = validate("param", v.object({ id: ConversationIdSchema }), {
-    what: "conversation id",
-  });
-  const message = validate("param", v.object({ id: ConversationIdSchema, seq: SeqParamSchema }));
+  const conversation = conversationParam();
   const blocked = validate("param", v.object({ userId }), { what: "user id" });
   const member = validate("param", v.object({ id: ConversationIdSchema, userId }));
 
@@ -211,92 +174,8 @@ export function createConversationRoutes(deps: ConversationRoutesDeps) {
       conversation,
       async (c) => c.json(await messaging.get(c.var.user.id, c.req.valid("param").id)),
     )
-    .get(
-      "/v1/conversations/:id/messages",
-      describe({
-        summary: "History, newest first; pass next as before for the older page",
-        tags: ["conversations"],
-        security: "user",
-        responses: {
-          200: { description: "Messages and next" },
-          403: { description: "not_member" },
-        },
-      }),
-      user,
-      conversation,
-      validate("query", HistoryQuerySchema),
-      async (c) => {
-        const query = c.req.valid("query");
-        return c.json(
-          await messaging.history(c.var.user.id, c.req.valid("param").id, {
-            before: query.before,
-            limit: query.limit,
-          }),
-        );
-      },
-    )
-    .post(
-      "/v1/conversations/:id/messages",
-      describe({
-        summary: "Send a message; answered once it is durable",
-        description:
-          "A resend with the same client_id stores nothing new and answers 200 with the stored message (Idempotent-Replayed: true).",
-        tags: ["conversations"],
-        security: "user",
-        responses: {
-          201: { description: "Stored and sent to the members" },
-          200: { description: "Resend of a stored message" },
-          400: { description: "too_long, empty or invalid" },
-          403: { description: "not_member or blocked" },
-        },
-      }),
-      user,
-      conversation,
-      jsonBody(SendMessageSchema, { ...body, what: "message" }),
-      async (c) => {
-        const { id } = c.req.valid("param");
-        const { message, created } = await messaging.send(c.var.user.id, id, c.req.valid("json"));
-        if (!created) c.header("Idempotent-Replayed", "true");
-        return c.json(message, created ? 201 : 200);
-      },
-    )
-    .patch(
-      "/v1/conversations/:id/messages/:seq",
-      describe({
-        summary: "Edit one's message; members get a msg frame with change: edit",
-        tags: ["conversations"],
-        security: "user",
-        responses: {
-          200: { description: "The edited message" },
-          403: { description: "Not the author" },
-        },
-      }),
-      user,
-      message,
-      jsonBody(EditMessageSchema, { ...body, what: "edit" }),
-      async (c) => {
-        const { id, seq } = c.req.valid("param");
-        return c.json(await messaging.edit(c.var.user.id, id, seq, c.req.valid("json").text));
-      },
-    )
-    .delete(
-      "/v1/conversations/:id/messages/:seq",
-      describe({
-        summary: "Delete a message (author or owner); its text and attachments are erased",
-        tags: ["conversations"],
-        security: "user",
-        responses: {
-          200: { description: "The deleted message" },
-          404: { description: "No such message" },
-        },
-      }),
-      user,
-      message,
-      async (c) => {
-        const { id, seq } = c.req.valid("param");
-        return c.json(await messaging.remove(c.var.user.id, id, seq));
-      },
-    )
+    // History, send, edit and delete, in their place among the routes.
+    .route("/", createMessageRoutes(deps))
     .post(
       "/v1/conversations/:id/read",
       describe({

@@ -7,31 +7,31 @@
  * commit and writes the rest in further commits, so a crash resumes it. Every commit checks
  * the conversation's head versionstamp: a second writer is detected, never interleaved.
  * The fan-out (`kv_conversation_fanout.ts`) lets batches of different conversations share
- * KV commits.
+ * KV commits; membership and mutes, which write no stream item, are
+ * `kv_conversation_membership.ts`.
  */
 
 import * as keys from "../store/keys.ts";
+import { kvU64 } from "../store/kv_u64.ts";
 import type {
   Batch,
   CommitInput,
   CommitOutput,
   ConversationStore,
   FanoutEntry,
-  MemberState,
   MessageRecord,
   OpResult,
 } from "./conversation_store.ts";
 import { type Accept, createFanOut, keyBytesOf } from "./kv_conversation_fanout.ts";
+import { commitMembership } from "./kv_conversation_membership.ts";
 import {
   countUnread,
   deliveries,
   headOf,
-  listValues,
   messageBytes,
   unreadOf,
 } from "./kv_conversation_records.ts";
 import { getManyEntries } from "../store/kv_reads.ts";
-import { HeadConflictError } from "./conversation_store.ts";
 import type { SeqSource } from "../store/store.ts";
 import { countsUnread, own, PREVIEW_CHARS, receives, setOwn } from "./rules.ts";
 
@@ -163,7 +163,7 @@ export function createKvConversationCommit(
           op.set(keys.conversationMemberKey(id, user), own(members, user)!);
           op.set(
             keys.conversationUnreadKey(id, user),
-            new Deno.KvU64(BigInt(unreadSet.get(user)!)),
+            kvU64(BigInt(unreadSet.get(user)!)),
           );
         }
       },
@@ -264,7 +264,7 @@ export function createKvConversationCommit(
         for (const user of decrement) {
           op.set(
             keys.conversationUnreadKey(id, user),
-            new Deno.KvU64(BigInt(Math.max(0, unread.get(user)! - 1))),
+            kvU64(BigInt(Math.max(0, unread.get(user)! - 1))),
           );
         }
       },
@@ -291,68 +291,6 @@ export function createKvConversationCommit(
     };
   }
 
-  /** Commits a batch that touches no stream: membership and mute. */
-  async function commitState(
-    state: State,
-    batch: Extract<Batch, { kind: "members" | "mute" }>,
-  ): Promise<CommitOutput> {
-    const id = state.info.id;
-    const now = Date.now();
-    const members = { ...state.members };
-    const blocks: Record<string, string[]> = {};
-    const op = kv.atomic().check({
-      key: keys.conversationHeadKey(id),
-      versionstamp: state.headVersion,
-    }).set(keys.conversationHeadKey(id), state.head);
-    let info = state.info;
-    let result: OpResult;
-    if (batch.kind === "members") {
-      const added = batch.add.filter((a) => !own(members, a.user));
-      for (const { user, role } of added) {
-        const member: MemberState = {
-          role,
-          since: state.head.seq + 1,
-          read: state.head.seq,
-          muted: false,
-          joinedAt: now,
-        };
-        setOwn(members, user, member);
-        op.set(keys.conversationMemberKey(id, user), member);
-        op.set(keys.userConversationKey(user, id), { at: now });
-      }
-      for (const user of batch.remove.filter((u) => own(members, u))) {
-        delete members[user];
-        op.delete(keys.conversationMemberKey(id, user));
-        op.delete(keys.userConversationKey(user, id));
-        op.delete(keys.conversationUnreadKey(id, user));
-      }
-      info = { ...info, members: Object.keys(members).sort() };
-      op.set(keys.conversationKey(id), info);
-      await Promise.all(added.map(async ({ user }) => {
-        const list = (await listValues(kv, keys.blockPrefix(user))).map((e) => e.key[2] as string);
-        setOwn(blocks, user, list);
-      }));
-      result = { ok: true, members: info.members };
-    } else {
-      const member = { ...own(members, batch.user)!, muted: batch.muted };
-      setOwn(members, batch.user, member);
-      op.set(keys.conversationMemberKey(id, batch.user), member);
-      result = { ok: true, muted: batch.muted };
-    }
-    const res = await op.commit();
-    if (!res.ok) throw new HeadConflictError(id);
-    return {
-      head: state.head,
-      headVersion: res.versionstamp,
-      members,
-      info,
-      blocks,
-      results: { [batch.requestId]: result },
-      deliveries: [],
-      receipts: [],
-    };
-  }
-
   return {
     commit({ state, batch, seqs }) {
       switch (batch.kind) {
@@ -363,7 +301,7 @@ export function createKvConversationCommit(
           return commitChange(state, batch, seqs);
         case "members":
         case "mute":
-          return commitState(state, batch);
+          return commitMembership(kv, { state, batch });
       }
     },
 

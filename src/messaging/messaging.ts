@@ -5,7 +5,8 @@
  * Reads (lists, history) go straight to the store; every write to a conversation goes
  * through its actor, the single writer. Rules about people (the structure policy, blocks
  * against the creator) are checked here; rules about the conversation (membership, size,
- * authorship) in the actor, against its own state.
+ * authorship) in the actor, against its own state. What a new conversation is made of is
+ * settled by `conversation_plan.ts`, and how a conversation looks by `conversation_view.ts`.
  */
 
 import type { UserPrincipal } from "../auth/principal.ts";
@@ -17,8 +18,6 @@ import type {
   Attachment,
   Caller,
   ConversationInfo,
-  ConversationKind,
-  ConversationLink,
   ConversationStore,
   Head,
   MemberRole,
@@ -26,60 +25,18 @@ import type {
   MessageRecord,
   OpResult,
 } from "./conversation_store.ts";
+import { type Actor, type CreateConversation, planConversation } from "./conversation_plan.ts";
+import {
+  type ConversationSummary,
+  conversationSummary,
+  type ConversationView,
+  conversationView,
+} from "./conversation_view.ts";
 import { encodeMsgFrame, type MessageView, messageView } from "./message_view.ts";
 import type { Presence } from "./presence.ts";
 import { type ConversationPolicy, directId, groupId, sharesStructure } from "./rules.ts";
 
-/** Who creates a conversation or changes its members. */
-export type Actor =
-  | { kind: "user"; user: UserPrincipal }
-  | { kind: "service"; name: string };
-
-/** What a conversation is created with. */
-export interface CreateConversation {
-  kind?: ConversationKind;
-  title?: string;
-  /** For a user: the other members. For a service: every member. */
-  members: string[];
-  /** Service only: members who manage the group. */
-  owners?: string[];
-  context?: ConversationLink;
-}
-
-/** A member as shown in a conversation. */
-export interface MemberView {
-  id: string;
-  role: MemberRole;
-  read: number;
-  presence: PresenceStatus;
-}
-
-/** A conversation in detail. */
-export interface ConversationView {
-  id: string;
-  kind: ConversationKind;
-  title?: string;
-  context?: ConversationLink;
-  created_at: string;
-  created_by: string;
-  members: MemberView[];
-  last_seq: number;
-}
-
-/** A conversation in its member's list. */
-export interface ConversationSummary {
-  id: string;
-  kind: ConversationKind;
-  title?: string;
-  context?: ConversationLink;
-  members: string[];
-  last: { seq: number; at: string; from?: string; preview?: string } | null;
-  read: number;
-  unread: number;
-  muted: boolean;
-  /** Presence of the other members. */
-  presence: Record<string, PresenceStatus>;
-}
+export type { Actor, CreateConversation } from "./conversation_plan.ts";
 
 /** What a message is sent with. */
 export interface SendMessage {
@@ -195,25 +152,13 @@ export function createMessaging(deps: MessagingDeps): Messaging {
     }));
   }
 
+  const statusOf = (user: string) => presence.statusOf(user);
+
   async function view(info: ConversationInfo, head?: Head): Promise<ConversationView> {
     const members = await Promise.all(
       info.members.map(async (m) => ({ id: m, state: await store.member(info.id, m) })),
     );
-    return {
-      id: info.id,
-      kind: info.kind,
-      ...(info.title !== undefined ? { title: info.title } : {}),
-      ...(info.context ? { context: info.context } : {}),
-      created_at: new Date(info.createdAt).toISOString(),
-      created_by: info.createdBy,
-      members: members.filter((m) => m.state).map((m) => ({
-        id: m.id,
-        role: m.state!.role,
-        read: m.state!.read,
-        presence: presence.statusOf(m.id),
-      })),
-      last_seq: head?.seq ?? 0,
-    };
+    return conversationView(info, { head, members, statusOf });
   }
 
   function byOf(actor: Actor): Caller {
@@ -222,51 +167,9 @@ export function createMessaging(deps: MessagingDeps): Messaging {
 
   async function create(actor: Actor, input: CreateConversation) {
     const at = now();
-    const unique = [...new Set(input.members)];
-    let kind: ConversationKind;
-    let members: string[];
-    let owners: string[];
-    let createdBy: string;
-    if (actor.kind === "user") {
-      const me = actor.user.id;
-      const others = unique.filter((m) => m !== me);
-      if (others.length === 0) {
-        throw new AppError("validation_failed", "A conversation needs at least one other member", {
-          details: [{ path: "members", message: "expected another user than yourself" }],
-        });
-      }
-      kind = input.kind ?? (others.length === 1 && input.title === undefined ? "direct" : "group");
-      members = [me, ...others];
-      owners = kind === "group" ? [me] : [];
-      createdBy = me;
-      if (input.owners !== undefined) {
-        throw new AppError("validation_failed", "Only a service sets the owners", {
-          details: [{ path: "owners", message: "not allowed for users" }],
-        });
-      }
-    } else {
-      kind = input.kind ?? "group";
-      members = unique;
-      owners = [...new Set(input.owners ?? [])];
-      createdBy = `service:${actor.name}`;
-      const stranger = owners.find((o) => !members.includes(o));
-      if (stranger !== undefined) {
-        throw new AppError("validation_failed", `Owner ${quote(stranger)} is not a member`, {
-          details: [{ path: "owners", message: "every owner must be a member" }],
-        });
-      }
-    }
-    if (kind === "direct" && members.length !== 2) {
-      throw new AppError("validation_failed", "A 1:1 conversation has exactly two members", {
-        details: [{ path: "members", message: "expected exactly one other member" }],
-      });
-    }
-    if (members.length > deps.maxMembers) {
-      throw new AppError(
-        "conversation_full",
-        `Too many members: ${members.length}, at most ${deps.maxMembers}`,
-      );
-    }
+    const { kind, members, owners, createdBy } = planConversation(actor, input, {
+      maxMembers: deps.maxMembers,
+    });
     if (actor.kind === "user") await checkPeople(actor.user, members.slice(1));
 
     const id = kind === "direct" ? await directId(members[0], members[1]) : groupId();
@@ -292,30 +195,6 @@ export function createMessaging(deps: MessagingDeps): Messaging {
     const result = await store.create(info, states);
     const head = result.created ? undefined : await store.head(id);
     return { conversation: await view(result.info, head), created: result.created };
-  }
-
-  function summary(
-    user: string,
-    l: Awaited<ReturnType<ConversationStore["listForUser"]>>[number],
-  ): ConversationSummary {
-    const others = l.info.members.filter((m) => m !== user);
-    return {
-      id: l.info.id,
-      kind: l.info.kind,
-      ...(l.info.title !== undefined ? { title: l.info.title } : {}),
-      ...(l.info.context ? { context: l.info.context } : {}),
-      members: l.info.members,
-      last: l.head.seq === 0 ? null : {
-        seq: l.head.seq,
-        at: new Date(l.head.at).toISOString(),
-        ...(l.head.from !== undefined ? { from: l.head.from } : {}),
-        ...(l.head.preview !== undefined ? { preview: l.head.preview } : {}),
-      },
-      read: l.member.read,
-      unread: l.unread,
-      muted: l.member.muted,
-      presence: Object.fromEntries(others.map((m) => [m, presence.statusOf(m)])),
-    };
   }
 
   async function renderItem(item: StreamItem): Promise<string | undefined> {
@@ -366,7 +245,7 @@ export function createMessaging(deps: MessagingDeps): Messaging {
     async list(user) {
       const listed = await store.listForUser(user);
       listed.sort((a, b) => b.head.at - a.head.at || (a.info.id < b.info.id ? -1 : 1));
-      const conversations = listed.map((l) => summary(user, l));
+      const conversations = listed.map((l) => conversationSummary(l, { user, statusOf }));
       const unread_total = conversations.reduce((n, c) => n + (c.muted ? 0 : c.unread), 0);
       return { conversations, unread_total };
     },
