@@ -12,7 +12,7 @@ import { jsonDepth } from "../validate.ts";
 import { closeReason } from "../controls/guard.ts";
 import type { Outlet } from "./hub.ts";
 import { decodeClientFrame, handleSessionFrame } from "./ws_frames.ts";
-import type { WsConnection, WsProtocolDeps } from "./ws_protocol.ts";
+import type { WsConnection, WsProtocolDeps } from "./ws_types.ts";
 
 /** Frames of one connection waiting to be handled; more is a flood and closes it (4008). */
 const MAX_FRAMES_IN_FLIGHT = 256;

@@ -10,7 +10,7 @@ import type { UserPrincipal } from "../auth/principal.ts";
 import { AppError } from "../errors.ts";
 import { type ClientFrame, ClientFrameSchema } from "../schemas/frames.ts";
 import { fieldIssues } from "../validate.ts";
-import type { WsProtocolDeps } from "./ws_protocol.ts";
+import type { WsProtocolDeps } from "./ws_types.ts";
 
 /** A frame of an attached connection: everything but `hello`, `ping` and `pong`. */
 export type SessionFrame = Exclude<ClientFrame, { type: "hello" | "ping" | "pong" }>;
