@@ -107,6 +107,16 @@ function arrange(s: Settings) {
     },
     mail: { smtpUrl: s.SMTP_URL, from: s.RELAIS_MAIL_FROM, outboxDir: s.RELAIS_OUTBOX_DIR },
     redisUrl: s.REDIS_URL,
+    /** This node's name: the ingest's consumer in its group. Default: host name + pid. */
+    nodeId: s.RELAIS_NODE_ID,
+    /** Change-data ingest from a Redis stream of Debezium events; `off` without a stream. */
+    ingest: {
+      kind: s.RELAIS_INGEST_STREAM ? "redis" : "off",
+      stream: s.RELAIS_INGEST_STREAM,
+      group: s.RELAIS_INGEST_GROUP,
+      rulesPath: s.RELAIS_INGEST_RULES,
+      claimIdleMs: s.RELAIS_INGEST_CLAIM_IDLE_MS,
+    },
     /** The mailer: grace period, digests, retries and breaker, links in mails. */
     mailer: {
       /** A NOTIFICATION still unread this long after it was accepted is mailed. */

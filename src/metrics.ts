@@ -9,7 +9,7 @@ import process from "node:process";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
-import { ACTOR_KINDS } from "../actors/registry.ts";
+import { ACTOR_KINDS } from "../actors/kinds.ts";
 
 /** The transports a live connection can use. */
 export type Transport = "ws" | "sse" | "poll";
@@ -43,6 +43,18 @@ export interface Metrics {
   latency: Histogram;
   /** `relais_http_requests_total{method,route,status}`: HTTP responses by route pattern. */
   httpRequests: Counter<"method" | "route" | "status">;
+  /**
+   * `relais_ingest_entries_total{outcome}`: change-stream entries handled by the ingest:
+   * `published`, `replayed` (an id already known: a re-read), `skipped` (tombstones,
+   * heartbeats), `switched_off` (a kill switch), `dead` (moved to the dead-letter stream).
+   */
+  ingestEntries: Counter<"outcome">;
+  /** `relais_ingest_dead_letters_total{reason}`: entries moved to `<stream>:dead`. */
+  ingestDeadLetters: Counter<"reason">;
+  /** `relais_ingest_lag`: entries of the stream not yet read by the group. */
+  ingestLag: Gauge;
+  /** `relais_ingest_pending`: entries read by the group and not yet acked. */
+  ingestPending: Gauge;
   /** Sets the callback that counts live actors by kind; it runs at each scrape. */
   setActorCounter(count: () => Record<string, number>): void;
   /** Renders every metric in the Prometheus text format. */
@@ -162,6 +174,28 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       name: "relais_http_requests_total",
       help: "HTTP responses by method, route pattern and status.",
       labelNames: ["method", "route", "status"] as const,
+      registers,
+    }),
+    ingestEntries: new Counter({
+      name: "relais_ingest_entries_total",
+      help: "Change-stream entries handled by the ingest, by outcome.",
+      labelNames: ["outcome"] as const,
+      registers,
+    }),
+    ingestDeadLetters: new Counter({
+      name: "relais_ingest_dead_letters_total",
+      help: "Change-stream entries moved to the dead-letter stream, by reason.",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    ingestLag: new Gauge({
+      name: "relais_ingest_lag",
+      help: "Entries of the change stream not yet read by the ingest's group.",
+      registers,
+    }),
+    ingestPending: new Gauge({
+      name: "relais_ingest_pending",
+      help: "Entries read by the ingest's group and not yet acknowledged.",
       registers,
     }),
     setActorCounter(count) {

@@ -6,14 +6,21 @@
  * - store: `kv` (Deno KV at `RELAIS_KV_PATH`);
  * - mail transport: `smtp` when `SMTP_URL` is set, else `outbox`;
  * - rate limiter: `memory`, `kv` or `redis`, as `RELAIS_RATE_LIMITER` says (default:
- *   `redis` when `REDIS_URL` is set, else `kv`).
+ *   `redis` when `REDIS_URL` is set, else `kv`);
+ * - ingest: `off`, or `redis` (a Redis stream of Debezium changes) when
+ *   `RELAIS_INGEST_STREAM` is set, with the rules of `RELAIS_INGEST_RULES`.
  *
  * The directory, preferences, mail queue, kill switches and conversations live in the
  * store's database, next to the streams.
  */
 
+import { readFileSync } from "node:fs";
+import process from "node:process";
 import type { Config } from "../config.ts";
 import type { ControlStore } from "../controls/control_store.ts";
+import type { ChangeStream } from "../ingest/change_stream.ts";
+import { createRedisChangeStream } from "../ingest/redis_change_stream.ts";
+import { type IngestRule, parseRules } from "../ingest/rules.ts";
 import { createKvControlStore } from "../controls/kv_control_store.ts";
 import type { Directory } from "../directory/directory.ts";
 import { createKvDirectory } from "../directory/kv_directory.ts";
@@ -47,6 +54,17 @@ export interface Adapters {
   rateLimiter: RateLimiter;
   /** Conversations, messages and blocks. */
   conversations: ConversationStore;
+  /** Change-data ingest: absent when off. */
+  ingest?: IngestPort;
+}
+
+/** The ingest's adapter: the change stream, its group, and the rules that read it. */
+export interface IngestPort {
+  stream: ChangeStream;
+  group: string;
+  rules: readonly IngestRule[];
+  /** Entries pending on a consumer for longer than this are claimed by another. */
+  claimIdleMs: number;
 }
 
 /**
@@ -97,8 +115,70 @@ export function rateLimiterOf(
   });
 }
 
+/**
+ * This node's default name: host name and process id when the host name may be read
+ * (without prompting for the permission), else a random id and the process id.
+ */
+export function defaultNodeId(): string {
+  let host: string | undefined;
+  try {
+    if (Deno.permissions.querySync({ name: "sys", kind: "hostname" }).state === "granted") {
+      host = Deno.hostname();
+    }
+  } catch {
+    // Not allowed: a random name.
+  }
+  return `${host ?? crypto.randomUUID().slice(0, 8)}-${process.pid}`;
+}
+
+/**
+ * The ingest `config.ingest.kind` names: `off`, or `redis`, which reads the rules file
+ * (validated: a bad rule stops start-up naming the rule and the field).
+ */
+export function ingestOf(
+  config: Pick<Config, "ingest" | "redisUrl" | "nodeId">,
+  readText: (path: string) => string = (path) => readFileSync(path, "utf8"),
+): IngestPort | undefined {
+  const { ingest } = config;
+  return pick<IngestPort | undefined>("ingest", ingest.kind, {
+    off: () => undefined,
+    redis: () => {
+      if (!config.redisUrl || !ingest.stream) {
+        throw new Error(
+          'Cannot create the "redis" ingest: REDIS_URL and RELAIS_INGEST_STREAM are needed',
+        );
+      }
+      if (!ingest.rulesPath) {
+        throw new Error('Cannot create the "redis" ingest: RELAIS_INGEST_RULES is not set');
+      }
+      let text: string;
+      try {
+        text = readText(ingest.rulesPath);
+      } catch (error) {
+        throw new Error(
+          `Cannot read RELAIS_INGEST_RULES "${ingest.rulesPath}": ${(error as Error).message}`,
+        );
+      }
+      const rules = parseRules(text, ingest.rulesPath);
+      return {
+        stream: createRedisChangeStream({
+          url: config.redisUrl,
+          stream: ingest.stream,
+          group: ingest.group,
+          consumer: config.nodeId ?? defaultNodeId(),
+        }),
+        group: ingest.group,
+        rules,
+        claimIdleMs: ingest.claimIdleMs,
+      };
+    },
+  });
+}
+
 /** Every adapter, on the open KV database `kv` and what `config` names. */
 export function createAdapters(config: Config, kv: Deno.Kv): Adapters {
+  // First: a bad rules file stops start-up before any other connection is opened.
+  const ingest = ingestOf(config);
   const store = pick<Store>("store", "kv", {
     kv: () => createKvStore(kv, { recentWindowMs: config.delivery.recentWindowMs }),
   });
@@ -111,5 +191,6 @@ export function createAdapters(config: Config, kv: Deno.Kv): Adapters {
     controlStore: createKvControlStore(kv),
     rateLimiter: rateLimiterOf(config, kv),
     conversations: createKvConversationStore(kv),
+    ...(ingest ? { ingest } : {}),
   };
 }

@@ -12,6 +12,7 @@ import type { UserAuth, UserAuthOptions } from "../auth/user_auth.ts";
 import type { Config } from "../config.ts";
 import type { Controls } from "../controls/controls.ts";
 import type { Guard } from "../controls/guard.ts";
+import type { Ingest } from "../ingest/ingest.ts";
 import type { Publisher } from "../delivery/publisher.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Hub } from "../realtime/hub.ts";
@@ -42,7 +43,9 @@ export interface Relais {
   controls: Controls;
   /** Kill switches, rate limits and caps, as every transport and route applies them. */
   guard: Guard;
-  /** Resumes the work a previous process left (unfinished fan-outs). */
+  /** Change-data ingest; absent when off. */
+  ingest?: Ingest;
+  /** Resumes the work a previous process left (unfinished fan-outs), starts the ingest. */
   start(): Promise<void>;
   /**
    * Ends the long-lived HTTP responses (SSE streams, waiting polls) so a graceful server
@@ -68,12 +71,15 @@ export function createApp(deps: AppDeps): Relais {
     metrics: services.metrics,
     controls: services.controls,
     guard: services.guard,
+    ...(services.ingest ? { ingest: services.ingest } : {}),
     start: () => startServices(services),
     drain() {
       sseStreams.closeAll();
       polls.closeAll();
     },
     async close() {
+      // First: no change is taken from the stream that could not be published.
+      await services.ingest?.stop();
       sseStreams.closeAll();
       polls.closeAll();
       registry.stopAll();

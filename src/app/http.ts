@@ -14,6 +14,7 @@ import { createConversationRoutes } from "../../routes/conversations.ts";
 import { createDocsRoutes } from "../../routes/docs.ts";
 import { createEventRoutes } from "../../routes/events.ts";
 import { createHealthRoutes } from "../../routes/health.ts";
+import { createIngestRoutes } from "../../routes/ingest.ts";
 import { createMailRoutes } from "../../routes/mail.ts";
 import { createMeRoutes } from "../../routes/me.ts";
 import { createPagesRoutes } from "../../routes/pages.ts";
@@ -129,6 +130,10 @@ export function createHttpApp(
     )
     .route("/", createAdminRoutes({ keys, registry: services.registry, store }))
     .route("/", createControlRoutes({ keys, controls: services.controls, maxBodyBytes }))
+    .route(
+      "/",
+      createIngestRoutes({ keys, ...(services.ingest ? { ingest: services.ingest } : {}) }),
+    )
     .route(
       "/",
       createUserRoutes({

@@ -24,6 +24,7 @@ import { defineUserActors } from "../delivery/user_actors.ts";
 import { withClaimsRefresh } from "../directory/claims_refresh.ts";
 import type { Directory } from "../directory/directory.ts";
 import { withEntryCache } from "../directory/entry_cache.ts";
+import { createIngest, type Ingest, INGEST_PUBLISHER } from "../ingest/ingest.ts";
 import { withDirectoryIdentity } from "../directory/identity.ts";
 import { getLog } from "../log.ts";
 import { createMailer } from "../mail/mailer.ts";
@@ -76,6 +77,8 @@ export interface Services {
   protocol: WsProtocol;
   sseStreams: SseStreams;
   polls: PollSessions;
+  /** Change-data ingest from the platform's stream; absent when off. */
+  ingest?: Ingest;
 }
 
 /** Wires the services and defines the actors (none is started here). */
@@ -262,6 +265,31 @@ export function createServices(deps: ServicesDeps): Services {
     maxJsonDepth: config.limits.maxJsonDepth,
     messaging,
   });
+  // The platform's change stream: each change published as `POST /v1/events` would, and
+  // acked once durable.
+  const ingest = deps.ingest &&
+    createIngest({
+      stream: deps.ingest.stream,
+      group: deps.ingest.group,
+      rules: deps.ingest.rules,
+      claimIdleMs: deps.ingest.claimIdleMs,
+      async publish(envelope) {
+        const published = await publisher.publish(envelope, { publishedBy: INGEST_PUBLISHER });
+        if (!published.replayed) metrics.eventsAccepted.inc({ type: envelope.metadata.type });
+        return published;
+      },
+      publishable(type) {
+        try {
+          guard.assertPublishable(type);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      metrics,
+      onError,
+    });
+
   const liveness = {
     sessions,
     heartbeatMs: config.realtime.heartbeatMs,
@@ -291,10 +319,14 @@ export function createServices(deps: ServicesDeps): Services {
     protocol,
     sseStreams: createSseStreams(liveness),
     polls: createPollSessions(liveness),
+    ...(ingest ? { ingest } : {}),
   };
 }
 
-/** Starts what the services left to do: kill switches, unfinished fan-outs, the mailer. */
+/**
+ * Starts what the services left to do: kill switches, unfinished fan-outs, the mailer,
+ * the ingest.
+ */
 export async function startServices(services: Services): Promise<void> {
   const log = getLog("app");
   await services.controls.start();
@@ -303,4 +335,6 @@ export async function startServices(services: Services): Promise<void> {
   await services.registry.get("mailer", MAILER_ID);
   const conversations = await services.messaging.start();
   if (conversations > 0) log.info("Resumed conversation fan-outs", { count: conversations });
+  // Last: changes are published once everything they go through is running.
+  services.ingest?.start();
 }

@@ -296,6 +296,30 @@ export const VARIABLES = {
     schema: integer(0, 600_000),
     fallback: "30000",
   },
+  RELAIS_NODE_ID: {
+    meaning: "this node's name (ingest consumer, cluster)",
+    schema: keyPrefix,
+    documented: "host name + pid",
+  },
+  RELAIS_INGEST_STREAM: {
+    meaning: "Redis stream of Debezium change events to ingest (needs `REDIS_URL`)",
+    schema: keyPrefix,
+    documented: "unset: off",
+  },
+  RELAIS_INGEST_GROUP: {
+    meaning: "consumer group of the ingest",
+    schema: keyPrefix,
+    fallback: "relais",
+  },
+  RELAIS_INGEST_RULES: {
+    meaning: "JSON file of the ingest rules (needed with `RELAIS_INGEST_STREAM`)",
+    schema: text,
+  },
+  RELAIS_INGEST_CLAIM_IDLE_MS: {
+    meaning: "an entry pending this long on another consumer is claimed",
+    schema: integer(100, 86_400_000),
+    fallback: "30000",
+  },
 } satisfies Record<string, Variable>;
 
 /** What a variable reads as: `undefined` when it is unset and has no fallback. */

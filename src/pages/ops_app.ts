@@ -6,6 +6,7 @@
 
 import { $, el, setupLanguage, timeOf } from "./_dom.ts";
 import type { Key } from "./i18n.ts";
+import { type IngestState, showIngest } from "./ops_ingest.ts";
 
 const STORAGE_KEY = "relais.adminKey";
 
@@ -45,10 +46,12 @@ let timer: ReturnType<typeof setTimeout> | undefined;
 let inspected: { kind: string; id: string } | undefined;
 let lastUpdate: number | undefined;
 let lastMetrics: Record<string, number> = {};
+let lastIngest: IngestState | undefined;
 
 const language = setupLanguage(() => {
   renderStatus();
   renderMetrics();
+  renderIngest();
 });
 const t = language.t;
 
@@ -82,7 +85,7 @@ function renderStatus() {
 }
 
 function showSections(on: boolean) {
-  for (const id of ["metrics", "actors", "controls", "dead-letters"]) $(id).hidden = !on;
+  for (const id of ["metrics", "actors", "controls", "dead-letters", "ingest"]) $(id).hidden = !on;
 }
 
 function count(id: string, n: number) {
@@ -280,6 +283,23 @@ async function loadDeadLetters() {
   $("dead-empty").hidden = list.items.length > 0;
 }
 
+// ——— change-data ingest ———
+
+async function loadIngest() {
+  try {
+    lastIngest = await api<IngestState>("/v1/admin/ingest");
+  } catch (e) {
+    // Older servers have no ingest: shown as off.
+    if (e instanceof ApiError && e.status === 404) lastIngest = { enabled: false };
+    else throw e;
+  }
+  renderIngest();
+}
+
+function renderIngest() {
+  if (lastIngest) showIngest(lastIngest, t, language.lang());
+}
+
 // ——— refresh loop ———
 
 async function refresh() {
@@ -290,7 +310,13 @@ async function refresh() {
     return;
   }
   try {
-    await Promise.all([loadMetrics(), loadActors(), loadControls(), loadDeadLetters()]);
+    await Promise.all([
+      loadMetrics(),
+      loadActors(),
+      loadControls(),
+      loadDeadLetters(),
+      loadIngest(),
+    ]);
     showSections(true);
     lastUpdate = Date.now();
     renderStatus();

@@ -1,6 +1,6 @@
-/** The ops page: live actors, kill switches, dead letters and a metrics summary. */
+/** The ops page: live actors, kill switches, dead letters, the ingest and a metrics summary. */
 
-import { ACTOR_KINDS } from "../../actors/registry.ts";
+import { ACTOR_KINDS } from "../../actors/kinds.ts";
 import { page } from "./layout.ts";
 
 /** The HTML of `GET /ops`. */
@@ -98,6 +98,20 @@ export function opsPage(): string {
       <tbody id="dead-rows"></tbody>
     </table>
     <p class="empty" id="dead-empty" data-i18n="ops.noDeadLetters"></p>
+  </section>
+
+  <section class="card wide" id="ingest" aria-labelledby="ingest-title" hidden>
+    <h2 id="ingest-title"><span data-i18n="ops.ingest"></span> <span class="badge neutral" id="ingest-status"></span></h2>
+    <p class="note" id="ingest-off" hidden data-i18n="ops.ingestOff"></p>
+    <div id="ingest-on">
+      <dl class="stats" id="ingest-stats"></dl>
+      <p class="error" id="ingest-error" role="alert" hidden></p>
+      <table>
+        <thead><tr><th scope="col" data-i18n="ops.ingestEntry"></th><th scope="col" data-i18n="ops.reason"></th><th scope="col" data-i18n="ops.ingestDetail"></th></tr></thead>
+        <tbody id="ingest-dead-rows"></tbody>
+      </table>
+      <p class="empty" id="ingest-dead-empty" data-i18n="ops.noDeadLetters"></p>
+    </div>
   </section>
 </main>`,
   });

@@ -1,0 +1,129 @@
+import assert from "node:assert/strict";
+import { changeToEvents, type Outcome } from "../../src/ingest/change.ts";
+import { parseRules, rulesByTable } from "../../src/ingest/rules.ts";
+
+const fixture = JSON.parse(
+  await Deno.readTextFile(new URL("../fixtures/debezium-change-event.json", import.meta.url)),
+);
+const base = {
+  table: "public.activity",
+  source: "activities",
+  topic: "activity.changed",
+  key: ["id"],
+  audience: { type: "FORMATION", column: "program_id" },
+  columns: ["id", "title", "status"],
+  collapse_key: "activity:{id}",
+};
+const rules = rulesByTable(parseRules(JSON.stringify({
+  rules: [base, { ...base, type: "NOTIFICATION", audience: { type: "USER", column: "owner_id" } }],
+})));
+
+function entry(value: unknown): [string, string][] {
+  return [["data", typeof value === "string" ? value : JSON.stringify(value)]];
+}
+
+function events(outcome: Outcome) {
+  assert.equal(outcome.kind, "events", JSON.stringify(outcome));
+  return outcome.kind === "events" ? outcome.events : [];
+}
+
+Deno.test("a Debezium update becomes one event per rule with only the allowed columns", async () => {
+  const [realtime, notification] = events(
+    await changeToEvents(entry(fixture.value), "1-0", rules),
+  );
+  assert.equal(realtime.rule, 0);
+  assert.deepEqual(realtime.envelope.metadata.type, "REALTIME");
+  assert.equal(realtime.envelope.metadata.operation, "update");
+  assert.equal(realtime.envelope.metadata.collapse_key, "activity:42");
+  assert.equal(realtime.envelope.metadata.timestamp, new Date(1772722800000).toISOString());
+  assert.deepEqual(realtime.envelope.payload, {
+    before: { id: 42, title: "Projet web — sprint 2", status: "DRAFT" },
+    after: { id: 42, title: "Projet web — sprint 2", status: "PUBLISHED" },
+  });
+  assert.deepEqual(realtime.envelope.routing.audience, {
+    type: "FORMATION",
+    targets: ["licence-info"],
+  });
+  assert.equal(notification.envelope.metadata.type, "NOTIFICATION");
+  assert.deepEqual(notification.envelope.routing.audience.targets, [
+    "7b1d0c3e-2f4a-4c55-9a61-0d6f1f3b2a10",
+  ]);
+  assert.notEqual(realtime.envelope.metadata.id, notification.envelope.metadata.id);
+  assert.ok(!JSON.stringify(realtime.envelope.payload).includes("owner_id"));
+});
+
+Deno.test("the event id is derived from the change's position, table, key and rule", async () => {
+  const first = events(await changeToEvents(entry(fixture.value), "1-0", rules));
+  // The same change written again under another entry id: the same ids.
+  const again = events(await changeToEvents(entry(fixture.value), "7-0", rules));
+  assert.deepEqual(
+    again.map((e) => e.envelope.metadata.id),
+    first.map((e) => e.envelope.metadata.id),
+  );
+  assert.match(
+    first[0].envelope.metadata.id,
+    /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+  );
+  const later = { ...fixture.value, source: { ...fixture.value.source, lsn: 33554500 } };
+  const other = events(await changeToEvents(entry(later), "1-0", rules));
+  assert.notEqual(other[0].envelope.metadata.id, first[0].envelope.metadata.id);
+});
+
+Deno.test("Debezium operations map to create, update and delete", async () => {
+  const ops = new Map([["c", "create"], ["u", "update"], ["d", "delete"], ["r", "create"]]);
+  for (const [op, operation] of ops) {
+    const value = {
+      ...fixture.value,
+      op,
+      before: op === "c" || op === "r" ? null : fixture.value.before,
+      after: op === "d" ? null : fixture.value.after,
+    };
+    const [event] = events(await changeToEvents(entry(value), "1-0", rules));
+    assert.equal(event.envelope.metadata.operation, operation, op);
+    assert.equal("before" in event.envelope.payload, op === "u" || op === "d", op);
+    assert.equal("after" in event.envelope.payload, op !== "d", op);
+  }
+});
+
+Deno.test("tombstones, heartbeats and truncates are skipped", async () => {
+  assert.deepEqual(await changeToEvents([["data", ""]], "1-0", rules), {
+    kind: "skip",
+    reason: "tombstone",
+  });
+  assert.deepEqual(await changeToEvents(entry("null"), "1-0", rules), {
+    kind: "skip",
+    reason: "tombstone",
+  });
+  assert.deepEqual(await changeToEvents(entry({ ts_ms: 1 }), "1-0", rules), {
+    kind: "skip",
+    reason: "heartbeat",
+  });
+  const truncate = { ...fixture.value, op: "t", before: null, after: null };
+  assert.deepEqual(await changeToEvents(entry(truncate), "1-0", rules), {
+    kind: "skip",
+    reason: "operation",
+  });
+});
+
+Deno.test("entries that cannot become events say why", async () => {
+  const reason = async (fields: [string, string][]) => {
+    const outcome = await changeToEvents(fields, "1-0", rules);
+    return outcome.kind === "dead" ? outcome.reason : outcome.kind;
+  };
+  assert.equal(await reason([["data", "{not json"]]), "invalid_json");
+  assert.equal(await reason([["payload", "{}"]]), "no_data");
+  const skill = { ...fixture.value, source: { ...fixture.value.source, table: "skill" } };
+  assert.equal(await reason(entry(skill)), "no_rule");
+  const { id: _, ...noId } = fixture.value.after;
+  assert.equal(await reason(entry({ ...fixture.value, after: noId })), "missing_key");
+  const nobody = { ...fixture.value.after, program_id: null, owner_id: "" };
+  assert.equal(await reason(entry({ ...fixture.value, after: nobody })), "empty_audience");
+  const big = { ...fixture.value.after, title: "x".repeat(70_000) };
+  assert.equal(await reason(entry({ ...fixture.value, after: big })), "payload_too_large");
+  assert.equal(await reason(entry({ ...fixture.value, op: 3 })), "invalid_change");
+});
+
+Deno.test("a change with the converter's schema part is read from its payload", async () => {
+  const wrapped = { schema: { type: "struct" }, payload: fixture.value };
+  assert.equal(events(await changeToEvents(entry(wrapped), "1-0", rules)).length, 2);
+});
