@@ -48,6 +48,9 @@ export interface Profile {
   chatMs: number;
   stormUsers: number;
   stormMissed: number;
+  /** Users connected while the ingest drains a burst of `ingestChanges` changes. */
+  ingestUsers: number;
+  ingestChanges: number;
   budgetMs: number;
 }
 
@@ -122,7 +125,13 @@ export async function startServer(
   if (peer === "relais") {
     const dataDir = `${ctx.tmp}/relais-${++serial}`;
     await Deno.mkdir(dataDir, { recursive: true });
-    child = await spawnChild("relais", Deno.execPath(), await relaisArgs(ctx.rootPath, dataDir), {
+    const args = (await relaisArgs(ctx.rootPath, dataDir)).map((a) =>
+      // A rules file elsewhere than the data folder is granted as `deno run` would need.
+      env.RELAIS_INGEST_RULES && a.startsWith("--allow-read=")
+        ? `${a},${env.RELAIS_INGEST_RULES}`
+        : a
+    );
+    child = await spawnChild("relais", Deno.execPath(), args, {
       cwd: ctx.rootPath,
       env: {
         ...base,

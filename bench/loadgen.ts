@@ -92,7 +92,9 @@ function onEvent(group: Group, conn: Conn, frame: Frame, at: number) {
       conn.lastSeq = frame.seq;
     }
   }
-  const payload = frame.envelope?.payload;
+  // A change the ingest turned into an event carries its stamps in the row (`after`).
+  const body = frame.envelope?.payload;
+  const payload = typeof body?.k === "string" ? body : body?.after ?? body;
   if (!payload) return;
   if (group.collect && typeof payload.t === "number" && typeof payload.k === "string") {
     const prefix = payload.k.slice(0, payload.k.lastIndexOf("-") + 1);

@@ -3,7 +3,7 @@
  * writes `docs/BENCHMARKS.md` and `docs/benchmarks.json`.
  *
  * Flags: `--quick` (small sizes, one run, about a minute), `--runs N`, `--only a,b` (a
- * subset of idle, fanout, audience, latency, storm, chat), `--out DIR` (default `docs`;
+ * subset of idle, fanout, audience, latency, storm, chat, ingest), `--out DIR` (default `docs`;
  * `data/bench-quick` with `--quick`, so a quick run never replaces the published report),
  * `--budget S` (the hard deadline in seconds; 570 by default, 240 with `--quick`).
  * Everything is bounded: a hard deadline inside the harness writes what it has and kills
@@ -17,6 +17,7 @@ import { runAudience } from "./scenarios/audience.ts";
 import { runChat } from "./scenarios/chat.ts";
 import { runFanout } from "./scenarios/fanout.ts";
 import { runIdle } from "./scenarios/idle.ts";
+import { runIngest } from "./scenarios/ingest.ts";
 import { runLatency } from "./scenarios/latency.ts";
 import { runStorm } from "./scenarios/storm.ts";
 
@@ -39,6 +40,8 @@ const FULL: Omit<Profile, "idleSizes"> = {
   chatMs: 4000,
   stormUsers: 5000,
   stormMissed: 2,
+  ingestUsers: 1000,
+  ingestChanges: 10_000,
   budgetMs: 9.5 * 60_000,
 };
 
@@ -59,10 +62,12 @@ const QUICK: Profile = {
   chatMs: 2000,
   stormUsers: 1000,
   stormMissed: 2,
+  ingestUsers: 200,
+  ingestChanges: 1000,
   budgetMs: 4 * 60_000,
 };
 
-const SCENARIOS = ["idle", "fanout", "audience", "latency", "storm", "chat"] as const;
+const SCENARIOS = ["idle", "fanout", "audience", "latency", "storm", "chat", "ingest"] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 function parseFlags(args: string[]) {
@@ -216,6 +221,7 @@ async function main() {
       plan.push({ name: "fanout", run: () => runFanout(ctx, { audience: has("audience") }) });
     } else if (has("audience")) plan.push({ name: "audience", run: () => runAudience(ctx) });
     if (has("chat")) plan.push({ name: "chat", run: () => runChat(ctx) });
+    if (has("ingest")) plan.push({ name: "ingest", run: () => runIngest(ctx) });
     if (has("latency")) {
       plan.push({ name: "latency", run: () => runLatency(ctx, { storm: has("storm") }) });
     } else if (has("storm")) plan.push({ name: "storm", run: () => runStorm(ctx) });
