@@ -1,4 +1,5 @@
 # relais on the official Deno image, as a non-root user, with its data in /data.
+# The Node.js image is Dockerfile.node (docker build -f Dockerfile.node .).
 FROM denoland/deno:2.9.6
 
 WORKDIR /app

@@ -2,8 +2,10 @@
  * The outbox adapter of the mail transport: each mail becomes an `.eml` file, built by
  * nodemailer, named after its message id so that sending the same mail again rewrites
  * the same file instead of adding one. Files appear whole: written aside, then renamed.
+ * It writes through `node:fs/promises`, which Deno and Node both provide.
  */
 
+import { mkdir, rename, writeFile } from "node:fs/promises";
 import { createTransport, toNodemailer } from "./_nodemailer.ts";
 import { MailSendError, type MailTransport } from "./transport.ts";
 
@@ -22,12 +24,12 @@ export function createOutboxTransport(dir: string): MailTransport {
     kind: "outbox",
     async send(mail) {
       try {
-        ready ??= Deno.mkdir(dir, { recursive: true });
+        ready ??= mkdir(dir, { recursive: true }).then(() => {});
         await ready;
         const info = await builder.sendMail(toNodemailer(mail));
         const path = `${dir}/${emlName(mail.messageId)}`;
-        await Deno.writeFile(`${path}.part`, info.message as unknown as Uint8Array);
-        await Deno.rename(`${path}.part`, path);
+        await writeFile(`${path}.part`, info.message as unknown as Uint8Array);
+        await rename(`${path}.part`, path);
       } catch (e) {
         ready = undefined;
         throw new MailSendError(`Cannot write to the outbox: ${(e as Error).message}`, {

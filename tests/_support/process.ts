@@ -1,6 +1,51 @@
-/** relais as a child process, for tests that kill it. */
+/**
+ * relais as a child process, for tests that kill it: on Deno (`src/main.ts`) or on Node
+ * (the bundle of `src/node/main.ts`), chosen per call or for a whole run with
+ * `RELAIS_TEST_RUNTIME=node`.
+ */
 
+import { buildNode } from "../../src/node/build.ts";
 import { testEnv } from "./server.ts";
+
+/** A runtime relais runs on. */
+export type TestRuntime = "deno" | "node";
+
+/** The runtime of child servers when a test names none: `RELAIS_TEST_RUNTIME`, else Deno. */
+export const TEST_RUNTIME: TestRuntime = (() => {
+  const value = (Deno.env.get("RELAIS_TEST_RUNTIME") ?? "deno").trim().toLowerCase();
+  if (value !== "deno" && value !== "node") {
+    throw new Error(`RELAIS_TEST_RUNTIME must be "deno" or "node", got "${value}"`);
+  }
+  return value;
+})();
+
+let nodeVersion: Promise<string | undefined> | undefined;
+
+/**
+ * The version of `node` on the PATH (`v20.11.1`), or `undefined` when there is none (Deno
+ * runs itself for a `node` it cannot find: that is not Node).
+ */
+export function nodeAvailable(): Promise<string | undefined> {
+  nodeVersion ??= new Deno.Command("node", {
+    args: ["--version"],
+    stdout: "piped",
+    stderr: "null",
+  }).output()
+    .then((out) => {
+      const version = new TextDecoder().decode(out.stdout).trim();
+      return out.success && /^v\d+\.\d+\.\d+$/.test(version) ? version : undefined;
+    })
+    .catch(() => undefined);
+  return nodeVersion;
+}
+
+let bundle: Promise<string> | undefined;
+
+/** Builds the Node bundle once per test run (when stale); answers its path. */
+export function nodeBundle(): Promise<string> {
+  bundle ??= buildNode();
+  return bundle;
+}
 
 /** A relais child process. */
 export interface ChildServer {
@@ -13,10 +58,23 @@ export interface ChildServer {
 
 const root = new URL("../../", import.meta.url);
 
-/** Starts `src/main.ts` on a random port and waits for its listening line. */
-export async function spawnServer(env: Record<string, string>): Promise<ChildServer> {
-  const command = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "src/main.ts"],
+/**
+ * Starts relais on a random port and waits for its listening line: `src/main.ts` on Deno,
+ * or the Node bundle with `node` (`runtime`, default {@linkcode TEST_RUNTIME}).
+ */
+export async function spawnServer(
+  env: Record<string, string>,
+  options: { runtime?: TestRuntime } = {},
+): Promise<ChildServer> {
+  const runtime = options.runtime ?? TEST_RUNTIME;
+  if (runtime === "node" && !(await nodeAvailable())) {
+    throw new Error("Cannot start relais on Node: node is not on the PATH");
+  }
+  const [program, args] = runtime === "node"
+    ? ["node", [await nodeBundle()]]
+    : [Deno.execPath(), ["run", "-A", "src/main.ts"]];
+  const command = new Deno.Command(program, {
+    args,
     cwd: root,
     env: testEnv({ PORT: "0", RELAIS_LOG_LEVEL: "warning", ...env }),
     stdout: "piped",
