@@ -1,8 +1,10 @@
 /**
- * The bench's outputs: `benchmarks.json` (everything measured, every run) and
- * `BENCHMARKS.md` (machine, versions, method, medians, ratios and the gap to each target).
+ * The bench's outputs: `benchmarks.json` (everything measured, every run),
+ * `BENCHMARKS.md` (machine, versions, method, medians, ratios and the gap to each target)
+ * and the SVG charts it shows (`bench-*.svg`, next to it).
  */
 
+import { barChart, lineChart, type Series } from "./_charts.ts";
 import type { FanoutKind, Profile } from "./_context.ts";
 import { round } from "./_stats.ts";
 import { WINDOW } from "./scenarios/chat.ts";
@@ -274,7 +276,7 @@ function targetRows(profile: Profile, machine: Machine, results: Record<string, 
   });
 
   const latency = results.latency?.summary as Any[] | undefined;
-  for (const [rate, goal] of [[1000, 20], [3000, 50]]) {
+  for (const [rate, goal] of LATENCY_GOALS) {
     const at = latency?.find((s) => s.rate === rate);
     rows.push(msRow(
       `p99 publish → receive at ${fmt(rate)} events/s (${
@@ -326,6 +328,91 @@ function targetRows(profile: Profile, machine: Machine, results: Record<string, 
     met: stormOk ? ss.resumedMs <= 1000 && ss.lost === 0 && ss.failed === 0 : undefined,
   });
   return rows;
+}
+
+/** The p99 publish → receive goals: [events/s, ms]. */
+const LATENCY_GOALS = [[1000, 20], [3000, 50]] as const;
+
+/** The report's charts: file name, alt text and SVG; a scenario not run has none. */
+export function charts(results: Record<string, Any>): { file: string; alt: string; svg: string }[] {
+  const out: { file: string; alt: string; svg: string }[] = [];
+  const fan = results.fanout?.summary as Any[] | undefined;
+  if (!results.fanout?.error && fan?.length) {
+    const kinds = (Object.keys(KINDS) as FanoutKind[]).filter((k) => fan.some((s) => s.kind === k));
+    const points = (kind: FanoutKind, peer: string) =>
+      fan.filter((s) => s.kind === kind && typeof s.deliveriesPerSecond?.[peer] === "number")
+        .map((s) => ({ x: s.size, y: s.deliveriesPerSecond[peer] }));
+    // The peers broadcast the same envelope whatever the kind: the kind with the most sizes.
+    const peerKind = [...kinds].sort((a, b) =>
+      points(b, "bare").length - points(a, "bare").length
+    )[0];
+    const series: Series[] = [
+      ...kinds.map((k) => ({ name: `relais ${KINDS[k].type}`, points: points(k, "relais") })),
+      { name: "bare WebSocket", points: points(peerKind, "bare") },
+      { name: "Socket.IO", points: points(peerKind, "socketio") },
+    ].filter((s) => s.points.length);
+    out.push({
+      file: "bench-fanout.svg",
+      alt: "Fan-out deliveries per second against users online, relais and its peers",
+      svg: lineChart({
+        title: "Fan-out: deliveries/s by users online (median of runs)",
+        xLabel: "users online",
+        yLabel: "deliveries/s",
+        series,
+      }),
+    });
+  }
+  const lat = (results.latency?.summary as Any[] | undefined)?.filter((s) => s.rate > 0);
+  if (!results.latency?.error && lat?.length) {
+    const rates = lat.map((s) => s.rate);
+    out.push({
+      file: "bench-latency.svg",
+      alt: "Publish to receive latency percentiles against the publish rate",
+      svg: lineChart({
+        title: `Latency: publish → receive by publish rate (${fmt(results.latency.users)} online)`,
+        xLabel: "events/s asked (log scale)",
+        yLabel: "ms (log scale)",
+        x: "log",
+        y: "log",
+        series: [
+          ...(["p50", "p95", "p99"] as const).map((p) => ({
+            name: p,
+            points: lat.map((s) => ({ x: s.rate, y: s[p] })),
+          })),
+          {
+            name: "p99 goal",
+            dashed: true,
+            points: LATENCY_GOALS.filter(([rate]) => rates.includes(rate))
+              .map(([x, y]) => ({ x, y })),
+          },
+        ].filter((s) => s.points.length),
+      }),
+    });
+  }
+  const idle = results.idle?.summary as Any[] | undefined;
+  if (!results.idle?.error && idle?.length) {
+    const sizes = [...new Set(idle.map((s) => s.size as number))].sort((a, b) => a - b);
+    const peers = [...new Set(idle.map((s) => s.peer as string))];
+    out.push({
+      file: "bench-idle.svg",
+      alt: "Resident memory per connected user against users connected",
+      svg: barChart({
+        title: "Idle: RSS per connected user (median of runs)",
+        xLabel: "users connected",
+        yLabel: "KB per user",
+        groups: sizes.map((n) => fmt(n)),
+        series: peers.map((peer) => ({
+          name: peer,
+          values: sizes.map((size) => {
+            const b = idle.find((s) => s.peer === peer && s.size === size)?.bytesPerUser;
+            return typeof b === "number" ? b / KB : undefined;
+          }),
+        })),
+        formatY: (n) => fmt(n),
+      }),
+    });
+  }
+  return out;
 }
 
 function notRun(result: Any): string {
@@ -585,7 +672,7 @@ function stormSection(r: Any): string {
   ].join("\n");
 }
 
-/** Writes both files, then formats them with `deno fmt`; returns their paths. */
+/** Writes both files and the charts, formats the files with `deno fmt`; returns the paths. */
 export async function writeReport(input: {
   outDir: string;
   rootPath: string;
@@ -598,10 +685,12 @@ export async function writeReport(input: {
   status: string;
   startedAt: number;
   endedAt: number;
+  /** The load average when the run ended; now when not given (a report rewritten later). */
+  loadAverageAtEnd?: number[];
 }): Promise<string[]> {
   const { profile, machine, results } = input;
   const targets = targetRows(profile, machine, results);
-  const loadAtEnd = Deno.loadavg().map(round);
+  const loadAtEnd = input.loadAverageAtEnd ?? Deno.loadavg().map(round);
   const json = {
     generatedAt: new Date(input.endedAt).toISOString(),
     mode: profile.quick ? "quick" : "full",
@@ -616,6 +705,12 @@ export async function writeReport(input: {
   const jsonPath = `${input.outDir}/benchmarks.json`;
   const mdPath = `${input.outDir}/BENCHMARKS.md`;
   await Deno.writeTextFile(jsonPath, JSON.stringify(json, null, 2) + "\n");
+  const drawn = charts(results);
+  for (const chart of drawn) await Deno.writeTextFile(`${input.outDir}/${chart.file}`, chart.svg);
+  const figure = (file: string) => {
+    const chart = drawn.find((c) => c.file === file);
+    return chart ? [`![${chart.alt}](${chart.file})`, ""] : [];
+  };
 
   const md = [
     "# relais benchmarks",
@@ -736,14 +831,17 @@ export async function writeReport(input: {
     "",
     "## 1. Idle users",
     "",
+    ...figure("bench-idle.svg"),
     idleSection(results.idle, results.fanout, machine, input.maxIdleSize),
     "",
     "## 2. Fan-out",
     "",
+    ...figure("bench-fanout.svg"),
     fanoutSection(results.fanout),
     "",
     "## 3. Latency",
     "",
+    ...figure("bench-latency.svg"),
     latencySection(results.latency),
     "",
     "## 4. Audience",
@@ -777,5 +875,5 @@ export async function writeReport(input: {
     stdout: "null",
     stderr: "inherit",
   }).output().catch(() => {});
-  return [mdPath, jsonPath];
+  return [mdPath, jsonPath, ...drawn.map((c) => `${input.outDir}/${c.file}`)];
 }

@@ -62,8 +62,9 @@ export class WorkerClient {
   async #read(stdout: ReadableStream<Uint8Array>) {
     let buffer = "";
     try {
-      for await (const text of stdout.pipeThrough(new TextDecoderStream())) {
-        buffer += text;
+      const decoder = new TextDecoder();
+      for await (const chunk of stdout) {
+        buffer += decoder.decode(chunk, { stream: true });
         let newline: number;
         while ((newline = buffer.indexOf("\n")) >= 0) {
           const line = buffer.slice(0, newline);

@@ -5,7 +5,9 @@
  * Flags: `--quick` (small sizes, one run, about a minute), `--runs N`, `--only a,b` (a
  * subset of idle, fanout, audience, latency, storm, chat, ingest), `--out DIR` (default `docs`;
  * `data/bench-quick` with `--quick`, so a quick run never replaces the published report),
- * `--budget S` (the hard deadline in seconds; 570 by default, 240 with `--quick`).
+ * `--budget S` (the hard deadline in seconds; 570 by default, 240 with `--quick`),
+ * `--report-only` (runs nothing: rewrites the report and its charts from the
+ * `benchmarks.json` already in the output folder).
  * Everything is bounded: a hard deadline inside the harness writes what it has and kills
  * every child, and each child runs under `timeout -s KILL` in case the harness dies.
  */
@@ -77,6 +79,7 @@ function parseFlags(args: string[]) {
     only: [] as string[],
     out: undefined as string | undefined,
     budget: undefined as number | undefined,
+    reportOnly: false,
   };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -86,9 +89,12 @@ function parseFlags(args: string[]) {
     else if (a === "--only") flags.only = args[++i].split(",").map((s) => s.trim());
     else if (a === "--out") flags.out = args[++i];
     else if (a === "--budget") flags.budget = Number(args[++i]);
-    else {throw new Error(
-        `Unknown flag "${a}": expected --quick, --runs N, --only a,b, --out DIR or --budget S`,
-      );}
+    else if (a === "--report-only") flags.reportOnly = true;
+    else {
+      throw new Error(
+        `Unknown flag "${a}": expected --quick, --runs N, --only a,b, --out DIR, --budget S or --report-only`,
+      );
+    }
   }
   for (const name of flags.only) {
     if (!(SCENARIOS as readonly string[]).includes(name)) {
@@ -114,11 +120,46 @@ async function ensureSocketIo(rootPath: string, log: (m: string) => void) {
   if (!out.success) throw new Error("npm ci failed for bench/peers/socketio");
 }
 
+/**
+ * Rewrites `BENCHMARKS.md`, its charts and `benchmarks.json` in `outDir` from that
+ * `benchmarks.json`, without running anything (after a change to the report's layout).
+ */
+async function rewriteReport(rootPath: string, outDir: string): Promise<string[]> {
+  const path = `${outDir}/benchmarks.json`;
+  let saved;
+  try {
+    saved = JSON.parse(await Deno.readTextFile(path));
+  } catch (error) {
+    throw new Error(`Cannot read "${path}" to rewrite the report from it`, { cause: error });
+  }
+  const endedAt = Date.parse(saved.generatedAt);
+  const profile = saved.profile as Profile;
+  return await writeReport({
+    outDir,
+    rootPath,
+    profile,
+    machine: saved.machine,
+    results: saved.results,
+    selected: Object.keys(saved.results),
+    maxIdleSize: Math.max(0, ...(profile.idleSizes ?? [])),
+    status: saved.status,
+    startedAt: endedAt - saved.durationSeconds * 1000,
+    endedAt,
+    loadAverageAtEnd: saved.machine.loadAverageAtEnd,
+  });
+}
+
 async function main() {
   const flags = parseFlags(Deno.args);
   const startedAt = Date.now();
   const root = new URL("../", import.meta.url);
   const rootPath = decodeURIComponent(root.pathname).replace(/\/$/, "");
+  if (flags.reportOnly) {
+    const out = flags.out ?? (flags.quick ? "data/bench-quick" : "docs");
+    const files = await rewriteReport(rootPath, out.startsWith("/") ? out : `${rootPath}/${out}`);
+    console.log(`bench: rewrote ${files.join(", ")}`);
+    return;
+  }
   const machine = await collectMachine(rootPath);
   const maxIdle = Math.max(1000, Math.floor((machine.openFileLimit - FD_HEADROOM) / 1000) * 1000);
   const profile: Profile = flags.quick

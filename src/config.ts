@@ -107,6 +107,8 @@ function arrange(s: Settings) {
     },
     mail: { smtpUrl: s.SMTP_URL, from: s.RELAIS_MAIL_FROM, outboxDir: s.RELAIS_OUTBOX_DIR },
     redisUrl: s.REDIS_URL,
+    /** Where the stores live: `kv` (Deno KV at `kvPath`), or `redis` in cluster mode. */
+    store: (s.RELAIS_CLUSTER === "redis" ? "redis" : "kv") as "kv" | "redis",
     /** This node's name: the ingest's consumer in its group. Default: host name + pid. */
     nodeId: s.RELAIS_NODE_ID,
     /** Change-data ingest from a Redis stream of Debezium events; `off` without a stream. */

@@ -55,6 +55,10 @@ export interface Metrics {
   ingestLag: Gauge;
   /** `relais_ingest_pending`: entries read by the group and not yet acked. */
   ingestPending: Gauge;
+  /** `relais_mail_queue_depth`: mail tasks waiting in the queue, as the mailer last saw. */
+  mailQueueDepth: Gauge;
+  /** `relais_mail_breaker_open`: 1 while the mail transport's circuit breaker is open. */
+  mailBreakerOpen: Gauge;
   /** Sets the callback that counts live actors by kind; it runs at each scrape. */
   setActorCounter(count: () => Record<string, number>): void;
   /** Renders every metric in the Prometheus text format. */
@@ -191,6 +195,16 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     ingestLag: new Gauge({
       name: "relais_ingest_lag",
       help: "Entries of the change stream not yet read by the ingest's group.",
+      registers,
+    }),
+    mailQueueDepth: new Gauge({
+      name: "relais_mail_queue_depth",
+      help: "Mail tasks waiting in the queue, as the mailer last saw.",
+      registers,
+    }),
+    mailBreakerOpen: new Gauge({
+      name: "relais_mail_breaker_open",
+      help: "1 while the mail transport's circuit breaker is open (or probing), else 0.",
       registers,
     }),
     ingestPending: new Gauge({

@@ -102,11 +102,15 @@ export async function start(runtime: Runtime): Promise<void> {
   await configureLogging(config.logLevel);
   const log = getLog("main");
 
-  if (config.kvPath !== ":memory:") {
-    const dir = config.kvPath.replace(/[\\/][^\\/]*$/, "");
-    if (dir && dir !== config.kvPath) await mkdir(dir, { recursive: true });
+  // The Deno KV file, unless every store lives in Redis (cluster mode).
+  let kv: Deno.Kv | undefined;
+  if (config.store === "kv") {
+    if (config.kvPath !== ":memory:") {
+      const dir = config.kvPath.replace(/[\\/][^\\/]*$/, "");
+      if (dir && dir !== config.kvPath) await mkdir(dir, { recursive: true });
+    }
+    kv = await runtime.openKv(config.kvPath);
   }
-  const kv = await runtime.openKv(config.kvPath);
   const adapters = createAdapters(config, kv);
   const { store } = adapters;
   const relais = createApp({ config, upgradeWebSocket: runtime.upgradeWebSocket, ...adapters });

@@ -3,7 +3,8 @@
  * names its kinds, and a kind the configuration names but no adapter implements stops
  * start-up with an error that names it.
  *
- * - store: `kv` (Deno KV at `RELAIS_KV_PATH`);
+ * - store: `kv` (Deno KV at `RELAIS_KV_PATH`), or `redis` with `RELAIS_CLUSTER=redis`
+ *   (the same KV adapters on a Deno KV-compatible database in Redis at `REDIS_URL`);
  * - mail transport: `smtp` when `SMTP_URL` is set, else `outbox`;
  * - rate limiter: `memory`, `kv` or `redis`, as `RELAIS_RATE_LIMITER` says (default:
  *   `redis` when `REDIS_URL` is set, else `kv`);
@@ -39,6 +40,7 @@ import type { RateLimiter } from "../ratelimit/rate_limiter.ts";
 import { createRedisClient } from "../ratelimit/redis_client.ts";
 import { createRedisRateLimiter } from "../ratelimit/redis_rate_limiter.ts";
 import { createKvStore } from "../store/kv_store.ts";
+import { connectRedisKv } from "../store/redis_kv/redis_kv.ts";
 import type { Store } from "../store/store.ts";
 
 /** The adapters relais is built from. */
@@ -175,10 +177,36 @@ export function ingestOf(
   });
 }
 
-/** Every adapter, on the open KV database `kv` and what `config` names. */
-export function createAdapters(config: Config, kv: Deno.Kv): Adapters {
+/**
+ * The database every KV adapter is built on, as `config.store` names it: `opened` (Deno
+ * KV) for `kv`, the Redis KV at `REDIS_URL` (under `<RELAIS_REDIS_PREFIX>:kv`) for `redis`.
+ */
+export function storeKvOf(
+  config: Pick<Config, "store" | "redisUrl" | "rate">,
+  opened: Deno.Kv | undefined,
+): Deno.Kv {
+  return pick<Deno.Kv>("store", config.store, {
+    kv: () => {
+      if (!opened) throw new Error('Cannot create the "kv" store: no Deno KV database opened');
+      return opened;
+    },
+    redis: () => {
+      if (!config.redisUrl) {
+        throw new Error('Cannot create the "redis" store: REDIS_URL is not set');
+      }
+      return connectRedisKv(config.redisUrl, { prefix: `${config.rate.redisPrefix}:kv` });
+    },
+  });
+}
+
+/**
+ * Every adapter, on the open Deno KV database `opened` (which the `redis` store does not
+ * need) and what `config` names.
+ */
+export function createAdapters(config: Config, opened: Deno.Kv | undefined): Adapters {
   // First: a bad rules file stops start-up before any other connection is opened.
   const ingest = ingestOf(config);
+  const kv = storeKvOf(config, opened);
   const store = pick<Store>("store", "kv", {
     kv: () => createKvStore(kv, { recentWindowMs: config.delivery.recentWindowMs }),
   });

@@ -65,7 +65,7 @@ export const VARIABLES = {
   },
   RELAIS_SERVICE_KEYS: {
     meaning:
-      "`name:key:scope+scope,...` (scopes `events:publish`, `directory:write`, `conversations:write`, `admin`)",
+      "`name:key:scope+scope,...` (scopes `events:publish`, `directory:write`, `conversations:write`, `privacy`, `admin`)",
     schema: serviceKeys,
     documented: "dev: one printed key with all scopes",
   },
@@ -85,7 +85,7 @@ export const VARIABLES = {
     fallback: "./data/outbox",
   },
   REDIS_URL: {
-    meaning: "Redis for `@upstash/ratelimit`",
+    meaning: "Redis for `@upstash/ratelimit`, cluster mode and the ingest",
     schema: url(["redis:", "rediss:"]),
     documented: "unset: KV-backed limiter",
   },
@@ -236,6 +236,11 @@ export const VARIABLES = {
     documented: "`redis` with `REDIS_URL`, else `kv`",
   },
   RELAIS_REDIS_PREFIX: { meaning: "key prefix in Redis", schema: keyPrefix, fallback: "relais" },
+  RELAIS_CLUSTER: {
+    meaning: "`none` or `redis` (every store on `REDIS_URL`)",
+    schema: oneOf(["none", "redis"], 'expected "none" or "redis"'),
+    fallback: "none",
+  },
   RELAIS_RATE_MESSAGES: {
     meaning: "messages (and typing frames) per user (`N/window` or `off`)",
     schema: rateRule,

@@ -12,6 +12,7 @@ import {
   type MailRunOutput,
 } from "../../actors/mailer.machine.ts";
 import type { Registry } from "../../actors/registry.ts";
+import type { Metrics } from "../metrics.ts";
 import type { Mailer } from "./mailer.ts";
 
 /** The id of the one mailer actor of a process. */
@@ -22,6 +23,8 @@ export interface MailerActorDeps {
   registry: Registry;
   mailer: Mailer;
   settings: MailerSettings;
+  /** Where the queue depth and the breaker's state are exported. */
+  metrics?: Pick<Metrics, "mailQueueDepth" | "mailBreakerOpen">;
   onError(message: string, error: unknown): void;
 }
 
@@ -38,12 +41,25 @@ export function defineMailerActor(deps: MailerActorDeps): void {
       reportError: (_, { error }) => deps.onError("Mail queue failed", error),
     },
   });
-  deps.registry.define("mailer", (id) =>
-    // The registry starts it once it listens for its failures.
-    Promise.resolve(createActor(machine, {
+  deps.registry.define("mailer", (id) => {
+    const actor = createActor(machine, {
       id: `mailer:${id}`,
       input: { transport: deps.mailer.transportKind, settings: deps.settings },
-    })), {
+    });
+    const { metrics } = deps;
+    if (metrics) {
+      actor.subscribe({
+        next: ({ context }) => {
+          metrics.mailQueueDepth.set(context.queueDepth);
+          metrics.mailBreakerOpen.set(context.breaker.state === "closed" ? 0 : 1);
+        },
+        // Failures are the registry's to supervise.
+        error: () => {},
+      });
+    }
+    // The registry starts it once it listens for its failures.
+    return Promise.resolve(actor);
+  }, {
     // The one mailer of the process: without it no mail leaves, so it comes back at once.
     restart: () => true,
   });

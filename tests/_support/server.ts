@@ -23,7 +23,7 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     RELAIS_KV_PATH: ":memory:",
     RELAIS_JWT_SECRET: JWT_SECRET,
     RELAIS_SERVICE_KEYS:
-      `test:${SERVICE_KEY}:events:publish+directory:write+conversations:write+admin,pub:${PUBLISH_KEY}:events:publish`,
+      `test:${SERVICE_KEY}:events:publish+directory:write+conversations:write+privacy+admin,pub:${PUBLISH_KEY}:events:publish`,
     RELAIS_LOG_LEVEL: "error",
     // With a shared REDIS_URL (CI), each server counts its rate limits apart.
     RELAIS_REDIS_PREFIX: `test-${crypto.randomUUID()}`,
@@ -64,7 +64,8 @@ export async function startServer(
   options: { adapt?(deps: AppDeps): AppDeps } = {},
 ): Promise<TestServer> {
   const config = loadConfig(testEnv(env));
-  const kv = await Deno.openKv(config.kvPath);
+  // Every store lives in Redis in cluster mode: no Deno KV database to open then.
+  const kv = config.store === "kv" ? await Deno.openKv(config.kvPath) : undefined;
   const deps: AppDeps = { config, upgradeWebSocket, ...createAdapters(config, kv) };
   const relais = createApp(options.adapt ? options.adapt(deps) : deps);
   await relais.start();
@@ -116,7 +117,8 @@ export async function startServer(
       relais.drain();
       await stopped;
       await relais.close();
-      kv.close();
+      // Closes the database every store was built on (Deno KV, or the Redis one).
+      deps.store.close();
     },
   };
 }
