@@ -633,6 +633,35 @@ function chatSection(r: Any, kv: KvProbe | undefined): string {
   ].join("\n");
 }
 
+function ingestSection(r: Any): string {
+  if (!r) return "Not run.";
+  if (r.error) return `Failed: ${r.error}`;
+  if (!r.available) return `${r.note[0].toUpperCase()}${r.note.slice(1)}.`;
+  return [
+    `${fmt(r.users)} users connected; ${
+      fmt(r.changes)
+    } Debezium changes XADDed at once to a Redis stream (a \`redis-server\` on loopback), ` +
+    "one row each, its `owner_id` naming a connected user; relais reads the stream as a " +
+    "consumer group and delivers each change as a REALTIME event. Lag is what " +
+    "`GET /v1/admin/ingest` reported (entries not yet read plus read and not yet acked), " +
+    "sampled every 100 ms while the burst drained.",
+    "",
+    table(
+      ["run", "changes", "delivered", "changes/s", "XADD ms", "p50 ms", "p99 ms", "largest lag"],
+      (r.runs as Any[]).map((x) => [
+        x.run,
+        fmt(x.changes),
+        fmt(x.delivered),
+        fmt(x.changesPerSecond),
+        fmt(x.addMs),
+        fmt(x.p50),
+        fmt(x.p99),
+        fmt(x.maxLag),
+      ]),
+    ),
+  ].join("\n");
+}
+
 function stormSection(r: Any): string {
   if (!r) return "Not run.";
   if (r.error) return `Failed: ${r.error}`;
@@ -855,6 +884,10 @@ export async function writeReport(input: {
     "## 6. Reconnect storm",
     "",
     stormSection(results.storm),
+    "",
+    "## 7. Change-data ingest",
+    "",
+    ingestSection(results.ingest),
     "",
     "## Reproduce",
     "",
