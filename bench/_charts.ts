@@ -137,18 +137,43 @@ interface Frame {
 
 const MARGIN = { top: 40, right: 170, bottom: 50, left: 70 };
 
-/** The plot area of a chart of that size, in pixels. */
-export function plotArea(width: number, height: number) {
+/**
+ * The plot area of a chart of that size, in pixels; `right` is the room kept for the legend
+ * on the right.
+ */
+export function plotArea(width: number, height: number, right = MARGIN.right) {
   return {
     left: MARGIN.left,
     top: MARGIN.top,
-    right: width - MARGIN.right,
+    right: width - right,
     bottom: height - MARGIN.bottom,
   };
 }
 
-function open(frame: Frame, width: number, height: number): string[] {
-  const area = plotArea(width, height);
+/** About how wide `text` is in the charts' 12 px sans-serif (capitals are wider). */
+export function textWidth(text: string): number {
+  let w = 0;
+  for (const c of text) w += c === " " ? 3.5 : c !== c.toLowerCase() ? 7.5 : 6;
+  return w;
+}
+
+/**
+ * A chart's size with room for its legend: a legend name too long for the default margin
+ * widens the chart (the plot area keeps its size) rather than running off its edge.
+ */
+function layout(frame: Frame, names: string[]) {
+  // Swatch and gap (16 + 28), the longest name, a little air.
+  const right = Math.max(
+    MARGIN.right,
+    Math.ceil(44 + Math.max(0, ...names.map(textWidth)) + 8),
+  );
+  const width = (frame.width ?? 640) + right - MARGIN.right;
+  const height = frame.height ?? 360;
+  return { width, height, right, area: plotArea(width, height, right) };
+}
+
+function open(frame: Frame, width: number, height: number, right: number): string[] {
+  const area = plotArea(width, height, right);
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif" font-size="12" role="img" aria-label="${
       escapeXml(frame.title)
@@ -185,9 +210,10 @@ function yAxis(y: Scale, area: ReturnType<typeof plotArea>, format: (n: number) 
 function legend(
   items: { name: string; color: string; dashed?: boolean }[],
   width: number,
+  right: number,
   swatch: "line" | "square",
 ) {
-  const x = width - MARGIN.right + 16;
+  const x = width - right + 16;
   return items.flatMap((item, i) => {
     const y = MARGIN.top + 8 + i * 20;
     const mark = swatch === "square"
@@ -215,9 +241,7 @@ export interface LineChartInput extends Frame {
 
 /** The scales a line chart of that input uses (exported for tests). */
 export function lineScales(input: LineChartInput): { x: Scale; y: Scale } {
-  const width = input.width ?? 640;
-  const height = input.height ?? 360;
-  const area = plotArea(width, height);
+  const { area } = layout(input, input.series.map((s) => s.name));
   const points = input.series.flatMap((s) => s.points).filter((p) =>
     Number.isFinite(p.x) && Number.isFinite(p.y) &&
     (input.x !== "log" || p.x > 0) && (input.y !== "log" || p.y > 0)
@@ -240,13 +264,11 @@ export function lineScales(input: LineChartInput): { x: Scale; y: Scale } {
 
 /** A line chart: one polyline with point markers per series, axes, grid and legend. */
 export function lineChart(input: LineChartInput): string {
-  const width = input.width ?? 640;
-  const height = input.height ?? 360;
-  const area = plotArea(width, height);
+  const { width, height, right, area } = layout(input, input.series.map((s) => s.name));
   const { x, y } = lineScales(input);
   const formatX = input.formatX ?? compact;
   const formatY = input.formatY ?? compact;
-  const out = open(input, width, height);
+  const out = open(input, width, height, right);
   out.push(...yAxis(y, area, formatY));
   for (const t of x.ticks) {
     const at = px(x(t));
@@ -295,6 +317,7 @@ export function lineChart(input: LineChartInput): string {
         dashed: s.dashed,
       })),
       width,
+      right,
       "line",
     ),
   );
@@ -311,16 +334,14 @@ export interface BarChartInput extends Frame {
 
 /** A grouped bar chart from 0, with each bar's value above it. */
 export function barChart(input: BarChartInput): string {
-  const width = input.width ?? 640;
-  const height = input.height ?? 360;
-  const area = plotArea(width, height);
+  const { width, height, right, area } = layout(input, input.series.map((s) => s.name));
   const values = input.series.flatMap((s) => s.values).filter((v): v is number =>
     typeof v === "number" && Number.isFinite(v)
   );
   if (!values.length) throw new Error(`Chart "${input.title}" has no bar to draw`);
   const y = linearScale([0, Math.max(...values)], [area.bottom, area.top]);
   const formatY = input.formatY ?? compact;
-  const out = open(input, width, height);
+  const out = open(input, width, height, right);
   out.push(...yAxis(y, area, formatY));
   const slot = (area.right - area.left) / input.groups.length;
   const bar = (slot * 0.7) / input.series.length;
@@ -354,6 +375,7 @@ export function barChart(input: BarChartInput): string {
     ...legend(
       input.series.map((s, i) => ({ name: s.name, color: PALETTE[i % PALETTE.length] })),
       width,
+      right,
       "square",
     ),
   );

@@ -7,8 +7,24 @@ import { type Child, readRss, spawnChild, spawnWorker, waitForLine } from "./_pr
 import type { WorkerClient } from "./_rpc.ts";
 import { split } from "./_stats.ts";
 
-/** The three servers compared. */
-export type Peer = "relais" | "bare" | "socketio";
+/** The servers compared: relais on Deno and on Node, the bare ceiling, Socket.IO. */
+export type Peer = "relais" | "relais-node" | "bare" | "socketio";
+
+/** Whether `peer` is relais (on either runtime): it speaks `relais.v1` and takes `/v1/events`. */
+export function isRelais(peer: Peer): boolean {
+  return peer === "relais" || peer === "relais-node";
+}
+
+/** The peers' names in the report. */
+export const PEER_LABELS: Record<Peer, string> = {
+  relais: "relais",
+  "relais-node": "relais on Node",
+  bare: "bare WebSocket",
+  socketio: "Socket.IO",
+};
+
+/** relais's Node entry for this run: its bundle, or why it cannot run. */
+export type NodeEntry = { bundle: string; node: string } | { unavailable: string };
 
 /** A server under test. */
 export interface Server {
@@ -64,6 +80,8 @@ export interface Context {
   serviceKey: string;
   loadgens: WorkerClient[];
   publisher: WorkerClient;
+  /** relais on Node: the bundle built at the start of the run, or why it is not run. */
+  nodeEntry: NodeEntry;
   log(message: string): void;
   /** Milliseconds left before the harness's own deadline. */
   left(): number;
@@ -112,7 +130,100 @@ async function relaisArgs(rootPath: string, dataDir: string): Promise<string[]> 
   return args.map((a) => a.replaceAll("./data", dataDir));
 }
 
-/** Starts a server of `peer` on a random loopback port and waits for its listening line. */
+/** The oldest Node.js major version relais's Node entry runs on. */
+const NODE_MIN_MAJOR = 20;
+
+/** The last few lines of a command's output, on one line, for a "not run" note. */
+function tail(text: string, lines = 3): string {
+  // deno-lint-ignore no-control-regex -- the colour codes `deno task` prints
+  const plain = text.replace(/\x1b\[[0-9;]*m/g, "");
+  return plain.split("\n").map((l) => l.trim()).filter(Boolean).slice(-lines).join(" / ");
+}
+
+/**
+ * Makes relais's Node entry ready for the run: checks `node` (20 or later) and runs
+ * `deno task build:node` (which rebuilds the bundle only when a source changed). Never
+ * throws: when either is missing, the reason is returned and the peer is reported not run.
+ */
+export async function prepareNodeEntry(
+  rootPath: string,
+  options: { node?: string; timeoutSeconds?: number } = {},
+): Promise<NodeEntry> {
+  const node = options.node ?? "node";
+  let version = "";
+  try {
+    const out = await new Deno.Command(node, {
+      args: ["--version"],
+      stdout: "piped",
+      stderr: "null",
+    })
+      .output();
+    version = new TextDecoder().decode(out.stdout).trim();
+  } catch (error) {
+    return { unavailable: `"${node}" cannot be run (${(error as Error).message})` };
+  }
+  const major = Number(/^v(\d+)\./.exec(version)?.[1]);
+  if (!(major >= NODE_MIN_MAJOR)) {
+    return {
+      unavailable: `Node.js ${NODE_MIN_MAJOR} or later is needed, "${node}" is "${version}"`,
+    };
+  }
+  const seconds = String(options.timeoutSeconds ?? 300);
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command("timeout", {
+      args: ["-s", "KILL", seconds, Deno.execPath(), "task", "build:node"],
+      cwd: rootPath,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } catch (error) {
+    return { unavailable: `the Node build cannot be run (${(error as Error).message})` };
+  }
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  if (!out.success) {
+    const why = tail(decode(out.stderr)) || tail(decode(out.stdout)) || `exit ${out.code}`;
+    return { unavailable: `\`deno task build:node\` failed: ${why}` };
+  }
+  const printed = decode(out.stdout).trim().split("\n").at(-1)?.trim() ?? "";
+  const bundle = printed.startsWith("/") ? printed : `${rootPath}/dist/node/relais.mjs`;
+  try {
+    await Deno.stat(bundle);
+  } catch {
+    return { unavailable: `\`deno task build:node\` left no bundle at "${bundle}"` };
+  }
+  return { bundle, node };
+}
+
+/** relais's environment in the bench (both runtimes): as deployed, limits out of the way. */
+function relaisEnv(
+  ctx: Omit<Context, "startServer">,
+  dataDir: string,
+  env: Record<string, string>,
+): Record<string, string> {
+  return {
+    HOST: "127.0.0.1",
+    PORT: "0",
+    RELAIS_ENV: "production",
+    RELAIS_KV_PATH: `${dataDir}/relais.kv`,
+    RELAIS_OUTBOX_DIR: `${dataDir}/outbox`,
+    RELAIS_JWT_SECRET: ctx.jwtSecret,
+    RELAIS_SERVICE_KEYS:
+      `bench:${ctx.serviceKey}:events:publish+directory:write+conversations:write+admin`,
+    RELAIS_LOG_LEVEL: "warning",
+    // A USER audience of 10k ids is ~150 KB of JSON: above the default body limit.
+    RELAIS_MAX_BODY_BYTES: String(8 * 1024 * 1024),
+    // Abuse limits stay on (their cost is measured) but so high the bench never trips
+    // them: every client here comes from one address, one key and a few senders.
+    ...BENCH_LIMITS,
+    ...env,
+  };
+}
+
+/**
+ * Starts a server of `peer` on a random loopback port and waits for its listening line.
+ * `relais-node` throws the reason it is unavailable when its entry could not be prepared.
+ */
 export async function startServer(
   ctx: Omit<Context, "startServer">,
   peer: Peer,
@@ -133,22 +244,18 @@ export async function startServer(
     );
     child = await spawnChild("relais", Deno.execPath(), args, {
       cwd: ctx.rootPath,
-      env: {
-        ...base,
-        RELAIS_ENV: "production",
-        RELAIS_KV_PATH: `${dataDir}/relais.kv`,
-        RELAIS_OUTBOX_DIR: `${dataDir}/outbox`,
-        RELAIS_JWT_SECRET: ctx.jwtSecret,
-        RELAIS_SERVICE_KEYS:
-          `bench:${ctx.serviceKey}:events:publish+directory:write+conversations:write+admin`,
-        RELAIS_LOG_LEVEL: "warning",
-        // A USER audience of 10k ids is ~150 KB of JSON: above the default body limit.
-        RELAIS_MAX_BODY_BYTES: String(8 * 1024 * 1024),
-        // Abuse limits stay on (their cost is measured) but so high the bench never trips
-        // them: every client here comes from one address, one key and a few senders.
-        ...BENCH_LIMITS,
-        ...env,
-      },
+      env: relaisEnv(ctx, dataDir, env),
+    });
+    pattern = /relais listening on (http:\/\/\S+)/;
+  } else if (peer === "relais-node") {
+    const entry = ctx.nodeEntry;
+    if ("unavailable" in entry) throw new Error(entry.unavailable);
+    const dataDir = `${ctx.tmp}/relais-node-${++serial}`;
+    await Deno.mkdir(dataDir, { recursive: true });
+    // As `deno task start:node` runs it: `node dist/node/relais.mjs`, from the checkout.
+    child = await spawnChild("relais-node", entry.node, [entry.bundle], {
+      cwd: ctx.rootPath,
+      env: { NODE_ENV: "production", ...relaisEnv(ctx, dataDir, env) },
     });
     pattern = /relais listening on (http:\/\/\S+)/;
   } else if (peer === "bare") {
@@ -171,6 +278,7 @@ export async function startServer(
   return {
     peer,
     origin,
+    // relais on either runtime and the bare peer serve the same `relais.v1` endpoint.
     connectUrl: peer === "socketio" ? origin : `${ws}/v1/ws`,
     child,
     rss: () => readRss(child.pid),

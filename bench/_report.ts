@@ -4,8 +4,9 @@
  * and the SVG charts it shows (`bench-*.svg`, next to it).
  */
 
+import { soakSection } from "./scenarios/soak.ts";
 import { barChart, lineChart, type Series } from "./_charts.ts";
-import type { FanoutKind, Profile } from "./_context.ts";
+import { type FanoutKind, PEER_LABELS, type Profile } from "./_context.ts";
 import { round } from "./_stats.ts";
 import { WINDOW } from "./scenarios/chat.ts";
 import { KINDS } from "./scenarios/fanout.ts";
@@ -208,7 +209,18 @@ function msRow(target: string, ms: number | undefined, goal: number, why = "not 
   };
 }
 
-function targetRows(profile: Profile, machine: Machine, results: Record<string, Any>): TargetRow[] {
+/** Why relais on Node has no figure in `result` (a scenario's result), for a target's row. */
+function nodeNote(result: Any): string {
+  const why = result?.notRun?.["relais-node"];
+  return why ? `not run: ${why}` : notRun(result);
+}
+
+/** The targets table: each goal, what was measured and the gap (exported for its tests). */
+export function targetRows(
+  profile: Profile,
+  machine: Machine,
+  results: Record<string, Any>,
+): TargetRow[] {
   const rows: TargetRow[] = [];
   const fanout = results.fanout;
   const fan = (fanout?.summary ?? []) as Any[];
@@ -245,6 +257,18 @@ function targetRows(profile: Profile, machine: Machine, results: Record<string, 
   );
   if (!n) nRow.measured = fanNote("notification");
   rows.push(nRow);
+  // relais on Node against Socket.IO, both on Node, REALTIME at the same sizes as above.
+  const nodeSizes = kindSizes("realtime").filter((s) => s >= 5000);
+  for (const size of nodeSizes.length ? nodeSizes : kindSizes("realtime").slice(-1)) {
+    const s = fan.find((x) => x.kind === "realtime" && x.size === size);
+    const row = ratioRow(
+      `relais on Node fan-out ${KINDS.realtime.label} vs Socket.IO (${fmt(size)} users)`,
+      s?.ratios?.["relais-node/socketio"],
+      1.2,
+    );
+    if (s?.ratios?.["relais-node/socketio"] === undefined) row.measured = nodeNote(fanout);
+    rows.push(row);
+  }
 
   // Idle memory: relais's RSS per user over bare's, read side by side in the fan-out.
   const rss = (fanout?.rss ?? []) as Any[];
@@ -263,6 +287,22 @@ function targetRows(profile: Profile, machine: Machine, results: Record<string, 
       : notRun(fanout),
     gap: rssOk ? `${fmt(rssRatio - 1.1)}×` : "–",
     met: rssOk ? rssRatio <= 1.1 : undefined,
+  });
+  // relais on Node against Socket.IO, both on Node, read side by side in the same run.
+  const nodeRss = perUser("relais-node");
+  const sioRss = perUser("socketio");
+  const nodeOk = nodeRss !== undefined && sioRss !== undefined && sioRss > 0;
+  const nodeRatio = nodeOk ? nodeRss / sioRss : NaN;
+  rows.push({
+    target: `relais on Node idle RSS per connected user ≤ Socket.IO's, in the same run (${
+      fmt(rssSize)
+    } users)`,
+    goal: "≤ 1.0×",
+    measured: nodeOk
+      ? `${fmt(nodeRatio)}× (${kb(nodeRss)} KB vs ${kb(sioRss)} KB)`
+      : nodeNote(fanout),
+    gap: nodeOk ? `${fmt(nodeRatio - 1)}×` : "–",
+    met: nodeOk ? nodeRatio <= 1 : undefined,
   });
 
   const idle = results.idle?.summary as Any[] | undefined;
@@ -348,6 +388,10 @@ export function charts(results: Record<string, Any>): { file: string; alt: strin
     )[0];
     const series: Series[] = [
       ...kinds.map((k) => ({ name: `relais ${KINDS[k].type}`, points: points(k, "relais") })),
+      ...kinds.map((k) => ({
+        name: `relais on Node ${KINDS[k].type}`,
+        points: points(k, "relais-node"),
+      })),
       { name: "bare WebSocket", points: points(peerKind, "bare") },
       { name: "Socket.IO", points: points(peerKind, "socketio") },
     ].filter((s) => s.points.length);
@@ -402,7 +446,7 @@ export function charts(results: Record<string, Any>): { file: string; alt: strin
         yLabel: "KB per user",
         groups: sizes.map((n) => fmt(n)),
         series: peers.map((peer) => ({
-          name: peer,
+          name: PEER_LABELS[peer as keyof typeof PEER_LABELS] ?? peer,
           values: sizes.map((size) => {
             const b = idle.find((s) => s.peer === peer && s.size === size)?.bytesPerUser;
             return typeof b === "number" ? b / KB : undefined;
@@ -433,7 +477,9 @@ function status(met: boolean | undefined): string {
 function idleSection(r: Any, fan: Any, machine: Machine, maxIdleSize: number): string {
   if (!r) return "Not run.";
   if (r.error) return `Failed: ${r.error}`;
+  const label = (peer: string) => PEER_LABELS[peer as keyof typeof PEER_LABELS] ?? peer;
   const rows = (r.summary as Any[]).map((s) => [
+    label(s.peer ?? "relais"),
     fmt(s.size),
     fmt(s.runs),
     fmt(s.connected),
@@ -441,18 +487,28 @@ function idleSection(r: Any, fan: Any, machine: Machine, maxIdleSize: number): s
     fmt(s.connectsPerSecond),
   ]);
   const runs = (r.runs as Any[]).map((x) =>
-    `${fmt(x.size)} (run ${x.run}): ${kb(x.bytesPerUser)} KB` +
+    `${label(x.peer ?? "relais")}, ${fmt(x.size)} (run ${x.run}): ${kb(x.bytesPerUser)} KB` +
     (x.userActors !== undefined ? `, ${fmt(x.userActors)} user actors` : "") +
     (x.failed ? `, ${x.failed} failed (${x.firstError})` : "")
   );
+  const nodeWhy = r.notRun?.["relais-node"];
   const out = [
-    "relais, each run on a fresh server:",
+    "relais and relais on Node (the same server run by `node dist/node/relais.mjs`), each run " +
+    "on a fresh server:",
     "",
     table(
-      ["users", "runs", "connected (median)", "RSS per user (median)", "first connects/s"],
+      [
+        "server",
+        "users",
+        "runs",
+        "connected (median)",
+        "RSS per user (median)",
+        "first connects/s",
+      ],
       rows,
     ),
     "",
+    ...(nodeWhy ? [`relais on Node not run: ${nodeWhy}.`, ""] : []),
     `25k and 50k users in one process cannot be measured here: the open-file hard limit is ${
       fmt(machine.openFileLimit)
     } per process (it cannot be raised on this machine) and every socket is a file, so the ` +
@@ -466,24 +522,41 @@ function idleSection(r: Any, fan: Any, machine: Machine, maxIdleSize: number): s
     const sizes = [...new Set(side.map((x) => x.size))];
     const at = (peer: string, size: number) =>
       side.find((x) => x.peer === peer && x.size === size)?.bytesPerUser;
+    const perUser = (peer: string, size: number) => {
+      const b = at(peer, size);
+      return typeof b === "number" ? `${kb(b)} KB` : "–";
+    };
     out.push(
       "",
-      "The three servers side by side, read in the fan-out scenario (one run) after each step " +
+      "The servers side by side, read in the fan-out scenario (one run) after each step " +
         "of connections has settled, before that step's events (from the second step on, the " +
         "servers have already sent the previous steps' events):",
       "",
       table(
-        ["users", "relais", "bare", "Socket.IO", "relais ÷ bare", "relais ÷ Socket.IO"],
+        [
+          "users",
+          "relais",
+          "relais on Node",
+          "bare",
+          "Socket.IO",
+          "relais ÷ bare",
+          "relais ÷ Socket.IO",
+          "relais on Node ÷ Socket.IO",
+        ],
         sizes.map((size) => [
           fmt(size),
-          `${kb(at("relais", size))} KB`,
-          `${kb(at("bare", size))} KB`,
-          `${kb(at("socketio", size))} KB`,
+          perUser("relais", size),
+          perUser("relais-node", size),
+          perUser("bare", size),
+          perUser("socketio", size),
           `${fmt(at("relais", size) / at("bare", size))}×`,
           `${fmt(at("relais", size) / at("socketio", size))}×`,
+          `${fmt(at("relais-node", size) / at("socketio", size))}×`,
         ]),
       ),
     );
+    const fanWhy = fan?.notRun?.["relais-node"];
+    if (fanWhy) out.push("", `relais on Node in the fan-out: not run (${fanWhy}).`);
   }
   return out.join("\n");
 }
@@ -491,42 +564,51 @@ function idleSection(r: Any, fan: Any, machine: Machine, maxIdleSize: number): s
 function fanoutSection(r: Any): string {
   if (!r) return "Not run.";
   if (r.error) return `Failed: ${r.error}`;
+  const peers = ["relais", "relais-node", "bare", "socketio"] as const;
+  const each = (values: Any) => peers.map((p) => fmt(values?.[p])).join(" / ");
+  const times = (ratio: unknown) => typeof ratio === "number" ? `${fmt(ratio)}×` : "–";
   const rows = (r.summary as Any[]).map((s) => [
     KINDS[s.kind as FanoutKind]?.label ?? "REALTIME → USER list",
     fmt(s.size),
     fmt(s.deliveriesPerSecond.relais),
+    fmt(s.deliveriesPerSecond["relais-node"]),
     fmt(s.deliveriesPerSecond.bare),
     fmt(s.deliveriesPerSecond.socketio),
-    `${fmt(s.ratios["relais/socketio"])}×`,
-    `${fmt(s.ratios["relais/bare"])}×`,
-    `${fmt(s.lastDeliveryMs.relais)} / ${fmt(s.lastDeliveryMs.bare)} / ${
-      fmt(s.lastDeliveryMs.socketio)
-    }`,
-    `${fmt(s.serverCpuMicrosPerDelivery.relais)} / ${fmt(s.serverCpuMicrosPerDelivery.bare)} / ${
-      fmt(s.serverCpuMicrosPerDelivery.socketio)
-    }`,
-    fmt(s.relaisAnswerMs),
+    times(s.ratios["relais/socketio"]),
+    times(s.ratios["relais/bare"]),
+    times(s.ratios["relais-node/socketio"]),
+    times(s.ratios["relais-node/relais"]),
+    each(s.lastDeliveryMs),
+    each(s.serverCpuMicrosPerDelivery),
+    `${fmt(s.relaisAnswerMs)} / ${fmt(s.relaisNodeAnswerMs)}`,
     fmt(s.lost),
   ]);
+  const nodeWhy = r.notRun?.["relais-node"];
   const out = [
     "The kind is what relais is asked to deliver; the bare and Socket.IO peers broadcast the " +
     "same client envelope whatever the kind (they have no notion of durability or audience), " +
     "so each kind's ratios put relais's own cost for it against the same broadcast, measured " +
-    "in the same run. The STRUCTURE of each size holds exactly the users connected at that size.",
+    "in the same run. The STRUCTURE of each size holds exactly the users connected at that " +
+    "size. relais on Node (the same server run by `node dist/node/relais.mjs`, beside " +
+    "Socket.IO on the same Node.js) runs the REALTIME kind only: it is given no directory.",
     "",
     table([
       "kind (relais)",
       "users",
       "relais deliveries/s",
+      "relais on Node deliveries/s",
       "bare deliveries/s",
       "Socket.IO deliveries/s",
       "relais ÷ Socket.IO",
       "relais ÷ bare",
-      "publish → last client, ms (relais / bare / Socket.IO)",
-      "server CPU µs per delivery (relais / bare / Socket.IO)",
-      "relais publish → 202, ms",
+      "relais on Node ÷ Socket.IO",
+      "relais on Node ÷ relais",
+      "publish → last client, ms (relais / on Node / bare / Socket.IO)",
+      "server CPU µs per delivery (relais / on Node / bare / Socket.IO)",
+      "publish → 202, ms (relais / on Node)",
       "lost",
     ], rows),
+    ...(nodeWhy ? ["", `relais on Node not run: ${nodeWhy}.`] : []),
   ];
   const skipped = Object.entries(r.skipped ?? {});
   if (skipped.length) {
@@ -813,6 +895,12 @@ export async function writeReport(input: {
     "service key, Deno KV on a local SQLite file, `RELAIS_LOG_LEVEL=warning` and " +
     "`RELAIS_MAX_BODY_BYTES=8388608` (a USER audience of 10,000 ids is about 150 KB of JSON). " +
     "Clients authenticate with an HS256 JWT in `hello`.",
+    "- **relais on Node** is the same server run as `deno task start:node` runs it: the bundle " +
+    "`dist/node/relais.mjs` (built once at the start of the run by `deno task build:node` " +
+    "when a source changed) run by `node`, with `@deno/kv` on its own SQLite file in the " +
+    "temporary directory and the same environment as relais (plus `NODE_ENV=production`). " +
+    "The load generators speak `relais.v1` to it exactly as to relais on Deno. It runs in " +
+    "the idle scenario and in the fan-out (REALTIME only), beside Socket.IO on the same Node.js.",
     "- **bare** (`bench/peers/bare_ws.ts`) is the ceiling: `Deno.serve` and " +
     "`Deno.upgradeWebSocket`, relais's frames (`hello` → `welcome`, `event {seq, envelope}`), " +
     "no auth, no storage, one frame encoded once per broadcast.",
@@ -828,9 +916,9 @@ export async function writeReport(input: {
     "- Idle RSS is `VmRSS` of `/proc/PID/status` of the server process, read after start-up and " +
     "again after all users connected and settled, divided by the users connected; relais's " +
     "figure includes each user's actor and session (the user-actor count is checked on " +
-    "`/metrics`). Each run starts a fresh relais; the last run goes on connecting up to the " +
-    "largest size. The peers' memory is read on the fan-out servers.",
-    "- Fan-out: the three servers run side by side with the same number of clients each; in each " +
+    "`/metrics`). Each run starts a fresh relais, then a fresh relais on Node; the last run " +
+    "goes on connecting up to the largest size. The peers' memory is read on the fan-out servers.",
+    "- Fan-out: the servers run side by side with the same number of clients each; in each " +
     `run every peer sends ${profile.fanoutReps} events one after the other (each waits until ` +
     "every client has the previous one), the peers taking turns in a rotating order. " +
     "Deliveries/s = deliveries ÷ (first publish → last receipt). Three kinds of event on " +
@@ -889,10 +977,14 @@ export async function writeReport(input: {
     "",
     ingestSection(results.ingest),
     "",
+    "## 8. Soak (retention)",
+    "",
+    soakSection(results.soak),
+    "",
     "## Reproduce",
     "",
     "```sh",
-    "deno task bench            # full run, under 10 minutes, writes docs/BENCHMARKS.md and docs/benchmarks.json",
+    "deno task bench            # full run, under 14 minutes, writes docs/BENCHMARKS.md and docs/benchmarks.json",
     "deno task bench -- --quick # small sizes, one run, about a minute, writes data/bench-quick/",
     "deno task bench -- --only fanout,latency --runs 5",
     "```",
@@ -903,8 +995,10 @@ export async function writeReport(input: {
     "",
   ].join("\n");
   await Deno.writeTextFile(mdPath, md);
+  // The project's formatting options without its excludes, which cover `data/` (where a
+  // quick run writes) and the JSON (written by `JSON.stringify` already).
   await new Deno.Command(Deno.execPath(), {
-    args: ["fmt", "--quiet", `--config=${input.rootPath}/deno.json`, mdPath, jsonPath],
+    args: ["fmt", "--quiet", "--no-config", "--line-width=100", "--prose-wrap=preserve", mdPath],
     stdout: "null",
     stderr: "inherit",
   }).output().catch(() => {});

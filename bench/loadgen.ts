@@ -2,10 +2,10 @@
  * A load generator: one process holding many client connections, driven by the harness
  * over stdin/stdout (see `_rpc.ts`).
  *
- * The same client code drives every peer. relais and the bare peer speak relais's frames
- * over Deno's WebSocket (`hello` → `welcome`, `event`); the Socket.IO peer is reached with
- * socket.io-client over the same built-in WebSocket (its `WebSocket` transport), so the
- * socket underneath is the same for all three and only the protocol differs. Every client
+ * The same client code drives every peer. relais (on Deno or on Node) and the bare peer
+ * speak relais's frames over Deno's WebSocket (`hello` → `welcome`, `event`); the Socket.IO
+ * peer is reached with socket.io-client over the same built-in WebSocket (its `WebSocket`
+ * transport), so the socket underneath is the same for all and only the protocol differs. Every client
  * parses every frame, as a real client would.
  *
  * Run: `deno run --allow-net --allow-env --allow-read bench/loadgen.ts` (BENCH_JWT_SECRET
@@ -16,7 +16,7 @@ import { SignJWT } from "jose";
 import { io, type Socket as SioSocket, WebSocket as SioWebSocket } from "socket.io-client";
 import { now, serveCommands } from "./_rpc.ts";
 
-type Peer = "relais" | "bare" | "socketio";
+type Peer = "relais" | "relais-node" | "bare" | "socketio";
 
 interface Conn {
   user: string;

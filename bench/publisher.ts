@@ -11,7 +11,7 @@
 
 import { now, serveCommands } from "./_rpc.ts";
 
-type Peer = "relais" | "bare" | "socketio";
+type Peer = "relais" | "relais-node" | "bare" | "socketio";
 type Users = { prefix: string; from: number; to: number };
 
 const serviceKey = Deno.env.get("BENCH_SERVICE_KEY") ?? "";
@@ -51,7 +51,8 @@ async function send(spec: EventSpec & { due?: number }) {
     },
     payload: { k: spec.tag, t, pad: "x".repeat(spec.pad ?? 0) },
   };
-  const relais = spec.peer === "relais";
+  // relais on Deno and on Node take the same request.
+  const relais = spec.peer === "relais" || spec.peer === "relais-node";
   const body = relais
     ? JSON.stringify({ ...client, routing: { audience: spec.audience } })
     : JSON.stringify(client);

@@ -1,11 +1,12 @@
 /**
- * Scenario 2, fan-out: one event to every online user, repeated, for relais, the bare
- * ceiling and Socket.IO (broadcast). On relais the event is of one of three kinds: REALTIME
- * to the list of users (audience USER), SYSTEM without ack to a STRUCTURE holding exactly
- * the connected users, or NOTIFICATION (durable) to the list of users; the peers, which have
- * no notion of kinds or audiences, broadcast the same client envelope. The three servers run
- * side by side with the same clients connected; in each run the peers take turns (in a
- * rotating order), so each ratio compares measurements made moments apart.
+ * Scenario 2, fan-out: one event to every online user, repeated, for relais, relais on Node,
+ * the bare ceiling and Socket.IO (broadcast). On relais the event is of one of three kinds:
+ * REALTIME to the list of users (audience USER), SYSTEM without ack to a STRUCTURE holding
+ * exactly the connected users, or NOTIFICATION (durable) to the list of users; relais on
+ * Node runs the REALTIME kind only (it gets no directory); the peers, which have no notion
+ * of kinds or audiences, broadcast the same client envelope. The servers run side by side
+ * with the same clients connected; in each run the peers take turns (in a rotating order),
+ * so each ratio compares measurements made moments apart.
  */
 
 import {
@@ -15,6 +16,7 @@ import {
   expectAll,
   type FanoutKind,
   type Peer,
+  PEER_LABELS,
   type Server,
   sleep,
 } from "../_context.ts";
@@ -22,7 +24,26 @@ import { quiesce as quiesceProcess, readCpuSeconds } from "../_procs.ts";
 import { audienceUnavailable, bandStructure, measureAudience, putInstitution } from "./audience.ts";
 import { median, round } from "../_stats.ts";
 
-const PEERS: Peer[] = ["relais", "bare", "socketio"];
+const PEERS: Peer[] = ["relais", "relais-node", "bare", "socketio"];
+
+/**
+ * The kinds a peer runs when not all of them: relais on Node runs REALTIME to a USER list,
+ * which needs no directory (SYSTEM needs the structures relais's directory is given first).
+ */
+export const PEER_KINDS: Partial<Record<Peer, FanoutKind[]>> = { "relais-node": ["realtime"] };
+
+/** Peers whose start or failure is reported as "not run" instead of failing the scenario. */
+const OPTIONAL: ReadonlySet<Peer> = new Set(["relais-node"]);
+
+/** Whether `peer` runs events of `kind`. */
+export function runsKind(peer: Peer, kind: FanoutKind): boolean {
+  return PEER_KINDS[peer]?.includes(kind) ?? true;
+}
+
+/** The peers of `peers` in the order they take their turns in run `run` (from 1). */
+export function turnOrder(peers: Peer[], run: number): Peer[] {
+  return peers.map((_, i) => peers[(i + run - 1) % peers.length]);
+}
 
 /** The kinds in the order they run at each size (the durable one last). */
 export const FANOUT_KINDS: FanoutKind[] = ["realtime", "system", "notification"];
@@ -120,10 +141,31 @@ export async function runFanout(ctx: Context, options: { audience?: boolean } = 
   >;
   /** Kinds that could not run, and why. */
   const skipped: Partial<Record<FanoutKind, string>> = {};
+  /** Optional peers that could not run (or stopped running), and why. */
+  const notRun: Partial<Record<Peer, string>> = {};
+  const active = () => PEERS.filter((p) => servers.has(p));
+  /** Takes an optional peer out of the run on `error`; any other peer's error fails it. */
+  const drop = async (peer: Peer, error: unknown, what: string) => {
+    if (!OPTIONAL.has(peer)) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    notRun[peer] = what ? `${what}: ${message}` : message;
+    ctx.log(`fan-out: ${PEER_LABELS[peer]} left out (${notRun[peer]})`);
+    const server = servers.get(peer);
+    servers.delete(peer);
+    await server?.stop();
+    await closeAll(ctx, `fanout-${peer}`).catch(() => {});
+  };
   let audience: Record<string, unknown> | undefined;
   let putRate = NaN;
   try {
-    for (const peer of PEERS) servers.set(peer, await ctx.startServer(peer));
+    for (const peer of PEERS) {
+      try {
+        servers.set(peer, await ctx.startServer(peer));
+      } catch (error) {
+        // An entry that could not be prepared says why itself.
+        await drop(peer, error, "unavailable" in ctx.nodeEntry ? "" : "did not start");
+      }
+    }
     const relais = servers.get("relais")!;
     if (options.audience || kinds.system.length > 0) {
       const missing = await audienceUnavailable(ctx, relais);
@@ -137,25 +179,31 @@ export async function runFanout(ctx: Context, options: { audience?: boolean } = 
     for (const [peer, server] of servers) baseline.set(peer, await server.rss());
     let connected = 0;
     for (const size of profile.fanoutSizes) {
-      for (const peer of PEERS) {
+      for (const peer of active()) {
         ctx.log(`fan-out: connecting ${connected}..${size} users to ${peer}`);
-        const result = await connectAll(ctx, {
-          group: `fanout-${peer}`,
-          peer,
-          url: servers.get(peer)!.connectUrl,
-          prefix: "fan",
-          from: connected,
-          to: size,
-          concurrency: 64,
-        });
-        connects.push({ peer, from: connected, to: size, ...result });
-        if (result.failed > 0) {
-          throw new Error(`${result.failed} connections to ${peer} failed: ${result.firstError}`);
+        try {
+          const result = await connectAll(ctx, {
+            group: `fanout-${peer}`,
+            peer,
+            url: servers.get(peer)!.connectUrl,
+            prefix: "fan",
+            from: connected,
+            to: size,
+            concurrency: 64,
+          });
+          connects.push({ peer, from: connected, to: size, ...result });
+          if (result.failed > 0) {
+            throw new Error(
+              `${result.failed} connections to ${peer} failed: ${result.firstError}`,
+            );
+          }
+        } catch (error) {
+          await drop(peer, error, `failed at ${size} users`);
         }
       }
       connected = size;
       // Memory per connected user before this size's events, as a cross-check of the idle
-      // scenario with the three servers measured side by side.
+      // scenario with the servers measured side by side.
       await sleep(2000);
       for (const [peer, server] of servers) {
         const bytes = await server.rss() - baseline.get(peer)!;
@@ -164,23 +212,33 @@ export async function runFanout(ctx: Context, options: { audience?: boolean } = 
       for (const kind of FANOUT_KINDS) {
         if (!kinds[kind].includes(size) || skipped[kind]) continue;
         const { label, settleMs } = KINDS[kind];
+        const peers = active().filter((p) => runsKind(p, kind));
         // One untimed event per peer: JIT, actors and buffers warm up.
-        for (const peer of PEERS) {
-          await oneEvent(ctx, servers.get(peer)!, kind, size, `warm-${kind}-${peer}-${size}`);
-          await quiesce(servers.get(peer)!, settleMs);
+        for (const peer of peers) {
+          try {
+            await oneEvent(ctx, servers.get(peer)!, kind, size, `warm-${kind}-${peer}-${size}`);
+            await quiesce(servers.get(peer)!, settleMs);
+          } catch (error) {
+            await drop(peer, error, `failed at ${size} users`);
+          }
         }
         for (let run = 1; run <= profile.runs; run++) {
-          const order = PEERS.map((_, i) => PEERS[(i + run - 1) % PEERS.length]);
-          for (const peer of order) {
+          for (const peer of turnOrder(peers, run)) {
+            const server = servers.get(peer);
+            if (!server) continue; // left out after a failure
             ctx.log(
               `fan-out: ${label}, run ${run}, ${peer}, ${size} users × ${profile.fanoutReps} events`,
             );
-            const server = servers.get(peer)!;
             const cpu0 = await readCpuSeconds(server.child.pid);
             const events = [];
-            for (let i = 0; i < profile.fanoutReps; i++) {
-              const tag = `fan-${kind}-${peer}-${size}-${run}-${i}`;
-              events.push(await oneEvent(ctx, server, kind, size, tag));
+            try {
+              for (let i = 0; i < profile.fanoutReps; i++) {
+                const tag = `fan-${kind}-${peer}-${size}-${run}-${i}`;
+                events.push(await oneEvent(ctx, server, kind, size, tag));
+              }
+            } catch (error) {
+              await drop(peer, error, `failed at ${size} users`);
+              continue;
             }
             // Work a server defers (relais records deliveries, and writes durable items,
             // after sending) is its cost too, and must not overlap the next peer's turn.
@@ -221,23 +279,52 @@ export async function runFanout(ctx: Context, options: { audience?: boolean } = 
     for (const peer of PEERS) await closeAll(ctx, `fanout-${peer}`).catch(() => {});
   }
 
+  const summary = summarizeFanout(runs, kinds, skipped, profile.runs);
+  return { kinds, skipped, notRun, runs, summary, rss, connects, audience };
+}
+
+/** The ratios of deliveries/s the report shows: [name, numerator, denominator]. */
+const RATIOS: [string, Peer, Peer][] = [
+  ["relais/socketio", "relais", "socketio"],
+  ["relais/bare", "relais", "bare"],
+  ["relais-node/socketio", "relais-node", "socketio"],
+  ["relais-node/bare", "relais-node", "bare"],
+  ["relais-node/relais", "relais-node", "relais"],
+];
+
+/**
+ * Medians by kind, size and peer, and each ratio of deliveries/s: computed run by run from
+ * turns made in the same run, then their median (a peer that did not run a kind at a size
+ * has no figures, and no ratios, there).
+ */
+export function summarizeFanout(
+  runs: FanoutRun[],
+  kinds: Record<FanoutKind, number[]>,
+  skipped: Partial<Record<FanoutKind, string>>,
+  runCount: number,
+) {
   const summary = [];
   for (const kind of FANOUT_KINDS) {
     if (skipped[kind]) continue;
-    for (const size of kinds[kind]) {
+    for (const size of kinds[kind] ?? []) {
       const at = (peer: Peer) =>
         runs.filter((r) => r.kind === kind && r.size === size && r.peer === peer);
-      const ratio = (peer: Peer) => {
+      const ran = PEERS.filter((p) => at(p).length > 0);
+      const ratio = (a: Peer, b: Peer) => {
         const per = [];
-        for (let run = 1; run <= profile.runs; run++) {
-          const a = at("relais").find((r) => r.run === run);
-          const b = at(peer).find((r) => r.run === run);
-          if (a && b) per.push(a.deliveriesPerSecond / b.deliveriesPerSecond);
+        for (let run = 1; run <= runCount; run++) {
+          const x = at(a).find((r) => r.run === run);
+          const y = at(b).find((r) => r.run === run);
+          if (x && y) per.push(x.deliveriesPerSecond / y.deliveriesPerSecond);
         }
         return round(median(per));
       };
       const per = (f: (r: FanoutRun) => number) =>
-        Object.fromEntries(PEERS.map((p) => [p, round(median(at(p).map(f)))]));
+        Object.fromEntries(ran.map((p) => [p, round(median(at(p).map(f)))]));
+      const ratios = Object.fromEntries(
+        RATIOS.filter(([, a, b]) => ran.includes(a) && ran.includes(b))
+          .map(([name, a, b]) => [name, ratio(a, b)]),
+      );
       summary.push({
         kind,
         size,
@@ -245,11 +332,14 @@ export async function runFanout(ctx: Context, options: { audience?: boolean } = 
         lastDeliveryMs: per((r) => r.lastDeliveryMs),
         serverCpuMicrosPerDelivery: per((r) => r.serverCpuMicrosPerDelivery),
         relaisAnswerMs: round(median(at("relais").map((r) => r.answerMs))),
-        ratios: { "relais/socketio": ratio("socketio"), "relais/bare": ratio("bare") },
+        ...(ran.includes("relais-node")
+          ? { relaisNodeAnswerMs: round(median(at("relais-node").map((r) => r.answerMs))) }
+          : {}),
+        ratios,
         lost: runs.filter((r) => r.kind === kind && r.size === size)
           .reduce((s, r) => s + r.expected - r.deliveries, 0),
       });
     }
   }
-  return { kinds, skipped, runs, summary, rss, connects, audience };
+  return summary;
 }

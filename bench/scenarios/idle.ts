@@ -3,7 +3,16 @@
  * read from `/proc/PID/status` before and after connecting, on a fresh server each time.
  */
 
-import { closeAll, connectAll, type Context, type Peer, request, sleep } from "../_context.ts";
+import {
+  closeAll,
+  connectAll,
+  type Context,
+  isRelais,
+  type Peer,
+  PEER_LABELS,
+  request,
+  sleep,
+} from "../_context.ts";
 import { median, round } from "../_stats.ts";
 
 /** One measurement. */
@@ -80,7 +89,7 @@ async function measure(
         rssBeforeBytes,
         rssAfterBytes,
         bytesPerUser: Math.round((rssAfterBytes - rssBeforeBytes) / Math.max(1, connected)),
-        userActors: peer === "relais" ? await actorCount(ctx, server.origin) : undefined,
+        userActors: isRelais(peer) ? await actorCount(ctx, server.origin) : undefined,
         firstError: result.firstError,
       });
     }
@@ -92,29 +101,49 @@ async function measure(
   }
 }
 
+/** The peers measured here, in turn within each run. */
+const PEERS: Peer[] = ["relais", "relais-node"];
+
 /**
- * Runs the idle scenario on relais: the first size in every run, each on a fresh server, and
- * in the last run on up to the largest size the open-file limit allows. The bare and
- * Socket.IO servers' memory per user is read in the fan-out scenario, side by side.
+ * Runs the idle scenario on relais and on relais on Node: the first size in every run, each
+ * on a fresh server, and in the last run on up to the largest size the open-file limit
+ * allows. relais on Node is reported not run (with the reason) when its entry is missing or
+ * fails. The bare and Socket.IO servers' memory per user is read in the fan-out scenario,
+ * side by side.
  */
 export async function runIdle(ctx: Context) {
   const { profile } = ctx;
   const fdLimit = await openFileLimit();
   const runs: IdleRun[] = [];
+  /** Peers that could not run (or stopped running), and why. */
+  const notRun: Partial<Record<Peer, string>> = {};
+  if ("unavailable" in ctx.nodeEntry) notRun["relais-node"] = ctx.nodeEntry.unavailable;
   for (let run = 1; run <= profile.runs; run++) {
     const sizes = run === profile.runs ? profile.idleSizes : profile.idleSizes.slice(0, 1);
-    runs.push(...await measure(ctx, run, "relais", sizes));
+    for (const peer of PEERS) {
+      if (notRun[peer]) continue;
+      try {
+        runs.push(...await measure(ctx, run, peer, sizes));
+      } catch (error) {
+        if (peer === "relais") throw error;
+        notRun[peer] = `failed in run ${run}: ${error instanceof Error ? error.message : error}`;
+        ctx.log(`idle: ${PEER_LABELS[peer]} left out (${notRun[peer]})`);
+      }
+    }
   }
-  const summary = profile.idleSizes.map((size) => {
-    const of = runs.filter((r) => r.size === size);
-    return {
-      peer: "relais",
-      size,
-      runs: of.length,
-      connected: median(of.map((r) => r.connected)),
-      bytesPerUser: median(of.map((r) => r.bytesPerUser)),
-      connectsPerSecond: median(of.map((r) => r.connectsPerSecond)),
-    };
-  });
-  return { fdLimit, runs, summary };
+  const summary = PEERS.flatMap((peer) =>
+    profile.idleSizes.flatMap((size) => {
+      const of = runs.filter((r) => r.peer === peer && r.size === size);
+      if (of.length === 0) return [];
+      return [{
+        peer,
+        size,
+        runs: of.length,
+        connected: median(of.map((r) => r.connected)),
+        bytesPerUser: median(of.map((r) => r.bytesPerUser)),
+        connectsPerSecond: median(of.map((r) => r.connectsPerSecond)),
+      }];
+    })
+  );
+  return { fdLimit, runs, summary, notRun };
 }

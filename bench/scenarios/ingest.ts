@@ -32,7 +32,7 @@ export interface IngestRun {
   timedOut: boolean;
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
@@ -61,7 +61,7 @@ export async function runIngest(ctx: Context) {
   const { profile } = ctx;
   const users = profile.ingestUsers;
   const changes = profile.ingestChanges;
-  const port = await freePort();
+  const port = freePort();
   let redisChild;
   try {
     redisChild = await spawnChild("redis", "redis-server", [
