@@ -10,7 +10,7 @@ import * as v from "valibot";
 import { requireUser, type RequireUserDeps } from "../src/auth/middleware.ts";
 import type { AppEnv } from "../src/auth/principal.ts";
 import { AppError } from "../src/errors.ts";
-import { DEMO_JS, OPS_JS, SDK_JS } from "../src/pages/bundles.ts";
+import { CHARTS_CSS, DEMO_JS, OPS_JS, SDK_JS } from "../src/pages/bundles.ts";
 import type { DemoHelpers } from "../src/pages/demo_helpers.ts";
 import { demoPage } from "../src/pages/demo_page.ts";
 import { DEMO_USERS } from "../src/pages/demo_users.ts";
@@ -145,6 +145,11 @@ export function createPagesRoutes(deps: PagesRoutesDeps) {
       (c) => asset(c, PAGE_CSS, "text/css; charset=utf-8"),
     )
     .get("/assets/ops.js", undocumented(), (c) => asset(c, OPS_JS, js))
+    .get(
+      "/assets/charts.css",
+      undocumented(),
+      (c) => asset(c, CHARTS_CSS, "text/css; charset=utf-8"),
+    )
     .get(
       "/ops",
       describe({

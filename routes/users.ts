@@ -1,4 +1,8 @@
-/** The directory: `PUT|GET|DELETE /v1/users/:id` (service key with `directory:write`). */
+/**
+ * The directory: `PUT|GET|DELETE /v1/users/:id` (service key with `directory:write`), and
+ * the export of everything relais holds about a user, `GET /v1/users/:id/export`
+ * (service key with `privacy`).
+ */
 
 import { Hono } from "hono";
 import * as v from "valibot";
@@ -12,9 +16,10 @@ import {
   UserIdSchema,
 } from "../src/directory/directory.ts";
 import { AppError } from "../src/errors.ts";
-import type { PreferencesStore } from "../src/preferences/preferences_store.ts";
-import type { ErasureStore } from "../src/store/store.ts";
+import { DELETED_USER_LABEL } from "../src/messaging/message_view.ts";
 import { describe } from "../src/openapi.ts";
+import type { UserErasure } from "../src/privacy/user_erasure.ts";
+import type { UserExport } from "../src/privacy/user_export.ts";
 import { validate } from "../src/validate.ts";
 import { jsonBody } from "./_json_body.ts";
 
@@ -22,20 +27,37 @@ import { jsonBody } from "./_json_body.ts";
 export interface UserRoutesDeps {
   keys: ServiceKeys;
   directory: Directory;
-  preferences: PreferencesStore;
-  store: ErasureStore;
-  /** Ends the user's live connections and stops their actor (presence). */
-  disconnect(user: string): void;
+  /** Erases a user: `DELETE /v1/users/:id`. */
+  erasure: UserErasure;
+  /** Exports a user: `GET /v1/users/:id/export`. */
+  export: UserExport;
   maxBodyBytes: number;
   now?: () => number;
 }
 
-/** `/v1/users/:id`: the directory entry of one user, and its erasure. */
+const ERASE_DESCRIPTION = [
+  "Erases the directory entry and its memberships, the stream, inbox, pending acks, delivery records, dead letters, preferences and presence;",
+  "the user leaves every conversation they are in (the other member of a 1:1 conversation stays), their blocks go both ways, and their queued mail (notification tasks, digest items, mail dead letters) is dropped.",
+  "Messages they wrote stay for the other members, attributed to a deleted user: `from` keeps the id, and message views add `from_deleted: true` and",
+  `\`from_label: ${JSON.stringify(DELETED_USER_LABEL)}\`.`,
+  "The stream's last seq stays (a count, no content), so no later item reuses a position a device still holds. Erasing twice is harmless.",
+].join(" ");
+
+const EXPORT_DESCRIPTION = [
+  "One JSON document, streamed: `user`, `exported_at`, `directory` (or null), `preferences` (or null),",
+  "`stream` (every stored item with its delivery state and its envelope's client view, or the conversation message it carries),",
+  "`pending_acks`, `conversations` (id, kind, title, members, the user's role and read position), `messages` (those the user wrote, newest first per conversation),",
+  "`blocks` (`blocked`, `blocked_by`), `mail` (`tasks`, `digest_items`, `dead_letters`) and `push_subscriptions` (always empty: none are kept yet).",
+  "The stream and the messages are read and written one page at a time.",
+].join(" ");
+
+/** `/v1/users/:id`: the directory entry of one user, its export and its erasure. */
 export function createUserRoutes(deps: UserRoutesDeps) {
   const now = deps.now ?? Date.now;
   const userId = validate("param", v.object({ id: UserIdSchema }), { what: "user id" });
+  const directoryScope = requireScope(deps.keys, "directory:write");
+  const privacyScope = requireScope(deps.keys, "privacy");
   return new Hono<AppEnv>()
-    .use("/v1/users/*", requireScope(deps.keys, "directory:write"))
     .put(
       "/v1/users/:id",
       describe({
@@ -50,6 +72,7 @@ export function createUserRoutes(deps: UserRoutesDeps) {
           413: { description: "Too many or too long memberships" },
         },
       }),
+      directoryScope,
       userId,
       jsonBody(DirectoryEntryInputSchema, {
         maxBytes: deps.maxBodyBytes,
@@ -78,6 +101,7 @@ export function createUserRoutes(deps: UserRoutesDeps) {
         security: "service",
         responses: { 200: { description: "The entry" }, 404: { description: "Unknown user" } },
       }),
+      directoryScope,
       userId,
       async (c) => {
         const { id } = c.req.valid("param");
@@ -86,30 +110,66 @@ export function createUserRoutes(deps: UserRoutesDeps) {
         return c.json(entry);
       },
     )
+    .get(
+      "/v1/users/:id/export",
+      describe({
+        summary: "Export everything relais holds about a user (scope `privacy`)",
+        description: EXPORT_DESCRIPTION,
+        tags: ["directory"],
+        security: "service",
+        responses: {
+          200: { description: "The user's document (empty parts for an unknown user)" },
+        },
+      }),
+      privacyScope,
+      userId,
+      async (c) => {
+        const { id } = c.req.valid("param");
+        const pieces = await deps.export.exportUser(id);
+        const encoder = new TextEncoder();
+        // Pulled: the next piece is read from the store only once the reader took this one.
+        const body = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            const { value, done } = await pieces.next();
+            if (done) controller.close();
+            else controller.enqueue(encoder.encode(value));
+          },
+          async cancel() {
+            await pieces.return();
+          },
+        });
+        return c.body(body, 200, {
+          "Content-Type": "application/json; charset=utf-8",
+          "Cache-Control": "no-store",
+        });
+      },
+    )
     .delete(
       "/v1/users/:id",
       describe({
-        summary: "Erase a user: directory entry, memberships, stream, inbox, preferences, presence",
+        summary: "Erase a user: everything relais holds about them",
+        description: ERASE_DESCRIPTION,
         tags: ["directory"],
         security: "service",
         responses: { 200: { description: "What was erased" } },
       }),
+      directoryScope,
       userId,
       async (c) => {
         const { id } = c.req.valid("param");
-        deps.disconnect(id);
-        const [directory, preferences, erased] = await Promise.all([
-          deps.directory.delete(id),
-          deps.preferences.delete(id),
-          deps.store.eraseUser(id),
-        ]);
+        const erased = await deps.erasure.eraseUser(id, c.var.service.name);
         return c.json({
           id,
           erased: {
-            directory,
-            preferences,
+            directory: erased.directory,
+            preferences: erased.preferences,
             stream_items: erased.streamItems,
             pending_acks: erased.pendingAcks,
+            conversations: erased.conversations,
+            messages_attributed: erased.messages,
+            blocks: erased.blocks,
+            mail_tasks: erased.mailTasks,
+            digest_items: erased.digestItems,
           },
         });
       },

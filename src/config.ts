@@ -197,6 +197,17 @@ function arrange(s: Settings) {
       /** The longest a `GET /v1/poll` waits for something to send. */
       pollMaxTimeoutMs: s.RELAIS_POLL_MAX_TIMEOUT_MS,
     },
+    /** How long each kind of record is kept (ms; absent: for ever), and the sweep's pace. */
+    retention: {
+      periods: {
+        items: s.RELAIS_RETENTION_ITEMS,
+        events: s.RELAIS_RETENTION_EVENTS,
+        dead_letters: s.RELAIS_RETENTION_DEAD_LETTERS,
+        audit: s.RELAIS_RETENTION_AUDIT,
+      },
+      /** Time between the end of one sweep round and the start of the next. */
+      sweepMs: s.RELAIS_RETENTION_SWEEP_MS,
+    },
     /** User-to-user messaging. */
     messaging: {
       /** Who a user may start a conversation with: people sharing a structure, or anyone. */

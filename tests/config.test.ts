@@ -18,6 +18,7 @@ Deno.test("config starts on the embedded defaults in development, generating sec
     "events:publish",
     "directory:write",
     "conversations:write",
+    "privacy",
     "admin",
   ]);
   assert.notEqual(loadConfig({}).auth.jwtSecret, config.auth.jwtSecret, "a new secret each start");

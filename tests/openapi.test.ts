@@ -258,6 +258,7 @@ const UNDOCUMENTED = new Set([
   "GET /",
   "GET /assets/relais.css",
   "GET /assets/ops.js",
+  "GET /assets/charts.css",
   "GET /assets/demo.js",
   "GET /demo/token",
   "POST /demo/events",

@@ -15,6 +15,7 @@ import type { Guard } from "../controls/guard.ts";
 import type { Ingest } from "../ingest/ingest.ts";
 import type { Publisher } from "../delivery/publisher.ts";
 import type { Metrics } from "../metrics.ts";
+import type { OpsHistoryOptions } from "../ops/ops_services.ts";
 import type { Hub } from "../realtime/hub.ts";
 import type { Sessions } from "../realtime/session.ts";
 import type { Adapters } from "./adapters.ts";
@@ -28,6 +29,8 @@ export interface AppDeps extends Adapters {
   upgradeWebSocket: UpgradeWebSocket;
   metrics?: Metrics;
   userAuth?: UserAuthOptions;
+  /** How the ops page's metrics history samples (default: every 5 s, 15 min). */
+  opsHistory?: OpsHistoryOptions;
 }
 
 /** A built relais: the Hono app plus the services tests and entry points reach into. */
@@ -80,6 +83,7 @@ export function createApp(deps: AppDeps): Relais {
     async close() {
       // First: no change is taken from the stream that could not be published.
       await services.ingest?.stop();
+      services.ops.history.stop();
       sseStreams.closeAll();
       polls.closeAll();
       registry.stopAll();

@@ -31,6 +31,8 @@ import { getLog, requestLog } from "../log.ts";
 import { httpMetrics } from "../metrics.ts";
 import { createOpenApiDocument } from "../openapi.ts";
 import { createDemoHelpers } from "../pages/demo_helpers.ts";
+import { createUserErasure } from "../privacy/user_erasure.ts";
+import { createUserExport } from "../privacy/user_export.ts";
 import { createClientIp } from "../ratelimit/client_ip.ts";
 import type { Services } from "./services.ts";
 
@@ -128,7 +130,10 @@ export function createHttpApp(
         pollMaxTimeoutMs: config.realtime.pollMaxTimeoutMs,
       }),
     )
-    .route("/", createAdminRoutes({ keys, registry: services.registry, store }))
+    .route(
+      "/",
+      createAdminRoutes({ keys, registry: services.registry, store, ops: services.ops }),
+    )
     .route("/", createControlRoutes({ keys, controls: services.controls, maxBodyBytes }))
     .route(
       "/",
@@ -139,20 +144,34 @@ export function createHttpApp(
       createUserRoutes({
         keys,
         directory: services.directory,
-        preferences: services.preferences,
-        store,
         maxBodyBytes,
-        disconnect(user) {
-          for (const conn of services.hub.ofUser(user)) {
-            sessions.detach(conn.id);
-            try {
-              conn.outlet.close(4001, "User deleted");
-            } catch {
-              // Already closed.
+        export: createUserExport({
+          directory: services.directory,
+          preferences: services.preferences,
+          store,
+          conversations: adapters.conversations,
+          mail: adapters.mailQueue,
+        }),
+        erasure: createUserErasure({
+          directory: services.directory,
+          preferences: services.preferences,
+          store,
+          conversations: adapters.conversations,
+          messaging: services.messaging,
+          mail: adapters.mailQueue,
+          registry: services.registry,
+          disconnect(user) {
+            for (const conn of services.hub.ofUser(user)) {
+              sessions.detach(conn.id);
+              try {
+                conn.outlet.close(4001, "User deleted");
+              } catch {
+                // Already closed.
+              }
             }
-          }
-          services.registry.stop("user", user);
-        },
+            services.registry.stop("user", user);
+          },
+        }),
       }),
     )
     .route(

@@ -19,7 +19,7 @@ import { createOriginPolicy, type OriginPolicy } from "../controls/origins.ts";
 import { createLiveDelivery } from "../delivery/live_delivery.ts";
 import { createPublisher, type Publisher } from "../delivery/publisher.ts";
 import { createDeliveryRecorder, type DeliveryRecorder } from "../delivery/recorder.ts";
-import { createStreamHeads } from "../delivery/stream_heads.ts";
+import { createStreamHeads, type StreamHeads } from "../delivery/stream_heads.ts";
 import { defineUserActors } from "../delivery/user_actors.ts";
 import { withClaimsRefresh } from "../directory/claims_refresh.ts";
 import type { Directory } from "../directory/directory.ts";
@@ -34,22 +34,31 @@ import { defineConversationActors } from "../messaging/conversation_actors.ts";
 import { createMessaging, type Messaging } from "../messaging/messaging.ts";
 import { createPresence } from "../messaging/presence.ts";
 import { createMetrics, type Metrics } from "../metrics.ts";
+import {
+  createOpsServices,
+  type OpsHistoryOptions,
+  type OpsServices,
+} from "../ops/ops_services.ts";
 import { createFanoutPlans } from "../preferences/fanout_plan.ts";
 import { withPreferencesCache } from "../preferences/preferences_cache.ts";
 import type { PreferencesStore } from "../preferences/preferences_store.ts";
 import { createRateLimits, type RateLimits } from "../ratelimit/rate_limits.ts";
+import { defineRetentionActor, RETENTION_ID } from "../retention/retention_actor.ts";
+import { RETENTION_KINDS } from "../store/store.ts";
 import { createHub, type Hub } from "../realtime/hub.ts";
 import { createPollSessions, type PollSessions } from "../realtime/poll_sessions.ts";
 import { createSessions, type Sessions } from "../realtime/session.ts";
 import { createSseStreams, type SseStreams } from "../realtime/sse_streams.ts";
 import { createWsProtocol, type WsProtocol } from "../realtime/ws_protocol.ts";
-import type { Adapters } from "./adapters.ts";
+import { type Adapters, defaultNodeId } from "./adapters.ts";
 
 /** What the services are built from. */
 export interface ServicesDeps extends Adapters {
   config: Config;
   metrics?: Metrics;
   userAuth?: UserAuthOptions;
+  /** How the ops page's metrics history samples (default: every 5 s, 15 min). */
+  opsHistory?: OpsHistoryOptions;
 }
 
 /** The services of one process, as the HTTP layer and the entry points reach them. */
@@ -79,6 +88,10 @@ export interface Services {
   polls: PollSessions;
   /** Change-data ingest from the platform's stream; absent when off. */
   ingest?: Ingest;
+  /** The users' stream heads on this node. */
+  heads: StreamHeads;
+  /** The ops page's metrics history and lookups. */
+  ops: OpsServices;
 }
 
 /** Wires the services and defines the actors (none is started here). */
@@ -195,6 +208,7 @@ export function createServices(deps: ServicesDeps): Services {
   const unsubscribeTokens = createUnsubscribeTokens(config.mailer.secret);
   defineMailerActor({
     registry,
+    metrics,
     mailer: createMailer({
       queue: deps.mailQueue,
       store,
@@ -223,6 +237,22 @@ export function createServices(deps: ServicesDeps): Services {
       breakerThreshold: config.mailer.breakerThreshold,
       breakerCooldownMs: config.mailer.breakerCooldownMs,
       pollMs: 30_000,
+    },
+    onError,
+  });
+
+  // Retention: what is older than its kind's period leaves the store, in small steps.
+  defineRetentionActor({
+    registry,
+    store,
+    settings: {
+      periods: config.retention.periods,
+      order: RETENTION_KINDS,
+      sweepMs: config.retention.sweepMs,
+      firstRoundMs: Math.min(config.retention.sweepMs, 30_000),
+      batchSize: 200,
+      pauseMs: 50,
+      retryMs: Math.min(config.retention.sweepMs, 60_000),
     },
     onError,
   });
@@ -290,6 +320,24 @@ export function createServices(deps: ServicesDeps): Services {
       onError,
     });
 
+  const ops = createOpsServices({
+    node: config.nodeId ?? defaultNodeId(),
+    metrics,
+    registry,
+    hub,
+    heads,
+    store,
+    directory,
+    conversations: deps.conversations,
+    controls,
+    mailQueue: deps.mailQueue,
+    mailerId: MAILER_ID,
+    ingest: ingest !== undefined,
+    ...(deps.opsHistory ? { history: deps.opsHistory } : {}),
+    detach: (connId) => sessions.detach(connId),
+    onError,
+  });
+
   const liveness = {
     sessions,
     heartbeatMs: config.realtime.heartbeatMs,
@@ -320,12 +368,14 @@ export function createServices(deps: ServicesDeps): Services {
     sseStreams: createSseStreams(liveness),
     polls: createPollSessions(liveness),
     ...(ingest ? { ingest } : {}),
+    heads,
+    ops,
   };
 }
 
 /**
  * Starts what the services left to do: kill switches, unfinished fan-outs, the mailer,
- * the ingest.
+ * the retention sweeper, the ingest.
  */
 export async function startServices(services: Services): Promise<void> {
   const log = getLog("app");
@@ -333,8 +383,10 @@ export async function startServices(services: Services): Promise<void> {
   const resumed = await services.publisher.resumeUnfinished();
   if (resumed > 0) log.info("Resumed unfinished fan-outs", { count: resumed });
   await services.registry.get("mailer", MAILER_ID);
+  await services.registry.get("retention", RETENTION_ID);
   const conversations = await services.messaging.start();
   if (conversations > 0) log.info("Resumed conversation fan-outs", { count: conversations });
+  await services.ops.history.start();
   // Last: changes are published once everything they go through is running.
   services.ingest?.start();
 }

@@ -12,6 +12,7 @@ export const SCOPES = [
   "events:publish",
   "directory:write",
   "conversations:write",
+  "privacy",
   "admin",
 ] as const;
 

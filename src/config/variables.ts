@@ -21,6 +21,7 @@ import {
   url,
   type ValueSchema,
 } from "./values.ts";
+import { retentionPeriod } from "../retention/period.ts";
 
 /** One environment variable. */
 export interface Variable {
@@ -324,6 +325,31 @@ export const VARIABLES = {
     meaning: "an entry pending this long on another consumer is claimed",
     schema: integer(100, 86_400_000),
     fallback: "30000",
+  },
+  RELAIS_RETENTION_ITEMS: {
+    meaning: "how long durable items (streams, inboxes) are kept, with their events",
+    schema: retentionPeriod,
+    fallback: "90d",
+  },
+  RELAIS_RETENTION_EVENTS: {
+    meaning: "how long the records of REALTIME and SYSTEM events without ack are kept",
+    schema: retentionPeriod,
+    fallback: "30d",
+  },
+  RELAIS_RETENTION_DEAD_LETTERS: {
+    meaning: "how long delivery and mail dead letters are kept",
+    schema: retentionPeriod,
+    fallback: "30d",
+  },
+  RELAIS_RETENTION_AUDIT: {
+    meaning: "how long the kill switch audit log is kept",
+    schema: retentionPeriod,
+    fallback: "365d",
+  },
+  RELAIS_RETENTION_SWEEP_MS: {
+    meaning: "time between two retention sweeps",
+    schema: integer(100, 86_400_000),
+    fallback: "3600000",
   },
 } satisfies Record<string, Variable>;
 

@@ -59,11 +59,15 @@ export interface Control {
   updated_by: Actor;
 }
 
-/** One change in the audit log. */
+/**
+ * One entry in the audit log: a kill switch set (`put`) or removed (`delete`), or a
+ * user's connections closed by an operator (`disconnect`, with `before` and `after` null
+ * and `control_id` naming the user as `user:<id>`).
+ */
 export interface AuditEntry {
   id: string;
   at: string;
-  action: "put" | "delete";
+  action: "put" | "delete" | "disconnect";
   control_id: string;
   actor: Actor;
   /** Why: the control's reason, or the one given with a delete. */

@@ -20,6 +20,8 @@ export interface ControlStore {
   saveControl(control: Control, audit: AuditEntry, expected: Control | null): Promise<boolean>;
   /** Deletes a control and appends its audit entry, atomically, if it is still `expected`. */
   deleteControl(id: string, audit: AuditEntry, expected: Control): Promise<boolean>;
+  /** Appends an audit entry that changes no control (an operator's action on a user). */
+  appendAudit(audit: AuditEntry): Promise<void>;
   /** Audit entries, newest first; `before` is an entry's `at` (ISO) to page back from. */
   listAudit(options: { limit: number; before?: string }): Promise<AuditEntry[]>;
   /** A value that changes whenever a control changes, in any process sharing the store. */

@@ -61,6 +61,16 @@ export interface Controls {
   /** Deletes every control; returns how many. */
   removeAll(actor: Actor, reason?: string): Promise<number>;
   audit(options: { limit: number; before?: string }): Promise<AuditEntry[]>;
+  /**
+   * Records an operator's action on a user that changes no switch (closing their
+   * connections) in the audit log, under the id `user:<id>`.
+   */
+  recordAction(
+    action: "disconnect",
+    user: string,
+    actor: Actor,
+    reason?: string,
+  ): Promise<AuditEntry>;
   /** Features off for the subject now, with the reason of each. */
   disabled(subject: Subject): Disabled[];
   isEnabled(feature: Feature, subject: Subject): boolean;
@@ -278,6 +288,18 @@ export function createControls(deps: ControlsDeps): Controls {
       return count;
     },
     audit: (options) => deps.store.listAudit(options),
+    async recordAction(action, user, actor, reason) {
+      const entry = auditEntry(
+        action,
+        controlId({ type: "USER", id: user }),
+        actor,
+        null,
+        null,
+        reason,
+      );
+      await deps.store.appendAudit(entry);
+      return entry;
+    },
     disabled,
     isEnabled(feature, subject) {
       return !disabled(subject).some((d) => d.feature === feature);

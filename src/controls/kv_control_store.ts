@@ -47,6 +47,11 @@ export function createKvControlStore(kv: Deno.Kv) {
       const op = kv.atomic().check(entry).delete(keys.controlKey(id));
       return (await audited(op, audit).commit()).ok;
     },
+    async appendAudit(audit) {
+      const key = keys.controlAuditKey(Date.parse(audit.at), audit.id);
+      const result = await kv.atomic().set(key, audit).commit();
+      if (!result.ok) throw new Error(`Cannot append audit entry "${audit.id}"`);
+    },
     async listAudit({ limit, before }) {
       const out: AuditEntry[] = [];
       const end = before === undefined ? undefined : keys.controlAuditKey(Date.parse(before), "");

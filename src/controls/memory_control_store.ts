@@ -37,6 +37,11 @@ export function createMemoryControlStore() {
       record(structuredClone(entry));
       return Promise.resolve(true);
     },
+    appendAudit(entry) {
+      audit.push(structuredClone(entry));
+      audit.sort((x, y) => Date.parse(x.at) - Date.parse(y.at) || x.id.localeCompare(y.id));
+      return Promise.resolve();
+    },
     listAudit({ limit, before }) {
       const end = before === undefined ? Infinity : Date.parse(before);
       return Promise.resolve(

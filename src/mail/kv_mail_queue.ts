@@ -1,7 +1,16 @@
 /** The Deno KV adapter of the mail queue. */
 
 import * as keys from "../store/keys.ts";
-import type { DigestItem, MailDeadLetter, MailQueue, MailTask, QueuedTask } from "./mail_queue.ts";
+import { deleteAll } from "../store/kv/_commit.ts";
+import type {
+  DigestItem,
+  MailDeadLetter,
+  MailQueue,
+  MailTask,
+  QueuedTask,
+  UserDigestItem,
+  UserMail,
+} from "./mail_queue.ts";
 
 function toQueued(entry: Deno.KvEntry<MailTask>): QueuedTask {
   return { dueAt: entry.key[1] as number, task: entry.value, version: entry.versionstamp };
@@ -13,6 +22,24 @@ const digestTaskId = (user: string, period: string) => `digest:${period}:${user}
 export function createKvMailQueue(kv: Deno.Kv): MailQueue {
   const taskKey = (entry: QueuedTask) => keys.mailTaskKey(entry.dueAt, entry.task.id);
   const checkOf = (entry: QueuedTask) => ({ key: taskKey(entry), versionstamp: entry.version });
+
+  /** The user's tasks and dead letters, with their keys: the whole queue is looked at. */
+  async function entriesOf(user: string) {
+    const tasks: Deno.KvEntry<MailTask>[] = [];
+    const dead: Deno.KvEntry<MailDeadLetter>[] = [];
+    const batch = { batchSize: 500 };
+    for await (const e of kv.list<MailTask>({ prefix: keys.mailTaskPrefix() }, batch)) {
+      if (e.value.user === user) tasks.push(e);
+    }
+    for await (const e of kv.list<MailDeadLetter>({ prefix: keys.mailDeadPrefix() }, batch)) {
+      if (e.value.task.user === user) dead.push(e);
+    }
+    const digest: Deno.KvEntry<DigestItem>[] = [];
+    for await (const e of kv.list<DigestItem>({ prefix: keys.mailDigestUserPrefix(user) })) {
+      digest.push(e);
+    }
+    return { tasks, dead, digest };
+  }
 
   return {
     async due(now, limit) {
@@ -135,6 +162,26 @@ export function createKvMailQueue(kv: Deno.Kv): MailQueue {
       });
       for await (const entry of iter) out.push(entry.value);
       return out;
+    },
+    async ofUser(user): Promise<UserMail> {
+      const { tasks, dead, digest } = await entriesOf(user);
+      return {
+        tasks: tasks.map(toQueued),
+        digestItems: digest.map((e) => ({
+          ...e.value,
+          period: e.key[2] as UserDigestItem["period"],
+        })),
+        deadLetters: dead.map((e) => e.value),
+      };
+    },
+    async eraseUser(user) {
+      const { tasks, dead, digest } = await entriesOf(user);
+      const schedules: Deno.KvKey[] = [];
+      for await (const e of kv.list({ prefix: keys.mailDigestDuePrefix(user) })) {
+        schedules.push(e.key);
+      }
+      await deleteAll(kv, [...[...tasks, ...dead, ...digest].map((e) => e.key), ...schedules]);
+      return { tasks: tasks.length, digestItems: digest.length, deadLetters: dead.length };
     },
   };
 }

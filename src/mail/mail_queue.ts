@@ -33,6 +33,26 @@ export interface MailDeadLetter {
   at: number;
 }
 
+/** An item waiting in one of a user's digests, with the digest's period. */
+export interface UserDigestItem extends DigestItem {
+  period: "hourly" | "daily";
+}
+
+/** What the queue holds for one user, for an export. */
+export interface UserMail {
+  /** Their tasks (notifications to decide on and digests), earliest due first. */
+  tasks: QueuedTask[];
+  digestItems: UserDigestItem[];
+  deadLetters: MailDeadLetter[];
+}
+
+/** What {@linkcode MailQueue.eraseUser} removed. */
+export interface ErasedMail {
+  tasks: number;
+  digestItems: number;
+  deadLetters: number;
+}
+
 /** The queue's operations; each one is atomic. */
 export interface MailQueue {
   /** Tasks due at or before `now`, earliest first. */
@@ -67,4 +87,15 @@ export interface MailQueue {
   /** Moves a task to the dead letters. */
   deadLetter(entry: QueuedTask, reason: string, now: number): Promise<boolean>;
   listDeadLetters(limit: number): Promise<MailDeadLetter[]>;
+  /**
+   * Everything the queue holds for `user`. Tasks and dead letters are ordered by time,
+   * not by user, so every one of them is looked at (one at a time, never all in memory).
+   */
+  ofUser(user: string): Promise<UserMail>;
+  /**
+   * Removes everything the queue holds for `user`, for the right to erasure: their tasks,
+   * digest items and schedules, and mail dead letters. A task the mailer is running at
+   * that moment fails its own commit; the mail it was about may still go out once.
+   */
+  eraseUser(user: string): Promise<ErasedMail>;
 }

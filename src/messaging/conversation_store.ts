@@ -75,6 +75,11 @@ export interface MessageRecord {
   editedAt?: number;
   /** Deleted messages keep their seq; their text and attachments are erased. */
   deleted?: true;
+  /**
+   * The author was erased (right to erasure): the message stays for the other members,
+   * `from` still holds the id, and views show it as a deleted user's.
+   */
+  authorErased?: true;
 }
 
 /** A message change carried by a stream item: new, edited or deleted. */
@@ -273,6 +278,27 @@ export interface ConversationStore {
   blocksOf(user: string): Promise<string[]>;
   /** Users who blocked `user`. */
   blockersOf(user: string): Promise<string[]>;
+
+  /**
+   * Removes `user` from conversation `id` outside its actor, for the right to erasure
+   * (the members of a 1:1 conversation are otherwise fixed): their member record, unread
+   * count and list entry go, the other members stay. The commit checks and rewrites the
+   * head, so a live actor reloads before it writes again. Answers whether they were a
+   * member; stray records of a non-member are removed all the same.
+   */
+  eraseMember(id: string, user: string): Promise<boolean>;
+  /**
+   * Marks every message `user` wrote in conversation `id` as a deleted user's
+   * (`authorErased`) and forgets the client ids of their sends; the messages stay for the
+   * other members. Each commit checks that the messages it marks did not change
+   * meanwhile. Answers how many messages were marked.
+   */
+  markAuthorErased(id: string, user: string): Promise<number>;
+  /**
+   * Forgets what is kept about a user beside conversations: the structures their
+   * credentials last carried, and any block left in either direction.
+   */
+  forgetUser(user: string): Promise<void>;
 
   /** Remembers the structures a user's credentials last carried. */
   rememberStructures(user: string, structures: string[]): Promise<void>;

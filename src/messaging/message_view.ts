@@ -4,6 +4,9 @@
 
 import type { Attachment, MessageRecord } from "./conversation_store.ts";
 
+/** How clients may show the author of a message whose author was erased. */
+export const DELETED_USER_LABEL = { fr: "Utilisateur supprimé", en: "Deleted user" } as const;
+
 /** A message as clients see it. */
 export interface MessageView {
   conversation: string;
@@ -19,6 +22,10 @@ export interface MessageView {
   /** When the message was last edited (or deleted). */
   edited_at?: string;
   deleted?: true;
+  /** The author was erased: `from` still holds their id; show {@linkcode DELETED_USER_LABEL}. */
+  from_deleted?: true;
+  /** The label of an erased author, in French and English. */
+  from_label?: typeof DELETED_USER_LABEL;
 }
 
 /** The client view of a stored message. */
@@ -34,6 +41,7 @@ export function messageView(conversation: string, m: MessageRecord): MessageView
     ...(m.attachments?.length ? { attachments: m.attachments } : {}),
     ...(m.editedAt !== undefined ? { edited_at: new Date(m.editedAt).toISOString() } : {}),
     ...(m.deleted ? { deleted: true as const } : {}),
+    ...(m.authorErased ? { from_deleted: true as const, from_label: DELETED_USER_LABEL } : {}),
   };
 }
 

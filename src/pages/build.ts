@@ -2,7 +2,8 @@
  * Bundles the SDK and the page scripts into `bundles.ts`, the module the server serves them
  * from (so serving needs no file access and no bundler): `deno task bundle`.
  *
- * Each entry becomes one minified ES module with `deno bundle`. A test checks that the
+ * Each entry becomes one minified ES module with `deno bundle`, except the `_css.ts` ones,
+ * modules that only import stylesheets: they become the stylesheet. A test checks that the
  * committed `bundles.ts` matches its sources.
  */
 
@@ -11,6 +12,11 @@ export const ENTRIES = [
   { name: "SDK_JS", entry: "src/client/relais.ts", what: "The client SDK, `GET /sdk/relais.js`" },
   { name: "DEMO_JS", entry: "src/pages/demo_app.ts", what: "The demo page script" },
   { name: "OPS_JS", entry: "src/pages/ops_app.ts", what: "The ops page script" },
+  {
+    name: "CHARTS_CSS",
+    entry: "src/pages/ops_charts_css.ts",
+    what: "The ops page charts' stylesheet (uPlot's), `GET /assets/charts.css`",
+  },
 ] as const;
 
 /** The path of the generated module, relative to the project root. */
@@ -18,6 +24,7 @@ export const OUTPUT = "src/pages/bundles.ts";
 
 /** Bundles one entry point (a path relative to the project root) as a browser ES module. */
 export async function bundle(entry: string, root: string): Promise<string> {
+  if (entry.endsWith("_css.ts")) return await bundleCss(entry, root);
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["bundle", "--quiet", "--platform", "browser", "--minify", entry],
     cwd: root,
@@ -28,6 +35,26 @@ export async function bundle(entry: string, root: string): Promise<string> {
     throw new Error(`deno bundle ${entry} failed: ${new TextDecoder().decode(stderr)}`);
   }
   return new TextDecoder().decode(stdout);
+}
+
+/** The stylesheets a module imports, as one minified stylesheet. */
+async function bundleCss(entry: string, root: string): Promise<string> {
+  const outdir = await Deno.makeTempDir({ prefix: "relais-bundle-" });
+  try {
+    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["bundle", "--quiet", "--platform", "browser", "--minify", "--outdir", outdir, entry],
+      cwd: root,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (code !== 0) {
+      throw new Error(`deno bundle ${entry} failed: ${new TextDecoder().decode(stderr)}`);
+    }
+    const name = entry.slice(entry.lastIndexOf("/") + 1).replace(/\.ts$/, ".css");
+    return await Deno.readTextFile(`${outdir}/${name}`);
+  } finally {
+    await Deno.remove(outdir, { recursive: true });
+  }
 }
 
 /** Every bundle, by constant name. */

@@ -33,13 +33,20 @@ export function fillLabels(html: string): string {
     );
 }
 
-/** A complete page: the stylesheet, one module script, a skip link and a header. */
+/**
+ * A complete page: the stylesheet (and `styles`, more of the server's own), one module
+ * script, a skip link and a header.
+ */
 export function page(options: {
   title: string;
   subtitleKey: Key;
   script: string;
   body: string;
+  styles?: string[];
 }): string {
+  const styles = (options.styles ?? []).map((href) =>
+    `\n<link rel="stylesheet" href="${escapeHtml(href)}">`
+  ).join("");
   return fillLabels(`<!doctype html>
 <html lang="fr">
 <head>
@@ -48,7 +55,7 @@ export function page(options: {
 <meta name="color-scheme" content="light dark">
 <link rel="icon" href="data:,">
 <title>${escapeHtml(options.title)}</title>
-<link rel="stylesheet" href="/assets/relais.css">
+<link rel="stylesheet" href="/assets/relais.css">${styles}
 <script type="module" src="${options.script}"></script>
 </head>
 <body>

@@ -6,7 +6,11 @@
 
 import { $, el, setupLanguage, timeOf } from "./_dom.ts";
 import type { Key } from "./i18n.ts";
+import { type History, redrawCharts, showCharts } from "./ops_charts.ts";
 import { type IngestState, showIngest } from "./ops_ingest.ts";
+import { setupLookup } from "./ops_lookup.ts";
+import { summarize } from "./ops_metrics.ts";
+import { type RetentionDetail, showRetention } from "./ops_retention.ts";
 
 const STORAGE_KEY = "relais.adminKey";
 
@@ -47,11 +51,16 @@ let inspected: { kind: string; id: string } | undefined;
 let lastUpdate: number | undefined;
 let lastMetrics: Record<string, number> = {};
 let lastIngest: IngestState | undefined;
+let lastRetention: RetentionDetail | undefined;
+let lastHistory: History | undefined;
 
 const language = setupLanguage(() => {
   renderStatus();
   renderMetrics();
   renderIngest();
+  renderRetention();
+  redrawCharts(t, language.lang());
+  renderLookup();
 });
 const t = language.t;
 
@@ -84,8 +93,20 @@ function renderStatus() {
   if (lastUpdate) setStatus(t("ops.updated", { time: timeOf(lastUpdate, language.lang()) }));
 }
 
+/** The cards shown once the key is accepted. */
+const SECTIONS = [
+  "metrics",
+  "charts",
+  "lookup",
+  "actors",
+  "controls",
+  "dead-letters",
+  "ingest",
+  "retention",
+];
+
 function showSections(on: boolean) {
-  for (const id of ["metrics", "actors", "controls", "dead-letters", "ingest"]) $(id).hidden = !on;
+  for (const id of SECTIONS) $(id).hidden = !on;
 }
 
 function count(id: string, n: number) {
@@ -96,34 +117,8 @@ function count(id: string, n: number) {
 
 // ——— metrics ———
 
-/** Sums the samples of a Prometheus metric whose labels match `where`. */
-function sum(text: string, name: string, where: (labels: string) => boolean = () => true): number {
-  let total = 0;
-  const pattern = new RegExp(`^${name}(?:\\{([^}]*)\\})? ([0-9.eE+-]+|NaN)$`, "gm");
-  for (const match of text.matchAll(pattern)) {
-    if (where(match[1] ?? "")) total += Number(match[2]) || 0;
-  }
-  return total;
-}
-
 async function loadMetrics() {
-  const text = await api<string>("/metrics");
-  const latencySum = sum(text, "relais_publish_to_deliver_seconds_sum");
-  const latencyCount = sum(text, "relais_publish_to_deliver_seconds_count");
-  lastMetrics = {
-    ws: sum(text, "relais_connections", (l) => l.includes('transport="ws"')),
-    sse: sum(text, "relais_connections", (l) => l.includes('transport="sse"')),
-    poll: sum(text, "relais_connections", (l) => l.includes('transport="poll"')),
-    users: sum(text, "relais_actors", (l) => l.includes('kind="user"')),
-    conversations: sum(text, "relais_actors", (l) => l.includes('kind="conversation"')),
-    events: sum(text, "relais_events_accepted_total"),
-    deliveries: sum(text, "relais_deliveries_total"),
-    acks: sum(text, "relais_acks_total"),
-    redeliveries: sum(text, "relais_redeliveries_total"),
-    dead: sum(text, "relais_dead_letters_total"),
-    latency: latencyCount > 0 ? Math.round((latencySum / latencyCount) * 1000) : 0,
-    errors: sum(text, "relais_http_requests_total", (l) => /status="5\d\d"/.test(l)),
-  };
+  lastMetrics = summarize(await api<string>("/metrics"));
   renderMetrics();
 }
 
@@ -139,6 +134,14 @@ function renderMetrics() {
     ),
   );
 }
+
+// ——— charts and lookups (ops_charts.ts, ops_lookup.ts) ———
+
+async function loadCharts() {
+  lastHistory = await api<History>("/v1/admin/metrics/history");
+}
+
+const renderLookup = setupLookup({ api, t, lang: language.lang, changed: () => void refresh() });
 
 // ——— actors ———
 
@@ -300,6 +303,23 @@ function renderIngest() {
   if (lastIngest) showIngest(lastIngest, t, language.lang());
 }
 
+// ——— retention ———
+
+async function loadRetention() {
+  try {
+    lastRetention = await api<RetentionDetail>("/v1/admin/actors/retention/main");
+  } catch (e) {
+    // Not running (or an older server): shown as off.
+    if (e instanceof ApiError && (e.status === 404 || e.status === 400)) lastRetention = undefined;
+    else throw e;
+  }
+  renderRetention();
+}
+
+function renderRetention() {
+  showRetention(lastRetention, t, language.lang());
+}
+
 // ——— refresh loop ———
 
 async function refresh() {
@@ -316,8 +336,12 @@ async function refresh() {
       loadControls(),
       loadDeadLetters(),
       loadIngest(),
+      loadRetention(),
+      loadCharts(),
     ]);
     showSections(true);
+    // Drawn once shown: a chart takes the width of its card.
+    if (lastHistory) showCharts(lastHistory, t, language.lang());
     lastUpdate = Date.now();
     renderStatus();
   } catch (e) {

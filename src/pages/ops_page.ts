@@ -2,6 +2,7 @@
 
 import { ACTOR_KINDS } from "../../actors/kinds.ts";
 import { page } from "./layout.ts";
+import { opsChartsSection, opsLookupSection } from "./ops_sections.ts";
 
 /** The HTML of `GET /ops`. */
 export function opsPage(): string {
@@ -13,6 +14,7 @@ export function opsPage(): string {
     title: "relais — ops",
     subtitleKey: "ops.subtitle",
     script: "/assets/ops.js",
+    styles: ["/assets/charts.css"],
     body: `<main id="main" class="grid">
   <section class="card wide" id="access" aria-labelledby="access-title">
     <h2 id="access-title" data-i18n="ops.key"></h2>
@@ -32,6 +34,10 @@ export function opsPage(): string {
     <h2 id="metrics-title" data-i18n="ops.metrics"></h2>
     <dl class="stats" id="stats"></dl>
   </section>
+
+${opsChartsSection()}
+
+${opsLookupSection()}
 
   <section class="card wide" id="actors" aria-labelledby="actors-title" hidden>
     <div class="card-head">
@@ -98,6 +104,13 @@ export function opsPage(): string {
       <tbody id="dead-rows"></tbody>
     </table>
     <p class="empty" id="dead-empty" data-i18n="ops.noDeadLetters"></p>
+  </section>
+
+  <section class="card wide" id="retention" aria-labelledby="retention-title" hidden>
+    <h2 id="retention-title"><span data-i18n="ops.retention"></span> <span class="badge neutral" id="retention-state"></span></h2>
+    <p class="meta" data-i18n="ops.retentionHelp"></p>
+    <dl class="stats" id="retention-stats"></dl>
+    <p class="error" id="retention-error" role="alert" hidden></p>
   </section>
 
   <section class="card wide" id="ingest" aria-labelledby="ingest-title" hidden>

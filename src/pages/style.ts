@@ -106,5 +106,16 @@ td code { word-break: break-all; }
 .stats dt { color: var(--muted); font-size: .8rem; }
 .stats dd { margin: 0; font-size: 1.35rem; font-weight: 700; }
 .error { color: var(--bad); }
+.charts { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); }
+.chart { margin: 0; min-width: 0; }
+.chart figcaption { font-weight: 600; margin-bottom: .25rem; }
+.chart .uplot { width: 100%; font-family: inherit; color: var(--text); }
+.status-bar { display: flex; height: 1.4rem; border-radius: 6px; overflow: hidden; background: var(--line); margin: .5rem 0; }
+.status-bar .segment.acked { background: var(--ok); }
+.status-bar .segment.delivered { background: var(--accent); }
+.status-bar .segment.failed { background: var(--bad); }
+.status-bar .segment.pending { background: var(--warn); }
+#lookup-result h3 { margin-top: 1rem; }
+#lookup-stats dd { font-size: 1.1rem; overflow-wrap: anywhere; }
 [hidden] { display: none !important; }
 `;

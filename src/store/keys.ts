@@ -7,6 +7,8 @@
 
 /** A published event's record. */
 export const eventKey = (id: string) => ["event", id] as const;
+/** Every published event's record. */
+export const eventPrefix = () => ["event"] as const;
 /** Chunk `i` of a published event's JSON body (values are capped at 64 KiB). */
 export const eventBodyKey = (id: string, i: number) => ["event_body", id, i] as const;
 /** Delivery state of one event for one of its targets. */
@@ -148,6 +150,8 @@ export const messagePrefix = (id: string) => ["msg", id] as const;
 /** The seq of the message a user sent with a `client_id` (resends store nothing new). */
 export const messageClientKey = (id: string, user: string, clientId: string) =>
   ["msg_client", id, user, clientId] as const;
+/** Every client id a user sent with in a conversation. */
+export const messageClientPrefix = (id: string, user: string) => ["msg_client", id, user] as const;
 /** A conversation in the list of one of its members. */
 export const userConversationKey = (user: string, id: string) => ["user_conv", user, id] as const;
 /** Every conversation of a user. */

@@ -10,6 +10,7 @@ import { createKvDeliveryStore } from "./kv/deliveries.ts";
 import { createKvErasureStore } from "./kv/erasure.ts";
 import { createKvEventStore } from "./kv/events.ts";
 import { createKvInboxStore } from "./kv/inbox.ts";
+import { createKvRetentionStore } from "./kv/retention.ts";
 import { createKvStreamStore } from "./kv/streams.ts";
 import { createKvTicketStore } from "./kv/tickets.ts";
 import type { Store } from "./store.ts";
@@ -29,6 +30,7 @@ export function createKvStore(kv: Deno.Kv, options: KvStoreOptions): Store {
     ...createKvDeliveryStore(kv),
     ...createKvInboxStore(kv, events.getEnvelope),
     ...createKvErasureStore(kv),
+    ...createKvRetentionStore(kv),
     ...createKvTicketStore(kv),
     ping: async () => {
       await kv.get(["ping"]);

@@ -13,6 +13,7 @@ import { createMemoryDeliveryStore } from "./memory/deliveries.ts";
 import { createMemoryErasureStore } from "./memory/erasure.ts";
 import { createMemoryEventStore } from "./memory/events.ts";
 import { createMemoryInboxStore } from "./memory/inbox.ts";
+import { createMemoryRetentionStore } from "./memory/retention.ts";
 import { createMemoryStreamStore } from "./memory/streams.ts";
 import { createMemoryTicketStore } from "./memory/tickets.ts";
 import type { Store } from "./store.ts";
@@ -49,6 +50,7 @@ export function createMemoryStore(options: MemoryStoreOptions): Store {
     ...createMemoryDeliveryStore(state),
     ...createMemoryInboxStore(state),
     ...createMemoryErasureStore(state),
+    ...createMemoryRetentionStore(state),
     ...createMemoryTicketStore(state),
     ping: () =>
       open ? Promise.resolve(true) : Promise.reject(new Error("Cannot reach the store: closed")),

@@ -1,6 +1,6 @@
 /**
  * The store ports: everything relais keeps durably, in domain terms, one port per
- * concern (events and fan-out, streams, delivery state, inbox, erasure, tickets). The
+ * concern (events and fan-out, streams, delivery state, inbox, erasure, retention, tickets). The
  * records they keep and answer are in `records.ts`, re-exported here.
  *
  * KV is the source of truth; actors only cache what is here. The Deno KV adapter is
@@ -23,6 +23,7 @@ import type {
   SeqRange,
   StreamItem,
   StreamRead,
+  TargetRecord,
 } from "./records.ts";
 import type { TicketStore } from "./ticket_store.ts";
 
@@ -200,11 +201,73 @@ export interface InboxStore {
 export interface ErasureStore {
   /**
    * Erases what relais holds about a user's deliveries: stream, inbox, pending acks,
-   * collapse keys, delivery records and queued digest items. The stream's last seq stays
-   * (a count, no content): a seq never names two items, and the user's devices may still
-   * hold positions in the erased stream.
+   * collapse keys, delivery records, dead letters and queued digest items. The stream's
+   * last seq stays (a count, no content): a seq never names two items, and the user's
+   * devices may still hold positions in the erased stream.
    */
   eraseUser(user: string): Promise<Erased>;
+  /**
+   * A page of everything a user's stream holds, for an export: the items after `after`
+   * in seq order, hidden and expired ones included, each with its delivery record.
+   */
+  exportItems(user: string, options: { after: number; limit: number }): Promise<ExportedItem[]>;
+}
+
+/** A stream item as an export lists it, with the delivery record of its event. */
+export interface ExportedItem {
+  item: StreamItem;
+  delivery?: TargetRecord;
+}
+
+/**
+ * What the retention sweeper removes, one kind at a time:
+ *
+ * - `items`: durable events accepted before the cut, with everything that names them: every
+ *   target's stream item, unread mark, pending ack and collapse mark (when it names that
+ *   item), the delivery records and counters, the event's record and body. An event whose
+ *   fan-out is unfinished is left for a later round.
+ * - `events`: the records (and bodies and counters) of ephemeral events (REALTIME, SYSTEM
+ *   without ack) accepted before the cut: their items lived in memory only.
+ * - `dead_letters`: the delivery and mail dead letters recorded before the cut.
+ * - `audit`: the kill switch audit log entries made before the cut.
+ */
+export type RetentionKind = "items" | "events" | "dead_letters" | "audit";
+
+/** Every {@linkcode RetentionKind}, in the order a sweep round takes them. */
+export const RETENTION_KINDS: readonly RetentionKind[] = [
+  "items",
+  "events",
+  "dead_letters",
+  "audit",
+];
+
+/** One bounded step of a sweep. */
+export interface SweepOptions {
+  /** Most records one call removes (stream items, event records, letters, entries). */
+  limit: number;
+  /** Where the previous call of the same round stopped, as it answered. */
+  cursor?: string;
+}
+
+/** What one step of a sweep did. */
+export interface Swept {
+  /** Records removed. */
+  removed: number;
+  /** The step stopped at its bound: call again with `cursor` for the rest. */
+  more: boolean;
+  /** Where to go on from, when `more`. */
+  cursor?: string;
+}
+
+/** Removes what is older than its retention, in bounded steps. */
+export interface RetentionStore {
+  /**
+   * Removes records of `kind` from before `before` (epoch ms), at most `options.limit`
+   * per call, each commit holding a few hundred keys at most, every index that names a
+   * removed record updated in the same commit. Answers `more: true` with a cursor while
+   * there may be more to look at.
+   */
+  sweep(kind: RetentionKind, before: number, options: SweepOptions): Promise<Swept>;
 }
 
 /** The store's own health and lifetime. */
@@ -226,5 +289,6 @@ export interface Store
     DeliveryStore,
     InboxStore,
     ErasureStore,
+    RetentionStore,
     TicketStore,
     StoreLifecycle {}

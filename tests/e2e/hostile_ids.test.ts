@@ -419,6 +419,7 @@ Deno.test("every id-taking route answers a hostile or oversized id without a 5xx
       const calls: [string, string, { bearer?: string; apiKey?: string }, unknown?][] = [
         ["PUT", `/v1/users/${h}`, service, { email: "x@example.org", roles: [raw] }],
         ["GET", `/v1/users/${h}`, service],
+        ["GET", `/v1/users/${h}/export`, service],
         ["DELETE", `/v1/users/${h}`, service],
         ["GET", `/v1/events/${h}`, service],
         ["GET", `/v1/admin/actors/user/${h}`, service],

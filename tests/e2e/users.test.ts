@@ -30,7 +30,17 @@ Deno.test("deleting a user erases their stream, inbox, preferences, memberships 
     assert.equal(res.status, 200);
     assert.deepEqual(res.body, {
       id: user,
-      erased: { directory: true, preferences: true, stream_items: 2, pending_acks: 1 },
+      erased: {
+        directory: true,
+        preferences: true,
+        stream_items: 2,
+        pending_acks: 1,
+        conversations: 0,
+        messages_attributed: 0,
+        blocks: 0,
+        mail_tasks: 0,
+        digest_items: 0,
+      },
     });
 
     // Presence: the live connection is closed and the actor is gone.
@@ -60,6 +70,11 @@ Deno.test("deleting a user erases their stream, inbox, preferences, memberships 
       preferences: false,
       stream_items: 0,
       pending_acks: 0,
+      conversations: 0,
+      messages_attributed: 0,
+      blocks: 0,
+      mail_tasks: 0,
+      digest_items: 0,
     });
   } finally {
     await server.close();

@@ -7,6 +7,7 @@ import { deliveryStoreContract } from "./contract/deliveries.ts";
 import { erasureStoreContract } from "./contract/erasure.ts";
 import { eventStoreContract } from "./contract/events.ts";
 import { inboxStoreContract } from "./contract/inbox.ts";
+import { retentionStoreContract } from "./contract/retention.ts";
 import { seqStoreContract } from "./contract/seqs.ts";
 import { streamStoreContract } from "./contract/streams.ts";
 import { lifecycleContract, ticketStoreContract } from "./contract/tickets.ts";
@@ -25,6 +26,7 @@ export function storeContract(contract: Contract): void {
   deliveryStoreContract(contract);
   inboxStoreContract(contract);
   erasureStoreContract(contract);
+  retentionStoreContract(contract);
   ticketStoreContract(contract);
   lifecycleContract(contract);
 }

@@ -33,4 +33,57 @@ export function erasureStoreContract(contract: Contract): void {
     assert.equal(published?.batch?.items[0].replaces, undefined);
     assert.deepEqual(await store.eraseUser("nobody"), { streamItems: 0, pendingAcks: 0 });
   });
+  erasureExportContract(contract);
+}
+
+/** Registers the export and dead-letter cases of the erasure port's contract. */
+export function erasureExportContract(contract: Contract): void {
+  contractTest(contract, "erases a user's dead letters and nobody else's", async (store) => {
+    const e = withMetadata({}, { ack: true });
+    await publish(store, ["gone", "kept"], e);
+    const now = Date.now();
+    for (const user of ["gone", "kept"]) {
+      await store.deadLetter(user, await store.listPending(user), "gave up", now);
+    }
+    assert.deepEqual((await store.listDeadLetters({ limit: 10 })).map((d) => d.user).sort(), [
+      "gone",
+      "kept",
+    ]);
+    await store.eraseUser("gone");
+    assert.deepEqual((await store.listDeadLetters({ limit: 10 })).map((d) => d.user), ["kept"]);
+  });
+
+  contractTest(
+    contract,
+    "exports every item of a user's stream with its delivery record, a page at a time",
+    async (store) => {
+      const acked = withMetadata({}, { ack: true });
+      await publish(store, ["u", "other"], acked);
+      const collapsing = withMetadata({ collapse_key: "k" });
+      await publish(store, ["u"], collapsing);
+      const replacing = withMetadata({ collapse_key: "k" });
+      await publish(store, ["u"], replacing);
+      await publish(store, ["other"]);
+      assert.equal(await store.ack("u", acked.metadata.id, Date.now()), true);
+
+      const first = await store.exportItems("u", { after: 0, limit: 2 });
+      assert.deepEqual(first.map((e) => e.item.seq), [1, 2]);
+      const rest = await store.exportItems("u", { after: first.at(-1)!.item.seq, limit: 2 });
+      assert.deepEqual(rest.map((e) => e.item.seq), [3]);
+      const all = [...first, ...rest];
+      assert.deepEqual(all.map((e) => e.item.id), [
+        acked.metadata.id,
+        collapsing.metadata.id,
+        replacing.metadata.id,
+      ]);
+      assert.equal(all[0].delivery?.state, "acked");
+      assert.equal(all[0].item.ack, true);
+      // A replaced item is hidden from resumes and the inbox, but it is still held.
+      assert.equal(all[1].item.replacedBy, replacing.metadata.id);
+      assert.deepEqual(await store.exportItems("u", { after: 3, limit: 10 }), []);
+      assert.deepEqual(await store.exportItems("nobody", { after: 0, limit: 10 }), []);
+      await store.eraseUser("u");
+      assert.deepEqual(await store.exportItems("u", { after: 0, limit: 10 }), []);
+    },
+  );
 }
