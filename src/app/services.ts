@@ -316,6 +316,14 @@ export function createServices(deps: ServicesDeps): Services {
           return false;
         }
       },
+      paused() {
+        try {
+          guard.assertSystemEnabled("ingest");
+          return false;
+        } catch {
+          return true;
+        }
+      },
       metrics,
       onError,
     });

@@ -3,15 +3,18 @@
  *
  * A control applies to one scope — everyone (`SYSTEM`), an institution (`STRUCTURE`), a
  * role, a category of users or one user — and turns off some of the features
- * `realtime`, `notifications`, `messaging` and `email`. There is at most one control per
+ * `realtime`, `notifications`, `messaging` and `email`, or, for everyone, `ingest` (the
+ * reading of the platform's change stream). There is at most one control per
  * scope: its id is the scope (`system`, `structure:univ-x`, `user:u1`), so setting a
  * scope's switch again replaces it. A control whose `until` has passed is inactive.
  */
 
 import * as v from "valibot";
 
-/** Features a kill switch can turn off. */
-export const FEATURES = ["realtime", "notifications", "messaging", "email"] as const;
+/** The features a user sees switched on or off (`control` frames list them). */
+export const USER_FEATURES = ["realtime", "notifications", "messaging", "email"] as const;
+/** Features a kill switch can turn off: the users' and the change-data ingest (`SYSTEM` scope). */
+export const FEATURES = [...USER_FEATURES, "ingest"] as const;
 /** A feature from {@linkcode FEATURES}. */
 export type Feature = (typeof FEATURES)[number];
 

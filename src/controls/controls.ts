@@ -241,6 +241,13 @@ export function createControls(deps: ControlsDeps): Controls {
           details: [{ path: "until", message: "expected a time in the future" }],
         });
       }
+      if (scope.type !== "SYSTEM" && input.features.includes("ingest")) {
+        throw new AppError(
+          "validation_failed",
+          'Invalid control: "features": "ingest" can be switched off for everyone only',
+          { details: [{ path: "features", message: 'expected "ingest" with a SYSTEM scope' }] },
+        );
+      }
       const who: Actor = { ...actor, ...(input.by ? { by: input.by } : {}) };
       for (let attempt = 0; attempt < 5; attempt++) {
         const before = (await deps.store.getControl(key)) ?? null;

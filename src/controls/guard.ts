@@ -20,7 +20,7 @@ import type { RateLimits } from "../ratelimit/rate_limits.ts";
 import type { ClientFrame } from "../schemas/frames.ts";
 import { CLOSE } from "../schemas/frames.ts";
 import type { Disabled, Feature, Subject } from "./control.ts";
-import { FEATURES } from "./control.ts";
+import { USER_FEATURES } from "./control.ts";
 import { type Controls, featureDisabledError } from "./controls.ts";
 import { featureOfItemType, filterFrame } from "./frame_filter.ts";
 
@@ -40,7 +40,7 @@ export interface GuardDeps {
 /** The `control` frame: which features are on, and why the others are off. */
 export interface ControlFrame {
   type: "control";
-  features: Record<Feature, boolean>;
+  features: Record<(typeof USER_FEATURES)[number], boolean>;
   disabled: { feature: Feature; reason: string; until?: string }[];
 }
 
@@ -112,8 +112,8 @@ function controlFrame(off: Disabled[]): ControlFrame {
   return {
     type: "control",
     features: Object.fromEntries(
-      FEATURES.map((f) => [f, !off.some((d) => d.feature === f)]),
-    ) as Record<Feature, boolean>,
+      USER_FEATURES.map((f) => [f, !off.some((d) => d.feature === f)]),
+    ) as ControlFrame["features"],
     disabled: off.map((d) => ({
       feature: d.feature,
       reason: d.reason,

@@ -28,6 +28,9 @@ import {
 import type { ChangeStream, DeadLetterEntry, StreamEntry } from "./change_stream.ts";
 import { type IngestRule, rulesByTable } from "./rules.ts";
 
+/** How often a paused ingest looks whether its switch was cleared. */
+const PAUSE_CHECK_MS = 500;
+
 /** Who the ingest's events are recorded as published by. */
 export const INGEST_PUBLISHER = "relais:ingest";
 
@@ -40,7 +43,7 @@ export interface IngestState {
   stream: string;
   group: string;
   consumer: string;
-  status: "starting" | "running" | "backing_off" | "stopped";
+  status: "starting" | "running" | "paused" | "backing_off" | "stopped";
   /** The last entry this node handled. */
   last_id: string | null;
   /** From Redis (null when it cannot be reached). */
@@ -79,6 +82,11 @@ export interface IngestDeps {
   publish(envelope: Envelope): Promise<{ replayed: boolean }>;
   /** Whether events of this item type may be published now (the system-wide kill switches). */
   publishable?(itemType: Envelope["metadata"]["type"]): boolean;
+  /**
+   * Whether the ingest is switched off for now (the system-wide `ingest` kill switch):
+   * nothing is read meanwhile, and what arrives waits in the stream.
+   */
+  paused?(): boolean;
   metrics?: Metrics;
   /** Entries pending on a consumer for longer than this are claimed by another. */
   claimIdleMs: number;
@@ -252,6 +260,11 @@ export function createIngest(deps: IngestDeps): Ingest {
     let recovered = false;
     let lastClaim = -Infinity;
     while (running) {
+      if (deps.paused?.()) {
+        status = "paused";
+        await sleep(PAUSE_CHECK_MS);
+        continue;
+      }
       try {
         if (!grouped) {
           await stream.ensureGroup();

@@ -1,12 +1,13 @@
 /** The ops page: live actors, kill switches, dead letters, the ingest and a metrics summary. */
 
 import { ACTOR_KINDS } from "../../actors/kinds.ts";
+import { FEATURES } from "../controls/control.ts";
 import { page } from "./layout.ts";
 import { opsChartsSection, opsLookupSection } from "./ops_sections.ts";
 
 /** The HTML of `GET /ops`. */
 export function opsPage(): string {
-  const features = ["realtime", "notifications", "messaging", "email"]
+  const features = FEATURES
     .map((f) => `<label><input type="checkbox" name="feature" value="${f}"> ${f}</label>`)
     .join("\n        ");
   const kinds = ACTOR_KINDS.map((k) => `<option value="${k}">${k}</option>`).join("\n          ");

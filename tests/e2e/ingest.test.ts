@@ -424,3 +424,62 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "the system-wide ingest switch pauses the reading: changes wait in the stream, then flow",
+  ignore,
+  async fn() {
+    const s = await setup([ACTIVITY_RULE]);
+    const server = await startServer(s.env());
+    try {
+      await ingestRunning(server);
+      await putUser(server, "alice", ["licence-info"]);
+      const { client } = await server.login("alice");
+      const off = await server.request("/v1/admin/controls", {
+        method: "PUT",
+        apiKey: SERVICE_KEY,
+        body: { scope: { type: "SYSTEM" }, features: ["ingest"], reason: "Replaying the CDC" },
+      });
+      assert.ok(off.status === 200 || off.status === 201, JSON.stringify(off.body));
+      await eventually(async () => (await server.relais.ingest!.state()).status === "paused");
+      await s.add(activityChange(900, 7, { title: "pendant la pause" }));
+      // The entry waits unread in the stream: the group has not taken it.
+      const groups = await s.client.xinfo("GROUPS", s.stream) as unknown[][];
+      const lag = Number(groups[0][groups[0].indexOf("lag") + 1]);
+      assert.equal(lag, 1);
+      assert.equal((await server.relais.ingest!.state()).status, "paused");
+      const cleared = await server.request("/v1/admin/controls/system", {
+        method: "DELETE",
+        apiKey: SERVICE_KEY,
+      });
+      assert.ok(cleared.status === 200 || cleared.status === 204, JSON.stringify(cleared.body));
+      const event = await client.next(isActivity);
+      assert.equal(event.envelope.payload.after.title, "pendant la pause");
+      assert.equal((await server.relais.ingest!.state()).counts.entries.published, 1);
+    } finally {
+      await server.close();
+      await s.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "an ingest switch narrower than SYSTEM is refused, naming the field",
+  ignore,
+  async fn() {
+    const server = await startServer();
+    try {
+      const res = await server.request("/v1/admin/controls", {
+        method: "PUT",
+        apiKey: SERVICE_KEY,
+        body: { scope: { type: "USER", id: "alice" }, features: ["ingest"], reason: "No" },
+      });
+      assert.equal(res.status, 400);
+      const error = res.body.error as { code: string; details: { path: string }[] };
+      assert.equal(error.code, "validation_failed");
+      assert.equal(error.details[0].path, "features");
+    } finally {
+      await server.close();
+    }
+  },
+});

@@ -134,7 +134,7 @@ Deno.test({
       let code: number | undefined;
       let received = 0;
       // A deadline, not a synchronisation: a server that never cuts it off fails the test.
-      const deadline = setTimeout(() => conn.close(), 30_000);
+      const deadline = setTimeout(() => conn.close(), 30_000); // deadline, not synchronisation
       while (code === undefined) {
         const n = await conn.read(buf).catch(() => null);
         if (n === null) break;

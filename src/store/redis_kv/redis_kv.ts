@@ -21,6 +21,7 @@
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { Redis } from "ioredis";
+import { KV_LIMITS } from "../kv/limits.ts";
 import { decodeKey, encodeKey, type KeyRange, selectorRange } from "./key_codec.ts";
 import { COMMIT_SCRIPT, LIST_SCRIPT } from "./scripts.ts";
 import { decodeStored, encodeValue, isKvU64, u64Operand } from "./value_codec.ts";
@@ -32,14 +33,14 @@ export interface RedisKvOptions {
 }
 
 // Deno KV's limits, enforced alike.
-const MAX_WRITE_KEY_BYTES = 2048;
-const MAX_READ_KEY_BYTES = 2049;
-const MAX_VALUE_BYTES = 65_536;
-const MAX_CHECKS = 100;
-const MAX_MUTATIONS = 1000;
-const MAX_TOTAL_KEY_BYTES = 81_920;
-const MAX_TOTAL_BYTES = 819_200;
-const MAX_GET_MANY = 10;
+const MAX_WRITE_KEY_BYTES = KV_LIMITS.writeKeyBytes;
+const MAX_READ_KEY_BYTES = KV_LIMITS.readKeyBytes;
+const MAX_VALUE_BYTES = KV_LIMITS.valueBytes;
+const MAX_CHECKS = KV_LIMITS.checks;
+const MAX_MUTATIONS = KV_LIMITS.mutations;
+const MAX_TOTAL_KEY_BYTES = KV_LIMITS.totalKeyBytes;
+const MAX_TOTAL_BYTES = KV_LIMITS.totalBytes;
+const MAX_GET_MANY = KV_LIMITS.getMany;
 /** Entries one list round trip answers at most. */
 const MAX_BATCH = 1000;
 const DEFAULT_BATCH = 500;
