@@ -8,6 +8,7 @@
  * - mail transport: `smtp` when `SMTP_URL` is set, else `outbox`;
  * - rate limiter: `memory`, `kv` or `redis`, as `RELAIS_RATE_LIMITER` says (default:
  *   `redis` when `REDIS_URL` is set, else `kv`);
+ * - bus: `local` (in-process), or `redis` in cluster mode (a Redis stream every node reads);
  * - ingest: `off`, or `redis` (a Redis stream of Debezium changes) when
  *   `RELAIS_INGEST_STREAM` is set, with the rules of `RELAIS_INGEST_RULES`.
  *
@@ -42,6 +43,8 @@ import { createRedisRateLimiter } from "../ratelimit/redis_rate_limiter.ts";
 import { createKvStore } from "../store/kv_store.ts";
 import { connectRedisKv } from "../store/redis_kv/redis_kv.ts";
 import type { Store } from "../store/store.ts";
+import { type Bus, createLocalBus } from "../cluster/bus.ts";
+import { createRedisBus } from "../cluster/redis_bus.ts";
 
 /** The adapters relais is built from. */
 export interface Adapters {
@@ -58,6 +61,8 @@ export interface Adapters {
   conversations: ConversationStore;
   /** Change-data ingest: absent when off. */
   ingest?: IngestPort;
+  /** What the nodes tell each other: in-process alone, on Redis in cluster mode. */
+  bus: Bus;
 }
 
 /** The ingest's adapter: the change stream, its group, and the rules that read it. */
@@ -199,6 +204,25 @@ export function storeKvOf(
   });
 }
 
+/** The cluster bus: in-process for one node, on `REDIS_URL` in cluster mode. */
+export function busOf(
+  config: Pick<Config, "store" | "redisUrl" | "nodeId" | "rate">,
+  onError: (message: string, error: unknown) => void = () => {},
+): Bus {
+  const node = config.nodeId ?? defaultNodeId();
+  return pick<Bus>("bus", config.store === "redis" ? "redis" : "local", {
+    local: () => createLocalBus(node, onError),
+    redis: () => {
+      if (!config.redisUrl) throw new Error('Cannot create the "redis" bus: REDIS_URL is not set');
+      return createRedisBus(config.redisUrl, {
+        node,
+        prefix: `${config.rate.redisPrefix}:cluster`,
+        onError,
+      });
+    },
+  });
+}
+
 /**
  * Every adapter, on the open Deno KV database `opened` (which the `redis` store does not
  * need) and what `config` names.
@@ -220,5 +244,6 @@ export function createAdapters(config: Config, opened: Deno.Kv | undefined): Ada
     rateLimiter: rateLimiterOf(config, kv),
     conversations: createKvConversationStore(kv),
     ...(ingest ? { ingest } : {}),
+    bus: busOf(config),
   };
 }

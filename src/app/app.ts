@@ -91,6 +91,7 @@ export function createApp(deps: AppDeps): Relais {
       await services.recorder.close();
       deps.mailTransport.close();
       services.controls.stop();
+      await deps.bus.close();
       await services.limits.limiter.close();
     },
   };

@@ -52,6 +52,9 @@ import { createSseStreams, type SseStreams } from "../realtime/sse_streams.ts";
 import { createWsProtocol, type WsProtocol } from "../realtime/ws_protocol.ts";
 import { type Adapters, defaultNodeId } from "./adapters.ts";
 
+/** The bus topic on which nodes announce a change of kill switches. */
+const CONTROLS_TOPIC = "controls";
+
 /** What the services are built from. */
 export interface ServicesDeps extends Adapters {
   config: Config;
@@ -134,6 +137,15 @@ export function createServices(deps: ServicesDeps): Services {
     store: deps.controlStore,
     refreshMs: config.controlsRefreshMs,
     onError,
+  });
+  // A change of kill switches is announced on the bus, and every node hearing of it
+  // re-reads them at once (the periodic re-read stays as the fallback): a switch reaches
+  // every node within a second.
+  controls.onChange(() => {
+    deps.bus.publish(CONTROLS_TOPIC, "changed").catch((e) => onError("Bus publish failed", e));
+  });
+  deps.bus.subscribe(CONTROLS_TOPIC, () => {
+    controls.refresh().catch((e) => onError("Re-reading the kill switches failed", e));
   });
   const limits = createRateLimits(deps.rateLimiter, config.rate, { onError });
   const origins = createOriginPolicy(config.allowedOrigins);
