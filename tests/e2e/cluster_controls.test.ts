@@ -5,27 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import type { Store } from "../../src/store/store.ts";
 import { ignoreRedis, redisUrl } from "../_support/redis_kv.ts";
-import { SERVICE_KEY, startServer, type TestServer } from "../_support/server.ts";
-
-/** Starts a node, keeping its store to close it once the node is closed. */
-async function node(env: Record<string, string>): Promise<TestServer> {
-  let store: Store | undefined;
-  const server = await startServer(env, {
-    adapt(deps) {
-      store = deps.store;
-      return deps;
-    },
-  });
-  return {
-    ...server,
-    async close() {
-      await server.close();
-      store?.close();
-    },
-  };
-}
+import { SERVICE_KEY, startServer } from "../_support/server.ts";
 
 Deno.test({
   name: "a kill switch set on one node closes the sockets of its scope on another node",
@@ -37,8 +18,8 @@ Deno.test({
       RELAIS_REDIS_PREFIX: `relais-test-${crypto.randomUUID()}`,
       RELAIS_CONTROLS_REFRESH_MS: "3600000",
     };
-    const a = await node({ ...env, RELAIS_NODE_ID: "node-a" });
-    const b = await node({ ...env, RELAIS_NODE_ID: "node-b" });
+    const a = await startServer({ ...env, RELAIS_NODE_ID: "node-a" });
+    const b = await startServer({ ...env, RELAIS_NODE_ID: "node-b" });
     try {
       const { client, welcome } = await b.login("camille");
       assert.equal(welcome.type, "welcome");

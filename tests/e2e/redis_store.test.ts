@@ -5,27 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import type { Store } from "../../src/store/store.ts";
 import { ignoreRedis, rawRedis, redisUrl } from "../_support/redis_kv.ts";
-import { envelope, SERVICE_KEY, startServer, type TestServer } from "../_support/server.ts";
-
-/** Starts a server on `env`, keeping its store to close it once the server is closed. */
-async function start(env: Record<string, string>): Promise<TestServer> {
-  let store: Store | undefined;
-  const server = await startServer(env, {
-    adapt(deps) {
-      store = deps.store;
-      return deps;
-    },
-  });
-  return {
-    ...server,
-    async close() {
-      await server.close();
-      store?.close();
-    },
-  };
-}
+import { envelope, SERVICE_KEY, startServer } from "../_support/server.ts";
 
 const idOf = (e: Record<string, unknown>) => (e.metadata as { id: string }).id;
 
@@ -36,7 +17,7 @@ Deno.test({
     const prefix = `relais-test-${crypto.randomUUID()}`;
     const env = { RELAIS_CLUSTER: "redis", REDIS_URL: redisUrl(), RELAIS_REDIS_PREFIX: prefix };
 
-    let server = await start(env);
+    let server = await startServer(env);
     let first: Record<string, unknown>;
     let seq: number;
     try {
@@ -59,7 +40,7 @@ Deno.test({
       redis.disconnect();
     }
 
-    server = await start(env);
+    server = await startServer(env);
     try {
       const second = envelope(["camille"]);
       assert.equal((await server.publish(second)).status, 202);
