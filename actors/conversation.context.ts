@@ -8,12 +8,8 @@ import type {
   Batch,
   Caller,
   CommitOutput,
-  ConversationInfo,
   ConversationState,
-  FanoutJob,
-  Head,
   MemberRole,
-  MemberState,
   OpResult,
 } from "../src/messaging/conversation_store.ts";
 
@@ -49,22 +45,15 @@ export type ConversationOp =
   | { kind: "remove"; requestId: string; by: Caller; user: string }
   | { kind: "mute"; requestId: string; user: string; muted: boolean };
 
-/** What the conversation actor remembers. */
-export interface ConversationContext {
+/**
+ * What the conversation actor remembers: the conversation's state as the store holds it
+ * (members and blocks are keyed by user id: read them with `own`, never `members[user]`,
+ * which answers for `constructor` too; `job` is a fan-out a crash interrupted, resumed
+ * before anything else), plus its requests in flight.
+ */
+export interface ConversationContext extends ConversationState {
   version: number;
   id: string;
-  info: ConversationInfo;
-  head: Head;
-  headVersion: string;
-  /**
-   * Members with their role and read position. Keys are user ids: read them with `own`,
-   * never `members[user]`, which answers for `constructor` too.
-   */
-  members: Record<string, MemberState>;
-  /** For each member, the users they blocked (read with `own` too). */
-  blocks: Record<string, string[]>;
-  /** A fan-out a crash interrupted, resumed before anything else. */
-  job?: FanoutJob;
   /** Requests waiting for a commit, in arrival order. */
   queue: ConversationOp[];
   /** The batch being committed and the requests it answers. */
