@@ -7,25 +7,10 @@
  * {@linkcode skipWithoutRedis}.
  */
 
-import { skipUnless } from "./requirements.ts";
+import { installed, skipUnless } from "./requirements.ts";
 
 /** The program started for the tests; `RELAIS_TEST_REDIS_SERVER` names another one. */
 export const REDIS_SERVER: string = Deno.env.get("RELAIS_TEST_REDIS_SERVER") || "redis-server";
-
-/** Whether `program` is a path to an executable file or the name of one on the `PATH`. */
-function installed(program: string): boolean {
-  const candidates = program.includes("/")
-    ? [program]
-    : (Deno.env.get("PATH") ?? "").split(":").filter(Boolean).map((dir) => `${dir}/${program}`);
-  return candidates.some((path) => {
-    try {
-      const info = Deno.statSync(path);
-      return info.isFile && (info.mode === null || (info.mode & 0o111) !== 0);
-    } catch {
-      return false;
-    }
-  });
-}
 
 /** Whether the tests can reach a Redis: `REDIS_URL` is set or the server program is installed. */
 export const REDIS_AVAILABLE: boolean = Boolean(Deno.env.get("REDIS_URL")) ||

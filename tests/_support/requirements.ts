@@ -30,3 +30,18 @@ export function skipUnless(
   }
   return true;
 }
+
+/** Whether `program` is a path to an executable file or the name of one on the `PATH`. */
+export function installed(program: string): boolean {
+  const candidates = program.includes("/")
+    ? [program]
+    : (Deno.env.get("PATH") ?? "").split(":").filter(Boolean).map((dir) => `${dir}/${program}`);
+  return candidates.some((path) => {
+    try {
+      const info = Deno.statSync(path);
+      return info.isFile && (info.mode === null || (info.mode & 0o111) !== 0);
+    } catch {
+      return false;
+    }
+  });
+}

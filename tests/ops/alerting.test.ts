@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { skipUnless } from "../_support/requirements.ts";
+import { installed, skipUnless } from "../_support/requirements.ts";
 import { SERVICE_KEY, startServer } from "../_support/server.ts";
 import { metricNames, parseRules } from "./promql.ts";
 
@@ -16,20 +16,6 @@ const DASHBOARD = "docs/grafana-dashboard.json";
 
 /** The program that checks the rules; `RELAIS_TEST_PROMTOOL` names another one. */
 const PROMTOOL = Deno.env.get("RELAIS_TEST_PROMTOOL") || "promtool";
-
-function installed(program: string): boolean {
-  const candidates = program.includes("/")
-    ? [program]
-    : (Deno.env.get("PATH") ?? "").split(":").filter(Boolean).map((dir) => `${dir}/${program}`);
-  return candidates.some((path) => {
-    try {
-      const info = Deno.statSync(path);
-      return info.isFile && (info.mode === null || (info.mode & 0o111) !== 0);
-    } catch {
-      return false;
-    }
-  });
-}
 
 const ignorePromtool = skipUnless(installed(PROMTOOL), {
   tests: "the Prometheus rules checks",
