@@ -84,6 +84,18 @@ export interface LiveItem {
    * platform) bypass grouping and the push budget; absent means `normal`.
    */
   pace?: "critical" | "normal" | "low";
+  /**
+   * The span the item's delivery belongs under (an OpenTelemetry `SpanContext`: the
+   * event's fan-out batch, or the message's commit); absent when traces are off.
+   */
+  trace?: TraceParent;
+}
+
+/** Where a traced item's delivery span hangs: the parent span's ids. */
+export interface TraceParent {
+  traceId: string;
+  spanId: string;
+  traceFlags: number;
 }
 
 /** Events the user actor understands. */

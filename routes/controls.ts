@@ -74,7 +74,7 @@ export function createControlRoutes(deps: ControlRoutesDeps) {
       describe({
         summary: "Turn features off for a scope (replaces that scope's switch)",
         description:
-          "Scopes: SYSTEM, STRUCTURE, ROLE, CATEGORY (STUDENT or STAFF) or USER; features: realtime, notifications, messaging, email. Effect is immediate on live connections (realtime: closed with 4003 and the reason; others: a `control` frame). `until` ends the switch by itself.",
+          "Scopes: SYSTEM, STRUCTURE, ROLE, CATEGORY (STUDENT or STAFF) or USER; features: realtime, notifications, messaging, email, push. Effect is immediate on live connections (realtime: closed with 4003 and the reason; others: a `control` frame). `until` ends the switch by itself.",
         tags: ["controls"],
         security: "admin",
         responses: { 200: { description: "Replaced" }, 201: { description: "Created" } },

@@ -15,6 +15,7 @@ import { validate } from "../src/validate.ts";
 import { jsonBody } from "./_json_body.ts";
 import type { Guard } from "../src/controls/guard.ts";
 import type { RateLimits } from "../src/ratelimit/rate_limits.ts";
+import type { SpanContext, Tracing } from "../src/tracing.ts";
 
 /** Dependencies of {@linkcode createEventRoutes}. */
 export interface EventRoutesDeps {
@@ -29,6 +30,8 @@ export interface EventRoutesDeps {
   limits?: RateLimits;
   /** Deepest JSON nesting accepted in an envelope (default 32). */
   maxJsonDepth?: number;
+  /** The root span of each published event's trace; none when traces are off. */
+  tracing?: Tracing;
 }
 
 /**
@@ -74,9 +77,19 @@ export function createEventRoutes(deps: EventRoutesDeps) {
       async (c) => {
         const envelope = c.req.valid("json");
         deps.guard?.assertPublishable(envelope.metadata.type);
-        const { result, replayed } = await deps.publisher.publish(envelope, {
-          publishedBy: c.var.service.name,
-        });
+        const publishedBy = c.var.service.name;
+        const publish = (trace?: SpanContext) =>
+          deps.publisher.publish(envelope, { publishedBy, ...(trace ? { trace } : {}) });
+        // Traced: the root of the event's trace, its id on the request's log line.
+        const { result, replayed } = deps.tracing
+          ? await deps.tracing.run("POST /v1/events", {
+            "relais.event.id": envelope.metadata.id,
+            "relais.event.type": envelope.metadata.type,
+          }, (trace) => {
+            c.set("traceId", trace.traceId);
+            return publish(trace);
+          })
+          : await publish();
         if (!replayed) deps.metrics.eventsAccepted.inc({ type: envelope.metadata.type });
         if (replayed) c.header("Idempotent-Replayed", "true");
         return c.json(result, 202);

@@ -36,7 +36,7 @@ export function createPreferencesRoutes(deps: PreferencesRoutesDeps) {
       describe({
         summary: "Replace the user's notification preferences",
         description:
-          "Per source: channels (inapp, email or none) and digest (off, hourly, daily); quiet hours in the user's time zone delay email; enabled=false mutes every notification but critical ones (SYSTEM, HIGH from source platform).",
+          "Per source: channels (inapp, email, push or none) and digest (off, hourly, daily); quiet hours in the user's time zone delay email and Web Push; enabled=false mutes every notification but critical ones (SYSTEM, HIGH from source platform).",
         tags: ["preferences"],
         security: "user",
         responses: { 200: { description: "Saved" } },

@@ -40,6 +40,12 @@ export function randomSecret(bytes = 24): string {
 
 const publicUrlFrom = (s: Settings) => `http://${s.HOST}:${s.PORT}`;
 
+/** `mailto:` the address of a `Name <address>` sender (the default VAPID subject). */
+function mailtoOf(from: string): string {
+  const address = /<([^<>\s]+@[^<>\s]+)>\s*$/.exec(from)?.[1] ?? from.trim();
+  return /^[^\s@]+@[^\s@]+$/.test(address) ? `mailto:${address}` : "mailto:no-reply@localhost";
+}
+
 /** The environment as relais's configuration: see {@linkcode loadConfig}. */
 export const ConfigSchema = v.pipe(
   envSchema(VARIABLES),
@@ -61,6 +67,15 @@ export const ConfigSchema = v.pipe(
   v.check(
     (s) => s.RELAIS_ENV !== "production" || (s.RELAIS_SERVICE_KEYS ?? []).length > 0,
     "Missing RELAIS_SERVICE_KEYS: production needs service keys",
+  ),
+  // A VAPID key pair is given whole or not at all.
+  v.forward(
+    v.check(
+      (s) =>
+        (s.RELAIS_VAPID_PUBLIC_KEY === undefined) === (s.RELAIS_VAPID_PRIVATE_KEY === undefined),
+      "expected RELAIS_VAPID_PUBLIC_KEY and RELAIS_VAPID_PRIVATE_KEY together",
+    ),
+    ["RELAIS_VAPID_PRIVATE_KEY"],
   ),
   // The default public URL comes from HOST and PORT, which may not make a URL (`::`).
   v.forward(
@@ -92,6 +107,8 @@ function arrange(s: Settings) {
     port: s.PORT,
     kvPath: s.RELAIS_KV_PATH,
     logLevel: s.RELAIS_LOG_LEVEL,
+    /** Spans of events and messages for the global OpenTelemetry tracer provider. */
+    traces: s.RELAIS_TRACES === "on",
     auth: {
       jwtSecret,
       jwksUrl: s.RELAIS_JWKS_URL,
@@ -207,6 +224,22 @@ function arrange(s: Settings) {
       },
       /** Time between the end of one sweep round and the start of the next. */
       sweepMs: s.RELAIS_RETENTION_SWEEP_MS,
+    },
+    /**
+     * Web Push to users without a live connection: on with a VAPID key pair, or in
+     * development, where a missing pair is generated once and kept in the store.
+     */
+    push: {
+      enabled: development || s.RELAIS_VAPID_PUBLIC_KEY !== undefined,
+      /** The configured key pair; absent in development: generated. */
+      vapid: s.RELAIS_VAPID_PUBLIC_KEY && s.RELAIS_VAPID_PRIVATE_KEY
+        ? { publicKey: s.RELAIS_VAPID_PUBLIC_KEY, privateKey: s.RELAIS_VAPID_PRIVATE_KEY }
+        : undefined,
+      subject: s.RELAIS_VAPID_SUBJECT ?? mailtoOf(s.RELAIS_MAIL_FROM),
+      /** Which endpoints a subscription may name. */
+      endpoints: { hosts: s.RELAIS_PUSH_ENDPOINT_HOSTS, allowLoopback: development },
+      retryBaseMs: s.RELAIS_PUSH_RETRY_BASE_MS,
+      maxAttempts: s.RELAIS_PUSH_MAX_ATTEMPTS,
     },
     /** User-to-user messaging. */
     messaging: {

@@ -14,6 +14,7 @@ import {
   type Sink,
 } from "@logtape/logtape";
 import type { MiddlewareHandler } from "hono";
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { AppEnv } from "./auth/principal.ts";
 
 /** The log levels relais accepts (the `RELAIS_LOG_LEVEL` values). */
@@ -33,10 +34,13 @@ function stdoutSink(record: LogRecord): void {
 /**
  * Configures every `relais` logger at `level`, writing to `sink` (JSON lines on stdout by
  * default). Calling it again replaces the previous configuration, so tests may call it.
+ * Records written inside LogTape's `withContext` carry its properties (a trace's
+ * `trace_id`, see `tracing.ts`), across awaits.
  */
 export async function configureLogging(level: LogLevel, sink?: Sink): Promise<void> {
   await configure({
     reset: true,
+    contextLocalStorage: new AsyncLocalStorage(),
     sinks: { out: sink ?? stdoutSink },
     loggers: [
       { category: ["relais"], sinks: ["out"], lowestLevel: level },
@@ -59,8 +63,8 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
  * The id is the caller's `X-Request-Id` when it is short and plain, otherwise a new
  * UUID; it is stored as `c.var.requestId` and echoed in the `X-Request-Id` response
  * header. The line holds `method`, `path` (never the query string, which may carry a
- * connect ticket), `status`, `duration_ms` and `request_id`; headers and bodies are
- * never logged.
+ * connect ticket), `status`, `duration_ms`, `request_id`, and `trace_id` when the route
+ * traced the request; headers and bodies are never logged.
  */
 export function requestLog(): MiddlewareHandler<AppEnv> {
   const log = getLog("http");
@@ -83,6 +87,7 @@ export function requestLog(): MiddlewareHandler<AppEnv> {
       status,
       duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
       request_id: id,
+      ...(c.var.traceId === undefined ? {} : { trace_id: c.var.traceId }),
     };
     if (status >= 500) log.error("HTTP request failed", properties);
     else log.info("HTTP request", properties);

@@ -12,8 +12,8 @@
  * - ingest: `off`, or `redis` (a Redis stream of Debezium changes) when
  *   `RELAIS_INGEST_STREAM` is set, with the rules of `RELAIS_INGEST_RULES`.
  *
- * The directory, preferences, mail queue, kill switches and conversations live in the
- * store's database, next to the streams.
+ * The directory, preferences, mail queue, kill switches, conversations and push
+ * subscriptions live in the store's database, next to the streams.
  */
 
 import { readFileSync } from "node:fs";
@@ -35,6 +35,8 @@ import type { ConversationStore } from "../messaging/conversation_store.ts";
 import { createKvConversationStore } from "../messaging/kv_conversation_store.ts";
 import { createKvPreferences } from "../preferences/kv_preferences.ts";
 import type { PreferencesStore } from "../preferences/preferences_store.ts";
+import { createKvPushStore } from "../push/kv_push_store.ts";
+import type { PushStore } from "../push/push_store.ts";
 import { createKvRateLimiter } from "../ratelimit/kv_rate_limiter.ts";
 import { createMemoryRateLimiter } from "../ratelimit/memory_rate_limiter.ts";
 import type { RateLimiter } from "../ratelimit/rate_limiter.ts";
@@ -61,6 +63,8 @@ export interface Adapters {
   conversations: ConversationStore;
   /** Change-data ingest: absent when off. */
   ingest?: IngestPort;
+  /** Push subscriptions and the Web Push queue: absent, Web Push is off. */
+  push?: PushStore;
   /** What the nodes tell each other: in-process alone, on Redis in cluster mode. */
   bus: Bus;
 }
@@ -244,6 +248,7 @@ export function createAdapters(config: Config, opened: Deno.Kv | undefined): Ada
     rateLimiter: rateLimiterOf(config, kv),
     conversations: createKvConversationStore(kv),
     ...(ingest ? { ingest } : {}),
+    push: createKvPushStore(kv),
     bus: busOf(config),
   };
 }

@@ -12,6 +12,10 @@ import type { UserAuth, UserAuthOptions } from "../auth/user_auth.ts";
 import type { Config } from "../config.ts";
 import type { Controls } from "../controls/controls.ts";
 import type { Guard } from "../controls/guard.ts";
+import { getLog } from "../log.ts";
+import { MAILER_ID } from "../mail/mailer_actor.ts";
+import { PUSH_ID } from "../push/push_actor.ts";
+import { RETENTION_ID } from "../retention/retention_actor.ts";
 import type { Ingest } from "../ingest/ingest.ts";
 import type { Publisher } from "../delivery/publisher.ts";
 import type { Metrics } from "../metrics.ts";
@@ -20,7 +24,7 @@ import type { Hub } from "../realtime/hub.ts";
 import type { Sessions } from "../realtime/session.ts";
 import type { Adapters } from "./adapters.ts";
 import { createHttpApp } from "./http.ts";
-import { createServices, startServices } from "./services.ts";
+import { createServices, type Services } from "./services.ts";
 
 /** What {@linkcode createApp} is built from. */
 export interface AppDeps extends Adapters {
@@ -95,4 +99,28 @@ export function createApp(deps: AppDeps): Relais {
       await services.limits.limiter.close();
     },
   };
+}
+
+/**
+ * Starts what the services left to do: kill switches, unfinished fan-outs, the mailer,
+ * the retention sweeper, the ingest.
+ */
+async function startServices(services: Services): Promise<void> {
+  const log = getLog("app");
+  await services.controls.start();
+  const resumed = await services.publisher.resumeUnfinished();
+  if (resumed > 0) log.info("Resumed unfinished fan-outs", { count: resumed });
+  await services.registry.get("mailer", MAILER_ID);
+  await services.registry.get("retention", RETENTION_ID);
+  if (services.push) await services.registry.get("push", PUSH_ID);
+  else if (services.config.env === "production") {
+    log.warning(
+      "Web Push is off: set RELAIS_VAPID_PUBLIC_KEY and RELAIS_VAPID_PRIVATE_KEY to turn it on",
+    );
+  }
+  const conversations = await services.messaging.start();
+  if (conversations > 0) log.info("Resumed conversation fan-outs", { count: conversations });
+  await services.ops.history.start();
+  // Last: changes are published once everything they go through is running.
+  services.ingest?.start();
 }

@@ -20,6 +20,7 @@ import { createMeRoutes } from "../../routes/me.ts";
 import { createPagesRoutes } from "../../routes/pages.ts";
 import { createPollRoutes } from "../../routes/poll.ts";
 import { createPreferencesRoutes } from "../../routes/preferences.ts";
+import { createPushRoutes } from "../../routes/push.ts";
 import { createRealtimeRoutes } from "../../routes/realtime.ts";
 import { createSseRoutes } from "../../routes/sse.ts";
 import { createUserRoutes } from "../../routes/users.ts";
@@ -105,6 +106,7 @@ export function createHttpApp(
         guard,
         limits: services.limits,
         maxJsonDepth: config.limits.maxJsonDepth,
+        ...(services.tracing ? { tracing: services.tracing } : {}),
       }),
     )
     .route("/", createMeRoutes({ auth, tickets, store, sessions }))
@@ -151,6 +153,7 @@ export function createHttpApp(
           store,
           conversations: adapters.conversations,
           mail: adapters.mailQueue,
+          ...(services.push ? { push: services.push.store } : {}),
         }),
         erasure: createUserErasure({
           directory: services.directory,
@@ -159,6 +162,7 @@ export function createHttpApp(
           conversations: adapters.conversations,
           messaging: services.messaging,
           mail: adapters.mailQueue,
+          ...(adapters.push ? { push: adapters.push } : {}),
           registry: services.registry,
           disconnect(user) {
             for (const conn of services.hub.ofUser(user)) {
@@ -177,6 +181,10 @@ export function createHttpApp(
     .route(
       "/",
       createPreferencesRoutes({ auth, preferences: services.preferences, maxBodyBytes }),
+    )
+    .route(
+      "/",
+      createPushRoutes({ auth, maxBodyBytes, ...(services.push ? { push: services.push } : {}) }),
     )
     .route(
       "/",

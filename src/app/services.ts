@@ -13,6 +13,7 @@ import { createServiceKeys, type ServiceKeys } from "../auth/service_keys.ts";
 import { createTickets, type Tickets } from "../auth/tickets.ts";
 import { createUserAuth, type UserAuth, type UserAuthOptions } from "../auth/user_auth.ts";
 import type { Config } from "../config.ts";
+import { subjectOf } from "../controls/control.ts";
 import { type Controls, createControls } from "../controls/controls.ts";
 import { createGuard, type Guard } from "../controls/guard.ts";
 import { createOriginPolicy, type OriginPolicy } from "../controls/origins.ts";
@@ -24,15 +25,22 @@ import { defineUserActors } from "../delivery/user_actors.ts";
 import { withClaimsRefresh } from "../directory/claims_refresh.ts";
 import type { Directory } from "../directory/directory.ts";
 import { withEntryCache } from "../directory/entry_cache.ts";
-import { createIngest, type Ingest, INGEST_PUBLISHER } from "../ingest/ingest.ts";
+import type { Ingest } from "../ingest/ingest.ts";
+import { wireIngest } from "../ingest/ingest_service.ts";
 import { withDirectoryIdentity } from "../directory/identity.ts";
 import { getLog } from "../log.ts";
 import { createMailer } from "../mail/mailer.ts";
-import { defineMailerActor, MAILER_ID, notifyMailer } from "../mail/mailer_actor.ts";
+import {
+  defineMailerActor,
+  MAILER_ID,
+  mailerSettings,
+  notifyMailer,
+} from "../mail/mailer_actor.ts";
 import { createUnsubscribeTokens, type UnsubscribeTokens } from "../mail/unsubscribe.ts";
 import { defineConversationActors } from "../messaging/conversation_actors.ts";
 import { createMessaging, type Messaging } from "../messaging/messaging.ts";
 import { createPresence } from "../messaging/presence.ts";
+import { type PushServices, wirePush } from "../push/push_service.ts";
 import { createMetrics, type Metrics } from "../metrics.ts";
 import {
   createOpsServices,
@@ -43,17 +51,15 @@ import { createFanoutPlans } from "../preferences/fanout_plan.ts";
 import { withPreferencesCache } from "../preferences/preferences_cache.ts";
 import type { PreferencesStore } from "../preferences/preferences_store.ts";
 import { createRateLimits, type RateLimits } from "../ratelimit/rate_limits.ts";
-import { defineRetentionActor, RETENTION_ID } from "../retention/retention_actor.ts";
-import { RETENTION_KINDS } from "../store/store.ts";
+import { defineRetentionActor, retentionSettings } from "../retention/retention_actor.ts";
 import { createHub, type Hub } from "../realtime/hub.ts";
 import { createPollSessions, type PollSessions } from "../realtime/poll_sessions.ts";
 import { createSessions, type Sessions } from "../realtime/session.ts";
 import { createSseStreams, type SseStreams } from "../realtime/sse_streams.ts";
 import { createWsProtocol, type WsProtocol } from "../realtime/ws_protocol.ts";
+import { createTracing, type Tracing } from "../tracing.ts";
+import { shareControls } from "../cluster/shared_controls.ts";
 import { type Adapters, defaultNodeId } from "./adapters.ts";
-
-/** The bus topic on which nodes announce a change of kill switches. */
-const CONTROLS_TOPIC = "controls";
 
 /** What the services are built from. */
 export interface ServicesDeps extends Adapters {
@@ -95,6 +101,10 @@ export interface Services {
   heads: StreamHeads;
   /** The ops page's metrics history and lookups. */
   ops: OpsServices;
+  /** Web Push: absent when off (production without VAPID keys). */
+  push?: PushServices;
+  /** Traces of events and messages (`RELAIS_TRACES=on`); absent when off. */
+  tracing?: Tracing;
 }
 
 /** Wires the services and defines the actors (none is started here). */
@@ -104,6 +114,8 @@ export function createServices(deps: ServicesDeps): Services {
   const onError = (message: string, error: unknown) => log.error(message, { error: String(error) });
 
   const metrics = deps.metrics ?? createMetrics();
+  // Off by default: then nothing on the delivery path creates a span or carries a trace.
+  const tracing = config.traces ? createTracing() : undefined;
   const registry = createRegistry({ metrics });
   metrics.setActorCounter(() => registry.counts());
   const hub = createHub({
@@ -138,15 +150,8 @@ export function createServices(deps: ServicesDeps): Services {
     refreshMs: config.controlsRefreshMs,
     onError,
   });
-  // A change of kill switches is announced on the bus, and every node hearing of it
-  // re-reads them at once (the periodic re-read stays as the fallback): a switch reaches
-  // every node within a second.
-  controls.onChange(() => {
-    deps.bus.publish(CONTROLS_TOPIC, "changed").catch((e) => onError("Bus publish failed", e));
-  });
-  deps.bus.subscribe(CONTROLS_TOPIC, () => {
-    controls.refresh().catch((e) => onError("Re-reading the kill switches failed", e));
-  });
+  // A change of switches reaches every node within a second, through the bus.
+  shareControls(controls, deps.bus, onError);
   const limits = createRateLimits(deps.rateLimiter, config.rate, { onError });
   const origins = createOriginPolicy(config.allowedOrigins);
   const guard = createGuard({
@@ -189,6 +194,7 @@ export function createServices(deps: ServicesDeps): Services {
     },
     onError,
     onPresence: (user, status) => messaging.presenceChanged(user, status),
+    ...(tracing ? { tracing } : {}),
   });
 
   // Conversation actors: the single writers of their messages.
@@ -200,6 +206,7 @@ export function createServices(deps: ServicesDeps): Services {
       hub,
       users: { deliver: live.deliverItem },
       seqs: heads,
+      ...(tracing ? { tracing } : {}),
       limits: {
         maxMembers: config.messaging.maxMembers,
         maxMessageLength: config.messaging.maxMessageLength,
@@ -215,6 +222,7 @@ export function createServices(deps: ServicesDeps): Services {
     structuresOf: async (user: string) =>
       (await directory.get(user))?.structures ?? await deps.conversations.structuresOf(user),
     onError,
+    ...(tracing ? { tracing } : {}),
   });
 
   const unsubscribeTokens = createUnsubscribeTokens(config.mailer.secret);
@@ -236,20 +244,9 @@ export function createServices(deps: ServicesDeps): Services {
       maxAttempts: config.mailer.maxAttempts,
       onError,
       // The `email` kill switch, judged on the directory entry.
-      emailAllowed: (person) =>
-        guard.emailEnabled({
-          id: person.id,
-          roles: person.roles,
-          structures: person.structures,
-          ...(person.category ? { category: person.category } : {}),
-        }),
+      emailAllowed: (person) => guard.emailEnabled(subjectOf(person.id, person)),
     }),
-    settings: {
-      batchSize: 50,
-      breakerThreshold: config.mailer.breakerThreshold,
-      breakerCooldownMs: config.mailer.breakerCooldownMs,
-      pollMs: 30_000,
-    },
+    settings: mailerSettings(config.mailer.breakerThreshold, config.mailer.breakerCooldownMs),
     onError,
   });
 
@@ -257,17 +254,31 @@ export function createServices(deps: ServicesDeps): Services {
   defineRetentionActor({
     registry,
     store,
-    settings: {
-      periods: config.retention.periods,
-      order: RETENTION_KINDS,
-      sweepMs: config.retention.sweepMs,
-      firstRoundMs: Math.min(config.retention.sweepMs, 30_000),
-      batchSize: 200,
-      pauseMs: 50,
-      retryMs: Math.min(config.retention.sweepMs, 60_000),
-    },
+    settings: retentionSettings(config.retention.periods, config.retention.sweepMs),
     onError,
   });
+
+  // Web Push: NOTIFICATIONs for targets without a live connection, through a durable queue
+  // filled right after each batch's live delivery.
+  const push = config.push.enabled && deps.push
+    ? wirePush({
+      pushStore: deps.push,
+      endpoints: config.push.endpoints,
+      ...(config.push.vapid ? { vapid: config.push.vapid } : {}),
+      subject: config.push.subject,
+      ...(config.mailer.appUrl ? { appUrl: config.mailer.appUrl } : {}),
+      retryBaseMs: config.push.retryBaseMs,
+      maxAttempts: config.push.maxAttempts,
+      registry,
+      store,
+      directory,
+      preferences,
+      hub,
+      controls,
+      onGenerated: () => log.info("Generated the VAPID keys of development Web Push"),
+      onError,
+    }, live)
+    : undefined;
 
   const publisher = createPublisher({
     store,
@@ -278,7 +289,8 @@ export function createServices(deps: ServicesDeps): Services {
     seqs: heads,
     onError: (id, e) => onError(`Fan-out of event "${id}" failed`, e),
     plan: createFanoutPlans({ preferences, graceMs: config.mailer.graceMs }),
-    deliverLive: live.deliverBatch,
+    deliverLive: push?.deliverLive ?? live.deliverBatch,
+    ...(tracing ? { tracing } : {}),
   });
 
   const sessions = createSessions({
@@ -310,33 +322,12 @@ export function createServices(deps: ServicesDeps): Services {
   // The platform's change stream: each change published as `POST /v1/events` would, and
   // acked once durable.
   const ingest = deps.ingest &&
-    createIngest({
-      stream: deps.ingest.stream,
-      group: deps.ingest.group,
-      rules: deps.ingest.rules,
-      claimIdleMs: deps.ingest.claimIdleMs,
-      async publish(envelope) {
-        const published = await publisher.publish(envelope, { publishedBy: INGEST_PUBLISHER });
-        if (!published.replayed) metrics.eventsAccepted.inc({ type: envelope.metadata.type });
-        return published;
-      },
-      publishable(type) {
-        try {
-          guard.assertPublishable(type);
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      paused() {
-        try {
-          guard.assertSystemEnabled("ingest");
-          return false;
-        } catch {
-          return true;
-        }
-      },
+    wireIngest({
+      ...deps.ingest,
+      publisher,
+      guard,
       metrics,
+      ...(tracing ? { tracing } : {}),
       onError,
     });
 
@@ -390,23 +381,7 @@ export function createServices(deps: ServicesDeps): Services {
     ...(ingest ? { ingest } : {}),
     heads,
     ops,
+    ...(tracing ? { tracing } : {}),
+    ...(push ? { push: push.services } : {}),
   };
-}
-
-/**
- * Starts what the services left to do: kill switches, unfinished fan-outs, the mailer,
- * the retention sweeper, the ingest.
- */
-export async function startServices(services: Services): Promise<void> {
-  const log = getLog("app");
-  await services.controls.start();
-  const resumed = await services.publisher.resumeUnfinished();
-  if (resumed > 0) log.info("Resumed unfinished fan-outs", { count: resumed });
-  await services.registry.get("mailer", MAILER_ID);
-  await services.registry.get("retention", RETENTION_ID);
-  const conversations = await services.messaging.start();
-  if (conversations > 0) log.info("Resumed conversation fan-outs", { count: conversations });
-  await services.ops.history.start();
-  // Last: changes are published once everything they go through is running.
-  services.ingest?.start();
 }

@@ -30,6 +30,8 @@ export interface ServicePrincipal {
 export interface AppEnv {
   Variables: {
     requestId: string;
+    /** The trace of the request, when its route traced it (`RELAIS_TRACES=on`). */
+    traceId: string | undefined;
     /** The client's address for per-IP limits (see `RELAIS_TRUSTED_PROXIES`). */
     clientIp: string | undefined;
     user: UserPrincipal;

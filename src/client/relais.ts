@@ -35,6 +35,7 @@ import {
 import { createHttp } from "./http.ts";
 import { createLiveness } from "./liveness.ts";
 import { openPoll } from "./poll_transport.ts";
+import { createPushActions } from "./push.ts";
 import type {
   ConnectionState,
   RelaisClient,
@@ -69,6 +70,12 @@ export type {
   StatusChange,
 } from "./relais_types.ts";
 export { HttpError } from "./transport.ts";
+export {
+  PushError,
+  type PushSubscriptionInfo,
+  type PushWorkerRegistration,
+  type SubscribePushOptions,
+} from "./push.ts";
 export type { CloseInfo, Transport, TransportContext, TransportFactory } from "./transport.ts";
 export type * from "./types.ts";
 
@@ -373,5 +380,6 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
     activity,
     setPresence,
     ...createActions({ http, sendFrame }),
+    ...createPushActions({ http, baseUrl }),
   };
 }

@@ -5,6 +5,7 @@
 
 import type { BackoffOptions } from "./backoff.ts";
 import type { FallbackPolicy } from "./fallback.ts";
+import type { PushActions } from "./push.ts";
 import type {
   EventSourceConstructor,
   TransportFactory,
@@ -130,7 +131,7 @@ export interface InboxQuery {
 }
 
 /** A connection to relais and the user's actions. */
-export interface RelaisClient {
+export interface RelaisClient extends PushActions {
   readonly state: ConnectionState;
   /** The transport in use or being tried. */
   readonly transport: TransportKind | undefined;

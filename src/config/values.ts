@@ -206,3 +206,15 @@ export const origins: ValueSchema<string[] | "*"> = v.pipe(
     return list;
   }),
 );
+
+/** One environment variable. */
+export interface Variable {
+  /** What it sets, as the README's table says it. */
+  readonly meaning: string;
+  /** Reads its trimmed, non-empty text. */
+  readonly schema: ValueSchema;
+  /** The text used when it is unset or blank; without one, an unset variable reads `undefined`. */
+  readonly fallback?: string;
+  /** The default as the README says it, when it is not `fallback`: computed, generated or off. */
+  readonly documented?: string;
+}

@@ -19,21 +19,11 @@ import {
   text,
   timeOfDay,
   url,
-  type ValueSchema,
+  type Variable,
 } from "./values.ts";
-import { retentionPeriod } from "../retention/period.ts";
+import { FEATURE_VARIABLES } from "./feature_variables.ts";
 
-/** One environment variable. */
-export interface Variable {
-  /** What it sets, as the README's table says it. */
-  readonly meaning: string;
-  /** Reads its trimmed, non-empty text. */
-  readonly schema: ValueSchema;
-  /** The text used when it is unset or blank; without one, an unset variable reads `undefined`. */
-  readonly fallback?: string;
-  /** The default as the README says it, when it is not `fallback`: computed, generated or off. */
-  readonly documented?: string;
-}
+export type { Variable } from "./values.ts";
 
 const web = ["https:", "http:"];
 
@@ -99,6 +89,11 @@ export const VARIABLES = {
     meaning: "`debug`, `info`, `warning`, `error`",
     schema: oneOf(["debug", "info", "warning", "error"], "expected debug, info, warning or error"),
     fallback: "info",
+  },
+  RELAIS_TRACES: {
+    meaning: "OpenTelemetry traces of events and messages: `on` or `off`",
+    schema: oneOf(["on", "off"], 'expected "on" or "off"'),
+    fallback: "off",
   },
   RELAIS_JWT_ROLES_CLAIM: {
     meaning: "claim (or dotted path) holding roles",
@@ -302,55 +297,7 @@ export const VARIABLES = {
     schema: integer(0, 600_000),
     fallback: "30000",
   },
-  RELAIS_NODE_ID: {
-    meaning: "this node's name (ingest consumer, cluster)",
-    schema: keyPrefix,
-    documented: "host name + pid",
-  },
-  RELAIS_INGEST_STREAM: {
-    meaning: "Redis stream of Debezium change events to ingest (needs `REDIS_URL`)",
-    schema: keyPrefix,
-    documented: "unset: off",
-  },
-  RELAIS_INGEST_GROUP: {
-    meaning: "consumer group of the ingest",
-    schema: keyPrefix,
-    fallback: "relais",
-  },
-  RELAIS_INGEST_RULES: {
-    meaning: "JSON file of the ingest rules (needed with `RELAIS_INGEST_STREAM`)",
-    schema: text,
-  },
-  RELAIS_INGEST_CLAIM_IDLE_MS: {
-    meaning: "an entry pending this long on another consumer is claimed",
-    schema: integer(100, 86_400_000),
-    fallback: "30000",
-  },
-  RELAIS_RETENTION_ITEMS: {
-    meaning: "how long durable items (streams, inboxes) are kept, with their events",
-    schema: retentionPeriod,
-    fallback: "90d",
-  },
-  RELAIS_RETENTION_EVENTS: {
-    meaning: "how long the records of REALTIME and SYSTEM events without ack are kept",
-    schema: retentionPeriod,
-    fallback: "30d",
-  },
-  RELAIS_RETENTION_DEAD_LETTERS: {
-    meaning: "how long delivery and mail dead letters are kept",
-    schema: retentionPeriod,
-    fallback: "30d",
-  },
-  RELAIS_RETENTION_AUDIT: {
-    meaning: "how long the kill switch audit log is kept",
-    schema: retentionPeriod,
-    fallback: "365d",
-  },
-  RELAIS_RETENTION_SWEEP_MS: {
-    meaning: "time between two retention sweeps",
-    schema: integer(100, 86_400_000),
-    fallback: "3600000",
-  },
+  ...FEATURE_VARIABLES,
 } satisfies Record<string, Variable>;
 
 /** What a variable reads as: `undefined` when it is unset and has no fallback. */

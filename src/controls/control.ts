@@ -3,16 +3,16 @@
  *
  * A control applies to one scope — everyone (`SYSTEM`), an institution (`STRUCTURE`), a
  * role, a category of users or one user — and turns off some of the features
- * `realtime`, `notifications`, `messaging` and `email`, or, for everyone, `ingest` (the
- * reading of the platform's change stream). There is at most one control per
- * scope: its id is the scope (`system`, `structure:univ-x`, `user:u1`), so setting a
+ * `realtime`, `notifications`, `messaging`, `email` and `push` (Web Push), or, for
+ * everyone, `ingest` (the reading of the platform's change stream). There is at most one
+ * control per scope: its id is the scope (`system`, `structure:univ-x`, `user:u1`), so setting a
  * scope's switch again replaces it. A control whose `until` has passed is inactive.
  */
 
 import * as v from "valibot";
 
 /** The features a user sees switched on or off (`control` frames list them). */
-export const USER_FEATURES = ["realtime", "notifications", "messaging", "email"] as const;
+export const USER_FEATURES = ["realtime", "notifications", "messaging", "email", "push"] as const;
 /** Features a kill switch can turn off: the users' and the change-data ingest (`SYSTEM` scope). */
 export const FEATURES = [...USER_FEATURES, "ingest"] as const;
 /** A feature from {@linkcode FEATURES}. */
@@ -39,6 +39,19 @@ export interface Subject {
   roles: readonly string[];
   structures: readonly string[];
   category?: string;
+}
+
+/** The subject of user `id`, as their directory entry (if any) describes them. */
+export function subjectOf(
+  id: string,
+  entry?: { roles: readonly string[]; structures: readonly string[]; category?: string | null },
+): Subject {
+  return {
+    id,
+    roles: entry?.roles ?? [],
+    structures: entry?.structures ?? [],
+    ...(entry?.category ? { category: entry.category } : {}),
+  };
 }
 
 /** Who made a change: the service key, and the person if the caller said. */

@@ -10,6 +10,7 @@ import { isCritical } from "../preferences/preferences.ts";
 import type { Envelope } from "../schemas/envelope.ts";
 import { encodeEventFrame, encodeUpdateFrame } from "../schemas/frames.ts";
 import type { FanoutBatch } from "../store/store.ts";
+import type { SpanContext } from "../tracing.ts";
 import type { StreamHeads } from "./stream_heads.ts";
 
 /** What {@linkcode createLiveDelivery} needs. */
@@ -28,8 +29,16 @@ export interface LiveDeliveryDeps {
 export interface LiveDelivery {
   /** Hands one item to `user`'s head, which releases it to their actor in seq order. */
   deliverItem(user: string, live: LiveItem): void;
-  /** Pushes a committed fan-out batch to its online targets. */
-  deliverBatch(batch: FanoutBatch, clientEnvelopeJson: string, envelope: Envelope): void;
+  /**
+   * Pushes a committed fan-out batch to its online targets; each item carries `trace` (the
+   * batch's span) to its user's send when the event is traced.
+   */
+  deliverBatch(
+    batch: FanoutBatch,
+    clientEnvelopeJson: string,
+    envelope: Envelope,
+    trace?: SpanContext,
+  ): void;
 }
 
 /** How an envelope's items are paced by the user actor. */
@@ -46,7 +55,7 @@ export function createLiveDelivery(deps: LiveDeliveryDeps): LiveDelivery {
 
   return {
     deliverItem,
-    deliverBatch(batch, json, envelope) {
+    deliverBatch(batch, json, envelope, trace) {
       const acceptedAt = batch.event.acceptedAt;
       const { metadata, routing } = envelope;
       const pace = paceOf(envelope);
@@ -65,14 +74,16 @@ export function createLiveDelivery(deps: LiveDeliveryDeps): LiveDelivery {
         const frame = replaces
           ? encodeUpdateFrame(item.seq, json, replaces)
           : encodeEventFrame(item.seq, json);
-        deliverItem(user, {
+        const live: LiveItem = {
           item,
           ...(pending ? { pending } : {}),
           frame,
           ...(item.durable ? {} : { json }),
           acceptedAt,
           pace: item.ack ? "critical" : pace,
-        });
+        };
+        if (trace) live.trace = trace;
+        deliverItem(user, live);
       }
       if (deps.mailDue && metadata.type === "NOTIFICATION" && routing.channels.includes("email")) {
         deps.mailDue(acceptedAt, quiet || metadata.priority === "HIGH");

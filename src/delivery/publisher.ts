@@ -22,9 +22,16 @@ import type {
   PublishResult,
   SeqSource,
 } from "../store/store.ts";
+import { endWhenSettled, type SpanContext, type Tracing } from "../tracing.ts";
 
 /** How many unknown targets a publish result lists at most. */
 export const MAX_UNKNOWN_LISTED = 100;
+
+/** How an envelope is published: its owner, and the trace it belongs to. */
+export interface PublishCall extends PublishOptions {
+  /** The caller's span (the HTTP request, the ingested change): `publish` is its child. */
+  trace?: SpanContext;
+}
 
 /** The outcome of a publish. */
 export interface Published {
@@ -39,7 +46,7 @@ export interface Publisher {
    * Publishes `envelope`, recording `publishedBy` as its owner. A re-post of a known id
    * by the same owner is a replay; by another, a `conflict` error: the id is taken.
    */
-  publish(envelope: Envelope, options?: PublishOptions): Promise<Published>;
+  publish(envelope: Envelope, options?: PublishCall): Promise<Published>;
   /** Finishes the fan-outs a previous process left unfinished. */
   resumeUnfinished(): Promise<number>;
   /** Resolves when every background fan-out has finished. */
@@ -50,8 +57,16 @@ export interface Publisher {
 export interface PublisherDeps {
   store: EventStore;
   audience: AudienceResolver;
-  /** Pushes a committed batch to the online targets; the envelope comes encoded once. */
-  deliverLive(batch: FanoutBatch, clientEnvelopeJson: string, envelope: Envelope): void;
+  /**
+   * Pushes a committed batch to the online targets; the envelope comes encoded once, and
+   * `trace` is the batch's span when the event is traced.
+   */
+  deliverLive(
+    batch: FanoutBatch,
+    clientEnvelopeJson: string,
+    envelope: Envelope,
+    trace?: SpanContext,
+  ): void;
   /**
    * Per envelope, how each batch of targets gets it (preferences: in-app or not, mail
    * or not); `undefined` for plain delivery.
@@ -63,6 +78,8 @@ export interface PublisherDeps {
   syncFanoutLimit: number;
   /** The live stream heads: where online targets take their seqs. */
   seqs?: SeqSource;
+  /** Spans of `publish` and of each fan-out batch; none when traces are off. */
+  tracing?: Tracing;
   now?: () => number;
 }
 
@@ -84,15 +101,27 @@ function assertSameOwner(event: EventRecord, publishedBy: string | undefined): v
 export function createPublisher(deps: PublisherDeps): Publisher {
   const now = deps.now ?? Date.now;
   const running = new Map<string, Promise<void>>();
+  const { tracing } = deps;
 
-  async function run(id: string, known?: Envelope) {
+  /** Hands a committed batch on, under a `fanout.batch` span when the event is traced. */
+  function deliverLive(batch: FanoutBatch, json: string, envelope: Envelope, trace?: SpanContext) {
+    if (!trace || !tracing) return deps.deliverLive(batch, json, envelope);
+    const span = tracing.start("fanout.batch", trace, { "relais.items": batch.items.length });
+    try {
+      deps.deliverLive(batch, json, envelope, span.spanContext());
+    } finally {
+      span.end();
+    }
+  }
+
+  async function run(id: string, known?: Envelope, trace?: SpanContext) {
     const envelope = known ?? await deps.store.getEnvelope(id);
     if (!envelope) throw new Error(`Cannot fan out event "${id}": its body is missing`);
     const json = JSON.stringify(toClientEnvelope(envelope));
     const plan = deps.plan?.(envelope);
     await deps.store.runFanout(
       id,
-      (batch) => deps.deliverLive(batch, json, envelope),
+      (batch) => deliverLive(batch, json, envelope, trace),
       { ...(plan ? { plan } : {}), ...(deps.seqs ? { seqs: deps.seqs } : {}) },
     );
   }
@@ -103,7 +132,12 @@ export function createPublisher(deps: PublisherDeps): Publisher {
    * once the publish has been answered. A target whose head must first extend its range
    * gets it once the range is reserved.
    */
-  function fanOutEphemeral(event: EventRecord, envelope: Envelope, users: string[]) {
+  function fanOutEphemeral(
+    event: EventRecord,
+    envelope: Envelope,
+    users: string[],
+    trace?: SpanContext,
+  ) {
     const seqs = deps.seqs;
     if (!seqs) return;
     const json = JSON.stringify(toClientEnvelope(envelope));
@@ -118,10 +152,11 @@ export function createPublisher(deps: PublisherDeps): Publisher {
       }
       seq.then(
         (s) =>
-          deps.deliverLive(
+          deliverLive(
             { event, items: [{ user, item: targetItem(event, { seq: s, now: at }).item }] },
             json,
             envelope,
+            trace,
           ),
         // The head ended meanwhile: the user is gone, and so is their window.
         () => {},
@@ -132,7 +167,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     const sent = new Promise<void>((resolve) =>
       setTimeout(() => {
         try {
-          deps.deliverLive({ event, items }, json, envelope);
+          deliverLive({ event, items }, json, envelope, trace);
         } catch (error) {
           deps.onError(event.id, error);
         } finally {
@@ -143,16 +178,21 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     running.set(event.id, sent);
   }
 
-  function fanOut(id: string, envelope?: Envelope): Promise<void> {
+  function fanOut(id: string, envelope?: Envelope, trace?: SpanContext): Promise<void> {
     const current = running.get(id);
     if (current) return current;
-    const job = run(id, envelope).finally(() => running.delete(id));
+    const job = run(id, envelope, trace).finally(() => running.delete(id));
     running.set(id, job);
     return job;
   }
 
-  return {
-    async publish(envelope, options = {}) {
+  const publisher = {
+    /** Publishes; `trace` is the `publish` span when the event is traced. */
+    async publish(
+      envelope: Envelope,
+      options: PublishCall = {},
+      trace?: SpanContext,
+    ): Promise<Published> {
       const { publishedBy } = options;
       const { users, unknown } = await deps.audience.resolve(envelope.routing.audience);
       const result: PublishResult = {
@@ -175,7 +215,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
           assertSameOwner(event, publishedBy);
           return { result: event.result, replayed: true };
         }
-        fanOutEphemeral(event, envelope, users);
+        fanOutEphemeral(event, envelope, users, trace);
         return { result, replayed: false };
       }
       if (users.length > 0 && users.length <= deps.syncFanoutLimit) {
@@ -192,7 +232,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
           },
         );
         if (atomic?.batch) {
-          deps.deliverLive(atomic.batch, JSON.stringify(toClientEnvelope(envelope)), envelope);
+          deliverLive(atomic.batch, JSON.stringify(toClientEnvelope(envelope)), envelope, trace);
           return { result, replayed: false };
         }
         if (atomic) {
@@ -214,9 +254,9 @@ export function createPublisher(deps: PublisherDeps): Publisher {
         return { result: event.result, replayed: true };
       }
       if (users.length <= deps.syncFanoutLimit) {
-        await fanOut(event.id, envelope);
+        await fanOut(event.id, envelope, trace);
       } else {
-        fanOut(event.id, envelope).catch((error) => deps.onError(event.id, error));
+        fanOut(event.id, envelope, trace).catch((error) => deps.onError(event.id, error));
       }
       return { result, replayed: false };
     },
@@ -229,4 +269,20 @@ export function createPublisher(deps: PublisherDeps): Publisher {
       while (running.size > 0) await Promise.allSettled([...running.values()]);
     },
   };
+  if (!tracing) return publisher;
+
+  /** Publishes under a `publish` span, a child of the caller's. */
+  function traced(envelope: Envelope, options: PublishCall, tracing: Tracing) {
+    const span = tracing.start("publish", options.trace, {
+      "relais.event.id": envelope.metadata.id,
+      "relais.event.type": envelope.metadata.type,
+    });
+    const published = publisher.publish(envelope, options, span.spanContext());
+    published.then(({ result, replayed }) => {
+      span.setAttribute("relais.targeted", result.targeted);
+      span.setAttribute("relais.replayed", replayed);
+    }, () => {});
+    return endWhenSettled(span, published);
+  }
+  return { ...publisher, publish: (envelope, options = {}) => traced(envelope, options, tracing) };
 }

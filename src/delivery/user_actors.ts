@@ -33,6 +33,7 @@ import { encodeBatchFrame, encodeEventFrame, encodeFrame } from "../schemas/fram
 import { toClientEnvelope } from "../schemas/envelope.ts";
 import type { PresenceStatus } from "../schemas/frames.ts";
 import type { DeliveryStore, EventStore, PendingAck } from "../store/store.ts";
+import type { Span, Tracing } from "../tracing.ts";
 import type { DeliveryRecorder } from "./recorder.ts";
 import type { StreamHeads } from "./stream_heads.ts";
 
@@ -71,6 +72,8 @@ export interface UserActorDeps {
   onPresence?(userId: string, status: PresenceStatus): void;
   /** The clock of the actors' timers (default: the real one). */
   clock?: ActorClock;
+  /** A `deliver` span per traced item and user, each socket send an event of it. */
+  tracing?: Tracing;
 }
 
 /** What {@linkcode defineUserActors} gives back: the way in for new items. */
@@ -87,14 +90,45 @@ export interface UserActors {
 
 /** Registers how user actors are spawned, with their effects provided. */
 export function defineUserActors(deps: UserActorDeps): UserActors {
-  const { registry, store, hub, metrics, recorder } = deps;
+  const { registry, store, hub, metrics, recorder, tracing } = deps;
+
+  /** The span of a traced item's delivery to one user (none when the item is not traced). */
+  function deliverSpan(userId: string, live: LiveItem): Span | undefined {
+    if (!live.trace || !tracing) return undefined;
+    return tracing.start("deliver", live.trace, {
+      "relais.user": userId,
+      "relais.item.id": live.item.id,
+      "relais.seq": live.item.seq,
+    });
+  }
+
+  /** Records one socket send as an event of the delivery span. */
+  function traceSend(span: Span, conn: string) {
+    const transport = hub.get(conn)?.outlet.transport;
+    span.addEvent("send", {
+      "relais.connection": conn,
+      ...(transport ? { "relais.transport": transport } : {}),
+    });
+  }
+
+  /** Ends a delivery span with how many sockets were sent the item. */
+  function endDeliver(span: Span, sends: number) {
+    span.setAttribute("relais.sends", sends);
+    span.end();
+  }
 
   /** Sends an item's frame to the user's connections and records the delivery. */
   function pushItem(userId: string, connections: string[], live: LiveItem) {
     const { item } = live;
     if (item.exp !== undefined && item.exp <= Date.now()) return;
+    const span = deliverSpan(userId, live);
     let sent = 0;
-    for (const conn of connections) if (hub.sendItem(conn, item.seq, live.frame)) sent++;
+    for (const conn of connections) {
+      if (!hub.sendItem(conn, item.seq, live.frame)) continue;
+      sent++;
+      if (span) traceSend(span, conn);
+    }
+    if (span) endDeliver(span, sent);
     if (sent === 0) return;
     metrics.deliveries.inc(sent);
     metrics.latency.observe((Date.now() - live.acceptedAt) / 1000);
@@ -142,8 +176,14 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
         if (live.length === 0 || connections.length === 0) return;
         const frame = encodeBatchFrame(live.map((l) => l.frame));
         const last = Math.max(...live.map((l) => l.item.seq));
+        const spans = tracing && live.flatMap((l) => deliverSpan(userId, l) ?? []);
         let sent = 0;
-        for (const conn of connections) if (hub.sendItem(conn, last, frame)) sent++;
+        for (const conn of connections) {
+          if (!hub.sendItem(conn, last, frame)) continue;
+          sent++;
+          if (spans) { for (const span of spans) traceSend(span, conn); }
+        }
+        if (spans) { for (const span of spans) endDeliver(span, sent); }
         if (sent === 0) return;
         metrics.deliveries.inc(sent * live.length);
         for (const l of live) {

@@ -76,3 +76,14 @@ export function notifyMailer(registry: Registry, dueAt: number): void {
   // No mailer defined (mail is off) rejects: nothing to tell then.
   registry.get("mailer", MAILER_ID).then((actor) => actor.send(event), () => {});
 }
+
+/** The mailer's settings for a breaker of `threshold` runs and `cooldownMs`. */
+export function mailerSettings(threshold: number, cooldownMs: number): MailerSettings {
+  // 50 tasks a run; the queue is looked at again every 30 s at least.
+  return {
+    batchSize: 50,
+    breakerThreshold: threshold,
+    breakerCooldownMs: cooldownMs,
+    pollMs: 30_000,
+  };
+}

@@ -12,12 +12,14 @@ import {
   type DeliverParams,
 } from "../../actors/conversation.machine.ts";
 import type { Registry } from "../../actors/registry.ts";
+import type { LiveItem } from "../../actors/user.machine.ts";
 import type { UserActors } from "../delivery/user_actors.ts";
 import { AppError } from "../errors.ts";
 import type { Hub } from "../realtime/hub.ts";
 import { encodeFrame } from "../schemas/frames.ts";
 import type { SeqSource } from "../store/store.ts";
-import type { ConversationStore, OpResult } from "./conversation_store.ts";
+import { endWhenSettled, type SpanContext, type Tracing } from "../tracing.ts";
+import type { CommitInput, ConversationStore, OpResult } from "./conversation_store.ts";
 import { encodeMsgFrame, messageView } from "./message_view.ts";
 import { blocks } from "./rules.ts";
 
@@ -28,8 +30,11 @@ export type ConversationRequest = ConversationOp extends infer O
 
 /** Talks to conversation actors and waits for their answers. */
 export interface ConversationActors {
-  /** Queues a request in the conversation's actor and resolves with its answer. */
-  submit(id: string, request: ConversationRequest): Promise<OpResult>;
+  /**
+   * Queues a request in the conversation's actor and resolves with its answer; `trace` is
+   * the caller's span when the request is traced (its commit and deliveries go under it).
+   */
+  submit(id: string, request: ConversationRequest, trace?: SpanContext): Promise<OpResult>;
   /** Tells the conversation that `user` is typing. */
   typing(id: string, user: string): Promise<OpResult>;
   /** Tells the live conversation actor that a member's block list changed. */
@@ -51,16 +56,24 @@ export interface ConversationActorDeps {
   /** The live stream heads of this process: members with one take their seqs from it. */
   seqs?: SeqSource;
   onError(message: string, error: unknown): void;
+  /** A `conversation.commit` span per traced message; none when traces are off. */
+  tracing?: Tracing;
 }
 
 /** Registers how conversation actors are spawned and returns the way to reach them. */
 export function defineConversationActors(deps: ConversationActorDeps): ConversationActors {
-  const { registry, store, hub } = deps;
+  const { registry, store, hub, tracing } = deps;
   const timeoutMs = deps.answerTimeoutMs ?? 30_000;
-  // Callers waiting for an answer, by request id, with the conversation they asked.
+  // Callers waiting for an answer, by request id, with the conversation they asked and,
+  // when traced, the span their request's next step goes under.
   const waiting = new Map<
     string,
-    { conversation: string; resolve: (r: OpResult) => void; timer: ReturnType<typeof setTimeout> }
+    {
+      conversation: string;
+      resolve: (r: OpResult) => void;
+      timer: ReturnType<typeof setTimeout>;
+      trace?: SpanContext;
+    }
   >();
 
   function answer(requestId: string, result: OpResult) {
@@ -77,17 +90,51 @@ export function defineConversationActors(deps: ConversationActorDeps): Conversat
     }
   }
 
+  /**
+   * Commits a batch; each traced message in it gets a `conversation.commit` span, which its
+   * deliveries then go under.
+   */
+  function commit(input: Omit<CommitInput, "seqs">) {
+    const committed = store.commit({ ...input, seqs: deps.seqs });
+    if (!tracing || input.batch.kind !== "messages") return committed;
+    for (const { requestId } of input.batch.sends) {
+      const entry = waiting.get(requestId);
+      if (!entry?.trace) continue;
+      const span = tracing.start("conversation.commit", entry.trace, {
+        "relais.conversation": entry.conversation,
+        "relais.batch": input.batch.sends.length,
+      });
+      entry.trace = span.spanContext();
+      endWhenSettled(span, committed).catch(() => {});
+    }
+    return committed;
+  }
+
+  /** The commit span of each traced new message, by message seq. */
+  function tracesOf(output: DeliverParams["output"]): Map<number, SpanContext> {
+    const traces = new Map<number, SpanContext>();
+    for (const [requestId, result] of Object.entries(output.results)) {
+      const trace = waiting.get(requestId)?.trace;
+      if (trace && "message" in result) traces.set(result.message.seq, trace);
+    }
+    return traces;
+  }
+
   function deliver({ conversation, output, members, blocks: lists }: DeliverParams) {
+    const traces = tracing && tracesOf(output);
     for (const delivery of output.deliveries) {
       const json = JSON.stringify(messageView(conversation, delivery.message));
+      const trace = delivery.op === "new" ? traces?.get(delivery.message.seq) : undefined;
       for (const { user, item } of delivery.items) {
-        deps.users.deliver(user, {
+        const live: LiveItem = {
           item,
           frame: encodeMsgFrame(json, { seq: item.seq, op: item.msg.op }),
           acceptedAt: delivery.op === "new" ? delivery.message.at : Date.now(),
           // A conversation is never folded into a summary nor held for grouping.
           pace: "critical",
-        });
+        };
+        if (trace) live.trace = trace;
+        deps.users.deliver(user, live);
       }
     }
     for (const { user, seq } of output.receipts) {
@@ -116,7 +163,7 @@ export function defineConversationActors(deps: ConversationActorDeps): Conversat
         deps.onError(`Conversation "${id}" failed to commit`, error),
     },
     actors: {
-      commit: fromPromise(({ input }) => store.commit({ ...input, seqs: deps.seqs })),
+      commit: fromPromise(({ input }) => commit(input)),
       resume: fromPromise(({ input }) => store.resume(input, { seqs: deps.seqs })),
       load: fromPromise(({ input }) => store.load(input.id)),
     },
@@ -157,7 +204,11 @@ export function defineConversationActors(deps: ConversationActorDeps): Conversat
     });
   }
 
-  function request(id: string, make: (requestId: string) => ConversationEvent) {
+  function request(
+    id: string,
+    make: (requestId: string) => ConversationEvent,
+    trace?: SpanContext,
+  ) {
     const requestId = crypto.randomUUID();
     return new Promise<OpResult>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -166,7 +217,7 @@ export function defineConversationActors(deps: ConversationActorDeps): Conversat
           error: { code: "unavailable", message: "The conversation did not answer in time" },
         });
       }, timeoutMs);
-      waiting.set(requestId, { conversation: id, resolve, timer });
+      waiting.set(requestId, { conversation: id, resolve, timer, ...(trace ? { trace } : {}) });
       send(id, make(requestId)).catch((error) => {
         waiting.delete(requestId);
         clearTimeout(timer);
@@ -176,11 +227,11 @@ export function defineConversationActors(deps: ConversationActorDeps): Conversat
   }
 
   return {
-    submit: (id, req) =>
+    submit: (id, req, trace) =>
       request(id, (requestId) => ({
         type: "op.submit",
         op: { ...req, requestId } as ConversationOp,
-      })),
+      }), trace),
     typing: (id, user) => request(id, (requestId) => ({ type: "typing", requestId, user })),
     blockChanged(id, blocker, blocked, on) {
       registry.peek("conversation", id)?.send(

@@ -34,6 +34,7 @@ import {
 } from "./conversation_view.ts";
 import { encodeMsgFrame, type MessageView, messageView } from "./message_view.ts";
 import type { Presence } from "./presence.ts";
+import type { SpanContext, Tracing } from "../tracing.ts";
 import { type ConversationPolicy, directId, groupId, sharesStructure } from "./rules.ts";
 
 export type { Actor, CreateConversation } from "./conversation_plan.ts";
@@ -101,6 +102,8 @@ export interface MessagingDeps {
   /** Where other users' structures come from; the messaging store by default. */
   structuresOf?: (user: string) => Promise<string[] | undefined>;
   onError(message: string, error: unknown): void;
+  /** A trace per message sent (`msg.send`); none when traces are off. */
+  tracing?: Tracing;
   now?: () => number;
 }
 
@@ -270,14 +273,20 @@ export function createMessaging(deps: MessagingDeps): Messaging {
     },
 
     async send(user, id, message) {
-      // No await before submit: one caller's messages reach the actor in their order.
-      const result = await actors.submit(id, {
-        kind: "send",
-        from: user,
-        text: message.text,
-        ...(message.client_id !== undefined ? { clientId: message.client_id } : {}),
-        ...(message.attachments ? { attachments: message.attachments } : {}),
-      });
+      const submit = (trace?: SpanContext) =>
+        actors.submit(id, {
+          kind: "send",
+          from: user,
+          text: message.text,
+          ...(message.client_id !== undefined ? { clientId: message.client_id } : {}),
+          ...(message.attachments ? { attachments: message.attachments } : {}),
+        }, trace);
+      // No await before submit: one caller's messages reach the actor in their order (a
+      // traced send starts its span and submits in the same turn).
+      const result =
+        await (deps.tracing
+          ? deps.tracing.run("msg.send", { "relais.conversation": id, "relais.user": user }, submit)
+          : submit());
       throwIfFailed(result);
       if (!("created" in result)) {
         throw new Error(`Conversation "${id}" answered without a message`);

@@ -10,6 +10,11 @@
 /** What is bundled: the exported constant, its entry point and what it is. */
 export const ENTRIES = [
   { name: "SDK_JS", entry: "src/client/relais.ts", what: "The client SDK, `GET /sdk/relais.js`" },
+  {
+    name: "SW_JS",
+    entry: "src/client/service_worker.ts",
+    what: "The SDK's service worker (Web Push), `GET /sdk/relais-sw.js`",
+  },
   { name: "DEMO_JS", entry: "src/pages/demo_app.ts", what: "The demo page script" },
   { name: "OPS_JS", entry: "src/pages/ops_app.ts", what: "The ops page script" },
   {

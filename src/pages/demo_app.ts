@@ -26,6 +26,7 @@ const CONNECTED_BUTTONS = [
   "disconnect",
   "send-test",
   "read-all",
+  "enable-push",
   "send-realtime",
   "open-conversation",
 ];
@@ -83,6 +84,16 @@ $("login").addEventListener("submit", (event) => {
 $("disconnect").addEventListener("click", () => {
   session.relais?.close();
   for (const id of CONNECTED_BUTTONS) $<HTMLButtonElement>(id).disabled = true;
+});
+
+// Web Push: this browser gets the user's notifications while no tab is connected.
+$("enable-push").addEventListener("click", async () => {
+  try {
+    await session.relais?.subscribePush();
+    session.notice(t("inbox.pushOn"));
+  } catch (error) {
+    session.notice(error instanceof Error ? error.message : String(error));
+  }
 });
 
 function renderStatus() {

@@ -41,6 +41,7 @@ export function demoPage(): string {
       <div class="row">
         <button type="button" id="send-test" disabled data-i18n="inbox.sendTest"></button>
         <button type="button" id="read-all" disabled data-i18n="inbox.readAll"></button>
+        <button type="button" id="enable-push" disabled data-i18n="inbox.push"></button>
       </div>
     </div>
     <ol class="list" id="notifications" aria-live="polite"></ol>

@@ -1,5 +1,5 @@
 /**
- * Notification preferences: per `source`, which channels (in-app, email or none) and
+ * Notification preferences: per `source`, which channels (in-app, email, push or none) and
  * whether email comes at once or in an hourly or daily digest; quiet hours in the user's
  * time zone; a global switch (the platform's `notificationEnabled`).
  *
@@ -30,13 +30,15 @@ function isTimeZone(tz: string): boolean {
 /** The preferences of one source. */
 export const SourcePreferenceSchema = v.strictObject({
   channels: v.pipe(
-    v.array(v.picklist(["inapp", "email", "none"])),
-    v.maxLength(3),
+    v.array(v.picklist(["inapp", "email", "push", "none"])),
+    v.maxLength(4),
     v.check(
       (list) => !list.includes("none") || list.length === 1,
       '"none" cannot be combined with another channel',
     ),
-    v.transform((list) => [...new Set(list)].filter((c) => c !== "none") as ("inapp" | "email")[]),
+    v.transform((list) =>
+      [...new Set(list)].filter((c) => c !== "none") as ("inapp" | "email" | "push")[]
+    ),
   ),
   digest: v.optional(v.picklist(DIGESTS), "off"),
 });
@@ -123,6 +125,22 @@ export function chooseChannels(envelope: Envelope, prefs: Preferences | undefine
     email: email && source.channels.includes("email"),
     digest: source.digest,
   };
+}
+
+/**
+ * Whether a NOTIFICATION may go out as a Web Push message to a user without a live
+ * connection: it asks for the in-app channel (a push is the device's notice of an in-app
+ * item), and, unless critical, the user's preferences let it through — notifications on,
+ * and `push` among the channels of its source when that source has an entry.
+ */
+export function choosePush(envelope: Envelope, prefs: Preferences | undefined): boolean {
+  if (envelope.metadata.type !== "NOTIFICATION") return false;
+  if (!envelope.routing.channels.includes("inapp")) return false;
+  if (isCritical(envelope.metadata) || !prefs) return true;
+  if (!prefs.enabled) return false;
+  const { sources } = prefs;
+  if (!Object.hasOwn(sources, envelope.metadata.source)) return true;
+  return sources[envelope.metadata.source].channels.includes("push");
 }
 
 const MINUTE = 60_000;

@@ -19,6 +19,7 @@ import type { MailQueue } from "../mail/mail_queue.ts";
 import type { ConversationStore } from "../messaging/conversation_store.ts";
 import type { Messaging } from "../messaging/messaging.ts";
 import type { PreferencesStore } from "../preferences/preferences_store.ts";
+import type { PushStore } from "../push/push_store.ts";
 import type { ErasureStore } from "../store/store.ts";
 
 /** What {@linkcode createUserErasure} erases through. */
@@ -38,6 +39,8 @@ export interface UserErasureDeps {
   >;
   messaging: Pick<Messaging, "removeMember" | "unblock">;
   mail: Pick<MailQueue, "eraseUser">;
+  /** Push subscriptions and queued pushes; absent when Web Push is off. */
+  push?: Pick<PushStore, "eraseUser">;
   /** Where live conversation actors are found, to stop an idle one the erasure outdated. */
   registry: Pick<Registry, "peek" | "stop">;
   /** Ends the user's live connections and stops their actor (presence). */
@@ -58,6 +61,9 @@ export interface UserErased {
   blocks: number;
   mailTasks: number;
   digestItems: number;
+  /** Web Push subscriptions, and pushes queued for them. */
+  pushSubscriptions: number;
+  pushTasks: number;
 }
 
 /** The erasure of one user. */
@@ -127,6 +133,7 @@ export function createUserErasure(deps: UserErasureDeps): UserErasure {
       }
       const blocks = await eraseBlocks(user);
       const mail = await deps.mail.eraseUser(user);
+      const push = await deps.push?.eraseUser(user);
       const [directory, preferences, erased] = await Promise.all([
         deps.directory.delete(user),
         deps.preferences.delete(user),
@@ -134,6 +141,7 @@ export function createUserErasure(deps: UserErasureDeps): UserErasure {
       ]);
       // Again: a delivery written until the store erased the stream may have queued mail.
       const late = await deps.mail.eraseUser(user);
+      const latePush = await deps.push?.eraseUser(user);
       return {
         directory,
         preferences,
@@ -144,6 +152,8 @@ export function createUserErasure(deps: UserErasureDeps): UserErasure {
         blocks,
         mailTasks: mail.tasks + late.tasks,
         digestItems: mail.digestItems + late.digestItems,
+        pushSubscriptions: (push?.subscriptions ?? 0) + (latePush?.subscriptions ?? 0),
+        pushTasks: (push?.tasks ?? 0) + (latePush?.tasks ?? 0),
       };
     },
   };

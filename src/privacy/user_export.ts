@@ -6,12 +6,13 @@
  * {@linkcode EXPORT_PAGE} items (with their envelopes) at a time, and the messages the
  * user wrote one history page of {@linkcode EXPORT_PAGE} messages at a time, each page
  * written out before the next is read. The other parts (directory entry, preferences,
- * pending acks, conversations, blocks, queued mail) are read whole: they grow with what
+ * pending acks, conversations, blocks, queued mail, push subscriptions) are read whole: they grow with what
  * the user does, not with what they receive.
  */
 
 import type { Directory } from "../directory/directory.ts";
 import type { MailQueue } from "../mail/mail_queue.ts";
+import type { PushStore } from "../push/push_store.ts";
 import type { ConversationListing, ConversationStore } from "../messaging/conversation_store.ts";
 import { messageView } from "../messaging/message_view.ts";
 import type { PreferencesStore } from "../preferences/preferences_store.ts";
@@ -38,6 +39,8 @@ export interface UserExportDeps {
     & Pick<DeliveryStore, "listPending">;
   conversations: Pick<ConversationStore, "listForUser" | "history" | "blocksOf" | "blockersOf">;
   mail: Pick<MailQueue, "ofUser">;
+  /** Push subscriptions and queued pushes; absent when Web Push is off. */
+  push?: Pick<PushStore, "ofUser">;
   /** Items or messages per page; {@linkcode EXPORT_PAGE} by default. */
   pageSize?: number;
   now?: () => number;
@@ -181,9 +184,18 @@ export function createUserExport(deps: UserExportDeps): UserExport {
         dead_letters: mail.deadLetters.map((d) => ({ ...d, at: iso(d.at) })),
       })
     }`;
-    // Web Push subscriptions are not kept yet: the part is there, empty, so the
-    // document's shape does not change when they are.
-    yield `,"push_subscriptions":[]}`;
+    const push = await deps.push?.ofUser(user);
+    yield `,"push_subscriptions":${
+      json((push?.subscriptions ?? []).map((s) => ({
+        id: s.id,
+        endpoint: s.endpoint,
+        keys: s.keys,
+        created_at: iso(s.createdAt),
+      })))
+    }`;
+    yield `,"push_tasks":${
+      json((push?.tasks ?? []).map(({ dueAt, task }) => ({ due_at: iso(dueAt), ...task })))
+    }}`;
   }
 
   return {

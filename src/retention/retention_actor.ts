@@ -4,6 +4,7 @@
  */
 
 import { createActor, fromPromise } from "xstate";
+import { RETENTION_KINDS } from "../store/store.ts";
 import type { ActorTimer, Registry } from "../../actors/registry.ts";
 import {
   type RetentionContext,
@@ -62,4 +63,24 @@ export function defineRetentionActor(deps: RetentionActorDeps): void {
     restart: () => true,
     timers: retentionTimers,
   });
+}
+
+/**
+ * The sweeper's settings for `periods` swept every `sweepMs`: every kind in the store's
+ * order, 200 records a batch with a 50 ms pause, the first round within 30 s of start and a
+ * failed round retried within a minute.
+ */
+export function retentionSettings(
+  periods: RetentionSettings["periods"],
+  sweepMs: number,
+): RetentionSettings {
+  return {
+    periods,
+    order: RETENTION_KINDS,
+    sweepMs,
+    firstRoundMs: Math.min(sweepMs, 30_000),
+    batchSize: 200,
+    pauseMs: 50,
+    retryMs: Math.min(sweepMs, 60_000),
+  };
 }

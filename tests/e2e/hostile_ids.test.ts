@@ -531,3 +531,44 @@ Deno.test("every WebSocket frame that carries an id takes a hostile one, as targ
     await server.close();
   }
 });
+
+Deno.test("push subscriptions take hostile users and endpoints, and refuse oversized ones, without a 5xx", async () => {
+  const server = await startServer(ENV);
+  try {
+    const keys = {
+      p256dh:
+        "BLc4xRzKlKORKWlbdgFaBrrPK3ydWAHo4M0gs0i1oEKgPpWC5cW8OCzVrOQRv-1npXRWk8udnW3oYhIO4475rds",
+      auth: "5I2Bu2oKdyy9CwL8QVF0NQ",
+    };
+    for (const raw of [...HOSTILE, TOO_LONG, HUGE]) {
+      const endpoint = `https://fcm.googleapis.com/fcm/send/${seg(raw)}`;
+      // The user is the hostile one: a subscription of their own, then gone again.
+      if (raw !== TOO_LONG && raw !== HUGE) {
+        const own = { bearer: await server.token(raw) };
+        const fine = "https://fcm.googleapis.com/fcm/send/ok";
+        const added = await server.request("/v1/me/push-subscriptions", {
+          ...own,
+          body: { endpoint: fine, keys },
+        });
+        assert.equal(added.status, 201, `${raw.slice(0, 40)}: ${JSON.stringify(added.body)}`);
+        const removed = await server.request("/v1/me/push-subscriptions", {
+          method: "DELETE",
+          ...own,
+          body: { endpoint: fine },
+        });
+        assert.deepEqual(removed.body, { removed: true }, raw.slice(0, 40));
+      }
+      // The endpoint is the hostile one.
+      const bearer = await server.token("ana");
+      const calls: [string, unknown][] = [["POST", { endpoint, keys }], ["DELETE", { endpoint }]];
+      for (const [method, body] of calls) {
+        const res = await server.request("/v1/me/push-subscriptions", { method, bearer, body });
+        assertNot5xx(res, `${method} push subscription ${endpoint.slice(0, 80)}`);
+        if (raw === HUGE) assert.equal(res.status, 400, `${method}: ${res.status}`);
+      }
+    }
+    await assertStillServing(server);
+  } finally {
+    await server.close();
+  }
+});
