@@ -167,3 +167,10 @@ export const blockedByKey = (blocked: string, blocker: string) =>
 export const blockedByPrefix = (blocked: string) => ["blocked_by", blocked] as const;
 /** The structures a user's credentials last carried (for the same-structure policy). */
 export const userStructuresKey = (user: string) => ["user_structures", user] as const;
+
+// ---- Cluster: actor leases ----
+
+/** The holder entry of an actor's lease. */
+export const leaseHolderKey = (kind: string, id: string) => ["lease", "holder", kind, id] as const;
+/** The token entry of an actor's lease: the fence. */
+export const leaseTokenKey = (kind: string, id: string) => ["lease", "token", kind, id] as const;
