@@ -8,6 +8,7 @@ import type { AppDeps } from "../../src/app/app.ts";
 import { createIngest, INGEST_PUBLISHER, type IngestState } from "../../src/ingest/ingest.ts";
 import { createRedisChangeStream } from "../../src/ingest/redis_change_stream.ts";
 import { parseRules } from "../../src/ingest/rules.ts";
+import { ACTIVITY_RULE, CHANGE as change } from "../_support/ingest.ts";
 import { skipWithoutRedis, startRedis, type TestRedis } from "../_support/redis.ts";
 import {
   envelope,
@@ -19,20 +20,6 @@ import {
 import type { Frame } from "../_support/ws_client.ts";
 
 const ignore = skipWithoutRedis();
-const fixture = JSON.parse(
-  await Deno.readTextFile(new URL("../fixtures/debezium-change-event.json", import.meta.url)),
-);
-const change = fixture.value;
-
-const ACTIVITY_RULE = {
-  table: "public.activity",
-  source: "activities",
-  topic: "activity.changed",
-  key: ["id"],
-  audience: { type: "FORMATION", column: "program_id" },
-  columns: ["id", "title", "status"],
-  collapse_key: "activity:{id}",
-};
 const OWNER_RULE = {
   table: "public.activity",
   type: "NOTIFICATION",
@@ -88,6 +75,31 @@ async function setup(rules: unknown[]) {
   };
 }
 
+/** Runs `fn` with a stream set up for `rules` and a server ingesting it; closes both. */
+async function withIngest(
+  rules: unknown[],
+  fn: (s: Awaited<ReturnType<typeof setup>>, server: TestServer) => Promise<void>,
+) {
+  const s = await setup(rules);
+  const server = await startServer(s.env());
+  try {
+    await fn(s, server);
+  } finally {
+    await server.close();
+    await s.close();
+  }
+}
+
+/** Sets a SYSTEM kill switch of `features` through the admin API. */
+async function switchOff(server: TestServer, features: string[], reason: string) {
+  const put = await server.request("/v1/admin/controls", {
+    method: "PUT",
+    apiKey: SERVICE_KEY,
+    body: { scope: { type: "SYSTEM" }, features, reason },
+  });
+  assert.ok(put.status === 200 || put.status === 201, JSON.stringify(put.body));
+}
+
 /** Waits until the server's ingest has created its group and reads. */
 async function ingestRunning(server: TestServer) {
   await eventually(async () => (await server.relais.ingest!.state()).status === "running");
@@ -109,9 +121,7 @@ Deno.test({
   name: "a Debezium change reaches the users its rule names with only the allowed columns",
   ignore,
   async fn() {
-    const s = await setup([ACTIVITY_RULE]);
-    const server = await startServer(s.env());
-    try {
+    await withIngest([ACTIVITY_RULE], async (s, server) => {
       await putUser(server, "alice", ["licence-info"]);
       await putUser(server, "bob", ["licence-info"]);
       await putUser(server, "carol", ["master-info"]);
@@ -144,10 +154,7 @@ Deno.test({
       );
       assert.deepEqual(early, []);
       await eventually(async () => (await server.relais.ingest!.state()).pending === 0);
-    } finally {
-      await server.close();
-      await s.close();
-    }
+    });
   },
 });
 
@@ -221,9 +228,7 @@ Deno.test({
   name: "malformed entries go to the dead-letter stream with their reason while good ones flow",
   ignore,
   async fn() {
-    const s = await setup([ACTIVITY_RULE]);
-    const server = await startServer(s.env());
-    try {
+    await withIngest([ACTIVITY_RULE], async (s, server) => {
       await putUser(server, "alice", ["licence-info"]);
       const alice = (await server.login("alice")).client;
       await ingestRunning(server);
@@ -291,10 +296,7 @@ Deno.test({
         apiKey: "test_publish_key_0123456789abcdef",
       });
       assert.equal(refused.status, 403);
-    } finally {
-      await server.close();
-      await s.close();
-    }
+    });
   },
 });
 
@@ -400,16 +402,9 @@ Deno.test({
   name: "a system-wide kill switch of the events' feature drops ingested changes and acks them",
   ignore,
   async fn() {
-    const s = await setup([ACTIVITY_RULE]);
-    const server = await startServer(s.env());
-    try {
+    await withIngest([ACTIVITY_RULE], async (s, server) => {
       await ingestRunning(server);
-      const put = await server.request("/v1/admin/controls", {
-        method: "PUT",
-        apiKey: SERVICE_KEY,
-        body: { scope: { type: "SYSTEM" }, features: ["realtime"], reason: "Incident" },
-      });
-      assert.ok(put.status === 200 || put.status === 201, JSON.stringify(put.body));
+      await switchOff(server, ["realtime"], "Incident");
       await s.add(change);
       await eventually(async () => {
         const state = await server.relais.ingest!.state();
@@ -418,10 +413,7 @@ Deno.test({
       const state = await server.relais.ingest!.state();
       assert.equal(state.counts.entries.published, 0);
       assert.equal(state.counts.events, 0);
-    } finally {
-      await server.close();
-      await s.close();
-    }
+    });
   },
 });
 
@@ -429,18 +421,11 @@ Deno.test({
   name: "the system-wide ingest switch pauses the reading: changes wait in the stream, then flow",
   ignore,
   async fn() {
-    const s = await setup([ACTIVITY_RULE]);
-    const server = await startServer(s.env());
-    try {
+    await withIngest([ACTIVITY_RULE], async (s, server) => {
       await ingestRunning(server);
       await putUser(server, "alice", ["licence-info"]);
       const { client } = await server.login("alice");
-      const off = await server.request("/v1/admin/controls", {
-        method: "PUT",
-        apiKey: SERVICE_KEY,
-        body: { scope: { type: "SYSTEM" }, features: ["ingest"], reason: "Replaying the CDC" },
-      });
-      assert.ok(off.status === 200 || off.status === 201, JSON.stringify(off.body));
+      await switchOff(server, ["ingest"], "Replaying the CDC");
       await eventually(async () => (await server.relais.ingest!.state()).status === "paused");
       await s.add(activityChange(900, 7, { title: "pendant la pause" }));
       // The entry waits unread in the stream: the group has not taken it.
@@ -456,10 +441,7 @@ Deno.test({
       const event = await client.next(isActivity);
       assert.equal(event.envelope.payload.after.title, "pendant la pause");
       assert.equal((await server.relais.ingest!.state()).counts.entries.published, 1);
-    } finally {
-      await server.close();
-      await s.close();
-    }
+    });
   },
 });
 

@@ -10,6 +10,7 @@
 
 import assert from "node:assert/strict";
 import { envelope, eventually, startServer, type TestServer } from "../_support/server.ts";
+import { clientTextFrame, frameReader } from "../_support/raw_ws.ts";
 import type { TestClient } from "../_support/ws_client.ts";
 
 const FAST_USERS = ["fast-1", "fast-2", "fast-3", "fast-4"];
@@ -19,52 +20,6 @@ const STALLED_EVENTS = 240;
 const BUFFER_CAP = 1024 * 1024;
 
 const encoder = new TextEncoder();
-
-/** A client text frame, masked as RFC 6455 requires of clients. */
-function clientTextFrame(text: string): Uint8Array {
-  const data = encoder.encode(text);
-  const mask = crypto.getRandomValues(new Uint8Array(4));
-  const header = data.length < 126
-    ? [0x81, 0x80 | data.length]
-    : [0x81, 0x80 | 126, data.length >> 8, data.length & 0xff];
-  const out = new Uint8Array(header.length + 4 + data.length);
-  out.set(header, 0);
-  out.set(mask, header.length);
-  for (let i = 0; i < data.length; i++) out[header.length + 4 + i] = data[i] ^ mask[i % 4];
-  return out;
-}
-
-/** Parses server frames (unmasked) as bytes stream in, until a close frame. */
-function closeFrameReader() {
-  let buffer = new Uint8Array(0);
-  return {
-    /** Adds bytes; returns the close code once the close frame has arrived. */
-    push(bytes: Uint8Array): number | undefined {
-      const next = new Uint8Array(buffer.length + bytes.length);
-      next.set(buffer);
-      next.set(bytes, buffer.length);
-      buffer = next;
-      while (buffer.length >= 2) {
-        const opcode = buffer[0] & 0x0f;
-        let length = buffer[1] & 0x7f;
-        let header = 2;
-        if (length === 126) {
-          if (buffer.length < 4) return undefined;
-          length = (buffer[2] << 8) | buffer[3];
-          header = 4;
-        } else if (length === 127) {
-          if (buffer.length < 10) return undefined;
-          length = Number(new DataView(buffer.buffer, 2, 8).getBigUint64(0));
-          header = 10;
-        }
-        if (buffer.length < header + length) return undefined;
-        if (opcode === 0x8) return (buffer[header] << 8) | buffer[header + 1];
-        buffer = buffer.slice(header + length);
-      }
-      return undefined;
-    },
-  };
-}
 
 /** Connects, says hello, then never reads: returns a function that drains it afterwards. */
 async function stallingClient(server: TestServer, user: string) {
@@ -90,7 +45,7 @@ async function stallingClient(server: TestServer, user: string) {
     },
     /** Reads what the server still sends until its close frame; the close code. */
     async drain(): Promise<number | undefined> {
-      const frames = closeFrameReader();
+      const frames = frameReader();
       const buf = new Uint8Array(1 << 20);
       const deadline = Date.now() + 20_000;
       try {
@@ -102,8 +57,8 @@ async function stallingClient(server: TestServer, user: string) {
           ]);
           clearTimeout(timer);
           if (read === null) return undefined;
-          const code = frames.push(buf.subarray(0, read));
-          if (code !== undefined) return code;
+          const code = frames.push(buf.subarray(0, read)).find((f) => f.close !== undefined);
+          if (code) return code.close;
         }
         return undefined;
       } finally {

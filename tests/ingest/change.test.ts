@@ -1,19 +1,9 @@
 import assert from "node:assert/strict";
 import { changeToEvents, type Outcome } from "../../src/ingest/change.ts";
 import { parseRules, rulesByTable } from "../../src/ingest/rules.ts";
+import { ACTIVITY_RULE, CHANGE } from "../_support/ingest.ts";
 
-const fixture = JSON.parse(
-  await Deno.readTextFile(new URL("../fixtures/debezium-change-event.json", import.meta.url)),
-);
-const base = {
-  table: "public.activity",
-  source: "activities",
-  topic: "activity.changed",
-  key: ["id"],
-  audience: { type: "FORMATION", column: "program_id" },
-  columns: ["id", "title", "status"],
-  collapse_key: "activity:{id}",
-};
+const base = ACTIVITY_RULE;
 const rules = rulesByTable(parseRules(JSON.stringify({
   rules: [base, { ...base, type: "NOTIFICATION", audience: { type: "USER", column: "owner_id" } }],
 })));
@@ -29,7 +19,7 @@ function events(outcome: Outcome) {
 
 Deno.test("a Debezium update becomes one event per rule with only the allowed columns", async () => {
   const [realtime, notification] = events(
-    await changeToEvents(entry(fixture.value), "1-0", rules),
+    await changeToEvents(entry(CHANGE), "1-0", rules),
   );
   assert.equal(realtime.rule, 0);
   assert.deepEqual(realtime.envelope.metadata.type, "REALTIME");
@@ -53,9 +43,9 @@ Deno.test("a Debezium update becomes one event per rule with only the allowed co
 });
 
 Deno.test("the event id is derived from the change's position, table, key and rule", async () => {
-  const first = events(await changeToEvents(entry(fixture.value), "1-0", rules));
+  const first = events(await changeToEvents(entry(CHANGE), "1-0", rules));
   // The same change written again under another entry id: the same ids.
-  const again = events(await changeToEvents(entry(fixture.value), "7-0", rules));
+  const again = events(await changeToEvents(entry(CHANGE), "7-0", rules));
   assert.deepEqual(
     again.map((e) => e.envelope.metadata.id),
     first.map((e) => e.envelope.metadata.id),
@@ -64,7 +54,7 @@ Deno.test("the event id is derived from the change's position, table, key and ru
     first[0].envelope.metadata.id,
     /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
   );
-  const later = { ...fixture.value, source: { ...fixture.value.source, lsn: 33554500 } };
+  const later = { ...CHANGE, source: { ...CHANGE.source, lsn: 33554500 } };
   const other = events(await changeToEvents(entry(later), "1-0", rules));
   assert.notEqual(other[0].envelope.metadata.id, first[0].envelope.metadata.id);
 });
@@ -73,10 +63,10 @@ Deno.test("Debezium operations map to create, update and delete", async () => {
   const ops = new Map([["c", "create"], ["u", "update"], ["d", "delete"], ["r", "create"]]);
   for (const [op, operation] of ops) {
     const value = {
-      ...fixture.value,
+      ...CHANGE,
       op,
-      before: op === "c" || op === "r" ? null : fixture.value.before,
-      after: op === "d" ? null : fixture.value.after,
+      before: op === "c" || op === "r" ? null : CHANGE.before,
+      after: op === "d" ? null : CHANGE.after,
     };
     const [event] = events(await changeToEvents(entry(value), "1-0", rules));
     assert.equal(event.envelope.metadata.operation, operation, op);
@@ -98,7 +88,7 @@ Deno.test("tombstones, heartbeats and truncates are skipped", async () => {
     kind: "skip",
     reason: "heartbeat",
   });
-  const truncate = { ...fixture.value, op: "t", before: null, after: null };
+  const truncate = { ...CHANGE, op: "t", before: null, after: null };
   assert.deepEqual(await changeToEvents(entry(truncate), "1-0", rules), {
     kind: "skip",
     reason: "operation",
@@ -112,18 +102,18 @@ Deno.test("entries that cannot become events say why", async () => {
   };
   assert.equal(await reason([["data", "{not json"]]), "invalid_json");
   assert.equal(await reason([["payload", "{}"]]), "no_data");
-  const skill = { ...fixture.value, source: { ...fixture.value.source, table: "skill" } };
+  const skill = { ...CHANGE, source: { ...CHANGE.source, table: "skill" } };
   assert.equal(await reason(entry(skill)), "no_rule");
-  const { id: _, ...noId } = fixture.value.after;
-  assert.equal(await reason(entry({ ...fixture.value, after: noId })), "missing_key");
-  const nobody = { ...fixture.value.after, program_id: null, owner_id: "" };
-  assert.equal(await reason(entry({ ...fixture.value, after: nobody })), "empty_audience");
-  const big = { ...fixture.value.after, title: "x".repeat(70_000) };
-  assert.equal(await reason(entry({ ...fixture.value, after: big })), "payload_too_large");
-  assert.equal(await reason(entry({ ...fixture.value, op: 3 })), "invalid_change");
+  const { id: _, ...noId } = CHANGE.after;
+  assert.equal(await reason(entry({ ...CHANGE, after: noId })), "missing_key");
+  const nobody = { ...CHANGE.after, program_id: null, owner_id: "" };
+  assert.equal(await reason(entry({ ...CHANGE, after: nobody })), "empty_audience");
+  const big = { ...CHANGE.after, title: "x".repeat(70_000) };
+  assert.equal(await reason(entry({ ...CHANGE, after: big })), "payload_too_large");
+  assert.equal(await reason(entry({ ...CHANGE, op: 3 })), "invalid_change");
 });
 
 Deno.test("a change with the converter's schema part is read from its payload", async () => {
-  const wrapped = { schema: { type: "struct" }, payload: fixture.value };
+  const wrapped = { schema: { type: "struct" }, payload: CHANGE };
   assert.equal(events(await changeToEvents(entry(wrapped), "1-0", rules)).length, 2);
 });

@@ -1,15 +1,8 @@
 import assert from "node:assert/strict";
 import { IngestRulesError, parseRules } from "../../src/ingest/rules.ts";
+import { ACTIVITY_RULE } from "../_support/ingest.ts";
 
-const activity = {
-  table: "public.activity",
-  source: "activities",
-  topic: "activity.changed",
-  key: ["id"],
-  audience: { type: "FORMATION", column: "program_id" },
-  columns: ["id", "title", "status"],
-  collapse_key: "activity:{id}",
-};
+const activity = ACTIVITY_RULE;
 
 function rejects(rules: unknown, expected: RegExp) {
   assert.throws(
