@@ -231,12 +231,6 @@ export function createPagesRoutes(deps: PagesRoutesDeps) {
       "/demo/conversations",
       undocumented(),
       requireUser(demo),
-      (_c, next) => {
-        if (!demo.createConversation) {
-          throw new AppError("not_found", "Messaging is not enabled on this server");
-        }
-        return next();
-      },
       jsonBody(DemoConversationSchema, { maxBytes: 1024, what: "body" }),
       async (c) => {
         const body = c.req.valid("json");
@@ -245,7 +239,7 @@ export function createPagesRoutes(deps: PagesRoutesDeps) {
             details: [{ path: "with", message: "expected another demo user" }],
           });
         }
-        return c.json(await demo.createConversation!([c.var.user.id, body.with]));
+        return c.json(await demo.createConversation([c.var.user.id, body.with]));
       },
     );
 }

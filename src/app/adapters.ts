@@ -235,9 +235,8 @@ export function createAdapters(config: Config, opened: Deno.Kv | undefined): Ada
   // First: a bad rules file stops start-up before any other connection is opened.
   const ingest = ingestOf(config);
   const kv = storeKvOf(config, opened);
-  const store = pick<Store>("store", "kv", {
-    kv: () => createKvStore(kv, { recentWindowMs: config.delivery.recentWindowMs }),
-  });
+  // The store's kind picked the database (`storeKvOf`): every adapter is built on it.
+  const store = createKvStore(kv, { recentWindowMs: config.delivery.recentWindowMs });
   return {
     store,
     directory: createKvDirectory(kv),

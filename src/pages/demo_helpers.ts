@@ -15,7 +15,7 @@ export interface DemoHelpers {
   /** Publishes an envelope as a backend would. */
   publish(envelope: Envelope): Promise<unknown>;
   /** Creates (or finds) the 1:1 conversation of two users, as a backend would. */
-  createConversation?(members: [string, string]): Promise<{ id: string }>;
+  createConversation(members: [string, string]): Promise<{ id: string }>;
 }
 
 /** The helpers, on the app's own services. */

@@ -1,7 +1,8 @@
 /** The Deno KV adapter of the push store. */
 
 import { deleteAll } from "../store/kv/_commit.ts";
-import * as keys from "./_keys.ts";
+import * as keys from "../store/keys.ts";
+import { getManyEntries } from "../store/kv_reads.ts";
 import type { PushStore, PushTask, QueuedPush, VapidKeys } from "./push_store.ts";
 import type { PushSubscriptionRecord } from "./subscription.ts";
 
@@ -14,22 +15,22 @@ function toQueued(entry: Deno.KvEntry<PushTask>): QueuedPush {
 
 /** Creates the push store on an open Deno KV handle. */
 export function createKvPushStore(kv: Deno.Kv): PushStore {
-  const taskKeyOf = (entry: QueuedPush) => keys.taskKey(entry.dueAt, entry.task.id);
+  const taskKeyOf = (entry: QueuedPush) => keys.pushTaskKey(entry.dueAt, entry.task.id);
   const checkOf = (entry: QueuedPush) => ({ key: taskKeyOf(entry), versionstamp: entry.version });
 
   async function subscriptionsOf(user: string) {
     const out: Deno.KvEntry<PushSubscriptionRecord>[] = [];
-    const iter = kv.list<PushSubscriptionRecord>({ prefix: keys.subscriptionPrefix(user) });
+    const iter = kv.list<PushSubscriptionRecord>({ prefix: keys.pushSubscriptionPrefix(user) });
     for await (const entry of iter) out.push(entry);
     return out.sort((a, b) => a.value.createdAt - b.value.createdAt);
   }
 
   async function tasksOf(user: string) {
     const index: Deno.KvEntry<number>[] = [];
-    for await (const e of kv.list<number>({ prefix: keys.userTaskPrefix(user) })) index.push(e);
+    for await (const e of kv.list<number>({ prefix: keys.pushUserTaskPrefix(user) })) index.push(e);
     const tasks: QueuedPush[] = [];
     for (const e of index) {
-      const task = await kv.get<PushTask>(keys.taskKey(e.value, e.key[2] as string));
+      const task = await kv.get<PushTask>(keys.pushTaskKey(e.value, e.key[2] as string));
       if (task.value) tasks.push(toQueued(task as Deno.KvEntry<PushTask>));
     }
     return { index, tasks: tasks.sort((a, b) => a.dueAt - b.dueAt) };
@@ -46,19 +47,34 @@ export function createKvPushStore(kv: Deno.Kv): PushStore {
         for (const e of others.slice(0, Math.max(0, others.length - (max - 1)))) {
           op.delete(e.key);
         }
-        op.set(keys.subscriptionKey(user, subscription.id), subscription);
+        op.set(keys.pushSubscriptionKey(user, subscription.id), subscription);
+        op.set(keys.pushUserKey(user), true);
         if ((await op.commit()).ok) return;
       }
       throw new Error(`Cannot save a push subscription of "${user}": too many concurrent changes`);
     },
     async removeSubscription(user, id) {
-      const key = keys.subscriptionKey(user, id);
-      const entry = await kv.get(key);
-      if (entry.value === null) return false;
-      return (await kv.atomic().check(entry).delete(key).commit()).ok;
+      for (let attempt = 0; attempt < 10; attempt++) {
+        const current = await subscriptionsOf(user);
+        const entry = current.find((e) => e.value.id === id);
+        if (!entry) return false;
+        // Checked against every subscription listed: the last one out takes the marker.
+        const op = kv.atomic();
+        for (const e of current) op.check(e);
+        op.delete(entry.key);
+        if (current.length === 1) op.delete(keys.pushUserKey(user));
+        if ((await op.commit()).ok) return true;
+      }
+      throw new Error(
+        `Cannot remove a push subscription of "${user}": too many concurrent changes`,
+      );
+    },
+    async withSubscriptions(users) {
+      const markers = await getManyEntries<boolean>(kv, users.map((u) => keys.pushUserKey(u)));
+      return new Set(users.filter((_, i) => markers[i].value !== null));
     },
     async getSubscription(user, id) {
-      return (await kv.get<PushSubscriptionRecord>(keys.subscriptionKey(user, id))).value ??
+      return (await kv.get<PushSubscriptionRecord>(keys.pushSubscriptionKey(user, id))).value ??
         undefined;
     },
     async listSubscriptions(user) {
@@ -68,8 +84,8 @@ export function createKvPushStore(kv: Deno.Kv): PushStore {
       for (let i = 0; i < tasks.length; i += ADD_CHUNK) {
         const op = kv.atomic();
         for (const task of tasks.slice(i, i + ADD_CHUNK)) {
-          op.set(keys.taskKey(dueAt, task.id), task)
-            .set(keys.userTaskKey(task.user, task.id), dueAt);
+          op.set(keys.pushTaskKey(dueAt, task.id), task)
+            .set(keys.pushUserTaskKey(task.user, task.id), dueAt);
         }
         const result = await op.commit();
         if (!result.ok) throw new Error("Cannot queue pushes: the commit failed");
@@ -78,42 +94,44 @@ export function createKvPushStore(kv: Deno.Kv): PushStore {
     async due(now, limit) {
       const out: QueuedPush[] = [];
       const iter = kv.list<PushTask>({
-        start: keys.taskKey(0, ""),
-        end: keys.taskKey(now + 1, ""),
+        start: keys.pushTaskKey(0, ""),
+        end: keys.pushTaskKey(now + 1, ""),
       }, { limit });
       for await (const entry of iter) out.push(toQueued(entry));
       return out;
     },
     async nextDueAt() {
-      for await (const entry of kv.list<PushTask>({ prefix: keys.taskPrefix() }, { limit: 1 })) {
+      for await (
+        const entry of kv.list<PushTask>({ prefix: keys.pushTaskPrefix() }, { limit: 1 })
+      ) {
         return entry.key[1] as number;
       }
       return undefined;
     },
     async depth(max = 100_000) {
       let n = 0;
-      for await (const _ of kv.list({ prefix: keys.taskPrefix() }, { limit: max })) n++;
+      for await (const _ of kv.list({ prefix: keys.pushTaskPrefix() }, { limit: max })) n++;
       return n;
     },
     async complete(entry) {
       const op = kv.atomic().check(checkOf(entry)).delete(taskKeyOf(entry))
-        .delete(keys.userTaskKey(entry.task.user, entry.task.id));
+        .delete(keys.pushUserTaskKey(entry.task.user, entry.task.id));
       return (await op.commit()).ok;
     },
     async reschedule(entry, dueAt, task) {
       const op = kv.atomic().check(checkOf(entry)).delete(taskKeyOf(entry))
-        .set(keys.taskKey(dueAt, task.id), task)
-        .set(keys.userTaskKey(task.user, task.id), dueAt);
+        .set(keys.pushTaskKey(dueAt, task.id), task)
+        .set(keys.pushUserTaskKey(task.user, task.id), dueAt);
       return (await op.commit()).ok;
     },
     async getVapidKeys() {
-      return (await kv.get<VapidKeys>(keys.vapidKey())).value ?? undefined;
+      return (await kv.get<VapidKeys>(keys.pushVapidKey())).value ?? undefined;
     },
     async saveVapidKeys(vapid) {
-      const saved = await kv.atomic().check({ key: keys.vapidKey(), versionstamp: null })
-        .set(keys.vapidKey(), vapid).commit();
+      const saved = await kv.atomic().check({ key: keys.pushVapidKey(), versionstamp: null })
+        .set(keys.pushVapidKey(), vapid).commit();
       if (saved.ok) return vapid;
-      const current = await kv.get<VapidKeys>(keys.vapidKey());
+      const current = await kv.get<VapidKeys>(keys.pushVapidKey());
       return current.value ?? vapid;
     },
     async ofUser(user) {
@@ -126,6 +144,7 @@ export function createKvPushStore(kv: Deno.Kv): PushStore {
         tasksOf(user),
       ]);
       await deleteAll(kv, [
+        keys.pushUserKey(user),
         ...subscriptions.map((e) => e.key),
         ...index.map((e) => e.key),
         ...tasks.map((t) => taskKeyOf(t)),

@@ -52,6 +52,8 @@ export interface PushStore {
   getSubscription(user: string, id: string): Promise<PushSubscriptionRecord | undefined>;
   /** The user's subscriptions, oldest first. */
   listSubscriptions(user: string): Promise<PushSubscriptionRecord[]>;
+  /** Which of `users` have at least one subscription (one read per ten users). */
+  withSubscriptions(users: string[]): Promise<Set<string>>;
 
   /** Queues tasks, all due at `dueAt`. */
   add(dueAt: number, tasks: PushTask[]): Promise<void>;

@@ -174,3 +174,22 @@ export const userStructuresKey = (user: string) => ["user_structures", user] as 
 export const leaseHolderKey = (kind: string, id: string) => ["lease", "holder", kind, id] as const;
 /** The token entry of an actor's lease: the fence. */
 export const leaseTokenKey = (kind: string, id: string) => ["lease", "token", kind, id] as const;
+
+// ---- Web Push: subscriptions, the queue and the VAPID keys of development ----
+
+/** A user's push subscription. */
+export const pushSubscriptionKey = (user: string, id: string) => ["push_sub", user, id] as const;
+/** Every subscription of a user. */
+export const pushSubscriptionPrefix = (user: string) => ["push_sub", user] as const;
+/** A queued task, ordered by due time. */
+export const pushTaskKey = (dueAt: number, id: string) => ["push_task", dueAt, id] as const;
+/** Every queued task. */
+export const pushTaskPrefix = () => ["push_task"] as const;
+/** A user's queued task → its due time, so a user's tasks are found without a scan. */
+export const pushUserTaskKey = (user: string, id: string) => ["push_task_user", user, id] as const;
+/** Every queued task of a user. */
+export const pushUserTaskPrefix = (user: string) => ["push_task_user", user] as const;
+/** The VAPID keys generated in development. */
+export const pushVapidKey = () => ["push_vapid"] as const;
+/** Present while a user has at least one subscription: fan-outs skip everyone else at once. */
+export const pushUserKey = (user: string) => ["push_user", user] as const;
