@@ -284,7 +284,8 @@ Deno.test({
     const server = await startServer();
     try {
       const client = await connect(server.wsUrl);
-      client.send({ type: "hello", token: await server.token("ana", { ttlSeconds: 1 }) });
+      // Measures time: a 2-second token lives 1 to 2 s (its expiry is in whole seconds).
+      client.send({ type: "hello", token: await server.token("ana", { ttlSeconds: 2 }) });
       await client.next((f) => f.type === "welcome");
       const closed = await client.closed;
       assert.equal(closed.code, 4001);

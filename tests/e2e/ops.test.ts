@@ -77,11 +77,13 @@ Deno.test("health, readiness, metrics and the OpenAPI document answer", async ()
 Deno.test("a token expiring during a live connection ends it with 4001 unless refreshed", async () => {
   const server = await startServer();
   try {
+    // Measures time: a token's expiry is whole seconds from a whole-second issue time, so a
+    // 2-second token lives 1 to 2 s (a 1-second one could be expired before its hello).
     const short = await server.login("camille", {
-      token: await server.token("camille", { ttlSeconds: 1 }),
+      token: await server.token("camille", { ttlSeconds: 2 }),
     });
     const refreshed = await server.login("yanis", {
-      token: await server.token("yanis", { ttlSeconds: 1 }),
+      token: await server.token("yanis", { ttlSeconds: 2 }),
     });
     refreshed.client.send({ type: "hello", token: await server.token("yanis") });
     const closed = await short.client.closed;
