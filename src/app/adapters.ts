@@ -47,6 +47,8 @@ import { connectRedisKv } from "../store/redis_kv/redis_kv.ts";
 import type { Store } from "../store/store.ts";
 import { type Bus, createLocalBus } from "../cluster/bus.ts";
 import { createRedisBus } from "../cluster/redis_bus.ts";
+import { type ClusterEpoch, createClusterEpoch } from "../cluster/cluster_epoch.ts";
+import { createLeases, type Leases } from "../cluster/leases.ts";
 
 /** The adapters relais is built from. */
 export interface Adapters {
@@ -67,7 +69,18 @@ export interface Adapters {
   push?: PushStore;
   /** What the nodes tell each other: in-process alone, on Redis in cluster mode. */
   bus: Bus;
+  /** Cluster mode only: leases of the actors with one owner, and the streams' epoch. */
+  cluster?: ClusterPort;
 }
+
+/** What only cluster mode has: the nodes share the store and agree through it. */
+export interface ClusterPort {
+  leases: Leases;
+  epoch: ClusterEpoch;
+}
+
+/** How long an actor's lease lives without a renewal, in cluster mode. */
+export const LEASE_TTL_MS = 5_000;
 
 /** The ingest's adapter: the change stream, its group, and the rules that read it. */
 export interface IngestPort {
@@ -231,7 +244,10 @@ export function busOf(
  * Every adapter, on the open Deno KV database `opened` (which the `redis` store does not
  * need) and what `config` names.
  */
-export function createAdapters(config: Config, opened: Deno.Kv | undefined): Adapters {
+export function createAdapters(given: Config, opened: Deno.Kv | undefined): Adapters {
+  // One name for this node everywhere: the bus, the leases and the ingest's consumer.
+  const node = given.nodeId ?? defaultNodeId();
+  const config: Config = { ...given, nodeId: node };
   // First: a bad rules file stops start-up before any other connection is opened.
   const ingest = ingestOf(config);
   const kv = storeKvOf(config, opened);
@@ -249,5 +265,13 @@ export function createAdapters(config: Config, opened: Deno.Kv | undefined): Ada
     ...(ingest ? { ingest } : {}),
     push: createKvPushStore(kv),
     bus: busOf(config),
+    ...(config.store === "redis"
+      ? {
+        cluster: {
+          leases: createLeases(kv, { node, ttlMs: LEASE_TTL_MS }),
+          epoch: createClusterEpoch(kv),
+        },
+      }
+      : {}),
   };
 }

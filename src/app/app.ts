@@ -95,6 +95,7 @@ export function createApp(deps: AppDeps): Relais {
       await services.recorder.close();
       deps.mailTransport.close();
       services.controls.stop();
+      services.presence?.stop();
       await deps.bus.close();
       await services.limits.limiter.close();
     },
@@ -107,6 +108,8 @@ export function createApp(deps: AppDeps): Relais {
  */
 async function startServices(services: Services): Promise<void> {
   const log = getLog("app");
+  // Cluster mode: every stream's epoch comes from the store before anyone connects.
+  await services.adapters.cluster?.epoch.load();
   await services.controls.start();
   const resumed = await services.publisher.resumeUnfinished();
   if (resumed > 0) log.info("Resumed unfinished fan-outs", { count: resumed });

@@ -59,7 +59,9 @@ import { createSseStreams, type SseStreams } from "../realtime/sse_streams.ts";
 import { createWsProtocol, type WsProtocol } from "../realtime/ws_protocol.ts";
 import { createTracing, type Tracing } from "../tracing.ts";
 import { shareControls } from "../cluster/shared_controls.ts";
-import { type Adapters, defaultNodeId } from "./adapters.ts";
+import { createClusterDelivery, followStore } from "../cluster/cluster_delivery.ts";
+import { type ClusterPresence, createClusterPresence } from "../cluster/cluster_presence.ts";
+import type { Adapters } from "./adapters.ts";
 
 /** What the services are built from. */
 export interface ServicesDeps extends Adapters {
@@ -105,6 +107,8 @@ export interface Services {
   push?: PushServices;
   /** Traces of events and messages (`RELAIS_TRACES=on`); absent when off. */
   tracing?: Tracing;
+  /** Who is connected to any node: cluster mode only. */
+  presence?: ClusterPresence;
 }
 
 /** Wires the services and defines the actors (none is started here). */
@@ -123,6 +127,8 @@ export function createServices(deps: ServicesDeps): Services {
     // Both are declared below; the hub calls them only once connections exist.
     filter: (conn, frame) => guard.filter(conn, frame),
     onOverflow: (conn) => sessions.detach(conn.id),
+    // Cluster mode: every node hears who connects to this one.
+    onUser: (user, connected) => presence?.local(user, connected),
   });
   const recorder = createDeliveryRecorder(store, {
     intervalMs: 50,
@@ -166,18 +172,42 @@ export function createServices(deps: ServicesDeps): Services {
 
   // Every new item reaches a user through their stream head, which passes it on to their
   // actor in seq order (items of users without a head go straight to it).
+  // In cluster mode the store allocates every seq, and the heads put in order what the bus
+  // brings from every node.
+  const cluster = deps.cluster;
+  const presence = cluster
+    ? createClusterPresence({
+      bus: deps.bus,
+      connected: () => new Set(hub.all().map((c) => c.user)),
+      onError,
+    })
+    : undefined;
   const heads = createStreamHeads({
     store,
     release: (user, live) => userActors.deliver(user, live),
     recentWindowMs: config.delivery.recentWindowMs,
     onError,
+    ...(cluster
+      ? {
+        follow: followStore({
+          store,
+          renderItem: (item) => messaging.renderItem(item),
+          epoch: cluster.epoch.current,
+          recentWindowMs: config.delivery.recentWindowMs,
+        }),
+      }
+      : {}),
   });
-  const live = createLiveDelivery({
+  const localLive = createLiveDelivery({
     heads,
     registry,
     mailDue: (acceptedAt, urgent) =>
       notifyMailer(registry, acceptedAt + (urgent ? 0 : config.mailer.graceMs)),
   });
+  // What one node commits reaches the users every node holds.
+  const live = cluster
+    ? createClusterDelivery({ bus: deps.bus, local: localLive, onError })
+    : localLive;
   const userActors = defineUserActors({
     registry,
     store,
@@ -274,6 +304,7 @@ export function createServices(deps: ServicesDeps): Services {
       directory,
       preferences,
       hub,
+      ...(presence ? { isLive: presence.isOnline } : {}),
       controls,
       onGenerated: () => log.info("Generated the VAPID keys of development Web Push"),
       onError,
@@ -286,7 +317,8 @@ export function createServices(deps: ServicesDeps): Services {
       maxAudience: config.limits.maxAudience,
     }),
     syncFanoutLimit: 1000,
-    seqs: heads,
+    // In cluster mode the store allocates every seq and keeps every item, ephemeral ones too.
+    ...(cluster ? {} : { seqs: heads }),
     onError: (id, e) => onError(`Fan-out of event "${id}" failed`, e),
     plan: createFanoutPlans({ preferences, graceMs: config.mailer.graceMs }),
     deliverLive: push?.deliverLive ?? live.deliverBatch,
@@ -332,7 +364,7 @@ export function createServices(deps: ServicesDeps): Services {
     });
 
   const ops = createOpsServices({
-    node: config.nodeId ?? defaultNodeId(),
+    node: deps.bus.node,
     metrics,
     registry,
     hub,
@@ -383,5 +415,6 @@ export function createServices(deps: ServicesDeps): Services {
     ops,
     ...(tracing ? { tracing } : {}),
     ...(push ? { push: push.services } : {}),
+    ...(presence ? { presence } : {}),
   };
 }

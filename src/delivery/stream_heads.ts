@@ -11,6 +11,13 @@
  *
  * A head's life is an epoch: a client that resumes within it may count on the window; a
  * head built anew (after a restart, or once the actor passivated) starts a new epoch.
+ *
+ * In cluster mode (`follow`), several nodes hold heads of one user, so none reserves: the
+ * store allocates every seq, checked, and keeps every item (ephemeral ones for the recent
+ * window), and the heads only put in order the items the bus brings from every node. The
+ * epoch is the cluster's, since a resume on any node reads everything from the store; an
+ * item that never arrives (its node died between commit and announcement) is read from the
+ * store once it stalls.
  */
 
 import type { LiveItem } from "../../actors/user.machine.ts";
@@ -54,9 +61,22 @@ export interface HeadPosition {
   released: number;
 }
 
+/** How the heads of a cluster node follow streams whose seqs the store allocates. */
+export interface FollowMode {
+  /** The cluster's epoch of every stream (read once the store is reachable). */
+  epoch(): string;
+  /**
+   * The stored items after `after` up to `upTo`, ready to pass on: what fills a gap the
+   * bus left.
+   */
+  fill(user: string, after: number, upTo: number): Promise<LiveItem[]>;
+}
+
 /** Dependencies of {@linkcode createStreamHeads}. */
 export interface StreamHeadsDeps {
-  store: Pick<StreamStore, "reserveSeqs">;
+  store: Pick<StreamStore, "reserveSeqs" | "lastSeq">;
+  /** Cluster mode: no head reserves seqs; they follow what the store allocated. */
+  follow?: FollowMode;
   /** Passes an item on to the user (their actor), in seq order. */
   release(user: string, live: LiveItem): void;
   /** How long ephemeral items stay replayable. */
@@ -122,24 +142,40 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
   const recentItems = deps.recentItems ?? RECENT_ITEMS;
   const stallMs = deps.stallMs ?? STALL_MS;
   const now = deps.now ?? Date.now;
+  const follow = deps.follow;
   // Epoch of users without a head (nothing of theirs is in memory).
   const idleEpoch = newEpoch();
 
   async function build(user: string): Promise<Head> {
+    if (follow) {
+      // Everything up to the stored last seq is the replay's; the bus brings the rest.
+      const last = await deps.store.lastSeq(user);
+      return install(user, follow.epoch(), 1, last, last);
+    }
     const range = await deps.store.reserveSeqs(user, leaseSize);
     if (!range) throw new Error(`Cannot reserve seqs for user "${user.slice(0, 100)}"`);
+    return install(user, newEpoch(), range.from, range.from - 1, range.to);
+  }
+
+  function install(
+    user: string,
+    epoch: string,
+    start: number,
+    released: number,
+    ceiling: number,
+  ): Head {
     const head: Head = {
       user,
-      epoch: newEpoch(),
-      start: range.from,
-      released: range.from - 1,
-      next: range.from,
-      ceiling: range.to,
+      epoch,
+      start,
+      released,
+      next: released + 1,
+      ceiling,
       settled: undefined,
       stall: undefined,
       renewing: undefined,
       window: [],
-      floor: range.from,
+      floor: start,
       closed: false,
     };
     heads.set(user, head);
@@ -202,7 +238,7 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
   function passOn(head: Head, seq: number, live: LiveItem | null) {
     head.released = seq;
     if (!live) return;
-    if (!live.item.durable) {
+    if (!live.item.durable && !follow) {
       head.window.push(
         live.json === undefined ? { item: live.item, frame: live.frame } : {
           item: live.item,
@@ -236,6 +272,7 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
     head.stall = undefined;
     if (head.closed || !head.settled || head.settled.size === 0) return;
     const first = Math.min(...head.settled.keys());
+    if (follow) return void fillGap(head, first);
     deps.onError(
       `Stream head of user "${head.user.slice(0, 100)}" skipped stalled seqs`,
       new Error(`Seqs ${head.released + 1} to ${first - 1} were not settled in time`),
@@ -243,6 +280,34 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
     head.released = first - 1;
     drain(head);
     if (head.settled.size > 0) head.stall = setTimeout(() => unstall(head), stallMs);
+  }
+
+  /**
+   * Cluster mode: what the bus did not bring before `first` is read from the store and
+   * passed on in order (what is not there was never written); then the head goes on.
+   */
+  async function fillGap(head: Head, first: number) {
+    const after = head.released;
+    let found: LiveItem[] = [];
+    try {
+      found = await follow!.fill(head.user, after, first - 1);
+    } catch (error) {
+      deps.onError(`Stream head of user "${head.user.slice(0, 100)}" could not fill a gap`, error);
+    }
+    if (head.closed) return;
+    // What the bus brought meanwhile is in `settled`: each seq passes on once.
+    const settled = head.settled ??= new Map();
+    for (const live of found) {
+      const seq = live.item.seq;
+      if (seq > head.released && seq < first && !settled.has(seq)) settled.set(seq, live);
+    }
+    for (let seq = head.released + 1; seq < first; seq++) {
+      if (!settled.has(seq)) settled.set(seq, null);
+    }
+    drain(head);
+    if (head.settled && head.settled.size > 0) {
+      head.stall ??= setTimeout(() => unstall(head), stallMs);
+    }
   }
 
   /** The head's next seq, once it is covered by a reserved range. */
@@ -261,7 +326,8 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
     const head = heads.get(user);
     // Not (or no longer) the head's: stored before it, or settled after it ended.
     if (!head || seq < head.start || seq <= head.released) {
-      if (live) deps.release(user, live);
+      // A following head read everything up to `released` into the replay: no repeat.
+      if (live && !(head && follow)) deps.release(user, live);
       return;
     }
     if (seq === head.released + 1) {
@@ -290,6 +356,8 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
     },
     has: (user) => heads.has(user),
     take(user) {
+      // Following: the store allocates every seq.
+      if (follow) return undefined;
       const head = heads.get(user);
       if (head) return takeFrom(head);
       // Opening: its range is being reserved, above anything stored now.
@@ -305,6 +373,8 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
     recent(user, after) {
       const head = heads.get(user);
       if (!head) return undefined;
+      // Following: ephemeral items are stored, and read with the rest.
+      if (follow) return { items: [], complete: true };
       prune(head, now());
       const items: RecentItem[] = [];
       for (const { item, json, frame } of head.window) {
@@ -318,7 +388,7 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
       // all of this head's from `floor` on, and there were none before `start`).
       return { items, complete: head.floor <= Math.max(after + 1, head.start) };
     },
-    epochOf: (user) => heads.get(user)?.epoch ?? idleEpoch,
+    epochOf: (user) => follow?.epoch() ?? heads.get(user)?.epoch ?? idleEpoch,
     size: () => heads.size,
   };
 }

@@ -41,6 +41,8 @@ export interface PushWiring {
   directory: Directory;
   preferences: PreferencesStore;
   hub: Hub;
+  /** Whether a user is connected (default: to this node; cluster mode: to any node). */
+  isLive?(user: string): boolean;
   controls: Controls;
   onGenerated(): void;
   onError(message: string, error: unknown): void;
@@ -68,7 +70,7 @@ export function wirePush(
     sender: createPushSender(),
     vapid: async () => ({ ...await vapid(), subject: deps.subject }),
     endpoints: deps.endpoints,
-    isLive: (user) => deps.hub.ofUser(user).length > 0,
+    isLive: deps.isLive ?? ((user) => deps.hub.ofUser(user).length > 0),
     // The `push` kill switch, and `notifications`: a push is the notice of an in-app item.
     pushAllowed: (subject) =>
       controls.isEnabled("push", subject) && controls.isEnabled("notifications", subject),

@@ -41,6 +41,8 @@ export interface HubOptions {
    * (default: only the hub forgets it). The outlet is closed already.
    */
   onOverflow?(conn: Connection): void;
+  /** Told when a user's first connection opens (`true`) and their last one closes. */
+  onUser?(user: string, connected: boolean): void;
 }
 
 /** One live connection. */
@@ -86,11 +88,16 @@ export function createHub(options: HubOptions = {}): Hub {
     if (!conn) return;
     connections.delete(id);
     const ids = byUser.get(conn.user);
-    if (ids === id) byUser.delete(conn.user);
-    else if (typeof ids === "object") {
+    if (ids === id) {
+      byUser.delete(conn.user);
+      options.onUser?.(conn.user, false);
+    } else if (typeof ids === "object") {
       ids.delete(id);
-      if (ids.size === 0) byUser.delete(conn.user);
-      else if (ids.size === 1) byUser.set(conn.user, ids.values().next().value!);
+      if (ids.size === 1) byUser.set(conn.user, ids.values().next().value!);
+      else if (ids.size === 0) {
+        byUser.delete(conn.user);
+        options.onUser?.(conn.user, false);
+      }
     }
   }
 
@@ -122,8 +129,10 @@ export function createHub(options: HubOptions = {}): Hub {
       const conn: Connection = { id, user, outlet, held: [] };
       connections.set(id, conn);
       const ids = byUser.get(user);
-      if (ids === undefined) byUser.set(user, id);
-      else if (typeof ids === "string") byUser.set(user, new Set([ids, id]));
+      if (ids === undefined) {
+        byUser.set(user, id);
+        options.onUser?.(user, true);
+      } else if (typeof ids === "string") byUser.set(user, new Set([ids, id]));
       else ids.add(id);
       return conn;
     },

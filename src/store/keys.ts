@@ -168,6 +168,11 @@ export const blockedByPrefix = (blocked: string) => ["blocked_by", blocked] as c
 /** The structures a user's credentials last carried (for the same-structure policy). */
 export const userStructuresKey = (user: string) => ["user_structures", user] as const;
 
+// ---- Cluster ----
+
+/** The epoch of every stream of a cluster: written once, by the first node. */
+export const clusterEpochKey = () => ["cluster", "epoch"] as const;
+
 // ---- Cluster: actor leases ----
 
 /** The holder entry of an actor's lease. */

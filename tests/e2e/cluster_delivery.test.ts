@@ -1,0 +1,203 @@
+/**
+ * Three nodes in cluster mode on one Redis, in one process, each on its own loopback port
+ * and its own bus connection: what is published on any node reaches the users connected
+ * to every node, each item once, in the order of each user's stream; a client resumes on
+ * another node exactly; an item whose announcement the bus lost still arrives, in order.
+ */
+
+import assert from "node:assert/strict";
+import { ITEMS_TOPIC } from "../../src/cluster/cluster_delivery.ts";
+import { FIXTURE, itemFrames, putFixtureUsers } from "../_support/directory.ts";
+import { ignoreRedis, redisUrl } from "../_support/redis_kv.ts";
+import { envelope, SERVICE_KEY, startServer, type TestServer } from "../_support/server.ts";
+import type { Frame, TestClient } from "../_support/ws_client.ts";
+import type { AppDeps } from "../../src/app/app.ts";
+
+type Adapt = (deps: AppDeps) => AppDeps;
+
+async function withNodes(
+  run: (nodes: TestServer[]) => Promise<void>,
+  adapt: (Adapt | undefined)[] = [],
+) {
+  const env = {
+    RELAIS_CLUSTER: "redis",
+    REDIS_URL: redisUrl(),
+    RELAIS_REDIS_PREFIX: `relais-test-${crypto.randomUUID()}`,
+    RELAIS_OUTBOX_DIR: await Deno.makeTempDir({ prefix: "relais-outbox-" }),
+  };
+  const nodes: TestServer[] = [];
+  try {
+    for (const name of ["a", "b", "c"]) {
+      const how = adapt[nodes.length];
+      nodes.push(
+        await startServer({ ...env, RELAIS_NODE_ID: `node-${name}` }, how ? { adapt: how } : {}),
+      );
+    }
+    await run(nodes);
+  } finally {
+    for (const node of nodes) await node.close();
+    await Deno.remove(env.RELAIS_OUTBOX_DIR, { recursive: true });
+  }
+}
+
+const idOf = (e: Record<string, unknown>) => (e.metadata as { id: string }).id;
+
+/** The item frames of `client` up to the one with `id` (taken), which must come. */
+async function itemsUntil(client: TestClient, id: string): Promise<Frame[]> {
+  const isIt = (f: Frame) => itemFrames([f]).some((i) => i.envelope.metadata.id === id);
+  const before = await client.before(isIt, (f) => f.type === "event" || f.type === "batch");
+  return [...itemFrames(before), ...itemFrames([client.received.at(-1)!])];
+}
+
+/** Asserts seqs strictly increase, each one once. */
+function assertOrdered(frames: Frame[], who: string) {
+  const seqs = frames.map((f) => f.seq as number);
+  for (let i = 1; i < seqs.length; i++) {
+    assert.ok(seqs[i] > seqs[i - 1], `${who} got seqs out of order: ${seqs.join(",")}`);
+  }
+}
+
+Deno.test({
+  name: "a publish on any node reaches users connected to every node, once each",
+  ignore: ignoreRedis,
+  async fn() {
+    await withNodes(async (nodes) => {
+      const { camille, yanis, helene } = FIXTURE;
+      const users = [camille, yanis, helene];
+      const clients = await Promise.all(
+        users.map(async (u, i) => (await nodes[i].login(u)).client),
+      );
+      for (const [i, node] of nodes.entries()) {
+        const durable = envelope(users);
+        const realtime = envelope(users, { metadata: { type: "REALTIME", operation: "update" } });
+        assert.equal((await node.publish(durable)).status, 202);
+        assert.equal((await node.publish(realtime)).status, 202);
+        for (const [j, client] of clients.entries()) {
+          const got = await itemsUntil(client, idOf(realtime));
+          const ids = got.map((f) => f.envelope.metadata.id);
+          assert.deepEqual(ids, [idOf(durable), idOf(realtime)], `${users[j]} from node ${i}`);
+          assertOrdered(got, users[j]);
+        }
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "a STRUCTURE audience published on one node reaches its members on the other nodes",
+  ignore: ignoreRedis,
+  async fn() {
+    await withNodes(async (nodes) => {
+      const { camille, yanis, emma } = FIXTURE;
+      assert.ok((await putFixtureUsers(nodes[0].request, SERVICE_KEY)).every((s) => s === 201));
+      const clients = [
+        (await nodes[1].login(camille)).client,
+        (await nodes[2].login(yanis)).client,
+        (await nodes[2].login(emma)).client,
+      ];
+      const e = envelope([], {
+        metadata: { type: "SYSTEM" },
+        routing: { audience: { type: "STRUCTURE", targets: ["univ-exemple"] } },
+      });
+      const res = await nodes[0].publish(e);
+      assert.equal(res.status, 202, JSON.stringify(res.body));
+      for (const client of clients) {
+        const got = await itemsUntil(client, idOf(e));
+        assert.equal(got.length, 1);
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "publishes racing on three nodes to one user reach them in one gapless order",
+  ignore: ignoreRedis,
+  async fn() {
+    await withNodes(async (nodes) => {
+      const { client, welcome } = await nodes[1].login("lea");
+      const start = welcome.seq as number;
+      const sent = Array.from(
+        { length: 30 },
+        (_, i) => envelope(["lea"], { metadata: { topic: `t${i}` } }),
+      );
+      const answers = await Promise.all(sent.map((e, i) => nodes[i % 3].publish(e)));
+      assert.ok(answers.every((a) => a.status === 202));
+      const last = envelope(["lea"]);
+      assert.equal((await nodes[2].publish(last)).status, 202);
+      const got = await itemsUntil(client, idOf(last));
+      assert.deepEqual(
+        got.map((f) => f.seq),
+        Array.from({ length: 31 }, (_, i) => start + i + 1),
+      );
+      assert.deepEqual(
+        new Set(got.map((f) => f.envelope.metadata.id)),
+        new Set([...sent, last].map(idOf)),
+      );
+    });
+  },
+});
+
+Deno.test({
+  name: "a client resumes on another node with every item it missed, recovered",
+  ignore: ignoreRedis,
+  async fn() {
+    await withNodes(async (nodes) => {
+      const first = await nodes[0].login("noe");
+      const e1 = envelope(["noe"]);
+      assert.equal((await nodes[0].publish(e1)).status, 202);
+      const [seen] = await itemsUntil(first.client, idOf(e1));
+      await first.client.close();
+      const missed = [
+        envelope(["noe"]),
+        envelope(["noe"], { metadata: { type: "REALTIME", operation: "update" } }),
+      ];
+      for (const e of missed) assert.equal((await nodes[1].publish(e)).status, 202);
+      const again = await nodes[2].login("noe", { after: seen.seq, epoch: first.welcome.epoch });
+      assert.equal(again.welcome.recovered, true);
+      assert.equal(again.welcome.epoch, first.welcome.epoch);
+      const got = await itemsUntil(again.client, idOf(missed[1]));
+      assert.deepEqual(got.map((f) => f.envelope.metadata.id), missed.map(idOf));
+      assertOrdered(got, "noe");
+    });
+  },
+});
+
+/** Node a's bus loses its first announcement of live items. */
+const losesFirstAnnouncement: Adapt = (deps) => {
+  let lost = false;
+  const bus = deps.bus;
+  return {
+    ...deps,
+    bus: {
+      ...bus,
+      node: bus.node,
+      publish(topic, data) {
+        if (topic === ITEMS_TOPIC && !lost) {
+          lost = true;
+          return Promise.resolve();
+        }
+        return bus.publish(topic, data);
+      },
+      subscribe: (topic, handler) => bus.subscribe(topic, handler),
+      nodes: () => bus.nodes(),
+      close: () => bus.close(),
+    },
+  };
+};
+
+Deno.test({
+  name: "an item whose announcement the bus lost is read from the store, in order",
+  ignore: ignoreRedis,
+  async fn() {
+    await withNodes(async (nodes) => {
+      const { client } = await nodes[1].login("ines");
+      const lost = envelope(["ines"]);
+      const next = envelope(["ines"]);
+      assert.equal((await nodes[0].publish(lost)).status, 202);
+      assert.equal((await nodes[0].publish(next)).status, 202);
+      const got = await itemsUntil(client, idOf(next));
+      assert.deepEqual(got.map((f) => f.envelope.metadata.id), [idOf(lost), idOf(next)]);
+      assertOrdered(got, "ines");
+    }, [losesFirstAnnouncement]);
+  },
+});
