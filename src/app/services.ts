@@ -205,9 +205,15 @@ export function createServices(deps: ServicesDeps): Services {
       notifyMailer(registry, acceptedAt + (urgent ? 0 : config.mailer.graceMs)),
   });
   // What one node commits reaches the users every node holds.
-  const live = cluster
-    ? createClusterDelivery({ bus: deps.bus, local: localLive, onError })
-    : localLive;
+  const clusterLive = cluster
+    ? createClusterDelivery({
+      bus: deps.bus,
+      local: localLive,
+      acked: (user, id) => sessions.notify(user, { type: "ack.received", id }),
+      onError,
+    })
+    : undefined;
+  const live = clusterLive ?? localLive;
   const userActors = defineUserActors({
     registry,
     store,
@@ -337,6 +343,7 @@ export function createServices(deps: ServicesDeps): Services {
     heartbeatMs: config.realtime.heartbeatMs,
     renderItem: messaging.renderItem,
     admission: guard,
+    ...(clusterLive ? { onAck: clusterLive.announceAck } : {}),
   });
   const protocol = createWsProtocol({
     sessions,

@@ -27,18 +27,23 @@ export const ITEMS_TOPIC = "items";
 /** One bus message of live items. */
 type ItemsMessage =
   | { kind: "batch"; batch: FanoutBatch; envelope: Envelope }
-  | { kind: "items"; items: [user: string, live: LiveItem][] };
+  | { kind: "items"; items: [user: string, live: LiveItem][] }
+  | { kind: "acked"; user: string; id: string };
 
 /** Dependencies of {@linkcode createClusterDelivery}. */
 export interface ClusterDeliveryDeps {
   bus: Bus;
   /** This node's live delivery (to the users it holds). */
   local: LiveDelivery;
+  /** Tells the user's actor on this node that an item was acked on another node. */
+  acked(user: string, id: string): void;
   onError(message: string, error: unknown): void;
 }
 
 /** Live delivery over the bus; `stop` ends listening to it. */
 export interface ClusterDelivery extends LiveDelivery {
+  /** An item was acked on this node: the user's actors on the others stop waiting. */
+  announceAck(user: string, id: string): void;
   stop(): void;
 }
 
@@ -51,6 +56,7 @@ function isItemsMessage(value: unknown): value is ItemsMessage {
     return typeof batch === "object" && batch !== null && Array.isArray(batch.items) &&
       typeof batch.event === "object" && typeof v.envelope === "object" && v.envelope !== null;
   }
+  if (v.kind === "acked") return typeof v.user === "string" && typeof v.id === "string";
   return v.kind === "items" && Array.isArray(v.items);
 }
 
@@ -84,6 +90,7 @@ export function createClusterDelivery(deps: ClusterDeliveryDeps): ClusterDeliver
     if (!isItemsMessage(parsed)) {
       return deps.onError("A bus message of live items has an unknown shape", parsed);
     }
+    if (parsed.kind === "acked") return deps.acked(parsed.user, parsed.id);
     if (parsed.kind === "batch") {
       const { batch, envelope } = parsed;
       local.deliverBatch(batch, JSON.stringify(toClientEnvelope(envelope)), envelope);
@@ -105,6 +112,7 @@ export function createClusterDelivery(deps: ClusterDeliveryDeps): ClusterDeliver
       if (queued.length === 0) queueMicrotask(flush);
       queued.push([user, live]);
     },
+    announceAck: (user, id) => announce({ kind: "acked", user, id }),
     stop,
   };
 }

@@ -51,6 +51,8 @@ export interface SessionDeps {
    * switches, then the per-user connection cap). Absent: anyone.
    */
   admission?: Admission;
+  /** Told of each ack (cluster mode: the user's actors on other nodes stop waiting for it). */
+  onAck?(user: string, id: string): void;
 }
 
 /** The gate every new connection passes; the guard is one. */
@@ -255,6 +257,7 @@ export function createSessions(deps: SessionDeps): Sessions {
       if (ok) {
         metrics.acks.inc();
         notify(user, { type: "ack.received", id });
+        deps.onAck?.(user, id);
       }
       return ok;
     },

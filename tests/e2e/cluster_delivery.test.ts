@@ -9,7 +9,13 @@ import assert from "node:assert/strict";
 import { ITEMS_TOPIC } from "../../src/cluster/cluster_delivery.ts";
 import { FIXTURE, itemFrames, putFixtureUsers } from "../_support/directory.ts";
 import { ignoreRedis, redisUrl } from "../_support/redis_kv.ts";
-import { envelope, SERVICE_KEY, startServer, type TestServer } from "../_support/server.ts";
+import {
+  envelope,
+  eventually,
+  SERVICE_KEY,
+  startServer,
+  type TestServer,
+} from "../_support/server.ts";
 import type { Frame, TestClient } from "../_support/ws_client.ts";
 import type { AppDeps } from "../../src/app/app.ts";
 
@@ -199,5 +205,30 @@ Deno.test({
       assert.deepEqual(got.map((f) => f.envelope.metadata.id), [idOf(lost), idOf(next)]);
       assertOrdered(got, "ines");
     }, [losesFirstAnnouncement]);
+  },
+});
+
+Deno.test({
+  name: "an ack on one node ends the wait of the user's actors on the other nodes",
+  ignore: ignoreRedis,
+  async fn() {
+    await withNodes(async (nodes) => {
+      const onA = await nodes[0].login("emma");
+      const onB = await nodes[1].login("emma");
+      const e = envelope(["emma"], { routing: { retry: { ack_required: true, limit: 5 } } });
+      assert.equal((await nodes[2].publish(e)).status, 202);
+      await itemsUntil(onA.client, idOf(e));
+      await itemsUntil(onB.client, idOf(e));
+      const pendingOn = (node: TestServer) => {
+        const snapshot = node.relais.registry.peek("user", "emma")?.getSnapshot() as
+          | { context: { pending: Record<string, { id: string }> } }
+          | undefined;
+        return Object.values(snapshot?.context.pending ?? {}).map((p) => p.id);
+      };
+      assert.deepEqual(pendingOn(nodes[0]), [idOf(e)]);
+      onB.client.send({ type: "ack", id: idOf(e) });
+      await eventually(() => pendingOn(nodes[0]).length === 0, 5000, "node a to hear the ack");
+      assert.deepEqual(pendingOn(nodes[1]), []);
+    });
   },
 });
