@@ -318,31 +318,38 @@ export async function startWorkers(
   return { loadgens, publisher };
 }
 
-/** Connects users `prefix{from..to}` spread over every load generator, in parallel. */
+/**
+ * Connects users `prefix{from..to}` (or the explicit list `users`) spread over every load
+ * generator, in parallel.
+ */
 export async function connectAll(
   ctx: Context,
   args: {
     group: string;
     peer: Peer;
     url: string;
-    prefix: string;
-    from: number;
-    to: number;
     concurrency?: number;
     resume?: boolean;
     collect?: boolean;
     trackSeq?: boolean;
     timeoutMs?: number;
-  },
+  } & ({ prefix: string; from: number; to: number } | { users: string[] }),
 ): Promise<ConnectResult> {
-  const ranges = split(args.to - args.from, ctx.loadgens.length, args.from);
+  const n = ctx.loadgens.length;
+  const shares = "users" in args
+    ? split(args.users.length, n).map(([from, to]) => args.users.slice(from, to))
+    : split(args.to - args.from, n, args.from).map(([from, to]) => ({
+      prefix: args.prefix,
+      from,
+      to,
+    }));
   const timeoutMs = args.timeoutMs ?? 60_000;
   const results = await Promise.all(ctx.loadgens.map((lg, i) =>
     lg.call("connect", {
       group: args.group,
       peer: args.peer,
       url: args.url,
-      users: { prefix: args.prefix, from: ranges[i][0], to: ranges[i][1] },
+      users: shares[i],
       concurrency: args.concurrency ?? 64,
       timeoutMs,
       resume: args.resume,

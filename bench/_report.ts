@@ -5,6 +5,7 @@
  */
 
 import { soakSection } from "./scenarios/soak.ts";
+import { clusterSection } from "./scenarios/cluster.ts";
 import { barChart, lineChart, type Series } from "./_charts.ts";
 import { type FanoutKind, PEER_LABELS, type Profile } from "./_context.ts";
 import { round } from "./_stats.ts";
@@ -366,6 +367,56 @@ export function targetRows(
       : notRun(storm),
     gap: stormOk ? `${fmt(ss.resumedMs - 1000)} ms` : "–",
     met: stormOk ? ss.resumedMs <= 1000 && ss.lost === 0 && ss.failed === 0 : undefined,
+  });
+
+  // Cluster: three relais nodes against three Socket.IO nodes, each trio on its own Redis.
+  const cluster = results.cluster;
+  const cf = cluster?.fanout;
+  const cs = cf?.summary;
+  const cNote = cf?.error ? `failed: ${cf.error}` : notRun(cluster);
+  const cUsers = fmt(cluster?.sizes?.users);
+  const dps = ratioRow(
+    `Cluster fan-out ${KINDS.realtime.label}, 3 relais nodes vs 3 Socket.IO nodes (Redis Streams adapter), deliveries/s (${cUsers} users)`,
+    cs?.ratio,
+    1.2,
+  );
+  dps.measured = cs
+    ? `${dps.measured} (${fmt(cs.deliveriesPerSecond.relais)} vs ${
+      fmt(cs.deliveriesPerSecond.socketio)
+    })`
+    : cNote;
+  rows.push(dps);
+  const p99 = ratioRow(
+    `Cluster p99 publish → receive, Socket.IO's ÷ relais's (${cUsers} users over 3 nodes)`,
+    cs?.p99Ratio,
+    1.2,
+  );
+  p99.measured = cs
+    ? `${p99.measured} (${fmt(cs.p99Ms.relais)} ms vs ${fmt(cs.p99Ms.socketio)} ms)`
+    : cNote;
+  rows.push(p99);
+  const ci = cluster?.idle;
+  const ciOk = ci && !ci.error;
+  const ciNote = ci?.error ? `failed: ${ci.error}` : notRun(cluster);
+  rows.push({
+    target: "Idle users connected over 3 relais nodes (RSS per user per node)",
+    goal: fmt(ci?.asked ?? cluster?.sizes?.idleUsers),
+    measured: ciOk
+      ? `${fmt(ci.reached)}${ci.stoppedBy ? ` (stopped by ${ci.stoppedBy})` : ""}; ${
+        (ci.nodes as Any[]).map((n) => kb(n.bytesPerUser)).join(" / ")
+      } KB per user`
+      : ciNote,
+    gap: ciOk ? fmt(ci.reached - ci.asked) : "–",
+    met: ciOk ? ci.reached >= ci.asked : undefined,
+  });
+  rows.push({
+    target: "One REALTIME event to every idle user over 3 relais nodes, all received",
+    goal: ciOk ? `${fmt(ci.reached)} received` : "all received",
+    measured: ciOk
+      ? `${fmt(ci.publish.received)} received, the last after ${fmt(ci.publish.lastDeliveryMs)} ms`
+      : ciNote,
+    gap: ciOk ? fmt(ci.publish.received - ci.reached) : "–",
+    met: ciOk ? ci.publish.received >= ci.reached && !ci.publish.timedOut : undefined,
   });
   return rows;
 }
@@ -980,6 +1031,10 @@ export async function writeReport(input: {
     "## 8. Soak (retention)",
     "",
     soakSection(results.soak),
+    "",
+    "## 9. Cluster",
+    "",
+    clusterSection(results.cluster),
     "",
     "## Reproduce",
     "",

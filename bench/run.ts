@@ -3,8 +3,9 @@
  * writes `docs/BENCHMARKS.md` and `docs/benchmarks.json`.
  *
  * Flags: `--quick` (small sizes, one run, about a minute), `--runs N`, `--only a,b` (a
- * subset of idle, fanout, audience, latency, storm, chat, ingest, soak), `--out DIR` (default `docs`;
- * `data/bench-quick` with `--quick`, so a quick run never replaces the published report),
+ * subset of idle, fanout, audience, latency, storm, chat, ingest, soak, cluster), `--out DIR`
+ * (default `docs`; `data/bench-quick` with `--quick`, so a quick run never replaces the
+ * published report),
  * `--budget S` (the hard deadline in seconds; 840 by default, 240 with `--quick`),
  * `--report-only` (runs nothing: rewrites the report and its charts from the
  * `benchmarks.json` already in the output folder).
@@ -24,6 +25,7 @@ import { killAllChildrenNow, setChildDeadline, stopAllChildren } from "./_procs.
 import { collectMachine, probeKv, writeReport } from "./_report.ts";
 import { runAudience } from "./scenarios/audience.ts";
 import { runChat } from "./scenarios/chat.ts";
+import { CLUSTER_FULL, CLUSTER_QUICK, runCluster } from "./scenarios/cluster.ts";
 import { runFanout } from "./scenarios/fanout.ts";
 import { runIdle } from "./scenarios/idle.ts";
 import { runIngest } from "./scenarios/ingest.ts";
@@ -86,6 +88,7 @@ const SCENARIOS = [
   "chat",
   "ingest",
   "soak",
+  "cluster",
 ] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -125,6 +128,7 @@ async function ensureSocketIo(rootPath: string, log: (m: string) => void) {
   const dir = `${rootPath}/bench/peers/socketio`;
   try {
     await Deno.stat(`${dir}/node_modules/socket.io/package.json`);
+    await Deno.stat(`${dir}/node_modules/@socket.io/redis-streams-adapter/package.json`);
     return;
   } catch { /* install */ }
   log("installing the Socket.IO peer (npm ci)");
@@ -295,6 +299,10 @@ async function main() {
     if (has("soak")) {
       const soak = flags.quick ? SOAK_QUICK : SOAK_FULL;
       plan.push({ name: "soak", run: async () => ({ ...(await runSoak(ctx, soak)) }) });
+    }
+    if (has("cluster")) {
+      const sizes = flags.quick ? CLUSTER_QUICK : CLUSTER_FULL;
+      plan.push({ name: "cluster", run: () => runCluster(ctx, sizes) });
     }
     if (has("latency")) {
       plan.push({ name: "latency", run: () => runLatency(ctx, { storm: has("storm") }) });

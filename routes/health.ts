@@ -20,7 +20,8 @@ const NO_STORE = { "Cache-Control": "no-store" };
 
 /**
  * Creates `GET /healthz` (200 while the process runs), `GET /readyz` (200, or 503
- * `unavailable` when `ready()` is false, throws or is too slow) and `GET /metrics`.
+ * `unavailable` when `ready()` is false, throws — the store out of reach, say — or is too
+ * slow) and `GET /metrics`.
  */
 export function createHealthRoutes(deps: HealthDeps) {
   const log = getLog("health");
@@ -53,7 +54,9 @@ export function createHealthRoutes(deps: HealthDeps) {
         } catch (error) {
           // The cause stays in the log: it may name internals a public probe should not see.
           log.warning("Readiness check failed", { error, request_id: c.var.requestId });
-          reason = "readiness check failed";
+          reason = error instanceof AppError && error.code === "store_unavailable"
+            ? "the store is unavailable"
+            : "readiness check failed";
         }
         const body = errorBody(new AppError("unavailable", `Server is not ready: ${reason}`));
         return c.json(body, 503, NO_STORE);

@@ -7,6 +7,7 @@
 
 import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { isConnectionFailure, STORE_RETRY_AFTER_MS } from "./store/redis_kv/unavailable.ts";
 
 /** Machine-readable error codes and the HTTP status each one maps to. */
 export const ERROR_STATUS = {
@@ -30,6 +31,8 @@ export const ERROR_STATUS = {
   unsupported_media_type: 415,
   rate_limited: 429,
   unavailable: 503,
+  /** The store (Redis in cluster mode) cannot be reached: nothing was accepted; try again. */
+  store_unavailable: 503,
   internal: 500,
 } as const;
 
@@ -46,7 +49,7 @@ export interface FieldIssue {
 export class AppError extends Error {
   readonly code: ErrorCode;
   readonly details?: unknown;
-  /** Milliseconds after which a rate-limited caller may try again. */
+  /** Milliseconds after which a refused caller (rate-limited, store unavailable) may try again. */
   readonly retryAfterMs?: number;
 
   constructor(
@@ -65,6 +68,18 @@ export class AppError extends Error {
   get status(): (typeof ERROR_STATUS)[ErrorCode] {
     return ERROR_STATUS[this.code];
   }
+}
+
+/**
+ * The error of an operation the store could not carry out for want of a connection: 503
+ * `store_unavailable`, to be tried again after a short delay. Nothing it asked for may be
+ * taken as done (a write whose answer was lost is retried as it is, idempotently).
+ */
+export function storeUnavailable(cause?: unknown): AppError {
+  return new AppError("store_unavailable", "The store is unavailable, try again shortly", {
+    retryAfterMs: STORE_RETRY_AFTER_MS,
+    cause,
+  });
 }
 
 /** The JSON body of an error response. */
@@ -91,11 +106,13 @@ export function errorResponse(c: Context, error: AppError): Response {
 
 /**
  * The app's error handler: an {@linkcode AppError} or one of Hono's `HTTPException`s
- * becomes its JSON answer; anything else is reported (never its data) and answered 500.
+ * becomes its JSON answer, a lost connection to Redis a 503 `store_unavailable`; anything
+ * else is reported (never its data) and answered 500.
  */
 export function errorHandler(report: (message: string, error: unknown) => void): ErrorHandler {
   return (error, c) => {
     if (error instanceof AppError) return errorResponse(c, error);
+    if (isConnectionFailure(error)) return errorResponse(c, storeUnavailable(error));
     if (error instanceof HTTPException) {
       const status = error.status;
       const code = status === 413

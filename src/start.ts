@@ -47,8 +47,15 @@ export interface Runtime {
   exit(code: number): never;
 }
 
-/** Prints the development quick start: the generated key, demo tokens and a `curl`. */
-async function printDemo(config: Config, origin: string, sign: (sub: string) => Promise<string>) {
+/**
+ * Prints the development quick start: the service key, demo tokens and a `curl` on
+ * `origin` (also used by `deno task cluster`, with its proxy's origin).
+ */
+export async function printDemo(
+  config: Config,
+  origin: string,
+  sign: (sub: string) => Promise<string>,
+) {
   const key = config.auth.serviceKeys[0];
   const tokens = await Promise.all(["camille", "yanis"].map(async (u) => [u, await sign(u)]));
   const event = JSON.stringify({

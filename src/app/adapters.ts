@@ -49,6 +49,9 @@ import { type Bus, createLocalBus } from "../cluster/bus.ts";
 import { createRedisBus } from "../cluster/redis_bus.ts";
 import { type ClusterEpoch, createClusterEpoch } from "../cluster/cluster_epoch.ts";
 import { createLeases, type Leases } from "../cluster/leases.ts";
+import { createSingletons, type Singletons } from "../cluster/singletons.ts";
+import { getLog } from "../log.ts";
+import { MAILER_ID } from "../mail/mailer_actor.ts";
 
 /** The adapters relais is built from. */
 export interface Adapters {
@@ -76,6 +79,8 @@ export interface Adapters {
 /** What only cluster mode has: the nodes share the store and agree through it. */
 export interface ClusterPort {
   leases: Leases;
+  /** The work one node runs at a time (mailer, sweeper, push runner, fan-out janitor). */
+  singletons: Singletons;
   epoch: ClusterEpoch;
 }
 
@@ -253,11 +258,16 @@ export function createAdapters(given: Config, opened: Deno.Kv | undefined): Adap
   const kv = storeKvOf(config, opened);
   // The store's kind picked the database (`storeKvOf`): every adapter is built on it.
   const store = createKvStore(kv, { recentWindowMs: config.delivery.recentWindowMs });
+  const cluster = config.store === "redis" ? clusterOf(kv, node) : undefined;
   return {
     store,
     directory: createKvDirectory(kv),
     preferences: createKvPreferences(kv),
-    mailQueue: createKvMailQueue(kv),
+    // In a cluster, a mailer that lost its lease claims no mail.
+    mailQueue: createKvMailQueue(
+      kv,
+      cluster ? { fence: (op) => cluster.singletons.fence("mailer", MAILER_ID, op) } : {},
+    ),
     mailTransport: mailTransportOf(config.mail),
     controlStore: createKvControlStore(kv),
     rateLimiter: rateLimiterOf(config, kv),
@@ -265,13 +275,21 @@ export function createAdapters(given: Config, opened: Deno.Kv | undefined): Adap
     ...(ingest ? { ingest } : {}),
     push: createKvPushStore(kv),
     bus: busOf(config),
-    ...(config.store === "redis"
-      ? {
-        cluster: {
-          leases: createLeases(kv, { node, ttlMs: LEASE_TTL_MS }),
-          epoch: createClusterEpoch(kv),
-        },
-      }
-      : {}),
+    ...(cluster ? { cluster } : {}),
+  };
+}
+
+/** What cluster mode adds, on the shared database `kv`, for `node`. */
+function clusterOf(kv: Deno.Kv, node: string): ClusterPort {
+  const leases = createLeases(kv, { node, ttlMs: LEASE_TTL_MS });
+  const log = getLog("cluster");
+  return {
+    leases,
+    singletons: createSingletons({
+      leases,
+      ttlMs: LEASE_TTL_MS,
+      onError: (message, error) => log.error(message, { error: String(error) }),
+    }),
+    epoch: createClusterEpoch(kv),
   };
 }

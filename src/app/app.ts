@@ -90,12 +90,14 @@ export function createApp(deps: AppDeps): Relais {
       services.ops.history.stop();
       sseStreams.closeAll();
       polls.closeAll();
+      // Cluster mode: the leases are given up first, so another node takes over at once.
+      await services.adapters.cluster?.singletons.close();
+      await services.clusterNode?.close();
       registry.stopAll();
       await services.publisher.idle();
       await services.recorder.close();
       deps.mailTransport.close();
       services.controls.stop();
-      services.presence?.stop();
       await deps.bus.close();
       await services.limits.limiter.close();
     },
@@ -111,12 +113,31 @@ async function startServices(services: Services): Promise<void> {
   // Cluster mode: every stream's epoch comes from the store before anyone connects.
   await services.adapters.cluster?.epoch.load();
   await services.controls.start();
-  const resumed = await services.publisher.resumeUnfinished();
-  if (resumed > 0) log.info("Resumed unfinished fan-outs", { count: resumed });
-  await services.registry.get("mailer", MAILER_ID);
-  await services.registry.get("retention", RETENTION_ID);
-  if (services.push) await services.registry.get("push", PUSH_ID);
-  else if (services.config.env === "production") {
+  const singletons = services.adapters.cluster?.singletons;
+  const janitor = services.clusterNode?.janitor;
+  if (singletons && janitor) {
+    // One node of the cluster runs each: the one holding its lease, until it dies.
+    const { registry } = services;
+    const actor = (kind: "mailer" | "retention" | "push", id: string) =>
+      singletons.run(
+        kind,
+        id,
+        () => registry.get(kind, id).then(() => {}),
+        () => registry.stop(kind, id),
+      );
+    await actor("mailer", MAILER_ID);
+    await actor("retention", RETENTION_ID);
+    if (services.push) await actor("push", PUSH_ID);
+    // The janitor resumes what a dead node (or this one, before a restart) left unfinished.
+    await singletons.run("janitor", "fanouts", () => janitor.start(), () => janitor.stop());
+  } else {
+    const resumed = await services.publisher.resumeUnfinished();
+    if (resumed > 0) log.info("Resumed unfinished fan-outs", { count: resumed });
+    await services.registry.get("mailer", MAILER_ID);
+    await services.registry.get("retention", RETENTION_ID);
+    if (services.push) await services.registry.get("push", PUSH_ID);
+  }
+  if (!services.push && services.config.env === "production") {
     log.warning(
       "Web Push is off: set RELAIS_VAPID_PUBLIC_KEY and RELAIS_VAPID_PRIVATE_KEY to turn it on",
     );

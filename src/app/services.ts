@@ -29,15 +29,13 @@ import type { Ingest } from "../ingest/ingest.ts";
 import { wireIngest } from "../ingest/ingest_service.ts";
 import { withDirectoryIdentity } from "../directory/identity.ts";
 import { getLog } from "../log.ts";
-import { createMailer } from "../mail/mailer.ts";
+import { MAILER_ID, notifyMailer } from "../mail/mailer_actor.ts";
+import { wireMail } from "../mail/mail_service.ts";
+import type { UnsubscribeTokens } from "../mail/unsubscribe.ts";
 import {
-  defineMailerActor,
-  MAILER_ID,
-  mailerSettings,
-  notifyMailer,
-} from "../mail/mailer_actor.ts";
-import { createUnsubscribeTokens, type UnsubscribeTokens } from "../mail/unsubscribe.ts";
-import { defineConversationActors } from "../messaging/conversation_actors.ts";
+  type ConversationActors,
+  defineConversationActors,
+} from "../messaging/conversation_actors.ts";
 import { createMessaging, type Messaging } from "../messaging/messaging.ts";
 import { createPresence } from "../messaging/presence.ts";
 import { type PushServices, wirePush } from "../push/push_service.ts";
@@ -53,15 +51,12 @@ import type { PreferencesStore } from "../preferences/preferences_store.ts";
 import { createRateLimits, type RateLimits } from "../ratelimit/rate_limits.ts";
 import { defineRetentionActor, retentionSettings } from "../retention/retention_actor.ts";
 import { createHub, type Hub } from "../realtime/hub.ts";
-import { createPollSessions, type PollSessions } from "../realtime/poll_sessions.ts";
-import { createSessions, type Sessions } from "../realtime/session.ts";
-import { createSseStreams, type SseStreams } from "../realtime/sse_streams.ts";
-import { createWsProtocol, type WsProtocol } from "../realtime/ws_protocol.ts";
+import { type Transports, wireTransports } from "../realtime/transports.ts";
 import { createTracing, type Tracing } from "../tracing.ts";
 import { shareControls } from "../cluster/shared_controls.ts";
-import { createClusterDelivery, followStore } from "../cluster/cluster_delivery.ts";
-import { type ClusterPresence, createClusterPresence } from "../cluster/cluster_presence.ts";
-import type { Adapters } from "./adapters.ts";
+import { type ClusterNode, createClusterNode } from "../cluster/cluster_node.ts";
+import { PUSH_ID } from "../push/push_actor.ts";
+import { type Adapters, LEASE_TTL_MS } from "./adapters.ts";
 
 /** What the services are built from. */
 export interface ServicesDeps extends Adapters {
@@ -73,7 +68,7 @@ export interface ServicesDeps extends Adapters {
 }
 
 /** The services of one process, as the HTTP layer and the entry points reach them. */
-export interface Services {
+export interface Services extends Transports {
   config: Config;
   adapters: Adapters;
   metrics: Metrics;
@@ -93,10 +88,6 @@ export interface Services {
   messaging: Messaging;
   unsubscribeTokens: UnsubscribeTokens;
   publisher: Publisher;
-  sessions: Sessions;
-  protocol: WsProtocol;
-  sseStreams: SseStreams;
-  polls: PollSessions;
   /** Change-data ingest from the platform's stream; absent when off. */
   ingest?: Ingest;
   /** The users' stream heads on this node. */
@@ -107,8 +98,8 @@ export interface Services {
   push?: PushServices;
   /** Traces of events and messages (`RELAIS_TRACES=on`); absent when off. */
   tracing?: Tracing;
-  /** Who is connected to any node: cluster mode only. */
-  presence?: ClusterPresence;
+  /** Cluster mode only: what the node shares with the others over the bus. */
+  clusterNode?: ClusterNode;
 }
 
 /** Wires the services and defines the actors (none is started here). */
@@ -126,9 +117,9 @@ export function createServices(deps: ServicesDeps): Services {
     maxBufferedBytes: config.limits.maxSocketBufferBytes,
     // Both are declared below; the hub calls them only once connections exist.
     filter: (conn, frame) => guard.filter(conn, frame),
-    onOverflow: (conn) => sessions.detach(conn.id),
+    onOverflow: (conn) => transports.sessions.detach(conn.id),
     // Cluster mode: every node hears who connects to this one.
-    onUser: (user, connected) => presence?.local(user, connected),
+    onUser: (user, connected) => node?.presence.local(user, connected),
   });
   const recorder = createDeliveryRecorder(store, {
     intervalMs: 50,
@@ -166,53 +157,47 @@ export function createServices(deps: ServicesDeps): Services {
     hub,
     auth,
     maxConnectionsPerUser: config.limits.maxConnectionsPerUser,
-    detach: (connId) => sessions.detach(connId),
+    detach: (connId) => transports.sessions.detach(connId),
     onError,
   });
 
   // Every new item reaches a user through their stream head, which passes it on to their
   // actor in seq order (items of users without a head go straight to it).
-  // In cluster mode the store allocates every seq, and the heads put in order what the bus
-  // brings from every node.
+  // Cluster mode: the store allocates every seq, the heads put in order what the bus brings
+  // from every node, and live items, acks, presence and wake-ups travel on the bus.
   const cluster = deps.cluster;
-  const presence = cluster
-    ? createClusterPresence({
-      bus: deps.bus,
-      connected: () => new Set(hub.all().map((c) => c.user)),
-      onError,
-    })
-    : undefined;
+  const node = cluster && createClusterNode({
+    ...cluster,
+    bus: deps.bus,
+    registry,
+    hub,
+    store,
+    conversations: deps.conversations,
+    leaseTtlMs: LEASE_TTL_MS,
+    recentWindowMs: config.delivery.recentWindowMs,
+    actorIdleMs: config.delivery.actorIdleMs,
+    resumeFanouts: (ids) => publisher.resumeUnfinished(ids),
+    onError,
+  });
   const heads = createStreamHeads({
     store,
     release: (user, live) => userActors.deliver(user, live),
     recentWindowMs: config.delivery.recentWindowMs,
     onError,
-    ...(cluster
-      ? {
-        follow: followStore({
-          store,
-          renderItem: (item) => messaging.renderItem(item),
-          epoch: cluster.epoch.current,
-          recentWindowMs: config.delivery.recentWindowMs,
-        }),
-      }
-      : {}),
+    ...(node ? { follow: node.follow((item) => messaging.renderItem(item)) } : {}),
   });
   const localLive = createLiveDelivery({
     heads,
     registry,
-    mailDue: (acceptedAt, urgent) =>
-      notifyMailer(registry, acceptedAt + (urgent ? 0 : config.mailer.graceMs)),
+    mailDue(acceptedAt, urgent) {
+      const dueAt = acceptedAt + (urgent ? 0 : config.mailer.graceMs);
+      if (node) node.wake("mailer", MAILER_ID, { type: "mail.queued", dueAt });
+      else notifyMailer(registry, dueAt);
+    },
   });
-  // What one node commits reaches the users every node holds.
-  const clusterLive = cluster
-    ? createClusterDelivery({
-      bus: deps.bus,
-      local: localLive,
-      acked: (user, id) => sessions.notify(user, { type: "ack.received", id }),
-      onError,
-    })
-    : undefined;
+  const acked = (user: string, id: string) =>
+    transports.sessions.notify(user, { type: "ack.received", id });
+  const clusterLive = node?.live(localLive, acked);
   const live = clusterLive ?? localLive;
   const userActors = defineUserActors({
     registry,
@@ -233,10 +218,12 @@ export function createServices(deps: ServicesDeps): Services {
     ...(tracing ? { tracing } : {}),
   });
 
-  // Conversation actors: the single writers of their messages.
+  // Conversation actors: the single writers of their messages (in a cluster, on the node
+  // owning each conversation).
+  const clusterActors = (local: ConversationActors) => node?.conversations(local) ?? local;
   const messaging = createMessaging({
     store: deps.conversations,
-    actors: defineConversationActors({
+    actors: clusterActors(defineConversationActors({
       registry,
       store: deps.conversations,
       hub,
@@ -251,8 +238,15 @@ export function createServices(deps: ServicesDeps): Services {
         maxBatch: 32,
       },
       onError,
+      ...(node ? { toUsers: node.toUsers } : {}),
+    })),
+    presence: createPresence({
+      store: deps.conversations,
+      registry,
+      hub,
+      onError,
+      ...(node ? { toUsers: node.toUsers, isOnline: node.presence.isOnline } : {}),
     }),
-    presence: createPresence({ store: deps.conversations, registry, hub, onError }),
     policy: config.messaging.policy,
     maxMembers: config.messaging.maxMembers,
     structuresOf: async (user: string) =>
@@ -261,28 +255,17 @@ export function createServices(deps: ServicesDeps): Services {
     ...(tracing ? { tracing } : {}),
   });
 
-  const unsubscribeTokens = createUnsubscribeTokens(config.mailer.secret);
-  defineMailerActor({
+  const unsubscribeTokens = wireMail({
+    config,
     registry,
     metrics,
-    mailer: createMailer({
-      queue: deps.mailQueue,
-      store,
-      directory,
-      preferences,
-      transport: deps.mailTransport,
-      tokens: unsubscribeTokens,
-      from: config.mail.from,
-      publicUrl: config.mailer.publicUrl,
-      ...(config.mailer.appUrl ? { appUrl: config.mailer.appUrl } : {}),
-      dailyDigestAt: config.mailer.dailyDigestAt,
-      retryBaseMs: config.mailer.retryBaseMs,
-      maxAttempts: config.mailer.maxAttempts,
-      onError,
-      // The `email` kill switch, judged on the directory entry.
-      emailAllowed: (person) => guard.emailEnabled(subjectOf(person.id, person)),
-    }),
-    settings: mailerSettings(config.mailer.breakerThreshold, config.mailer.breakerCooldownMs),
+    queue: deps.mailQueue,
+    store,
+    directory,
+    preferences,
+    transport: deps.mailTransport,
+    emailAllowed: (person) => guard.emailEnabled(subjectOf(person.id, person)),
+    claim: node !== undefined,
     onError,
   });
 
@@ -299,18 +282,18 @@ export function createServices(deps: ServicesDeps): Services {
   const push = config.push.enabled && deps.push
     ? wirePush({
       pushStore: deps.push,
-      endpoints: config.push.endpoints,
-      ...(config.push.vapid ? { vapid: config.push.vapid } : {}),
-      subject: config.push.subject,
-      ...(config.mailer.appUrl ? { appUrl: config.mailer.appUrl } : {}),
-      retryBaseMs: config.push.retryBaseMs,
-      maxAttempts: config.push.maxAttempts,
+      config,
       registry,
       store,
       directory,
       preferences,
       hub,
-      ...(presence ? { isLive: presence.isOnline } : {}),
+      ...(node
+        ? {
+          isLive: node.presence.isOnline,
+          wake: (dueAt: number) => node.wake("push", PUSH_ID, { type: "push.queued", dueAt }),
+        }
+        : {}),
       controls,
       onGenerated: () => log.info("Generated the VAPID keys of development Web Push"),
       onError,
@@ -325,38 +308,37 @@ export function createServices(deps: ServicesDeps): Services {
     syncFanoutLimit: 1000,
     // In cluster mode the store allocates every seq and keeps every item, ephemeral ones too.
     ...(cluster ? {} : { seqs: heads }),
+    // Cluster mode: a fan-out job runs under its lease, so that no two nodes run it.
+    ...(cluster
+      ? {
+        jobLeases: {
+          hold: <T>(id: string, work: () => Promise<T>) =>
+            cluster.singletons.hold("fanout", id, work),
+        },
+      }
+      : {}),
     onError: (id, e) => onError(`Fan-out of event "${id}" failed`, e),
     plan: createFanoutPlans({ preferences, graceMs: config.mailer.graceMs }),
     deliverLive: push?.deliverLive ?? live.deliverBatch,
     ...(tracing ? { tracing } : {}),
   });
 
-  const sessions = createSessions({
+  const transports = wireTransports({
+    config,
     store,
     registry,
     hub,
     metrics,
     recorder,
     heads,
-    resumeMaxItems: config.delivery.resumeMaxItems,
-    recentWindowMs: config.delivery.recentWindowMs,
-    heartbeatMs: config.realtime.heartbeatMs,
     renderItem: messaging.renderItem,
     admission: guard,
     ...(clusterLive ? { onAck: clusterLive.announceAck } : {}),
-  });
-  const protocol = createWsProtocol({
-    sessions,
     auth,
     tickets,
-    maxFrameBytes: config.limits.maxFrameBytes,
-    helloTimeoutMs: 10_000,
-    heartbeatMs: config.realtime.heartbeatMs,
-    idleTimeoutMs: config.realtime.idleTimeoutMs,
-    onError,
     guard,
-    maxJsonDepth: config.limits.maxJsonDepth,
     messaging,
+    onError,
   });
   // The platform's change stream: each change published as `POST /v1/events` would, and
   // acked once durable.
@@ -384,15 +366,9 @@ export function createServices(deps: ServicesDeps): Services {
     mailerId: MAILER_ID,
     ingest: ingest !== undefined,
     ...(deps.opsHistory ? { history: deps.opsHistory } : {}),
-    detach: (connId) => sessions.detach(connId),
+    detach: (connId) => transports.sessions.detach(connId),
     onError,
   });
-
-  const liveness = {
-    sessions,
-    heartbeatMs: config.realtime.heartbeatMs,
-    idleTimeoutMs: config.realtime.idleTimeoutMs,
-  };
 
   return {
     config,
@@ -413,15 +389,12 @@ export function createServices(deps: ServicesDeps): Services {
     messaging,
     unsubscribeTokens,
     publisher,
-    sessions,
-    protocol,
-    sseStreams: createSseStreams(liveness),
-    polls: createPollSessions(liveness),
+    ...transports,
     ...(ingest ? { ingest } : {}),
     heads,
     ops,
     ...(tracing ? { tracing } : {}),
     ...(push ? { push: push.services } : {}),
-    ...(presence ? { presence } : {}),
+    ...(node ? { clusterNode: node } : {}),
   };
 }

@@ -6,10 +6,11 @@
  * long as the stream has not been trimmed past it. Membership: each node writes a
  * heartbeat into a hash; a node whose heartbeat is older than three intervals is gone.
  *
- * Keys share one hash tag, `{<prefix>}`, so a Redis Cluster keeps them on one shard.
+ * Keys share one hash tag, `{<prefix>}`, so a Redis Cluster keeps them on one shard;
+ * `url` may name one (`redis+cluster://`, see `connectRedis`).
  */
 
-import { Redis } from "ioredis";
+import { connectRedis } from "./redis_connect.ts";
 import { backoffDelay } from "../backoff.ts";
 import { type Bus, type BusNode, createTopicTable } from "./bus.ts";
 
@@ -42,8 +43,8 @@ export function createRedisBus(url: string, options: RedisBusOptions): Bus {
   const onError = options.onError ?? (() => {});
   const table = createTopicTable();
   // Commands, and the blocking reads on a connection of their own.
-  const redis = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: false });
-  const reader = new Redis(url, {
+  const redis = connectRedis(url, { maxRetriesPerRequest: 1, lazyConnect: false });
+  const reader = connectRedis(url, {
     maxRetriesPerRequest: 1,
     lazyConnect: false,
     connectionName: `relais-bus-reader:${node}`,

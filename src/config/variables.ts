@@ -22,6 +22,7 @@ import {
   type Variable,
 } from "./values.ts";
 import { FEATURE_VARIABLES } from "./feature_variables.ts";
+import { redisUrlProblem } from "../cluster/redis_url.ts";
 
 export type { Variable } from "./values.ts";
 
@@ -77,7 +78,13 @@ export const VARIABLES = {
   },
   REDIS_URL: {
     meaning: "Redis for `@upstash/ratelimit`, cluster mode and the ingest",
-    schema: url(["redis:", "rediss:"]),
+    schema: v.pipe(
+      v.string(),
+      v.rawCheck(({ dataset, addIssue }) => {
+        const problem = dataset.typed ? redisUrlProblem(dataset.value) : undefined;
+        if (problem) addIssue({ message: problem });
+      }),
+    ),
     documented: "unset: KV-backed limiter",
   },
   RELAIS_TRUSTED_PROXIES: {

@@ -156,6 +156,8 @@ export function createControls(deps: ControlsDeps): Controls {
     reloading = next.finally(() => {
       if (reloading === next) reloading = undefined;
     });
+    // The caller sees a failure on `next`; this copy of it must not go unhandled.
+    reloading.catch(() => {});
     return next;
   }
 

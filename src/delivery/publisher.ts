@@ -47,8 +47,11 @@ export interface Publisher {
    * by the same owner is a replay; by another, a `conflict` error: the id is taken.
    */
   publish(envelope: Envelope, options?: PublishCall): Promise<Published>;
-  /** Finishes the fan-outs a previous process left unfinished. */
-  resumeUnfinished(): Promise<number>;
+  /**
+   * Finishes the fan-outs a previous process left unfinished (those of `ids` only, when
+   * given), in the background; answers how many it looked at.
+   */
+  resumeUnfinished(ids?: string[]): Promise<number>;
   /** Resolves when every background fan-out has finished. */
   idle(): Promise<void>;
 }
@@ -78,6 +81,12 @@ export interface PublisherDeps {
   syncFanoutLimit: number;
   /** The live stream heads: where online targets take their seqs. */
   seqs?: SeqSource;
+  /**
+   * In cluster mode, the lease each fan-out job runs under (`fanout/<event id>`), so that
+   * one node at a time runs it: `hold` answers `undefined` without running `work` when
+   * another node holds it. Absent: jobs run without one.
+   */
+  jobLeases?: { hold<T>(id: string, work: () => Promise<T>): Promise<T | undefined> };
   /** Spans of `publish` and of each fan-out batch; none when traces are off. */
   tracing?: Tracing;
   now?: () => number;
@@ -181,7 +190,9 @@ export function createPublisher(deps: PublisherDeps): Publisher {
   function fanOut(id: string, envelope?: Envelope, trace?: SpanContext): Promise<void> {
     const current = running.get(id);
     if (current) return current;
-    const job = run(id, envelope, trace).finally(() => running.delete(id));
+    const work = () => run(id, envelope, trace);
+    const job = (deps.jobLeases ? deps.jobLeases.hold(id, work).then(() => {}) : work())
+      .finally(() => running.delete(id));
     running.set(id, job);
     return job;
   }
@@ -260,8 +271,8 @@ export function createPublisher(deps: PublisherDeps): Publisher {
       }
       return { result, replayed: false };
     },
-    async resumeUnfinished() {
-      const ids = await deps.store.unfinishedFanouts();
+    async resumeUnfinished(only?: string[]) {
+      const ids = only ?? await deps.store.unfinishedFanouts();
       for (const id of ids) fanOut(id).catch((error) => deps.onError(id, error));
       return ids.length;
     },

@@ -7,7 +7,7 @@
  * ingest backs off and resumes from the group's position.
  */
 
-import { Redis } from "ioredis";
+import { connectRedis, type RedisClient } from "../cluster/redis_connect.ts";
 import type { ChangeStream, DeadLetterEntry, StreamEntry, StreamInfo } from "./change_stream.ts";
 
 /** Options of {@linkcode createRedisChangeStream}. */
@@ -43,8 +43,8 @@ function pairs(flat: unknown): Map<string, unknown> {
   return map;
 }
 
-function connection(url: string, name: string, timeoutMs?: number): Redis {
-  const redis = new Redis(url, {
+function connection(url: string, name: string, timeoutMs?: number): RedisClient {
+  const redis = connectRedis(url, {
     connectionName: name,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
@@ -58,7 +58,7 @@ function connection(url: string, name: string, timeoutMs?: number): Redis {
 }
 
 /** Waits until `redis` is connected, up to `timeoutMs`; a closed connection fails at once. */
-function ready(redis: Redis, timeoutMs: number): Promise<void> {
+function ready(redis: RedisClient, timeoutMs: number): Promise<void> {
   if (redis.status === "ready") return Promise.resolve();
   if (redis.status === "end") return Promise.reject(new Error("Connection is closed"));
   return new Promise((resolve, reject) => {

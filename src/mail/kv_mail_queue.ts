@@ -18,8 +18,17 @@ function toQueued(entry: Deno.KvEntry<MailTask>): QueuedTask {
 
 const digestTaskId = (user: string, period: string) => `digest:${period}:${user}`;
 
+/** Options of {@linkcode createKvMailQueue}. */
+export interface KvMailQueueOptions {
+  /**
+   * In cluster mode, adds to each claim's commit the check that this node still holds the
+   * mailer's lease, so that a mailer that lost it claims (and sends) nothing more.
+   */
+  fence?(op: Deno.AtomicOperation): Deno.AtomicOperation;
+}
+
 /** Creates the mail queue on an open Deno KV handle. */
-export function createKvMailQueue(kv: Deno.Kv): MailQueue {
+export function createKvMailQueue(kv: Deno.Kv, options: KvMailQueueOptions = {}): MailQueue {
   const taskKey = (entry: QueuedTask) => keys.mailTaskKey(entry.dueAt, entry.task.id);
   const checkOf = (entry: QueuedTask) => ({ key: taskKey(entry), versionstamp: entry.version });
 
@@ -66,6 +75,12 @@ export function createKvMailQueue(kv: Deno.Kv): MailQueue {
     },
     async add(dueAt, task) {
       await kv.set(keys.mailTaskKey(dueAt, task.id), task);
+    },
+    async claim(entry, until) {
+      const key = keys.mailTaskKey(until, entry.task.id);
+      const op = kv.atomic().check(checkOf(entry)).delete(taskKey(entry)).set(key, entry.task);
+      const res = await (options.fence ? options.fence(op) : op).commit();
+      return res.ok ? { dueAt: until, task: entry.task, version: res.versionstamp } : undefined;
     },
     async complete(entry) {
       return (await kv.atomic().check(checkOf(entry)).delete(taskKey(entry)).commit()).ok;

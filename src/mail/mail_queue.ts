@@ -63,6 +63,12 @@ export interface MailQueue {
   depth(max?: number): Promise<number>;
   /** Adds a task (digest tasks are added through {@linkcode MailQueue.toDigest}). */
   add(dueAt: number, task: MailTask): Promise<void>;
+  /**
+   * Takes a due task for its send: moves it to `until`, so that no other runner finds it
+   * due meanwhile. Answers the task as moved, or `undefined` when it changed meanwhile
+   * (another runner took it) or the claim is fenced off (this runner lost its lease).
+   */
+  claim(entry: QueuedTask, until: number): Promise<QueuedTask | undefined>;
   /** Removes a finished task; false if it changed meanwhile. */
   complete(entry: QueuedTask): Promise<boolean>;
   /** Moves a task to a new due time (and new contents, e.g. attempts). */

@@ -9,6 +9,12 @@
  * backoff, up to a dead letter. A task leaves the queue only after its mail was accepted,
  * and carries a stable Message-ID, so a crash never loses a mail; the one window where a
  * mail could go twice is a crash between the relay's acceptance and the next commit.
+ *
+ * In a cluster (`claimMs` set), right before a send the task is claimed: moved `claimMs`
+ * ahead in one commit checked against the task as listed. Of two mailers running at once
+ * (a handover between nodes) only one claims it, so only one sends it; a mailer that dies
+ * after its claim leaves the task to be retried once the claim has passed. One node alone
+ * runs one mailer: it claims nothing, and a restart retries at once.
  */
 
 import type { MailRunOutput } from "../../actors/mailer.machine.ts";
@@ -31,6 +37,8 @@ import type { UnsubscribeTokens } from "./unsubscribe.ts";
 
 /** How many digest items one digest mail covers (and counts); the rest go in the next. */
 export const DIGEST_MAX_ITEMS = 100;
+/** How long a claimed task stays out of other runs: well above a send's timeouts. */
+export const CLAIM_MS = 5 * 60_000;
 /** The longest wait between two attempts of one mail. */
 const MAX_RETRY_MS = 6 * 3_600_000;
 
@@ -59,6 +67,11 @@ export interface MailerDeps {
    * then ends without a mail (the item stays in the inbox). Absent: always allowed.
    */
   emailAllowed?(person: DirectoryEntry): boolean;
+  /**
+   * Cluster mode: how long a task is claimed for before its send ({@linkcode CLAIM_MS});
+   * absent, one mailer alone drains the queue and claims nothing.
+   */
+  claimMs?: number;
 }
 
 /** What one run did (the mailer actor's view of a run). */
@@ -120,7 +133,9 @@ export function createMailer(deps: MailerDeps): Mailer {
 
   const allowed = (person: DirectoryEntry) => deps.emailAllowed?.(person) ?? true;
 
-  async function runItem(entry: QueuedTask): Promise<Outcome> {
+  /** `current.entry` is the task as last committed: its claim, once claimed. */
+  async function runItem(current: { entry: QueuedTask }): Promise<Outcome> {
+    const entry = current.entry;
     const task = entry.task;
     if (task.kind !== "item") return "skipped";
     const at = now();
@@ -161,11 +176,22 @@ export function createMailer(deps: MailerDeps): Mailer {
       { locale, ...(person.name ? { name: person.name } : {}) },
       { unsubscribeUrl: url, ...(deps.appUrl ? { appUrl: deps.appUrl } : {}) },
     );
+    const claimed = await claim(current, at);
+    if (!claimed) return "lost";
     await deliver(person, rendered, await messageId(task.id), url);
-    return await deps.queue.complete(entry) ? "sent" : "lost";
+    return await deps.queue.complete(claimed) ? "sent" : "lost";
   }
 
-  async function runDigest(entry: QueuedTask): Promise<Outcome> {
+  /** The task to send, claimed first in a cluster; `undefined` when another mailer has it. */
+  async function claim(current: { entry: QueuedTask }, at: number) {
+    if (deps.claimMs === undefined) return current.entry;
+    const claimed = await deps.queue.claim(current.entry, at + deps.claimMs);
+    if (claimed) current.entry = claimed;
+    return claimed;
+  }
+
+  async function runDigest(current: { entry: QueuedTask }): Promise<Outcome> {
+    const entry = current.entry;
     const task = entry.task;
     if (task.kind !== "digest") return "skipped";
     const at = now();
@@ -200,8 +226,10 @@ export function createMailer(deps: MailerDeps): Mailer {
     );
     // The digest's identity is the set of items it covers, stable across retries.
     const id = await messageId(task.id, kept.map((k) => k.item.event).sort().join(","));
+    const claimed = await claim(current, at);
+    if (!claimed) return "lost";
     await deliver(person, rendered, id, url);
-    return await deps.queue.completeDigest(entry, items) ? "sent" : "lost";
+    return await deps.queue.completeDigest(claimed, items) ? "sent" : "lost";
   }
 
   async function failed(entry: QueuedTask, error: unknown, run: MailRun) {
@@ -241,11 +269,13 @@ export function createMailer(deps: MailerDeps): Mailer {
         transportDown: false,
         depth: 0,
       };
-      for (const entry of await deps.queue.due(now(), limit)) {
+      for (const due of await deps.queue.due(now(), limit)) {
+        const current = { entry: due };
         let outcome: Outcome;
         try {
-          outcome = entry.task.kind === "item" ? await runItem(entry) : await runDigest(entry);
+          outcome = due.task.kind === "item" ? await runItem(current) : await runDigest(current);
         } catch (error) {
+          const entry = current.entry;
           if (!(error instanceof MailSendError)) {
             // A bug or a store failure on one task must not stall the queue: retry it later.
             deps.onError?.(`Mail task "${entry.task.id}" failed`, error);

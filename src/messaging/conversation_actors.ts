@@ -58,6 +58,11 @@ export interface ConversationActorDeps {
   onError(message: string, error: unknown): void;
   /** A `conversation.commit` span per traced message; none when traces are off. */
   tracing?: Tracing;
+  /**
+   * Sends a frame to every connection of `users` (default: this process's connections;
+   * in cluster mode, every node's).
+   */
+  toUsers?(users: string[], frame: string): void;
 }
 
 /** Registers how conversation actors are spawned and returns the way to reach them. */
@@ -85,6 +90,7 @@ export function defineConversationActors(deps: ConversationActorDeps): Conversat
   }
 
   function toMembers(members: string[], frame: string) {
+    if (deps.toUsers) return deps.toUsers(members, frame);
     for (const member of members) {
       for (const conn of hub.ofUser(member)) hub.send(conn.id, frame);
     }

@@ -24,6 +24,16 @@ export interface PresenceDeps {
   registry: Registry;
   hub: Hub;
   onError(message: string, error: unknown): void;
+  /**
+   * Sends a frame to every connection of `users` (default: this process's connections).
+   * Given, every contact is sent to, wherever they are connected.
+   */
+  toUsers?(users: string[], frame: string): void;
+  /**
+   * Whether a user is connected anywhere (cluster mode: to any node; default: this
+   * process's connections). A user connected to another node counts as `online`.
+   */
+  isOnline?(user: string): boolean;
 }
 
 /** Creates the presence service. */
@@ -35,7 +45,9 @@ export function createPresence(deps: PresenceDeps): Presence {
   const chains = new Map<string, Promise<void>>();
 
   async function push(user: string, status: PresenceStatus) {
-    const contacts = (await store.contactsOf(user)).filter((c) => hub.ofUser(c).length > 0);
+    const contacts = (await store.contactsOf(user)).filter((c) =>
+      deps.isOnline ? deps.isOnline(c) : hub.ofUser(c).length > 0
+    );
     if (contacts.length === 0) return;
     const [blocked, blockers] = await Promise.all([
       store.blocksOf(user),
@@ -43,6 +55,7 @@ export function createPresence(deps: PresenceDeps): Presence {
     ]);
     const hidden = new Set([...blocked, ...blockers]);
     const frame = encodeFrame({ type: "presence", user, status });
+    if (deps.toUsers) return deps.toUsers(contacts.filter((c) => !hidden.has(c)), frame);
     for (const contact of contacts) {
       if (hidden.has(contact)) continue;
       for (const conn of hub.ofUser(contact)) hub.send(conn.id, frame);
@@ -54,7 +67,8 @@ export function createPresence(deps: PresenceDeps): Presence {
       const snapshot = registry.peek("user", user)?.getSnapshot();
       // The user machine's state is the user's presence (or `stopped`, once it ended).
       const value = snapshot?.value;
-      return value === "online" || value === "away" ? value : "offline";
+      if (value === "online" || value === "away") return value;
+      return deps.isOnline?.(user) ? "online" : "offline";
     },
     announce(user, status) {
       if ((announced.get(user) ?? "offline") === status) return;

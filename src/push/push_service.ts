@@ -13,9 +13,10 @@ import type { Hub } from "../realtime/hub.ts";
 import type { Store } from "../store/store.ts";
 import { definePushActor, notifyPusher } from "./push_actor.ts";
 import type { PushStore, VapidKeys } from "./push_store.ts";
+import type { EndpointPolicy } from "./subscription.ts";
+import type { Config } from "../config.ts";
 import { createPusher } from "./pusher.ts";
 import { createPushSender } from "./sender.ts";
-import type { EndpointPolicy } from "./subscription.ts";
 import { createVapidSource } from "./vapid.ts";
 
 /** Web Push, as the routes and the privacy exports reach it. */
@@ -29,13 +30,11 @@ export interface PushServices {
 /** What {@linkcode wirePush} needs. */
 export interface PushWiring {
   pushStore: PushStore;
-  endpoints: EndpointPolicy;
-  /** Configured keys; without them, a pair is generated once and kept in the store. */
-  vapid?: VapidKeys;
-  subject: string;
-  appUrl?: string;
-  retryBaseMs: number;
-  maxAttempts: number;
+  /**
+   * The push settings (without VAPID keys, a pair is generated once and kept in the store),
+   * and the app's address the notifications link to.
+   */
+  config: { push: Config["push"]; mailer: Pick<Config["mailer"], "appUrl"> };
   registry: Registry;
   store: Store;
   directory: Directory;
@@ -43,6 +42,8 @@ export interface PushWiring {
   hub: Hub;
   /** Whether a user is connected (default: to this node; cluster mode: to any node). */
   isLive?(user: string): boolean;
+  /** Tells the push runner that pushes are due (default: this node's; cluster mode: its node's). */
+  wake?(dueAt: number): void;
   controls: Controls;
   onGenerated(): void;
   onError(message: string, error: unknown): void;
@@ -57,8 +58,9 @@ export function wirePush(
   live: LiveDelivery,
 ): { services: PushServices; deliverLive: LiveDelivery["deliverBatch"] } {
   const { registry, controls, onError } = deps;
+  const { push: settings, mailer: { appUrl } } = deps.config;
   const vapid = createVapidSource({
-    ...(deps.vapid ? { configured: deps.vapid } : {}),
+    ...(settings.vapid ? { configured: settings.vapid } : {}),
     store: deps.pushStore,
     onGenerated: deps.onGenerated,
   });
@@ -68,24 +70,24 @@ export function wirePush(
     directory: deps.directory,
     preferences: deps.preferences,
     sender: createPushSender(),
-    vapid: async () => ({ ...await vapid(), subject: deps.subject }),
-    endpoints: deps.endpoints,
+    vapid: async () => ({ ...await vapid(), subject: settings.subject }),
+    endpoints: settings.endpoints,
     isLive: deps.isLive ?? ((user) => deps.hub.ofUser(user).length > 0),
     // The `push` kill switch, and `notifications`: a push is the notice of an in-app item.
     pushAllowed: (subject) =>
       controls.isEnabled("push", subject) && controls.isEnabled("notifications", subject),
-    ...(deps.appUrl ? { appUrl: deps.appUrl } : {}),
-    retryBaseMs: deps.retryBaseMs,
-    maxAttempts: deps.maxAttempts,
+    ...(appUrl ? { appUrl } : {}),
+    retryBaseMs: settings.retryBaseMs,
+    maxAttempts: settings.maxAttempts,
     onError,
   });
   definePushActor({ registry, pusher, settings: { batchSize: 50, pollMs: 30_000 }, onError });
   return {
-    services: { store: deps.pushStore, vapid, endpoints: deps.endpoints },
+    services: { store: deps.pushStore, vapid, endpoints: settings.endpoints },
     deliverLive(batch, json, envelope, trace) {
       live.deliverBatch(batch, json, envelope, trace);
       pusher.enqueue(batch, envelope).then(
-        (dueAt) => dueAt !== undefined && notifyPusher(registry, dueAt),
+        (dueAt) => dueAt !== undefined && (deps.wake ?? ((d) => notifyPusher(registry, d)))(dueAt),
         (e) => onError(`Queueing the pushes of event "${batch.event.id}" failed`, e),
       );
     },

@@ -3,14 +3,15 @@
  * `evalsha`, `get`, `set`, `del`), over a plain TCP Redis connection (`ioredis`).
  *
  * The library's Lua scripts start with `#!lua flags=allow-key-locking`, a flag that
- * Redis 7.0 (Debian's `redis-server`) refuses. The adapter strips that first line, loads
- * the stripped script, and remembers which stripped hash stands for the library's hash,
- * so the library's `EVALSHA` calls keep hitting the script cache. After a Redis restart
- * the stripped script is gone: `EVALSHA` answers `NOSCRIPT`, the library falls back to
- * `EVAL`, and the adapter loads it again.
+ * Redis 7.0 (Debian's `redis-server`) refuses. The adapter strips that first line, runs
+ * the stripped script with `EVAL` (which caches it), and remembers which stripped hash
+ * stands for the library's hash, so the library's `EVALSHA` calls keep hitting the script
+ * cache. After a Redis restart, or on a Redis Cluster node that has not run it yet, the
+ * stripped script is not there: `EVALSHA` answers `NOSCRIPT`, the library falls back to
+ * `EVAL`, and the adapter runs it again.
  */
 
-import { Redis } from "ioredis";
+import { connectRedis } from "../cluster/redis_connect.ts";
 
 /** The commands `@upstash/ratelimit` uses, as it calls them. */
 export interface UpstashRedisLike {
@@ -49,12 +50,15 @@ function toArgs(args: unknown[]): (string | number)[] {
   ) => (a === null || a === undefined ? "" : typeof a === "number" ? a : String(a)));
 }
 
-/** Connects to `url` (`redis://` or `rediss://`) and returns the adapter. */
+/**
+ * Connects to `url` (`redis://`, `rediss://`, or a Redis Cluster's `redis+cluster://`,
+ * see `connectRedis`) and returns the adapter.
+ */
 export function createRedisClient(
   url: string,
   options: RedisClientOptions = {},
 ): RedisClientAdapter {
-  const redis = new Redis(url, {
+  const redis = connectRedis(url, {
     // Fail fast: a limiter that cannot reach Redis must not hold requests for long.
     maxRetriesPerRequest: 1,
     commandTimeout: options.commandTimeoutMs ?? 2000,
@@ -70,12 +74,11 @@ export function createRedisClient(
     async eval(script, keys, args) {
       const body = script.replace(FLAGS_LINE, "");
       if (body === script) return await redis.eval(script, keys.length, ...keys, ...toArgs(args));
-      const [original, loaded] = await Promise.all([
-        sha1Hex(script),
-        redis.script("LOAD", body) as Promise<string>,
-      ]);
+      // `EVAL` caches the script on the node that runs it, the one of its keys' slot; a
+      // `SCRIPT LOAD` on a Redis Cluster would go to any node.
+      const [original, loaded] = await Promise.all([sha1Hex(script), sha1Hex(body)]);
       stripped.set(original, loaded);
-      return await redis.evalsha(loaded, keys.length, ...keys, ...toArgs(args));
+      return await redis.eval(body, keys.length, ...keys, ...toArgs(args));
     },
     async evalsha(hash, keys, args) {
       const mapped = stripped.get(hash);

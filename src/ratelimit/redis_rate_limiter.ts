@@ -14,7 +14,7 @@ import type { RateDecision, RateLimiter, RateRule } from "./rate_limiter.ts";
 
 /** Options of {@linkcode createRedisRateLimiter}. */
 export interface RedisRateLimiterOptions {
-  /** Key prefix in Redis (default `relais:rl`). */
+  /** Key prefix in Redis, used as the keys' hash tag `{<prefix>}` (default `relais:rl`). */
   prefix?: string;
   /** Also close the client when the limiter is closed (default true). */
   ownsClient?: boolean;
@@ -36,7 +36,9 @@ export function createRedisRateLimiter(
         // deno-lint-ignore no-explicit-any
         redis: client as any,
         limiter: Ratelimit.slidingWindow(rule.limit, `${rule.windowMs} ms`),
-        prefix: `${prefix}:${rule.windowMs}`,
+        // One hash tag: a rule's two window keys (current, previous) in one script, one
+        // Redis Cluster slot.
+        prefix: `{${prefix}}:${rule.windowMs}`,
         ephemeralCache: false,
         analytics: false,
         timeout: 0,

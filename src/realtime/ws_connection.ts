@@ -197,9 +197,17 @@ export class ProtocolConnection implements WsConnection {
     throw new AppError("unauthenticated", "Missing credentials: send a token or a ticket");
   }
 
-  /** Closes the connection for an admission refusal: 4003 for a switch, else 4008. */
+  /**
+   * Closes the connection for an admission refusal: 4003 for a switch, 1013 (after an
+   * `error` frame) for a store out of reach, else 4008.
+   */
   refuse(error: unknown) {
     const refused = error instanceof AppError ? error : undefined;
+    if (refused?.code === "store_unavailable") {
+      // The server's failure, not the client's: say so, then 1013 (try again later).
+      this.error(refused.code, refused.message, undefined, refused.retryAfterMs);
+      return this.close(CLOSE.tryAgainLater, closeReason(refused.message));
+    }
     this.close(
       refused?.code === "feature_disabled" ? CLOSE.forbidden : CLOSE.policy,
       closeReason(refused?.message ?? "Connection refused"),
@@ -214,6 +222,7 @@ export class ProtocolConnection implements WsConnection {
     try {
       principal = await this.authenticate(frame);
     } catch (e) {
+      if (e instanceof AppError && e.code === "store_unavailable") return this.refuse(e);
       const message = e instanceof AppError ? e.message : "Invalid credentials";
       // Past the address's failed-authentication limit, failing hellos (and only those)
       // are refused as a policy violation; a valid credential always gets in.

@@ -146,6 +146,8 @@ export const CLOSE = {
   forbidden: 4003,
   policy: 4008,
   idle: 4009,
+  /** The server cannot serve now (its store is out of reach): reconnect after a while. */
+  tryAgainLater: 1013,
 } as const;
 
 /** The WebSocket subprotocol. */

@@ -8,11 +8,18 @@
  * for all sockets. The `auth.token` clients send is not verified (neither does the bare
  * peer): only the broadcast is measured.
  *
- * Run: `node bench/peers/socketio/server.mjs` (HOST, PORT); prints
+ * With `REDIS_URL` set, the server is one node of a Socket.IO cluster scaled as Socket.IO
+ * recommends: the Redis Streams adapter (`@socket.io/redis-streams-adapter`, default
+ * options) on one `redis` client, so `io.emit` on any node reaches every socket of every
+ * node sharing that Redis. `healthz` and the `sent` count answer for this node's sockets.
+ *
+ * Run: `node bench/peers/socketio/server.mjs` (HOST, PORT, optional REDIS_URL); prints
  * `socketio listening on http://HOST:PORT` and exits when its standard input closes.
  */
 
 import { createServer } from "node:http";
+import { createAdapter } from "@socket.io/redis-streams-adapter";
+import { createClient } from "redis";
 import { Server } from "socket.io";
 
 let seq = 0;
@@ -42,7 +49,17 @@ const http = createServer((req, res) => {
   }
 });
 
-const io = new Server(http);
+/** The cluster adapter when `REDIS_URL` is set; the default in-memory adapter otherwise. */
+async function adapter() {
+  const url = process.env.REDIS_URL;
+  if (!url) return {};
+  const redis = createClient({ url });
+  redis.on("error", (error) => console.error(`socketio: Redis error: ${error.message}`));
+  await redis.connect();
+  return { adapter: createAdapter(redis) };
+}
+
+const io = new Server(http, await adapter());
 
 http.listen(Number(process.env.PORT ?? "0"), process.env.HOST ?? "127.0.0.1", () => {
   const { address, port } = http.address();

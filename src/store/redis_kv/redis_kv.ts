@@ -16,14 +16,27 @@
  * Every commit is one Lua script (`scripts.ts`, by `EVALSHA`): its checks, then all its
  * mutations or none. It enforces Deno KV's limits on keys, values and commits, so that
  * adapters sized for Deno KV behave the same here.
+ *
+ * With Redis out of reach, every operation fails within about two seconds with the
+ * `store_unavailable` error (503, `Retry-After`), and works again once the client has
+ * reconnected, by itself: a command is written only on a ready connection (it never waits
+ * in a queue to run after its caller was refused), one in flight when the connection drops
+ * fails at once, and one Redis leaves unanswered fails after {@linkcode COMMAND_TIMEOUT_MS}.
+ * A commit that failed so may still have been applied: its caller retries it as it is.
  */
 
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { Redis } from "ioredis";
+import {
+  connectRedis,
+  type RedisClient,
+  type RedisConnectOptions,
+} from "../../cluster/redis_connect.ts";
+import { storeUnavailable } from "../../errors.ts";
 import { KV_LIMITS } from "../kv/limits.ts";
 import { decodeKey, encodeKey, type KeyRange, selectorRange } from "./key_codec.ts";
 import { COMMIT_SCRIPT, LIST_SCRIPT } from "./scripts.ts";
+import { isConnectionFailure, StoreNotConnected } from "./unavailable.ts";
 import { decodeStored, encodeValue, isKvU64, u64Operand } from "./value_codec.ts";
 
 /** Options of {@linkcode createRedisKv}. */
@@ -45,15 +58,108 @@ const MAX_GET_MANY = KV_LIMITS.getMany;
 const MAX_BATCH = 1000;
 const DEFAULT_BATCH = 500;
 
+/** How long a command waits for a connection being (re)established before it fails, ms. */
+const CONNECT_WAIT_MS = 1000;
+/** How long a command written to Redis may go unanswered before it fails, ms. */
+const COMMAND_TIMEOUT_MS = 1500;
+
+/** The client's options: fail fast while Redis is out of reach, reconnect for ever. */
+const CLIENT_OPTIONS: RedisConnectOptions = {
+  lazyConnect: false,
+  // Without a ready connection a command is refused, never queued (see `Link`).
+  enableOfflineQueue: false,
+  // A command in flight when the connection drops fails then, and is not sent again.
+  maxRetriesPerRequest: 0,
+  autoResendUnfulfilledCommands: false,
+  // A server that takes commands but does not answer them (stopped, overloaded).
+  commandTimeout: COMMAND_TIMEOUT_MS,
+  // Reconnects for ever, soon: a node works again as soon as Redis is back.
+  retryStrategy: (attempt) => Math.min(50 * attempt, 500),
+};
+
+/** The ioredis client of a Redis KV on `url` (see `connectRedis` for the URL forms). */
+export function redisKvClient(url: string): RedisClient {
+  const redis = connectRedis(url, CLIENT_OPTIONS);
+  // Connection errors surface on the commands; without a listener ioredis logs them.
+  redis.on("error", () => {});
+  return redis;
+}
+
+/**
+ * The commands of one database on its client: each is written once the connection is
+ * ready (waiting {@linkcode CONNECT_WAIT_MS} at most for one being established), and a
+ * connection failure comes out as the `store_unavailable` error.
+ */
+class Link {
+  #ready: Promise<void> | undefined;
+
+  constructor(readonly redis: RedisClient) {}
+
+  /** Runs `command` on a ready connection; a connection failure becomes `store_unavailable`. */
+  async run<T>(command: (redis: RedisClient) => Promise<T>): Promise<T> {
+    try {
+      if (this.redis.status !== "ready") await this.#connected();
+      return await command(this.redis);
+    } catch (error) {
+      throw isConnectionFailure(error) ? storeUnavailable(error) : error;
+    }
+  }
+
+  async #connected(): Promise<void> {
+    const { status } = this.redis;
+    if (status === "end") throw new StoreNotConnected("The connection to Redis is closed");
+    if (status === "wait") this.redis.connect().catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new StoreNotConnected(`No connection to Redis within ${CONNECT_WAIT_MS} ms`)),
+        CONNECT_WAIT_MS,
+      );
+    });
+    try {
+      await Promise.race([this.#nextReady(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Resolves when the connection is next ready; one listener for every waiting command. */
+  #nextReady(): Promise<void> {
+    if (this.#ready) return this.#ready;
+    const { redis } = this;
+    const ready = new Promise<void>((resolve, reject) => {
+      const settle = () => {
+        redis.off("ready", onReady);
+        redis.off("end", onEnd);
+        this.#ready = undefined;
+      };
+      const onReady = () => {
+        settle();
+        resolve();
+      };
+      const onEnd = () => {
+        settle();
+        reject(new StoreNotConnected("The connection to Redis is closed"));
+      };
+      redis.on("ready", onReady);
+      redis.on("end", onEnd);
+    });
+    // Its waiters may all have given up by the time it settles.
+    ready.catch(() => {});
+    this.#ready = ready;
+    return ready;
+  }
+}
+
 /** A script run by `EVALSHA`, loaded again with `EVAL` when Redis has forgotten it. */
 function script(source: string) {
   const sha = createHash("sha1").update(source).digest("hex");
-  return async (redis: Redis, keys: Buffer[], args: (string | Buffer)[]): Promise<unknown> => {
+  return async (link: Link, keys: Buffer[], args: (string | Buffer)[]): Promise<unknown> => {
     try {
-      return await redis.callBuffer("EVALSHA", sha, keys.length, ...keys, ...args);
+      return await link.run((r) => r.callBuffer("EVALSHA", sha, keys.length, ...keys, ...args));
     } catch (error) {
       if (!String((error as Error).message).startsWith("NOSCRIPT")) throw error;
-      return await redis.callBuffer("EVAL", source, keys.length, ...keys, ...args);
+      return await link.run((r) => r.callBuffer("EVAL", source, keys.length, ...keys, ...args));
     }
   };
 }
@@ -100,7 +206,7 @@ class RedisAtomicOperation {
   #checks: Deno.AtomicCheck[] = [];
   #mutations: Mutation[] = [];
 
-  constructor(readonly redis: Redis, readonly space: Space) {}
+  constructor(readonly link: Link, readonly space: Space) {}
 
   check(...checks: Deno.AtomicCheck[]): this {
     this.#checks.push(...checks);
@@ -194,7 +300,7 @@ class RedisAtomicOperation {
       ...checkArgs,
       ...mutationArgs,
     ];
-    const reply = await runCommit(this.redis, keys, args);
+    const reply = await runCommit(this.link, keys, args);
     if (reply === null) return { ok: false };
     return { ok: true, versionstamp: (reply as Buffer).toString("latin1") };
   }
@@ -210,7 +316,7 @@ function u64Value(value: unknown): bigint {
 class RedisKv {
   #closed = false;
 
-  constructor(readonly redis: Redis, readonly space: Space) {}
+  constructor(readonly link: Link, readonly space: Space) {}
 
   async get<T = unknown>(key: Deno.KvKey): Promise<Deno.KvEntryMaybe<T>> {
     const [entry] = await this.getMany<T[]>([key]);
@@ -225,7 +331,7 @@ class RedisKv {
     const names = keys.map((key) =>
       this.space.valueKey(encodeChecked(key as Deno.KvKey, MAX_READ_KEY_BYTES))
     );
-    const stored = await this.redis.mgetBuffer(...names);
+    const stored = await this.link.run((r) => r.mgetBuffer(...names));
     return keys.map((key, i) => {
       const raw = stored[i];
       if (!raw) return { key, value: null, versionstamp: null };
@@ -252,7 +358,7 @@ class RedisKv {
     let hi = lexBound(range.to, true, "+");
     while (remaining > 0) {
       const want = Math.min(batch, remaining);
-      const reply = await runList(this.redis, [this.space.index], [
+      const reply = await runList(this.link, [this.space.index], [
         this.space.valuePrefix,
         lo,
         hi,
@@ -284,14 +390,14 @@ class RedisKv {
   }
 
   atomic(): Deno.AtomicOperation {
-    return new RedisAtomicOperation(this.redis, this.space) as unknown as Deno.AtomicOperation;
+    return new RedisAtomicOperation(this.link, this.space) as unknown as Deno.AtomicOperation;
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     // As Deno KV's: at once. A write whose commit has not answered was never accepted.
-    this.redis.disconnect();
+    this.link.redis.disconnect();
   }
 
   [Symbol.dispose](): void {
@@ -303,15 +409,15 @@ class RedisKv {
  * A Deno KV-compatible database in `redis` under `options.prefix`; closing it closes
  * `redis`.
  */
-export function createRedisKv(redis: Redis, options: RedisKvOptions = {}): Deno.Kv {
+export function createRedisKv(redis: RedisClient, options: RedisKvOptions = {}): Deno.Kv {
   const space = new Space(options.prefix ?? "relais");
-  return new RedisKv(redis, space) as unknown as Deno.Kv;
+  return new RedisKv(new Link(redis), space) as unknown as Deno.Kv;
 }
 
-/** Connects to `url` (`redis://` or `rediss://`) and opens the database of `options.prefix`. */
+/**
+ * Connects to `url` (`redis://`, `rediss://`, or a Redis Cluster's `redis+cluster://`,
+ * see `connectRedis`) and opens the database of `options.prefix`.
+ */
 export function connectRedisKv(url: string, options: RedisKvOptions = {}): Deno.Kv {
-  const redis = new Redis(url, { lazyConnect: false });
-  // Connection errors surface on the commands; without a listener ioredis logs them.
-  redis.on("error", () => {});
-  return createRedisKv(redis, options);
+  return createRedisKv(redisKvClient(url), options);
 }
