@@ -1039,7 +1039,7 @@ export async function writeReport(input: {
     "## Reproduce",
     "",
     "```sh",
-    "deno task bench            # full run, under 14 minutes, writes docs/BENCHMARKS.md and docs/benchmarks.json",
+    "deno task bench            # full run, under 18 minutes, writes docs/BENCHMARKS.md and docs/benchmarks.json",
     "deno task bench -- --quick # small sizes, one run, about a minute, writes data/bench-quick/",
     "deno task bench -- --only fanout,latency --runs 5",
     "```",

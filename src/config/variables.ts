@@ -77,7 +77,8 @@ export const VARIABLES = {
     fallback: "./data/outbox",
   },
   REDIS_URL: {
-    meaning: "Redis for `@upstash/ratelimit`, cluster mode and the ingest",
+    meaning:
+      "Redis for `@upstash/ratelimit`, cluster mode and the ingest (`redis+cluster://h1:p1,h2:p2` for a Redis Cluster)",
     schema: v.pipe(
       v.string(),
       v.rawCheck(({ dataset, addIssue }) => {
@@ -240,7 +241,7 @@ export const VARIABLES = {
   },
   RELAIS_REDIS_PREFIX: { meaning: "key prefix in Redis", schema: keyPrefix, fallback: "relais" },
   RELAIS_CLUSTER: {
-    meaning: "`none` or `redis` (every store on `REDIS_URL`)",
+    meaning: "`none` or `redis` (every store and the cluster bus on `REDIS_URL`)",
     schema: oneOf(["none", "redis"], 'expected "none" or "redis"'),
     fallback: "none",
   },
