@@ -38,6 +38,7 @@ import { type Child, quiesce, readCpuSeconds, spawnChild, waitForLine } from "..
 import { median, percentiles, round } from "../_stats.ts";
 import { turnOrder } from "./fanout.ts";
 import { openFileLimit } from "./idle.ts";
+import { freePort } from "../../src/cluster/dev/loopback.ts";
 
 /** Sizes and time of the scenario in one profile. */
 export interface ClusterSizes {
@@ -114,14 +115,6 @@ export interface ClusterRun {
   timedOut: boolean;
   /** relais's own count of an event some clients never got (its status endpoint). */
   counted?: { targeted: unknown; delivered: unknown }[];
-}
-
-/** A port free on 127.0.0.1 now. */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }
 
 /** Starts `redis-server` on a free loopback port, its folder in the run's temporary one. */

@@ -12,6 +12,7 @@ import { closeAll, connectAll, type Context, request, samplesAll, sleep } from "
 import { spawnChild } from "../_procs.ts";
 import { now } from "../_rpc.ts";
 import { median, percentiles, round, split } from "../_stats.ts";
+import { freePort } from "../../src/cluster/dev/loopback.ts";
 
 /** Changes XADDed per pipeline round trip. */
 const PIPELINE = 500;
@@ -30,13 +31,6 @@ export interface IngestRun {
   /** The largest lag the admin route reported while the burst drained. */
   maxLag: number;
   timedOut: boolean;
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 /** A change of the platform's shape (Debezium, PostgreSQL connector, JSON converter). */

@@ -8,6 +8,7 @@
  */
 
 import { installed, skipUnless } from "./requirements.ts";
+import { freePort, redisAnswers } from "../../src/cluster/dev/loopback.ts";
 
 /** The program started for the tests; `RELAIS_TEST_REDIS_SERVER` names another one. */
 export const REDIS_SERVER: string = Deno.env.get("RELAIS_TEST_REDIS_SERVER") || "redis-server";
@@ -35,29 +36,6 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
-async function answers(port: number): Promise<boolean> {
-  try {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    try {
-      await conn.write(new TextEncoder().encode("PING\r\n"));
-      const buf = new Uint8Array(64);
-      const n = await conn.read(buf);
-      return n !== null && new TextDecoder().decode(buf.subarray(0, n)).startsWith("+PONG");
-    } finally {
-      conn.close();
-    }
-  } catch {
-    return false;
-  }
-}
-
 /** Returns `REDIS_URL`, or starts `redis-server` on 127.0.0.1 (fails clearly if missing). */
 export async function startRedis(): Promise<TestRedis> {
   const existing = Deno.env.get("REDIS_URL");
@@ -77,7 +55,7 @@ export async function startRedis(): Promise<TestRedis> {
     );
   }
   const deadline = Date.now() + 10_000;
-  while (!(await answers(port))) {
+  while (!(await redisAnswers(port))) {
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
       await child.status;

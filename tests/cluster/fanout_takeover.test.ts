@@ -18,6 +18,7 @@ import type { FanoutBatch, Store } from "../../src/store/store.ts";
 import { eventually } from "../_support/eventually.ts";
 import { freshPrefix, ignoreRedis, openRedisKv } from "../_support/redis_kv.ts";
 import { makeEnvelope, result } from "../_support/store.ts";
+import { barrier } from "../_support/barrier.ts";
 
 const TTL = 300;
 const RENEW = 100;
@@ -56,15 +57,6 @@ function usersIn(batches: FanoutBatch[]): Set<string> {
   const set = new Set(users);
   assert.equal(set.size, users.length, "no target delivered twice");
   return set;
-}
-
-function barrier(parties: number): () => Promise<void> {
-  let arrived = 0;
-  const { promise, resolve } = Promise.withResolvers<void>();
-  return () => {
-    if (++arrived === parties) resolve();
-    return promise;
-  };
 }
 
 /** One node with the janitor singleton: its KV, store, publisher (jobs under leases). */

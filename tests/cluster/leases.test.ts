@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { createLeases, type Lease, type Leases } from "../../src/cluster/leases.ts";
 import { ignoreRedis, openRedisKv } from "../_support/redis_kv.ts";
+import { barrier } from "../_support/barrier.ts";
 
 const TTL = 10_000;
 
@@ -42,16 +43,6 @@ function gated(kv: Deno.Kv, arrive: () => Promise<void>): Deno.Kv {
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
-}
-
-/** A barrier for `parties` callers. */
-function barrier(parties: number): () => Promise<void> {
-  let arrived = 0;
-  const { promise, resolve } = Promise.withResolvers<void>();
-  return () => {
-    if (++arrived === parties) resolve();
-    return promise;
-  };
 }
 
 /** Writes `value` under `key` in a commit fenced with `lease`; answers whether it committed. */

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { createKvDirectory } from "../../src/directory/kv_directory.ts";
 import { createKvStore } from "../../src/store/kv_store.ts";
 import { connectRedisKv } from "../../src/store/redis_kv/redis_kv.ts";
-import { bulkUserId } from "../_support/bulk_directory.ts";
+import { bulkUserId, putBulkUsers } from "../_support/bulk_directory.ts";
 import { eventually } from "../_support/eventually.ts";
 import { type ChildServer, spawnServer } from "../_support/process.ts";
 import { skipWithoutRedis, startRedis } from "../_support/redis.ts";
@@ -19,29 +19,6 @@ import { login, publish } from "../node/_support.ts";
 
 const AUDIENCE = 10_000;
 const CONNECTED_PER_NODE = 10;
-
-/** Writes `count` users of group `group` into the cluster's store. */
-async function writeDirectory(kv: Deno.Kv, count: number, group: string) {
-  const directory = createKvDirectory(kv);
-  const now = new Date().toISOString();
-  for (let i = 0; i < count; i += 200) {
-    await Promise.all(
-      Array.from({ length: Math.min(200, count - i) }, (_, j) =>
-        directory.put({
-          id: bulkUserId(i + j),
-          email: null,
-          name: null,
-          locale: "fr",
-          category: "STUDENT",
-          roles: ["ROLE_STUDENT"],
-          structures: ["univ-exemple"],
-          formations: ["licence-info"],
-          groups: [group],
-          updated_at: now,
-        })),
-    );
-  }
-}
 
 /** A connected user: their socket, and every item frame they got across reconnections. */
 interface Watcher {
@@ -70,7 +47,7 @@ Deno.test({
     const nodes: ChildServer[] = [];
     const watchers: Watcher[] = [];
     try {
-      await writeDirectory(kv, AUDIENCE, "big");
+      await putBulkUsers(createKvDirectory(kv), AUDIENCE, "big");
       const env = { RELAIS_CLUSTER: "redis", REDIS_URL: redis.url, RELAIS_REDIS_PREFIX: prefix };
       for (const name of ["a", "b", "c"]) {
         nodes.push(await spawnServer({ ...env, RELAIS_NODE_ID: `node-${name}` }));

@@ -22,6 +22,7 @@ import {
   startServer,
   type TestServer,
 } from "../_support/server.ts";
+import { freePort, redisAnswers } from "../../src/cluster/dev/loopback.ts";
 
 // A server of its own to kill and start again: `REDIS_URL` will not do.
 const ignore = skipUnless(installed(REDIS_SERVER), {
@@ -33,29 +34,6 @@ const ignore = skipUnless(installed(REDIS_SERVER), {
 const REFUSED_WITHIN_MS = 6000;
 /** The service key's publish limit: far above what the tests publish before they count. */
 const EVENTS_PER_MINUTE = 12;
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
-async function answersPing(port: number): Promise<boolean> {
-  try {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    try {
-      await conn.write(new TextEncoder().encode("PING\r\n"));
-      const buf = new Uint8Array(64);
-      const n = await conn.read(buf);
-      return n !== null && new TextDecoder().decode(buf.subarray(0, n)).startsWith("+PONG");
-    } finally {
-      conn.close();
-    }
-  } catch {
-    return false;
-  }
-}
 
 /** A `redis-server` of this test's own, restartable on the same port and directory. */
 class OwnRedis {
@@ -86,7 +64,7 @@ class OwnRedis {
       stdout: "null",
       stderr: "null",
     }).spawn();
-    await eventually(() => answersPing(this.port), 10_000, `redis-server on port ${this.port}`);
+    await eventually(() => redisAnswers(this.port), 10_000, `redis-server on port ${this.port}`);
   }
 
   /** Kills the server at once (what it acknowledged is in its append-only file). */

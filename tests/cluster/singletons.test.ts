@@ -25,6 +25,7 @@ import { createKvStore } from "../../src/store/kv_store.ts";
 import { FIXTURE, freshFixture, loadFixtureDirectory } from "../_support/directory.ts";
 import { eventually } from "../_support/eventually.ts";
 import { freshPrefix, ignoreRedis, openRedisKv } from "../_support/redis_kv.ts";
+import { barrier } from "../_support/barrier.ts";
 
 const TTL = 300;
 const RENEW = 100;
@@ -301,15 +302,6 @@ function listedTogether(queue: MailQueue, arrive: () => Promise<void>): MailQueu
       await arrive();
       return tasks;
     },
-  };
-}
-
-function barrier(parties: number): () => Promise<void> {
-  let arrived = 0;
-  const { promise, resolve } = Promise.withResolvers<void>();
-  return () => {
-    if (++arrived === parties) resolve();
-    return promise;
   };
 }
 

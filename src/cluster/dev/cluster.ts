@@ -29,6 +29,7 @@ import { createUserAuth } from "../../auth/user_auth.ts";
 import { loadConfig, randomSecret, SCOPES } from "../../config.ts";
 import { printDemo } from "../../start.ts";
 import { type Proxy, startProxy } from "./proxy.ts";
+import { freePort, redisAnswers } from "./loopback.ts";
 
 /** Where everything listens: the loopback interface only. */
 const HOST = "127.0.0.1";
@@ -142,14 +143,6 @@ export function parseOptions(
   return options;
 }
 
-/** A port nothing listens on now. */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: HOST, port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
 /**
  * The ports of the proxy, the nodes and Redis: the fixed ones as given (refusing one used
  * twice), each 0 replaced by a free port none of the others uses.
@@ -171,7 +164,7 @@ function assignPorts(options: ClusterOptions, withRedis: boolean) {
     taken.set(port, name);
   }
   const ports = wanted.map(({ name, port }) => {
-    while (port === 0 || (taken.get(port) ?? name) !== name) port = freePort();
+    while (port === 0 || (taken.get(port) ?? name) !== name) port = freePort(HOST);
     taken.set(port, name);
     return port;
   });
@@ -261,23 +254,6 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
       resolve();
     }, { once: true });
   });
-}
-
-/** Whether a Redis answers `PING` on `HOST:port`. */
-async function redisAnswers(port: number): Promise<boolean> {
-  try {
-    const conn = await Deno.connect({ hostname: HOST, port });
-    try {
-      await conn.write(new TextEncoder().encode("PING\r\n"));
-      const buffer = new Uint8Array(64);
-      const n = await conn.read(buffer);
-      return n !== null && new TextDecoder().decode(buffer.subarray(0, n)).startsWith("+PONG");
-    } finally {
-      conn.close();
-    }
-  } catch {
-    return false;
-  }
 }
 
 /** `url` without its password, for printing. */
@@ -371,7 +347,7 @@ export async function runCluster(
       redisChildren.push(child);
       watch(child);
       const deadline = Date.now() + START_TIMEOUT_MS;
-      while (!(await unlessStopped(redisAnswers(ports.redis!)))) {
+      while (!(await unlessStopped(redisAnswers(ports.redis!, HOST)))) {
         if (Date.now() > deadline) {
           throw new Error(`Redis did not answer on ${HOST}:${ports.redis} within 120 s`);
         }
