@@ -218,8 +218,7 @@ export function createServices(deps: ServicesDeps): Services {
     ...(tracing ? { tracing } : {}),
   });
 
-  // Conversation actors: the single writers of their messages (in a cluster, on the node
-  // owning each conversation).
+  // Conversation actors: the single writers of their messages (in a cluster, on its owner).
   const clusterActors = (local: ConversationActors) => node?.conversations(local) ?? local;
   const messaging = createMessaging({
     store: deps.conversations,
@@ -367,6 +366,7 @@ export function createServices(deps: ServicesDeps): Services {
     ingest: ingest !== undefined,
     ...(deps.opsHistory ? { history: deps.opsHistory } : {}),
     detach: (connId) => transports.sessions.detach(connId),
+    ...(node ? { peers: node.lookupPeers } : {}),
     onError,
   });
 

@@ -11,6 +11,7 @@ import type { LiveDelivery } from "../delivery/live_delivery.ts";
 import type { FollowMode } from "../delivery/stream_heads.ts";
 import type { ConversationActors } from "../messaging/conversation_actors.ts";
 import type { ConversationStore } from "../messaging/conversation_store.ts";
+import type { ConnectionInfo, LookupPeers } from "../ops/lookups.ts";
 import type { Hub } from "../realtime/hub.ts";
 import type { Store, StreamItem } from "../store/store.ts";
 import type { Bus } from "./bus.ts";
@@ -59,8 +60,18 @@ export interface ClusterNode {
   conversations(local: ConversationActors): ClusterConversations;
   /** The janitor that takes over unfinished fan-outs (run by one node at a time). */
   janitor: FanoutJanitor;
+  /** How the ops lookups reach the other nodes, and answer them. */
+  lookupPeers: LookupPeers;
   /** Stops listening to the bus and gives the conversations' leases up. */
   close(): Promise<void>;
+}
+
+/** The connections a node answered, kept to their known shape. */
+function connectionsOf(value: unknown): ConnectionInfo[] {
+  if (!Array.isArray(value)) return [];
+  return value.filter((c): c is ConnectionInfo =>
+    typeof c?.id === "string" && ["ws", "sse", "poll"].includes(c?.transport)
+  );
 }
 
 /** Builds the cluster pieces of a node's services. */
@@ -82,6 +93,10 @@ export function createClusterNode(deps: ClusterNodeDeps): ClusterNode {
     idleMs: deps.actorIdleMs,
     onError,
   });
+  const asUser = (args: unknown) => {
+    if (typeof args !== "string") throw new Error("A lookup names a user");
+    return args;
+  };
   let live: ClusterDelivery | undefined;
   let conversations: ClusterConversations | undefined;
 
@@ -113,6 +128,19 @@ export function createClusterNode(deps: ClusterNodeDeps): ClusterNode {
       intervalMs: 5_000,
       onError,
     }),
+    lookupPeers: {
+      nodesOf: presence.nodesOf,
+      connectionsOn: async (node, user) =>
+        connectionsOf(await rpc.call(node, "ops.connections", user)),
+      disconnectOn: async (node, user) => {
+        const closed = await rpc.call(node, "ops.disconnect", user);
+        return typeof closed === "number" ? closed : 0;
+      },
+      serve(here) {
+        rpc.handle("ops.connections", (args) => Promise.resolve(here.connections(asUser(args))));
+        rpc.handle("ops.disconnect", (args) => Promise.resolve(here.disconnect(asUser(args))));
+      },
+    },
     async close() {
       conversations?.close();
       await ownership.close();

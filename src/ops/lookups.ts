@@ -3,8 +3,9 @@
  * gathered from the services that own it (directory, hub, stream heads, store, controls,
  * actor registry), and the operator's "disconnect" action.
  *
- * Connections and stream heads live in one process: a lookup tells this node's, with the
- * node's id, and says nothing of the others.
+ * Connections and stream heads live in one process: a lookup tells this node's stream
+ * head; in a cluster it also asks the nodes holding the user's other connections (cluster
+ * presence knows which) for theirs, and a disconnect closes them all.
  */
 
 import type { ActorDetail, Registry } from "../../actors/registry.ts";
@@ -36,10 +37,11 @@ export interface ActorState {
 /** What `GET /v1/admin/users/:id` answers. */
 export interface UserLookup {
   id: string;
-  /** The node that answered: connections and the stream head are this node's. */
+  /** The node that answered: the stream head is this node's. */
   node: string;
   directory: DirectoryEntry | null;
-  connections: { id: string; transport: Connection["outlet"]["transport"] }[];
+  /** Connections on every node (in a cluster, each says its node). */
+  connections: ConnectionInfo[];
   connection_counts: { ws: number; sse: number; poll: number };
   /** The live stream head; `null` when the user has none on this node. */
   stream: (HeadPosition & { last_seq: number }) | { last_seq: number; epoch: null };
@@ -64,6 +66,26 @@ export interface UserLookup {
     topic?: string;
   }[];
   actor: ActorState | null;
+}
+
+/** A connection as a lookup shows it. */
+export interface ConnectionInfo {
+  id: string;
+  transport: Connection["outlet"]["transport"];
+  /** The node holding it, in a cluster. */
+  node?: string;
+}
+
+/** The other nodes of a cluster, as lookups reach them. */
+export interface LookupPeers {
+  /** The nodes holding a connection of the user (this one included). */
+  nodesOf(user: string): string[];
+  /** The user's connections on `node`. */
+  connectionsOn(node: string, user: string): Promise<ConnectionInfo[]>;
+  /** Closes the user's connections on `node`; answers how many. */
+  disconnectOn(node: string, user: string): Promise<number>;
+  /** Answers the other nodes' lookups with what this node holds. */
+  serve(here: Lookups["here"]): void;
 }
 
 /** What `GET /v1/admin/conversations/:id` answers. */
@@ -91,6 +113,9 @@ export interface LookupsDeps {
   registry: Pick<Registry, "inspect">;
   /** Detaches a connection from its session (the actor forgets it). */
   detach(connId: string): void;
+  /** Cluster mode: the other nodes. */
+  peers?: LookupPeers;
+  onError?(message: string, error: unknown): void;
   now?: () => number;
 }
 
@@ -105,6 +130,11 @@ export interface Lookups {
    * and records it in the controls audit log; answers how many were closed.
    */
   disconnect(id: string, actor: Actor, reason?: string): Promise<{ closed: number }>;
+  /** What this node alone holds: what the other nodes of a cluster ask it for. */
+  here: {
+    connections(user: string): ConnectionInfo[];
+    disconnect(user: string): number;
+  };
 }
 
 /**
@@ -137,8 +167,41 @@ function actorState(detail: ActorDetail | undefined): ActorState | null {
 /** Creates the lookups over the services. */
 export function createLookups(deps: LookupsDeps): Lookups {
   const now = deps.now ?? Date.now;
+  const { peers } = deps;
+  const others = (user: string) => peers?.nodesOf(user).filter((n) => n !== deps.node) ?? [];
 
-  return {
+  const here = {
+    connections: (user: string): ConnectionInfo[] =>
+      deps.hub.ofUser(user).map((c) => ({
+        id: c.id,
+        transport: c.outlet.transport,
+        ...(peers ? { node: deps.node } : {}),
+      })),
+    disconnect(user: string): number {
+      const connections = deps.hub.ofUser(user);
+      for (const conn of connections) {
+        deps.detach(conn.id);
+        try {
+          conn.outlet.close(4001, "Disconnected by an operator");
+        } catch {
+          // Already closed.
+        }
+      }
+      return connections.length;
+    },
+  };
+
+  /** Each other node's answer, or nothing from a node that does not answer (logged). */
+  async function fromPeers<T>(user: string, ask: (node: string) => Promise<T>): Promise<T[]> {
+    const answers = await Promise.allSettled(others(user).map(ask));
+    return answers.flatMap((a) => {
+      if (a.status === "fulfilled") return [a.value];
+      deps.onError?.("A node did not answer a lookup", a.reason);
+      return [];
+    });
+  }
+
+  const lookups: Lookups = {
     async user(id) {
       const at = now();
       const [entry, lastSeq, unread, stored, inbox] = await Promise.all([
@@ -148,10 +211,10 @@ export function createLookups(deps: LookupsDeps): Lookups {
         deps.store.listPending(id),
         deps.store.listInbox(id, { limit: LAST_DELIVERIES, unreadOnly: false, now: at }),
       ]);
-      const connections = deps.hub.ofUser(id).map((c) => ({
-        id: c.id,
-        transport: c.outlet.transport,
-      }));
+      const connections = [
+        ...here.connections(id),
+        ...(await fromPeers(id, (node) => peers!.connectionsOn(node, id))).flat(),
+      ];
       const counts = { ws: 0, sse: 0, poll: 0 };
       for (const c of connections) counts[c.transport]++;
       const subject: Subject = {
@@ -221,18 +284,13 @@ export function createLookups(deps: LookupsDeps): Lookups {
     },
 
     async disconnect(id, actor, reason) {
-      const connections = deps.hub.ofUser(id);
       // Recorded first: an action that happened is never missing from the log.
       await deps.controls.recordAction("disconnect", id, actor, reason);
-      for (const conn of connections) {
-        deps.detach(conn.id);
-        try {
-          conn.outlet.close(4001, "Disconnected by an operator");
-        } catch {
-          // Already closed.
-        }
-      }
-      return { closed: connections.length };
+      const elsewhere = await fromPeers(id, (node) => peers!.disconnectOn(node, id));
+      return { closed: here.disconnect(id) + elsewhere.reduce((a, b) => a + b, 0) };
     },
+    here,
   };
+  peers?.serve(here);
+  return lookups;
 }

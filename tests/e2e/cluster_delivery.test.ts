@@ -232,3 +232,40 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "an operator's lookup on one node lists the user's connections on every node",
+  ignore: ignoreRedis,
+  async fn() {
+    await withNodes(async (nodes) => {
+      const onB = await nodes[1].login("lucas");
+      const onC = await nodes[2].login("lucas");
+      const lookup = () => nodes[0].request("/v1/admin/users/lucas", { apiKey: SERVICE_KEY });
+      // Presence reaches node a over the bus: the lookup shows both once it has.
+      const found = await eventually(
+        async () => {
+          const res = await lookup();
+          return (res.body.connections as unknown[]).length === 2 && res;
+        },
+        5000,
+        "node a to see both connections",
+      );
+      assert.equal(found.status, 200);
+      const connections = found.body.connections as { id: string; node: string }[];
+      assert.deepEqual(connections.map((c) => c.node).sort(), ["node-b", "node-c"]);
+      assert.deepEqual(
+        connections.map((c) => c.id).sort(),
+        [onB.welcome.session, onC.welcome.session].sort(),
+      );
+      // A disconnect on node a closes both, on their nodes.
+      const res = await nodes[0].request("/v1/admin/users/lucas/disconnect", {
+        apiKey: SERVICE_KEY,
+        body: { reason: "Support" },
+      });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.closed, 2);
+      assert.equal((await onB.client.closed).code, 4001);
+      assert.equal((await onC.client.closed).code, 4001);
+    });
+  },
+});
