@@ -93,7 +93,13 @@ export function createClusterDelivery(deps: ClusterDeliveryDeps): ClusterDeliver
     if (parsed.kind === "acked") return deps.acked(parsed.user, parsed.id);
     if (parsed.kind === "batch") {
       const { batch, envelope } = parsed;
-      local.deliverBatch(batch, JSON.stringify(toClientEnvelope(envelope)), envelope);
+      local.deliverBatch(
+        batch,
+        JSON.stringify(toClientEnvelope(envelope)),
+        envelope,
+        undefined,
+        "bus",
+      );
       return;
     }
     for (const entry of parsed.items) {

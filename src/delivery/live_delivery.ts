@@ -31,13 +31,16 @@ export interface LiveDelivery {
   deliverItem(user: string, live: LiveItem): void;
   /**
    * Pushes a committed fan-out batch to its online targets; each item carries `trace` (the
-   * batch's span) to its user's send when the event is traced.
+   * batch's span) to its user's send when the event is traced. A batch another node
+   * committed (`from: "bus"`) only goes to the users this node holds: that node told the
+   * mailer already.
    */
   deliverBatch(
     batch: FanoutBatch,
     clientEnvelopeJson: string,
     envelope: Envelope,
     trace?: SpanContext,
+    from?: "bus",
   ): void;
 }
 
@@ -55,7 +58,7 @@ export function createLiveDelivery(deps: LiveDeliveryDeps): LiveDelivery {
 
   return {
     deliverItem,
-    deliverBatch(batch, json, envelope, trace) {
+    deliverBatch(batch, json, envelope, trace, from) {
       const acceptedAt = batch.event.acceptedAt;
       const { metadata, routing } = envelope;
       const pace = paceOf(envelope);
@@ -85,7 +88,10 @@ export function createLiveDelivery(deps: LiveDeliveryDeps): LiveDelivery {
         if (trace) live.trace = trace;
         deliverItem(user, live);
       }
-      if (deps.mailDue && metadata.type === "NOTIFICATION" && routing.channels.includes("email")) {
+      if (
+        deps.mailDue && from !== "bus" && metadata.type === "NOTIFICATION" &&
+        routing.channels.includes("email")
+      ) {
         deps.mailDue(acceptedAt, quiet || metadata.priority === "HIGH");
       }
     },

@@ -7,6 +7,8 @@
 
 import assert from "node:assert/strict";
 import { ITEMS_TOPIC } from "../../src/cluster/cluster_delivery.ts";
+import { createRedisBus } from "../../src/cluster/redis_bus.ts";
+import { WAKE_TOPIC } from "../../src/cluster/wakeups.ts";
 import { FIXTURE, itemFrames, putFixtureUsers } from "../_support/directory.ts";
 import { ignoreRedis, redisUrl } from "../_support/redis_kv.ts";
 import {
@@ -24,11 +26,12 @@ type Adapt = (deps: AppDeps) => AppDeps;
 async function withNodes(
   run: (nodes: TestServer[]) => Promise<void>,
   adapt: (Adapt | undefined)[] = [],
+  prefix = `relais-test-${crypto.randomUUID()}`,
 ) {
   const env = {
     RELAIS_CLUSTER: "redis",
     REDIS_URL: redisUrl(),
-    RELAIS_REDIS_PREFIX: `relais-test-${crypto.randomUUID()}`,
+    RELAIS_REDIS_PREFIX: prefix,
     RELAIS_OUTBOX_DIR: await Deno.makeTempDir({ prefix: "relais-outbox-" }),
   };
   const nodes: TestServer[] = [];
@@ -267,5 +270,41 @@ Deno.test({
       assert.equal((await onB.client.closed).code, 4001);
       assert.equal((await onC.client.closed).code, 4001);
     });
+  },
+});
+
+Deno.test({
+  name: "a notification for email wakes the mailer once, from the node that accepted it",
+  ignore: ignoreRedis,
+  async fn() {
+    const prefix = `relais-test-${crypto.randomUUID()}`;
+    const watcher = createRedisBus(redisUrl(), { node: "watcher", prefix: `${prefix}:cluster` });
+    const wakes: string[] = [];
+    watcher.subscribe(WAKE_TOPIC, (m) => wakes.push(m.from));
+    const marks: string[] = [];
+    watcher.subscribe("mark", (m) => marks.push(m.data));
+    try {
+      await withNodes(
+        async (nodes) => {
+          const users = ["camille", "yanis"];
+          const clients = [
+            (await nodes[1].login(users[0])).client,
+            (await nodes[2].login(users[1])).client,
+          ];
+          const e = envelope(users, { routing: { channels: ["inapp", "email"] } });
+          assert.equal((await nodes[0].publish(e)).status, 202);
+          for (const client of clients) await itemsUntil(client, idOf(e));
+          // Barrier: what the nodes published before the mark is read before it.
+          await watcher.publish("mark", "1");
+          await eventually(() => marks.length === 1, 5000, "the mark");
+          assert.ok(wakes.includes("node-a"), `wakes: ${wakes.join(", ")}`);
+          assert.deepEqual(wakes.filter((n) => n !== "node-a"), []);
+        },
+        [],
+        prefix,
+      );
+    } finally {
+      await watcher.close();
+    }
   },
 });
