@@ -1,9 +1,10 @@
 /**
- * Batched reads shared by every Deno KV adapter: KV's `getMany` takes at most ten keys,
- * so longer lists are split, read in bounded waves, and put back in the order asked.
+ * Batched reads shared by every Deno KV adapter: KV's `getMany` takes at most ten keys
+ * (a database may declare more, see `kvLimitsOf`), so longer lists are split, read in
+ * bounded waves, and put back in the order asked.
  */
 
-import { GET_MANY } from "./kv/limits.ts";
+import { kvBudgetsOf } from "./kv/limits.ts";
 
 /** `getMany` calls in flight at once: large lists are read in waves of this many. */
 const READS_IN_FLIGHT = 32;
@@ -21,7 +22,7 @@ export async function getManyEntries<T>(
   list: readonly Deno.KvKey[],
 ): Promise<Deno.KvEntryMaybe<T>[]> {
   const out: Deno.KvEntryMaybe<T>[] = [];
-  for (const wave of chunk(chunk([...list], GET_MANY), READS_IN_FLIGHT)) {
+  for (const wave of chunk(chunk([...list], kvBudgetsOf(kv).getMany), READS_IN_FLIGHT)) {
     const parts = await Promise.all(wave.map((part) => kv.getMany<T[]>(part)));
     for (const part of parts) out.push(...(part as Deno.KvEntryMaybe<T>[]));
   }

@@ -128,7 +128,8 @@ Deno.test({
   ignore: ignoreRedis,
   async fn() {
     const prefix = freshPrefix();
-    const users = usersOf(400);
+    // More than two batches of the Redis KV's (500 users a commit at most).
+    const users = usersOf(1600);
     // The node that dies: it creates the event, takes the job's lease, writes two batches.
     const deadKv = openRedisKv(prefix);
     const nodes: Node[] = [];

@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { compareBytes, decodeKey, encodeKey } from "../../src/store/redis_kv/key_codec.ts";
+import { kvLimitsOf } from "../../src/store/kv/limits.ts";
 import { freshPrefix, ignoreRedis, openRedisKv, rawRedis } from "../_support/redis_kv.ts";
 
 /** A small deterministic random source (mulberry32), so a failure can be replayed. */
@@ -273,13 +274,14 @@ redisTest(
   },
 );
 
-redisTest("enforces Deno KV's limits on reads and writes", async (kv) => {
-  const eleven = Array.from({ length: 11 }, (_, i) => [i]);
-  await assert.rejects(kv.getMany(eleven), /Too many/);
+redisTest("enforces the limits it declares on reads and writes", async (kv) => {
+  const limits = kvLimitsOf(kv);
+  const tooMany = Array.from({ length: limits.getMany + 1 }, (_, i) => [i]);
+  await assert.rejects(kv.getMany(tooMany), /Too many/);
   await assert.rejects(kv.set(["big"], new Uint8Array(70_000)), /Value too large/);
   await assert.rejects(kv.set(["k".repeat(3000)], 1), /Key too large/);
   const op = kv.atomic();
-  for (let i = 0; i < 1001; i++) op.set([i], i);
+  for (let i = 0; i <= limits.mutations; i++) op.set([i], i);
   await assert.rejects(op.commit(), /Too many mutations/);
   assert.equal((await kv.get([0])).versionstamp, null);
 });

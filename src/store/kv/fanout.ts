@@ -18,7 +18,7 @@ import type {
   TargetRecord,
 } from "../store.ts";
 import { MAX_RETRIES, retryPause } from "./_commit.ts";
-import { MAX_CHECKS, MAX_KEY_BYTES, MAX_MUTATIONS } from "./limits.ts";
+import { kvBudgetsOf } from "./limits.ts";
 import { collapses, dropSeqs, isInboxItem, takeSeqs, targetItem } from "../items.ts";
 import type { CollapseMark, UnreadMark } from "./_items.ts";
 
@@ -34,6 +34,11 @@ export const FANOUT_BATCH = 90;
  * holds at most 80 KiB of keys.
  */
 export const FANOUT_BATCH_WIDE = 40;
+/**
+ * Users per job commit at most, on a database that allows more than Deno KV (a Redis KV
+ * runs each commit alone: a commit this large takes a few milliseconds there).
+ */
+export const FANOUT_BATCH_MAX = 500;
 
 /** A pending fan-out job: where its runner is in the target chunks. */
 export interface Job {
@@ -200,13 +205,15 @@ export function createKvFanout(
     const checksOf = (user: string) => (taken.has(user) ? 0 : 1) + (collapsing ? 1 : 0);
     // Long user ids make long keys: a batch stays under KV's total key size per commit.
     const perKey = id.length + (event.collapseKey?.length ?? 0) + 32;
+    const budgets = kvBudgetsOf(kv);
     const batchOf = (ids: string[], chunks: number) =>
       Math.max(
         1,
         Math.min(
-          Math.floor((MAX_MUTATIONS - 4 - chunks) / mutations),
+          FANOUT_BATCH_MAX,
+          Math.floor((budgets.mutations - 4 - chunks) / mutations),
           Math.floor(
-            MAX_KEY_BYTES / (mutations * (Math.max(...ids.map((u) => u.length)) + perKey)),
+            budgets.keyBytes / (mutations * (Math.max(...ids.map((u) => u.length)) + perKey)),
           ),
         ),
       );
@@ -220,15 +227,22 @@ export function createKvFanout(
     let known: Deno.KvEntryMaybe<Job> | undefined;
     // The next batch's seqs, read while the current batch commits (other users: their
     // reads do not wait for that commit). A stale read fails its commit's check, which
-    // then retries from fresh reads like any conflict.
-    let prefetched: { at: string; seqs: Promise<Deno.KvEntryMaybe<number>[]> } | undefined;
+    // then retries from fresh reads like any conflict. At the end of a chunk, the next
+    // chunk's ids are read ahead too.
+    let prefetched: {
+      at: string;
+      ids?: Promise<string[] | null>;
+      seqs: Promise<Deno.KvEntryMaybe<number>[]>;
+    } | undefined;
     while (true) {
       const jobEntry = known ?? await kv.get<Job>(keys.jobKey(id));
       known = undefined;
       const job = jobEntry.value;
       if (!job) return;
       if (targets?.index !== job.chunk) {
-        const ids = (await kv.get<string[]>(keys.jobTargetsKey(id, job.chunk, job.targets))).value;
+        const ids = prefetched?.ids && prefetched.at === `${job.chunk}:${job.offset}`
+          ? await prefetched.ids
+          : (await kv.get<string[]>(keys.jobTargetsKey(id, job.chunk, job.targets))).value;
         if (!ids) throw new Error(`Fan-out of event "${id}" lost target chunk ${job.chunk}`);
         targets = { index: job.chunk, ids };
         batchSize = batchOf(ids, job.chunks);
@@ -245,7 +259,7 @@ export function createKvFanout(
       // one would pass KV's bound (the rest keep their seqs for the next batch).
       let checks = 1;
       let cut = 0;
-      while (cut < window.length && checks + checksOf(window[cut]) <= MAX_CHECKS) {
+      while (cut < window.length && checks + checksOf(window[cut]) <= budgets.checks) {
         checks += checksOf(window[cut]);
         cut++;
       }
@@ -298,14 +312,29 @@ export function createKvFanout(
         op.set(keys.eventKey(id), { ...event, fanningOut: false });
       } else {
         op.set(keys.jobKey(id), next);
-        // Without a planner or collapse reads to interleave, read ahead (same chunk only:
-        // the next chunk's ids are read once this one is done).
-        if (!plan && !collapsing && next.chunk === job.chunk) {
-          const ahead = targets.ids.slice(next.offset, next.offset + batchSize);
-          const seqsAhead = getManyEntries<number>(kv, ahead.map((u) => keys.seqKey(u)));
-          // Settled even if never used (a conflict discards it).
-          seqsAhead.catch(() => {});
-          prefetched = { at: `${next.chunk}:${next.offset}`, seqs: seqsAhead };
+        // Without a planner or collapse reads to interleave, read ahead: the next batch's
+        // seqs, and at the end of a chunk the next chunk's ids first.
+        if (!plan && !collapsing) {
+          const at = `${next.chunk}:${next.offset}`;
+          if (next.chunk === job.chunk) {
+            const ahead = targets.ids.slice(next.offset, next.offset + batchSize);
+            prefetched = { at, seqs: getManyEntries<number>(kv, ahead.map((u) => keys.seqKey(u))) };
+          } else {
+            const ids = kv.get<string[]>(keys.jobTargetsKey(id, next.chunk, job.targets))
+              .then((entry) => entry.value);
+            const seqs = ids.then((list) =>
+              list
+                ? getManyEntries<number>(
+                  kv,
+                  list.slice(0, batchOf(list, job.chunks)).map((u) => keys.seqKey(u)),
+                )
+                : []
+            );
+            prefetched = { at, ids, seqs };
+          }
+          // Settled even if never used (a conflict discards them).
+          prefetched.seqs.catch(() => {});
+          prefetched.ids?.catch(() => {});
         }
       }
       const res = await op.commit();

@@ -1,41 +1,120 @@
 /**
- * What one Deno KV operation may hold, and the budgets relais keeps under each: every KV
- * adapter (streams, events, conversations, directory) sizes its commits and reads here,
- * and the Deno KV-compatible database on Redis enforces the same limits.
+ * What one operation of a Deno KV-compatible database may hold, and the budgets relais
+ * keeps under each: every KV adapter (streams, events, conversations, directory) sizes its
+ * commits and reads here, and the Deno KV-compatible database on Redis enforces its own
+ * limits from here too.
  *
- * The budgets keep a margin under KV's own limits, so a writer that counts a key or a
- * byte short still commits.
+ * A database declares its limits under {@linkcode KV_LIMITS_KEY}; one that declares none
+ * (Deno KV itself) has Deno KV's. The constants below are Deno KV's budgets, which hold on
+ * every database; a writer that sizes its commits by the database it writes to asks
+ * {@linkcode kvBudgetsOf}.
+ *
+ * The budgets keep a margin under the limits, so a writer that counts a key or a byte
+ * short still commits.
  */
 
-/** Deno KV's own limits. */
-export const KV_LIMITS = {
+/** What one operation of a database may hold. */
+export interface KvLimits {
   /** Bytes of one key written. */
-  writeKeyBytes: 2048,
+  readonly writeKeyBytes: number;
   /** Bytes of one key read (one more than written: a range end may be a key plus one). */
-  readKeyBytes: 2049,
+  readonly readKeyBytes: number;
   /** Bytes of one value. */
-  valueBytes: 65_536,
+  readonly valueBytes: number;
   /** Checks of one atomic operation. */
-  checks: 100,
+  readonly checks: number;
   /** Mutations of one atomic operation. */
-  mutations: 1000,
+  readonly mutations: number;
   /** Bytes of all the keys of one atomic operation. */
-  totalKeyBytes: 81_920,
+  readonly totalKeyBytes: number;
   /** Bytes, keys and values, of one atomic operation. */
-  totalBytes: 819_200,
+  readonly totalBytes: number;
   /** Keys of one `getMany`. */
-  getMany: 10,
-} as const;
+  readonly getMany: number;
+}
 
-/** Checks one commit may hold. */
-export const MAX_CHECKS = KV_LIMITS.checks - 1;
-/** Mutations one commit may hold. */
-export const MAX_MUTATIONS = KV_LIMITS.mutations - 10;
-/** Bytes of keys one commit may hold. */
-export const MAX_KEY_BYTES = 64 * 1024;
-/** Bytes, keys and values, one commit may hold. */
-export const MAX_BYTES = 640 * 1024;
+/** Deno KV's own limits. */
+export const KV_LIMITS: KvLimits = Object.freeze({
+  writeKeyBytes: 2048,
+  readKeyBytes: 2049,
+  valueBytes: 65_536,
+  checks: 100,
+  mutations: 1000,
+  totalKeyBytes: 81_920,
+  totalBytes: 819_200,
+  getMany: 10,
+});
+
+/**
+ * The Redis KV's limits: Deno KV's on each key and value (adapters split their values by
+ * them, and a database moved between the two must read the same), wider on one commit
+ * and one read. A commit is one Lua script, which Redis runs alone: these bound how long
+ * one runs (a few milliseconds) and how much one round trip carries.
+ */
+export const REDIS_KV_LIMITS: KvLimits = Object.freeze({
+  ...KV_LIMITS,
+  checks: 1000,
+  mutations: 10_000,
+  totalKeyBytes: 819_200,
+  totalBytes: 8_192_000,
+  getMany: 1000,
+});
+
+/** The property under which a database declares its limits, when they are not Deno KV's. */
+export const KV_LIMITS_KEY: unique symbol = Symbol.for("relais.kvLimits");
+
+/** The limits of `kv`: those it declares, else Deno KV's. */
+export function kvLimitsOf(kv: Deno.Kv): KvLimits {
+  const declared = (kv as unknown as { [KV_LIMITS_KEY]?: KvLimits })[KV_LIMITS_KEY];
+  return declared ?? KV_LIMITS;
+}
+
+/** The budgets relais keeps under a database's limits. */
+export interface KvBudgets {
+  /** Checks one commit may hold. */
+  readonly checks: number;
+  /** Mutations one commit may hold. */
+  readonly mutations: number;
+  /** Bytes of keys one commit may hold. */
+  readonly keyBytes: number;
+  /** Bytes, keys and values, one commit may hold. */
+  readonly bytes: number;
+  /** Keys one `getMany` call reads. */
+  readonly getMany: number;
+}
+
+/** The budgets under `limits`: a check, ten mutations and a fifth of the bytes kept free. */
+export function budgetsOf(limits: KvLimits): KvBudgets {
+  return Object.freeze({
+    checks: limits.checks - 1,
+    mutations: limits.mutations - 10,
+    keyBytes: Math.floor(limits.totalKeyBytes * 0.8),
+    bytes: Math.floor(limits.totalBytes * 0.8),
+    getMany: limits.getMany,
+  });
+}
+
+const DENO_KV_BUDGETS = budgetsOf(KV_LIMITS);
+const declaredBudgets = new WeakMap<KvLimits, KvBudgets>();
+
+/** The budgets under the limits of `kv` (Deno KV's unless it declares its own). */
+export function kvBudgetsOf(kv: Deno.Kv): KvBudgets {
+  const limits = kvLimitsOf(kv);
+  if (limits === KV_LIMITS) return DENO_KV_BUDGETS;
+  let budgets = declaredBudgets.get(limits);
+  if (!budgets) declaredBudgets.set(limits, budgets = budgetsOf(limits));
+  return budgets;
+}
+
+/** Checks one commit may hold on every database. */
+export const MAX_CHECKS: number = DENO_KV_BUDGETS.checks;
+/** Mutations one commit may hold on every database. */
+export const MAX_MUTATIONS: number = DENO_KV_BUDGETS.mutations;
+/** Bytes of keys one commit may hold on every database. */
+export const MAX_KEY_BYTES: number = DENO_KV_BUDGETS.keyBytes;
+/** Bytes, keys and values, one commit may hold on every database. */
+export const MAX_BYTES: number = DENO_KV_BUDGETS.bytes;
 /** Characters of one string value: UTF-16 strings stay under KV's 64 KiB values. */
 export const MAX_VALUE_CHARS = 30_000;
-/** Keys one `kv.getMany` call reads. */
-export const GET_MANY = KV_LIMITS.getMany;
+/** Keys one `kv.getMany` call reads on every database. */
+export const GET_MANY: number = DENO_KV_BUDGETS.getMany;

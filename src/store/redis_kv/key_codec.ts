@@ -20,24 +20,114 @@ const TRUE = 0x27;
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder("utf-8", { fatal: true });
 
-/** A growable byte buffer. */
-class Writer {
-  #bytes = new Uint8Array(64);
+/** A growable byte buffer, reused across the keys and values of one message. */
+export class ByteWriter {
+  #bytes: Uint8Array;
   #length = 0;
 
-  push(...bytes: number[]): void {
+  constructor(capacity = 64) {
+    this.#bytes = new Uint8Array(capacity);
+  }
+
+  /** Bytes written so far. */
+  get length(): number {
+    return this.#length;
+  }
+
+  /** Appends one byte. */
+  byte(b: number): void {
+    this.#reserve(1);
+    this.#bytes[this.#length++] = b;
+  }
+
+  /** Appends `bytes` as they are. */
+  bytes(bytes: Uint8Array): void {
     this.#reserve(bytes.length);
-    for (const b of bytes) this.#bytes[this.#length++] = b;
+    this.#bytes.set(bytes, this.#length);
+    this.#length += bytes.length;
+  }
+
+  /** Appends the characters of `text`, each below 0x100, one byte each. */
+  latin1(text: string): void {
+    this.#reserve(text.length);
+    for (let i = 0; i < text.length; i++) this.#bytes[this.#length++] = text.charCodeAt(i);
+  }
+
+  /** Forgets the bytes written after the first `length`. */
+  truncate(length: number): void {
+    if (length < this.#length) this.#length = length;
+  }
+
+  /** Appends `n` (0 ≤ `n` < 2^32) as a base-128 varint, low groups first. */
+  varint(n: number): void {
+    this.#reserve(5);
+    while (n >= 0x80) {
+      this.#bytes[this.#length++] = (n & 0x7f) | 0x80;
+      n >>>= 7;
+    }
+    this.#bytes[this.#length++] = n;
+  }
+
+  /** Appends `x` as eight little-endian bytes of a float64. */
+  float64(x: number): void {
+    doubleView.setFloat64(0, x, true);
+    this.bytes(doubleBytes);
+  }
+
+  /** Appends `n` (0 ≤ `n` < 2^32) as four big-endian bytes. */
+  u32(n: number): void {
+    this.#reserve(4);
+    const b = this.#bytes;
+    b[this.#length++] = (n >>> 24) & 0xff;
+    b[this.#length++] = (n >>> 16) & 0xff;
+    b[this.#length++] = (n >>> 8) & 0xff;
+    b[this.#length++] = n & 0xff;
+  }
+
+  /** Keeps four bytes for a length written later by {@linkcode patchU32}; answers where. */
+  holdU32(): number {
+    this.u32(0);
+    return this.#length - 4;
+  }
+
+  /** Writes `n` as four big-endian bytes at `at` (kept by {@linkcode holdU32}). */
+  patchU32(at: number, n: number): void {
+    const b = this.#bytes;
+    b[at] = (n >>> 24) & 0xff;
+    b[at + 1] = (n >>> 16) & 0xff;
+    b[at + 2] = (n >>> 8) & 0xff;
+    b[at + 3] = n & 0xff;
   }
 
   /** Appends `bytes` with each 0x00 escaped as 0x00 0xFF, then the 0x00 terminator. */
-  pushEscaped(bytes: Uint8Array): void {
+  escaped(bytes: Uint8Array): void {
     this.#reserve(bytes.length * 2 + 1);
     for (const b of bytes) {
       this.#bytes[this.#length++] = b;
       if (b === 0) this.#bytes[this.#length++] = 0xff;
     }
     this.#bytes[this.#length++] = 0;
+  }
+
+  /**
+   * Appends the UTF-8 bytes of `text`, each 0x00 escaped as 0x00 0xFF, then the 0x00
+   * terminator; ASCII without a NUL (most keys) is copied as it is.
+   */
+  escapedString(text: string): void {
+    const n = text.length;
+    this.#reserve(n + 1);
+    const b = this.#bytes;
+    const start = this.#length;
+    for (let i = 0; i < n; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 0 || c >= 0x80) {
+        this.#length = start;
+        return this.escaped(utf8.encode(text));
+      }
+      b[start + i] = c;
+    }
+    b[start + n] = 0;
+    this.#length = start + n + 1;
   }
 
   #reserve(n: number): void {
@@ -47,6 +137,12 @@ class Writer {
     this.#bytes = grown;
   }
 
+  /** A view of the bytes written from `from` on (valid until the next write). */
+  view(from = 0): Uint8Array {
+    return this.#bytes.subarray(from, this.#length);
+  }
+
+  /** A copy of the bytes written. */
   done(): Uint8Array {
     return this.#bytes.slice(0, this.#length);
   }
@@ -62,51 +158,71 @@ function bigIntBytes(n: bigint): number[] {
   return out;
 }
 
-function encodeBigInt(w: Writer, n: bigint): void {
-  if (n === 0n) return w.push(INT_ZERO);
+function encodeBigInt(w: ByteWriter, n: bigint): void {
+  if (n === 0n) return w.byte(INT_ZERO);
   const magnitude = bigIntBytes(n < 0n ? -n : n);
   const length = magnitude.length;
   if (length > 255) throw new TypeError(`Key part "${n}" is too large`);
   if (n > 0n) {
-    if (length <= 8) w.push(INT_ZERO + length, ...magnitude);
-    else w.push(POS_INT_BIG, length, ...magnitude);
+    if (length <= 8) w.byte(INT_ZERO + length);
+    else {
+      w.byte(POS_INT_BIG);
+      w.byte(length);
+    }
+    for (const b of magnitude) w.byte(b);
     return;
   }
   // Negative: the ones' complement of the magnitude, so that larger magnitudes sort first.
-  const complement = magnitude.map((b) => b ^ 0xff);
-  if (length <= 8) w.push(INT_ZERO - length, ...complement);
-  else w.push(NEG_INT_BIG, length ^ 0xff, ...complement);
+  if (length <= 8) w.byte(INT_ZERO - length);
+  else {
+    w.byte(NEG_INT_BIG);
+    w.byte(length ^ 0xff);
+  }
+  for (const b of magnitude) w.byte(b ^ 0xff);
 }
 
-function encodeDouble(w: Writer, x: number): void {
-  const bytes = new Uint8Array(8);
-  new DataView(bytes.buffer).setFloat64(0, x);
+const doubleBytes = new Uint8Array(8);
+const doubleView = new DataView(doubleBytes.buffer);
+
+function encodeDouble(w: ByteWriter, x: number): void {
+  doubleView.setFloat64(0, x);
+  w.byte(DOUBLE);
   // Negative numbers: every bit flipped; others: the sign bit set.
-  if (bytes[0] & 0x80) { for (let i = 0; i < 8; i++) bytes[i] ^= 0xff; }
-  else bytes[0] ^= 0x80;
-  w.push(DOUBLE, ...bytes);
+  if (doubleBytes[0] & 0x80) { for (let i = 0; i < 8; i++) w.byte(doubleBytes[i] ^ 0xff); }
+  else {
+    w.byte(doubleBytes[0] ^ 0x80);
+    for (let i = 1; i < 8; i++) w.byte(doubleBytes[i]);
+  }
 }
 
-/** Encodes a Deno KV key; throws a `TypeError` on a part Deno KV does not take. */
-export function encodeKey(key: Deno.KvKey): Uint8Array {
-  const w = new Writer();
+/**
+ * Appends the encoding of a Deno KV key to `w`; throws a `TypeError` on a part Deno KV
+ * does not take.
+ */
+export function encodeKeyInto(w: ByteWriter, key: Deno.KvKey): void {
   for (const part of key) {
-    if (part instanceof Uint8Array) {
-      w.push(BYTES);
-      w.pushEscaped(part);
-    } else if (typeof part === "string") {
-      w.push(STRING);
-      w.pushEscaped(utf8.encode(part));
-    } else if (typeof part === "bigint") {
-      encodeBigInt(w, part);
+    if (typeof part === "string") {
+      w.byte(STRING);
+      w.escapedString(part);
     } else if (typeof part === "number") {
       encodeDouble(w, part);
+    } else if (part instanceof Uint8Array) {
+      w.byte(BYTES);
+      w.escaped(part);
+    } else if (typeof part === "bigint") {
+      encodeBigInt(w, part);
     } else if (typeof part === "boolean") {
-      w.push(part ? TRUE : FALSE);
+      w.byte(part ? TRUE : FALSE);
     } else {
       throw new TypeError(`Cannot encode key part "${String(part)}": unsupported type`);
     }
   }
+}
+
+/** Encodes a Deno KV key; throws a `TypeError` on a part Deno KV does not take. */
+export function encodeKey(key: Deno.KvKey): Uint8Array {
+  const w = new ByteWriter();
+  encodeKeyInto(w, key);
   return w.done();
 }
 

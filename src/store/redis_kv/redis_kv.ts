@@ -14,30 +14,27 @@
  * - `{<prefix>}:c`: the versionstamp counter, incremented once per commit.
  *
  * Every commit is one Lua script (`scripts.ts`, by `EVALSHA`): its checks, then all its
- * mutations or none. It enforces Deno KV's limits on keys, values and commits, so that
- * adapters sized for Deno KV behave the same here.
+ * mutations or none. It enforces the limits it declares (`REDIS_KV_LIMITS`, read by
+ * `kvLimitsOf`): Deno KV's on each key and value, so that adapters sized for Deno KV
+ * behave the same here, and wider ones on one commit and one `getMany`, which writers
+ * that size by the database (the fan-out job) use.
  *
  * With Redis out of reach, every operation fails within about two seconds with the
  * `store_unavailable` error (503, `Retry-After`), and works again once the client has
  * reconnected, by itself: a command is written only on a ready connection (it never waits
  * in a queue to run after its caller was refused), one in flight when the connection drops
- * fails at once, and one Redis leaves unanswered fails after {@linkcode COMMAND_TIMEOUT_MS}.
+ * fails at once, and one Redis leaves unanswered fails after `COMMAND_TIMEOUT_MS` (`link.ts`).
  * A commit that failed so may still have been applied: its caller retries it as it is.
  */
 
 import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
-import {
-  connectRedis,
-  type RedisClient,
-  type RedisConnectOptions,
-} from "../../cluster/redis_connect.ts";
-import { storeUnavailable } from "../../errors.ts";
-import { KV_LIMITS } from "../kv/limits.ts";
-import { decodeKey, encodeKey, type KeyRange, selectorRange } from "./key_codec.ts";
-import { COMMIT_SCRIPT, LIST_SCRIPT } from "./scripts.ts";
-import { isConnectionFailure, StoreNotConnected } from "./unavailable.ts";
-import { decodeStored, encodeValue, isKvU64, u64Operand } from "./value_codec.ts";
+import type { RedisClient } from "../../cluster/redis_connect.ts";
+import { KV_LIMITS_KEY, type KvLimits, REDIS_KV_LIMITS } from "../kv/limits.ts";
+import { RedisAtomicOperation } from "./atomic.ts";
+import { ByteWriter, decodeKey, encodeKeyInto, type KeyRange, selectorRange } from "./key_codec.ts";
+import { Link, redisKvClient, script, Space } from "./link.ts";
+import { LIST_SCRIPT } from "./scripts.ts";
+import { decodeStored } from "./value_codec.ts";
 
 /** Options of {@linkcode createRedisKv}. */
 export interface RedisKvOptions {
@@ -45,276 +42,27 @@ export interface RedisKvOptions {
   prefix?: string;
 }
 
-// Deno KV's limits, enforced alike.
-const MAX_WRITE_KEY_BYTES = KV_LIMITS.writeKeyBytes;
-const MAX_READ_KEY_BYTES = KV_LIMITS.readKeyBytes;
-const MAX_VALUE_BYTES = KV_LIMITS.valueBytes;
-const MAX_CHECKS = KV_LIMITS.checks;
-const MAX_MUTATIONS = KV_LIMITS.mutations;
-const MAX_TOTAL_KEY_BYTES = KV_LIMITS.totalKeyBytes;
-const MAX_TOTAL_BYTES = KV_LIMITS.totalBytes;
-const MAX_GET_MANY = KV_LIMITS.getMany;
+// The limits it declares (`kvLimitsOf`), enforced here on reads (and by `atomic.ts` on
+// commits).
+const MAX_READ_KEY_BYTES = REDIS_KV_LIMITS.readKeyBytes;
+const MAX_GET_MANY = REDIS_KV_LIMITS.getMany;
 /** Entries one list round trip answers at most. */
 const MAX_BATCH = 1000;
 const DEFAULT_BATCH = 500;
 
-/** How long a command waits for a connection being (re)established before it fails, ms. */
-const CONNECT_WAIT_MS = 1000;
-/** How long a command written to Redis may go unanswered before it fails, ms. */
-const COMMAND_TIMEOUT_MS = 1500;
-
-/** The client's options: fail fast while Redis is out of reach, reconnect for ever. */
-const CLIENT_OPTIONS: RedisConnectOptions = {
-  lazyConnect: false,
-  // Without a ready connection a command is refused, never queued (see `Link`).
-  enableOfflineQueue: false,
-  // A command in flight when the connection drops fails then, and is not sent again.
-  maxRetriesPerRequest: 0,
-  autoResendUnfulfilledCommands: false,
-  // A server that takes commands but does not answer them (stopped, overloaded).
-  commandTimeout: COMMAND_TIMEOUT_MS,
-  // Reconnects for ever, soon: a node works again as soon as Redis is back.
-  retryStrategy: (attempt) => Math.min(50 * attempt, 500),
-};
-
-/** The ioredis client of a Redis KV on `url` (see `connectRedis` for the URL forms). */
-export function redisKvClient(url: string): RedisClient {
-  const redis = connectRedis(url, CLIENT_OPTIONS);
-  // Connection errors surface on the commands; without a listener ioredis logs them.
-  redis.on("error", () => {});
-  return redis;
-}
-
-/**
- * The commands of one database on its client: each is written once the connection is
- * ready (waiting {@linkcode CONNECT_WAIT_MS} at most for one being established), and a
- * connection failure comes out as the `store_unavailable` error.
- */
-class Link {
-  #ready: Promise<void> | undefined;
-
-  constructor(readonly redis: RedisClient) {}
-
-  /** Runs `command` on a ready connection; a connection failure becomes `store_unavailable`. */
-  async run<T>(command: (redis: RedisClient) => Promise<T>): Promise<T> {
-    try {
-      if (this.redis.status !== "ready") await this.#connected();
-      return await command(this.redis);
-    } catch (error) {
-      throw isConnectionFailure(error) ? storeUnavailable(error) : error;
-    }
-  }
-
-  async #connected(): Promise<void> {
-    const { status } = this.redis;
-    if (status === "end") throw new StoreNotConnected("The connection to Redis is closed");
-    if (status === "wait") this.redis.connect().catch(() => {});
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new StoreNotConnected(`No connection to Redis within ${CONNECT_WAIT_MS} ms`)),
-        CONNECT_WAIT_MS,
-      );
-    });
-    try {
-      await Promise.race([this.#nextReady(), late]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Resolves when the connection is next ready; one listener for every waiting command. */
-  #nextReady(): Promise<void> {
-    if (this.#ready) return this.#ready;
-    const { redis } = this;
-    const ready = new Promise<void>((resolve, reject) => {
-      const settle = () => {
-        redis.off("ready", onReady);
-        redis.off("end", onEnd);
-        this.#ready = undefined;
-      };
-      const onReady = () => {
-        settle();
-        resolve();
-      };
-      const onEnd = () => {
-        settle();
-        reject(new StoreNotConnected("The connection to Redis is closed"));
-      };
-      redis.on("ready", onReady);
-      redis.on("end", onEnd);
-    });
-    // Its waiters may all have given up by the time it settles.
-    ready.catch(() => {});
-    this.#ready = ready;
-    return ready;
-  }
-}
-
-/** A script run by `EVALSHA`, loaded again with `EVAL` when Redis has forgotten it. */
-function script(source: string) {
-  const sha = createHash("sha1").update(source).digest("hex");
-  return async (link: Link, keys: Buffer[], args: (string | Buffer)[]): Promise<unknown> => {
-    try {
-      return await link.run((r) => r.callBuffer("EVALSHA", sha, keys.length, ...keys, ...args));
-    } catch (error) {
-      if (!String((error as Error).message).startsWith("NOSCRIPT")) throw error;
-      return await link.run((r) => r.callBuffer("EVAL", source, keys.length, ...keys, ...args));
-    }
-  };
-}
-
-const runCommit = script(COMMIT_SCRIPT);
 const runList = script(LIST_SCRIPT);
-
-type Mutation =
-  | { type: "set"; key: Deno.KvKey; value: unknown; expireIn?: number }
-  | { type: "delete"; key: Deno.KvKey }
-  | { type: "sum" | "min" | "max"; key: Deno.KvKey; value: bigint };
-
-/** The Redis-side names and bounds of one database. */
-class Space {
-  readonly counter: Buffer;
-  readonly index: Buffer;
-  readonly valuePrefix: Buffer;
-
-  constructor(prefix: string) {
-    const tag = `{${prefix}}`;
-    this.counter = Buffer.from(`${tag}:c`);
-    this.index = Buffer.from(`${tag}:i`);
-    this.valuePrefix = Buffer.from(`${tag}:v:`);
-  }
-
-  valueKey(encoded: Uint8Array): Buffer {
-    return Buffer.concat([this.valuePrefix, encoded]);
-  }
-}
 
 function lexBound(bytes: Uint8Array | undefined, exclusive: boolean, open: "-" | "+"): Buffer {
   if (!bytes) return Buffer.from(open);
   return Buffer.concat([Buffer.from(exclusive ? "(" : "["), bytes]);
 }
 
-function encodeChecked(key: Deno.KvKey, max: number): Uint8Array {
-  const encoded = encodeKey(key);
-  if (encoded.length > max) throw new TypeError("Key too large for write (max 2048 bytes)");
-  return encoded;
-}
-
-/** An atomic operation: checks and mutations, committed by one script run. */
-class RedisAtomicOperation {
-  #checks: Deno.AtomicCheck[] = [];
-  #mutations: Mutation[] = [];
-
-  constructor(readonly link: Link, readonly space: Space) {}
-
-  check(...checks: Deno.AtomicCheck[]): this {
-    this.#checks.push(...checks);
-    return this;
-  }
-
-  set(key: Deno.KvKey, value: unknown, options?: { expireIn?: number }): this {
-    this.#mutations.push({ type: "set", key, value, expireIn: options?.expireIn });
-    return this;
-  }
-
-  delete(key: Deno.KvKey): this {
-    this.#mutations.push({ type: "delete", key });
-    return this;
-  }
-
-  sum(key: Deno.KvKey, n: bigint): this {
-    this.#mutations.push({ type: "sum", key, value: n });
-    return this;
-  }
-
-  min(key: Deno.KvKey, n: bigint): this {
-    this.#mutations.push({ type: "min", key, value: n });
-    return this;
-  }
-
-  max(key: Deno.KvKey, n: bigint): this {
-    this.#mutations.push({ type: "max", key, value: n });
-    return this;
-  }
-
-  mutate(...mutations: Deno.KvMutation[]): this {
-    for (const m of mutations) {
-      if (m.type === "set") {
-        this.set(m.key, m.value, m.expireIn === undefined ? undefined : { expireIn: m.expireIn });
-      } else if (m.type === "delete") this.delete(m.key);
-      else if (m.type === "sum" || m.type === "min" || m.type === "max") {
-        this.#mutations.push({ type: m.type, key: m.key, value: u64Value(m.value) });
-      } else throw new TypeError(`Unsupported mutation "${(m as { type: string }).type}"`);
-    }
-    return this;
-  }
-
-  enqueue(): this {
-    throw new TypeError("The Redis KV has no queue");
-  }
-
-  async commit(): Promise<Deno.KvCommitResult | Deno.KvCommitError> {
-    if (this.#checks.length > MAX_CHECKS) throw new TypeError("Too many checks (max 100)");
-    if (this.#mutations.length > MAX_MUTATIONS) {
-      throw new TypeError("Too many mutations (max 1000)");
-    }
-    const keys: Buffer[] = [this.space.counter, this.space.index];
-    const checkArgs: string[] = [];
-    const mutationArgs: (string | Buffer)[] = [];
-    let keyBytes = 0;
-    let totalBytes = 0;
-    for (const { key, versionstamp } of this.#checks) {
-      const encoded = encodeChecked(key, MAX_READ_KEY_BYTES);
-      keyBytes += encoded.length;
-      keys.push(this.space.valueKey(encoded));
-      checkArgs.push(versionstamp ?? "");
-    }
-    for (const m of this.#mutations) {
-      const encoded = encodeChecked(m.key, MAX_WRITE_KEY_BYTES);
-      keyBytes += encoded.length;
-      keys.push(this.space.valueKey(encoded));
-      if (m.type === "set") {
-        const value = encodeValue(m.value);
-        if (value.length - 1 > MAX_VALUE_BYTES) {
-          throw new TypeError("Value too large (max 65536 bytes)");
-        }
-        totalBytes += value.length;
-        const expireIn = m.expireIn === undefined ? "" : String(Math.max(1, Math.ceil(m.expireIn)));
-        mutationArgs.push("set", value, expireIn);
-      } else if (m.type === "delete") {
-        mutationArgs.push("delete", "", "");
-      } else {
-        mutationArgs.push(m.type, u64Operand(m.value), "");
-      }
-    }
-    if (keyBytes > MAX_TOTAL_KEY_BYTES) {
-      throw new TypeError("Total key size too large (max 81920 bytes)");
-    }
-    if (keyBytes + totalBytes > MAX_TOTAL_BYTES) {
-      throw new TypeError("Total mutation size too large (max 819200 bytes)");
-    }
-    const args = [
-      String(this.#checks.length),
-      String(this.space.valuePrefix.length),
-      ...checkArgs,
-      ...mutationArgs,
-    ];
-    const reply = await runCommit(this.link, keys, args);
-    if (reply === null) return { ok: false };
-    return { ok: true, versionstamp: (reply as Buffer).toString("latin1") };
-  }
-}
-
-/** The number a `KvU64` operand holds; throws on anything else. */
-function u64Value(value: unknown): bigint {
-  if (!isKvU64(value)) throw new TypeError("Cannot sum, min or max: the value is not a KvU64");
-  return value.value;
-}
-
 /** The Redis KV database: the `Deno.Kv` methods relais uses. */
 class RedisKv {
   #closed = false;
+
+  /** Wider than Deno KV's on one commit and one read (see `kvLimitsOf`). */
+  readonly [KV_LIMITS_KEY]: KvLimits = REDIS_KV_LIMITS;
 
   constructor(readonly link: Link, readonly space: Space) {}
 
@@ -326,11 +74,21 @@ class RedisKv {
   async getMany<T extends readonly unknown[]>(
     keys: readonly [...{ [K in keyof T]: Deno.KvKey }],
   ): Promise<{ [K in keyof T]: Deno.KvEntryMaybe<T[K]> }> {
-    if (keys.length > MAX_GET_MANY) throw new TypeError("Too many ranges (max 10)");
+    if (keys.length > MAX_GET_MANY) {
+      throw new TypeError(`Too many ranges (max ${MAX_GET_MANY})`);
+    }
     if (keys.length === 0) return [] as unknown as { [K in keyof T]: Deno.KvEntryMaybe<T[K]> };
-    const names = keys.map((key) =>
-      this.space.valueKey(encodeChecked(key as Deno.KvKey, MAX_READ_KEY_BYTES))
-    );
+    // Each name encoded in place after the prefix, then copied out once.
+    const w = new ByteWriter(256);
+    const names = keys.map((key) => {
+      w.truncate(0);
+      w.bytes(this.space.valuePrefix);
+      encodeKeyInto(w, key as Deno.KvKey);
+      if (w.length - this.space.valuePrefix.length > MAX_READ_KEY_BYTES) {
+        throw new TypeError(`Key too large for write (max ${REDIS_KV_LIMITS.writeKeyBytes} bytes)`);
+      }
+      return Buffer.from(w.view());
+    });
     const stored = await this.link.run((r) => r.mgetBuffer(...names));
     return keys.map((key, i) => {
       const raw = stored[i];

@@ -4,33 +4,67 @@
  * one round trip). Redis runs a script alone, so concurrent commits from any number of
  * processes serialise on Redis.
  *
- * Keys of one database share one hash tag (`{<prefix>}`); the list script reads value
- * keys it derives from index members, which Redis Cluster allows within one slot.
+ * Keys of one database share one hash tag (`{<prefix>}`); both scripts read and write
+ * value keys they derive from encoded keys, which Redis Cluster allows within one slot.
  */
 
 /**
  * The commit script.
  *
- * KEYS: the versionstamp counter, the index (sorted set), then one value key per check,
- * then one per mutation. ARGV: the number of checks, the byte length of the value keys'
- * prefix (the index member is the rest of the key), each check's expected versionstamp
- * (`""`: must be absent), then three arguments per mutation: its kind (`set`, `delete`,
- * `sum`, `min`, `max`), its operand (a tagged value for `set`, decimal digits otherwise)
- * and its `expireIn` in ms (`""`: none).
+ * KEYS: the versionstamp counter, the index (sorted set). ARGV: the value keys' prefix
+ * and the commit, packed in one string (one argument instead of several per key, which
+ * a client encodes one by one). Every field of the commit is a four-byte big-endian
+ * length and its bytes: the number of checks (four bytes alone), then per check the
+ * encoded key and the expected versionstamp (empty: must be absent), then per mutation a
+ * one-byte kind (`s` set, `d` delete, `+` sum, `<` min, `>` max), the encoded key, the
+ * operand (a tagged value for `set`, decimal digits for the others, empty for `delete`)
+ * and the `expireIn` in ms (empty: none).
+ *
+ * The value keys are the prefix and an encoded key, all under the prefix's hash tag, so
+ * in the slot of KEYS (as the list script, the commit derives them).
  *
  * Answers the commit's versionstamp, nil when a check failed (nothing is written), or an
  * error when a `sum`/`min`/`max` meets a value that is not a `KvU64` (nothing written).
  */
 export const COMMIT_SCRIPT = `
-local nchecks = tonumber(ARGV[1])
-local plen = tonumber(ARGV[2])
+local prefix = ARGV[1]
+local blob = ARGV[2]
+local byte, sub = string.byte, string.sub
+local pos = 1
+local function u32()
+  local a, b, c, d = byte(blob, pos, pos + 3)
+  pos = pos + 4
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+local function field()
+  local n = u32()
+  local s = sub(blob, pos, pos + n - 1)
+  pos = pos + n
+  return s
+end
+
+-- Checks, read in bulk. A key found present has its index member already.
+local present = {}
+local nchecks = u32()
+local checked, wanted, names = {}, {}, {}
 for i = 1, nchecks do
-  local current = redis.call('GET', KEYS[2 + i])
-  local want = ARGV[2 + i]
-  if current then
-    if string.sub(current, 1, 20) ~= want then return false end
-  elseif want ~= '' then
-    return false
+  local member = field()
+  checked[i] = member
+  wanted[i] = field()
+  names[i] = prefix .. member
+end
+for from = 1, nchecks, 1000 do
+  local to = math.min(from + 999, nchecks)
+  local found = redis.call('MGET', unpack(names, from, to))
+  for i = from, to do
+    local current = found[i - from + 1]
+    local want = wanted[i]
+    if current then
+      if sub(current, 1, 20) ~= want then return false end
+      present[checked[i]] = true
+    elseif want ~= '' then
+      return false
+    end
   end
 end
 
@@ -49,8 +83,8 @@ local function add(a, b)
   local out, carry, i, j = {}, 0, #a, #b
   while i > 0 or j > 0 or carry > 0 do
     local d = carry
-    if i > 0 then d = d + string.byte(a, i) - 48 end
-    if j > 0 then d = d + string.byte(b, j) - 48 end
+    if i > 0 then d = d + byte(a, i) - 48 end
+    if j > 0 then d = d + byte(b, j) - 48 end
     out[#out + 1] = string.char(48 + d % 10)
     carry = math.floor(d / 10)
     i = i - 1
@@ -58,11 +92,11 @@ local function add(a, b)
   end
   return trim(string.reverse(table.concat(out)))
 end
-local function sub(a, b)
+local function subtract(a, b)
   local out, borrow, i, j = {}, 0, #a, #b
   while i > 0 do
-    local d = string.byte(a, i) - 48 - borrow
-    if j > 0 then d = d - (string.byte(b, j) - 48) end
+    local d = byte(a, i) - 48 - borrow
+    if j > 0 then d = d - (byte(b, j) - 48) end
     if d < 0 then d = d + 10; borrow = 1 else borrow = 0 end
     out[#out + 1] = string.char(48 + d)
     i = i - 1
@@ -71,61 +105,105 @@ local function sub(a, b)
   return trim(string.reverse(table.concat(out)))
 end
 
-local state, order = {}, {}
-local function current(key)
-  local s = state[key]
-  if s ~= nil then return s end
-  local stored = redis.call('GET', key)
+-- Per member: its new tagged value (false: deleted) and expiry (''), in first-write order.
+local values, expiries, order, count = {}, {}, {}, 0
+local function current(member)
+  local v = values[member]
+  if v ~= nil then return v end
+  local stored = redis.call('GET', prefix .. member)
   if not stored then return false end
-  return { tag = string.sub(stored, 21, 21), data = string.sub(stored, 22), exp = '' }
+  present[member] = true
+  return sub(stored, 21)
 end
-local function put(key, s)
-  if state[key] == nil then order[#order + 1] = key end
-  state[key] = s
+local function put(member, value, exp)
+  if values[member] == nil then
+    count = count + 1
+    order[count] = member
+  end
+  values[member] = value
+  expiries[member] = exp
 end
 
-local first = 2 + nchecks
-local nmut = #KEYS - first
-for m = 1, nmut do
-  local key = KEYS[first + m]
-  local a = 2 + nchecks + (m - 1) * 3
-  local kind, operand, exp = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  if kind == 'set' then
-    put(key, { tag = string.sub(operand, 1, 1), data = string.sub(operand, 2), exp = exp })
-  elseif kind == 'delete' then
-    put(key, false)
+local NAMES = { ['+'] = 'sum', ['<'] = 'min', ['>'] = 'max' }
+local size = #blob
+while pos <= size do
+  local kind = sub(blob, pos, pos)
+  pos = pos + 1
+  local member = field()
+  local operand = field()
+  local exp = field()
+  if kind == 's' then
+    put(member, operand, exp)
+  elseif kind == 'd' then
+    put(member, false, '')
   else
-    local c = current(key)
+    local c = current(member)
     local result = operand
     if c then
-      if c.tag ~= 'u' then
-        return redis.error_reply("Failed to perform '" .. kind .. "' mutation on a non-U64 value in the database")
+      if sub(c, 1, 1) ~= 'u' then
+        return redis.error_reply("Failed to perform '" .. NAMES[kind] .. "' mutation on a non-U64 value in the database")
       end
-      if kind == 'sum' then
-        result = add(c.data, operand)
-        if cmp(result, TWO64) >= 0 then result = sub(result, TWO64) end
-      elseif kind == 'min' then
-        if cmp(c.data, operand) < 0 then result = c.data end
+      local data = sub(c, 2)
+      if kind == '+' then
+        result = add(data, operand)
+        if cmp(result, TWO64) >= 0 then result = subtract(result, TWO64) end
+      elseif kind == '<' then
+        if cmp(data, operand) < 0 then result = data end
       else
-        if cmp(c.data, operand) > 0 then result = c.data end
+        if cmp(data, operand) > 0 then result = data end
       end
     end
-    put(key, { tag = 'u', data = result, exp = '' })
+    put(member, 'u' .. result, '')
   end
 end
 
 local vs = string.format('%016x', redis.call('INCR', KEYS[1])) .. '0000'
-for _, key in ipairs(order) do
-  local s = state[key]
-  local member = string.sub(key, plen + 1)
-  if s then
-    redis.call('SET', key, vs .. s.tag .. s.data)
-    if s.exp ~= '' then redis.call('PEXPIRE', key, s.exp) end
-    redis.call('ZADD', KEYS[2], 0, member)
+-- Values without expiry set, and index members added and removed, in bulk: one call per
+-- few hundred keys.
+local sets, adds, removes, deletes = {}, {}, {}, {}
+local nsets, nadds, nremoves = 0, 0, 0
+for i = 1, count do
+  local member = order[i]
+  local value = values[member]
+  local key = prefix .. member
+  if value then
+    local exp = expiries[member]
+    if exp ~= '' then
+      redis.call('SET', key, vs .. value, 'PX', exp)
+    else
+      sets[nsets + 1] = key
+      sets[nsets + 2] = vs .. value
+      nsets = nsets + 2
+      if nsets >= 512 then
+        redis.call('MSET', unpack(sets, 1, nsets))
+        nsets = 0
+      end
+    end
+    if not present[member] then
+      adds[nadds + 1] = 0
+      adds[nadds + 2] = member
+      nadds = nadds + 2
+      if nadds >= 512 then
+        redis.call('ZADD', KEYS[2], unpack(adds, 1, nadds))
+        nadds = 0
+      end
+    end
   else
-    redis.call('DEL', key)
-    redis.call('ZREM', KEYS[2], member)
+    nremoves = nremoves + 1
+    removes[nremoves] = member
+    deletes[nremoves] = key
+    if nremoves >= 256 then
+      redis.call('ZREM', KEYS[2], unpack(removes, 1, nremoves))
+      redis.call('DEL', unpack(deletes, 1, nremoves))
+      nremoves = 0
+    end
   end
+end
+if nsets > 0 then redis.call('MSET', unpack(sets, 1, nsets)) end
+if nadds > 0 then redis.call('ZADD', KEYS[2], unpack(adds, 1, nadds)) end
+if nremoves > 0 then
+  redis.call('ZREM', KEYS[2], unpack(removes, 1, nremoves))
+  redis.call('DEL', unpack(deletes, 1, nremoves))
 end
 return vs
 `;

@@ -168,7 +168,8 @@ export function seqStoreContract(contract: Contract): void {
 
   test("fans a job out at heads' seqs, waiting for a head to extend its range", async (store) => {
     const heads = createHeads(store, 2);
-    const targets = users(300);
+    // More than one batch on every database (up to 500 users per commit).
+    const targets = users(1200);
     const withHead = targets.filter((_, i) => i % 3 === 0);
     await heads.open(...withHead);
     // u0's range is used up: its next seq waits for an extension.
@@ -192,12 +193,12 @@ export function seqStoreContract(contract: Contract): void {
     const seqOf = (user: string) => items.find((i) => i.user === user)!.item.seq;
     assert.equal(seqOf("u0"), 3);
     assert.equal(await store.lastSeq("u0"), 4, "extended by two");
-    for (const user of ["u3", "u150", "u297"]) {
+    for (const user of ["u3", "u150", "u297", "u1197"]) {
       assert.equal(seqOf(user), 1);
       assert.equal(await store.lastSeq(user), 2, "the reservation's end");
       assert.equal((await store.findItem(user, e.metadata.id))?.seq, 1);
     }
-    for (const user of ["u1", "u299"]) assert.equal(await store.lastSeq(user), 1);
+    for (const user of ["u1", "u299", "u1199"]) assert.equal(await store.lastSeq(user), 1);
     assert.equal((await store.getStatus(e.metadata.id))?.fan_out, "done");
     assertAccounted(heads, [...before, ...batches]);
   });
