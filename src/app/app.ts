@@ -110,8 +110,10 @@ export function createApp(deps: AppDeps): Relais {
  */
 async function startServices(services: Services): Promise<void> {
   const log = getLog("app");
-  // Cluster mode: every stream's epoch comes from the store before anyone connects.
+  // Cluster mode: every stream's epoch comes from the store before anyone connects, and
+  // the node reads the bus before it accepts work (what the others announce reaches it).
   await services.adapters.cluster?.epoch.load();
+  await services.adapters.bus.ready();
   await services.controls.start();
   const singletons = services.adapters.cluster?.singletons;
   const janitor = services.clusterNode?.janitor;

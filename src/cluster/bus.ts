@@ -36,6 +36,11 @@ export interface Bus {
   subscribe(topic: string, handler: (message: BusMessage) => void): () => void;
   /** The nodes alive now (this one included). */
   nodes(): Promise<BusNode[]>;
+  /**
+   * Resolves once this node reads the bus: every message published from then on, by any
+   * node, reaches its subscribers (what was published before does not).
+   */
+  ready(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -88,6 +93,7 @@ export function createLocalBus(
     },
     subscribe: (topic, handler) => table.add(topic, handler),
     nodes: () => Promise.resolve([{ id: node, seenAt: Date.now() }]),
+    ready: () => Promise.resolve(),
     close() {
       closed = true;
       return Promise.resolve();

@@ -132,6 +132,7 @@ export function createRedisBus(url: string, options: RedisBusOptions): Bus {
       );
     },
     subscribe: (topic, handler) => table.add(topic, handler),
+    ready: () => ready,
     async nodes(): Promise<BusNode[]> {
       const all = await redis.hgetall(nodesKey);
       const since = Date.now() - 3 * heartbeatMs;

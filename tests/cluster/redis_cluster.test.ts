@@ -181,6 +181,8 @@ Deno.test({
       const onB: BusMessage[] = [];
       a.subscribe("t", (m) => onA.push(m));
       b.subscribe("t", (m) => onB.push(m));
+      // Each bus gets what is published once it reads.
+      await Promise.all([a.ready(), b.ready()]);
       for (let i = 0; i < 20; i++) await a.publish("t", `a${i}`);
       await b.publish("t", "from b");
       for (const [name, got] of [["node-a", onA], ["node-b", onB]] as const) {

@@ -189,6 +189,7 @@ const losesFirstAnnouncement: Adapt = (deps) => {
       },
       subscribe: (topic, handler) => bus.subscribe(topic, handler),
       nodes: () => bus.nodes(),
+      ready: () => bus.ready(),
       close: () => bus.close(),
     },
   };
