@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { parseOptions, UsageError } from "../../src/cluster/dev/cluster.ts";
+import { parseOptions, UsageError } from "../../src/cluster/dev/options.ts";
 import { eventually } from "../_support/eventually.ts";
 import { installed, skipUnless } from "../_support/requirements.ts";
 
