@@ -8,6 +8,8 @@
  */
 
 import { createReadCache, type ReadCacheOptions } from "../read_cache.ts";
+import { GET_MANY } from "../store/kv/limits.ts";
+import { createBatchedReads } from "./batched_reads.ts";
 import type { Dimension, Directory, DirectoryEntry } from "./directory.ts";
 
 /** Member lists longer than this are read from the directory every time. */
@@ -17,10 +19,16 @@ const MEMBER_PAGE = 1_000;
 
 /**
  * Wraps `directory` so that `get`, `getMany` and `members` answer from memory while
- * fresh. Any write forgets every member list: it may move its user in or out of any.
+ * fresh. Entries missing from memory that concurrent callers ask for in the same turn
+ * (many publishes or connections at once) are read together, a store read of up to ten
+ * at a time. Any write forgets every member list: it may move its user in or out of any.
  */
 export function withEntryCache(directory: Directory, options: ReadCacheOptions = {}): Directory {
   const cache = createReadCache<DirectoryEntry>(options);
+  // Ten keys is what one `getMany` reads on every database the store runs on.
+  const read = createBatchedReads<DirectoryEntry>((ids) => directory.getMany(ids), {
+    maxBatch: GET_MANY,
+  });
   const lists = createReadCache<string[]>({ ...options, maxEntries: 1_000 });
   const writing = <R>(id: string, write: () => Promise<R>) => {
     lists.clear();
@@ -50,8 +58,8 @@ export function withEntryCache(directory: Directory, options: ReadCacheOptions =
     put: (entry) => writing(entry.id, () => directory.put(entry)),
     update: (id, change) => writing(id, () => directory.update(id, change)),
     delete: (id) => writing(id, () => directory.delete(id)),
-    get: (id) => cache.get(id, (one) => directory.get(one)),
-    getMany: (ids) => cache.getMany(ids, (many) => directory.getMany(many)),
+    get: (id) => cache.get(id, async (one) => (await read([one]))[0]),
+    getMany: (ids) => cache.getMany(ids, read),
     async members(dim, value, visit) {
       const ids = await lists.get(`${dim}\u0000${value}`, () => allMembers(dim, value));
       if (ids === undefined) return await directory.members(dim, value, visit);

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import * as v from "valibot";
 import { createDirectoryAudienceResolver } from "../../src/audience/directory_audience.ts";
+import type { Directory } from "../../src/directory/directory.ts";
+import { withEntryCache } from "../../src/directory/entry_cache.ts";
 import { createKvDirectory } from "../../src/directory/kv_directory.ts";
 import { AppError } from "../../src/errors.ts";
 import { AudienceSchema } from "../../src/schemas/envelope.ts";
@@ -137,6 +139,44 @@ Deno.test("directory audience refuses an audience over the maximum", async () =>
     // Narrowed below the maximum, the same base is fine.
     const ok = await resolve({ type: "ALL", within: { ROLE: ["institution-admin"] } });
     assert.deepEqual(ok.users, [admin]);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("directory audience: USER audiences of concurrent publishes share one directory read", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const inner = createKvDirectory(kv);
+    await loadFixtureDirectory(inner);
+    const reads: string[][] = [];
+    const counted: Directory = {
+      ...inner,
+      get: (id) => {
+        reads.push([id]);
+        return inner.get(id);
+      },
+      getMany: (ids) => {
+        reads.push([...ids]);
+        return inner.getMany(ids);
+      },
+    };
+    // As the server wires it: the resolver reads through the entry cache.
+    const resolver = createDirectoryAudienceResolver(withEntryCache(counted), {
+      maxAudience: 100,
+    });
+    const targets = [camille, yanis, "ghost", emma, helene, camille];
+    const results = await Promise.all(
+      targets.map((id) =>
+        resolver.resolve(v.parse(AudienceSchema, { type: "USER", targets: [id] }))
+      ),
+    );
+    assert.deepEqual(
+      results.map((r) => r.unknown),
+      [[], [], ["ghost"], [], [], []],
+    );
+    assert.deepEqual(results.map((r) => r.users), targets.map((id) => [id]));
+    assert.deepEqual(reads, [[camille, yanis, "ghost", emma, helene]], "one read, each id once");
   } finally {
     kv.close();
   }

@@ -154,3 +154,121 @@ Deno.test("entry cache: a visitor that stops early is not given the rest", async
     kv.close();
   }
 });
+
+/** A directory in memory whose reads wait until the test releases them, counted. */
+function heldDirectory() {
+  const entries = new Map<string, DirectoryEntry>();
+  const reads: string[][] = [];
+  const held: { release(): void; fail(error: Error): void }[] = [];
+  let onRead = () => {};
+  const read = (ids: string[]) => {
+    reads.push([...ids]);
+    const snapshot = ids.map((id) => entries.get(id));
+    onRead();
+    return new Promise<(DirectoryEntry | undefined)[]>((resolve, reject) =>
+      held.push({ release: () => resolve(snapshot), fail: reject })
+    );
+  };
+  const directory: Directory = {
+    put: (e) => {
+      const created = !entries.has(e.id);
+      entries.set(e.id, e);
+      return Promise.resolve({ created });
+    },
+    update: () => Promise.reject(new Error("Not used")),
+    delete: (id) => Promise.resolve(entries.delete(id)),
+    get: async (id) => (await read([id]))[0],
+    getMany: read,
+    members: () => Promise.resolve(),
+  };
+  /** Resolves once the next read reaches the directory. */
+  const nextRead = () => new Promise<void>((resolve) => onRead = resolve);
+  /** Answers every read waiting. */
+  const releaseAll = () => held.splice(0).forEach((h) => h.release());
+  const failAll = (error: Error) => held.splice(0).forEach((h) => h.fail(error));
+  return { entries, reads, directory, nextRead, releaseAll, failAll };
+}
+
+Deno.test("entry cache: concurrent misses share one read of the directory", async () => {
+  const held = heldDirectory();
+  for (const id of ["marie", "paul", "lea"]) held.entries.set(id, entry(id));
+  const cached = withEntryCache(held.directory, { ttlMs: 60_000 });
+  const reading = held.nextRead();
+  const answers = Promise.all([
+    cached.get("marie"),
+    cached.getMany(["paul", "nobody"]),
+    cached.get("lea"),
+    cached.get("marie"),
+  ]);
+  await reading;
+  held.releaseAll();
+  const [marie, [paul, nobody], lea, again] = await answers;
+  assert.deepEqual([marie?.id, paul?.id, nobody, lea?.id, again?.id], [
+    "marie",
+    "paul",
+    undefined,
+    "lea",
+    "marie",
+  ]);
+  assert.deepEqual(held.reads, [["marie", "paul", "nobody", "lea"]], "one read for all four");
+  // What was read, absences included, is now in memory.
+  await cached.getMany(["marie", "paul", "nobody", "lea"]);
+  assert.equal(held.reads.length, 1);
+});
+
+Deno.test("entry cache: a write while a shared read is in flight is seen by the next read", async () => {
+  const held = heldDirectory();
+  held.entries.set("marie", entry("marie", ["univ-lyon"]));
+  const cached = withEntryCache(held.directory, { ttlMs: 60_000 });
+  let reading = held.nextRead();
+  const before = cached.get("marie");
+  await reading;
+  await cached.put(entry("marie", ["univ-rennes"]));
+  // Asked after the write: a read of its own, not the one in flight.
+  reading = held.nextRead();
+  const after = cached.get("marie");
+  await reading;
+  held.releaseAll();
+  assert.deepEqual((await before)?.structures, ["univ-lyon"]);
+  assert.deepEqual((await after)?.structures, ["univ-rennes"]);
+  // The read the write overtook was not kept.
+  assert.deepEqual((await cached.get("marie"))?.structures, ["univ-rennes"]);
+  assert.equal(held.reads.length, 2);
+});
+
+Deno.test("entry cache: a failed shared read fails every caller and caches nothing", async () => {
+  const held = heldDirectory();
+  held.entries.set("marie", entry("marie"));
+  const cached = withEntryCache(held.directory, { ttlMs: 60_000 });
+  const reading = held.nextRead();
+  const calls = [cached.get("marie"), cached.getMany(["paul", "marie"]), cached.get("lea")];
+  await reading;
+  held.failAll(new Error("Directory unavailable"));
+  for (const call of calls) await assert.rejects(call, /Directory unavailable/);
+  assert.equal(held.reads.length, 1);
+  const readAgain = held.nextRead();
+  const again = cached.get("marie");
+  await readAgain;
+  held.releaseAll();
+  assert.equal((await again)?.id, "marie", "read again after the failure");
+});
+
+Deno.test("entry cache: hostile ids share a read and come back as their own entries", async () => {
+  const held = heldDirectory();
+  for (const id of ["__proto__", "constructor"]) held.entries.set(id, entry(id));
+  const cached = withEntryCache(held.directory, { ttlMs: 60_000 });
+  const reading = held.nextRead();
+  const answers = Promise.all([
+    cached.get("__proto__"),
+    cached.get("constructor"),
+    cached.getMany(["toString", "__proto__"]),
+  ]);
+  await reading;
+  held.releaseAll();
+  const [proto, ctor, [toString, protoAgain]] = await answers;
+  assert.equal(proto?.id, "__proto__");
+  assert.equal(ctor?.id, "constructor");
+  assert.equal(toString, undefined);
+  assert.equal(protoAgain?.id, "__proto__");
+  assert.deepEqual(held.reads, [["__proto__", "constructor", "toString"]]);
+});
