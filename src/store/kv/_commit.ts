@@ -14,6 +14,8 @@ import { MAX_BYTES, MAX_CHECKS, MAX_KEY_BYTES, MAX_MUTATIONS } from "./limits.ts
 export const MAX_RETRIES = 50;
 /** Most writes grouped in one commit. */
 const GROUP_MAX = 64;
+/** Commits of one group commit under way at once. */
+const IN_FLIGHT = 2;
 /** Deletions per commit when erasing keys in bulk. */
 const DELETE_BATCH = 200;
 
@@ -74,7 +76,8 @@ interface Waiting<T> extends GroupedWrite<T> {
  * `undefined` when one of its checks failed. Writes that arrive while a commit is in
  * flight go together in the next one (KV commits one at a time, so a commit of many
  * costs about as much as one), when their users and ids are disjoint and their sum fits
- * the budgets of one atomic operation.
+ * the budgets of one atomic operation. Two commits may be under way at once, over disjoint
+ * users and ids.
  */
 export function createGroupCommit<T>(
   kv: Deno.Kv,
@@ -92,14 +95,20 @@ export function createVersionedGroupCommit<T>(
   kv: Deno.Kv,
 ): (write: GroupedWrite<T>) => Promise<Landed<T> | undefined> {
   const waiting: Waiting<T>[] = [];
-  let draining = false;
+  // Users and ids of the groups in flight: the next group leaves them out, so that two
+  // commits in flight never race each other.
+  const busyUsers = new Map<string, number>();
+  const busyIds = new Map<string, number>();
+  let inFlight = 0;
 
   function commitGrouped(write: GroupedWrite<T>): Promise<Landed<T> | undefined> {
     return new Promise((done, fail) => {
       waiting.push({ ...write, done, fail });
-      if (!draining) void drainGroups();
+      pump();
     });
   }
+
+  const busy = (p: GroupedWrite<T>) => busyIds.has(p.id) || p.users.some((u) => busyUsers.has(u));
 
   function takeGroup(): Waiting<T>[] {
     const group: Waiting<T>[] = [];
@@ -114,8 +123,9 @@ export function createVersionedGroupCommit<T>(
         sum.mutations + p.cost.mutations <= MAX_MUTATIONS &&
         sum.keyBytes + p.cost.keyBytes <= MAX_KEY_BYTES &&
         sum.bytes + p.cost.bytes <= MAX_BYTES;
-      // A write alone always goes, whatever it costs: its commit tells whether it fits.
-      if (!fits && group.length > 0) {
+      // A write alone always goes, whatever it costs: its commit tells whether it fits. A
+      // write sharing a user or an id with a commit in flight waits for it.
+      if ((!fits && group.length > 0) || busy(p)) {
         rest.push(p);
         continue;
       }
@@ -142,33 +152,52 @@ export function createVersionedGroupCommit<T>(
     }
   }
 
-  async function drainGroups() {
-    draining = true;
+  async function commitGroup(group: Waiting<T>[]) {
+    if (group.length === 1) return await commitAlone(group[0]);
+    let built: T[] = [];
+    let versionstamp: string | undefined;
     try {
-      while (waiting.length > 0) {
-        const group = takeGroup();
-        if (group.length === 1) {
-          await commitAlone(group[0]);
-          continue;
-        }
-        let built: T[] = [];
-        let versionstamp: string | undefined;
-        try {
-          const op = kv.atomic();
-          built = group.map((p) => p.build(op));
-          const res = await op.commit();
-          if (res.ok) versionstamp = res.versionstamp;
-        } catch {
-          versionstamp = undefined;
-        }
-        if (versionstamp !== undefined) {
-          const stamp = versionstamp;
-          group.forEach((p, i) => p.done({ written: built[i], versionstamp: stamp }));
-        } // One stale check fails the whole group: alone, each finds out whether it was its.
-        else await Promise.all(group.map(commitAlone));
-      }
-    } finally {
-      draining = false;
+      const op = kv.atomic();
+      built = group.map((p) => p.build(op));
+      const res = await op.commit();
+      if (res.ok) versionstamp = res.versionstamp;
+    } catch {
+      versionstamp = undefined;
+    }
+    if (versionstamp !== undefined) {
+      const stamp = versionstamp;
+      group.forEach((p, i) => p.done({ written: built[i], versionstamp: stamp }));
+    } // One stale check fails the whole group: alone, each finds out whether it was its.
+    else await Promise.all(group.map(commitAlone));
+  }
+
+  function mark(group: Waiting<T>[], by: 1 | -1) {
+    const bump = (map: Map<string, number>, key: string) => {
+      const n = (map.get(key) ?? 0) + by;
+      if (n > 0) map.set(key, n);
+      else map.delete(key);
+    };
+    for (const p of group) {
+      bump(busyIds, p.id);
+      for (const u of p.users) bump(busyUsers, u);
+    }
+  }
+
+  /**
+   * Starts commits while fewer than {@linkcode IN_FLIGHT} are under way: the next group is
+   * built while the last one is written, instead of once its answer is back.
+   */
+  function pump() {
+    while (inFlight < IN_FLIGHT && waiting.length > 0) {
+      const group = takeGroup();
+      if (group.length === 0) return;
+      inFlight++;
+      mark(group, 1);
+      void commitGroup(group).finally(() => {
+        mark(group, -1);
+        inFlight--;
+        pump();
+      });
     }
   }
 
