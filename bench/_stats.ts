@@ -43,3 +43,20 @@ export function split(total: number, parts: number, offset = 0): [number, number
   }
   return out;
 }
+
+/**
+ * The figures of one turn of events to `size` users, each event with the time it was
+ * published (`t`), the time its last client got it (`last`) and how many got it.
+ */
+export function turnFigures(events: { t: number; last: number; count: number }[], size: number) {
+  const deliveries = events.reduce((s, e) => s + e.count, 0);
+  const elapsedMs = events.at(-1)!.last - events[0].t;
+  return {
+    events: events.length,
+    deliveries,
+    expected: size * events.length,
+    elapsedMs: round(elapsedMs),
+    deliveriesPerSecond: round((deliveries * 1000) / elapsedMs),
+    lastDeliveryMs: round(median(events.map((e) => e.last - e.t))),
+  };
+}

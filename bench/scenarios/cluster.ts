@@ -35,7 +35,7 @@ import {
   sleep,
 } from "../_context.ts";
 import { type Child, quiesce, readCpuSeconds, spawnChild, waitForLine } from "../_procs.ts";
-import { median, percentiles, round } from "../_stats.ts";
+import { median, percentiles, round, turnFigures } from "../_stats.ts";
 import { turnOrder } from "./fanout.ts";
 import { openFileLimit } from "./idle.ts";
 import { freePort } from "../../src/cluster/dev/loopback.ts";
@@ -356,18 +356,13 @@ async function measureFanout(ctx: Context, sizes: ClusterSizes, until: number, t
       await Promise.all(nodes.map((n) => quiesce(n.child.pid, 3000)));
       const cpu = (await cpuOf(pids)).map((c, i) => c - cpu0[i]);
       const latency = percentiles(await samplesAll(ctx, groupOf(peer), `cl-${peer}-${run}-`));
-      const deliveries = events.reduce((s, e) => s + e.count, 0);
-      const elapsedMs = events.at(-1)!.last - events[0].t;
+      const figures = turnFigures(events, size);
+      const { deliveries } = figures;
       runs.push({
         run,
         peer,
         size,
-        events: events.length,
-        deliveries,
-        expected: size * events.length,
-        elapsedMs: round(elapsedMs),
-        deliveriesPerSecond: round((deliveries * 1000) / elapsedMs),
-        lastDeliveryMs: round(median(events.map((e) => e.last - e.t))),
+        ...figures,
         p50Ms: round(latency.p50),
         p99Ms: round(latency.p99),
         nodesCpuMicrosPerDelivery: round((sum(cpu.slice(0, NODES)) * 1e6) / deliveries),

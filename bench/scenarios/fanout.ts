@@ -22,7 +22,7 @@ import {
 } from "../_context.ts";
 import { quiesce as quiesceProcess, readCpuSeconds } from "../_procs.ts";
 import { audienceUnavailable, bandStructure, measureAudience, putInstitution } from "./audience.ts";
-import { median, round } from "../_stats.ts";
+import { median, round, turnFigures } from "../_stats.ts";
 
 const PEERS: Peer[] = ["relais", "relais-node", "bare", "socketio"];
 
@@ -244,19 +244,14 @@ export async function runFanout(ctx: Context, options: { audience?: boolean } = 
             // after sending) is its cost too, and must not overlap the next peer's turn.
             await quiesce(server, settleMs);
             const cpu = (await readCpuSeconds(server.child.pid)) - cpu0;
-            const deliveries = events.reduce((s, e) => s + e.count, 0);
-            const elapsedMs = events.at(-1)!.last - events[0].t;
+            const figures = turnFigures(events, size);
+            const { deliveries } = figures;
             runs.push({
               run,
               kind,
               peer,
               size,
-              events: events.length,
-              deliveries,
-              expected: size * events.length,
-              elapsedMs: round(elapsedMs),
-              deliveriesPerSecond: round((deliveries * 1000) / elapsedMs),
-              lastDeliveryMs: round(median(events.map((e) => e.last - e.t))),
+              ...figures,
               answerMs: round(median(events.map((e) => e.answerMs))),
               serverCpuMicrosPerDelivery: round((cpu * 1e6) / deliveries),
               timedOut: events.some((e) => e.timedOut),
