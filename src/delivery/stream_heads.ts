@@ -272,7 +272,11 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
     head.stall = undefined;
     if (head.closed || !head.settled || head.settled.size === 0) return;
     const first = Math.min(...head.settled.keys());
-    if (follow) return void fillGap(head, first);
+    if (follow) {
+      return void fillGap(head, first).catch((error) =>
+        deps.onError(`Stream head of user "${head.user.slice(0, 100)}" could not go on`, error)
+      );
+    }
     deps.onError(
       `Stream head of user "${head.user.slice(0, 100)}" skipped stalled seqs`,
       new Error(`Seqs ${head.released + 1} to ${first - 1} were not settled in time`),
