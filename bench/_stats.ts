@@ -44,6 +44,9 @@ export function split(total: number, parts: number, offset = 0): [number, number
   return out;
 }
 
+/** What {@linkcode turnFigures} answers. */
+export type TurnFigures = ReturnType<typeof turnFigures>;
+
 /**
  * The figures of one turn of events to `size` users, each event with the time it was
  * published (`t`), the time its last client got it (`last`) and how many got it.
@@ -57,6 +60,7 @@ export function turnFigures(events: { t: number; last: number; count: number }[]
     expected: size * events.length,
     elapsedMs: round(elapsedMs),
     deliveriesPerSecond: round((deliveries * 1000) / elapsedMs),
+    // Publish → last client, per event (median).
     lastDeliveryMs: round(median(events.map((e) => e.last - e.t))),
   };
 }

@@ -35,7 +35,7 @@ import {
   sleep,
 } from "../_context.ts";
 import { type Child, quiesce, readCpuSeconds, spawnChild, waitForLine } from "../_procs.ts";
-import { median, percentiles, round, turnFigures } from "../_stats.ts";
+import { median, percentiles, round, type TurnFigures, turnFigures } from "../_stats.ts";
 import { turnOrder } from "./fanout.ts";
 import { openFileLimit } from "./idle.ts";
 import { freePort } from "../../src/cluster/dev/loopback.ts";
@@ -95,17 +95,10 @@ interface TestRedis {
 }
 
 /** One turn of a peer in one run of the cross-node fan-out. */
-export interface ClusterRun {
+export interface ClusterRun extends TurnFigures {
   run: number;
   peer: Peer;
   size: number;
-  events: number;
-  deliveries: number;
-  expected: number;
-  elapsedMs: number;
-  deliveriesPerSecond: number;
-  /** Publish → last client, per event (median). */
-  lastDeliveryMs: number;
   p50Ms: number;
   p99Ms: number;
   /** CPU of the three nodes per delivery, deferred work included. */

@@ -22,7 +22,7 @@ import {
 } from "../_context.ts";
 import { quiesce as quiesceProcess, readCpuSeconds } from "../_procs.ts";
 import { audienceUnavailable, bandStructure, measureAudience, putInstitution } from "./audience.ts";
-import { median, round, turnFigures } from "../_stats.ts";
+import { median, round, type TurnFigures, turnFigures } from "../_stats.ts";
 
 const PEERS: Peer[] = ["relais", "relais-node", "bare", "socketio"];
 
@@ -72,18 +72,11 @@ export const KINDS: Record<FanoutKind, {
 };
 
 /** One run: `reps` events of one kind to `size` users on one peer. */
-export interface FanoutRun {
+export interface FanoutRun extends TurnFigures {
   run: number;
   kind: FanoutKind;
   peer: Peer;
   size: number;
-  events: number;
-  deliveries: number;
-  expected: number;
-  elapsedMs: number;
-  deliveriesPerSecond: number;
-  /** Publish → last client, per event (median). */
-  lastDeliveryMs: number;
   /** Publish → answer (relais: 202), per event (median). */
   answerMs: number;
   serverCpuMicrosPerDelivery: number;

@@ -14,8 +14,6 @@ import { createRedisBus } from "../../src/cluster/redis_bus.ts";
 import { createRedisChangeStream } from "../../src/ingest/redis_change_stream.ts";
 import { createRedisClient } from "../../src/ratelimit/redis_client.ts";
 import { createRedisRateLimiter } from "../../src/ratelimit/redis_rate_limiter.ts";
-import { createKvStore } from "../../src/store/kv_store.ts";
-import * as keys from "../../src/store/keys.ts";
 import { FANOUT_BATCH } from "../../src/store/kv/fanout.ts";
 import { connectRedisKv } from "../../src/store/redis_kv/redis_kv.ts";
 import { eventually } from "../_support/eventually.ts";
@@ -28,6 +26,7 @@ import { seqStoreContract } from "../store/contract/seqs.ts";
 import { streamStoreContract } from "../store/contract/streams.ts";
 import { ticketStoreContract } from "../store/contract/tickets.ts";
 import type { Contract } from "../store/_contract.ts";
+import { kvStoreHarness } from "../store/contract/_harness.ts";
 
 const ignore = skipWithoutRedisCluster();
 // Started outside any test, so that the contract's tests share it and none owns it.
@@ -146,17 +145,7 @@ if (!ignore) {
     atomicTargets: FANOUT_BATCH,
     open() {
       const kv = connectRedisKv(clusterUrl(), { prefix: fresh("store") });
-      return Promise.resolve({
-        store: createKvStore(kv, { recentWindowMs: 60_000 }),
-        async mailTasks() {
-          const ids: string[] = [];
-          for await (const t of kv.list({ prefix: keys.mailTaskPrefix() })) {
-            ids.push(t.key[2] as string);
-          }
-          return ids;
-        },
-        close: () => kv.close(),
-      });
+      return Promise.resolve(kvStoreHarness(kv));
     },
   };
   eventStoreContract(contract);

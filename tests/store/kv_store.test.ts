@@ -7,23 +7,14 @@ import { makeEnvelope, result, withStore } from "../_support/store.ts";
 import { storeContract } from "./_contract.ts";
 import { publish } from "./contract/_harness.ts";
 import { countingKv } from "../_support/counting_kv.ts";
+import { kvStoreHarness } from "./contract/_harness.ts";
 
 storeContract({
   name: "kv store",
   atomicTargets: FANOUT_BATCH,
   async open() {
     const kv = await Deno.openKv(":memory:");
-    return {
-      store: createKvStore(kv, { recentWindowMs: 60_000 }),
-      async mailTasks() {
-        const ids: string[] = [];
-        for await (const t of kv.list({ prefix: keys.mailTaskPrefix() })) {
-          ids.push(t.key[2] as string);
-        }
-        return ids;
-      },
-      close: () => kv.close(),
-    };
+    return kvStoreHarness(kv);
   },
 });
 

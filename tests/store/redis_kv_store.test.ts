@@ -3,11 +3,10 @@
  * code as `kv_store.test.ts`, on Redis instead of Deno KV.
  */
 
-import { createKvStore } from "../../src/store/kv_store.ts";
-import * as keys from "../../src/store/keys.ts";
 import { FANOUT_BATCH } from "../../src/store/kv/fanout.ts";
 import { ignoreRedis, openRedisKv } from "../_support/redis_kv.ts";
 import { storeContract } from "./_contract.ts";
+import { kvStoreHarness } from "./contract/_harness.ts";
 
 // Without Redis (outside CI), the contract registers nothing: one line says it is skipped.
 if (!ignoreRedis) {
@@ -16,17 +15,7 @@ if (!ignoreRedis) {
     atomicTargets: FANOUT_BATCH,
     open() {
       const kv = openRedisKv();
-      return Promise.resolve({
-        store: createKvStore(kv, { recentWindowMs: 60_000 }),
-        async mailTasks() {
-          const ids: string[] = [];
-          for await (const t of kv.list({ prefix: keys.mailTaskPrefix() })) {
-            ids.push(t.key[2] as string);
-          }
-          return ids;
-        },
-        close: () => kv.close(),
-      });
+      return Promise.resolve(kvStoreHarness(kv));
     },
   });
 }

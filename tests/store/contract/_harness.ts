@@ -2,6 +2,8 @@
 
 import type { Envelope } from "../../../src/schemas/envelope.ts";
 import type { Store } from "../../../src/store/store.ts";
+import * as keys from "../../../src/store/keys.ts";
+import { createKvStore } from "../../../src/store/kv_store.ts";
 import { makeEnvelope, result } from "../../_support/store.ts";
 
 /** A fresh, empty store of the adapter under test, with what the contract inspects. */
@@ -11,6 +13,21 @@ export interface StoreHarness {
   mailTasks(): Promise<string[]>;
   /** Releases the store. */
   close(): void;
+}
+
+/** The KV store on the database `kv` (Deno KV or the Redis KV), as the contract runs it. */
+export function kvStoreHarness(kv: Deno.Kv): StoreHarness {
+  return {
+    store: createKvStore(kv, { recentWindowMs: 60_000 }),
+    async mailTasks() {
+      const ids: string[] = [];
+      for await (const t of kv.list({ prefix: keys.mailTaskPrefix() })) {
+        ids.push(t.key[2] as string);
+      }
+      return ids;
+    },
+    close: () => kv.close(),
+  };
 }
 
 /** An adapter as the contract runs it. */
