@@ -3,7 +3,7 @@
  * connected to every node, once per node (not once per recipient).
  *
  * A committed fan-out batch travels as one bus message: the envelope once and the batch's
- * items; a conversation's items of one turn travel together the same way. Each node hands
+ * items packed (`packed_batch.ts`); a conversation's items of one turn travel together the same way. Each node hands
  * them to its own live delivery, which passes them to the users it holds (their stream
  * heads put them in seq order, whichever node committed them). The publishing node
  * delivers its own at once and ignores the copy the bus brings back.
@@ -18,15 +18,16 @@ import type { LiveDelivery } from "../delivery/live_delivery.ts";
 import type { FollowMode } from "../delivery/stream_heads.ts";
 import { type Envelope, toClientEnvelope } from "../schemas/envelope.ts";
 import { encodeEventFrame } from "../schemas/frames.ts";
-import type { EventStore, FanoutBatch, StreamItem, StreamStore } from "../store/store.ts";
+import type { EventStore, StreamItem, StreamStore } from "../store/store.ts";
 import type { Bus } from "./bus.ts";
+import { isPackedBatch, packBatch, type PackedBatch, unpackBatch } from "./packed_batch.ts";
 
 /** The bus topic of live items. */
 export const ITEMS_TOPIC = "items";
 
 /** One bus message of live items. */
 type ItemsMessage =
-  | { kind: "batch"; batch: FanoutBatch; envelope: Envelope }
+  | { kind: "batch"; batch: PackedBatch; envelope: Envelope }
   | { kind: "items"; items: [user: string, live: LiveItem][] }
   | { kind: "acked"; user: string; id: string };
 
@@ -47,14 +48,21 @@ export interface ClusterDelivery extends LiveDelivery {
   stop(): void;
 }
 
+/**
+ * The envelope as the other nodes need it: what its clients see and how it is paced. The
+ * audience's targets (up to 100,000 user ids) stay home: each batch lists its own users.
+ */
+function withoutTargets(envelope: Envelope): Envelope {
+  const { routing } = envelope;
+  return { ...envelope, routing: { ...routing, audience: { ...routing.audience, targets: [] } } };
+}
+
 /** Whether `value` looks like a message of {@linkcode ItemsMessage}'s shape. */
 function isItemsMessage(value: unknown): value is ItemsMessage {
   if (typeof value !== "object" || value === null) return false;
   const v = value as Record<string, unknown>;
   if (v.kind === "batch") {
-    const batch = v.batch as Record<string, unknown> | null;
-    return typeof batch === "object" && batch !== null && Array.isArray(batch.items) &&
-      typeof batch.event === "object" && typeof v.envelope === "object" && v.envelope !== null;
+    return isPackedBatch(v.batch) && typeof v.envelope === "object" && v.envelope !== null;
   }
   if (v.kind === "acked") return typeof v.user === "string" && typeof v.id === "string";
   return v.kind === "items" && Array.isArray(v.items);
@@ -92,7 +100,10 @@ export function createClusterDelivery(deps: ClusterDeliveryDeps): ClusterDeliver
     }
     if (parsed.kind === "acked") return deps.acked(parsed.user, parsed.id);
     if (parsed.kind === "batch") {
-      const { batch, envelope } = parsed;
+      const { envelope } = parsed;
+      // Only the items of the users this node holds are built again.
+      const batch = unpackBatch(parsed.batch, local.holds);
+      if (batch.items.length === 0) return;
       local.deliverBatch(
         batch,
         JSON.stringify(toClientEnvelope(envelope)),
@@ -111,13 +122,14 @@ export function createClusterDelivery(deps: ClusterDeliveryDeps): ClusterDeliver
   return {
     deliverBatch(batch, json, envelope, trace) {
       local.deliverBatch(batch, json, envelope, trace);
-      announce({ kind: "batch", batch, envelope });
+      announce({ kind: "batch", batch: packBatch(batch), envelope: withoutTargets(envelope) });
     },
     deliverItem(user, live) {
       local.deliverItem(user, live);
       if (queued.length === 0) queueMicrotask(flush);
       queued.push([user, live]);
     },
+    holds: local.holds,
     announceAck: (user, id) => announce({ kind: "acked", user, id }),
     stop,
   };

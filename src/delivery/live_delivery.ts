@@ -27,6 +27,8 @@ export interface LiveDeliveryDeps {
 
 /** The two ways into a user's stream from memory. */
 export interface LiveDelivery {
+  /** Whether `user` is held here: their stream head or actor is live, or being built. */
+  holds(user: string): boolean;
   /** Hands one item to `user`'s head, which releases it to their actor in seq order. */
   deliverItem(user: string, live: LiveItem): void;
   /**
@@ -55,8 +57,10 @@ function paceOf(envelope: Envelope): LiveItem["pace"] {
 export function createLiveDelivery(deps: LiveDeliveryDeps): LiveDelivery {
   const { heads, registry } = deps;
   const deliverItem = (user: string, live: LiveItem) => heads.settle(user, live.item.seq, live);
+  const holds = (user: string) => heads.has(user) || registry.has("user", user);
 
   return {
+    holds,
     deliverItem,
     deliverBatch(batch, json, envelope, trace, from) {
       const acceptedAt = batch.event.acceptedAt;
@@ -73,7 +77,7 @@ export function createLiveDelivery(deps: LiveDeliveryDeps): LiveDelivery {
         }
         // Offline users (no head, no actor live or being built) get it from their stream
         // when they come back.
-        if (!heads.has(user) && !registry.has("user", user)) continue;
+        if (!holds(user)) continue;
         const frame = replaces
           ? encodeUpdateFrame(item.seq, json, replaces)
           : encodeEventFrame(item.seq, json);
