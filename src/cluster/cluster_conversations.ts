@@ -13,7 +13,9 @@
  * - `blockChanged` reaches the live actor on every node: here at once, elsewhere through
  *   the bus, ahead of any request this node forwards afterwards (one stream, in order).
  * - `resumeUnfinished` resumes the fan-outs of the conversations this node owns or can
- *   take; the others are resumed by their owners' live actors.
+ *   take; the others are resumed by their owners' live actors. The cluster's janitor
+ *   calls it with the conversations it saw unfinished twice, so that a fan-out whose
+ *   owner died goes on without waiting for the next request.
  *
  * @module
  */
@@ -246,8 +248,8 @@ export function createClusterConversations(
         onError(`Cannot tell the other nodes of a block in conversation "${clip(id)}"`, error)
       );
     },
-    async resumeUnfinished() {
-      const ids = await deps.store.unfinished();
+    async resumeUnfinished(only) {
+      const ids = only ?? await deps.store.unfinished();
       let resumed = 0;
       await Promise.all(ids.map(async (id) => {
         try {

@@ -58,7 +58,10 @@ export interface ClusterNode {
   live(local: LiveDelivery, acked: (user: string, id: string) => void): ClusterDelivery;
   /** The conversation actors, each with one owner node, over this node's own. */
   conversations(local: ConversationActors): ClusterConversations;
-  /** The janitor that takes over unfinished fan-outs (run by one node at a time). */
+  /**
+   * The janitor that takes over the unfinished fan-outs of events and conversations (run
+   * by one node at a time).
+   */
   janitor: FanoutJanitor;
   /** How the ops lookups reach the other nodes, and answer them. */
   lookupPeers: LookupPeers;
@@ -123,8 +126,16 @@ export function createClusterNode(deps: ClusterNodeDeps): ClusterNode {
         onError,
       }),
     janitor: createFanoutJanitor({
-      unfinished: () => deps.store.unfinishedFanouts(),
-      resume: deps.resumeFanouts,
+      work: [{
+        name: "event fan-outs",
+        unfinished: () => deps.store.unfinishedFanouts(),
+        resume: deps.resumeFanouts,
+      }, {
+        name: "conversation fan-outs",
+        unfinished: () => deps.conversations.unfinished(),
+        // Set when the services are built, before the janitor starts.
+        resume: (ids) => conversations?.resumeUnfinished(ids) ?? Promise.resolve(0),
+      }],
       intervalMs: 5_000,
       onError,
     }),

@@ -1,26 +1,32 @@
 /**
- * The fan-out janitor: finishes the fan-out jobs that a node left unfinished when it
- * died, without waiting for that node to come back.
+ * The fan-out janitor: finishes the fan-outs that a node left unfinished when it died,
+ * without waiting for that node to come back or for another request: the jobs of events,
+ * and the fan-out jobs of conversations whose owner died between two commits.
  *
- * One node runs it (a cluster singleton). Every `intervalMs` it lists the unfinished
- * jobs and hands on to `resume` those it already saw unfinished on its previous pass: a
- * job a node has just created is left to it, since the publishing node takes the job's
- * lease right after creating it. `resume` runs each job only under the job's lease (see
- * `hold` in `singletons.ts`), so a job another node is running is left alone, and one
- * whose runner died is taken over once its lease lapses.
+ * One node runs it (a cluster singleton). Every `intervalMs` it lists each kind of
+ * unfinished work and hands on to its `resume` the ids it already saw unfinished on its
+ * previous pass: a job a node has just created is left to it, since that node holds the
+ * job's lease (an event's `fanout/<id>`, a conversation's owner lease) right after
+ * creating it. Each `resume` runs a job only under that lease (see `hold` in
+ * `singletons.ts`, and the conversations' ownership), so a job another node is running is
+ * left alone, and one whose runner died is taken over once its lease lapses.
  *
  * @module
  */
 
+/** One kind of work the janitor looks after. */
+export interface UnfinishedWork {
+  /** What the work is, for the log ("event fan-outs", "conversation fan-outs"). */
+  name: string;
+  /** The ids of the unfinished jobs. */
+  unfinished(): Promise<string[]>;
+  /** Runs the jobs of `ids` that nobody runs, in the background, each under its lease. */
+  resume(ids: string[]): Promise<unknown>;
+}
+
 /** Dependencies of {@linkcode createFanoutJanitor}. */
 export interface FanoutJanitorDeps {
-  /** The ids of the unfinished fan-out jobs (the store's `unfinishedFanouts`). */
-  unfinished(): Promise<string[]>;
-  /**
-   * Runs the jobs of `ids` that nobody runs, in the background (the publisher's
-   * `resumeUnfinished`, which holds each job's lease while it runs).
-   */
-  resume(ids: string[]): Promise<unknown>;
+  work: UnfinishedWork[];
   /** How often the jobs are listed. */
   intervalMs: number;
   onError(message: string, error: unknown): void;
@@ -40,25 +46,28 @@ export function createFanoutJanitor(deps: FanoutJanitorDeps): FanoutJanitor {
   let running = false;
   // Bumped by each start: a pass still under way from before a stop schedules nothing.
   let generation = 0;
-  // The jobs seen unfinished on the previous pass.
-  let seen = new Set<string>();
+  // By kind of work, the jobs seen unfinished on the previous pass.
+  let seen = deps.work.map(() => new Set<string>());
 
+  /** One pass over every kind of work: one that fails does not hold up the others. */
   async function pass() {
-    const ids = await deps.unfinished();
-    const stale = ids.filter((id) => seen.has(id));
-    seen = new Set(ids);
-    if (stale.length > 0) await deps.resume(stale);
+    await Promise.all(deps.work.map(async (work, k) => {
+      try {
+        const ids = await work.unfinished();
+        const stale = ids.filter((id) => seen[k].has(id));
+        seen[k] = new Set(ids);
+        if (stale.length > 0) await work.resume(stale);
+      } catch (error) {
+        deps.onError(`Looking for unfinished ${work.name} failed`, error);
+      }
+    }));
   }
 
   function next(of: number) {
     if (!running || of !== generation) return;
     timer = setTimeout(async () => {
       timer = undefined;
-      try {
-        await pass();
-      } catch (error) {
-        deps.onError("Looking for unfinished fan-outs failed", error);
-      }
+      await pass();
       next(of);
     }, deps.intervalMs);
   }
@@ -67,10 +76,9 @@ export function createFanoutJanitor(deps: FanoutJanitorDeps): FanoutJanitor {
     start() {
       if (running) return Promise.resolve();
       running = true;
-      seen = new Set();
+      seen = deps.work.map(() => new Set());
       const of = ++generation;
-      return pass().catch((error) => deps.onError("Looking for unfinished fan-outs failed", error))
-        .finally(() => next(of));
+      return pass().finally(() => next(of));
     },
     stop() {
       running = false;

@@ -39,8 +39,11 @@ export interface ConversationActors {
   typing(id: string, user: string): Promise<OpResult>;
   /** Tells the live conversation actor that a member's block list changed. */
   blockChanged(id: string, blocker: string, blocked: string, on: boolean): void;
-  /** Resumes the fan-outs a previous process left unfinished. */
-  resumeUnfinished(): Promise<number>;
+  /**
+   * Resumes the fan-outs a previous process left unfinished (those of the conversations
+   * `ids` only, when given).
+   */
+  resumeUnfinished(ids?: string[]): Promise<number>;
 }
 
 /** Dependencies of {@linkcode defineConversationActors}. */
@@ -244,8 +247,8 @@ export function defineConversationActors(deps: ConversationActorDeps): Conversat
         { type: "blocks.changed", blocker, blocked, on } satisfies ConversationEvent,
       );
     },
-    async resumeUnfinished() {
-      const ids = await store.unfinished();
+    async resumeUnfinished(only) {
+      const ids = only ?? await store.unfinished();
       await Promise.all(
         ids.map((id) =>
           registry.get("conversation", id).catch((e) =>

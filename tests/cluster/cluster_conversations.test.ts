@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { createRegistry } from "../../actors/registry.ts";
 import type { ConversationLimits } from "../../actors/conversation.machine.ts";
 import { createBusRpc } from "../../src/cluster/bus_rpc.ts";
+import { createFanoutJanitor } from "../../src/cluster/fanout_janitor.ts";
 import { createClusterConversations } from "../../src/cluster/cluster_conversations.ts";
 import { createOwnership } from "../../src/cluster/ownership.ts";
 import { createUserFrames } from "../../src/cluster/user_frames.ts";
@@ -21,6 +22,8 @@ import type {
 } from "../../src/messaging/conversation_store.ts";
 import { createKvConversationStore } from "../../src/messaging/kv_conversation_store.ts";
 import { createHub } from "../../src/realtime/hub.ts";
+import * as keys from "../../src/store/keys.ts";
+import type { StreamItem } from "../../src/store/store.ts";
 import { eventually } from "../_support/eventually.ts";
 import { ignoreRedis } from "../_support/redis_kv.ts";
 import { startNodes, type TestNode } from "./_nodes.ts";
@@ -216,6 +219,71 @@ test("when the owner dies, another node takes the conversation over and requests
     assert.equal((await b.node.leases.holder("conversation", "c1"))?.node, "node-b");
     assert.deepEqual(await b.actors.typing("c1", "ben"), { ok: true });
   } finally {
+    await close();
+  }
+});
+
+test("a fan-out its dead owner left unfinished is finished by another node's janitor, unasked", async () => {
+  const ttlMs = 500;
+  const { nodes: [a, b], close } = await cluster(["node-a", "node-b"], ttlMs);
+  const janitor = createFanoutJanitor({
+    work: [{
+      name: "conversation fan-outs",
+      unfinished: () => b.store.unfinished(),
+      resume: (ids) => b.actors.resumeUnfinished(ids),
+    }],
+    intervalMs: 100,
+    onError: b.node.onError,
+  });
+  try {
+    const members = ["ana", "ben", "chloe"];
+    await create(a.store, "c9", members);
+    assert.equal(seqOf(await a.actors.submit("c9", send("ana", "bonjour"))), 1);
+    // node-a's handle closes with it: everything is read and written through node-b's.
+    const kv = b.node.kv;
+    const itemOf = async (user: string) => {
+      for await (const e of kv.list<StreamItem>({ prefix: keys.streamPrefix(user) })) {
+        if (e.value.msg?.c === "c9") return e.value;
+      }
+      return undefined;
+    };
+    // What node-a's crash between two commits of the fan-out leaves: the message and the
+    // items of the members before chloe, and the job saying where it stopped.
+    const item = await itemOf("chloe");
+    assert.ok(item, "chloe got the message's item");
+    await kv.atomic()
+      .delete(keys.streamKey("chloe", item.seq))
+      .set(keys.seqKey("chloe"), item.seq - 1)
+      .delete(keys.conversationUnreadKey("c9", "chloe"))
+      .set(keys.conversationJobKey("c9"), {
+        entries: [{ seq: 1, itemId: item.id, op: "new", from: "ana" }],
+        offset: 2,
+      })
+      .commit();
+    assert.deepEqual(await b.store.unfinished(), ["c9"]);
+
+    // node-a dies holding the conversation; nobody writes to it again.
+    await a.node.die();
+    await janitor.start();
+    await eventually(
+      async () => (await b.store.unfinished()).length === 0,
+      10_000,
+      "the janitor finishing the fan-out",
+    );
+    const resumed = await itemOf("chloe");
+    assert.equal(resumed?.msg?.s, 1);
+    assert.equal(resumed?.id, item.id);
+    assert.equal((await b.node.leases.holder("conversation", "c9"))?.node, "node-b");
+    // Members written before the crash were not written again.
+    for (const user of ["ana", "ben"]) {
+      let count = 0;
+      for await (const e of kv.list<StreamItem>({ prefix: keys.streamPrefix(user) })) {
+        if (e.value.msg?.c === "c9") count++;
+      }
+      assert.equal(count, 1, `${user} has the message once`);
+    }
+  } finally {
+    janitor.stop();
     await close();
   }
 });

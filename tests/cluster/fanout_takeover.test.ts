@@ -96,8 +96,11 @@ async function startNode(prefix: string, node: string, extra: Partial<PublisherD
     ...extra,
   });
   const janitor = createFanoutJanitor({
-    unfinished: () => store.unfinishedFanouts(),
-    resume: (ids) => publisher.resumeUnfinished(ids),
+    work: [{
+      name: "event fan-outs",
+      unfinished: () => store.unfinishedFanouts(),
+      resume: (ids) => publisher.resumeUnfinished(ids),
+    }],
     intervalMs: JANITOR_MS,
     onError,
   });
