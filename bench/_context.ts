@@ -3,7 +3,14 @@
  * process), the pool of load generators, the publisher, and progress output.
  */
 
-import { type Child, readRss, spawnChild, spawnWorker, waitForLine } from "./_procs.ts";
+import {
+  type Child,
+  cpuProfileDir,
+  readRss,
+  spawnChild,
+  spawnWorker,
+  waitForLine,
+} from "./_procs.ts";
 import type { WorkerClient } from "./_rpc.ts";
 import { split } from "./_stats.ts";
 
@@ -127,6 +134,8 @@ async function relaisArgs(rootPath: string, dataDir: string): Promise<string[]> 
     const start = String(config.tasks?.start ?? "").trim().split(/\s+/);
     if (start[0] === "deno" && start[1] === "run") args = start.slice(1);
   } catch { /* fallback */ }
+  const profiles = cpuProfileDir();
+  if (profiles) args = [args[0], "--cpu-prof", `--cpu-prof-dir=${profiles}`, ...args.slice(1)];
   return args.map((a) => a.replaceAll("./data", dataDir));
 }
 

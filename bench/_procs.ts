@@ -18,6 +18,19 @@ export interface Child {
 const children = new Set<Child>();
 let deadlineAt = Date.now() + 15 * 60_000;
 
+/** Where relais servers write their CPU profiles (`--cpu-prof`), if anywhere. */
+let profileDir: string | undefined;
+
+/** Makes every relais server started from now on write a CPU profile into `dir`. */
+export function setCpuProfileDir(dir: string): void {
+  profileDir = dir;
+}
+
+/** The folder of the CPU profiles, when they are asked for. */
+export function cpuProfileDir(): string | undefined {
+  return profileDir;
+}
+
 /** Sets the wall-clock time after which every child is killed by its wrapper. */
 export function setChildDeadline(at: number): void {
   deadlineAt = at;
@@ -65,6 +78,12 @@ export async function spawnChild(
     process,
     async stop() {
       children.delete(child);
+      // A profiled server writes its profile on a clean exit: asked first, killed after.
+      if (profileDir) {
+        killPid(pid, "SIGTERM");
+        const exited = process.status.then(() => true);
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+      }
       killPid(pid, "SIGKILL");
       killPid(process.pid, "SIGKILL");
       await process.status;

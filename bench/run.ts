@@ -8,7 +8,9 @@
  * published report),
  * `--budget S` (the hard deadline in seconds; 1080 by default, 240 with `--quick`),
  * `--report-only` (runs nothing: rewrites the report and its charts from the
- * `benchmarks.json` already in the output folder).
+ * `benchmarks.json` already in the output folder), `--cpu-prof DIR` (every relais server
+ * writes a V8 CPU profile into DIR: started with `--cpu-prof`, stopped with SIGTERM so that
+ * it can write it).
  * Everything is bounded: a hard deadline inside the harness writes what it has and kills
  * every child, and each child runs under `timeout -s KILL` in case the harness dies.
  */
@@ -21,7 +23,12 @@ import {
   startServer,
   startWorkers,
 } from "./_context.ts";
-import { killAllChildrenNow, setChildDeadline, stopAllChildren } from "./_procs.ts";
+import {
+  killAllChildrenNow,
+  setChildDeadline,
+  setCpuProfileDir,
+  stopAllChildren,
+} from "./_procs.ts";
 import { collectMachine, probeKv, writeReport } from "./_report.ts";
 import { runAudience } from "./scenarios/audience.ts";
 import { runChat } from "./scenarios/chat.ts";
@@ -100,6 +107,7 @@ function parseFlags(args: string[]) {
     out: undefined as string | undefined,
     budget: undefined as number | undefined,
     reportOnly: false,
+    cpuProf: undefined as string | undefined,
   };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -110,9 +118,10 @@ function parseFlags(args: string[]) {
     else if (a === "--out") flags.out = args[++i];
     else if (a === "--budget") flags.budget = Number(args[++i]);
     else if (a === "--report-only") flags.reportOnly = true;
+    else if (a === "--cpu-prof") flags.cpuProf = args[++i];
     else {
       throw new Error(
-        `Unknown flag "${a}": expected --quick, --runs N, --only a,b, --out DIR, --budget S or --report-only`,
+        `Unknown flag "${a}": expected --quick, --runs N, --only a,b, --out DIR, --budget S, --report-only or --cpu-prof DIR`,
       );
     }
   }
@@ -180,6 +189,11 @@ async function main() {
     const files = await rewriteReport(rootPath, out.startsWith("/") ? out : `${rootPath}/${out}`);
     console.log(`bench: rewrote ${files.join(", ")}`);
     return;
+  }
+  if (flags.cpuProf) {
+    const dir = flags.cpuProf.startsWith("/") ? flags.cpuProf : `${rootPath}/${flags.cpuProf}`;
+    await Deno.mkdir(dir, { recursive: true });
+    setCpuProfileDir(dir);
   }
   const machine = await collectMachine(rootPath);
   const maxIdle = Math.max(1000, Math.floor((machine.openFileLimit - FD_HEADROOM) / 1000) * 1000);
