@@ -12,6 +12,7 @@ import type { AppEnv } from "../auth/principal.ts";
 import { start } from "../start.ts";
 import { SUBPROTOCOL } from "../schemas/frames.ts";
 import { openNodeKv } from "./kv.ts";
+import { leanUpgrade } from "./lean_upgrade.ts";
 
 /** How long a shutdown waits for open connections before cutting them. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -36,7 +37,7 @@ await start({
   name: "node",
   env: process.env,
   openKv: openNodeKv,
-  upgradeWebSocket: nodeWs.upgradeWebSocket,
+  upgradeWebSocket: leanUpgrade(nodeWs.upgradeWebSocket),
   serve(app, { hostname, port, onListen }) {
     served = app;
     const server = serve({ fetch: app.fetch, hostname, port }, (info) => {
