@@ -52,6 +52,7 @@ import { createLeases, type Leases } from "../cluster/leases.ts";
 import { createSingletons, type Singletons } from "../cluster/singletons.ts";
 import { getLog } from "../log.ts";
 import { MAILER_ID } from "../mail/mailer_actor.ts";
+import { PUSH_ID } from "../push/push_actor.ts";
 
 /** The adapters relais is built from. */
 export interface Adapters {
@@ -273,7 +274,11 @@ export function createAdapters(given: Config, opened: Deno.Kv | undefined): Adap
     rateLimiter: rateLimiterOf(config, kv),
     conversations: createKvConversationStore(kv),
     ...(ingest ? { ingest } : {}),
-    push: createKvPushStore(kv),
+    // In a cluster, a push runner that lost its lease claims no push.
+    push: createKvPushStore(
+      kv,
+      cluster ? { fence: (op) => cluster.singletons.fence("push", PUSH_ID, op) } : {},
+    ),
     bus: busOf(config),
     ...(cluster ? { cluster } : {}),
   };

@@ -276,8 +276,7 @@ export function createServices(deps: ServicesDeps): Services {
     onError,
   });
 
-  // Web Push: NOTIFICATIONs for targets without a live connection, through a durable queue
-  // filled right after each batch's live delivery.
+  // Web Push: NOTIFICATIONs for targets offline, through a queue filled after each batch.
   const push = config.push.enabled && deps.push
     ? wirePush({
       pushStore: deps.push,
@@ -291,6 +290,7 @@ export function createServices(deps: ServicesDeps): Services {
         ? {
           isLive: node.presence.isOnline,
           wake: (dueAt: number) => node.wake("push", PUSH_ID, { type: "push.queued", dueAt }),
+          claim: true,
         }
         : {}),
       controls,

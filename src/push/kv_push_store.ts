@@ -13,8 +13,17 @@ function toQueued(entry: Deno.KvEntry<PushTask>): QueuedPush {
   return { dueAt: entry.key[1] as number, task: entry.value, version: entry.versionstamp };
 }
 
+/** Options of {@linkcode createKvPushStore}. */
+export interface KvPushStoreOptions {
+  /**
+   * In cluster mode, adds to each claim's commit the check that this node still holds the
+   * push runner's lease, so that a runner that lost it claims (and sends) nothing more.
+   */
+  fence?(op: Deno.AtomicOperation): Deno.AtomicOperation;
+}
+
 /** Creates the push store on an open Deno KV handle. */
-export function createKvPushStore(kv: Deno.Kv): PushStore {
+export function createKvPushStore(kv: Deno.Kv, options: KvPushStoreOptions = {}): PushStore {
   const taskKeyOf = (entry: QueuedPush) => keys.pushTaskKey(entry.dueAt, entry.task.id);
   const checkOf = (entry: QueuedPush) => ({ key: taskKeyOf(entry), versionstamp: entry.version });
 
@@ -112,6 +121,14 @@ export function createKvPushStore(kv: Deno.Kv): PushStore {
       let n = 0;
       for await (const _ of kv.list({ prefix: keys.pushTaskPrefix() }, { limit: max })) n++;
       return n;
+    },
+    async claim(entry, until) {
+      const { task } = entry;
+      const op = kv.atomic().check(checkOf(entry)).delete(taskKeyOf(entry))
+        .set(keys.pushTaskKey(until, task.id), task)
+        .set(keys.pushUserTaskKey(task.user, task.id), until);
+      const res = await (options.fence ? options.fence(op) : op).commit();
+      return res.ok ? { dueAt: until, task, version: res.versionstamp } : undefined;
     },
     async complete(entry) {
       const op = kv.atomic().check(checkOf(entry)).delete(taskKeyOf(entry))

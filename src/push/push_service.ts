@@ -15,7 +15,7 @@ import { definePushActor, notifyPusher } from "./push_actor.ts";
 import type { PushStore, VapidKeys } from "./push_store.ts";
 import type { EndpointPolicy } from "./subscription.ts";
 import type { Config } from "../config.ts";
-import { createPusher } from "./pusher.ts";
+import { CLAIM_MS, createPusher } from "./pusher.ts";
 import { createPushSender } from "./sender.ts";
 import { createVapidSource } from "./vapid.ts";
 
@@ -44,6 +44,8 @@ export interface PushWiring {
   isLive?(user: string): boolean;
   /** Tells the push runner that pushes are due (default: this node's; cluster mode: its node's). */
   wake?(dueAt: number): void;
+  /** Cluster mode: each task is claimed before its send (for {@linkcode CLAIM_MS}). */
+  claim?: boolean;
   controls: Controls;
   onGenerated(): void;
   onError(message: string, error: unknown): void;
@@ -79,6 +81,7 @@ export function wirePush(
     ...(appUrl ? { appUrl } : {}),
     retryBaseMs: settings.retryBaseMs,
     maxAttempts: settings.maxAttempts,
+    ...(deps.claim ? { claimMs: CLAIM_MS } : {}),
     onError,
   });
   definePushActor({ registry, pusher, settings: { batchSize: 50, pollMs: 30_000 }, onError });

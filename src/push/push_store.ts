@@ -63,6 +63,12 @@ export interface PushStore {
   nextDueAt(): Promise<number | undefined>;
   /** How many tasks are queued (counted up to `max`). */
   depth(max?: number): Promise<number>;
+  /**
+   * Takes a task for one send: moves it to `until`, so that no other runner takes it
+   * meanwhile (cluster mode). `undefined` when it changed (another runner took it) or the
+   * claim is fenced off (this runner lost its lease).
+   */
+  claim(entry: QueuedPush, until: number): Promise<QueuedPush | undefined>;
   /** Removes a finished task; false if it changed meanwhile. */
   complete(entry: QueuedPush): Promise<boolean>;
   /** Moves a task to a new due time (and new contents, e.g. attempts). */

@@ -10,7 +10,10 @@
  * push service that answers 404 or 410 loses the subscription; 429, 5xx or no answer
  * retries the task with exponential backoff, up to `maxAttempts`. The queue is in the
  * store, so a restart loses nothing queued; a crash between a batch's commit and its
- * tasks' commit loses that batch's pushes (the items stay in the inbox).
+ * tasks' commit loses that batch's pushes (the items stay in the inbox). In a cluster
+ * (`claimMs`), each task is claimed right before its send, fenced by the runner's lease,
+ * as the mailer claims its mail: runners overlapping during a handover never send one push
+ * twice, and a push claimed by a runner that then died goes out once the claim passed.
  */
 
 import type { PushRunOutput } from "../../actors/push.machine.ts";
@@ -26,6 +29,11 @@ import type { PushStore, PushTask, QueuedPush, VapidKeys } from "./push_store.ts
 import type { PushSender, PushUrgency } from "./sender.ts";
 import { type EndpointPolicy, endpointRefusal, toBase64Url } from "./subscription.ts";
 
+/**
+ * How long a claimed task stays out of other runs: well above a send's timeout (10 s).
+ * A runner that dies after its claim leaves the task to the next runner once it passed.
+ */
+export const CLAIM_MS = 60_000;
 /** The longest wait between two attempts of one push. */
 const MAX_RETRY_MS = 6 * 3_600_000;
 /** How long a push service keeps a message for an offline device, at most (4 weeks). */
@@ -70,6 +78,11 @@ export interface PusherDeps {
   retryBaseMs: number;
   /** Attempts before a push is given up. */
   maxAttempts: number;
+  /**
+   * Cluster mode: how long a task is claimed for before its send ({@linkcode CLAIM_MS});
+   * absent, one runner alone drains the queue and claims nothing.
+   */
+  claimMs?: number;
   now?: () => number;
   onError?(message: string, error: unknown): void;
 }
@@ -127,7 +140,9 @@ export function createPusher(deps: PusherDeps): Pusher {
     return payload;
   }
 
-  async function runTask(entry: QueuedPush, run: PushRunOutput): Promise<Outcome> {
+  async function runTask(listed: QueuedPush, run: PushRunOutput): Promise<Outcome> {
+    // The task as last committed: its claim, once claimed.
+    let entry = listed;
     const { task } = entry;
     const at = now();
     const done = async (outcome: Outcome) =>
@@ -161,6 +176,13 @@ export function createPusher(deps: PusherDeps): Pusher {
       : Math.max(0, Math.min(MAX_TTL_SECONDS, Math.floor((exp - at) / 1000)));
     const collapseKey = envelope.metadata.collapse_key;
     const payload = payloadOf(envelope, task.seq, at, localeOf(prefs, person?.locale));
+    // In a cluster, claimed right before the send: of two runners overlapping during a
+    // handover, one claims it and sends it; the other (or one that lost its lease) does not.
+    if (deps.claimMs !== undefined) {
+      const claimed = await deps.push.claim(entry, at + deps.claimMs);
+      if (!claimed) return "skipped";
+      entry = claimed;
+    }
     const outcome = await deps.sender.send({
       endpoint: subscription.endpoint,
       keys: subscription.keys,

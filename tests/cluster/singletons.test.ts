@@ -3,7 +3,8 @@
  * each) share one Redis KV. One of them runs a singleton; when it dies (stops renewing
  * without releasing) another takes over within about one ttl and the old one stops as
  * soon as it notices; a graceful close hands over at once. During a handover two
- * mailers never send one mail twice, and a mailer that lost its lease sends nothing.
+ * mailers (or push runners) never send one mail (or push) twice, and one that lost its
+ * lease sends nothing.
  */
 
 import assert from "node:assert/strict";
@@ -20,7 +21,12 @@ import type { MailTransport, OutgoingMail } from "../../src/mail/transport.ts";
 import { createUnsubscribeTokens } from "../../src/mail/unsubscribe.ts";
 import { createFanoutPlans } from "../../src/preferences/fanout_plan.ts";
 import { createKvPreferences } from "../../src/preferences/kv_preferences.ts";
-import { EnvelopeSchema } from "../../src/schemas/envelope.ts";
+import { createKvPushStore } from "../../src/push/kv_push_store.ts";
+import type { PushStore } from "../../src/push/push_store.ts";
+import { CLAIM_MS as PUSH_CLAIM_MS, createPusher, type Pusher } from "../../src/push/pusher.ts";
+import type { PushSender } from "../../src/push/sender.ts";
+import type { FanoutBatch } from "../../src/store/store.ts";
+import { type Envelope, EnvelopeSchema } from "../../src/schemas/envelope.ts";
 import { createKvStore } from "../../src/store/kv_store.ts";
 import { FIXTURE, freshFixture, loadFixtureDirectory } from "../_support/directory.ts";
 import { eventually } from "../_support/eventually.ts";
@@ -359,6 +365,149 @@ Deno.test({
       assert.equal(freshRun.sent, 3);
       assert.equal(new Set(sent).size, 3);
       assert.equal(freshRun.depth, 0);
+    } finally {
+      for (const n of nodes) await n.close();
+    }
+  },
+});
+
+// ---- The push runner during a handover ----
+
+const PUSH_ENDPOINT = "https://push.relais.test/send/";
+
+/** One node's push runner over the shared Redis KV, its claims fenced by its singletons. */
+function pusherNode(
+  kv: Deno.Kv,
+  sent: string[],
+  options: { singletons?: Singletons; wrapStore?: (s: PushStore) => PushStore } = {},
+): Pusher {
+  const { singletons } = options;
+  const store = createKvPushStore(
+    kv,
+    singletons ? { fence: (op) => singletons.fence("mailer", "main", op) } : {},
+  );
+  // The push service's side: what it was asked to deliver, by payload (event and seq).
+  const sender: PushSender = {
+    send(message) {
+      const payload = JSON.parse(message.payload) as { id: string; seq: number };
+      sent.push(`${payload.id}#${payload.seq}`);
+      return Promise.resolve({ kind: "sent", status: 201 });
+    },
+  };
+  return createPusher({
+    push: options.wrapStore ? options.wrapStore(store) : store,
+    store: createKvStore(kv, { recentWindowMs: 60_000 }),
+    directory: createKvDirectory(kv),
+    preferences: createKvPreferences(kv),
+    sender,
+    vapid: () => Promise.resolve({ publicKey: "pk", privateKey: "sk", subject: "mailto:x@y.z" }),
+    endpoints: { hosts: ["push.relais.test"], allowLoopback: false },
+    isLive: () => false,
+    retryBaseMs: 1000,
+    maxAttempts: 3,
+    // Cluster mode: each task is claimed before its send.
+    claimMs: PUSH_CLAIM_MS,
+  });
+}
+
+/** Queues one push for each of `count` notifications to Hélène, on one subscription. */
+async function queuePushes(kv: Deno.Kv, count: number) {
+  const directory = createKvDirectory(kv);
+  await loadFixtureDirectory(directory);
+  await createKvPushStore(kv).putSubscription(FIXTURE.helene, {
+    id: "sub-1",
+    endpoint: `${PUSH_ENDPOINT}1`,
+    keys: { p256dh: "p256dh", auth: "auth" },
+    createdAt: Date.now(),
+  }, 5);
+  const batches: [FanoutBatch, Envelope][] = [];
+  const publisher = createPublisher({
+    store: createKvStore(kv, { recentWindowMs: 60_000 }),
+    audience: createDirectoryAudienceResolver(directory, { maxAudience: 100 }),
+    syncFanoutLimit: 1000,
+    deliverLive: (batch, _json, envelope) => void batches.push([batch, envelope]),
+    onError(id, e) {
+      throw new Error(`Fan-out of ${id} failed: ${e}`);
+    },
+  });
+  for (let i = 0; i < count; i++) {
+    const raw = await freshFixture("ask_for_feedback", (e) => {
+      e.routing.audience.targets = [FIXTURE.helene];
+    });
+    await publisher.publish(v.parse(EnvelopeSchema, raw));
+  }
+  const queueing = pusherNode(kv, []);
+  for (const [batch, envelope] of batches) {
+    assert.notEqual(await queueing.enqueue(batch, envelope), undefined, "a push queued");
+  }
+}
+
+/** `store` whose `due` answers only once `arrive` lets every runner through together. */
+function pushesListedTogether(store: PushStore, arrive: () => Promise<void>): PushStore {
+  return {
+    ...store,
+    async due(now, limit) {
+      const tasks = await store.due(now, limit);
+      await arrive();
+      return tasks;
+    },
+  };
+}
+
+Deno.test({
+  name: "push runners that overlap during a handover send each push once",
+  ignore: ignoreRedis,
+  async fn() {
+    const prefix = freshPrefix();
+    const [kvA, kvB] = [openRedisKv(prefix), openRedisKv(prefix)];
+    try {
+      await queuePushes(kvA, 5);
+      const sent: string[] = [];
+      // Both runners list the same five due tasks before either sends one.
+      const arrive = barrier(2);
+      const wrapStore = (s: PushStore) => pushesListedTogether(s, arrive);
+      const a = pusherNode(kvA, sent, { wrapStore });
+      const b = pusherNode(kvB, sent, { wrapStore });
+
+      const [runA, runB] = await Promise.all([a.runDue(50), b.runDue(50)]);
+
+      assert.equal(sent.length, 5, "five pushes");
+      assert.equal(new Set(sent).size, 5, "no push twice");
+      assert.equal(runA.sent + runB.sent, 5);
+      assert.equal((await a.peek()).depth, 0);
+    } finally {
+      kvA.close();
+      kvB.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "a push runner that lost its lease sends nothing, and the new holder sends every push",
+  ignore: ignoreRedis,
+  async fn() {
+    const prefix = freshPrefix();
+    const nodes = [startNode(prefix, "node-a"), startNode(prefix, "node-b")] as [Node, Node];
+    try {
+      await Promise.all(nodes.map((n) => n.run()));
+      const { holder, other } = roles(nodes);
+      await queuePushes(holder.kv, 3);
+      const sent: string[] = [];
+      const stale = pusherNode(holder.kv, sent, { singletons: holder.singletons });
+      const fresh = pusherNode(other.kv, sent, { singletons: other.singletons });
+
+      // The holder pauses; the other node takes the runner over.
+      holder.control.freeze();
+      await eventually(() => other.state.running, 5000, "the other node to take over");
+      // The paused node's runner, still running (it has not noticed), claims nothing.
+      const staleRun = await stale.runDue(50);
+      assert.equal(staleRun.sent, 0);
+      assert.deepEqual(sent, []);
+
+      const freshRun = await fresh.runDue(50);
+      assert.equal(freshRun.sent, 3);
+      assert.equal(new Set(sent).size, 3);
+      assert.equal((await fresh.peek()).depth, 0);
     } finally {
       for (const n of nodes) await n.close();
     }
