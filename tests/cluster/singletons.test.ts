@@ -235,7 +235,7 @@ clusterTest(
   },
 );
 
-// ---- The mailer during a handover ----
+// ---- The mailer ----
 
 /** A transport that records the Message-ID of every mail it is handed. */
 function recordingTransport(sent: string[]): MailTransport {
@@ -299,11 +299,14 @@ async function queueMails(kv: Deno.Kv, count: number) {
   }
 }
 
-/** `queue` whose `due` answers only once `parties` runners have listed the same tasks. */
-function listedTogether(queue: MailQueue, arrive: () => Promise<void>): MailQueue {
+/** `queue` whose `due` answers only once `arrive` lets every runner through together. */
+function listedTogether<Q extends { due(now: number, limit: number): Promise<unknown[]> }>(
+  queue: Q,
+  arrive: () => Promise<void>,
+): Q {
   return {
     ...queue,
-    async due(now, limit) {
+    async due(now: number, limit: number) {
       const tasks = await queue.due(now, limit);
       await arrive();
       return tasks;
@@ -311,67 +314,7 @@ function listedTogether(queue: MailQueue, arrive: () => Promise<void>): MailQueu
   };
 }
 
-Deno.test({
-  name: "mailers that overlap during a handover send each mail once",
-  ignore: ignoreRedis,
-  async fn() {
-    const prefix = freshPrefix();
-    const [kvA, kvB] = [openRedisKv(prefix), openRedisKv(prefix)];
-    try {
-      await queueMails(kvA, 6);
-      const sent: string[] = [];
-      // Both mailers list the same six due tasks before either sends one.
-      const arrive = barrier(2);
-      const wrapQueue = (q: MailQueue) => listedTogether(q, arrive);
-      const a = mailerNode(kvA, sent, { wrapQueue });
-      const b = mailerNode(kvB, sent, { wrapQueue });
-
-      const [runA, runB] = await Promise.all([a.runDue(50), b.runDue(50)]);
-
-      assert.equal(sent.length, 6, "six mails");
-      assert.equal(new Set(sent).size, 6, "no mail twice");
-      assert.equal(runA.sent + runB.sent, 6);
-      assert.equal(await createKvMailQueue(kvA).depth(), 0);
-    } finally {
-      kvA.close();
-      kvB.close();
-    }
-  },
-});
-
-Deno.test({
-  name: "a mailer that lost its lease sends nothing, and the new holder sends every mail",
-  ignore: ignoreRedis,
-  async fn() {
-    const prefix = freshPrefix();
-    const nodes = [startNode(prefix, "node-a"), startNode(prefix, "node-b")] as [Node, Node];
-    try {
-      await Promise.all(nodes.map((n) => n.run()));
-      const { holder, other } = roles(nodes);
-      await queueMails(holder.kv, 3);
-      const sent: string[] = [];
-      const stale = mailerNode(holder.kv, sent, { singletons: holder.singletons });
-      const fresh = mailerNode(other.kv, sent, { singletons: other.singletons });
-
-      // The holder pauses; the other node takes the mailer over.
-      holder.control.freeze();
-      await eventually(() => other.state.running, 5000, "the other node to take over");
-      // The paused node's mailer, still running (it has not noticed), claims nothing.
-      const staleRun = await stale.runDue(50);
-      assert.equal(staleRun.sent, 0);
-      assert.deepEqual(sent, []);
-
-      const freshRun = await fresh.runDue(50);
-      assert.equal(freshRun.sent, 3);
-      assert.equal(new Set(sent).size, 3);
-      assert.equal(freshRun.depth, 0);
-    } finally {
-      for (const n of nodes) await n.close();
-    }
-  },
-});
-
-// ---- The push runner during a handover ----
+// ---- The push runner ----
 
 const PUSH_ENDPOINT = "https://push.relais.test/send/";
 
@@ -442,74 +385,103 @@ async function queuePushes(kv: Deno.Kv, count: number) {
   }
 }
 
-/** `store` whose `due` answers only once `arrive` lets every runner through together. */
-function pushesListedTogether(store: PushStore, arrive: () => Promise<void>): PushStore {
-  return {
-    ...store,
-    async due(now, limit) {
-      const tasks = await store.due(now, limit);
-      await arrive();
-      return tasks;
-    },
-  };
+// ---- Both runners during a handover ----
+
+/** A runner of a queue that claims each task before its send: the mailer, the pusher. */
+interface ClaimingRunner<Q> {
+  what: string;
+  /** Queues one task for each of `count` notifications to Hélène. */
+  fill(kv: Deno.Kv, count: number): Promise<void>;
+  /** One node's runner, its queue wrapped by `wrap` and its claims fenced by `singletons`. */
+  start(
+    kv: Deno.Kv,
+    sent: string[],
+    options: { singletons?: Singletons; wrap?: (queue: Q) => Q },
+  ): { runDue(limit: number): Promise<{ sent: number }>; depth(): Promise<number> };
 }
 
-Deno.test({
-  name: "push runners that overlap during a handover send each push once",
-  ignore: ignoreRedis,
-  async fn() {
-    const prefix = freshPrefix();
-    const [kvA, kvB] = [openRedisKv(prefix), openRedisKv(prefix)];
-    try {
-      await queuePushes(kvA, 5);
-      const sent: string[] = [];
-      // Both runners list the same five due tasks before either sends one.
-      const arrive = barrier(2);
-      const wrapStore = (s: PushStore) => pushesListedTogether(s, arrive);
-      const a = pusherNode(kvA, sent, { wrapStore });
-      const b = pusherNode(kvB, sent, { wrapStore });
-
-      const [runA, runB] = await Promise.all([a.runDue(50), b.runDue(50)]);
-
-      assert.equal(sent.length, 5, "five pushes");
-      assert.equal(new Set(sent).size, 5, "no push twice");
-      assert.equal(runA.sent + runB.sent, 5);
-      assert.equal((await a.peek()).depth, 0);
-    } finally {
-      kvA.close();
-      kvB.close();
-    }
+const MAILER: ClaimingRunner<MailQueue> = {
+  what: "mail",
+  fill: queueMails,
+  start(kv, sent, { singletons, wrap }) {
+    const mailer = mailerNode(kv, sent, { ...(singletons ? { singletons } : {}), wrapQueue: wrap });
+    return { runDue: (limit) => mailer.runDue(limit), depth: () => createKvMailQueue(kv).depth() };
   },
-});
+};
 
-Deno.test({
-  name: "a push runner that lost its lease sends nothing, and the new holder sends every push",
-  ignore: ignoreRedis,
-  async fn() {
-    const prefix = freshPrefix();
-    const nodes = [startNode(prefix, "node-a"), startNode(prefix, "node-b")] as [Node, Node];
-    try {
-      await Promise.all(nodes.map((n) => n.run()));
-      const { holder, other } = roles(nodes);
-      await queuePushes(holder.kv, 3);
-      const sent: string[] = [];
-      const stale = pusherNode(holder.kv, sent, { singletons: holder.singletons });
-      const fresh = pusherNode(other.kv, sent, { singletons: other.singletons });
-
-      // The holder pauses; the other node takes the runner over.
-      holder.control.freeze();
-      await eventually(() => other.state.running, 5000, "the other node to take over");
-      // The paused node's runner, still running (it has not noticed), claims nothing.
-      const staleRun = await stale.runDue(50);
-      assert.equal(staleRun.sent, 0);
-      assert.deepEqual(sent, []);
-
-      const freshRun = await fresh.runDue(50);
-      assert.equal(freshRun.sent, 3);
-      assert.equal(new Set(sent).size, 3);
-      assert.equal((await fresh.peek()).depth, 0);
-    } finally {
-      for (const n of nodes) await n.close();
-    }
+const PUSHER: ClaimingRunner<PushStore> = {
+  what: "push",
+  fill: queuePushes,
+  start(kv, sent, { singletons, wrap }) {
+    const pusher = pusherNode(kv, sent, { ...(singletons ? { singletons } : {}), wrapStore: wrap });
+    return {
+      runDue: (limit) => pusher.runDue(limit),
+      depth: async () => (await pusher.peek()).depth,
+    };
   },
-});
+};
+
+for (const runner of [MAILER, PUSHER] as ClaimingRunner<unknown>[]) {
+  const { what } = runner;
+
+  Deno.test({
+    name: `${what} runners that overlap during a handover send each ${what} once`,
+    ignore: ignoreRedis,
+    async fn() {
+      const prefix = freshPrefix();
+      const [kvA, kvB] = [openRedisKv(prefix), openRedisKv(prefix)];
+      try {
+        await runner.fill(kvA, 5);
+        const sent: string[] = [];
+        // Both runners list the same five due tasks before either sends one.
+        const arrive = barrier(2);
+        const wrap = <Q>(queue: Q) =>
+          listedTogether(queue as { due(n: number, l: number): Promise<unknown[]> }, arrive) as Q;
+        const a = runner.start(kvA, sent, { wrap });
+        const b = runner.start(kvB, sent, { wrap });
+
+        const [runA, runB] = await Promise.all([a.runDue(50), b.runDue(50)]);
+
+        assert.equal(sent.length, 5, `five sent`);
+        assert.equal(new Set(sent).size, 5, `no ${what} twice`);
+        assert.equal(runA.sent + runB.sent, 5);
+        assert.equal(await a.depth(), 0);
+      } finally {
+        kvA.close();
+        kvB.close();
+      }
+    },
+  });
+
+  Deno.test({
+    name: `a ${what} runner that lost its lease sends nothing, and the new holder sends all`,
+    ignore: ignoreRedis,
+    async fn() {
+      const prefix = freshPrefix();
+      const nodes = [startNode(prefix, "node-a"), startNode(prefix, "node-b")] as [Node, Node];
+      try {
+        await Promise.all(nodes.map((n) => n.run()));
+        const { holder, other } = roles(nodes);
+        await runner.fill(holder.kv, 3);
+        const sent: string[] = [];
+        const stale = runner.start(holder.kv, sent, { singletons: holder.singletons });
+        const fresh = runner.start(other.kv, sent, { singletons: other.singletons });
+
+        // The holder pauses; the other node takes the runner over.
+        holder.control.freeze();
+        await eventually(() => other.state.running, 5000, "the other node to take over");
+        // The paused node's runner, still running (it has not noticed), claims nothing.
+        const staleRun = await stale.runDue(50);
+        assert.equal(staleRun.sent, 0);
+        assert.deepEqual(sent, []);
+
+        const freshRun = await fresh.runDue(50);
+        assert.equal(freshRun.sent, 3);
+        assert.equal(new Set(sent).size, 3);
+        assert.equal(await fresh.depth(), 0);
+      } finally {
+        for (const n of nodes) await n.close();
+      }
+    },
+  });
+}
