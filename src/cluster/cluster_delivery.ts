@@ -2,11 +2,12 @@
  * Live delivery across the nodes of a cluster: what a node commits reaches the users
  * connected to every node, once per node (not once per recipient).
  *
- * A committed fan-out batch travels as one bus message: the envelope once and the batch's
- * items packed (`packed_batch.ts`); a conversation's items of one turn travel together the same way. Each node hands
- * them to its own live delivery, which passes them to the users it holds (their stream
- * heads put them in seq order, whichever node committed them). The publishing node
- * delivers its own at once and ignores the copy the bus brings back.
+ * A committed fan-out batch travels as one bus message: the envelope once (without the
+ * audience's targets) and the batch's items packed (`packed_batch.ts`); a conversation's
+ * items of one turn travel together in one message too. Each node hands them to its own
+ * live delivery, which passes them to the users it holds (their stream heads put them in
+ * seq order, whichever node committed them). The publishing node delivers its own at once
+ * and ignores the copy the bus brings back.
  *
  * The bus carries live traffic only: an item whose message is lost (its node died between
  * commit and announcement) is read from the store by the heads waiting for it, and
