@@ -366,7 +366,7 @@ export function createServices(deps: ServicesDeps): Services {
     ingest: ingest !== undefined,
     ...(deps.opsHistory ? { history: deps.opsHistory } : {}),
     detach: (connId) => transports.sessions.detach(connId),
-    ...(node ? { peers: node.lookupPeers } : {}),
+    ...(node ? { peers: node.lookupPeers, historyPeers: node.historyPeers } : {}),
     onError,
   });
 

@@ -11,6 +11,7 @@ import type { LiveDelivery } from "../delivery/live_delivery.ts";
 import type { FollowMode } from "../delivery/stream_heads.ts";
 import type { ConversationActors } from "../messaging/conversation_actors.ts";
 import type { ConversationStore } from "../messaging/conversation_store.ts";
+import type { HistoryPeers } from "../ops/cluster_history.ts";
 import type { ConnectionInfo, LookupPeers } from "../ops/lookups.ts";
 import type { Hub } from "../realtime/hub.ts";
 import type { Store, StreamItem } from "../store/store.ts";
@@ -21,6 +22,7 @@ import type { ClusterEpoch } from "./cluster_epoch.ts";
 import { type ClusterConversations, createClusterConversations } from "./cluster_conversations.ts";
 import { type ClusterPresence, createClusterPresence } from "./cluster_presence.ts";
 import { createFanoutJanitor, type FanoutJanitor } from "./fanout_janitor.ts";
+import { createHistoryPeers } from "./history_peers.ts";
 import type { Leases } from "./leases.ts";
 import { createOwnership } from "./ownership.ts";
 import type { Singletons } from "./singletons.ts";
@@ -65,6 +67,8 @@ export interface ClusterNode {
   janitor: FanoutJanitor;
   /** How the ops lookups reach the other nodes, and answer them. */
   lookupPeers: LookupPeers;
+  /** How the ops charts gather the other nodes' histories, and answer them. */
+  historyPeers: HistoryPeers;
   /** Stops listening to the bus and gives the conversations' leases up. */
   close(): Promise<void>;
 }
@@ -152,6 +156,7 @@ export function createClusterNode(deps: ClusterNodeDeps): ClusterNode {
         rpc.handle("ops.disconnect", (args) => Promise.resolve(here.disconnect(asUser(args))));
       },
     },
+    historyPeers: createHistoryPeers(bus, rpc),
     async close() {
       conversations?.close();
       await ownership.close();

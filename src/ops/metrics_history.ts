@@ -63,6 +63,8 @@ export interface History {
   ingest: boolean;
   /** Oldest first; the last one is read at the time of the call. */
   points: HistoryPoint[];
+  /** In a cluster, the nodes whose points it sums (`cluster_history.ts`). */
+  nodes?: string[];
 }
 
 /** Dependencies of {@linkcode createMetricsHistory}. */

@@ -7,6 +7,7 @@ import type { Registry } from "../../actors/registry.ts";
 import type { Controls } from "../controls/controls.ts";
 import type { MailQueue } from "../mail/mail_queue.ts";
 import type { Metrics } from "../metrics.ts";
+import { clusterHistory, type HistoryPeers } from "./cluster_history.ts";
 import { type BreakerState, createMetricsHistory, type MetricsHistory } from "./metrics_history.ts";
 import { createLookups, type Lookups, type LookupsDeps } from "./lookups.ts";
 
@@ -27,6 +28,8 @@ export interface OpsServicesDeps extends Omit<LookupsDeps, "controls" | "registr
   /** Whether the change-data ingest is on. */
   ingest: boolean;
   history?: OpsHistoryOptions;
+  /** In a cluster: the charts sum every node's history, gathered over the bus. */
+  historyPeers?: HistoryPeers;
   onError(message: string, error: unknown): void;
 }
 
@@ -56,7 +59,7 @@ function mailerOf(context: unknown): { breaker: BreakerState | null; depth?: num
 /** Wires the history and the lookups. */
 export function createOpsServices(deps: OpsServicesDeps): OpsServices {
   const { metrics, registry } = deps;
-  const history = createMetricsHistory({
+  const own = createMetricsHistory({
     metrics,
     ingest: deps.ingest,
     ...deps.history,
@@ -73,5 +76,6 @@ export function createOpsServices(deps: OpsServicesDeps): OpsServices {
       return { mailDepth: depth, breaker: mailer.breaker, ingestLag: lag };
     },
   });
+  const history = deps.historyPeers ? clusterHistory(own, deps.historyPeers, deps.node) : own;
   return { history, lookups: createLookups(deps) };
 }

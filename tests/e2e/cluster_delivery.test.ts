@@ -275,6 +275,29 @@ Deno.test({
 });
 
 Deno.test({
+  name: "the ops charts asked of one node count the connections of every node",
+  ignore: ignoreRedis,
+  async fn() {
+    await withNodes(async (nodes) => {
+      await nodes[1].login("lucas");
+      await nodes[2].login("ines");
+      await nodes[2].login("ines");
+      const history = async (node: TestServer) => {
+        const res = await node.request("/v1/admin/metrics/history", { apiKey: SERVICE_KEY });
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        return res.body as { nodes: string[]; points: { ws: number }[] };
+      };
+      // Every node answers for the cluster: the one without connections included.
+      for (const node of nodes) {
+        const h = await history(node);
+        assert.deepEqual([...h.nodes].sort(), ["node-a", "node-b", "node-c"]);
+        assert.equal(h.points.at(-1)!.ws, 3);
+      }
+    });
+  },
+});
+
+Deno.test({
   name: "a notification for email wakes the mailer once, from the node that accepted it",
   ignore: ignoreRedis,
   async fn() {
