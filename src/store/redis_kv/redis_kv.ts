@@ -78,16 +78,22 @@ class RedisKv {
       throw new TypeError(`Too many ranges (max ${MAX_GET_MANY})`);
     }
     if (keys.length === 0) return [] as unknown as { [K in keyof T]: Deno.KvEntryMaybe<T[K]> };
-    // Each name encoded in place after the prefix, then copied out once.
-    const w = new ByteWriter(256);
-    const names = keys.map((key) => {
-      w.truncate(0);
+    // Every name encoded in place after the prefix, one after the other, and copied out
+    // once: each name is a view of that one copy.
+    const w = new ByteWriter(64 * keys.length);
+    const ends = keys.map((key) => {
+      const start = w.length;
       w.bytes(this.space.valuePrefix);
       encodeKeyInto(w, key as Deno.KvKey);
-      if (w.length - this.space.valuePrefix.length > MAX_READ_KEY_BYTES) {
+      if (w.length - start - this.space.valuePrefix.length > MAX_READ_KEY_BYTES) {
         throw new TypeError(`Key too large for write (max ${REDIS_KV_LIMITS.writeKeyBytes} bytes)`);
       }
-      return Buffer.from(w.view());
+      return w.length;
+    });
+    const all = w.done();
+    const names = ends.map((end, i) => {
+      const start = i === 0 ? 0 : ends[i - 1];
+      return Buffer.from(all.buffer, all.byteOffset + start, end - start);
     });
     const stored = await this.link.run((r) => r.mgetBuffer(...names));
     return keys.map((key, i) => {
