@@ -303,19 +303,21 @@ async function connectFanoutUsers(ctx: Context, sizes: ClusterSizes, trios: Trio
 async function measureFanout(ctx: Context, sizes: ClusterSizes, until: number, trios: Trios) {
   const size = sizes.users;
   const runs: ClusterRun[] = [];
-  const timeoutMs = 30_000;
-  // One untimed event per peer: JIT, bus readers and buffers warm up.
-  for (const peer of PEERS) {
-    const nodes = trios.nodes.get(peer)!;
-    await publishAndWait(ctx, {
+  /** One event to every user of `peer`'s trio, published on its first node. */
+  const publishTo = (peer: Peer, tag: string) =>
+    publishAndWait(ctx, {
       peer,
-      node: nodes[0],
+      node: trios.nodes.get(peer)![0],
       group: groupOf(peer),
       prefix: "clu",
       size,
-      tag: `clw-${peer}-0`,
-      timeoutMs,
+      tag,
+      timeoutMs: 30_000,
     });
+  // One untimed event per peer: JIT, bus readers and buffers warm up.
+  for (const peer of PEERS) {
+    const nodes = trios.nodes.get(peer)!;
+    await publishTo(peer, `clw-${peer}-0`);
     await Promise.all(nodes.map((n) => quiesce(n.child.pid, 3000)));
     await samplesAll(ctx, groupOf(peer), `clw-${peer}-`);
   }
@@ -333,17 +335,7 @@ async function measureFanout(ctx: Context, sizes: ClusterSizes, until: number, t
       const cpu0 = await cpuOf(pids);
       const events = [];
       for (let i = 0; i < sizes.reps; i++) {
-        events.push(
-          await publishAndWait(ctx, {
-            peer,
-            node: nodes[0],
-            group: groupOf(peer),
-            prefix: "clu",
-            size,
-            tag: `cl-${peer}-${run}-${i}`,
-            timeoutMs,
-          }),
-        );
+        events.push(await publishTo(peer, `cl-${peer}-${run}-${i}`));
       }
       // Deferred work (relais records deliveries after sending) is the turn's cost too.
       await Promise.all(nodes.map((n) => quiesce(n.child.pid, 3000)));

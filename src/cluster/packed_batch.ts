@@ -26,8 +26,15 @@ export interface PackedBatch {
   odd?: Record<string, BatchItem>;
 }
 
-/** Whether `value` has `base`'s fields and no other, `seq` aside. */
-function alike(value: object, base: object): boolean {
+/** How many fields `value` has, `seq` aside. */
+function fieldCount(value: object): number {
+  let count = 0;
+  for (const key in value) if (key !== "seq") count++;
+  return count;
+}
+
+/** Whether `value` has `base`'s fields (`baseCount` of them) and no other, `seq` aside. */
+function alike(value: object, base: object, baseCount: number): boolean {
   const v = value as Record<string, unknown>;
   const b = base as Record<string, unknown>;
   let count = 0;
@@ -39,8 +46,6 @@ function alike(value: object, base: object): boolean {
     if (!(key in b) || b[key] !== field) return false;
     count++;
   }
-  let baseCount = 0;
-  for (const key in b) if (key !== "seq") baseCount++;
   return count === baseCount;
 }
 
@@ -58,14 +63,17 @@ export function packBatch(batch: FanoutBatch): PackedBatch {
   const pending = first.pending && withoutSeq(first.pending);
   packed.item = item;
   if (pending) packed.pending = pending;
+  // Counted once: every item is compared with the same shared parts.
+  const itemFields = fieldCount(item);
+  const pendingFields = pending ? fieldCount(pending) : 0;
   let odd: Record<string, BatchItem> | undefined;
   batch.items.forEach((entry, index) => {
     packed.users.push(entry.user);
     packed.seqs.push(entry.item.seq);
-    const plain = entry.replaces === undefined && alike(entry.item, item) &&
+    const plain = entry.replaces === undefined && alike(entry.item, item, itemFields) &&
       (pending
         ? entry.pending !== undefined && entry.pending.seq === entry.item.seq &&
-          alike(entry.pending, pending)
+          alike(entry.pending, pending, pendingFields)
         : entry.pending === undefined);
     if (!plain) (odd ??= {})[index] = entry;
   });
