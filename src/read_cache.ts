@@ -5,6 +5,14 @@
  * (another process) take up to `ttlMs` to show.
  */
 
+/**
+ * How long a read is trusted. A single process makes every write itself, through the
+ * cache, so a long time costs nothing but memory (bounded by `maxEntries`): reading the
+ * 10,000 targets of a `USER` audience again costs the store about a quarter of a second.
+ * The nodes of a cluster write records the others hold, which then show within 10 s.
+ */
+export const readCacheTtlMs = (shared: boolean): number => shared ? 10_000 : 300_000;
+
 /** Options of {@linkcode createReadCache}. */
 export interface ReadCacheOptions {
   /** How long a record read is trusted (default 10 s). */

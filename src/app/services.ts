@@ -47,6 +47,7 @@ import {
 } from "../ops/ops_services.ts";
 import { createFanoutPlans } from "../preferences/fanout_plan.ts";
 import { withPreferencesCache } from "../preferences/preferences_cache.ts";
+import { readCacheTtlMs } from "../read_cache.ts";
 import type { PreferencesStore } from "../preferences/preferences_store.ts";
 import { createRateLimits, type RateLimits } from "../ratelimit/rate_limits.ts";
 import { defineRetentionActor, retentionSettings } from "../retention/retention_actor.ts";
@@ -126,11 +127,10 @@ export function createServices(deps: ServicesDeps): Services {
     onError: (e) => onError("Recording deliveries failed", e),
   });
 
-  // Entries are read at every connection and for every target of a USER audience, and
-  // preferences for every target of a NOTIFICATION: kept in memory a few seconds (writes
-  // through this process forget them at once).
-  const directory = withEntryCache(deps.directory);
-  const preferences = withPreferencesCache(deps.preferences);
+  // Entries and preferences are read on every delivery path: kept in memory (see the TTL).
+  const cached = { ttlMs: readCacheTtlMs(deps.cluster !== undefined) };
+  const directory = withEntryCache(deps.directory, cached);
+  const preferences = withPreferencesCache(deps.preferences, cached);
   // Memberships come from the directory; claims only add to them (and, when configured,
   // refresh the directory entry).
   const baseAuth = createUserAuth(config.auth, deps.userAuth);

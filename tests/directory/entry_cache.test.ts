@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { createKvDirectory } from "../../src/directory/kv_directory.ts";
 import type { DirectoryEntry } from "../../src/directory/directory.ts";
 import { withEntryCache } from "../../src/directory/entry_cache.ts";
+import { readCacheTtlMs } from "../../src/read_cache.ts";
 import type { Directory } from "../../src/directory/directory.ts";
 
 const entry = (id: string, structures: string[] = ["univ-lyon"]): DirectoryEntry => ({
@@ -20,7 +21,7 @@ const entry = (id: string, structures: string[] = ["univ-lyon"]): DirectoryEntry
 });
 
 /** A KV directory counting the ids it reads, with a cache over it on a settable clock. */
-async function setup(options: { maxEntries?: number } = {}) {
+async function setup(options: { maxEntries?: number; ttlMs?: number } = {}) {
   const kv = await Deno.openKv(":memory:");
   const inner = createKvDirectory(kv);
   const read: string[] = [];
@@ -56,6 +57,25 @@ Deno.test("entry cache: entries and absences are trusted for the TTL, then read 
     assert.deepEqual(read.slice(3), ["marie", "nobody"]);
   } finally {
     kv.close();
+  }
+});
+
+Deno.test("entry cache: a lone process trusts a read for minutes, a cluster node for 10 s", async () => {
+  for (const shared of [false, true]) {
+    const { kv, inner, cached, read, clock } = await setup({ ttlMs: readCacheTtlMs(shared) });
+    try {
+      await inner.put(entry("marie"));
+      await cached.getMany(["marie"]);
+      // Ten seconds on, a lone process still reads nothing again.
+      clock.now = 10_001;
+      await cached.getMany(["marie"]);
+      assert.deepEqual(read, shared ? ["marie", "marie"] : ["marie"], `shared: ${shared}`);
+      clock.now = 300_001;
+      await cached.getMany(["marie"]);
+      assert.equal(read.length, shared ? 3 : 2, "read again once trusted no more");
+    } finally {
+      kv.close();
+    }
   }
 });
 
