@@ -9,9 +9,11 @@
  * How long a read is trusted. A single process makes every write itself, through the
  * cache, so a long time costs nothing but memory (bounded by `maxEntries`): reading the
  * 10,000 targets of a `USER` audience again costs the store about a quarter of a second.
- * The nodes of a cluster write records the others hold, which then show within 10 s.
+ * The nodes of a cluster announce what they write, and each forgets what the others
+ * wrote (`src/cluster/shared_caches.ts`); the TTL only bounds how long an announcement
+ * the bus lost goes unnoticed.
  */
-export const readCacheTtlMs = (shared: boolean): number => shared ? 10_000 : 300_000;
+export const readCacheTtlMs = (shared: boolean): number => shared ? 60_000 : 300_000;
 
 /** Options of {@linkcode createReadCache}. */
 export interface ReadCacheOptions {
@@ -33,6 +35,8 @@ export interface ReadCache<T> {
   writing<R>(id: string, write: () => Promise<R>): Promise<R>;
   /** Forgets every record (a write that may change any of them). */
   clear(): void;
+  /** Forgets these records (written elsewhere), and what reads in flight bring of them. */
+  forget(ids: readonly string[]): void;
 }
 
 interface Cached<T> {
@@ -100,6 +104,10 @@ export function createReadCache<T>(options: ReadCacheOptions = {}): ReadCache<T>
     clear() {
       writes++;
       cache.clear();
+    },
+    forget(ids) {
+      writes++;
+      for (const id of ids) cache.delete(id);
     },
     async writing(id, write) {
       writes++;

@@ -24,7 +24,6 @@ import { createStreamHeads, type StreamHeads } from "../delivery/stream_heads.ts
 import { defineUserActors } from "../delivery/user_actors.ts";
 import { withClaimsRefresh } from "../directory/claims_refresh.ts";
 import type { Directory } from "../directory/directory.ts";
-import { withEntryCache } from "../directory/entry_cache.ts";
 import type { Ingest } from "../ingest/ingest.ts";
 import { wireIngest } from "../ingest/ingest_service.ts";
 import { withDirectoryIdentity } from "../directory/identity.ts";
@@ -46,8 +45,6 @@ import {
   type OpsServices,
 } from "../ops/ops_services.ts";
 import { createFanoutPlans } from "../preferences/fanout_plan.ts";
-import { withPreferencesCache } from "../preferences/preferences_cache.ts";
-import { readCacheTtlMs } from "../read_cache.ts";
 import type { PreferencesStore } from "../preferences/preferences_store.ts";
 import { createRateLimits, type RateLimits } from "../ratelimit/rate_limits.ts";
 import { defineRetentionActor, retentionSettings } from "../retention/retention_actor.ts";
@@ -55,6 +52,7 @@ import { createHub, type Hub } from "../realtime/hub.ts";
 import { type Transports, wireTransports } from "../realtime/transports.ts";
 import { createTracing, type Tracing } from "../tracing.ts";
 import { shareControls } from "../cluster/shared_controls.ts";
+import { readCaches } from "../cluster/shared_caches.ts";
 import { type ClusterNode, createClusterNode } from "../cluster/cluster_node.ts";
 import { PUSH_ID } from "../push/push_actor.ts";
 import { type Adapters, LEASE_TTL_MS } from "./adapters.ts";
@@ -127,10 +125,8 @@ export function createServices(deps: ServicesDeps): Services {
     onError: (e) => onError("Recording deliveries failed", e),
   });
 
-  // Entries and preferences are read on every delivery path: kept in memory (see the TTL).
-  const cached = { ttlMs: readCacheTtlMs(deps.cluster !== undefined) };
-  const directory = withEntryCache(deps.directory, cached);
-  const preferences = withPreferencesCache(deps.preferences, cached);
+  // Entries and preferences are read on every delivery path: kept in memory, kept true.
+  const { directory, preferences } = readCaches(deps, deps.cluster && deps.bus, onError);
   // Memberships come from the directory; claims only add to them (and, when configured,
   // refresh the directory entry).
   const baseAuth = createUserAuth(config.auth, deps.userAuth);

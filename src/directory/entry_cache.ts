@@ -17,13 +17,28 @@ const MAX_CACHED_MEMBERS = 20_000;
 /** Ids handed to a `members` visitor at a time. */
 const MEMBER_PAGE = 1_000;
 
+/** Options of {@linkcode withEntryCache}. */
+export interface EntryCacheOptions extends ReadCacheOptions {
+  /** Told of every write through the cache, once it is done (to tell other nodes). */
+  onWrite?(id: string): void;
+}
+
+/** A directory read through the cache. */
+export interface CachedDirectory extends Directory {
+  /** Forgets these users' entries, written elsewhere, and every member list. */
+  forget(ids: readonly string[]): void;
+}
+
 /**
  * Wraps `directory` so that `get`, `getMany` and `members` answer from memory while
  * fresh. Entries missing from memory that concurrent callers ask for in the same turn
  * (many publishes or connections at once) are read together, a store read of up to ten
  * at a time. Any write forgets every member list: it may move its user in or out of any.
  */
-export function withEntryCache(directory: Directory, options: ReadCacheOptions = {}): Directory {
+export function withEntryCache(
+  directory: Directory,
+  options: EntryCacheOptions = {},
+): CachedDirectory {
   const cache = createReadCache<DirectoryEntry>(options);
   // Ten keys is what one `getMany` reads on every database the store runs on.
   const read = createBatchedReads<DirectoryEntry>((ids) => directory.getMany(ids), {
@@ -37,6 +52,7 @@ export function withEntryCache(directory: Directory, options: ReadCacheOptions =
         return await write();
       } finally {
         lists.clear();
+        options.onWrite?.(id);
       }
     });
   };
@@ -60,6 +76,10 @@ export function withEntryCache(directory: Directory, options: ReadCacheOptions =
     delete: (id) => writing(id, () => directory.delete(id)),
     get: (id) => cache.get(id, async (one) => (await read([one]))[0]),
     getMany: (ids) => cache.getMany(ids, read),
+    forget(ids) {
+      cache.forget(ids);
+      lists.clear();
+    },
     async members(dim, value, visit) {
       const ids = await lists.get(`${dim}\u0000${value}`, () => allMembers(dim, value));
       if (ids === undefined) return await directory.members(dim, value, visit);
