@@ -116,6 +116,7 @@ export function takeBatch(context: ConversationContext): {
         from: op.from,
         text: op.text,
         ...(op.clientId !== undefined ? { clientId: op.clientId } : {}),
+        ...(op.resendKey !== undefined ? { resendKey: op.resendKey } : {}),
         ...(op.attachments ? { attachments: op.attachments } : {}),
       });
     }

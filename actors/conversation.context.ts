@@ -36,6 +36,11 @@ export type ConversationOp =
     from: string;
     text: string;
     clientId?: string;
+    /**
+     * Given by the node that forwards a send made without `clientId`, so that its own
+     * retries of it (its owner died before answering) store it once; never shown.
+     */
+    resendKey?: string;
     attachments?: Attachment[];
   }
   | { kind: "read"; requestId: string; user: string; seq: number }

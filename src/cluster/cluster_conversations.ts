@@ -9,7 +9,9 @@
  *   looked up once more: when the lease moved, the request is sent to the new owner
  *   (this node, often, once the dead node's lease lapsed); when it did not, the caller
  *   gets `unavailable`, as from a local actor that does not answer. A node that received
- *   a request but no longer owns the conversation says so, and the caller asks again.
+ *   a request but no longer owns the conversation says so, and the caller asks again. A
+ *   send without `client_id` is given a resend key first, so that asking again never
+ *   stores it twice.
  * - `blockChanged` reaches the live actor on every node: here at once, elsewhere through
  *   the bus, ahead of any request this node forwards afterwards (one stream, in order).
  * - `resumeUnfinished` resumes the fan-outs of the conversations this node owns or can
@@ -99,7 +101,9 @@ function submitArgs(raw: unknown): { id: string; request: ConversationRequest } 
   const request = record(args?.request);
   if (
     typeof args?.id !== "string" || !request || typeof request.kind !== "string" ||
-    !KINDS.has(request.kind)
+    !KINDS.has(request.kind) ||
+    (request.resendKey !== undefined &&
+      (typeof request.resendKey !== "string" || request.resendKey.length > 100))
   ) {
     throw malformed("request");
   }
@@ -239,8 +243,15 @@ export function createClusterConversations(
   ];
 
   return {
-    submit: (id, request, trace) =>
-      route(id, SUBMIT_METHOD, { id, request }, () => local.submit(id, request, trace)),
+    submit(id, given, trace) {
+      // A send without `client_id` gets a key of its own before it is first tried, so
+      // trying it again on the next owner (the last one died before answering, perhaps
+      // after storing it) stores it once.
+      const request = given.kind === "send" && given.clientId === undefined
+        ? { ...given, resendKey: crypto.randomUUID() }
+        : given;
+      return route(id, SUBMIT_METHOD, { id, request }, () => local.submit(id, request, trace));
+    },
     typing: (id, user) => route(id, TYPING_METHOD, { id, user }, () => local.typing(id, user)),
     blockChanged(id, blocker, blocked, on) {
       local.blockChanged(id, blocker, blocked, on);

@@ -129,6 +129,8 @@ export interface SendInput {
   from: string;
   text: string;
   clientId?: string;
+  /** A forwarding node's key of a send without `clientId` (see `ConversationOp`). */
+  resendKey?: string;
   attachments?: Attachment[];
 }
 

@@ -21,6 +21,7 @@ import type {
   FanoutEntry,
   MessageRecord,
   OpResult,
+  SendInput,
 } from "./conversation_store.ts";
 import { type Accept, createFanOut, keyBytesOf } from "./kv_conversation_fanout.ts";
 import { commitMembership } from "./kv_conversation_membership.ts";
@@ -37,6 +38,15 @@ import { countsUnread, own, PREVIEW_CHARS, receives, setOwn } from "./rules.ts";
 
 type State = CommitInput["state"];
 
+/**
+ * What finds a send again: its `client_id`, or the random resend key a forwarding node
+ * gave it (under a prefix of its own: a client's id does not meet one by chance).
+ */
+function dedupKeyOf(send: SendInput): string | undefined {
+  if (send.clientId !== undefined) return send.clientId;
+  return send.resendKey !== undefined ? `\u0000resend:${send.resendKey}` : undefined;
+}
+
 /** Creates the commit and resume ports of the conversation store on an open Deno KV handle. */
 export function createKvConversationCommit(
   kv: Deno.Kv,
@@ -52,17 +62,20 @@ export function createKvConversationCommit(
     const results: Record<string, OpResult> = {};
     const members = { ...state.members };
 
-    // Resends: a (sender, client_id) already stored answers with the stored message.
-    const withClient = batch.sends.filter((s) => s.clientId !== undefined);
+    // Resends: a (sender, client_id) already stored answers with the stored message; so
+    // does a forwarding node's retry of a send without one (by its resend key).
+    const withClient = batch.sends.filter((s) => dedupKeyOf(s) !== undefined);
     const known = await getManyEntries<number>(
       kv,
-      withClient.map((s) => keys.messageClientKey(id, s.from, s.clientId!)),
+      withClient.map((s) => keys.messageClientKey(id, s.from, dedupKeyOf(s)!)),
     );
     const knownSeq = new Map<string, number>();
     withClient.forEach((s, i) => {
       const seq = known[i].value;
-      if (seq !== null) knownSeq.set(`${s.from}\u0000${s.clientId}`, seq);
+      if (seq !== null) knownSeq.set(`${s.from}\u0000${dedupKeyOf(s)}`, seq);
     });
+    // The key each new message is found again by.
+    const dedupKeys = new Map<MessageRecord, string>();
     const stored = new Map(
       (await getManyEntries<MessageRecord>(
         kv,
@@ -76,7 +89,8 @@ export function createKvConversationCommit(
     const inBatch = new Map<string, MessageRecord>();
     let seq = state.head.seq;
     for (const send of batch.sends) {
-      const clientKey = send.clientId !== undefined ? `${send.from}\u0000${send.clientId}` : "";
+      const dedupKey = dedupKeyOf(send);
+      const clientKey = dedupKey !== undefined ? `${send.from}\u0000${dedupKey}` : "";
       const earlier = clientKey
         ? (stored.get(knownSeq.get(clientKey) ?? -1) ?? inBatch.get(clientKey))
         : undefined;
@@ -94,6 +108,7 @@ export function createKvConversationCommit(
         ...(send.attachments?.length ? { attachments: send.attachments } : {}),
       };
       fresh.push(message);
+      if (dedupKey !== undefined) dedupKeys.set(message, dedupKey);
       if (clientKey) inBatch.set(clientKey, message);
       results[send.requestId] = { ok: true, message, created: true };
     }
@@ -154,9 +169,8 @@ export function createKvConversationCommit(
       write(op) {
         for (const m of fresh) {
           op.set(keys.messageKey(id, m.seq), m);
-          if (m.client_id !== undefined) {
-            op.set(keys.messageClientKey(id, m.from, m.client_id), m.seq);
-          }
+          const dedupKey = dedupKeys.get(m);
+          if (dedupKey !== undefined) op.set(keys.messageClientKey(id, m.from, dedupKey), m.seq);
         }
         op.set(keys.conversationHeadKey(id), head);
         for (const user of changed) {
@@ -169,7 +183,10 @@ export function createKvConversationCommit(
       },
       mutations: fresh.length * 2 + 1 + changed.length * 2,
       keyBytes: keyBytesOf(id) +
-        fresh.reduce((n, m) => n + keyBytesOf(id) + keyBytesOf(id, m.from, m.client_id ?? ""), 0) +
+        fresh.reduce(
+          (n, m) => n + keyBytesOf(id) + keyBytesOf(id, m.from, dedupKeys.get(m) ?? ""),
+          0,
+        ) +
         changed.reduce((n, user) => n + 2 * keyBytesOf(id, user), 0),
       bytes: fresh.reduce((n, m) => n + messageBytes(m), 0) + changed.length * 300,
     };

@@ -13,7 +13,10 @@ import { createClusterConversations } from "../../src/cluster/cluster_conversati
 import { createOwnership } from "../../src/cluster/ownership.ts";
 import { createUserFrames } from "../../src/cluster/user_frames.ts";
 import { AppError } from "../../src/errors.ts";
-import { defineConversationActors } from "../../src/messaging/conversation_actors.ts";
+import {
+  type ConversationActors,
+  defineConversationActors,
+} from "../../src/messaging/conversation_actors.ts";
 import { createPresence } from "../../src/messaging/presence.ts";
 import type {
   ConversationKind,
@@ -47,12 +50,16 @@ function test(name: string, fn: () => Promise<void>) {
 }
 
 /** One relais node's messaging: its actors, store, hub, and the cluster around them. */
-function messagingOf(node: TestNode, ttlMs: number) {
+function messagingOf(
+  node: TestNode,
+  ttlMs: number,
+  wrap: (local: ConversationActors) => ConversationActors = (local) => local,
+) {
   const registry = createRegistry();
   const hub = createHub();
   const store = createKvConversationStore(node.kv);
   const frames = createUserFrames(node.bus, hub, { onError: node.onError });
-  const local = defineConversationActors({
+  const local = wrap(defineConversationActors({
     registry,
     store,
     hub,
@@ -60,7 +67,7 @@ function messagingOf(node: TestNode, ttlMs: number) {
     users: { deliver: () => {} },
     toUsers: frames.toUsers,
     onError: node.onError,
-  });
+  }));
   const ownership = createOwnership({
     leases: node.leases,
     bus: node.bus,
@@ -107,9 +114,15 @@ function messagingOf(node: TestNode, ttlMs: number) {
   };
 }
 
-async function cluster(ids: string[], ttlMs = 10_000) {
+async function cluster(
+  ids: string[],
+  ttlMs = 10_000,
+  wrap?: (node: TestNode, local: ConversationActors) => ConversationActors,
+) {
   const started = await startNodes(ids, { ttlMs, heartbeatMs: 200 });
-  const nodes = started.nodes.map((n) => messagingOf(n, ttlMs));
+  const nodes = started.nodes.map((n) =>
+    messagingOf(n, ttlMs, wrap ? (local) => wrap(n, local) : undefined)
+  );
   return {
     nodes,
     async close() {
@@ -218,6 +231,43 @@ test("when the owner dies, another node takes the conversation over and requests
     assert.deepEqual(b.ownership.held(), ["c1"]);
     assert.equal((await b.node.leases.holder("conversation", "c1"))?.node, "node-b");
     assert.deepEqual(await b.actors.typing("c1", "ben"), { ok: true });
+  } finally {
+    await close();
+  }
+});
+
+test("a send without client_id whose owner died after storing it, before answering, is stored once", async () => {
+  const ttlMs = 1_000;
+  // node-a stores the send, then dies before its answer leaves.
+  const { nodes: [a, b], close } = await cluster(
+    ["node-a", "node-b"],
+    ttlMs,
+    (node, local) =>
+      node.id !== "node-a" ? local : {
+        ...local,
+        async submit(id, request, trace) {
+          const result = await local.submit(id, request, trace);
+          if (request.kind === "send" && request.text === "lost answer") {
+            await node.die();
+            return await new Promise<OpResult>(() => {});
+          }
+          return result;
+        },
+      },
+  );
+  try {
+    await create(a.store, "c1", ["ana", "ben"]);
+    assert.equal(seqOf(await a.actors.submit("c1", send("ana", "before"))), 1);
+    // node-b forwards to node-a, hears nothing, waits for the lease to lapse, and runs the
+    // send itself: the message node-a stored answers it.
+    const result = await b.actors.submit("c1", send("ben", "lost answer"));
+    assert.equal(seqOf(result), 2);
+    assert.equal(result.ok && "created" in result && result.created, false);
+    assert.deepEqual(b.ownership.held(), ["c1"]);
+    assert.equal((await b.store.head("c1"))!.seq, 2, "stored once");
+    const [stored] = await b.store.messages("c1", [2]);
+    assert.equal(stored.text, "lost answer");
+    assert.equal(stored.client_id, undefined, "the resend key is never shown");
   } finally {
     await close();
   }
