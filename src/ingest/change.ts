@@ -13,6 +13,7 @@
 import * as v from "valibot";
 import { type Envelope, EnvelopeSchema, MAX_PAYLOAD_BYTES } from "../schemas/envelope.ts";
 import type { IngestRule } from "./rules.ts";
+import { utf8Length } from "../utf8.ts";
 
 /** Why an entry went to the dead-letter stream. */
 export type DeadReason =
@@ -181,7 +182,7 @@ async function eventOf(
     payload.before = allowed(change.before, rule.columns);
   }
   if (change.after && change.op !== "d") payload.after = allowed(change.after, rule.columns);
-  const bytes = encoder.encode(JSON.stringify(payload)).byteLength;
+  const bytes = utf8Length(JSON.stringify(payload));
   if (bytes > MAX_PAYLOAD_BYTES) {
     return {
       reason: "payload_too_large",

@@ -32,6 +32,7 @@ import { getManyEntries } from "../store/kv_reads.ts";
 import { HeadConflictError } from "./conversation_store.ts";
 import type { SeqSource } from "../store/store.ts";
 import { countsUnread, own, receives } from "./rules.ts";
+import { utf8Length } from "../utf8.ts";
 
 /** A batch's own mutations (messages, head, members…), carried by its first commit. */
 export interface Accept {
@@ -71,14 +72,14 @@ export type FanOut = (
   options: FanOutOptions,
 ) => Promise<{ headVersion: string; items: Written[] }>;
 
-const encoder = new TextEncoder();
-
 /**
  * The bytes a key made of `parts` (its variable strings) takes encoded, as an upper bound:
  * a margin for its constant prefix and number, then each string with its framing.
  */
 export function keyBytesOf(...parts: string[]): number {
-  return parts.reduce((n, p) => n + encoder.encode(p).byteLength + 2, 20);
+  let bytes = 20;
+  for (const part of parts) bytes += utf8Length(part) + 2;
+  return bytes;
 }
 
 /**

@@ -13,6 +13,7 @@ import { closeReason } from "../controls/guard.ts";
 import type { Outlet } from "./hub.ts";
 import { decodeClientFrame, handleSessionFrame } from "./ws_frames.ts";
 import type { WsConnection, WsProtocolDeps } from "./ws_types.ts";
+import { utf8Length } from "../utf8.ts";
 
 /** Frames of one connection waiting to be handled; more is a flood and closes it (4008). */
 const MAX_FRAMES_IN_FLIGHT = 256;
@@ -29,11 +30,9 @@ const DRAIN_QUIET_MS = 50;
 /** ...or after this long at most, for a client that never pauses. */
 const DRAIN_MAX_MS = 3000;
 
-const encoder = new TextEncoder();
-
 function byteLength(text: string, max: number): number {
   // Three bytes per UTF-16 unit is the worst case: only measure when it could matter.
-  return text.length * 3 <= max ? text.length : encoder.encode(text).byteLength;
+  return text.length * 3 <= max ? text.length : utf8Length(text);
 }
 
 /** What every connection of one protocol shares. */

@@ -7,6 +7,7 @@
 
 import * as v from "valibot";
 import { ownKeysRecord } from "./record.ts";
+import { fitsUtf8 } from "../utf8.ts";
 
 /** Largest payload accepted, as UTF-8 JSON bytes. */
 export const MAX_PAYLOAD_BYTES = 64 * 1024;
@@ -17,8 +18,6 @@ export const ENVELOPE_TYPES = ["NOTIFICATION", "SYSTEM", "REALTIME", "MESSAGE"] 
 export const AUDIENCE_TYPES = ["USER", "GROUP", "ROLE", "STRUCTURE", "FORMATION", "ALL"] as const;
 /** Dimensions an audience can be narrowed by with `within`. */
 export const WITHIN_TYPES = ["STRUCTURE", "FORMATION", "GROUP", "ROLE", "CATEGORY"] as const;
-
-const encoder = new TextEncoder();
 
 const id = (max: number) => v.pipe(v.string(), v.trim(), v.minLength(1), v.maxLength(max));
 const timestamp = v.pipe(v.string(), v.isoTimestamp("expected an ISO 8601 timestamp"));
@@ -87,7 +86,7 @@ export const PayloadSchema = v.pipe(
   // Every field is kept, one named `constructor` or `__proto__` included.
   ownKeysRecord(v.string(), v.unknown()),
   v.check(
-    (p) => encoder.encode(JSON.stringify(p)).byteLength <= MAX_PAYLOAD_BYTES,
+    (p) => fitsUtf8(JSON.stringify(p), MAX_PAYLOAD_BYTES),
     `expected at most ${MAX_PAYLOAD_BYTES} bytes of JSON`,
   ),
 );
