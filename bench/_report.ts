@@ -732,13 +732,13 @@ function chatSection(r: Any, kv: KvProbe | undefined): string {
   const bound = kv?.scatteredMutations
     ? [
       "",
-      `What bounds it: a message to ${fmt(r.members)} members writes at least ${
+      `What the store allows: a message to ${fmt(r.members)} members writes at least ${
         messageKeys(r.members)
       } keys (its record, its client id, an item in each member's stream), ${r.members} of them under a different user each. Deno KV (SQLite) writes such keys at ${
         fmt(kv.scatteredMutations)
       } mutations/s on this disk (${
         fmt(kv.adjacentMutations)
-      }/s when keys follow one another; see the machine table), so the store alone caps durable chat near ${
+      }/s when keys follow one another; see the machine table), so the store alone would cap durable chat near ${
         fmt(Math.round(kv.scatteredMutations / messageKeys(r.members)))
       } messages/s, and a closed loop of ${
         fmt(r.conversations * WINDOW)
