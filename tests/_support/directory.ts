@@ -27,6 +27,20 @@ export async function fixtureEvents(): Promise<Record<string, Record<string, unk
   return JSON.parse(text);
 }
 
+/** A student's directory entry, in `structures` (one Lyon university by default). */
+export const studentEntry = (id: string, structures: string[] = ["univ-lyon"]): DirectoryEntry => ({
+  id,
+  email: `${id}@univ.test`,
+  name: id,
+  locale: "fr",
+  category: "STUDENT",
+  roles: ["ROLE_STUDENT"],
+  structures,
+  formations: [],
+  groups: [],
+  updated_at: "2026-03-05T12:00:00.000Z",
+});
+
 /** Writes every fixture user into a directory. */
 export async function loadFixtureDirectory(directory: Directory): Promise<DirectoryEntry[]> {
   const entries = (await fixtureUsers()).map((u) =>

@@ -8,25 +8,25 @@ import assert from "node:assert/strict";
 import { type Bus } from "../../src/cluster/bus.ts";
 import { createRedisBus } from "../../src/cluster/redis_bus.ts";
 import { CACHES_TOPIC, readCaches } from "../../src/cluster/shared_caches.ts";
-import type { Directory, DirectoryEntry } from "../../src/directory/directory.ts";
+import type { Directory } from "../../src/directory/directory.ts";
 import { createKvDirectory } from "../../src/directory/kv_directory.ts";
 import { DEFAULT_PREFERENCES } from "../../src/preferences/preferences.ts";
 import { createKvPreferences } from "../../src/preferences/kv_preferences.ts";
+import { studentEntry } from "../_support/directory.ts";
 import { eventually } from "../_support/eventually.ts";
 import { freshPrefix, ignoreRedis, openRedisKv, redisUrl } from "../_support/redis_kv.ts";
 
-const entry = (id: string, structures: string[]): DirectoryEntry => ({
-  id,
-  email: `${id}@univ.test`,
-  name: id,
-  locale: "fr",
-  category: "STUDENT",
-  roles: ["ROLE_STUDENT"],
-  structures,
-  formations: [],
-  groups: [],
-  updated_at: "2026-03-05T12:00:00.000Z",
-});
+const entry = studentEntry;
+
+function test(name: string, fn: () => Promise<void>) {
+  Deno.test({
+    name: `shared caches: ${name}`,
+    ignore: ignoreRedis,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn,
+  });
+}
 
 /** Two nodes on one Redis store and bus, each with its caches. */
 async function twoNodes() {
@@ -62,79 +62,67 @@ async function members(n: { directory: Directory }, structure: string) {
   return ids.sort();
 }
 
-Deno.test({
-  name: "shared caches: a write through one node is forgotten by the other at once",
-  ignore: ignoreRedis,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const { nodes: [n1, n2], errors, close } = await twoNodes();
-    try {
-      // A user called `constructor` is one like any other.
-      for (const id of ["marie", "constructor"]) await n1.directory.put(entry(id, ["univ-lyon"]));
-      await n1.preferences.put("marie", { ...DEFAULT_PREFERENCES, timezone: "Europe/Paris" });
-      // n2 reads and keeps them.
-      assert.deepEqual((await n2.directory.get("marie"))?.structures, ["univ-lyon"]);
-      assert.deepEqual(await members(n2, "univ-lyon"), ["constructor", "marie"]);
-      assert.equal((await n2.preferences.get("marie"))?.timezone, "Europe/Paris");
+test("a write through one node is forgotten by the other at once", async () => {
+  const { nodes: [n1, n2], errors, close } = await twoNodes();
+  try {
+    // A user called `constructor` is one like any other.
+    for (const id of ["marie", "constructor"]) await n1.directory.put(entry(id, ["univ-lyon"]));
+    await n1.preferences.put("marie", { ...DEFAULT_PREFERENCES, timezone: "Europe/Paris" });
+    // n2 reads and keeps them.
+    assert.deepEqual((await n2.directory.get("marie"))?.structures, ["univ-lyon"]);
+    assert.deepEqual(await members(n2, "univ-lyon"), ["constructor", "marie"]);
+    assert.equal((await n2.preferences.get("marie"))?.timezone, "Europe/Paris");
 
-      await n1.directory.put(entry("constructor", ["univ-rennes"]));
-      await n1.directory.update("marie", (e) => e && { ...e, structures: ["univ-rennes"] });
-      await n1.preferences.update("marie", (p) => ({ ...p!, timezone: "America/Cayenne" }));
-      // Long before the minute of their TTL, n2 answers what n1 wrote.
-      await eventually(
-        async () => (await n2.directory.get("marie"))?.structures[0] === "univ-rennes",
-        5000,
-        "n2 to see marie's new structure",
-      );
-      assert.deepEqual(
-        (await n2.directory.getMany(["constructor", "marie"])).map((e) => e?.structures[0]),
-        ["univ-rennes", "univ-rennes"],
-      );
-      assert.deepEqual(await members(n2, "univ-lyon"), []);
-      assert.deepEqual(await members(n2, "univ-rennes"), ["constructor", "marie"]);
-      await eventually(
-        async () => (await n2.preferences.get("marie"))?.timezone === "America/Cayenne",
-        5000,
-        "n2 to see marie's new time zone",
-      );
-      await n1.directory.delete("marie");
-      await eventually(async () => (await n2.directory.get("marie")) === undefined, 5000);
-      assert.deepEqual(errors, []);
-    } finally {
-      await close();
-    }
-  },
+    await n1.directory.put(entry("constructor", ["univ-rennes"]));
+    await n1.directory.update("marie", (e) => e && { ...e, structures: ["univ-rennes"] });
+    await n1.preferences.update("marie", (p) => ({ ...p!, timezone: "America/Cayenne" }));
+    // Long before the minute of their TTL, n2 answers what n1 wrote.
+    await eventually(
+      async () => (await n2.directory.get("marie"))?.structures[0] === "univ-rennes",
+      5000,
+      "n2 to see marie's new structure",
+    );
+    assert.deepEqual(
+      (await n2.directory.getMany(["constructor", "marie"])).map((e) => e?.structures[0]),
+      ["univ-rennes", "univ-rennes"],
+    );
+    assert.deepEqual(await members(n2, "univ-lyon"), []);
+    assert.deepEqual(await members(n2, "univ-rennes"), ["constructor", "marie"]);
+    await eventually(
+      async () => (await n2.preferences.get("marie"))?.timezone === "America/Cayenne",
+      5000,
+      "n2 to see marie's new time zone",
+    );
+    await n1.directory.delete("marie");
+    await eventually(async () => (await n2.directory.get("marie")) === undefined, 5000);
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
 });
 
-Deno.test({
-  name: "shared caches: a malformed announcement is ignored, the next good one is heard",
-  ignore: ignoreRedis,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const { nodes: [n1, n2], errors, close } = await twoNodes();
-    try {
-      await n1.directory.put(entry("paul", ["univ-lyon"]));
-      assert.deepEqual((await n2.directory.get("paul"))?.structures, ["univ-lyon"]);
-      for (
-        const junk of [
-          "not json",
-          '{"directory":"paul"}',
-          '{"directory":[1,{},null]}',
-          '{"__proto__":{"directory":["paul"]}}',
-          "null",
-        ]
-      ) await n1.bus.publish(CACHES_TOPIC, junk);
-      await n1.directory.put(entry("paul", ["univ-nantes"]));
-      await eventually(
-        async () => (await n2.directory.get("paul"))?.structures[0] === "univ-nantes",
-        5000,
-        "n2 to hear the good announcement",
-      );
-      assert.equal(errors.length, 1, "the one that is not JSON is reported");
-    } finally {
-      await close();
-    }
-  },
+test("a malformed announcement is ignored, the next good one is heard", async () => {
+  const { nodes: [n1, n2], errors, close } = await twoNodes();
+  try {
+    await n1.directory.put(entry("paul", ["univ-lyon"]));
+    assert.deepEqual((await n2.directory.get("paul"))?.structures, ["univ-lyon"]);
+    for (
+      const junk of [
+        "not json",
+        '{"directory":"paul"}',
+        '{"directory":[1,{},null]}',
+        '{"__proto__":{"directory":["paul"]}}',
+        "null",
+      ]
+    ) await n1.bus.publish(CACHES_TOPIC, junk);
+    await n1.directory.put(entry("paul", ["univ-nantes"]));
+    await eventually(
+      async () => (await n2.directory.get("paul"))?.structures[0] === "univ-nantes",
+      5000,
+      "n2 to hear the good announcement",
+    );
+    assert.equal(errors.length, 1, "the one that is not JSON is reported");
+  } finally {
+    await close();
+  }
 });

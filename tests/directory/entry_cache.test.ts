@@ -5,20 +5,10 @@ import { createKvDirectory } from "../../src/directory/kv_directory.ts";
 import type { DirectoryEntry } from "../../src/directory/directory.ts";
 import { withEntryCache } from "../../src/directory/entry_cache.ts";
 import { readCacheTtlMs } from "../../src/read_cache.ts";
+import { studentEntry } from "../_support/directory.ts";
 import type { Directory } from "../../src/directory/directory.ts";
 
-const entry = (id: string, structures: string[] = ["univ-lyon"]): DirectoryEntry => ({
-  id,
-  email: `${id}@univ.test`,
-  name: id,
-  locale: "fr",
-  category: "STUDENT",
-  roles: ["ROLE_STUDENT"],
-  structures,
-  formations: [],
-  groups: [],
-  updated_at: "2026-03-05T12:00:00.000Z",
-});
+const entry = studentEntry;
 
 /** A KV directory counting the ids it reads, with a cache over it on a settable clock. */
 async function setup(options: { maxEntries?: number; ttlMs?: number } = {}) {
