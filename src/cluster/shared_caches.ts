@@ -50,10 +50,9 @@ export function readCaches(
       preferences: withPreferencesCache(inner.preferences, { ttlMs }),
     };
   }
-  const shared: Bus = bus;
   const written = { directory: new Set<string>(), preferences: new Set<string>() };
   let scheduled = false;
-  function announce() {
+  const announce = () => {
     scheduled = false;
     const lists = {
       directory: [...written.directory],
@@ -67,11 +66,11 @@ export function readCaches(
         directory: lists.directory.slice(i, i + IDS_PER_MESSAGE),
         preferences: lists.preferences.slice(i, i + IDS_PER_MESSAGE),
       };
-      shared.publish(CACHES_TOPIC, JSON.stringify(part)).catch((e) =>
+      bus.publish(CACHES_TOPIC, JSON.stringify(part)).catch((e) =>
         onError("Announcing cached records written failed", e)
       );
     }
-  }
+  };
   const onWrite = (cache: keyof Written) => (id: string) => {
     written[cache].add(id);
     if (scheduled) return;
