@@ -23,7 +23,12 @@ import type {
   OpResult,
   SendInput,
 } from "./conversation_store.ts";
-import { type Accept, createFanOut, keyBytesOf } from "./kv_conversation_fanout.ts";
+import {
+  type Accept,
+  createFanOut,
+  keyBytesOf,
+  StaleBatchError,
+} from "./kv_conversation_fanout.ts";
 import { commitMembership } from "./kv_conversation_membership.ts";
 import {
   countUnread,
@@ -37,6 +42,18 @@ import type { SeqSource } from "../store/store.ts";
 import { countsUnread, own, PREVIEW_CHARS, receives, setOwn } from "./rules.ts";
 
 type State = CommitInput["state"];
+
+/**
+ * Sends of one batch found by their dedup key at most, checked absent in the commit
+ * instead of read first (KV allows 100 checks per commit; a batch holds 32 sends).
+ */
+const CHECKED_SENDS = 40;
+
+/** The stored seq of each resent send, by sender and dedup key, and those messages. */
+interface Resent {
+  seqs: Map<string, number>;
+  messages: Map<number, MessageRecord>;
+}
 
 /**
  * What finds a send again: its `client_id`, or the random resend key a forwarding node
@@ -53,36 +70,74 @@ export function createKvConversationCommit(
 ): Pick<ConversationStore, "commit" | "resume"> {
   const fanOut = createFanOut(kv);
 
+  /**
+   * Resends: a (sender, client_id) already stored answers with the stored message; so
+   * does a forwarding node's retry of a send without one (by its resend key).
+   */
+  async function resentOf(
+    id: string,
+    batch: Extract<Batch, { kind: "messages" }>,
+  ): Promise<Resent> {
+    const withClient = batch.sends.filter((s) => dedupKeyOf(s) !== undefined);
+    const known = await getManyEntries<number>(
+      kv,
+      withClient.map((s) => keys.messageClientKey(id, s.from, dedupKeyOf(s)!)),
+    );
+    const seqs = new Map<string, number>();
+    withClient.forEach((s, i) => {
+      const seq = known[i].value;
+      if (seq !== null) seqs.set(`${s.from}\u0000${dedupKeyOf(s)}`, seq);
+    });
+    const messages = new Map(
+      (await getManyEntries<MessageRecord>(
+        kv,
+        [...seqs.values()].map((s) => keys.messageKey(id, s)),
+      ))
+        .filter((e) => e.value).map((e) => [e.value!.seq, e.value!]),
+    );
+    return { seqs, messages };
+  }
+
+  /**
+   * Commits a batch of sends and reads. Resends are rare: the batch first goes without
+   * reading its dedup keys, each checked absent in its commit; only when a check fails is
+   * it planned again from the stored sends.
+   */
   async function commitMessages(
     state: State,
     batch: Extract<Batch, { kind: "messages" }>,
     seqs: SeqSource | undefined,
   ): Promise<CommitOutput> {
     const id = state.info.id;
+    const keyed = batch.sends.filter((s) => dedupKeyOf(s) !== undefined).length;
+    if (keyed > CHECKED_SENDS) {
+      return await commitSends(state, batch, seqs, await resentOf(id, batch));
+    }
+    try {
+      return await commitSends(state, batch, seqs, undefined);
+    } catch (error) {
+      if (!(error instanceof StaleBatchError)) throw error;
+      return await commitSends(state, batch, seqs, await resentOf(id, batch));
+    }
+  }
+
+  /**
+   * Plans and commits a batch of sends and reads; `resent` is what is stored of its
+   * resends, or `undefined` to check instead that none is.
+   */
+  async function commitSends(
+    state: State,
+    batch: Extract<Batch, { kind: "messages" }>,
+    seqs: SeqSource | undefined,
+    resent: Resent | undefined,
+  ): Promise<CommitOutput> {
+    const id = state.info.id;
     const results: Record<string, OpResult> = {};
     const members = { ...state.members };
-
-    // Resends: a (sender, client_id) already stored answers with the stored message; so
-    // does a forwarding node's retry of a send without one (by its resend key).
-    const withClient = batch.sends.filter((s) => dedupKeyOf(s) !== undefined);
-    const known = await getManyEntries<number>(
-      kv,
-      withClient.map((s) => keys.messageClientKey(id, s.from, dedupKeyOf(s)!)),
-    );
-    const knownSeq = new Map<string, number>();
-    withClient.forEach((s, i) => {
-      const seq = known[i].value;
-      if (seq !== null) knownSeq.set(`${s.from}\u0000${dedupKeyOf(s)}`, seq);
-    });
+    const knownSeq = resent?.seqs ?? new Map<string, number>();
+    const stored = resent?.messages ?? new Map<number, MessageRecord>();
     // The key each new message is found again by.
     const dedupKeys = new Map<MessageRecord, string>();
-    const stored = new Map(
-      (await getManyEntries<MessageRecord>(
-        kv,
-        [...knownSeq.values()].map((s) => keys.messageKey(id, s)),
-      ))
-        .filter((e) => e.value).map((e) => [e.value!.seq, e.value!]),
-    );
 
     const now = Date.now();
     const fresh: MessageRecord[] = [];
@@ -165,8 +220,14 @@ export function createKvConversationCommit(
 
     const head = headOf(state.head, fresh.at(-1), now);
     const changed = [...unreadSet.keys()];
+    // Without reading them first, the dedup keys must still be absent when they are written.
+    const checked = resent ? [] : fresh.flatMap((m) => {
+      const dedupKey = dedupKeys.get(m);
+      return dedupKey === undefined ? [] : [keys.messageClientKey(id, m.from, dedupKey)];
+    });
     const accept: Accept = {
       write(op) {
+        for (const key of checked) op.check({ key, versionstamp: null });
         for (const m of fresh) {
           op.set(keys.messageKey(id, m.seq), m);
           const dedupKey = dedupKeys.get(m);
@@ -181,10 +242,14 @@ export function createKvConversationCommit(
           );
         }
       },
+      checks: checked.length,
+      stale: async () =>
+        (await getManyEntries<number>(kv, checked)).some((e) => e.versionstamp !== null),
       mutations: fresh.length * 2 + 1 + changed.length * 2,
       keyBytes: keyBytesOf(id) +
         fresh.reduce(
-          (n, m) => n + keyBytesOf(id) + keyBytesOf(id, m.from, dedupKeys.get(m) ?? ""),
+          (n, m) =>
+            n + keyBytesOf(id) + (resent ? 1 : 2) * keyBytesOf(id, m.from, dedupKeys.get(m) ?? ""),
           0,
         ) +
         changed.reduce((n, user) => n + 2 * keyBytesOf(id, user), 0),

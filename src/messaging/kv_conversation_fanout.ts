@@ -37,10 +37,25 @@ import { utf8Length } from "../utf8.ts";
 /** A batch's own mutations (messages, head, members…), carried by its first commit. */
 export interface Accept {
   write(op: Deno.AtomicOperation): void;
+  /** Checks `write` adds, if any. */
+  checks?: number;
+  /**
+   * Whether one of those checks fails: asked when the commit did not land and the head
+   * had not moved. The fan-out then throws {@linkcode StaleBatchError}.
+   */
+  stale?(): Promise<boolean>;
   mutations: number;
   /** Bytes of the keys it writes, an upper bound. */
   keyBytes: number;
   bytes: number;
+}
+
+/** Thrown when a batch's own checks failed its commit: the caller plans it again. */
+export class StaleBatchError extends Error {
+  constructor(conversation: string) {
+    super(`The batch of conversation "${conversation}" no longer holds`);
+    this.name = "StaleBatchError";
+  }
 }
 
 /** A stream item written for a member. */
@@ -136,7 +151,7 @@ export function createFanOut(kv: Deno.Kv): FanOut {
         // costs a check and a seq write, one with a live head neither. The head check and
         // the job's write or delete come on top.
         const cost: CommitCost = {
-          checks: 1,
+          checks: 1 + (accept?.checks ?? 0),
           mutations: (accept?.mutations ?? 0) + 2,
           keyBytes: (accept?.keyBytes ?? 0) + 2 * keyBytesOf(id),
           bytes: (accept?.bytes ?? 0) + jobBytes,
@@ -240,6 +255,7 @@ export function createFanOut(kv: Deno.Kv): FanOut {
           }
           const head = await kv.get(keys.conversationHeadKey(id));
           if (head.versionstamp !== headVersion) throw new HeadConflictError(id);
+          if (first?.stale && await first.stale()) throw new StaleBatchError(id);
           // Another conversation or a publish moved one of these members' stream seq.
           if (attempt >= MAX_RETRIES) {
             throw new Error(`Fan-out of conversation "${id}" keeps conflicting`);

@@ -132,6 +132,61 @@ Deno.test("a known client_id answers with the stored message, across and within 
   }
 });
 
+Deno.test("new sends read none of their client ids: each is checked absent in the commit", async () => {
+  const base = await Deno.openKv(":memory:");
+  // Every key read, by its first part.
+  const reads: string[] = [];
+  const { kv, counts } = countingKv(
+    new Proxy(base, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop);
+        if (prop === "get" || prop === "getMany") {
+          return (arg: Deno.KvKey | Deno.KvKey[]) => {
+            const list = (prop === "get" ? [arg] : arg) as Deno.KvKey[];
+            reads.push(...list.map((k) => String(k[0])));
+            return value.call(target, arg);
+          };
+        }
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    }),
+  );
+  const store = createKvConversationStore(kv);
+  const streams = createKvStore(kv, { recentWindowMs: 60_000 });
+  const id = "c1";
+  await store.create(
+    { id, kind: "group", createdAt: 0, createdBy: "service:test", members: ["ana", "ben"] },
+    { ana: member(), ben: member() },
+  );
+  try {
+    reads.length = 0;
+    const before = counts.commits;
+    const first = await commitSends(store, id, [send("ana", "x", "k1"), send("ben", "y", "k2")]);
+    assert.deepEqual(
+      Object.values(first.results).map((r) => "message" in r && r.created),
+      [true, true],
+    );
+    assert.ok(!reads.includes("msg_client"), `no client id was read: ${reads.join(", ")}`);
+    assert.equal(counts.commits - before, 1, "one commit for the batch");
+
+    // A resend fails its check: the batch is planned again from what is stored, once.
+    reads.length = 0;
+    const failedBefore = counts.failed;
+    const again = await commitSends(store, id, [send("ana", "x", "k1"), send("ana", "z", "k3")]);
+    assert.deepEqual(
+      Object.values(again.results).map((r) => "message" in r ? [r.message.seq, r.created] : []),
+      [[1, false], [3, true]],
+    );
+    assert.ok(reads.includes("msg_client"), "the failed check sent it to read the client ids");
+    assert.equal(counts.failed - failedBefore, 1, "only the optimistic commit failed");
+    assert.deepEqual((await itemsOf(streams, "ben")).map((i) => i.msg?.s), [1, 2, 3]);
+    const stored = await base.get<number>(keys.messageClientKey(id, "ana", "k1"));
+    assert.equal(stored.value, 1, "the resend did not move its client id");
+  } finally {
+    base.close();
+  }
+});
+
 Deno.test("a member who blocked the author gets no stream item and no unread count", async () => {
   const { kv, store, streams, id } = await setup(["ana", "ben", "chloe"]);
   try {

@@ -111,21 +111,31 @@ export function createKvDeliveryStore(kv: Deno.Kv): DeliveryStore {
     return out;
   }
 
-  /** Adds ephemeral deliveries to their events' counters: no reads, few keys. */
-  async function countDelivered(entries: DeliveredEntry[]) {
-    const counts = new Map<string, bigint>();
-    for (const e of entries) counts.set(e.id, (counts.get(e.id) ?? 0n) + 1n);
-    for (const part of chunk([...counts], MAX_MUTATIONS)) {
+  /** Adds ephemeral deliveries to their events' counters (users by event): few keys. */
+  async function countDelivered(users: Map<string, Set<string>>) {
+    for (const part of chunk([...users], MAX_MUTATIONS)) {
       const op = kv.atomic();
-      for (const [id, n] of part) op.sum(keys.counterKey(id, "delivered"), n);
+      for (const [id, of] of part) op.sum(keys.counterKey(id, "delivered"), BigInt(of.size));
       await op.commit();
     }
   }
 
   async function markDelivered(all: DeliveredEntry[], now: number) {
-    const unique = [...new Map(all.map((e) => [`${e.id}\u0000${e.user}`, e])).values()];
-    await countDelivered(unique.filter((e) => e.ephemeral));
-    const entries = unique.filter((e) => !e.ephemeral);
+    // A user counts once per event in a batch. Ephemeral deliveries are most of a large
+    // fan-out: they are grouped by event, without a key built per delivery.
+    const ephemeral = new Map<string, Set<string>>();
+    const durable = new Map<string, DeliveredEntry>();
+    for (const e of all) {
+      if (!e.ephemeral) {
+        durable.set(`${e.id}\u0000${e.user}`, e);
+        continue;
+      }
+      const users = ephemeral.get(e.id);
+      if (users) users.add(e.user);
+      else ephemeral.set(e.id, new Set([e.user]));
+    }
+    await countDelivered(ephemeral);
+    const entries = [...durable.values()];
     // Up to ninety targets per commit (one check each, under KV's 100), read with
     // parallel getMany calls: a 10,000-user fan-out is recorded in ~110 commits, not 1,000,
     // so recording competes less with the fan-out's own commits. A commit that loses a
