@@ -14,7 +14,7 @@ import type {
 } from "../src/messaging/conversation_store.ts";
 
 /** Version of the context shape, stored with inspected snapshots. */
-export const CONVERSATION_MACHINE_VERSION = 1;
+export const CONVERSATION_MACHINE_VERSION = 2;
 
 /** Limits a conversation actor enforces. */
 export interface ConversationLimits {
@@ -68,6 +68,11 @@ export interface ConversationContext extends ConversationState {
   answered: { requestId: string; result: OpResult }[];
   /** Members typing, with when their typing was last broadcast (epoch ms; read with `own`). */
   typing: Record<string, number>;
+  /**
+   * Requests received so far: the idle check passivates an actor whose count did not move
+   * since the previous check (one timer per idle period, not one per commit).
+   */
+  activity: number;
   limits: ConversationLimits;
 }
 
@@ -82,7 +87,9 @@ export type ConversationEvent =
   | { type: "op.submit"; op: ConversationOp }
   | { type: "typing"; requestId: string; user: string }
   | { type: "typing.expire"; user: string }
-  | { type: "blocks.changed"; blocker: string; blocked: string; on: boolean };
+  | { type: "blocks.changed"; blocker: string; blocked: string; on: boolean }
+  /** Raised every `idleMs`: `seen` is the activity count when it was raised. */
+  | { type: "idle.check"; seen: number };
 
 /** What the `deliver` effect pushes to members after a commit. */
 export interface DeliverParams {

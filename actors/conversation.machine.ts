@@ -67,9 +67,17 @@ export const conversationMachine = setup({
     passivate: (_, _params: { id: string }) => {},
     /** Reports a failed commit or load. */
     reportError: (_, _params: { id: string; error: unknown }) => {},
-    enqueue: assign({
-      queue: ({ context, event }) =>
-        event.type === "op.submit" ? [...context.queue, event.op] : context.queue,
+    enqueue: assign(({ context, event }) =>
+      event.type === "op.submit"
+        ? { queue: [...context.queue, event.op], activity: context.activity + 1 }
+        : {}
+    ),
+    /** Checks again for idleness one idle period from now. */
+    checkIdleLater: enqueueActions(({ context, enqueue }) => {
+      enqueue.raise({ type: "idle.check", seen: context.activity }, {
+        id: "idle",
+        delay: context.limits.idleMs,
+      });
     }),
     take: assign(({ context }) => {
       const { batch, inflight, answered, queue } = takeBatch(context);
@@ -108,7 +116,6 @@ export const conversationMachine = setup({
     hasBatch: ({ context }) => context.batch !== undefined,
   },
   delays: {
-    idle: ({ context }) => context.limits.idleMs,
     retry: 1000,
   },
 }).createMachine({
@@ -126,9 +133,13 @@ export const conversationMachine = setup({
     inflight: [],
     answered: [],
     typing: {},
+    activity: 0,
     limits: input.limits,
   }),
+  entry: "checkIdleLater",
   on: {
+    // Busy, or not ready: look again later (`ready` passivates an actor left alone).
+    "idle.check": { actions: "checkIdleLater" },
     "op.submit": [
       {
         guard: ({ context }) => context.queue.length >= MAX_QUEUE,
@@ -230,8 +241,18 @@ export const conversationMachine = setup({
     },
     ready: {
       always: { guard: "hasQueue", target: "taking" },
-      after: {
-        idle: { actions: { type: "passivate", params: ({ context }) => ({ id: context.id }) } },
+      on: {
+        // No request since the last check, a whole idle period ago: done.
+        "idle.check": [
+          {
+            guard: ({ context, event }) => event.seen === context.activity,
+            actions: [
+              { type: "passivate", params: ({ context }) => ({ id: context.id }) },
+              "checkIdleLater",
+            ],
+          },
+          { actions: "checkIdleLater" },
+        ],
       },
     },
     taking: {

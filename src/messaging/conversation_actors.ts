@@ -72,24 +72,50 @@ export interface ConversationActorDeps {
 export function defineConversationActors(deps: ConversationActorDeps): ConversationActors {
   const { registry, store, hub, tracing } = deps;
   const timeoutMs = deps.answerTimeoutMs ?? 30_000;
-  // Callers waiting for an answer, by request id, with the conversation they asked and,
-  // when traced, the span their request's next step goes under.
+  // Callers waiting for an answer, by request id, with the conversation they asked, when
+  // they stop waiting and, when traced, the span their request's next step goes under. In
+  // order of their deadlines: every request waits as long.
   const waiting = new Map<
     string,
     {
       conversation: string;
       resolve: (r: OpResult) => void;
-      timer: ReturnType<typeof setTimeout>;
+      deadline: number;
       trace?: SpanContext;
     }
   >();
+  // One timer for the earliest deadline, not one per request.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+
+  /** Stops waiting for `requestId`, and for any deadline once nobody waits. */
+  function forget(requestId: string) {
+    const entry = waiting.get(requestId);
+    waiting.delete(requestId);
+    if (waiting.size === 0 && timer !== undefined) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
+    return entry;
+  }
 
   function answer(requestId: string, result: OpResult) {
-    const entry = waiting.get(requestId);
-    if (!entry) return;
-    waiting.delete(requestId);
-    clearTimeout(entry.timer);
-    entry.resolve(result);
+    forget(requestId)?.resolve(result);
+  }
+
+  /** Answers the requests past their deadline, then waits for the next deadline. */
+  function expire() {
+    timer = undefined;
+    const now = Date.now();
+    for (const [requestId, entry] of waiting) {
+      if (entry.deadline > now) {
+        timer = setTimeout(expire, entry.deadline - now);
+        return;
+      }
+      answer(requestId, {
+        ok: false,
+        error: { code: "unavailable", message: "The conversation did not answer in time" },
+      });
+    }
   }
 
   function toMembers(members: string[], frame: string) {
@@ -220,16 +246,11 @@ export function defineConversationActors(deps: ConversationActorDeps): Conversat
   ) {
     const requestId = crypto.randomUUID();
     return new Promise<OpResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        answer(requestId, {
-          ok: false,
-          error: { code: "unavailable", message: "The conversation did not answer in time" },
-        });
-      }, timeoutMs);
-      waiting.set(requestId, { conversation: id, resolve, timer, ...(trace ? { trace } : {}) });
+      const deadline = Date.now() + timeoutMs;
+      waiting.set(requestId, { conversation: id, resolve, deadline, ...(trace ? { trace } : {}) });
+      timer ??= setTimeout(expire, timeoutMs);
       send(id, make(requestId)).catch((error) => {
-        waiting.delete(requestId);
-        clearTimeout(timer);
+        forget(requestId);
         reject(error);
       });
     });

@@ -341,6 +341,21 @@ Deno.test("an idle conversation actor asks to be passivated", () => {
   h.actor.stop();
 });
 
+Deno.test("a conversation that keeps receiving requests is not passivated; once left alone, it is", async () => {
+  const clock = new SimulatedClock();
+  const h = harness(state({ ana: "member", ben: "member" }), { limits: { idleMs: 30 }, clock });
+  for (let i = 0; i < 10; i++) {
+    h.submit({ kind: "send", from: "ana", text: `${i}` });
+    await settle(h, i + 1);
+    clock.increment(20);
+  }
+  assert.equal(h.passivated(), 0, "busy for 200 ms of 30 ms idle periods");
+  // Left alone: passivated within two idle periods.
+  clock.increment(60);
+  assert.ok(h.passivated() >= 1);
+  h.actor.stop();
+});
+
 Deno.test("a conversation with a full queue refuses more requests at once as unavailable", () => {
   const commit = Promise.withResolvers<void>();
   const h = harness(state({ ana: "member", ben: "member" }), { held: commit.promise });
