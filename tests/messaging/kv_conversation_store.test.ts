@@ -8,6 +8,7 @@ import {
   type MessageRecord,
 } from "../../src/messaging/conversation_store.ts";
 import { countingKv } from "../_support/counting_kv.ts";
+import { readingKv } from "../_support/reading_kv.ts";
 import { createKvConversationStore } from "../../src/messaging/kv_conversation_store.ts";
 import { createKvStore } from "../../src/store/kv_store.ts";
 import * as keys from "../../src/store/keys.ts";
@@ -134,23 +135,9 @@ Deno.test("a known client_id answers with the stored message, across and within 
 
 Deno.test("new sends read none of their client ids: each is checked absent in the commit", async () => {
   const base = await Deno.openKv(":memory:");
-  // Every key read, by its first part.
-  const reads: string[] = [];
-  const { kv, counts } = countingKv(
-    new Proxy(base, {
-      get(target, prop) {
-        const value = Reflect.get(target, prop);
-        if (prop === "get" || prop === "getMany") {
-          return (arg: Deno.KvKey | Deno.KvKey[]) => {
-            const list = (prop === "get" ? [arg] : arg) as Deno.KvKey[];
-            reads.push(...list.map((k) => String(k[0])));
-            return value.call(target, arg);
-          };
-        }
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    }),
-  );
+  const reading = readingKv(base);
+  const reads = reading.reads;
+  const { kv, counts } = countingKv(reading.kv);
   const store = createKvConversationStore(kv);
   const streams = createKvStore(kv, { recentWindowMs: 60_000 });
   const id = "c1";

@@ -7,6 +7,7 @@ import { makeEnvelope, result, withStore } from "../_support/store.ts";
 import { storeContract } from "./_contract.ts";
 import { publish } from "./contract/_harness.ts";
 import { countingKv } from "../_support/counting_kv.ts";
+import { readingKv } from "../_support/reading_kv.ts";
 import { kvStoreHarness } from "./contract/_harness.ts";
 
 storeContract({
@@ -194,6 +195,28 @@ Deno.test("kv store writes at a head's seq without reading or checking the store
     assert.equal(await store.lastSeq("h"), 100, "nor moved");
     assert.equal((await store.findItem("h", e.metadata.id))?.seq, 1);
   });
+});
+
+Deno.test("kv store publishes to targets with heads without reading first; a second publish of the id finds the first", async () => {
+  const raw = await Deno.openKv(":memory:");
+  const { kv, reads } = readingKv(raw);
+  try {
+    const store = createKvStore(kv, { recentWindowMs: 60_000 });
+    const heads = fixedHeads("h", "k");
+    const e = makeEnvelope("NOTIFICATION");
+    reads.length = 0;
+    const first = await store.publishAtomic(e, ["h", "k"], result(e, 2), { seqs: heads.source });
+    assert.equal(first?.created, true);
+    assert.equal(reads.join(", "), "", "nothing read before the commit");
+    const again = await store.publishAtomic(e, ["h", "k"], result(e, 2), { seqs: heads.source });
+    assert.equal(again?.created, false, "the failed commit sent it to read the first event");
+    assert.equal(again?.event.id, e.metadata.id);
+    assert.ok(reads.includes("event"));
+    assert.deepEqual(heads.dropped, ["h@2", "k@2"], "the second publish's seqs are given back");
+    assert.equal((await store.findItem("h", e.metadata.id))?.seq, 1, "stored once");
+  } finally {
+    raw.close();
+  }
 });
 
 Deno.test("kv store retries a publish at the same head seqs when another user's seq moved", async () => {

@@ -268,10 +268,14 @@ export function createKvEventStore(
       const context = { collapsing, recentWindowMs: options.recentWindowMs };
       for (let retries = 0;; retries++) {
         const unheaded = targets.filter((user) => !taken.has(user));
-        const [first, ...read] = await getManyEntries<unknown>(kv, [
-          keys.eventKey(id),
-          ...unheaded.map((u) => keys.seqKey(u)),
-        ]);
+        // Every target with a head: nothing to read on the first try, whose commit checks
+        // that the id is free (a failed one reads it, below, on the next).
+        const [first, ...read] = retries === 0 && unheaded.length === 0
+          ? [{ value: null }]
+          : await getManyEntries<unknown>(kv, [
+            keys.eventKey(id),
+            ...unheaded.map((u) => keys.seqKey(u)),
+          ]);
         if (first.value) return { created: false, event: first.value as EventRecord };
         const stored = new Map(unheaded.map((user, i) => [user, read[i]]));
         // A head that opened (or began to) since the first take reserved its range above
