@@ -100,25 +100,24 @@ export function createKvConversationCommit(
 
   /**
    * Commits a batch of sends and reads. Resends are rare: the batch first goes without
-   * reading its dedup keys, each checked absent in its commit; only when a check fails is
-   * it planned again from the stored sends.
+   * reading its dedup keys, each checked absent in its commit; only when a check fails (or
+   * the batch holds more keys than {@linkcode CHECKED_SENDS}) is it planned from the stored
+   * sends.
    */
   async function commitMessages(
     state: State,
     batch: Extract<Batch, { kind: "messages" }>,
     seqs: SeqSource | undefined,
   ): Promise<CommitOutput> {
-    const id = state.info.id;
     const keyed = batch.sends.filter((s) => dedupKeyOf(s) !== undefined).length;
-    if (keyed > CHECKED_SENDS) {
-      return await commitSends(state, batch, seqs, await resentOf(id, batch));
+    if (keyed <= CHECKED_SENDS) {
+      try {
+        return await commitSends(state, batch, seqs, undefined);
+      } catch (error) {
+        if (!(error instanceof StaleBatchError)) throw error;
+      }
     }
-    try {
-      return await commitSends(state, batch, seqs, undefined);
-    } catch (error) {
-      if (!(error instanceof StaleBatchError)) throw error;
-      return await commitSends(state, batch, seqs, await resentOf(id, batch));
-    }
+    return await commitSends(state, batch, seqs, await resentOf(state.info.id, batch));
   }
 
   /**
