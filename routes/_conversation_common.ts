@@ -45,7 +45,7 @@ export function rememberedUser(
   const verifyUser = requireUser(deps);
   return createMiddleware<AppEnv>(async (c, next) => {
     if (!c.get("user")) await verifyUser(c, () => Promise.resolve());
-    deps.messaging.seen(c.var.user);
+    deps.messaging.seen(c.get("user"));
     await next();
   });
 }

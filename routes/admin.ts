@@ -145,7 +145,7 @@ function withOps(app: Hono<AppEnv>, ops: NonNullable<AdminRoutesDeps["ops"]>) {
       jsonBody(DisconnectSchema, { maxBytes: 4096, what: "disconnect", optional: true }),
       async (c) => {
         const body = c.req.valid("json");
-        const actor = { service: c.var.service.name, ...(body.by ? { by: body.by } : {}) };
+        const actor = { service: c.get("service").name, ...(body.by ? { by: body.by } : {}) };
         return c.json(await ops.lookups.disconnect(c.req.valid("param").id, actor, body.reason));
       },
     )

@@ -84,7 +84,7 @@ export function createControlRoutes(deps: ControlRoutesDeps) {
         const { control, created } = await controls.put(
           undefined,
           c.req.valid("json"),
-          actor(c.var.service.name),
+          actor(c.get("service").name),
         );
         return c.json(view(control), created ? 201 : 200);
       },
@@ -101,7 +101,7 @@ export function createControlRoutes(deps: ControlRoutesDeps) {
       async (c) => {
         const query = c.req.valid("query");
         const deleted = await controls.removeAll(
-          actor(c.var.service.name, query.by),
+          actor(c.get("service").name, query.by),
           query.reason,
         );
         return c.json({ deleted });
@@ -153,7 +153,7 @@ export function createControlRoutes(deps: ControlRoutesDeps) {
         const { control, created } = await controls.put(
           c.req.valid("param").id,
           c.req.valid("json"),
-          actor(c.var.service.name),
+          actor(c.get("service").name),
         );
         return c.json(view(control), created ? 201 : 200);
       },
@@ -176,7 +176,7 @@ export function createControlRoutes(deps: ControlRoutesDeps) {
         const query = c.req.valid("query");
         const deleted = await controls.remove(
           id,
-          actor(c.var.service.name, query.by),
+          actor(c.get("service").name, query.by),
           query.reason,
         );
         if (!deleted) throw unknown(id);

@@ -75,7 +75,9 @@ export function createConversationRoutes(deps: ConversationRoutesDeps) {
 
   const actorOf = (c: Context<AppEnv>): Actor => {
     const service = c.get("service");
-    return service ? { kind: "service", name: service.name } : { kind: "user", user: c.var.user };
+    return service
+      ? { kind: "service", name: service.name }
+      : { kind: "user", user: c.get("user") };
   };
   const body = { maxBytes: deps.maxBodyBytes };
   const conversation = conversationParam();
@@ -116,7 +118,7 @@ export function createConversationRoutes(deps: ConversationRoutesDeps) {
         },
       }),
       user,
-      async (c) => c.json(await messaging.list(c.var.user.id)),
+      async (c) => c.json(await messaging.list(c.get("user").id)),
     )
     .get(
       "/v1/me/blocks",
@@ -127,7 +129,7 @@ export function createConversationRoutes(deps: ConversationRoutesDeps) {
         responses: { 200: { description: "Blocked user ids" } },
       }),
       user,
-      async (c) => c.json({ blocks: await messaging.blocks(c.var.user.id) }),
+      async (c) => c.json({ blocks: await messaging.blocks(c.get("user").id) }),
     )
     .put(
       "/v1/me/blocks/:userId",
@@ -142,7 +144,7 @@ export function createConversationRoutes(deps: ConversationRoutesDeps) {
       blocked,
       async (c) => {
         const other = c.req.valid("param").userId;
-        await messaging.block(c.var.user.id, other);
+        await messaging.block(c.get("user").id, other);
         return c.json({ user: other, blocked: true });
       },
     )
@@ -158,7 +160,7 @@ export function createConversationRoutes(deps: ConversationRoutesDeps) {
       blocked,
       async (c) => {
         const other = c.req.valid("param").userId;
-        await messaging.unblock(c.var.user.id, other);
+        await messaging.unblock(c.get("user").id, other);
         return c.json({ user: other, blocked: false });
       },
     )
@@ -172,7 +174,7 @@ export function createConversationRoutes(deps: ConversationRoutesDeps) {
       }),
       user,
       conversation,
-      async (c) => c.json(await messaging.get(c.var.user.id, c.req.valid("param").id)),
+      async (c) => c.json(await messaging.get(c.get("user").id, c.req.valid("param").id)),
     )
     // History, send, edit and delete, in their place among the routes.
     .route("/", createMessageRoutes(deps))
@@ -189,7 +191,11 @@ export function createConversationRoutes(deps: ConversationRoutesDeps) {
       jsonBody(ReadConversationSchema, { ...body, what: "read", optional: true }),
       async (c) => {
         const { id } = c.req.valid("param");
-        const { read, unread } = await messaging.read(c.var.user.id, id, c.req.valid("json").seq);
+        const { read, unread } = await messaging.read(
+          c.get("user").id,
+          id,
+          c.req.valid("json").seq,
+        );
         return c.json({ conversation: id, read, unread });
       },
     )
@@ -204,7 +210,7 @@ export function createConversationRoutes(deps: ConversationRoutesDeps) {
       user,
       conversation,
       async (c) => {
-        await messaging.typing(c.var.user.id, c.req.valid("param").id);
+        await messaging.typing(c.get("user").id, c.req.valid("param").id);
         return c.body(null, 204);
       },
     )
@@ -256,7 +262,7 @@ export function createConversationRoutes(deps: ConversationRoutesDeps) {
       conversation,
       async (c) => {
         const { id } = c.req.valid("param");
-        await messaging.removeMember(actorOf(c), id, c.var.user.id);
+        await messaging.removeMember(actorOf(c), id, c.get("user").id);
         return c.json({ conversation: id, left: true });
       },
     )
@@ -272,7 +278,7 @@ export function createConversationRoutes(deps: ConversationRoutesDeps) {
       conversation,
       async (c) => {
         const { id } = c.req.valid("param");
-        return c.json({ conversation: id, ...await messaging.mute(c.var.user.id, id, true) });
+        return c.json({ conversation: id, ...await messaging.mute(c.get("user").id, id, true) });
       },
     )
     .delete(
@@ -287,7 +293,7 @@ export function createConversationRoutes(deps: ConversationRoutesDeps) {
       conversation,
       async (c) => {
         const { id } = c.req.valid("param");
-        return c.json({ conversation: id, ...await messaging.mute(c.var.user.id, id, false) });
+        return c.json({ conversation: id, ...await messaging.mute(c.get("user").id, id, false) });
       },
     );
 }

@@ -66,7 +66,7 @@ export function createEventRoutes(deps: EventRoutesDeps) {
       requireScope(deps.keys, "events:publish"),
       // The rate limit counts before the body is read.
       async (c, next) => {
-        await deps.limits?.consume("events", c.var.service.name);
+        await deps.limits?.consume("events", c.get("service").name);
         await next();
       },
       jsonBody(EnvelopeSchema, {
@@ -77,7 +77,7 @@ export function createEventRoutes(deps: EventRoutesDeps) {
       async (c) => {
         const envelope = c.req.valid("json");
         deps.guard?.assertPublishable(envelope.metadata.type);
-        const publishedBy = c.var.service.name;
+        const publishedBy = c.get("service").name;
         const publish = (trace?: SpanContext) =>
           deps.publisher.publish(envelope, { publishedBy, ...(trace ? { trace } : {}) });
         // Traced: the root of the event's trace, its id on the request's log line.
@@ -114,7 +114,7 @@ export function createEventRoutes(deps: EventRoutesDeps) {
         const { id } = c.req.valid("param");
         // Another service's event answers as an unknown one: its id is not confirmed.
         const event = await deps.store.getEvent(id);
-        const status = event && mayRead(event, c.var.service)
+        const status = event && mayRead(event, c.get("service"))
           ? await deps.store.getStatus(id)
           : undefined;
         if (!status) throw new AppError("not_found", `Unknown event "${id.slice(0, 100)}"`);

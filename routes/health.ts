@@ -53,7 +53,7 @@ export function createHealthRoutes(deps: HealthDeps) {
           reason = ready === undefined ? `no answer within ${timeoutMs} ms` : "not ready yet";
         } catch (error) {
           // The cause stays in the log: it may name internals a public probe should not see.
-          log.warning("Readiness check failed", { error, request_id: c.var.requestId });
+          log.warning("Readiness check failed", { error, request_id: c.get("requestId") });
           reason = error instanceof AppError && error.code === "store_unavailable"
             ? "the store is unavailable"
             : "readiness check failed";

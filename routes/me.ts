@@ -44,7 +44,7 @@ export function createMeRoutes(deps: MeRoutesDeps) {
       validate("query", InboxQuerySchema),
       async (c) => {
         const query = c.req.valid("query");
-        const page = await deps.store.listInbox(c.var.user.id, {
+        const page = await deps.store.listInbox(c.get("user").id, {
           after: query.after,
           limit: query.limit,
           unreadOnly: query.unread === "true" || query.unread === "1",
@@ -73,7 +73,7 @@ export function createMeRoutes(deps: MeRoutesDeps) {
         responses: { 200: { description: "How many items were marked" } },
       }),
       async (c) => {
-        const count = await deps.store.markAllRead(c.var.user.id, Date.now());
+        const count = await deps.store.markAllRead(c.get("user").id, Date.now());
         return c.json({ read: count });
       },
     )
@@ -88,7 +88,7 @@ export function createMeRoutes(deps: MeRoutesDeps) {
       notificationId,
       async (c) => {
         const { id } = c.req.valid("param");
-        if (!(await deps.sessions.read(c.var.user.id, id))) throw notFound(id);
+        if (!(await deps.sessions.read(c.get("user").id, id))) throw notFound(id);
         return c.json({ id, read: true });
       },
     )
@@ -103,7 +103,7 @@ export function createMeRoutes(deps: MeRoutesDeps) {
       notificationId,
       async (c) => {
         const { id } = c.req.valid("param");
-        if (!(await deps.sessions.ack(c.var.user.id, id))) throw notFound(id);
+        if (!(await deps.sessions.ack(c.get("user").id, id))) throw notFound(id);
         return c.json({ id, acked: true });
       },
     );

@@ -74,7 +74,7 @@ export function createMessageRoutes(deps: MessageRoutesDeps) {
       async (c) => {
         const query = c.req.valid("query");
         return c.json(
-          await messaging.history(c.var.user.id, c.req.valid("param").id, {
+          await messaging.history(c.get("user").id, c.req.valid("param").id, {
             before: query.before,
             limit: query.limit,
           }),
@@ -101,7 +101,11 @@ export function createMessageRoutes(deps: MessageRoutesDeps) {
       jsonBody(SendMessageSchema, { ...body, what: "message" }),
       async (c) => {
         const { id } = c.req.valid("param");
-        const { message, created } = await messaging.send(c.var.user.id, id, c.req.valid("json"));
+        const { message, created } = await messaging.send(
+          c.get("user").id,
+          id,
+          c.req.valid("json"),
+        );
         if (!created) c.header("Idempotent-Replayed", "true");
         return c.json(message, created ? 201 : 200);
       },
@@ -122,7 +126,7 @@ export function createMessageRoutes(deps: MessageRoutesDeps) {
       jsonBody(EditMessageSchema, { ...body, what: "edit" }),
       async (c) => {
         const { id, seq } = c.req.valid("param");
-        return c.json(await messaging.edit(c.var.user.id, id, seq, c.req.valid("json").text));
+        return c.json(await messaging.edit(c.get("user").id, id, seq, c.req.valid("json").text));
       },
     )
     .delete(
@@ -140,7 +144,7 @@ export function createMessageRoutes(deps: MessageRoutesDeps) {
       message,
       async (c) => {
         const { id, seq } = c.req.valid("param");
-        return c.json(await messaging.remove(c.var.user.id, id, seq));
+        return c.json(await messaging.remove(c.get("user").id, id, seq));
       },
     );
 }

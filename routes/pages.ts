@@ -186,7 +186,7 @@ export function createPagesRoutes(deps: PagesRoutesDeps) {
       jsonBody(DemoEventSchema, { maxBytes: 1024, what: "body" }),
       async (c) => {
         const { type } = c.req.valid("json");
-        const user = c.var.user.id;
+        const user = c.get("user").id;
         const now = new Date().toISOString();
         const notification = {
           metadata: {
@@ -234,12 +234,12 @@ export function createPagesRoutes(deps: PagesRoutesDeps) {
       jsonBody(DemoConversationSchema, { maxBytes: 1024, what: "body" }),
       async (c) => {
         const body = c.req.valid("json");
-        if (body.with === c.var.user.id) {
+        if (body.with === c.get("user").id) {
           throw new AppError("validation_failed", "Cannot open a conversation with yourself", {
             details: [{ path: "with", message: "expected another demo user" }],
           });
         }
-        return c.json(await demo.createConversation([c.var.user.id, body.with]));
+        return c.json(await demo.createConversation([c.get("user").id, body.with]));
       },
     );
 }

@@ -63,7 +63,7 @@ export function createPollRoutes(deps: PollRoutesDeps) {
       validate("query", PollQuerySchema),
       async (c) => {
         const query = c.req.valid("query");
-        const body = await deps.polls.poll(c.var.user, {
+        const body = await deps.polls.poll(c.get("user"), {
           session: query.session,
           after: query.after,
           epoch: query.epoch,
@@ -89,7 +89,7 @@ export function createPollRoutes(deps: PollRoutesDeps) {
       jsonBody(PresenceBodySchema, { maxBytes: 4096, what: "body" }),
       (c) => {
         const body = c.req.valid("json");
-        if (!deps.sessions.presence(c.var.user.id, body.session, body.status)) {
+        if (!deps.sessions.presence(c.get("user").id, body.session, body.status)) {
           throw new AppError("not_found", `Unknown session "${body.session}"`);
         }
         return c.json({

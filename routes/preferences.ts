@@ -27,7 +27,7 @@ export function createPreferencesRoutes(deps: PreferencesRoutesDeps) {
         responses: { 200: { description: "Preferences" } },
       }),
       async (c) => {
-        const prefs = await deps.preferences.get(c.var.user.id);
+        const prefs = await deps.preferences.get(c.get("user").id);
         return c.json(prefs ?? DEFAULT_PREFERENCES);
       },
     )
@@ -44,7 +44,7 @@ export function createPreferencesRoutes(deps: PreferencesRoutesDeps) {
       jsonBody(PreferencesSchema, { maxBytes: deps.maxBodyBytes, what: "preferences" }),
       async (c) => {
         const prefs = c.req.valid("json");
-        await deps.preferences.put(c.var.user.id, prefs);
+        await deps.preferences.put(c.get("user").id, prefs);
         return c.json(prefs);
       },
     );

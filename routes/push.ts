@@ -80,7 +80,7 @@ export function createPushRoutes(deps: PushRoutesDeps) {
         const store = enabled().store;
         const body = c.req.valid("json");
         const id = await endpointId(body.endpoint);
-        await store.putSubscription(c.var.user.id, {
+        await store.putSubscription(c.get("user").id, {
           id,
           endpoint: body.endpoint,
           keys: { p256dh: body.keys.p256dh, auth: body.keys.auth },
@@ -106,7 +106,10 @@ export function createPushRoutes(deps: PushRoutesDeps) {
       async (c) => {
         const store = enabled().store;
         const { endpoint } = c.req.valid("json");
-        const removed = await store.removeSubscription(c.var.user.id, await endpointId(endpoint));
+        const removed = await store.removeSubscription(
+          c.get("user").id,
+          await endpointId(endpoint),
+        );
         return c.json({ removed });
       },
     )

@@ -98,7 +98,7 @@ export function createRealtimeRoutes(deps: RealtimeRoutesDeps) {
         responses: { 201: { description: "The ticket and its expiry" } },
       }),
       requireUser(deps),
-      async (c) => c.json(await deps.tickets.issue(c.var.user), 201),
+      async (c) => c.json(await deps.tickets.issue(c.get("user")), 201),
     )
     .get("/v1/ws", describeWs, async (c, next) => {
       if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
@@ -110,13 +110,13 @@ export function createRealtimeRoutes(deps: RealtimeRoutesDeps) {
         throw new AppError("invalid_request", `Unsupported subprotocol: expected "${SUBPROTOCOL}"`);
       }
       deps.origins?.assert(c);
-      const ip = c.var.clientIp;
+      const ip = c.get("clientIp");
       await deps.guard?.connectAttempt(ip);
       // Clients that can set headers may authenticate at the upgrade; they still say hello.
       let preauth: UserPrincipal | undefined;
       if (c.req.header("authorization") || c.req.header("x-signed-context")) {
         await requireUser(deps)(c, () => Promise.resolve());
-        preauth = c.var.user;
+        preauth = c.get("user");
       }
       const upgrade = deps.upgradeWebSocket(
         () => new WsSocket(deps.protocol, preauth, ip),

@@ -93,7 +93,7 @@ export function createSseRoutes(deps: SseRoutesDeps) {
         // The header is a whole position: its epoch (or none) goes with its seq.
         const position: StreamPosition = c.req.valid("header")["last-event-id"] ??
           { after: query.after, epoch: query.epoch };
-        const body = await deps.streams.open(c.var.user, position);
+        const body = await deps.streams.open(c.get("user"), position);
         return c.body(body, 200, {
           "content-type": "text/event-stream; charset=utf-8",
           "cache-control": "no-cache, no-store, no-transform",

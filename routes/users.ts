@@ -157,7 +157,7 @@ export function createUserRoutes(deps: UserRoutesDeps) {
       userId,
       async (c) => {
         const { id } = c.req.valid("param");
-        const erased = await deps.erasure.eraseUser(id, c.var.service.name);
+        const erased = await deps.erasure.eraseUser(id, c.get("service").name);
         return c.json({
           id,
           erased: {

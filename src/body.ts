@@ -4,6 +4,9 @@ import type { Context } from "hono";
 import { AppError } from "./errors.ts";
 import { jsonDepth } from "./validate.ts";
 
+// Stateless between calls (no `stream` option): one decoder serves every request.
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
 /** Deepest nesting of arrays and objects {@linkcode readJson} accepts by default. */
 export const MAX_JSON_DEPTH = 32;
 
@@ -27,10 +30,17 @@ export async function readJson(
   if (Number.isFinite(declared) && declared > maxBytes) {
     throw new AppError("payload_too_large", `Body larger than ${maxBytes} bytes`);
   }
-  const bytes = await readBytes(c.req.raw, maxBytes);
+  // A declared length is what the server reads (HTTP framing): the body is taken whole, in
+  // one step of the runtime. Without one (chunked), it is counted as it arrives.
+  const bytes = Number.isFinite(declared)
+    ? new Uint8Array(await c.req.raw.arrayBuffer())
+    : await readBytes(c.req.raw, maxBytes);
+  if (bytes.byteLength > maxBytes) {
+    throw new AppError("payload_too_large", `Body larger than ${maxBytes} bytes`);
+  }
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    text = UTF8.decode(bytes);
   } catch {
     throw new AppError("invalid_json", "Body is not valid UTF-8");
   }

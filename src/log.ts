@@ -61,7 +61,7 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
  * Hono middleware that gives each request an id and logs one line when it ends.
  *
  * The id is the caller's `X-Request-Id` when it is short and plain, otherwise a new
- * UUID; it is stored as `c.var.requestId` and echoed in the `X-Request-Id` response
+ * UUID; it is stored as `c.get("requestId")` and echoed in the `X-Request-Id` response
  * header. The line holds `method`, `path` (never the query string, which may carry a
  * connect ticket), `status`, `duration_ms`, `request_id`, and `trace_id` when the route
  * traced the request; headers and bodies are never logged.
@@ -87,7 +87,7 @@ export function requestLog(): MiddlewareHandler<AppEnv> {
       status,
       duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
       request_id: id,
-      ...(c.var.traceId === undefined ? {} : { trace_id: c.var.traceId }),
+      ...(c.get("traceId") === undefined ? {} : { trace_id: c.get("traceId") }),
     };
     if (status >= 500) log.error("HTTP request failed", properties);
     else log.info("HTTP request", properties);

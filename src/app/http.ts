@@ -4,7 +4,7 @@
  * OpenAPI document is generated from what is mounted here.
  */
 
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
 import type { UpgradeWebSocket } from "hono/ws";
@@ -59,6 +59,28 @@ const CORS_HEADERS = [
   "Last-Event-ID",
 ];
 
+/**
+ * Hono's CORS middleware, for the requests it concerns: a browser's cross-origin request
+ * always carries `Origin`. Others (the backend's, native clients') skip it, since it
+ * touches the response before the handler runs, which makes Hono build the response
+ * again; they still get `Vary: Origin` for caches.
+ */
+function corsFor(origins: Services["origins"]): MiddlewareHandler<AppEnv> {
+  const handler = cors({
+    // The demo helpers are for the demo page's own origin: no CORS, preflights included.
+    origin: (origin, c) => c.req.path.startsWith("/demo/") ? null : origins.cors(origin),
+    allowHeaders: CORS_HEADERS,
+    allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+    exposeHeaders: ["Retry-After", "Idempotent-Replayed"],
+    maxAge: 600,
+  });
+  return (c, next) => {
+    if (c.req.header("origin") !== undefined) return handler(c, next);
+    c.header("Vary", "Origin", { append: true });
+    return next();
+  };
+}
+
 /** Builds the Hono app over `services`; `upgradeWebSocket` is the runtime's. */
 export function createHttpApp(
   services: Services,
@@ -82,14 +104,7 @@ export function createHttpApp(
       crossOriginResourcePolicy: "cross-origin",
       crossOriginEmbedderPolicy: false,
     }))
-    .use(cors({
-      // The demo helpers are for the demo page's own origin: no CORS, preflights included.
-      origin: (origin, c) => c.req.path.startsWith("/demo/") ? null : origins.cors(origin),
-      allowHeaders: CORS_HEADERS,
-      allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-      exposeHeaders: ["Retry-After", "Idempotent-Replayed"],
-      maxAge: 600,
-    }))
+    .use(corsFor(origins))
     .use("/v1/*", refuseMixedCredentials())
     .route("/", pathGates(guard, origins))
     .route("/", createHealthRoutes({ ready: () => store.ping(), metrics }))

@@ -1,5 +1,5 @@
 /**
- * Hono middlewares that authenticate the caller and put the principal in `c.var`.
+ * Hono middlewares that authenticate the caller and put the principal in the context's variables (`c.get`).
  *
  * They only throw {@linkcode AppError}s; the app's `onError` turns them into responses.
  */
@@ -77,7 +77,7 @@ export async function authenticateUser(
 }
 
 /**
- * Requires an authenticated user (see {@linkcode authenticateUser}) and sets `c.var.user`.
+ * Requires an authenticated user (see {@linkcode authenticateUser}) and sets `c.get("user")`.
  * A user a gate in front of the route already verified from the same request is reused.
  */
 export function requireUser(
@@ -104,7 +104,7 @@ export function requireUser(
 
 /**
  * Requires a service key carrying `scope` (or, given a list, one of them) and sets
- * `c.var.service`.
+ * `c.get("service")`.
  *
  * The key comes from `X-API-Key`, else from `Authorization: Bearer <key>`.
  */

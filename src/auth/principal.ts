@@ -26,7 +26,7 @@ export interface ServicePrincipal {
   scopes: Scope[];
 }
 
-/** The Hono environment shared by every route: what middlewares put in `c.var`. */
+/** The Hono environment shared by every route: what middlewares put in its variables (`c.get`). */
 export interface AppEnv {
   Variables: {
     requestId: string;

@@ -94,7 +94,7 @@ export interface Guard {
    * A middleware that, when the request carries a valid user credential, refuses it
    * with `feature_disabled` while `feature` is off for that user, and counts one hit of
    * the limit `rate` names for the request (if any) for that user. It authenticates as
-   * the routes do and leaves the user in `c.var.user`, so the route serves the very
+   * the routes do and leaves the user in `c.get("user")`, so the route serves the very
    * principal the gate judged. Requests without a valid user credential pass untouched:
    * the route's own authentication answers them.
    */

@@ -22,13 +22,13 @@ export function pathGates(guard: Guard, origins: OriginPolicy): Hono<AppEnv> {
       // Failed authentications per client address: past the limit, the failing attempts
       // (never a valid credential) are refused instead of answered.
       if (c.res.status !== 401) return;
-      const refused = await guard.authFailed(c.var.clientIp);
+      const refused = await guard.authFailed(c.get("clientIp"));
       if (refused) c.res = errorResponse(c, refused);
     })
     .use(guard.rememberUsers())
     .use("/v1/sse", async (c, next) => {
       origins.assert(c);
-      await guard.connectAttempt(c.var.clientIp);
+      await guard.connectAttempt(c.get("clientIp"));
       await next();
     })
     .use("/v1/poll", (c, next) => {

@@ -30,8 +30,10 @@ export interface EventRecord {
   durable: boolean;
   ackRequired: boolean;
   retry: RetryPolicy;
-  /** How many chunks the body JSON was split into. */
+  /** How many chunks the body JSON was split into (0 when it is `body`). */
   chunks: number;
+  /** The body JSON, when small enough to be kept in the record itself. */
+  body?: string;
   result: PublishResult;
   /** True until every target's stream entry is written. */
   fanningOut: boolean;

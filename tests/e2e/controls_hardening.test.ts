@@ -39,6 +39,16 @@ Deno.test({
       assert.ok(res.headers.get("strict-transport-security"));
       assert.equal(res.headers.get("referrer-policy"), "no-referrer");
       assert.equal(res.headers.get("access-control-allow-origin"), PORTFOLIO);
+      assert.match(res.headers.get("access-control-expose-headers") ?? "", /Retry-After/);
+      assert.match(res.headers.get("vary") ?? "", /Origin/);
+
+      // Not a browser's cross-origin request: no CORS grant, the same security headers, and
+      // caches still told that the answer varies with Origin.
+      const backend = await fetch(`${server.origin}/healthz`);
+      await backend.body?.cancel();
+      assert.equal(backend.headers.get("access-control-allow-origin"), null);
+      assert.equal(backend.headers.get("x-content-type-options"), "nosniff");
+      assert.match(backend.headers.get("vary") ?? "", /Origin/);
 
       const preflight = await fetch(`${server.origin}/v1/me/notifications`, {
         method: "OPTIONS",

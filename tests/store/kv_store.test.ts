@@ -47,6 +47,23 @@ Deno.test("kv store reads a 64 KiB body back from its chunks without its cache",
   });
 });
 
+Deno.test("kv store keeps a small body in its event's record, read back without its cache", async () => {
+  await withStore(async (store, kv) => {
+    const bodies = async (id: string) =>
+      (await Array.fromAsync(kv.list({ prefix: keys.eventBodyKey(id, 0).slice(0, 2) }))).length;
+    const ephemeral = makeEnvelope("REALTIME", { payload: { text: "Bonjour 😀" } });
+    await store.createEvent(ephemeral, [], result(ephemeral, 0));
+    const durable = makeEnvelope("NOTIFICATION", { payload: { text: "Évaluation" } });
+    await publish(store, ["u"], durable);
+    const fresh = createKvStore(kv, { recentWindowMs: 60_000 });
+    for (const e of [ephemeral, durable]) {
+      assert.equal(await bodies(e.metadata.id), 0, "no key of its own");
+      assert.equal((await fresh.getEvent(e.metadata.id))!.chunks, 0);
+      assert.deepEqual(await fresh.getEnvelope(e.metadata.id), e);
+    }
+  });
+});
+
 Deno.test("kv store writes no job key for a one-commit publish", async () => {
   await withStore(async (store, kv) => {
     const e = makeEnvelope("NOTIFICATION", { ack: true });

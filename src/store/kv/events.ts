@@ -1,9 +1,11 @@
 /**
- * Published events on Deno KV: the record, the body in chunks, the one-commit publish
+ * Published events on Deno KV: the record, the body (in the record when small, else in
+ * chunks of its own), the one-commit publish
  * (grouped with concurrent ones) and the job fan-out for larger audiences, and the
  * delivery status across the audience.
  */
 
+import { LRUCache } from "lru-cache";
 import type { Envelope } from "../../schemas/envelope.ts";
 import { collapses, dropSeqs, eventRecord, takeSeqs, whileTaking } from "../items.ts";
 import * as keys from "../keys.ts";
@@ -60,6 +62,23 @@ function chunkByChars(ids: string[], budget: number): string[][] {
   return out;
 }
 
+/**
+ * Bodies up to this many characters are stored in their event's record: a publish then
+ * writes one key, not two (the record and one chunk), which is most of what an ephemeral
+ * event costs the store.
+ */
+const INLINE_BODY_CHARS = 16 * 1024;
+
+/**
+ * Where an event's JSON body is stored: in its record (`inline`), or split into chunks that
+ * each fit in one KV value.
+ */
+function bodyLayout(body: string): { inline?: string; parts: string[] } {
+  return body.length <= INLINE_BODY_CHARS
+    ? { inline: body, parts: [] }
+    : { parts: bodyParts(body) };
+}
+
 /** Splits an event's JSON body into chunks that each fit in one KV value. */
 function bodyParts(body: string): string[] {
   const parts: string[] = [];
@@ -108,13 +127,10 @@ export function createKvEventStore(
   kv: Deno.Kv,
   options: { recentWindowMs: number },
 ): EventStore {
-  const envelopes = new Map<string, Envelope>();
+  const envelopes = new LRUCache<string, Envelope>({ max: ENVELOPE_CACHE });
   const commitGrouped = createGroupCommit<FanoutBatch["items"]>(kv);
 
   function remember(id: string, envelope: Envelope) {
-    if (envelopes.size >= ENVELOPE_CACHE) {
-      envelopes.delete(envelopes.keys().next().value!);
-    }
     envelopes.set(id, envelope);
   }
 
@@ -123,6 +139,11 @@ export function createKvEventStore(
     if (cached) return cached;
     const event = (await kv.get<EventRecord>(keys.eventKey(id))).value;
     if (!event) return undefined;
+    if (event.body !== undefined) {
+      const envelope = JSON.parse(event.body) as Envelope;
+      remember(id, envelope);
+      return envelope;
+    }
     const parts = await getManyEntries<string>(
       kv,
       Array.from({ length: event.chunks }, (_, i) => keys.eventBodyKey(id, i)),
@@ -154,9 +175,10 @@ export function createKvEventStore(
     publishOptions: PublishOptions,
   ): Promise<{ created: boolean; event: EventRecord }> {
     const id = envelope.metadata.id;
-    const parts = bodyParts(JSON.stringify(envelope));
+    const { inline, parts } = bodyLayout(JSON.stringify(envelope));
     const event = eventRecord(envelope, result, {
       chunks: parts.length,
+      body: inline,
       fanningOut: false,
       publishedBy: publishOptions.publishedBy,
     });
@@ -193,9 +215,10 @@ export function createKvEventStore(
     const existing = await kv.get<EventRecord>(keys.eventKey(id));
     if (existing.value) return { created: false, event: existing.value };
 
-    const bodyChunks = bodyParts(JSON.stringify(envelope));
+    const { inline, parts: bodyChunks } = bodyLayout(JSON.stringify(envelope));
     const event = eventRecord(envelope, result, {
       chunks: bodyChunks.length,
+      body: inline,
       fanningOut: targets.length > 0,
       publishedBy: publishOptions.publishedBy,
     });
@@ -240,10 +263,10 @@ export function createKvEventStore(
     publishOptions: PublishOptions & SeqOptions & { plan?: FanoutPlanner } = {},
   ): Promise<AtomicPublish | undefined> {
     const id = envelope.metadata.id;
-    const body = JSON.stringify(envelope);
-    const parts = bodyParts(body);
+    const { inline, parts } = bodyLayout(JSON.stringify(envelope));
     const event = eventRecord(envelope, result, {
       chunks: parts.length,
+      body: inline,
       fanningOut: false,
       publishedBy: publishOptions.publishedBy,
     });
