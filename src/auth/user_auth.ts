@@ -131,13 +131,17 @@ export function createUserAuth(cfg: Config["auth"], options: UserAuthOptions = {
   const secret = cfg.jwtSecret ? new TextEncoder().encode(cfg.jwtSecret) : undefined;
   const jwks = options.jwks ??
     (cfg.jwksUrl ? createRemoteJWKSet(new URL(cfg.jwksUrl)) : undefined);
+  // Imported once: given the raw bytes, jose imports them again for every token it checks.
+  const hmacKey = secret
+    ? crypto.subtle.importKey("raw", secret, { name: "HMAC", hash: "SHA-256" }, false, ["verify"])
+    : undefined;
   const algorithms = [...(secret ? ["HS256"] : []), ...(jwks ? ASYMMETRIC_ALGS : [])];
   const gatewayKeys = new Map<string, Promise<CryptoKey>>();
 
   // The key is chosen by the (allow-listed) header alg, so a token can never make an
   // RSA/EC public key serve as an HMAC secret.
   const getKey: JWTVerifyGetKey = async (header, token) => {
-    if (header.alg === "HS256" && secret) return secret;
+    if (header.alg === "HS256" && hmacKey) return await hmacKey;
     if (!jwks || !(ASYMMETRIC_ALGS as readonly string[]).includes(header.alg)) {
       throw unauthenticated(`Token algorithm ${quoted(header.alg)} is not allowed`);
     }

@@ -39,6 +39,23 @@ Deno.test("user auth accepts a valid HS256 token and maps its claims", async () 
   });
 });
 
+Deno.test("user auth imports the HS256 secret once, not for every token", async () => {
+  const token = await signHs256({ sub: "u1" });
+  const importKey = crypto.subtle.importKey;
+  let imports = 0;
+  crypto.subtle.importKey = function (this: SubtleCrypto, ...args: unknown[]) {
+    imports++;
+    return (importKey as (...a: unknown[]) => Promise<CryptoKey>).apply(this, args);
+  } as typeof importKey;
+  try {
+    const auth = createUserAuth(authConfig(), { now });
+    for (let i = 0; i < 5; i++) assert.equal((await auth.verifyToken(token)).id, "u1");
+  } finally {
+    crypto.subtle.importKey = importKey;
+  }
+  assert.equal(imports, 1);
+});
+
 Deno.test("user auth defaults missing roles and structures to empty lists", async () => {
   const auth = createUserAuth(authConfig(), { now });
 
