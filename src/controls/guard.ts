@@ -9,6 +9,7 @@
  * frame, so the UI can hide or show a feature at once.
  */
 
+import { LRUCache } from "lru-cache";
 import type { Context, MiddlewareHandler } from "hono";
 import { createMiddleware } from "hono/factory";
 import { authenticateUser } from "../auth/middleware.ts";
@@ -138,14 +139,14 @@ const SUBJECT_TTL_MS = 30_000;
 /** Builds the guard. */
 export function createGuard(deps: GuardDeps): Guard {
   const { controls, limits, hub } = deps;
-  const subjects = new Map<string, { subject: Subject; claims: string; freshUntil: number }>();
+  const subjects = new LRUCache<string, { subject: Subject; claims: string; freshUntil: number }>({
+    max: MAX_SUBJECTS,
+  });
   /** The control state last told to each connection (a key of its disabled features). */
   const told = new Map<string, string>();
 
   function remember(subject: Subject, claims: string): Subject {
     const known = subjects.get(subject.id);
-    subjects.delete(subject.id);
-    if (subjects.size >= MAX_SUBJECTS) subjects.delete(subjects.keys().next().value!);
     subjects.set(subject.id, { subject, claims, freshUntil: Date.now() + SUBJECT_TTL_MS });
     // New roles or structures may put the user's live connections under other switches
     // (and a transport that attached before the user was known learns of them now).

@@ -4,6 +4,7 @@
  * minute per user), so the audiences follow the identity provider between two syncs.
  */
 
+import { LRUCache } from "lru-cache";
 import { mapVerified, type UserAuth } from "../auth/user_auth.ts";
 import type { UserPrincipal } from "../auth/principal.ts";
 import type { Directory, DirectoryEntry } from "./directory.ts";
@@ -53,7 +54,7 @@ export function withClaimsRefresh(
 ): UserAuth {
   const interval = options.intervalMs ?? 60_000;
   const now = options.now ?? Date.now;
-  const last = new Map<string, number>();
+  const last = new LRUCache<string, number>({ max: MAX_TRACKED });
 
   function refresh(principal: UserPrincipal) {
     // A token without these claims says nothing about them: keep the directory's.
@@ -61,7 +62,6 @@ export function withClaimsRefresh(
     const at = now();
     const previous = last.get(principal.id);
     if (previous !== undefined && at - previous < interval) return;
-    if (last.size >= MAX_TRACKED) last.delete(last.keys().next().value!);
     last.set(principal.id, at);
     directory.update(principal.id, (current) => applyClaims(current, principal, at))
       .catch((e) => options.onError(`Cannot refresh the directory entry of "${principal.id}"`, e));

@@ -9,6 +9,7 @@
  * settled by `conversation_plan.ts`, and how a conversation looks by `conversation_view.ts`.
  */
 
+import { LRUCache } from "lru-cache";
 import type { UserPrincipal } from "../auth/principal.ts";
 import { AppError } from "../errors.ts";
 import type { PresenceStatus } from "../schemas/frames.ts";
@@ -120,7 +121,7 @@ const quote = (s: string) => `"${s.slice(0, 100)}"`;
 export function createMessaging(deps: MessagingDeps): Messaging {
   const { store, actors, presence } = deps;
   const now = deps.now ?? Date.now;
-  const seenCache = new Map<string, string>();
+  const seenCache = new LRUCache<string, string>({ max: SEEN_CACHE });
   const structuresOf = deps.structuresOf ?? ((user: string) => store.structuresOf(user));
 
   async function membership(user: string, id: string): Promise<{
@@ -235,7 +236,6 @@ export function createMessaging(deps: MessagingDeps): Messaging {
     seen(user) {
       const key = JSON.stringify(user.structures);
       if (seenCache.get(user.id) === key) return;
-      if (seenCache.size >= SEEN_CACHE) seenCache.delete(seenCache.keys().next().value!);
       seenCache.set(user.id, key);
       store.rememberStructures(user.id, user.structures).catch((error) => {
         seenCache.delete(user.id);
