@@ -18,13 +18,7 @@ import type {
 export function eventRecord(
   envelope: Envelope,
   result: PublishResult,
-  options: {
-    chunks: number;
-    /** The envelope's JSON, when it is stored in the record rather than in chunks. */
-    body?: string;
-    fanningOut: boolean;
-    publishedBy: string | undefined;
-  },
+  options: { chunks: number; fanningOut: boolean; publishedBy: string | undefined },
 ): EventRecord {
   const { id, type, expiration, collapse_key } = envelope.metadata;
   return {
@@ -36,7 +30,6 @@ export function eventRecord(
     ackRequired: needsAck(envelope),
     retry: envelope.routing.retry,
     chunks: options.chunks,
-    ...(options.body === undefined ? {} : { body: options.body }),
     result,
     fanningOut: options.fanningOut,
     ...(collapse_key ? { collapseKey: collapse_key } : {}),

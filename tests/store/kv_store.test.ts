@@ -64,6 +64,22 @@ Deno.test("kv store keeps a small body in its event's record, read back without 
   });
 });
 
+Deno.test("kv store keeps a body out of its record when the two would not fit in one value", async () => {
+  await withStore(async (store, kv) => {
+    // A long list of unknown targets and a body just under the inline size, all in UTF-16.
+    const e = makeEnvelope("REALTIME", { payload: { text: "é€".repeat(7_000) } });
+    const published = {
+      ...result(e, 0),
+      unknown_targets: Array.from({ length: 100 }, (_, i) => `${i}-${"ü".repeat(190)}`),
+    };
+    const { created } = await store.createEvent(e, [], published);
+    assert.equal(created, true);
+    const fresh = createKvStore(kv, { recentWindowMs: 60_000 });
+    assert.ok((await fresh.getEvent(e.metadata.id))!.chunks > 0);
+    assert.deepEqual(await fresh.getEnvelope(e.metadata.id), e);
+  });
+});
+
 Deno.test("kv store writes no job key for a one-commit publish", async () => {
   await withStore(async (store, kv) => {
     const e = makeEnvelope("NOTIFICATION", { ack: true });

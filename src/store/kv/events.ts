@@ -70,13 +70,26 @@ function chunkByChars(ids: string[], budget: number): string[][] {
 const INLINE_BODY_CHARS = 16 * 1024;
 
 /**
- * Where an event's JSON body is stored: in its record (`inline`), or split into chunks that
- * each fit in one KV value.
+ * The record of a new event and where its JSON body goes: in the record when the two fit
+ * in one KV value, else in chunks of their own. `chars` bounds what the record and the body
+ * hold, for the commit's budget.
  */
-function bodyLayout(body: string): { inline?: string; parts: string[] } {
-  return body.length <= INLINE_BODY_CHARS
-    ? { inline: body, parts: [] }
-    : { parts: bodyParts(body) };
+function storedEvent(
+  envelope: Envelope,
+  result: PublishResult,
+  options: { fanningOut: boolean; publishedBy: string | undefined },
+): { event: EventRecord; parts: string[]; chars: number } {
+  const body = JSON.stringify(envelope);
+  const event = eventRecord(envelope, result, { chunks: 0, ...options });
+  // The unknown targets listed in the result may take a good part of a value.
+  const chars = JSON.stringify(event).length + body.length;
+  if (body.length <= INLINE_BODY_CHARS && chars <= MAX_VALUE_CHARS) {
+    event.body = body;
+    return { event, parts: [], chars };
+  }
+  const parts = bodyParts(body);
+  event.chunks = parts.length;
+  return { event, parts, chars };
 }
 
 /** Splits an event's JSON body into chunks that each fit in one KV value. */
@@ -175,15 +188,10 @@ export function createKvEventStore(
     publishOptions: PublishOptions,
   ): Promise<{ created: boolean; event: EventRecord }> {
     const id = envelope.metadata.id;
-    const { inline, parts } = bodyLayout(JSON.stringify(envelope));
-    const event = eventRecord(envelope, result, {
-      chunks: parts.length,
-      body: inline,
+    const { event, parts, chars } = storedEvent(envelope, result, {
       fanningOut: false,
       publishedBy: publishOptions.publishedBy,
     });
-    const chars = parts.reduce((sum, part) => sum + part.length, 0) +
-      JSON.stringify(event).length;
     const keyBytes = (id.length + 32) * (1 + parts.length);
     const written = await commitGrouped({
       id,
@@ -215,10 +223,7 @@ export function createKvEventStore(
     const existing = await kv.get<EventRecord>(keys.eventKey(id));
     if (existing.value) return { created: false, event: existing.value };
 
-    const { inline, parts: bodyChunks } = bodyLayout(JSON.stringify(envelope));
-    const event = eventRecord(envelope, result, {
-      chunks: bodyChunks.length,
-      body: inline,
+    const { event, parts: bodyChunks } = storedEvent(envelope, result, {
       fanningOut: targets.length > 0,
       publishedBy: publishOptions.publishedBy,
     });
@@ -263,10 +268,7 @@ export function createKvEventStore(
     publishOptions: PublishOptions & SeqOptions & { plan?: FanoutPlanner } = {},
   ): Promise<AtomicPublish | undefined> {
     const id = envelope.metadata.id;
-    const { inline, parts } = bodyLayout(JSON.stringify(envelope));
-    const event = eventRecord(envelope, result, {
-      chunks: parts.length,
-      body: inline,
+    const { event, parts } = storedEvent(envelope, result, {
       fanningOut: false,
       publishedBy: publishOptions.publishedBy,
     });
