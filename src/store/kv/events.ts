@@ -1,8 +1,7 @@
 /**
  * Published events on Deno KV: the record, the body (in the record when small, else in
- * chunks of its own), the one-commit publish
- * (grouped with concurrent ones) and the job fan-out for larger audiences, and the
- * delivery status across the audience.
+ * chunks of its own), the one-commit publish (grouped with concurrent ones) and the job
+ * fan-out for larger audiences, and the delivery status across the audience.
  */
 
 import { LRUCache } from "lru-cache";
