@@ -109,7 +109,7 @@ function bodyParts(body: string): string[] {
  */
 function oneCommitCost(
   targets: string[],
-  event: { record: EventRecord; parts: string[]; wide: boolean; checked: number },
+  event: { record: EventRecord; parts: string[]; chars: number; wide: boolean; checked: number },
 ): CommitCost | undefined {
   if (targets.length === 0) return undefined;
   if (targets.length > (event.wide ? FANOUT_BATCH_WIDE : FANOUT_BATCH)) return undefined;
@@ -122,9 +122,7 @@ function oneCommitCost(
     (id.length + 32) * (1 + event.parts.length),
   );
   // Values: two bytes per character at most, and under 1 KiB per target's values.
-  const chars = event.parts.reduce((sum, part) => sum + part.length, 0) +
-    JSON.stringify(event.record).length;
-  const bytes = keyBytes + chars * 2 + targets.length * 1024;
+  const bytes = keyBytes + event.chars * 2 + targets.length * 1024;
   if (keyBytes > MAX_KEY_BYTES || bytes > MAX_BYTES) return undefined;
   return {
     checks: 1 + event.checked + (collapses(event.record) ? targets.length : 0),
@@ -267,14 +265,14 @@ export function createKvEventStore(
     publishOptions: PublishOptions & SeqOptions & { plan?: FanoutPlanner } = {},
   ): Promise<AtomicPublish | undefined> {
     const id = envelope.metadata.id;
-    const { event, parts } = storedEvent(envelope, result, {
+    const { event, parts, chars } = storedEvent(envelope, result, {
       fanningOut: false,
       publishedBy: publishOptions.publishedBy,
     });
     const collapsing = collapses(event);
     const wide = collapsing || publishOptions.plan !== undefined;
     // Whether it fits whoever has a head: seqs are taken only for a publish that does.
-    if (!oneCommitCost(targets, { record: event, parts, wide, checked: targets.length })) {
+    if (!oneCommitCost(targets, { record: event, parts, chars, wide, checked: targets.length })) {
       return undefined;
     }
     const { seqs: source, plan } = publishOptions;
@@ -288,7 +286,13 @@ export function createKvEventStore(
       if (plan) plans = await whileTaking(ready, () => plan(targets, event));
       else await ready;
       const checked = targets.filter((user) => !taken.has(user));
-      const cost = oneCommitCost(targets, { record: event, parts, wide, checked: checked.length })!;
+      const cost = oneCommitCost(targets, {
+        record: event,
+        parts,
+        chars,
+        wide,
+        checked: checked.length,
+      })!;
       const context = { collapsing, recentWindowMs: options.recentWindowMs };
       for (let retries = 0;; retries++) {
         const unheaded = targets.filter((user) => !taken.has(user));
