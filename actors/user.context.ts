@@ -72,6 +72,11 @@ export interface LiveItem {
   item: StreamItem;
   /** The item's pending ack, as stored, when it needs one. */
   pending?: PendingAck;
+  /**
+   * The version of the commit that wrote the item's delivery record, when the delivery
+   * may be marked without reading the record back (see `DeliveredEntry.written`).
+   */
+  version?: string;
   frame: string;
   /**
    * The client envelope JSON `frame` was encoded from, shared by every target of the

@@ -84,6 +84,9 @@ export function createLiveDelivery(deps: LiveDeliveryDeps): LiveDelivery {
         const live: LiveItem = {
           item,
           ...(pending ? { pending } : {}),
+          // An item waiting for an ack is often acked before its delivery is recorded:
+          // its record is read then, not checked against a version it no longer has.
+          ...(batch.version && item.durable && !pending ? { version: batch.version } : {}),
           frame,
           ...(item.durable ? {} : { json }),
           acceptedAt,

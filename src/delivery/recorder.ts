@@ -7,8 +7,11 @@ import type { DeliveredEntry, DeliveryStore } from "../store/store.ts";
 
 /** Collects `(event, user)` deliveries and writes them in the background. */
 export interface DeliveryRecorder {
-  /** Records that `user` got event `id`'s item; `ephemeral` ones are only counted. */
-  add(id: string, user: string, ephemeral?: boolean): void;
+  /**
+   * Records that `user` got event `id`'s item; `ephemeral` ones are only counted.
+   * `written` tells where the fan-out wrote the delivery record, when known.
+   */
+  add(id: string, user: string, ephemeral?: boolean, written?: DeliveredEntry["written"]): void;
   /** Writes everything collected so far. */
   flush(): Promise<void>;
   /** Flushes and stops the timer. */
@@ -38,8 +41,10 @@ export function createDeliveryRecorder(
   }
 
   return {
-    add(id, user, ephemeral = false) {
-      queue.push(ephemeral ? { id, user, ephemeral } : { id, user });
+    add(id, user, ephemeral = false, written) {
+      queue.push(
+        ephemeral ? { id, user, ephemeral } : written ? { id, user, written } : { id, user },
+      );
       timer ??= setTimeout(flush, options.intervalMs);
     },
     flush,

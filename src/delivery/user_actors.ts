@@ -37,6 +37,10 @@ import type { Span, Tracing } from "../tracing.ts";
 import type { DeliveryRecorder } from "./recorder.ts";
 import type { StreamHeads } from "./stream_heads.ts";
 
+/** Where the fan-out wrote a live item's delivery record, when it says. */
+const writtenOf = ({ item, version }: LiveItem) =>
+  version === undefined ? undefined : { seq: item.seq, version };
+
 /** User actors sharing one XState system (see `defineUserActors`). */
 export const USER_ACTORS_PER_SYSTEM = 32;
 
@@ -133,7 +137,7 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
     metrics.deliveries.inc(sent);
     metrics.latency.observe((Date.now() - live.acceptedAt) / 1000);
     // Conversation items have no per-event delivery record to update.
-    if (!item.msg) recorder.add(item.id, userId, !item.durable);
+    if (!item.msg) recorder.add(item.id, userId, !item.durable, writtenOf(live));
   }
 
   async function redeliver({ userId, connections, due }: RedeliverInput) {
@@ -188,7 +192,7 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
         metrics.deliveries.inc(sent * live.length);
         for (const l of live) {
           metrics.latency.observe((now - l.acceptedAt) / 1000);
-          recorder.add(l.item.id, userId, !l.item.durable);
+          recorder.add(l.item.id, userId, !l.item.durable, writtenOf(l));
         }
       },
       sendSummary: (_, { connections, count, firstSeq, lastSeq }) => {

@@ -162,6 +162,12 @@ export interface FanoutBatch {
     /** The older unread item (same collapse key) this one replaced. */
     replaces?: { id: string; seq: number };
   }[];
+  /**
+   * The version of the commit that wrote the batch (a KV versionstamp), when the store
+   * has one: every delivery record of the batch carries it, so a delivery is marked
+   * without reading its record back (see {@linkcode DeliveredEntry.written}).
+   */
+  version?: string;
 }
 
 /** The outcome of `EventStore.publishAtomic`. */
@@ -202,4 +208,10 @@ export interface DeliveredEntry {
   user: string;
   /** The item is ephemeral: counted, with no per-target record to update. */
   ephemeral?: boolean;
+  /**
+   * The delivery record as its fan-out wrote it: the item's seq and the batch's
+   * `version`. The record is then marked if it is still that one, without being read;
+   * otherwise (acked or erased meanwhile) it is read as when this is absent.
+   */
+  written?: { seq: number; version: string };
 }

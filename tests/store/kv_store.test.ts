@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { createKvStore } from "../../src/store/kv_store.ts";
 import * as keys from "../../src/store/keys.ts";
-import { FANOUT_BATCH } from "../../src/store/kv/fanout.ts";
-import type { SeqSource } from "../../src/store/store.ts";
+import { FANOUT_BATCH, FANOUT_BATCH_MAX } from "../../src/store/kv/fanout.ts";
+import type { DeliveredEntry, SeqSource } from "../../src/store/store.ts";
 import { makeEnvelope, result, withStore } from "../_support/store.ts";
 import { storeContract } from "./_contract.ts";
 import { publish } from "./contract/_harness.ts";
@@ -390,5 +390,54 @@ Deno.test("kv store groups concurrent record-only events into fewer commits, eac
     // A re-post of a known id creates nothing and answers the first record.
     const again = await store.createEvent(events[0], [], result(events[0], 0));
     assert.equal(again.created, false);
+  });
+});
+
+Deno.test("kv store fan-out reads the stored seq of users without a head only, ahead or not", async () => {
+  await withStore(async (_, raw) => {
+    const { kv, reads } = readingKv(raw);
+    const store = createKvStore(kv, { recentWindowMs: 60_000 });
+    // Three batches at least; every other user has a head.
+    const targets = Array.from({ length: 3 * FANOUT_BATCH_MAX }, (_, i) => `u${i}`);
+    const headed = targets.filter((_, i) => i % 2 === 0);
+    const heads = fixedHeads(...headed);
+    const e = makeEnvelope("NOTIFICATION");
+    await store.createEvent(e, targets, result(e, targets.length));
+    reads.length = 0;
+    const items: { user: string; seq: number }[] = [];
+    let batches = 0;
+    await store.runFanout(e.metadata.id, (batch) => {
+      batches++;
+      for (const { user, item } of batch.items) items.push({ user, seq: item.seq });
+    }, { seqs: heads.source });
+    assert.ok(batches >= 3, `${batches} batches`);
+    assert.equal(items.length, targets.length);
+    assert.ok(items.every((i) => i.seq === 1));
+    assert.equal(reads.filter((r) => r === "seq").length, targets.length - headed.length);
+    assert.deepEqual(heads.dropped, [], "every seq taken ahead is written");
+  });
+});
+
+Deno.test("kv store marks deliveries where their fan-out wrote them, without reading them", async () => {
+  await withStore(async (_, raw) => {
+    const { kv, reads } = readingKv(raw);
+    const store = createKvStore(kv, { recentWindowMs: 60_000 });
+    const targets = Array.from({ length: 200 }, (_, i) => `u${i}`);
+    const e = makeEnvelope("NOTIFICATION");
+    const id = e.metadata.id;
+    await store.createEvent(e, targets, result(e, targets.length));
+    const delivered: DeliveredEntry[] = [];
+    await store.runFanout(id, ({ items, version }) => {
+      assert.ok(version, "each batch tells its commit's version");
+      for (const { user, item } of items) {
+        delivered.push({ id, user, written: { seq: item.seq, version } });
+      }
+    });
+    reads.length = 0;
+    await store.markDelivered(delivered, Date.now());
+    assert.deepEqual(reads.filter((r) => r === "event_target"), []);
+    const status = await store.getStatus(id);
+    assert.equal(status?.delivered, 200);
+    assert.deepEqual(status?.pending_users, []);
   });
 });

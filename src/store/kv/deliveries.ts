@@ -135,12 +135,35 @@ export function createKvDeliveryStore(kv: Deno.Kv): DeliveryStore {
       else ephemeral.set(e.id, new Set([e.user]));
     }
     await countDelivered(ephemeral);
-    const entries = [...durable.values()];
-    // Up to ninety targets per commit (one check each, under KV's 100), read with
-    // parallel getMany calls: a 10,000-user fan-out is recorded in ~110 commits, not 1,000,
-    // so recording competes less with the fan-out's own commits. A commit that loses a
-    // race falls back to the one-by-one transition, which re-reads and retries.
-    for (const part of chunk(entries, RECORD_BATCH)) {
+    // Up to ninety targets per commit (one check each, under KV's 100): a 10,000-user
+    // fan-out is recorded in ~110 commits, not 10,000, so recording competes less with the
+    // fan-out's own commits. A record the fan-out said it wrote is checked against that
+    // commit's versionstamp and not read; the others, and the batches whose check failed
+    // (acked or erased meanwhile), are read.
+    const known: DeliveredEntry[] = [];
+    const unread: DeliveredEntry[] = [];
+    for (const e of durable.values()) (e.written ? known : unread).push(e);
+    for (const part of chunk(known, RECORD_BATCH)) {
+      const op = kv.atomic();
+      const counts = new Map<string, bigint>();
+      for (const { id, user, written } of part) {
+        const key = keys.targetKey(id, user);
+        op.check({ key, versionstamp: written!.version }).set(
+          key,
+          {
+            seq: written!.seq,
+            state: "delivered",
+            at: now,
+          } satisfies TargetRecord,
+        );
+        counts.set(id, (counts.get(id) ?? 0n) + 1n);
+      }
+      for (const [id, n] of counts) op.sum(keys.counterKey(id, "delivered"), n);
+      if (!(await op.commit()).ok) unread.push(...part);
+    }
+    // Read with parallel getMany calls; a commit that loses a race falls back to the
+    // one-by-one transition, which re-reads and retries.
+    for (const part of chunk(unread, RECORD_BATCH)) {
       const current = await getManyEntries<TargetRecord>(
         kv,
         part.map((e) => keys.targetKey(e.id, e.user)),

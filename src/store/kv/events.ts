@@ -24,7 +24,7 @@ import type {
 } from "../store.ts";
 import {
   type CommitCost,
-  createGroupCommit,
+  createVersionedGroupCommit,
   deleteAll,
   MAX_RETRIES,
   retryPause,
@@ -138,7 +138,8 @@ export function createKvEventStore(
   options: { recentWindowMs: number },
 ): EventStore {
   const envelopes = new LRUCache<string, Envelope>({ max: ENVELOPE_CACHE });
-  const commitGrouped = createGroupCommit<FanoutBatch["items"]>(kv);
+  // Publishes share commits; a batch keeps its commit's versionstamp (`FanoutBatch.version`).
+  const commitGrouped = createVersionedGroupCommit<FanoutBatch["items"]>(kv);
 
   function remember(id: string, envelope: Envelope) {
     envelopes.set(id, envelope);
@@ -190,7 +191,7 @@ export function createKvEventStore(
       publishedBy: publishOptions.publishedBy,
     });
     const keyBytes = (id.length + 32) * (1 + parts.length);
-    const written = await commitGrouped({
+    const landed = await commitGrouped({
       id,
       users: [],
       cost: { checks: 1, mutations: 1 + parts.length, keyBytes, bytes: keyBytes + chars * 2 },
@@ -200,7 +201,7 @@ export function createKvEventStore(
         return [];
       },
     });
-    if (written) {
+    if (landed) {
       remember(id, envelope);
       return { created: true, event };
     }
@@ -328,12 +329,13 @@ export function createKvEventStore(
         };
         // Every target, with a head or not: two writes to one user never share a commit
         // (both could replace the same older item under a collapse key).
-        const items = await commitGrouped({ id, users: targets, cost, build });
-        if (items) {
+        const landed = await commitGrouped({ id, users: targets, cost, build });
+        if (landed) {
           // Written: these seqs are the batch's now, handed back with it.
           taken.clear();
           remember(id, envelope);
-          return { created: true, event, batch: { event, items } };
+          const batch = { event, items: landed.written, version: landed.versionstamp };
+          return { created: true, event, batch };
         }
         // Another publish moved one of these users' seq, or the same id was just stored:
         // the next read tells which.

@@ -169,6 +169,14 @@ export async function olderUnread(
   });
 }
 
+/** The next batch of a fan-out job, prepared while the current one commits. */
+interface Ahead {
+  users: string[];
+  /** The stored last seq of each user who had no head then, as read. */
+  seqs: Map<string, Deno.KvEntryMaybe<number>>;
+  plans: TargetPlan[] | undefined;
+}
+
 /** Creates the job side of the fan-out on `kv`. */
 export function createKvFanout(
   kv: Deno.Kv,
@@ -225,15 +233,38 @@ export function createKvFanout(
     // it sets, so the next batch checks it without reading it back. Unknown after a
     // conflict (another runner may have moved it), then read again.
     let known: Deno.KvEntryMaybe<Job> | undefined;
-    // The next batch's seqs, read while the current batch commits (other users: their
-    // reads do not wait for that commit). A stale read fails its commit's check, which
-    // then retries from fresh reads like any conflict. At the end of a chunk, the next
-    // chunk's ids are read ahead too.
-    let prefetched: {
-      at: string;
-      ids?: Promise<string[] | null>;
-      seqs: Promise<Deno.KvEntryMaybe<number>[]>;
-    } | undefined;
+    // The next batch, prepared while the current one commits (other users: nothing of
+    // theirs waits for that commit): its seqs taken from heads or read, its plan made. A
+    // stale read fails its commit's check, which then retries from fresh reads like any
+    // conflict. At the end of a chunk, the next chunk's ids are read ahead too.
+    let prefetched:
+      | { at: string; ids?: Promise<string[] | null>; ahead: Promise<Ahead> }
+      | undefined;
+    /**
+     * The users of a window a batch takes, its seqs taken. Users with a head need no
+     * check: the batch ends where the checks of those without one would pass KV's bound
+     * (the rest keep their seqs for the next batch).
+     */
+    const cutOf = (window: string[]) => {
+      let checks = 1;
+      let cut = 0;
+      while (cut < window.length && checks + checksOf(window[cut]) <= budgets.checks) {
+        checks += checksOf(window[cut]);
+        cut++;
+      }
+      return cut === window.length ? window : window.slice(0, Math.max(1, cut));
+    };
+    const readAhead = async (window: string[]): Promise<Ahead> => {
+      // A take that fails is taken again, and fails the batch, when its turn comes.
+      await takeSeqs(source, window, taken).catch(() => {});
+      const users = cutOf(window);
+      const unheaded = users.filter((user) => !taken.has(user));
+      const [read, plans] = await Promise.all([
+        getManyEntries<number>(kv, unheaded.map((u) => keys.seqKey(u))),
+        plan?.(users, event),
+      ]);
+      return { users, seqs: new Map(unheaded.map((user, i) => [user, read[i]])), plans };
+    };
     while (true) {
       const jobEntry = known ?? await kv.get<Job>(keys.jobKey(id));
       known = undefined;
@@ -249,38 +280,28 @@ export function createKvFanout(
       }
       const window = targets.ids.slice(job.offset, job.offset + batchSize);
       const at = `${job.chunk}:${job.offset}`;
+      const ahead = prefetched?.at === at ? await prefetched.ahead : undefined;
+      prefetched = undefined;
       // The job moves forward only: seqs taken for a batch another runner wrote meanwhile
       // will not be written by this one.
       dropSeqs(source, taken, new Set(window));
       // Seqs first, before anything is read for the batch: heads hand them in the order
       // writes arrive.
       await takeSeqs(source, window, taken);
-      // Users with a head need no check: the batch ends where the checks of those without
-      // one would pass KV's bound (the rest keep their seqs for the next batch).
-      let checks = 1;
-      let cut = 0;
-      while (cut < window.length && checks + checksOf(window[cut]) <= budgets.checks) {
-        checks += checksOf(window[cut]);
-        cut++;
-      }
-      const users = cut === window.length ? window : window.slice(0, Math.max(1, cut));
+      const users = cutOf(window);
       // Planned once per batch (a retry of the same batch with the same cut keeps it).
       const planKey = `${at}:${users.length}`;
       if (plan && planned?.at !== planKey) {
-        planned = { at: planKey, plans: await plan(users, event) };
+        const early = ahead?.users.length === users.length ? ahead.plans : undefined;
+        planned = { at: planKey, plans: early ?? await plan(users, event) };
       }
       const plans = planned?.at === planKey ? planned.plans : undefined;
-      // The stored last seq of each user without a head, as read.
-      const stored = new Map<string, Deno.KvEntryMaybe<number>>();
-      if (prefetched?.at === at) {
-        const read = await prefetched.seqs;
-        users.forEach((user, i) => stored.set(user, read[i]));
-      } else {
-        const checked = users.filter((user) => !taken.has(user));
-        const read = await getManyEntries<number>(kv, checked.map((u) => keys.seqKey(u)));
-        checked.forEach((user, i) => stored.set(user, read[i]));
-      }
-      prefetched = undefined;
+      // The stored last seq of each user without a head, as read (ahead, or now for those
+      // that had a head then and lost it since).
+      const stored = ahead?.seqs ?? new Map<string, Deno.KvEntryMaybe<number>>();
+      const unread = users.filter((user) => !taken.has(user) && !stored.has(user));
+      const read = await getManyEntries<number>(kv, unread.map((u) => keys.seqKey(u)));
+      unread.forEach((user, i) => stored.set(user, read[i]));
       // A head that opened (or began to) since the take reserved its range above what was
       // just read: such a user takes from it instead, or this write could land inside the
       // head's range.
@@ -312,28 +333,23 @@ export function createKvFanout(
         op.set(keys.eventKey(id), { ...event, fanningOut: false });
       } else {
         op.set(keys.jobKey(id), next);
-        // Without a planner or collapse reads to interleave, read ahead: the next batch's
-        // seqs, and at the end of a chunk the next chunk's ids first.
-        if (!plan && !collapsing) {
+        // Without collapse reads to interleave, read ahead: the next batch's seqs and plan,
+        // and at the end of a chunk the next chunk's ids first.
+        if (!collapsing) {
           const at = `${next.chunk}:${next.offset}`;
           if (next.chunk === job.chunk) {
             const ahead = targets.ids.slice(next.offset, next.offset + batchSize);
-            prefetched = { at, seqs: getManyEntries<number>(kv, ahead.map((u) => keys.seqKey(u))) };
+            prefetched = { at, ahead: readAhead(ahead) };
           } else {
             const ids = kv.get<string[]>(keys.jobTargetsKey(id, next.chunk, job.targets))
               .then((entry) => entry.value);
-            const seqs = ids.then((list) =>
-              list
-                ? getManyEntries<number>(
-                  kv,
-                  list.slice(0, batchOf(list, job.chunks)).map((u) => keys.seqKey(u)),
-                )
-                : []
+            const ahead = ids.then((list) =>
+              readAhead(list ? list.slice(0, batchOf(list, job.chunks)) : [])
             );
-            prefetched = { at, ids, seqs };
+            prefetched = { at, ids, ahead };
           }
           // Settled even if never used (a conflict discards them).
-          prefetched.seqs.catch(() => {});
+          prefetched.ahead.catch(() => {});
           prefetched.ids?.catch(() => {});
         }
       }
@@ -349,7 +365,11 @@ export function createKvFanout(
       // Written: these seqs are the batch's now, handed back with it.
       for (const user of users) taken.delete(user);
       if (!done) known = { key: keys.jobKey(id), value: next, versionstamp: res.versionstamp };
-      onBatch({ event: done ? { ...event, fanningOut: false } : event, items });
+      onBatch({
+        event: done ? { ...event, fanningOut: false } : event,
+        items,
+        version: res.versionstamp,
+      });
       if (done) return;
     }
   }

@@ -1,7 +1,8 @@
 /** The contract of the delivery port: delivered marks, acks, pending acks, dead letters. */
 
 import assert from "node:assert/strict";
-import { makeEnvelope } from "../../_support/store.ts";
+import type { DeliveredEntry } from "../../../src/store/store.ts";
+import { makeEnvelope, result } from "../../_support/store.ts";
 import { type Contract, contractTest, publish } from "./_harness.ts";
 
 const acked = () => makeEnvelope("NOTIFICATION", { ack: true });
@@ -33,6 +34,31 @@ export function deliveryStoreContract(contract: Contract): void {
     const status = (await store.getStatus(id))!;
     assert.equal(status.delivered, 2);
     assert.deepEqual(status.pending_users, ["a", "b", "c"], "delivered is not acked");
+  });
+
+  test("marks a delivery where its fan-out wrote it, unless its record changed since", async (store) => {
+    const e = acked();
+    const id = e.metadata.id;
+    const targets = ["a", "b", "c"];
+    await store.createEvent(e, targets, result(e, targets.length));
+    // Where the fan-out wrote each record, as live delivery hands it to the recorder (an
+    // adapter without versions marks by reading).
+    const written = new Map<string, DeliveredEntry["written"]>();
+    await store.runFanout(id, ({ items, version }) => {
+      for (const { user, item } of items) {
+        if (version) written.set(user, { seq: item.seq, version });
+      }
+    });
+    const entry = (user: string): DeliveredEntry =>
+      written.has(user) ? { id, user, written: written.get(user) } : { id, user };
+    // a acks before its delivery is recorded: its record is no longer the one written.
+    assert.equal(await store.ack("a", id, Date.now()), true);
+    await store.markDelivered(targets.map(entry), Date.now());
+    // b's record was marked: the version it was written with is stale now.
+    await store.markDelivered([entry("b")], Date.now());
+    const status = (await store.getStatus(id))!;
+    assert.deepEqual([status.delivered, status.acked], [3, 1], "each target once");
+    assert.deepEqual(status.pending_users, ["b", "c"], "a stays acked");
   });
 
   test("records more deliveries than one commit checks, each once", async (store) => {
