@@ -265,112 +265,139 @@ export function createKvFanout(
       ]);
       return { users, seqs: new Map(unheaded.map((user, i) => [user, read[i]])), plans };
     };
-    while (true) {
-      const jobEntry = known ?? await kv.get<Job>(keys.jobKey(id));
-      known = undefined;
-      const job = jobEntry.value;
-      if (!job) return;
-      if (targets?.index !== job.chunk) {
-        const ids = prefetched?.ids && prefetched.at === `${job.chunk}:${job.offset}`
-          ? await prefetched.ids
-          : (await kv.get<string[]>(keys.jobTargetsKey(id, job.chunk, job.targets))).value;
-        if (!ids) throw new Error(`Fan-out of event "${id}" lost target chunk ${job.chunk}`);
-        targets = { index: job.chunk, ids };
-        batchSize = batchOf(ids, job.chunks);
-      }
-      const window = targets.ids.slice(job.offset, job.offset + batchSize);
-      const at = `${job.chunk}:${job.offset}`;
-      const ahead = prefetched?.at === at ? await prefetched.ahead : undefined;
-      prefetched = undefined;
-      // The job moves forward only: seqs taken for a batch another runner wrote meanwhile
-      // will not be written by this one.
-      dropSeqs(source, taken, new Set(window));
-      // Seqs first, before anything is read for the batch: heads hand them in the order
-      // writes arrive.
-      await takeSeqs(source, window, taken);
-      const users = cutOf(window);
-      // Planned once per batch (a retry of the same batch with the same cut keeps it).
-      const planKey = `${at}:${users.length}`;
-      if (plan && planned?.at !== planKey) {
-        const early = ahead?.users.length === users.length ? ahead.plans : undefined;
-        planned = { at: planKey, plans: early ?? await plan(users, event) };
-      }
-      const plans = planned?.at === planKey ? planned.plans : undefined;
-      // The stored last seq of each user without a head, as read (ahead, or now for those
-      // that had a head then and lost it since).
-      const stored = ahead?.seqs ?? new Map<string, Deno.KvEntryMaybe<number>>();
-      const unread = users.filter((user) => !taken.has(user) && !stored.has(user));
-      const read = await getManyEntries<number>(kv, unread.map((u) => keys.seqKey(u)));
-      unread.forEach((user, i) => stored.set(user, read[i]));
-      // A head that opened (or began to) since the take reserved its range above what was
-      // just read: such a user takes from it instead, or this write could land inside the
-      // head's range.
-      await takeSeqs(source, users, taken);
-      // The older unread item each user has under the same collapse key, if any.
-      const older = collapsing
-        ? await olderUnread(kv, users, event.collapseKey!, plans)
-        : undefined;
-      const now = Date.now();
-      const op = kv.atomic().check(jobEntry);
-      const items: FanoutBatch["items"] = [];
-      const context = { now, collapsing, recentWindowMs: options.recentWindowMs };
-      users.forEach((user, i) => {
-        items.push(
-          addTargetItem(op, event, {
-            user,
-            seq: taken.get(user) ?? stored.get(user)!,
-            ...(plans?.[i] ? { plan: plans[i] } : {}),
-            ...older?.[i],
-          }, context),
-        );
-      });
-      let next = { ...job, offset: job.offset + users.length };
-      if (next.offset >= targets.ids.length) next = { ...next, chunk: job.chunk + 1, offset: 0 };
-      const done = next.chunk >= job.chunks;
-      if (done) {
-        op.delete(keys.jobKey(id));
-        for (let i = 0; i < job.chunks; i++) op.delete(keys.jobTargetsKey(id, i, job.targets));
-        op.set(keys.eventKey(id), { ...event, fanningOut: false });
-      } else {
-        op.set(keys.jobKey(id), next);
-        // Without collapse reads to interleave, read ahead: the next batch's seqs and plan,
-        // and at the end of a chunk the next chunk's ids first.
-        if (!collapsing) {
-          const at = `${next.chunk}:${next.offset}`;
-          if (next.chunk === job.chunk) {
-            const ahead = targets.ids.slice(next.offset, next.offset + batchSize);
-            prefetched = { at, ahead: readAhead(ahead) };
-          } else {
-            const ids = kv.get<string[]>(keys.jobTargetsKey(id, next.chunk, job.targets))
-              .then((entry) => entry.value);
-            const ahead = ids.then((list) =>
-              readAhead(list ? list.slice(0, batchOf(list, job.chunks)) : [])
-            );
-            prefetched = { at, ids, ahead };
-          }
-          // Settled even if never used (a conflict discards them).
-          prefetched.ahead.catch(() => {});
-          prefetched.ids?.catch(() => {});
+    // A committed batch is handed on once the next batch's commit is under way: its live
+    // delivery (the users' actors, on this thread) then overlaps that write.
+    let landed: FanoutBatch | undefined;
+    const handOn = () => {
+      if (!landed) return;
+      const batch = landed;
+      landed = undefined;
+      onBatch(batch);
+    };
+    try {
+      while (true) {
+        const jobEntry = known ?? await kv.get<Job>(keys.jobKey(id));
+        known = undefined;
+        const job = jobEntry.value;
+        if (!job) return;
+        if (targets?.index !== job.chunk) {
+          const ids = prefetched?.ids && prefetched.at === `${job.chunk}:${job.offset}`
+            ? await prefetched.ids
+            : (await kv.get<string[]>(keys.jobTargetsKey(id, job.chunk, job.targets))).value;
+          if (!ids) throw new Error(`Fan-out of event "${id}" lost target chunk ${job.chunk}`);
+          targets = { index: job.chunk, ids };
+          batchSize = batchOf(ids, job.chunks);
         }
-      }
-      const res = await op.commit();
-      if (!res.ok) {
+        const window = targets.ids.slice(job.offset, job.offset + batchSize);
+        const at = `${job.chunk}:${job.offset}`;
+        const ahead = prefetched?.at === at ? await prefetched.ahead : undefined;
         prefetched = undefined;
-        // Another publish moved one of these users' seq, or another runner moved the job.
-        if (++retries > MAX_RETRIES) throw new Error(`Fan-out of event "${id}" keeps conflicting`);
-        await retryPause(retries - 1);
-        continue;
+        // The job moves forward only: seqs taken for a batch another runner wrote meanwhile
+        // will not be written by this one.
+        dropSeqs(source, taken, new Set(window));
+        // Seqs first, before anything is read for the batch: heads hand them in the order
+        // writes arrive.
+        await takeSeqs(source, window, taken);
+        const users = cutOf(window);
+        // Planned once per batch (a retry of the same batch with the same cut keeps it).
+        const planKey = `${at}:${users.length}`;
+        if (plan && planned?.at !== planKey) {
+          const early = ahead?.users.length === users.length ? ahead.plans : undefined;
+          planned = { at: planKey, plans: early ?? await plan(users, event) };
+        }
+        const plans = planned?.at === planKey ? planned.plans : undefined;
+        // The stored last seq of each user without a head, as read (ahead, or now for those
+        // that had a head then and lost it since).
+        const stored = ahead?.seqs ?? new Map<string, Deno.KvEntryMaybe<number>>();
+        const unread = users.filter((user) => !taken.has(user) && !stored.has(user));
+        const read = await getManyEntries<number>(kv, unread.map((u) => keys.seqKey(u)));
+        unread.forEach((user, i) => stored.set(user, read[i]));
+        // A head that opened (or began to) since the take reserved its range above what was
+        // just read: such a user takes from it instead, or this write could land inside the
+        // head's range.
+        await takeSeqs(source, users, taken);
+        // The older unread item each user has under the same collapse key, if any.
+        const older = collapsing
+          ? await olderUnread(kv, users, event.collapseKey!, plans)
+          : undefined;
+        const now = Date.now();
+        const op = kv.atomic().check(jobEntry);
+        const items: FanoutBatch["items"] = [];
+        const context = { now, collapsing, recentWindowMs: options.recentWindowMs };
+        users.forEach((user, i) => {
+          items.push(
+            addTargetItem(op, event, {
+              user,
+              seq: taken.get(user) ?? stored.get(user)!,
+              ...(plans?.[i] ? { plan: plans[i] } : {}),
+              ...older?.[i],
+            }, context),
+          );
+        });
+        let next = { ...job, offset: job.offset + users.length };
+        if (next.offset >= targets.ids.length) next = { ...next, chunk: job.chunk + 1, offset: 0 };
+        const done = next.chunk >= job.chunks;
+        if (done) {
+          op.delete(keys.jobKey(id));
+          for (let i = 0; i < job.chunks; i++) op.delete(keys.jobTargetsKey(id, i, job.targets));
+          op.set(keys.eventKey(id), { ...event, fanningOut: false });
+        } else {
+          op.set(keys.jobKey(id), next);
+          // Without collapse reads to interleave, read ahead: the next batch's seqs and plan,
+          // and at the end of a chunk the next chunk's ids first.
+          if (!collapsing) {
+            const at = `${next.chunk}:${next.offset}`;
+            if (next.chunk === job.chunk) {
+              const ahead = targets.ids.slice(next.offset, next.offset + batchSize);
+              prefetched = { at, ahead: readAhead(ahead) };
+            } else {
+              const ids = kv.get<string[]>(keys.jobTargetsKey(id, next.chunk, job.targets))
+                .then((entry) => entry.value);
+              const ahead = ids.then((list) =>
+                readAhead(list ? list.slice(0, batchOf(list, job.chunks)) : [])
+              );
+              prefetched = { at, ids, ahead };
+            }
+            // Settled even if never used (a conflict discards them).
+            prefetched.ahead.catch(() => {});
+            prefetched.ids?.catch(() => {});
+          }
+        }
+        const committing = op.commit();
+        // A batch that cannot be handed on stops the run, once the commit under way has
+        // settled (and, if it landed, been handed on as well): nothing is left in flight.
+        let stop: { error: unknown } | undefined;
+        try {
+          handOn();
+        } catch (error) {
+          stop = { error };
+        }
+        const res = await committing;
+        if (!res.ok && stop) throw stop.error;
+        if (!res.ok) {
+          prefetched = undefined;
+          // Another publish moved one of these users' seq, or another runner moved the job.
+          if (++retries > MAX_RETRIES) {
+            throw new Error(`Fan-out of event "${id}" keeps conflicting`);
+          }
+          await retryPause(retries - 1);
+          continue;
+        }
+        retries = 0;
+        // Written: these seqs are the batch's now, handed back with it.
+        for (const user of users) taken.delete(user);
+        if (!done) known = { key: keys.jobKey(id), value: next, versionstamp: res.versionstamp };
+        landed = {
+          event: done ? { ...event, fanningOut: false } : event,
+          items,
+          version: res.versionstamp,
+        };
+        if (stop) throw stop.error;
+        if (done) return;
       }
-      retries = 0;
-      // Written: these seqs are the batch's now, handed back with it.
-      for (const user of users) taken.delete(user);
-      if (!done) known = { key: keys.jobKey(id), value: next, versionstamp: res.versionstamp };
-      onBatch({
-        event: done ? { ...event, fanningOut: false } : event,
-        items,
-        version: res.versionstamp,
-      });
-      if (done) return;
+    } finally {
+      // What committed is handed on, whatever ends the run.
+      handOn();
     }
   }
 
