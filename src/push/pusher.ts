@@ -215,7 +215,8 @@ export function createPusher(deps: PusherDeps): Pusher {
           backoffDelay(attempts - 1, { baseMs: deps.retryBaseMs, maxMs: MAX_RETRY_MS }),
           Math.min(outcome.retryAfterMs ?? 0, MAX_RETRY_MS),
         );
-        await deps.push.reschedule(entry, at + delay, { ...task, attempts });
+        // The backoff runs from the failed answer, not from when the attempt began.
+        await deps.push.reschedule(entry, now() + delay, { ...task, attempts });
         return "failed";
       }
     }
