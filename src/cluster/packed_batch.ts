@@ -24,6 +24,11 @@ export interface PackedBatch {
   pending?: Omit<PendingAck, "seq">;
   /** Items that differ from the shared parts, whole, by their index. */
   odd?: Record<string, BatchItem>;
+  /**
+   * The version of the commit that wrote the batch: the store is shared, so a node that
+   * delivers an item marks its delivery record against it too.
+   */
+  version?: string;
 }
 
 /** How many fields `value` has, `seq` aside. */
@@ -57,6 +62,7 @@ function withoutSeq<T extends { seq: number }>(value: T): Omit<T, "seq"> {
 /** Packs a committed batch for the bus. */
 export function packBatch(batch: FanoutBatch): PackedBatch {
   const packed: PackedBatch = { event: batch.event, users: [], seqs: [] };
+  if (batch.version !== undefined) packed.version = batch.version;
   const first = batch.items[0];
   if (!first) return packed;
   const item = withoutSeq(first.item);
@@ -108,5 +114,7 @@ export function unpackBatch(packed: PackedBatch, holds: (user: string) => boolea
     if (packed.pending) entry.pending = { ...packed.pending, seq } as PendingAck;
     items.push(entry);
   }
-  return { event: packed.event, items };
+  const batch: FanoutBatch = { event: packed.event, items };
+  if (typeof packed.version === "string") batch.version = packed.version;
+  return batch;
 }

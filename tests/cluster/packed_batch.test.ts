@@ -50,6 +50,7 @@ Deno.test("a packed batch unpacks to the same items, the odd ones whole", () => 
       { user: "__proto__", item: item(2), pending: pending(2, { attempts: 1 }) },
       { user: "u-5", item: item(4), pending: pending(4), replaces: { id: "old", seq: 1 } },
     ],
+    version: "0000000000000001a000",
   };
   const packed = overTheBus(batch);
   assert(isPackedBatch(packed));
@@ -57,6 +58,7 @@ Deno.test("a packed batch unpacks to the same items, the odd ones whole", () => 
   const unpacked = unpackBatch(packed, () => true);
   assert.deepStrictEqual(unpacked.event, event);
   assert.deepStrictEqual(unpacked.items, batch.items);
+  assert.equal(unpacked.version, batch.version, "the commit's version travels with it");
 });
 
 Deno.test("unpacking builds only the items of the users held", () => {
