@@ -1,4 +1,4 @@
-/** A KV handle that records the keys it reads, for tests. */
+/** KV handles that record or act around the reads they serve, for tests. */
 
 /**
  * Wraps `kv`: the first part of every key read with `get` or `getMany` is pushed to
@@ -20,4 +20,26 @@ export function readingKv(kv: Deno.Kv): { kv: Deno.Kv; reads: string[] } {
     },
   });
   return { kv: proxy, reads };
+}
+
+/** The entries a `getMany` answers. */
+type Entries = Deno.KvEntryMaybe<unknown>[];
+
+/**
+ * Wraps `kv`: every `getMany` goes through `hook`, given the keys asked and the real read
+ * to run (or not), for tests that act around a read.
+ */
+export function hookedGetMany(
+  kv: Deno.Kv,
+  hook: (list: Deno.KvKey[], read: () => Promise<Entries>) => Promise<Entries>,
+): Deno.Kv {
+  return new Proxy(kv, {
+    get(target, prop) {
+      if (prop === "getMany") {
+        return (list: Deno.KvKey[]) => hook(list, () => target.getMany(list));
+      }
+      const value = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
 }

@@ -7,7 +7,7 @@ import { makeEnvelope, result, withStore } from "../_support/store.ts";
 import { storeContract } from "./_contract.ts";
 import { publish } from "./contract/_harness.ts";
 import { countingKv } from "../_support/counting_kv.ts";
-import { readingKv } from "../_support/reading_kv.ts";
+import { hookedGetMany, readingKv } from "../_support/reading_kv.ts";
 import { kvStoreHarness } from "./contract/_harness.ts";
 
 storeContract({
@@ -323,17 +323,9 @@ Deno.test("kv store gives back the head seqs of a fan-out that gives up", async 
 function headOpeningDuringTake(raw: Deno.Kv) {
   let opening: Promise<{ from: number; to: number }> | undefined;
   let next = 0;
-  const kv = new Proxy(raw, {
-    get(target, prop) {
-      if (prop === "getMany") {
-        return async (keys: Deno.KvKey[]) => {
-          if (keys.some((k) => k[0] === "seq")) await opening?.catch(() => {});
-          return await target.getMany(keys);
-        };
-      }
-      const value = Reflect.get(target, prop);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
+  const kv = hookedGetMany(raw, async (list, read) => {
+    if (list.some((k) => k[0] === "seq")) await opening?.catch(() => {});
+    return await read();
   });
   const store = createKvStore(kv, { recentWindowMs: 60_000 });
   const source: SeqSource = {

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { FANOUT_BATCH_MAX } from "../../src/store/kv/fanout.ts";
 import { kvBudgetsOf } from "../../src/store/kv/limits.ts";
 import { createKvStore } from "../../src/store/kv_store.ts";
+import { hookedGetMany } from "../_support/reading_kv.ts";
 import * as keys from "../../src/store/keys.ts";
 import type { FanoutBatch } from "../../src/store/store.ts";
 import { makeEnvelope as storeEnvelope, result, withStore } from "../_support/store.ts";
@@ -20,22 +21,13 @@ Deno.test("kv store fan-out keeps seqs right when a read-ahead user's seq moves 
     const user = targets.at(-1)!;
     // Once that read is done, another writer gives the user three items.
     let moved = false;
-    const kv = new Proxy(raw, {
-      get(target, prop) {
-        if (prop === "getMany") {
-          return async (list: Deno.KvKey[]) => {
-            const read = await target.getMany(list);
-            const mine = list.some((k) => k[0] === "seq" && k[1] === user);
-            if (mine && !moved) {
-              moved = true;
-              await target.set(keys.seqKey(user), 3);
-            }
-            return read;
-          };
-        }
-        const value = Reflect.get(target, prop);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
+    const kv = hookedGetMany(raw, async (list, read) => {
+      const entries = await read();
+      if (!moved && list.some((k) => k[0] === "seq" && k[1] === user)) {
+        moved = true;
+        await raw.set(keys.seqKey(user), 3);
+      }
+      return entries;
     });
     const store = createKvStore(kv, { recentWindowMs: 60_000 });
     const e = makeEnvelope();
@@ -65,20 +57,13 @@ Deno.test("kv store fan-out hands on every committed batch, also when a later re
     // The read of the last batch's seqs (ahead, while the batch before it commits) fails
     // as a lost connection would.
     const last = keys.seqKey(targets.at(-1)!);
-    const kv = new Proxy(raw, {
-      get(target, prop) {
-        if (prop === "getMany") {
-          return (list: Deno.KvKey[]) => {
-            if (list.some((k) => k[0] === last[0] && k[1] === last[1])) {
-              return Promise.reject(new Error("connection lost"));
-            }
-            return target.getMany(list);
-          };
-        }
-        const value = Reflect.get(target, prop);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const kv = hookedGetMany(
+      raw,
+      (list, read) =>
+        list.some((k) => k[0] === last[0] && k[1] === last[1])
+          ? Promise.reject(new Error("connection lost"))
+          : read(),
+    );
     const handed = new Set<string>();
     await assert.rejects(
       createKvStore(kv, { recentWindowMs: 60_000 }).runFanout(e.metadata.id, (batch) => {
