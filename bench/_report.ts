@@ -363,7 +363,9 @@ export function targetRows(
     measured: stormOk
       ? `${fmt(ss.resumedMs)} ms (with the mid-storm item ${fmt(ss.completeMs)} ms), ${
         fmt(ss.lost)
-      } lost, ${fmt(ss.failed)} failed`
+      } lost, ${fmt(ss.failed)} failed${
+        storm.bare?.medianMs === undefined ? "" : `; bare server ${fmt(storm.bare.medianMs)} ms`
+      }`
       : notRun(storm),
     gap: stormOk ? `${fmt(ss.resumedMs - 1000)} ms` : "–",
     met: stormOk ? ss.resumedMs <= 1000 && ss.lost === 0 && ss.failed === 0 : undefined,
@@ -831,7 +833,20 @@ function stormSection(r: Any): string {
     `Median time until all resumed: ${fmt(r.summary.resumedMs)} ms (all complete: ${
       fmt(r.summary.completeMs)
     } ms); items lost over all runs: ${fmt(r.summary.lost)}.`,
+    "",
+    bareStorm(r.bare, r.users),
   ].join("\n");
+}
+
+/** The storm's ceiling: the bare server's reconnections at once, on the same machine. */
+function bareStorm(bare: Any, users: number): string {
+  if (!bare) return "The bare server's storm was not run.";
+  if (bare.error) return `The bare server's storm failed: ${bare.error}`;
+  return `The ceiling: ${fmt(users)} clients reconnecting at once to the bare WebSocket server ` +
+    `(a \`hello\` answered with a fixed \`welcome\`: no token, no stream, nothing to replay) ` +
+    `were all welcomed in ${fmt(bare.medianMs)} ms (runs ${
+      (bare.runs as number[]).map(fmt).join(", ")
+    } ms).`;
 }
 
 /** Writes both files and the charts, formats the files with `deno fmt`; returns the paths. */

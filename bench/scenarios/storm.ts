@@ -126,10 +126,12 @@ export async function measureStorm(ctx: Context, t: StormTarget) {
     counters.gaps = stats.gaps;
     counters.dups = stats.dups;
   }
+  const bare = await measureBareStorm(ctx, t.users);
   return {
     users: t.users,
     missedPerStorm: profile.stormMissed,
     runs,
+    bare,
     summary: {
       resumedMs: round(median(runs.map((r) => r.resumedMs))),
       completeMs: round(median(runs.map((r) => r.completeMs))),
@@ -138,6 +140,43 @@ export async function measureStorm(ctx: Context, t: StormTarget) {
       recoveredFalse: runs.reduce((s, r) => s + r.recoveredFalse, 0),
     },
   };
+}
+
+/**
+ * The ceiling of a storm on this machine: as many clients reconnecting at once to the bare
+ * WebSocket server, each welcomed on its `hello` (no token, no stream, nothing to replay).
+ * What it takes is the runtime's handshakes and the load generators' own, which relais
+ * pays too.
+ */
+async function measureBareStorm(ctx: Context, users: number) {
+  const server = await ctx.startServer("bare");
+  const group = "storm-bare";
+  const ms: number[] = [];
+  try {
+    const target = {
+      group,
+      peer: "bare" as const,
+      url: server.connectUrl,
+      prefix: "bare",
+      from: 0,
+      to: users,
+    };
+    const first = await connectAll(ctx, target);
+    if (first.failed > 0) throw new Error(`${first.failed} bare connections failed`);
+    for (let run = 1; run <= ctx.profile.runs; run++) {
+      await closeAll(ctx, group, false);
+      await sleep(500);
+      const storm = await connectAll(ctx, { ...target, concurrency: users, timeoutMs: 60_000 });
+      if (storm.failed > 0) throw new Error(`${storm.failed} bare reconnections failed`);
+      ms.push(round(storm.ms));
+    }
+    return { runs: ms, medianMs: round(median(ms)) };
+  } catch (error) {
+    return { error: String(error instanceof Error ? error.message : error) };
+  } finally {
+    await server.stop();
+    await closeAll(ctx, group).catch(() => {});
+  }
 }
 
 /** Runs the storm scenario on its own server. */
