@@ -6,7 +6,7 @@
 import type { PendingAck, StreamItem } from "../src/store/store.ts";
 
 /** Version of the context shape, stored with inspected snapshots. */
-export const USER_MACHINE_VERSION = 3;
+export const USER_MACHINE_VERSION = 4;
 
 /** One live connection of the user, by id (the socket itself lives outside the actor). */
 export interface UserConnection {
@@ -19,6 +19,8 @@ export interface UserContext {
   version: number;
   userId: string;
   connections: Record<string, UserConnection>;
+  /** The ids of `connections`, in the order they opened (what every push goes to). */
+  connIds: string[];
   /** The last seq handed to the machine. */
   lastSeqSent: number;
   /** Items waiting for an ack, by seq. */
@@ -125,10 +127,7 @@ export const itemsOf = (event: UserEvent | TimerEvent): LiveItem[] =>
   event.type === "items.deliver" ? event.items : [];
 
 /** Whether the user has at least one connection. */
-export const hasConnections = (c: UserContext): boolean => {
-  for (const _ in c.connections) return true;
-  return false;
-};
+export const hasConnections = (c: UserContext): boolean => c.connIds.length > 0;
 
 /** The user's connections once a connection event is applied. */
 export function connectionsAfter(c: UserContext, event: ConnEvent): UserContext["connections"] {

@@ -97,7 +97,7 @@ const presenceOn = (self: "online" | "away" | "offline") => {
 /** The items of a batch that go out now, with the user's connections. */
 const sendNow = ({ context, event }: { context: UserContext; event: UserEvent }) => ({
   userId: context.userId,
-  connections: Object.keys(context.connections),
+  connections: context.connIds,
   items: pace(context, itemsOf(event), Date.now()).send,
 });
 
@@ -175,7 +175,7 @@ export const userMachine = setup({
       enqueue.assign({ redelivering: true });
       enqueue.spawnChild("redeliver", {
         id: "redeliver",
-        input: { userId: context.userId, connections: Object.keys(context.connections), due },
+        input: { userId: context.userId, connections: context.connIds, due },
       });
     }),
     /** Tells interested parties that the user's presence changed. */
@@ -183,11 +183,14 @@ export const userMachine = setup({
     /** Reports a failed redelivery run. */
     reportError: (_, _params: { userId: string; error: unknown }) => {},
     /** Applies a connection event to the user's connections. */
-    updateConnections: assign({
-      connections: ({ context, event }) =>
-        event.type === "conn.open" || event.type === "conn.close" || event.type === "conn.status"
-          ? connectionsAfter(context, event)
-          : context.connections,
+    updateConnections: assign(({ context, event }) => {
+      if (
+        event.type !== "conn.open" && event.type !== "conn.close" && event.type !== "conn.status"
+      ) {
+        return {};
+      }
+      const connections = connectionsAfter(context, event);
+      return { connections, connIds: Object.keys(connections) };
     }),
     /** Forgets an acknowledged item. */
     dropAcked: assign({
@@ -216,6 +219,7 @@ export const userMachine = setup({
     version: USER_MACHINE_VERSION,
     userId: input.userId,
     connections: {},
+    connIds: [],
     lastSeqSent: 0,
     pending: Object.fromEntries(input.pending.map((p) => [p.seq, p])),
     ackBaseMs: input.ackBaseMs,
@@ -278,7 +282,7 @@ export const userMachine = setup({
           type: "sendBatch",
           params: ({ context }) => ({
             userId: context.userId,
-            connections: Object.keys(context.connections),
+            connections: context.connIds,
             items: context.lowBuffer,
           }),
         },
@@ -291,7 +295,7 @@ export const userMachine = setup({
           type: "sendSummary",
           params: ({ context }) => ({
             userId: context.userId,
-            connections: Object.keys(context.connections),
+            connections: context.connIds,
             ...context.folded,
           }),
         },

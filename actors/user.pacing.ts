@@ -9,6 +9,8 @@ import type { PendingAck } from "../src/store/store.ts";
 import { hasConnections, type LiveItem, type UserContext } from "./user.context.ts";
 import { redeliveryDelay } from "./user.redelivery.ts";
 
+const NONE: LiveItem[] = [];
+
 /** Nothing folded: the summary of a budget window that held nothing back. */
 export const NO_FOLD: UserContext["folded"] = { count: 0, firstSeq: 0, lastSeq: 0 };
 
@@ -37,11 +39,23 @@ export function pace(c: UserContext, items: LiveItem[], now: number): {
   fold: LiveItem[];
   pushed: number;
 } {
+  const connected = hasConnections(c);
+  let pushed = windowOver(c, now) ? 0 : c.pushed;
+  // Most batches go out whole: nothing LOW, and within what is left of the budget.
+  if (
+    (!connected || pushed + items.length <= c.pacing.pushBudget) &&
+    (c.pacing.lowWindowMs <= 0 || !items.some((l) => l.pace === "low"))
+  ) {
+    return {
+      send: items,
+      low: NONE,
+      fold: NONE,
+      pushed: connected ? pushed + items.length : pushed,
+    };
+  }
   const send: LiveItem[] = [];
   const low: LiveItem[] = [];
   const fold: LiveItem[] = [];
-  const connected = hasConnections(c);
-  let pushed = windowOver(c, now) ? 0 : c.pushed;
   for (const live of items) {
     if (isLow(c, live)) low.push(live);
     else if (live.pace !== "critical" && connected && pushed >= c.pacing.pushBudget) {

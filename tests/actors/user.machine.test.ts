@@ -187,6 +187,27 @@ Deno.test("user actor folds pushes past its budget into one summary, critical it
   actor.stop();
 });
 
+Deno.test("user actor sends a batch that fits what is left of its budget whole, and counts no push while offline", () => {
+  const clock = new SimulatedClock();
+  const { actor, deliver, sent } = harness({
+    clock,
+    pacing: { lowWindowMs: 0, pushBudget: 3, budgetWindowMs: 1000 },
+  });
+  // Nobody connected: nothing counts against the budget.
+  deliver(live(1), live(2), live(3), live(4));
+  assert.equal(actor.getSnapshot().context.pushed, 0);
+  actor.send({ type: "conn.open", connId: "a" });
+  deliver(live(5), live(6));
+  deliver(live(7));
+  assert.equal(actor.getSnapshot().context.pushed, 3);
+  // The budget is spent exactly: the next item folds, a critical one still goes out.
+  deliver(live(8), live(9, { pace: "critical" }));
+  assert.deepEqual(sent.slice(-3).map((s) => s.seqs), [[5, 6], [7], [9]]);
+  assert.deepEqual(actor.getSnapshot().context.folded, { count: 1, firstSeq: 8, lastSeq: 8 });
+  assert.equal(actor.getSnapshot().context.pushed, 4);
+  actor.stop();
+});
+
 Deno.test("user actor redelivers an unacked item on its schedule until its limit", async () => {
   const { actor, deliver, redeliveries } = harness({ ackBaseMs: 30 });
   actor.send({ type: "conn.open", connId: "a" });
