@@ -797,7 +797,7 @@ function ingestSection(r: Any): string {
   ].join("\n");
 }
 
-function stormSection(r: Any): string {
+export function stormSection(r: Any): string {
   if (!r) return "Not run.";
   if (r.error) return `Failed: ${r.error}`;
   const rows = (r.runs as Any[]).map((x) => [
@@ -845,7 +845,7 @@ function bareStorm(bare: Any, users: number): string {
   return `The ceiling: ${fmt(users)} clients reconnecting at once to the bare WebSocket server ` +
     `(a \`hello\` answered with a fixed \`welcome\`: no token, no stream, nothing to replay) ` +
     `were all welcomed in ${fmt(bare.medianMs)} ms (runs ${
-      (bare.runs as number[]).map(fmt).join(", ")
+      (bare.runs as number[]).map((ms) => fmt(ms)).join(", ")
     } ms).`;
 }
 
