@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { textWidth } from "../../bench/_charts.ts";
-import { type FanoutKind, prepareNodeEntry, type Profile } from "../../bench/_context.ts";
-import { charts, type Machine, targetRows } from "../../bench/_report.ts";
+import { type FanoutKind, prepareNodeEntry } from "../../bench/_context.ts";
+import { charts, targetRows } from "../../bench/_report.ts";
 import { type FanoutRun, summarizeFanout, turnOrder } from "../../bench/scenarios/fanout.ts";
+import { BENCH_MACHINE, benchProfile } from "../_support/bench_profile.ts";
 
 /** A stand-in for `node` that prints `version` for `--version`. */
 async function fakeNode(dir: string, version: string): Promise<string> {
@@ -96,17 +97,8 @@ Deno.test("relais on Node's fan-out ratios are taken run by run, only where it r
   assert.equal(sys.ratios["relais/socketio"], 1.5);
 });
 
-const PROFILE = {
-  quick: true,
-  runs: 1,
-  fanoutSizes: [1000],
-  fanoutKinds: { realtime: [1000], system: [], notification: [] },
-  idleSizes: [1000],
-  latencyUsers: 1000,
-  audienceUsers: 1000,
-  stormUsers: 1000,
-} as unknown as Profile;
-const MACHINE = { openFileLimit: 20_000 } as Machine;
+const PROFILE = benchProfile();
+const MACHINE = BENCH_MACHINE;
 
 Deno.test("the targets hold relais on Node's fan-out and idle memory against Socket.IO", () => {
   const fanout = {

@@ -1,18 +1,9 @@
 import assert from "node:assert/strict";
-import type { Profile } from "../../bench/_context.ts";
-import { type Machine, stormSection, targetRows } from "../../bench/_report.ts";
+import { stormSection, targetRows } from "../../bench/_report.ts";
+import { BENCH_MACHINE, benchProfile } from "../_support/bench_profile.ts";
 
-const PROFILE = {
-  quick: true,
-  runs: 3,
-  fanoutSizes: [1000],
-  fanoutKinds: { realtime: [1000], system: [], notification: [] },
-  idleSizes: [1000],
-  latencyUsers: 1000,
-  audienceUsers: 1000,
-  stormUsers: 5000,
-} as unknown as Profile;
-const MACHINE = { openFileLimit: 20_000 } as Machine;
+const PROFILE = benchProfile({ runs: 3, stormUsers: 5000 });
+const MACHINE = BENCH_MACHINE;
 
 const storm = {
   users: 5000,
