@@ -32,6 +32,47 @@ export interface Machine {
   relaisUncommittedFiles: number;
   /** Deno KV commits/s on the disk relais writes to (see {@linkcode probeKv}). */
   kvCommitsPerSecond?: KvProbe;
+  /** What one actor step costs here (see {@linkcode probeActorStep}). */
+  actorStep?: ActorStepProbe;
+}
+
+/** What `bench/actor_probe.ts` measures: µs per step, 10,000 actors. */
+export interface ActorStepProbe {
+  /** XState's smallest machine that takes an item (one action, one `assign`). */
+  smallestMicros: number;
+  /** relais's user machine with one connection. */
+  userMicros: number;
+}
+
+/**
+ * Runs `bench/actor_probe.ts` in a child process of its own: what one XState step costs on
+ * this machine, the least a fan-out adds per recipient to a bare server's work. Answers
+ * `undefined` when the probe fails (the report then gives no bound from it).
+ */
+export async function probeActorStep(rootPath: string): Promise<ActorStepProbe | undefined> {
+  try {
+    const out = await new Deno.Command("timeout", {
+      args: [
+        "-s",
+        "KILL",
+        "120",
+        Deno.execPath(),
+        "run",
+        "--config",
+        `${rootPath}/deno.json`,
+        `${rootPath}/bench/actor_probe.ts`,
+      ],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    if (!out.success) return undefined;
+    const probe = JSON.parse(new TextDecoder().decode(out.stdout)) as ActorStepProbe;
+    return Number.isFinite(probe.smallestMicros) && Number.isFinite(probe.userMicros)
+      ? probe
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 async function text(path: string): Promise<string> {
@@ -184,6 +225,34 @@ interface TargetRow {
   measured: string;
   gap: string;
   met: boolean | undefined;
+  /** What bounds the figure, from measurements of the same run; absent when none is known. */
+  bound?: string;
+}
+
+/** KV values an online recipient of a NOTIFICATION costs: see {@linkcode notificationBound}. */
+export const NOTIFICATION_VALUES = 4;
+
+/**
+ * The most NOTIFICATION deliveries/s the store allows on this disk, even at the best rate
+ * Deno KV writes here (keys adjacent): each online recipient costs its stream item, its
+ * unread mark and its delivery record in the fan-out's commit, then the record again once
+ * delivered.
+ */
+export function notificationBound(kv: KvProbe | undefined): number | undefined {
+  return kv?.adjacentMutations ? kv.adjacentMutations / NOTIFICATION_VALUES : undefined;
+}
+
+/**
+ * What one actor step per recipient allows against the bare server, in CPU per delivery:
+ * the bare server's own plus one step of XState's smallest machine, as a multiple of the
+ * bare server's (the goal of 0.9× its rate asks for at most 1/0.9 of its CPU per delivery).
+ */
+function stepBound(bareMicros: unknown, step: ActorStepProbe | undefined): string | undefined {
+  if (!step || typeof bareMicros !== "number" || !(bareMicros > 0)) return undefined;
+  const least = bareMicros + step.smallestMicros;
+  return `one actor step per recipient: ≥ ${fmt(least / bareMicros)}× the bare server's CPU ` +
+    `per delivery (${fmt(bareMicros)} + ${fmt(step.smallestMicros)} µs for XState's smallest ` +
+    `machine; relais's user machine ${fmt(step.userMicros)} µs); 0.9× its rate asks ≤ 1.11×`;
 }
 
 /** A "≥ goal×" row from a ratio (undefined when not measured). */
@@ -245,6 +314,10 @@ export function targetRows(
           goal,
         );
         if (!s) row.measured = fanNote(kind);
+        const bound = key === "relais/bare"
+          ? stepBound(s?.serverCpuMicrosPerDelivery?.bare, machine.actorStep)
+          : undefined;
+        if (bound) row.bound = bound;
         rows.push(row);
       }
     }
@@ -257,6 +330,15 @@ export function targetRows(
     1.0,
   );
   if (!n) nRow.measured = fanNote("notification");
+  const storeCap = notificationBound(machine.kvCommitsPerSecond);
+  const sio = n?.deliveriesPerSecond?.socketio;
+  if (storeCap && typeof sio === "number" && sio > 0) {
+    const least = (storeCap * NOTIFICATION_VALUES) / (NOTIFICATION_VALUES - 1);
+    nRow.bound = `the store: ≤ ${fmt(storeCap / sio)}× (${NOTIFICATION_VALUES} KV values ` +
+      `per online recipient at ${fmt(machine.kvCommitsPerSecond!.adjacentMutations)} ` +
+      `mutations/s, keys adjacent: ≤ ${fmt(Math.round(storeCap))} deliveries/s; ` +
+      `${NOTIFICATION_VALUES - 1} without the record's second write: ≤ ${fmt(least / sio)}×)`;
+  }
   rows.push(nRow);
   // relais on Node against Socket.IO, both on Node, REALTIME at the same sizes as above.
   const nodeSizes = kindSizes("realtime").filter((s) => s >= 5000);
@@ -339,12 +421,21 @@ export function targetRows(
   });
 
   const chat = results.chat;
+  const scattered = machine.kvCommitsPerSecond?.scatteredMutations;
+  const members = chat?.members as number | undefined;
   rows.push({
     target: "Durable chat messages/s",
     goal: "≥ 3,000",
     measured: chat?.available ? fmt(chat.summary.messagesPerSecond) : notRun(chat),
     gap: chat?.available ? fmt(chat.summary.messagesPerSecond - 3000) : "–",
     met: chat?.available ? chat.summary.messagesPerSecond >= 3000 : undefined,
+    ...(scattered && members
+      ? {
+        bound: `the store: ≤ ${fmt(Math.round(scattered / messageKeys(members)))} messages/s (${
+          messageKeys(members)
+        } keys each at ${fmt(scattered)} mutations/s, one per user)`,
+      }
+      : {}),
   });
   rows.push(msRow(
     "Durable chat p99 send → receive",
@@ -369,6 +460,11 @@ export function targetRows(
       : notRun(storm),
     gap: stormOk ? `${fmt(ss.resumedMs - 1000)} ms` : "–",
     met: stormOk ? ss.resumedMs <= 1000 && ss.lost === 0 && ss.failed === 0 : undefined,
+    ...(storm?.bare?.medianMs === undefined ? {} : {
+      bound: `the runtime and the clients: a bare server welcomes the same reconnects in ${
+        fmt(storm.bare.medianMs)
+      } ms`,
+    }),
   });
 
   // Cluster: three relais nodes against three Socket.IO nodes, each trio on its own Redis.
@@ -905,11 +1001,14 @@ export async function writeReport(input: {
     "",
     "## Targets",
     "",
-    "Goals, not assertions: the gap is measured − goal.",
+    "Goals, not assertions: the gap is measured − goal. A bound is a limit measured in the " +
+    "same run that relais's figure cannot pass as relais is built (the machine table gives " +
+    "the probes): the store's write rate on this disk, one XState step per recipient (the " +
+    "design's rule), the bare server's own time.",
     "",
     table(
-      ["target", "goal", "measured", "gap", "status"],
-      targets.map((t) => [t.target, t.goal, t.measured, t.gap, status(t.met)]),
+      ["target", "goal", "measured", "gap", "status", "bound (this run)"],
+      targets.map((t) => [t.target, t.goal, t.measured, t.gap, status(t.met), t.bound ?? "–"]),
     ),
     "",
     "## Machine and versions",
@@ -933,6 +1032,12 @@ export async function writeReport(input: {
           ? `${fmt(machine.kvCommitsPerSecond.adjacentMutations)} / ${
             fmt(machine.kvCommitsPerSecond.scatteredMutations)
           }`
+          : "–",
+      ],
+      [
+        "XState step, µs (smallest machine / relais's user machine; 10,000 actors)",
+        machine.actorStep
+          ? `${fmt(machine.actorStep.smallestMicros)} / ${fmt(machine.actorStep.userMicros)}`
           : "–",
       ],
       ["ephemeral ports", machine.ephemeralPorts],

@@ -29,7 +29,7 @@ import {
   setCpuProfileDir,
   stopAllChildren,
 } from "./_procs.ts";
-import { collectMachine, probeKv, writeReport } from "./_report.ts";
+import { collectMachine, probeActorStep, probeKv, writeReport } from "./_report.ts";
 import { runAudience } from "./scenarios/audience.ts";
 import { runChat } from "./scenarios/chat.ts";
 import { CLUSTER_FULL, CLUSTER_QUICK, runCluster } from "./scenarios/cluster.ts";
@@ -278,6 +278,13 @@ async function main() {
     machine.kvCommitsPerSecond = await probeKv(tmp);
     log(
       `Deno KV on the data disk: ${machine.kvCommitsPerSecond.sequential} commits/s one at a time, ${machine.kvCommitsPerSecond.concurrent} 64 at a time; ${machine.kvCommitsPerSecond.adjacentMutations} adjacent / ${machine.kvCommitsPerSecond.scatteredMutations} per-user mutations/s`,
+    );
+    const step = await probeActorStep(rootPath);
+    if (step) machine.actorStep = step;
+    log(
+      step
+        ? `XState step: ${step.smallestMicros} µs (smallest machine), ${step.userMicros} µs (user machine)`
+        : "XState step probe failed: no bound from it in the report",
     );
     const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
     const serviceKey = `bench_${crypto.randomUUID().replaceAll("-", "")}`;

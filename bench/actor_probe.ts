@@ -1,0 +1,120 @@
+/**
+ * What one actor step costs on this machine, for the report's bounds: every item reaches a
+ * user through their actor (the design's rule), so a fan-out costs at least one XState step
+ * per recipient on top of what a bare server spends.
+ *
+ * Two machines, each as 10,000 actors sharing systems of 32 (as relais's user actors do),
+ * stepped by `items.deliver` events of one item: XState's smallest machine that takes an
+ * item (one state, one action, one `assign`), and relais's user machine with one
+ * connection (its effects replaced by counters). Prints the median µs per step of each as
+ * JSON. Run by `bench/run.ts` in a child process of its own: `deno run bench/actor_probe.ts`.
+ */
+
+import { type AnyActorRef, assign, createActor, fromCallback, setup } from "xstate";
+import { type Pacing, userMachine } from "../actors/user.machine.ts";
+
+/** Actors stepped per round. */
+const ACTORS = 10_000;
+/** Rounds measured; the median is kept. */
+const ROUNDS = 15;
+/** Events per actor per round. */
+const STEPS = 4;
+/** Pacing as the bench runs relais: the default windows, the push budget out of the way. */
+const PACING: Pacing = { lowWindowMs: 2000, pushBudget: 100_000, budgetWindowMs: 10_000 };
+
+/** XState's smallest machine that takes an item: one action and one `assign`. */
+const smallest = setup({
+  types: {
+    context: {} as { taken: number },
+    events: {} as { type: "items.deliver"; items: unknown[] },
+  },
+  actions: { send: (_, _items: unknown[]) => {} },
+}).createMachine({
+  context: { taken: 0 },
+  on: {
+    "items.deliver": {
+      actions: [
+        { type: "send", params: ({ event }) => event.items },
+        assign({ taken: ({ context }) => context.taken + 1 }),
+      ],
+    },
+  },
+});
+
+/** Hosts sharing one XState system among 32 children, as relais's user actors do. */
+function hosts() {
+  let host: AnyActorRef | undefined;
+  let hosted = 0;
+  return () => {
+    if (!host || hosted >= 32) {
+      host = createActor(fromCallback(() => {})).start();
+      hosted = 0;
+    }
+    hosted++;
+    return host;
+  };
+}
+
+/** Median µs per step of `actors`, each sent `items.deliver` events of one new item. */
+function measure(actors: AnyActorRef[]): number {
+  const frame = `{"type":"event","seq":0,"envelope":${
+    JSON.stringify({ payload: "x".repeat(160) })
+  }}`;
+  const perStep: number[] = [];
+  let seq = 0;
+  for (let round = 0; round < ROUNDS + 2; round++) {
+    const started = performance.now();
+    for (let k = 0; k < STEPS; k++) {
+      seq++;
+      const live = {
+        item: { seq, id: "probe", type: "REALTIME", durable: false, ack: false, at: Date.now() },
+        frame,
+        acceptedAt: Date.now(),
+        pace: "normal",
+      };
+      for (const actor of actors) actor.send({ type: "items.deliver", items: [live] });
+    }
+    // The first two rounds warm the code up.
+    if (round >= 2) perStep.push(((performance.now() - started) * 1000) / (STEPS * actors.length));
+  }
+  perStep.sort((a, b) => a - b);
+  return Math.round(perStep[Math.floor(perStep.length / 2)] * 100) / 100;
+}
+
+function smallestStep(): number {
+  const next = hosts();
+  const actors = Array.from(
+    { length: ACTORS },
+    (_, i) => createActor(smallest, { parent: next(), id: `smallest:${i}` }).start(),
+  );
+  return measure(actors);
+}
+
+function userStep(): number {
+  const next = hosts();
+  let sent = 0;
+  const machine = userMachine.provide({
+    actions: { sendItems: () => void sent++, announcePresence: () => {} },
+  });
+  const actors = Array.from({ length: ACTORS }, (_, i) => {
+    const actor = createActor(machine, {
+      parent: next(),
+      id: `user:probe-${i}`,
+      input: {
+        userId: `probe-${i}`,
+        pending: [],
+        ackBaseMs: 30_000,
+        idleMs: 3_600_000,
+        pacing: PACING,
+      },
+    }).start();
+    actor.send({ type: "conn.open", connId: `conn-${i}` });
+    return actor;
+  });
+  const micros = measure(actors);
+  if (sent === 0) throw new Error("The user machine sent nothing: the probe measured no step");
+  for (const actor of actors) actor.send({ type: "user.stop" });
+  return micros;
+}
+
+console.log(JSON.stringify({ smallestMicros: smallestStep(), userMicros: userStep() }));

@@ -1,0 +1,93 @@
+/** The report's bounds: limits measured in the same run that a target's figure cannot pass. */
+
+import assert from "node:assert/strict";
+import { type Machine, probeActorStep, targetRows } from "../../bench/_report.ts";
+import { BENCH_MACHINE, benchProfile } from "../_support/bench_profile.ts";
+
+const PROFILE = benchProfile({
+  fanoutSizes: [10_000],
+  fanoutKinds: { realtime: [10_000], system: [], notification: [10_000] },
+});
+
+const MACHINE: Machine = {
+  ...BENCH_MACHINE,
+  kvCommitsPerSecond: {
+    sequential: 1500,
+    concurrent: 3000,
+    adjacentMutations: 72_000,
+    scatteredMutations: 16_000,
+  },
+  actorStep: { smallestMicros: 4, userMicros: 6.5 },
+};
+
+/** A fan-out summary row of `kind` at 10,000 users. */
+const summary = (kind: string, relais: number, socketio: number, bareCpu: number) => ({
+  kind,
+  size: 10_000,
+  deliveriesPerSecond: { relais, bare: 50_000, socketio },
+  ratios: { "relais/socketio": relais / socketio, "relais/bare": relais / 50_000 },
+  serverCpuMicrosPerDelivery: { relais: 50, bare: bareCpu, socketio: 25 },
+  lastDeliveryMs: {},
+  lost: 0,
+});
+
+const fanout = {
+  summary: [summary("realtime", 20_000, 30_000, 16), summary("notification", 9000, 36_000, 20)],
+  runs: [],
+  rss: [],
+};
+
+const rowOf = (rows: ReturnType<typeof targetRows>, start: string) =>
+  rows.find((r) => r.target.startsWith(start))!;
+
+Deno.test("the NOTIFICATION target is bounded by what the store writes per recipient", () => {
+  const rows = targetRows(PROFILE, MACHINE, { fanout });
+  const row = rowOf(rows, "Fan-out NOTIFICATION (durable) → USER list vs Socket.IO");
+  // 72,000 mutations/s ÷ 4 values = 18,000 deliveries/s, half Socket.IO's 36,000.
+  assert.equal(
+    row.bound,
+    "the store: ≤ 0.5× (4 KV values per online recipient at 72,000 mutations/s, keys adjacent: " +
+      "≤ 18,000 deliveries/s; 3 without the record's second write: ≤ 0.667×)",
+  );
+  const without = targetRows(PROFILE, { ...MACHINE, kvCommitsPerSecond: undefined }, { fanout });
+  assert.equal(rowOf(without, "Fan-out NOTIFICATION").bound, undefined, "no probe, no bound");
+});
+
+Deno.test("the fan-out against the bare server is bounded by one actor step per recipient", () => {
+  const rows = targetRows(PROFILE, MACHINE, { fanout });
+  const bare = rowOf(rows, "Fan-out REALTIME → USER list vs bare WebSocket (10,000 users)");
+  // (16 + 4) ÷ 16 = 1.25× the bare server's CPU per delivery, against the 1.11× 0.9× allows.
+  assert.match(bare.bound!, /^one actor step per recipient: ≥ 1\.25× the bare server's CPU/);
+  assert.match(
+    bare.bound!,
+    /\(16 \+ 4 µs for XState's smallest machine; relais's user machine 6\.5 µs\)/,
+  );
+  const sio = rowOf(rows, "Fan-out REALTIME → USER list vs Socket.IO (10,000 users)");
+  assert.equal(sio.bound, undefined, "no bound is claimed against Socket.IO");
+});
+
+Deno.test("the chat target gives what the store allows per message", () => {
+  const chat = {
+    available: true,
+    members: 3,
+    conversations: 100,
+    summary: { messagesPerSecond: 1700, p99: 150 },
+  };
+  const row = rowOf(targetRows(PROFILE, MACHINE, { chat }), "Durable chat messages/s");
+  // 3 members: a record, a client id and 3 items = 5 keys; 16,000 ÷ 5 = 3,200 messages/s.
+  assert.equal(
+    row.bound,
+    "the store: ≤ 3,200 messages/s (5 keys each at 16,000 mutations/s, one per user)",
+  );
+});
+
+Deno.test("the actor step probe measures both machines on this machine", async () => {
+  const root = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(/\/$/, "");
+  const probe = await probeActorStep(root);
+  assert.ok(probe, "the probe ran");
+  assert.ok(probe.smallestMicros > 0 && probe.userMicros > 0);
+  assert.ok(
+    probe.userMicros > probe.smallestMicros,
+    "relais's user machine does more per step than the smallest one",
+  );
+});
