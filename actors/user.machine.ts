@@ -40,7 +40,7 @@ import {
   type UserEvent,
   type UserInput,
 } from "./user.context.ts";
-import { deliverItems, isLow, NO_FOLD, opensTimers, pace, windowOver } from "./user.pacing.ts";
+import { deliverItems, NO_FOLD, opensTimers, pace, windowOver } from "./user.pacing.ts";
 import {
   afterRedelivery,
   nextDueAt,
@@ -127,6 +127,7 @@ export const userMachine = setup({
     ) => {},
     /** Groups, folds, counts and tracks a batch of new items (see `pace`). */
     deliverItems: assign(({ context, event }) => deliverItems(context, itemsOf(event))),
+
     /**
      * Opens the timers a batch starts: the end of a LOW group it opens, and the end of
      * the budget window when it folds the window's first item (a window with nothing
@@ -135,14 +136,17 @@ export const userMachine = setup({
      */
     openWindows: enqueueActions(({ context, event, enqueue }) => {
       const items = itemsOf(event);
-      if (context.lowBuffer.length === 0 && items.some((l) => isLow(context, l))) {
+      const now = Date.now();
+      const paced = pace(context, items, now);
+      // A new group: none was waiting, or the one waiting just went out.
+      const fresh = context.lowBuffer.length === 0 || paced.flushLow.length > 0;
+      if (fresh && paced.low.length > 0) {
         enqueue.raise({ type: "lowWindow" }, {
           id: "lowWindow",
           delay: context.pacing.lowWindowMs,
         });
       }
-      const now = Date.now();
-      if (context.folded.count === 0 && pace(context, items, now).fold.length > 0) {
+      if (context.folded.count === 0 && paced.fold.length > 0) {
         const since = context.budgetSince === undefined || windowOver(context, now)
           ? now
           : context.budgetSince;
@@ -239,6 +243,20 @@ export const userMachine = setup({
       {
         guard: "opensTimers",
         actions: [
+          // What was held back goes out before the batch's items go out over it (see
+          // `pace`): the LOW items waiting, as one batch (their group's timer ends with
+          // them), and the summary of what the budget folded so far.
+          enqueueActions(({ context, event, enqueue }) => {
+            const { flushLow, summary } = pace(context, itemsOf(event), Date.now());
+            const { userId, connIds: connections } = context;
+            if (flushLow.length > 0) {
+              enqueue.cancel("lowWindow");
+              enqueue({ type: "sendBatch", params: { userId, connections, items: flushLow } });
+            }
+            if (summary) {
+              enqueue({ type: "sendSummary", params: { userId, connections, ...summary } });
+            }
+          }),
           { type: "sendItems", params: sendNow },
           "openWindows",
           "deliverItems",

@@ -27,23 +27,43 @@ export const windowOver = (c: UserContext, now: number): boolean =>
   c.budgetSince !== undefined && c.folded.count === 0 &&
   now >= c.budgetSince + c.pacing.budgetWindowMs;
 
+/** How a batch of new items is paced (see {@linkcode pace}). */
+export interface Paced {
+  /** Items that go out now. */
+  send: LiveItem[];
+  /** LOW items that wait for their group's window. */
+  low: LiveItem[];
+  /** Items folded into the budget window's summary. */
+  fold: LiveItem[];
+  /** Pushes counted in the budget window after the batch. */
+  pushed: number;
+  /**
+   * The LOW group waiting, which goes out as one batch before what is sent now: it
+   * precedes the batch in the stream.
+   */
+  flushLow: LiveItem[];
+  /** The summary of what the budget held back, told before what is sent now. */
+  summary?: UserContext["folded"];
+}
+
 /**
  * How a batch of new items is paced, item by item in order: LOW ones wait for their group,
  * those past the push budget are folded into the window's summary, the rest go out now
  * (critical ones bypass the budget but count against it). Pushes only count while someone
  * is connected to see them.
+ *
+ * Nothing goes out over an item held back before it: a client's stream position is the
+ * highest seq it got, so an item below it that it never got would be missed for good if it
+ * left before the hold ended. The LOW group waiting goes first, as one batch, and the
+ * batch's own LOW items before one that goes out go with it, in order; the summary of what
+ * the budget folded so far goes first too (and again, whole, at the end of the window).
  */
-export function pace(c: UserContext, items: LiveItem[], now: number): {
-  send: LiveItem[];
-  low: LiveItem[];
-  fold: LiveItem[];
-  pushed: number;
-} {
+export function pace(c: UserContext, items: LiveItem[], now: number): Paced {
   const connected = hasConnections(c);
   let pushed = windowOver(c, now) ? 0 : c.pushed;
-  // Most batches go out whole: nothing LOW, and within what is left of the budget.
+  // Most batches go out whole: nothing LOW, nothing held, within what is left of the budget.
   if (
-    (!connected || pushed + items.length <= c.pacing.pushBudget) &&
+    (!connected || (pushed + items.length <= c.pacing.pushBudget && c.lowBuffer.length === 0)) &&
     (c.pacing.lowWindowMs <= 0 || !items.some((l) => l.pace === "low"))
   ) {
     return {
@@ -51,10 +71,11 @@ export function pace(c: UserContext, items: LiveItem[], now: number): {
       low: NONE,
       fold: NONE,
       pushed: connected ? pushed + items.length : pushed,
+      flushLow: NONE,
     };
   }
   const send: LiveItem[] = [];
-  const low: LiveItem[] = [];
+  let low: LiveItem[] = [];
   const fold: LiveItem[] = [];
   for (const live of items) {
     if (isLow(c, live)) low.push(live);
@@ -65,13 +86,43 @@ export function pace(c: UserContext, items: LiveItem[], now: number): {
       if (connected) pushed++;
     }
   }
-  return { send, low, fold, pushed };
+  if (!connected || send.length === 0) return { send, low, fold, pushed, flushLow: NONE };
+  const top = Math.max(...send.map((l) => l.item.seq));
+  const below = (l: LiveItem) => l.item.seq < top;
+  let sent = send;
+  if (low.some(below)) {
+    // The batch's LOW items before one that goes out go with it, in order.
+    sent = items.filter((l) => send.includes(l) || (low.includes(l) && below(l)));
+    pushed += sent.length - send.length;
+    low = low.filter((l) => !below(l));
+  }
+  const folded = fold.filter(below);
+  return {
+    send: sent,
+    low,
+    fold,
+    pushed,
+    // The group waiting is older than anything in the batch.
+    flushLow: c.lowBuffer,
+    ...(c.folded.count > 0 || folded.length > 0 ? { summary: foldInto(c.folded, folded) } : {}),
+  };
+}
+
+/** The summary `folded` becomes with `items` folded into it. */
+function foldInto(folded: UserContext["folded"], items: LiveItem[]): UserContext["folded"] {
+  let { count, firstSeq, lastSeq } = folded;
+  for (const { item: { seq } } of items) {
+    firstSeq = count === 0 ? seq : Math.min(firstSeq, seq);
+    lastSeq = count === 0 ? seq : Math.max(lastSeq, seq);
+    count++;
+  }
+  return { count, firstSeq, lastSeq };
 }
 
 /** The context after a batch of new items: grouped, folded, counted and tracked. */
 export function deliverItems(c: UserContext, items: LiveItem[]): Partial<UserContext> {
   const now = Date.now();
-  const { low, fold, pushed } = pace(c, items, now);
+  const { low, fold, pushed, flushLow } = pace(c, items, now);
   const connected = hasConnections(c);
   let lastSeqSent = c.lastSeqSent;
   let pending: Record<number, PendingAck> | undefined;
@@ -87,19 +138,15 @@ export function deliverItems(c: UserContext, items: LiveItem[]): Partial<UserCon
   }
   const next: Partial<UserContext> = { lastSeqSent };
   if (pending) next.pending = pending;
-  if (low.length > 0) {
+  if (flushLow.length > 0) {
+    // The group went out: what is left of the batch's LOW items starts the next one.
+    next.lowBuffer = low;
+    next.lowSince = low.length > 0 ? now : undefined;
+  } else if (low.length > 0) {
     next.lowBuffer = [...c.lowBuffer, ...low];
     if (c.lowBuffer.length === 0) next.lowSince = now;
   }
-  if (fold.length > 0) {
-    let { count, firstSeq, lastSeq } = c.folded;
-    for (const { item: { seq } } of fold) {
-      firstSeq = count === 0 ? seq : Math.min(firstSeq, seq);
-      lastSeq = count === 0 ? seq : Math.max(lastSeq, seq);
-      count++;
-    }
-    next.folded = { count, firstSeq, lastSeq };
-  }
+  if (fold.length > 0) next.folded = foldInto(c.folded, fold);
   if (pushed !== c.pushed) next.pushed = pushed;
   const fresh = c.budgetSince === undefined || windowOver(c, now);
   if (fresh && (pushed > 0 || fold.length > 0)) next.budgetSince = now;
@@ -107,14 +154,20 @@ export function deliverItems(c: UserContext, items: LiveItem[]): Partial<UserCon
 }
 
 /**
- * Whether a batch of new items opens a timer: it moves the redelivery schedule, starts a
- * LOW group, or folds the first item of a budget window (whose end sends the summary).
+ * Whether a batch of new items opens a timer or sends what was held: it moves the
+ * redelivery schedule, starts a LOW group, folds the first item of a budget window (whose
+ * end sends the summary), or goes out over held items (which then go first).
  */
 export function opensTimers(c: UserContext, items: LiveItem[]): boolean {
   const connected = hasConnections(c);
   for (const live of items) {
     if (connected && (live.pending || live.item.ack)) return true;
     if (c.lowBuffer.length === 0 && isLow(c, live)) return true;
+  }
+  // Something held back goes out first (and a LOW group's timer may end with it).
+  if (connected && (c.lowBuffer.length > 0 || c.folded.count > 0)) {
+    const paced = pace(c, items, Date.now());
+    if (paced.flushLow.length > 0 || paced.summary) return true;
   }
   if (!connected || c.folded.count > 0) return false;
   // Nothing can fold while the batch fits in what is left of the budget (the common case:

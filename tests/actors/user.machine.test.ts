@@ -143,24 +143,48 @@ Deno.test("user actor sends a batch of new items to every connection in one step
   actor.stop();
 });
 
-Deno.test("user actor groups LOW items of a batch into one frame at the end of the window", () => {
+Deno.test("user actor groups LOW items into one frame at the end of the window", () => {
   const clock = new SimulatedClock();
   const { actor, deliver, sent, batches } = harness({
     clock,
     pacing: { lowWindowMs: 100, pushBudget: 100, budgetWindowMs: 60_000 },
   });
   actor.send({ type: "conn.open", connId: "a" });
-  deliver(live(1, { pace: "low" }), live(2), live(3, { pace: "low" }));
-  assert.deepEqual(sent.map((s) => s.seqs), [[2]]);
+  deliver(live(1, { pace: "low" }), live(2, { pace: "low" }));
+  assert.deepEqual(sent.map((s) => s.seqs), [[]]);
   assert.equal(waitingOn(actor.getSnapshot(), "lowWindow"), true);
   const timer = userTimers(actor.getSnapshot()).find((t) => t.id === "lowWindow");
   assert.equal(timer?.dueAt, actor.getSnapshot().context.lowSince! + 100);
-  deliver(live(4, { pace: "low" }));
+  deliver(live(3, { pace: "low" }));
   clock.increment(99);
   assert.deepEqual(batches, []);
   clock.increment(1);
-  assert.deepEqual(batches, [[1, 3, 4]]);
+  assert.deepEqual(batches, [[1, 2, 3]]);
   assert.equal(waitingOn(actor.getSnapshot(), "lowWindow"), false);
+  assert.deepEqual(actor.getSnapshot().context.lowBuffer, []);
+  actor.stop();
+});
+
+Deno.test("user actor sends the LOW group waiting before an item that goes out over it", () => {
+  const clock = new SimulatedClock();
+  const { actor, deliver, sent, batches } = harness({
+    clock,
+    pacing: { lowWindowMs: 100, pushBudget: 100, budgetWindowMs: 60_000 },
+  });
+  actor.send({ type: "conn.open", connId: "a" });
+  deliver(live(1, { pace: "low" }));
+  clock.increment(40);
+  // 3 goes out: the group waiting (1) goes first, the batch's LOW item before 3 (2) with
+  // it, in order; 4, after it, starts the next group, with a window of its own.
+  deliver(live(2, { pace: "low" }), live(3), live(4, { pace: "low" }));
+  assert.deepEqual(batches, [[1]]);
+  assert.deepEqual(sent.at(-1)!.seqs, [2, 3]);
+  assert.deepEqual(actor.getSnapshot().context.lowBuffer.map((l) => l.item.seq), [4]);
+  assert.equal(waitingOn(actor.getSnapshot(), "lowWindow"), true);
+  clock.increment(60);
+  assert.deepEqual(batches, [[1]], "the first group's timer ended with it");
+  clock.increment(40);
+  assert.deepEqual(batches, [[1], [4]]);
   assert.deepEqual(actor.getSnapshot().context.lowBuffer, []);
   actor.stop();
 });
@@ -173,12 +197,17 @@ Deno.test("user actor folds pushes past its budget into one summary, critical it
   });
   actor.send({ type: "conn.open", connId: "a" });
   deliver(live(1), live(2), live(3), live(4, { pace: "critical" }));
+  // The critical item goes out over the folded one: its summary goes first.
+  assert.deepEqual(summaries, [{ count: 1, firstSeq: 3, lastSeq: 3 }]);
   deliver(live(5));
   assert.deepEqual(sent.map((s) => s.seqs), [[1, 2, 4], []]);
   assert.deepEqual(actor.getSnapshot().context.folded, { count: 2, firstSeq: 3, lastSeq: 5 });
   assert.equal(waitingOn(actor.getSnapshot(), "budgetWindow"), true);
   clock.increment(1000);
-  assert.deepEqual(summaries, [{ count: 2, firstSeq: 3, lastSeq: 5 }]);
+  assert.deepEqual(summaries, [
+    { count: 1, firstSeq: 3, lastSeq: 3 },
+    { count: 2, firstSeq: 3, lastSeq: 5 },
+  ]);
   assert.equal(waitingOn(actor.getSnapshot(), "budgetWindow"), false);
   assert.equal(actor.getSnapshot().context.pushed, 0);
   // A new window: pushes go out again.

@@ -76,18 +76,55 @@ Deno.test("LOW items within a short window reach the user as one batch frame", a
     const normal = envelope(["yanis"]);
     await server.publish(normal);
 
-    // The NORMAL item is not held back by the LOW group.
-    const first = await client.next((f) => f.type === "event" || f.type === "batch");
-    assert.equal(first.type, "event");
-    assert.equal(first.envelope.metadata.id, idOf(normal));
-    const batch = await client.next((f) => f.type === "batch", 5000);
+    // The NORMAL item is not held back by the LOW group, nor does it go out over it: the
+    // group goes first, as one batch.
+    const batch = await client.next((f) => f.type === "event" || f.type === "batch");
+    assert.equal(batch.type, "batch");
     assert.deepEqual(
       batch.items.map((f: { envelope: { metadata: { id: string } } }) => f.envelope.metadata.id),
       sent.map(idOf),
     );
     assert.deepEqual(batch.items.map((f: { seq: number }) => f.seq), [1, 2, 3, 4, 5]);
+    const next = await client.next((f) => f.type === "event" || f.type === "batch");
+    assert.equal(next.type, "event");
+    assert.equal(next.envelope.metadata.id, idOf(normal));
     assert.deepEqual(
       await client.settled((f) => f.type === "event" || f.type === "batch"),
+      [],
+    );
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("a LOW item goes out before a later one: a client that leaves within its window misses nothing", async () => {
+  const server = await startServer({ RELAIS_LOW_WINDOW_MS: "300" });
+  try {
+    const first = await server.login("yanis");
+    const low = envelope(["yanis"], { metadata: { priority: "LOW" } });
+    await server.publish(low);
+    const normal = envelope(["yanis"]);
+    await server.publish(normal);
+    const got = await first.client.before(
+      (f) => f.type === "event",
+      (f) => f.type === "batch",
+    );
+    assert.deepEqual(
+      got.flatMap((b) =>
+        b.items.map((f: { envelope: { metadata: { id: string } } }) => f.envelope.metadata.id)
+      ),
+      [idOf(low)],
+      "the LOW item came before the later one",
+    );
+    const position = first.client.received.find((f) => f.type === "event")!;
+    assert.equal(position.envelope.metadata.id, idOf(normal));
+    // The client leaves, and comes back once the LOW window has ended, at its position.
+    await first.client.close();
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const again = await server.login("yanis", { after: position.seq, epoch: first.welcome.epoch });
+    assert.equal(again.welcome.recovered, true);
+    assert.deepEqual(
+      await again.client.settled((f) => f.type === "event" || f.type === "batch", 500),
       [],
     );
   } finally {
@@ -106,16 +143,21 @@ Deno.test("the push budget folds the excess into one summary frame; critical ite
     const critical = envelope(["emma"], { metadata: { priority: "HIGH", source: "platform" } });
     await server.publish(critical);
 
-    // The summary comes at the window's end: every push, folded or not, is before it.
+    // The critical item goes out over the folded ones: their summary goes first, so that a
+    // client that leaves before the window's end still knows of them; then again at its end.
     const pushed = await client.before(
       (f) => f.type === "summary",
       (f) => f.type === "event",
       5000,
     );
-    assert.deepEqual(pushed.map((f) => f.seq), [1, 2, 3, 9]);
-    assert.equal(pushed[3].envelope.metadata.id, idOf(critical));
+    assert.deepEqual(pushed.map((f) => f.seq), [1, 2, 3]);
     const summary = client.received.find((f) => f.type === "summary");
     assert.deepEqual(summary, { type: "summary", count: 5, first_seq: 4, last_seq: 8 });
+    const next = await client.next((f) => f.type === "event" || f.type === "summary");
+    assert.equal(next.seq, 9);
+    assert.equal(next.envelope.metadata.id, idOf(critical));
+    const end = await client.next((f) => f.type === "summary", 5000);
+    assert.deepEqual(end, summary, "the window's end tells it whole");
 
     // A new window: pushes flow again, and nothing folded was lost from the stream.
     await server.publish(envelope(["emma"]));
