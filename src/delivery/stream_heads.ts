@@ -33,9 +33,12 @@ export const RECENT_ITEMS = 100;
  * How long an item waits for a seq before it that is not settled. A write normally lands
  * within milliseconds; one whose answer was lost (its writer failed after committing)
  * must not hold the user's later items for long: past this, they go on, and the late one
- * goes out whenever it settles, out of order (its client also finds it stored).
+ * goes out whenever it settles, out of order. A client away then resumes past it: its
+ * resume says `recovered: false` (see `recent`), and it finds the item stored.
  */
 export const STALL_MS = 2_000;
+/** Late items a head remembers for its resumes, at most (the oldest go first). */
+export const LATE_MARKS = 32;
 
 /** An ephemeral item of the recent window. */
 export interface RecentItem {
@@ -131,6 +134,13 @@ interface Head extends HeadPosition {
   window: { item: StreamItem; json?: string; frame?: string }[];
   /** Every ephemeral item from this seq on is still in the window. */
   floor: number;
+  /**
+   * Items passed on below the released seq (a stalled write that landed after the items
+   * behind it went on), each with the released seq then: a client whose position lies
+   * between them may have been away when it went out (made when first needed, the last
+   * {@linkcode LATE_MARKS} kept).
+   */
+  late: { seq: number; upTo: number }[] | undefined;
   closed: boolean;
 }
 
@@ -176,6 +186,7 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
       renewing: undefined,
       window: [],
       floor: start,
+      late: undefined,
       closed: false,
     };
     heads.set(user, head);
@@ -331,7 +342,15 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
     // Not (or no longer) the head's: stored before it, or settled after it ended.
     if (!head || seq < head.start || seq <= head.released) {
       // A following head read everything up to `released` into the replay: no repeat.
-      if (live && !(head && follow)) deps.release(user, live);
+      if (live && !(head && follow)) {
+        // Out of order, below what clients have seen: a client away now will resume past it.
+        if (head) {
+          const late = head.late ??= [];
+          late.push({ seq, upTo: head.released });
+          if (late.length > LATE_MARKS) late.shift();
+        }
+        deps.release(user, live);
+      }
       return;
     }
     if (seq === head.released + 1) {
@@ -389,8 +408,10 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
         });
       }
       // Complete while no ephemeral item after `after` left the window (the window holds
-      // all of this head's from `floor` on, and there were none before `start`).
-      return { items, complete: head.floor <= Math.max(after + 1, head.start) };
+      // all of this head's from `floor` on, and there were none before `start`), and no
+      // item went out late, below a position the client may have reached before it did.
+      const missedLate = head.late?.some((m) => m.seq <= after && after <= m.upTo) ?? false;
+      return { items, complete: head.floor <= Math.max(after + 1, head.start) && !missedLate };
     },
     epochOf: (user) => follow?.epoch() ?? heads.get(user)?.epoch ?? idleEpoch,
     size: () => heads.size,

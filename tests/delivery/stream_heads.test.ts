@@ -158,6 +158,14 @@ Deno.test("an item stuck behind a seq that never settles goes on after the stall
   // The stalled write that finally lands still goes out (its client has it in the store).
   heads.settle("camille", lost, live(lost));
   assert.deepEqual(passed, [next, lost]);
+  // A client that got `next` and was away when `lost` went out cannot count on its resume;
+  // one from before `lost` reads it from the store, and one past what went out since can.
+  assert.equal(heads.recent("camille", next)!.complete, false);
+  assert.equal(heads.recent("camille", lost)!.complete, false);
+  assert.equal(heads.recent("camille", lost - 1)!.complete, true);
+  const later = heads.take("camille") as number;
+  heads.settle("camille", later, live(later));
+  assert.equal(heads.recent("camille", later)!.complete, true);
 });
 
 Deno.test("a take while the head is opening waits for its range", async () => {
