@@ -127,7 +127,6 @@ export const userMachine = setup({
     ) => {},
     /** Groups, folds, counts and tracks a batch of new items (see `pace`). */
     deliverItems: assign(({ context, event }) => deliverItems(context, itemsOf(event))),
-
     /**
      * Opens the timers a batch starts: the end of a LOW group it opens, and the end of
      * the budget window when it folds the window's first item (a window with nothing
