@@ -229,18 +229,17 @@ interface TargetRow {
   bound?: string;
 }
 
-/** KV values an online recipient of a NOTIFICATION costs: see {@linkcode notificationBound}. */
-export const NOTIFICATION_VALUES = 4;
-
 /**
- * The most NOTIFICATION deliveries/s the store allows on this disk, even at the best rate
- * Deno KV writes here (keys adjacent): each online recipient costs its stream item, its
- * unread mark and its delivery record in the fan-out's commit, then the record again once
- * delivered.
+ * KV values an online recipient of a NOTIFICATION costs: its stream item, its unread mark
+ * and its delivery record in the fan-out's commit, then the record again once delivered.
  */
-export function notificationBound(kv: KvProbe | undefined): number | undefined {
-  return kv?.adjacentMutations ? kv.adjacentMutations / NOTIFICATION_VALUES : undefined;
-}
+const NOTIFICATION_VALUES = 4;
+
+/** Keys a durable message to `members` writes at least: its record, its client id, an item each. */
+const messageKeys = (members: number) => 2 + members;
+
+/** The most durable chat messages/s the store allows at `scattered` per-user mutations/s. */
+const chatCap = (scattered: number, members: number) => scattered / messageKeys(members);
 
 /**
  * What one actor step per recipient allows against the bare server, in CPU per delivery:
@@ -330,14 +329,17 @@ export function targetRows(
     1.0,
   );
   if (!n) nRow.measured = fanNote("notification");
-  const storeCap = notificationBound(machine.kvCommitsPerSecond);
+  // What the store allows, even at the best rate Deno KV writes on this disk (keys adjacent).
+  const adjacent = machine.kvCommitsPerSecond?.adjacentMutations;
   const sio = n?.deliveriesPerSecond?.socketio;
-  if (storeCap && typeof sio === "number" && sio > 0) {
-    const least = (storeCap * NOTIFICATION_VALUES) / (NOTIFICATION_VALUES - 1);
-    nRow.bound = `the store: ≤ ${fmt(storeCap / sio)}× (${NOTIFICATION_VALUES} KV values ` +
-      `per online recipient at ${fmt(machine.kvCommitsPerSecond!.adjacentMutations)} ` +
-      `mutations/s, keys adjacent: ≤ ${fmt(Math.round(storeCap))} deliveries/s; ` +
-      `${NOTIFICATION_VALUES - 1} without the record's second write: ≤ ${fmt(least / sio)}×)`;
+  if (adjacent && typeof sio === "number" && sio > 0) {
+    const cap = (values: number) => adjacent / values;
+    nRow.bound = `the store: ≤ ${fmt(cap(NOTIFICATION_VALUES) / sio)}× (${NOTIFICATION_VALUES} ` +
+      `KV values per online recipient at ${fmt(adjacent)} mutations/s, keys adjacent: ≤ ${
+        fmt(Math.round(cap(NOTIFICATION_VALUES)))
+      } deliveries/s; ${NOTIFICATION_VALUES - 1} without the record's second write: ≤ ${
+        fmt(cap(NOTIFICATION_VALUES - 1) / sio)
+      }×)`;
   }
   rows.push(nRow);
   // relais on Node against Socket.IO, both on Node, REALTIME at the same sizes as above.
@@ -431,7 +433,7 @@ export function targetRows(
     met: chat?.available ? chat.summary.messagesPerSecond >= 3000 : undefined,
     ...(scattered && members
       ? {
-        bound: `the store: ≤ ${fmt(Math.round(scattered / messageKeys(members)))} messages/s (${
+        bound: `the store: ≤ ${fmt(Math.round(chatCap(scattered, members)))} messages/s (${
           messageKeys(members)
         } keys each at ${fmt(scattered)} mutations/s, one per user)`,
       }
@@ -820,9 +822,6 @@ function audienceSection(r: Any): string {
   ].join("\n");
 }
 
-/** Keys a durable message to `members` writes at least: its record, its client id, an item each. */
-const messageKeys = (members: number) => 2 + members;
-
 function chatSection(r: Any, kv: KvProbe | undefined): string {
   if (!r) return "Not run.";
   if (r.error) return `Failed: ${r.error}`;
@@ -837,13 +836,13 @@ function chatSection(r: Any, kv: KvProbe | undefined): string {
       } mutations/s on this disk (${
         fmt(kv.adjacentMutations)
       }/s when keys follow one another; see the machine table), so the store alone would cap durable chat near ${
-        fmt(Math.round(kv.scatteredMutations / messageKeys(r.members)))
+        fmt(Math.round(chatCap(kv.scatteredMutations, r.members)))
       } messages/s, and a closed loop of ${
         fmt(r.conversations * WINDOW)
       } messages in flight at that rate waits ${
         fmt(
           Math.round(
-            (r.conversations * WINDOW * 1000) / (kv.scatteredMutations / messageKeys(r.members)),
+            (r.conversations * WINDOW * 1000) / chatCap(kv.scatteredMutations, r.members),
           ),
         )
       } ms on average.`,
