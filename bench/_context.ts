@@ -262,7 +262,9 @@ export async function startServer(
     const dataDir = `${ctx.tmp}/relais-node-${++serial}`;
     await Deno.mkdir(dataDir, { recursive: true });
     // As `deno task start:node` runs it: `node dist/node/relais.mjs`, from the checkout.
-    child = await spawnChild("relais-node", entry.node, [entry.bundle], {
+    const profiles = cpuProfileDir();
+    const flags = profiles ? ["--cpu-prof", `--cpu-prof-dir=${profiles}`] : [];
+    child = await spawnChild("relais-node", entry.node, [...flags, entry.bundle], {
       cwd: ctx.rootPath,
       env: { NODE_ENV: "production", ...relaisEnv(ctx, dataDir, env) },
     });
