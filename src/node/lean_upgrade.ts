@@ -12,7 +12,7 @@
  * So the helper is not given the request's context but a view of the three things it
  * reads (`@hono/node-ws` 1.3.1: `req.header("upgrade")` first, `env` for the Node request
  * and its connection mark, `req.url` once the socket opens). The view reads headers from
- * the context until the socket opens, then lets go of it and of the Node request. The
+ * the request until the socket opens, then lets go of it and of the Node request. The
  * socket's events are made from the request's own context, as Hono's helpers make them.
  */
 
@@ -26,16 +26,17 @@ interface NodeBindings {
 }
 
 /** The part of a request's context the upgrade helper reads. */
-export interface UpgradeView {
+interface UpgradeView {
   env: unknown;
   req: { url: string; header(name: string): string | undefined };
 }
 
 /**
- * A view of `c` for the upgrade helper, and `release`, which lets go of `c` and of the
- * Node request and response in its bindings (the helper read them once, at the upgrade).
+ * A view of `c` for the upgrade helper, and `release`, which lets go of `c`'s request and
+ * of the Node request and response in its bindings (the helper read them once, at the
+ * upgrade).
  */
-export function upgradeView(c: Context): { view: UpgradeView; release(): void } {
+function upgradeView(c: Context): { view: UpgradeView; release(): void } {
   let request: Context["req"] | undefined = c.req;
   const view: UpgradeView = {
     env: c.env,
