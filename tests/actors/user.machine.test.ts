@@ -143,13 +143,19 @@ Deno.test("user actor sends a batch of new items to every connection in one step
   actor.stop();
 });
 
-Deno.test("user actor groups LOW items into one frame at the end of the window", () => {
+/** A connected user whose LOW items are grouped for 100 ms, on a simulated clock. */
+function lowGrouping() {
   const clock = new SimulatedClock();
-  const { actor, deliver, sent, batches } = harness({
+  const h = harness({
     clock,
     pacing: { lowWindowMs: 100, pushBudget: 100, budgetWindowMs: 60_000 },
   });
-  actor.send({ type: "conn.open", connId: "a" });
+  h.actor.send({ type: "conn.open", connId: "a" });
+  return { clock, ...h };
+}
+
+Deno.test("user actor groups LOW items into one frame at the end of the window", () => {
+  const { clock, actor, deliver, sent, batches } = lowGrouping();
   deliver(live(1, { pace: "low" }), live(2, { pace: "low" }));
   assert.deepEqual(sent.map((s) => s.seqs), [[]]);
   assert.equal(waitingOn(actor.getSnapshot(), "lowWindow"), true);
@@ -166,12 +172,7 @@ Deno.test("user actor groups LOW items into one frame at the end of the window",
 });
 
 Deno.test("user actor sends the LOW group waiting before an item that goes out over it", () => {
-  const clock = new SimulatedClock();
-  const { actor, deliver, sent, batches } = harness({
-    clock,
-    pacing: { lowWindowMs: 100, pushBudget: 100, budgetWindowMs: 60_000 },
-  });
-  actor.send({ type: "conn.open", connId: "a" });
+  const { clock, actor, deliver, sent, batches } = lowGrouping();
   deliver(live(1, { pace: "low" }));
   clock.increment(40);
   // 3 goes out: the group waiting (1) goes first, the batch's LOW item before 3 (2) with
