@@ -59,6 +59,12 @@ export interface ActorKindOptions extends Supervision {
   stop?(actor: AnyActorRef): void;
   /** The timers a snapshot of this kind is waiting on, derived from its state and context. */
   timers?(snapshot: { value: unknown; context: unknown }): ActorTimer[];
+  /**
+   * Told when an actor of this kind ends: `failed` when it failed (whether or not it is
+   * rebuilt), otherwise when it reached its final state or was stopped. The registry's own
+   * subscription tells it: a second one would cost every actor another observer.
+   */
+  ended?(id: string, failed: boolean): void;
 }
 
 /** Options of {@linkcode createRegistry}. */
@@ -222,15 +228,32 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
     }
   }
 
+  /** Tells the kind's `ended`; this runs inside XState's reporting, so nothing escapes. */
+  function tellEnded(kind: ActorKind, id: string, failed: boolean) {
+    const ended = spawners.get(kind)?.options.ended;
+    if (!ended) return;
+    try {
+      ended(id, failed);
+    } catch (e) {
+      try {
+        log.error("Actor end handler failed", { kind, id: clip(id), error: describe(e) });
+      } catch { /* nothing left to report to */ }
+    }
+  }
+
   /** Subscribes to the actor's end and failures, then starts it. */
   function supervise(kind: ActorKind, id: string, actor: AnyActorRef): AnyActorRef {
     let started = false;
     // No `next`: snapshots are read when needed. The error observer is required (an
     // observer without one makes XState rethrow the error).
     actor.subscribe({
-      error: (error) => failed(kind, id, actor, error, started),
+      error: (error) => {
+        tellEnded(kind, id, true);
+        failed(kind, id, actor, error, started);
+      },
       // A final state reached (passivation) or a stop: forget it, unless already replaced.
       complete: () => {
+        tellEnded(kind, id, false);
         if (live.get(kind)!.get(id) === actor) live.get(kind)!.delete(id);
       },
     });

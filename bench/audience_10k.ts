@@ -6,7 +6,7 @@
  *   deno run -A bench/audience_10k.ts [members=10000] [runs=3]
  */
 
-import { upgradeWebSocket } from "hono/deno";
+import { upgradeWebSocket } from "../src/deno/upgrade.ts";
 import { createAdapters } from "../src/app/adapters.ts";
 import { createApp } from "../src/app/app.ts";
 import { loadConfig } from "../src/config.ts";

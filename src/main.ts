@@ -1,9 +1,10 @@
 /**
- * The Deno entry point: relais on `Deno.serve`, `Deno.openKv` and `hono/deno`'s WebSocket
- * upgrade (the start-up itself is `start.ts`, shared with the Node entry point).
+ * The Deno entry point: relais on `Deno.serve`, `Deno.openKv` and `Deno.upgradeWebSocket`
+ * (through `deno/upgrade.ts`; the start-up itself is `start.ts`, shared with the Node entry
+ * point).
  */
 
-import { upgradeWebSocket } from "hono/deno";
+import { upgradeWebSocket } from "./deno/upgrade.ts";
 import { start } from "./start.ts";
 
 if (import.meta.main) {

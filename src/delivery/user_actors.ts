@@ -257,17 +257,6 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
     for (const conn of hub.ofUser(userId)) {
       actor.send({ type: "conn.open", connId: conn.id } satisfies UserEvent);
     }
-    // The head ends with the actor: passivated, stopped, or failed with nobody to rebuild
-    // it for (a connected user's actor is rebuilt at once and keeps the head).
-    if (deps.heads) {
-      const heads = deps.heads;
-      actor.subscribe({
-        complete: () => heads.close(userId),
-        error: () => {
-          if (hub.ofUser(userId).length === 0) heads.close(userId);
-        },
-      });
-    }
     // The registry starts it once it listens for its failures.
     return actor;
   }, {
@@ -277,6 +266,12 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
     // A child actor ends through its own final state.
     stop: (actor) => actor.send({ type: "user.stop" } satisfies UserEvent),
     timers: (snapshot) => userTimers(snapshot as { value: unknown; context: UserContext }),
+    // The head ends with the actor: passivated, stopped, or failed with nobody to rebuild
+    // it for (a connected user's actor is rebuilt at once and keeps the head).
+    ended: (userId, failed) => {
+      if (!deps.heads) return;
+      if (!failed || hub.ofUser(userId).length === 0) deps.heads.close(userId);
+    },
   });
 
   // Items waiting for the end of the turn, by user, in arrival order.

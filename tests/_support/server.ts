@@ -1,6 +1,6 @@
 /** A whole relais on a random loopback port, on in-memory or file KV, for end-to-end tests. */
 
-import { upgradeWebSocket } from "hono/deno";
+import { upgradeWebSocket } from "../../src/deno/upgrade.ts";
 import { createAdapters } from "../../src/app/adapters.ts";
 import { type AppDeps, createApp, type Relais } from "../../src/app/app.ts";
 import { loadConfig } from "../../src/config.ts";

@@ -254,3 +254,36 @@ Deno.test("an actor reaching its final state is forgotten, and a kind may say ho
     registry.stopAll();
   }
 });
+
+Deno.test("a kind is told when its actors end, failed or done, and a handler that throws changes nothing", async () => {
+  const registry = createRegistry();
+  const told: string[] = [];
+  registry.define("user", (id) => Promise.resolve(createActor(ending, { input: { id } })), {
+    ended(id, failed) {
+      told.push(`${id} ${failed ? "failed" : "done"}`);
+      if (id === "thrower") throw new Error("The end handler broke");
+    },
+  });
+  registry.define(
+    "conversation",
+    (id) => Promise.resolve(createActor(machine, { input: { id } })),
+    {
+      ended: (id, failed) => told.push(`${id} ${failed ? "failed" : "done"}`),
+    },
+  );
+  try {
+    (await registry.get("user", "passive")).send({ type: "done" });
+    (await registry.get("user", "thrower")).send({ type: "done" });
+    // A handler that throws changes nothing: the actor is forgotten all the same.
+    assert.equal(registry.has("user", "thrower"), false);
+    (await registry.get("conversation", "broken")).send({ type: "boom" });
+    assert.deepEqual(told, [
+      "passive done",
+      "thrower done",
+      "broken failed",
+    ]);
+    assert.equal(registry.has("conversation", "broken"), false);
+  } finally {
+    registry.stopAll();
+  }
+});

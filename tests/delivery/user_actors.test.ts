@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { type AnyActorRef, SimulatedClock, waitFor } from "xstate";
 import { createRegistry } from "../../actors/registry.ts";
+import { createStreamHeads } from "../../src/delivery/stream_heads.ts";
 import type { LiveItem, UserContext } from "../../actors/user.machine.ts";
 import type { DeliveryRecorder } from "../../src/delivery/recorder.ts";
 import {
@@ -244,6 +245,56 @@ Deno.test("a connected user's failing actor is rebuilt at once with its connecti
     // Rebuilt from the store: the pending ack it held, plus the items since.
     assert.deepEqual(Object.keys(context.pending).map(Number), [1, 3, 4]);
     assert.deepEqual(loads, ["u", "v", "u"]);
+    assert.deepEqual(errors, []);
+  } finally {
+    registry.stopAll();
+  }
+});
+
+Deno.test("a user's stream head ends with their actor, but not when a connected user's failed actor is rebuilt", async () => {
+  const registry = createRegistry();
+  const hub = createHub();
+  const store = createMemoryStore({ recentWindowMs: 60_000 });
+  const errors: string[] = [];
+  const heads = createStreamHeads({
+    store,
+    release: () => {},
+    recentWindowMs: 60_000,
+    onError: (message) => errors.push(message),
+  });
+  defineUserActors({
+    registry,
+    store,
+    heads,
+    hub,
+    metrics: createMetrics({ defaultMetrics: false }),
+    recorder: { add() {}, flush: () => Promise.resolve(), close: () => Promise.resolve() },
+    ackBaseMs: 60_000,
+    idleMs: 60_000,
+    onError: (message) => errors.push(message),
+  });
+  try {
+    // Stopped (as when it passivates): its head goes with it.
+    await registry.get("user", "done");
+    assert.equal(heads.has("done"), true);
+    registry.stop("user", "done");
+    assert.equal(heads.has("done"), false);
+
+    // Failed with nobody connected: not rebuilt, and its head ends.
+    const alone = await registry.get("user", "fail-alone");
+    // An item without its payload makes the machine throw.
+    alone.send({ type: "items.deliver" } as never);
+    assert.equal(alone.getSnapshot().status, "error");
+    assert.equal(heads.has("fail-alone"), false);
+
+    // Failed with a connection open: rebuilt at once, and the head (its epoch) is kept.
+    hub.add("c1", "fail-connected", { transport: "ws", send() {}, close() {} });
+    const connected = await registry.get("user", "fail-connected");
+    const epoch = heads.position("fail-connected")!.epoch;
+    connected.send({ type: "items.deliver" } as never);
+    assert.equal(connected.getSnapshot().status, "error");
+    assert.equal(heads.has("fail-connected"), true);
+    assert.equal(heads.position("fail-connected")!.epoch, epoch);
     assert.deepEqual(errors, []);
   } finally {
     registry.stopAll();
