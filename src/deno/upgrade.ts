@@ -29,7 +29,8 @@ const EVENTS = ["open", "message", "close", "error"] as const;
 class DenoSocket {
   readonly raw: WebSocket;
   readonly url = null;
-  events: WSEvents<WebSocket>;
+  readonly events: WSEvents<WebSocket>;
+  /** The context the events are given, made once this object (its init) exists. */
   context: WSContext<WebSocket> | undefined = undefined;
 
   constructor(raw: WebSocket, events: WSEvents<WebSocket>) {

@@ -3,9 +3,9 @@
 import assert from "node:assert/strict";
 import { type AnyActorRef, SimulatedClock, waitFor } from "xstate";
 import { createRegistry } from "../../actors/registry.ts";
-import { createStreamHeads } from "../../src/delivery/stream_heads.ts";
 import type { LiveItem, UserContext } from "../../actors/user.machine.ts";
 import type { DeliveryRecorder } from "../../src/delivery/recorder.ts";
+import { createStreamHeads } from "../../src/delivery/stream_heads.ts";
 import {
   type ActorClock,
   defineUserActors,
