@@ -1,7 +1,16 @@
-/** The KV job fan-out reads the next batch's seqs ahead, during the current commit. */
+/**
+ * The KV job fan-out reads the next batch's seqs ahead, during the current commit, and
+ * writes a large audience in lanes side by side.
+ */
 
 import assert from "node:assert/strict";
-import { FANOUT_BATCH_MAX } from "../../src/store/kv/fanout.ts";
+import {
+  FANOUT_BATCH_MAX,
+  FANOUT_LANES,
+  type Job,
+  LANE_TARGETS_MIN,
+  laneKey,
+} from "../../src/store/kv/fanout.ts";
 import { kvBudgetsOf } from "../../src/store/kv/limits.ts";
 import { createKvStore } from "../../src/store/kv_store.ts";
 import { hookedGetMany } from "../_support/reading_kv.ts";
@@ -76,5 +85,103 @@ Deno.test("kv store fan-out hands on every committed batch, also when a later re
     for (const user of targets) {
       assert.equal(await store.lastSeq(user), handed.has(user) ? 1 : 0, user);
     }
+  });
+});
+
+/** Every key under `prefix`, as written. */
+async function listed<T>(kv: Deno.Kv, prefix: Deno.KvKey): Promise<Deno.KvEntry<T>[]> {
+  return await Array.fromAsync(kv.list<T>({ prefix }));
+}
+
+/** The lanes of event `id`'s job, in lane order, as stored. */
+const lanesOf = (kv: Deno.Kv, id: string) =>
+  kv.getMany<Job[]>(Array.from({ length: FANOUT_LANES }, (_, lane) => laneKey(id, lane)));
+
+Deno.test("kv store fan-out writes a large audience in lanes side by side, every target once", async () => {
+  await withStore(async (store, raw) => {
+    const targets = users(FANOUT_LANES * LANE_TARGETS_MIN + 7);
+    const e = makeEnvelope();
+    const id = e.metadata.id;
+    await store.createEvent(e, targets, result(e, targets.length));
+    const lanes = await lanesOf(raw, id);
+    assert.deepEqual(lanes.map((l) => [l.value?.chunk, l.value?.lanes]), [[0, 2], [1, 2]]);
+    assert.ok(lanes[0].value!.chunks >= FANOUT_LANES);
+    assert.deepEqual(await store.unfinishedFanouts(), [id], "one job, whatever its lanes");
+    const chunks = await listed<string[]>(raw, ["job_targets", id]);
+    const laneOf = new Map(
+      chunks.flatMap((c) => c.value.map((user) => [user, Number(c.key.at(-1)) % FANOUT_LANES])),
+    );
+
+    const batches: FanoutBatch[] = [];
+    await store.runFanout(id, (batch) => void batches.push(batch));
+    const items = batches.flatMap((b) => b.items);
+    assert.equal(items.length, targets.length);
+    assert.equal(new Set(items.map((i) => i.user)).size, targets.length);
+    assert.ok(items.every((i) => i.item.seq === 1));
+    // Side by side: the second lane's first batch lands before the first lane's last one.
+    const lanesOfBatches = batches.map((b) => new Set(b.items.map((i) => laneOf.get(i.user))));
+    assert.ok(lanesOfBatches.every((of) => of.size === 1), "a batch is of one lane");
+    const lastOfFirst = lanesOfBatches.findLastIndex((of) => of.has(0));
+    const firstOfSecond = lanesOfBatches.findIndex((of) => of.has(1));
+    assert.ok(firstOfSecond >= 0 && firstOfSecond < lastOfFirst, "the lanes overlap");
+    // Ended once, in one commit: no lane, no target chunk left, the event done.
+    assert.deepEqual((await lanesOf(raw, id)).map((l) => l.value), [null, null]);
+    assert.deepEqual(await listed(raw, ["job_targets", id]), []);
+    assert.equal((await store.getStatus(id))?.fan_out, "done");
+    assert.deepEqual(await store.unfinishedFanouts(), []);
+  });
+});
+
+Deno.test("kv store fan-out resumes the lanes left behind; one past its chunks waits for them", async () => {
+  await withStore(async (store, raw) => {
+    const targets = users(FANOUT_LANES * LANE_TARGETS_MIN);
+    const e = makeEnvelope();
+    const id = e.metadata.id;
+    await store.createEvent(e, targets, result(e, targets.length));
+    // As a process killed midway leaves it: the first lane past its last chunk (its
+    // targets written), the second not started.
+    const [first] = await lanesOf(raw, id);
+    await raw.set(laneKey(id, 0), { ...first.value!, chunk: first.value!.chunks, offset: 0 });
+    const chunks = await listed<string[]>(raw, ["job_targets", id]);
+    const ofLane = (lane: number) =>
+      chunks.filter((c) => Number(c.key.at(-1)) % FANOUT_LANES === lane).flatMap((c) => c.value);
+
+    const handed: string[] = [];
+    await store.runFanout(id, (batch) => handed.push(...batch.items.map((i) => i.user)));
+    assert.deepEqual(handed.toSorted(), ofLane(1).toSorted(), "the second lane's targets only");
+    for (const user of ofLane(0).slice(0, 20)) assert.equal(await store.lastSeq(user), 0, user);
+    for (const user of ofLane(1).slice(0, 20)) assert.equal(await store.lastSeq(user), 1, user);
+    assert.deepEqual((await lanesOf(raw, id)).map((l) => l.value), [null, null]);
+    assert.equal((await store.getStatus(id))?.fan_out, "done");
+  });
+});
+
+Deno.test("kv store fan-out: two runners of a job in lanes write every target exactly once", async () => {
+  await withStore(async (store, raw) => {
+    const targets = users(FANOUT_LANES * LANE_TARGETS_MIN);
+    const e = makeEnvelope();
+    const id = e.metadata.id;
+    await store.createEvent(e, targets, result(e, targets.length));
+    const other = createKvStore(raw, { recentWindowMs: 60_000 });
+    const handed: string[] = [];
+    const onBatch = (batch: FanoutBatch) => handed.push(...batch.items.map((i) => i.user));
+    await Promise.all([store.runFanout(id, onBatch), other.runFanout(id, onBatch)]);
+    assert.deepEqual(handed.toSorted(), targets.toSorted());
+    for (const user of [targets[0], targets[1500], targets.at(-1)!]) {
+      assert.equal(await store.lastSeq(user), 1, user);
+    }
+    assert.deepEqual((await lanesOf(raw, id)).map((l) => l.value), [null, null]);
+    assert.equal((await store.getStatus(id))?.fan_out, "done");
+  });
+});
+
+Deno.test("kv store fan-out runs a smaller audience in one lane", async () => {
+  await withStore(async (store, raw) => {
+    const targets = users(2 * LANE_TARGETS_MIN - 1);
+    const e = makeEnvelope();
+    await store.createEvent(e, targets, result(e, targets.length));
+    const lanes = await lanesOf(raw, e.metadata.id);
+    assert.equal(lanes[0].value?.lanes, undefined);
+    assert.equal(lanes[1].value, null);
   });
 });

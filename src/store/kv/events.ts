@@ -36,6 +36,8 @@ import {
   FANOUT_BATCH,
   FANOUT_BATCH_WIDE,
   type Job,
+  laneKey,
+  lanesFor,
   olderUnread,
 } from "./fanout.ts";
 
@@ -165,8 +167,18 @@ export function createKvEventStore(
     return envelope;
   }
 
-  async function writeTargets(id: string, targets: string[], token: string): Promise<number> {
-    const chunks = chunkByChars(targets, TARGET_CHUNK_CHARS);
+  /**
+   * Stores the target list in chunks, at least one per lane (a lane writes whole chunks);
+   * answers how many.
+   */
+  async function writeTargets(
+    id: string,
+    targets: string[],
+    token: string,
+    lanes: number,
+  ): Promise<number> {
+    const chars = targets.reduce((sum, target) => sum + target.length + 4, 0);
+    const chunks = chunkByChars(targets, Math.min(TARGET_CHUNK_CHARS, Math.ceil(chars / lanes)));
     for (const group of chunk(chunks.map((c, i) => [i, c] as const), 20)) {
       const op = kv.atomic();
       for (const [i, ids] of group) op.set(keys.jobTargetsKey(id, i, token), ids);
@@ -231,14 +243,23 @@ export function createKvEventStore(
     // (another service's, or another audience) cannot overwrite the list the winner's
     // job reads.
     const token = crypto.randomUUID();
-    const targetChunks = targets.length > 0 ? await writeTargets(id, targets, token) : 0;
+    const targetChunks = await writeTargets(id, targets, token, lanesFor(targets.length));
+    const lanes = Math.min(lanesFor(targets.length), targetChunks);
     const op = kv.atomic().check({ key: keys.eventKey(id), versionstamp: null })
       .set(keys.eventKey(id), event);
     bodyChunks.forEach((part, i) => op.set(keys.eventBodyKey(id, i), part));
-    if (targets.length > 0) {
+    // One key per lane: lane k starts at chunk k.
+    for (let lane = 0; lane < lanes; lane++) {
       op.set(
-        keys.jobKey(id),
-        { id, chunks: targetChunks, chunk: 0, offset: 0, targets: token } satisfies Job,
+        laneKey(id, lane),
+        {
+          id,
+          chunks: targetChunks,
+          chunk: lane,
+          offset: 0,
+          targets: token,
+          ...(lanes > 1 ? { lanes } : {}),
+        } satisfies Job,
       );
     }
     const res = await op.commit();

@@ -1,7 +1,8 @@
 /**
  * The fan-out of an event: one stream item per target, written with everything that goes
  * with it, either in the publish's own commit or by a job in batches that survives a
- * crash.
+ * crash. A large audience's job runs in lanes side by side, each over its own target
+ * chunks, ended together by one commit.
  */
 
 import * as keys from "../keys.ts";
@@ -17,7 +18,7 @@ import type {
   TargetPlan,
   TargetRecord,
 } from "../store.ts";
-import { MAX_RETRIES, retryPause } from "./_commit.ts";
+import { deleteAll, MAX_RETRIES, retryPause } from "./_commit.ts";
 import { kvBudgetsOf } from "./limits.ts";
 import { collapses, dropSeqs, isInboxItem, takeSeqs, targetItem } from "../items.ts";
 import type { CollapseMark, UnreadMark } from "./_items.ts";
@@ -40,7 +41,21 @@ export const FANOUT_BATCH_WIDE = 40;
  */
 export const FANOUT_BATCH_MAX = 500;
 
-/** A pending fan-out job: where its runner is in the target chunks. */
+/**
+ * Most lanes of one fan-out job: parts of the audience written side by side, so that one
+ * lane's commit is under way while another builds its next batch or hands its last one on.
+ */
+export const FANOUT_LANES = 2;
+/** Targets a lane takes at least: a smaller audience runs in one lane. */
+export const LANE_TARGETS_MIN = 1000;
+
+/**
+ * A pending fan-out job, or one lane of it: where its runner is in the target chunks.
+ *
+ * A job of several lanes has one key per lane ({@linkcode laneKey}); lane `k` writes the
+ * chunks `k`, `k + lanes`, … and, past its last one, stays with `chunk >= chunks` until
+ * every lane is there: one commit then ends them all and the event's fan-out.
+ */
 export interface Job {
   id: string;
   chunks: number;
@@ -48,7 +63,17 @@ export interface Job {
   offset: number;
   /** The token its target chunks are stored under; absent on jobs written before tokens. */
   targets?: string;
+  /** How many lanes the job runs in; absent: one (jobs written before lanes, small ones). */
+  lanes?: number;
 }
+
+/** The key of lane `lane` of event `id`'s job: the first lane's is the job's own key. */
+export const laneKey = (id: string, lane: number): Deno.KvKey =>
+  lane === 0 ? keys.jobKey(id) : [...keys.jobKey(id), lane];
+
+/** How many lanes a job of `targets` users runs in. */
+export const lanesFor = (targets: number): number =>
+  Math.max(1, Math.min(FANOUT_LANES, Math.floor(targets / LANE_TARGETS_MIN)));
 
 /** One target of a fan-out commit: its seq, its plan and the item it replaces. */
 export interface TargetWrite {
@@ -169,6 +194,12 @@ export async function olderUnread(
   });
 }
 
+/** Which lane of how many a run writes. */
+interface Lane {
+  lane: number;
+  lanes: number;
+}
+
 /** The next batch of a fan-out job, prepared while the current one commits. */
 interface Ahead {
   users: string[];
@@ -187,24 +218,76 @@ export function createKvFanout(
     onBatch: (batch: FanoutBatch) => void,
     fanoutOptions: SeqOptions & { plan?: FanoutPlanner } = {},
   ) {
+    const [first, read] = await Promise.all([
+      kv.get<Job>(keys.jobKey(id)),
+      kv.get<EventRecord>(keys.eventKey(id)),
+    ]);
+    const event = read.value;
+    if (!first.value || !event) return;
+    const lanes = first.value.lanes ?? 1;
+    const run = (lane: number) => runLane(event, { lane, lanes }, onBatch, fanoutOptions);
+    if (lanes === 1) return await run(0);
+    const runs = await Promise.allSettled(Array.from({ length: lanes }, (_, lane) => run(lane)));
+    const failed = runs.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    await endLanes(event, first.value);
+  }
+
+  /** Runs one lane of a job to its end (a job of one lane, to the end of the fan-out). */
+  async function runLane(
+    event: EventRecord,
+    lane: Lane,
+    onBatch: (batch: FanoutBatch) => void,
+    fanoutOptions: SeqOptions & { plan?: FanoutPlanner },
+  ) {
     // Seqs taken from heads and not written yet, by user: kept across conflicts, so that
     // a retry writes at the same seqs, and given back when the run ends without them.
     const taken = new Map<string, number>();
     try {
-      await fanOut(id, onBatch, { ...fanoutOptions, taken });
+      await fanOut(event, lane, onBatch, { ...fanoutOptions, taken });
     } finally {
       dropSeqs(fanoutOptions.seqs, taken);
     }
   }
 
+  /**
+   * Ends a job of several lanes once each is past its last chunk. The target chunks go
+   * first (no lane reads them again); then one commit deletes every lane and ends the
+   * event's fan-out, checked against the lanes as read: a runner overlapping this one may
+   * have ended it already.
+   */
+  async function endLanes(event: EventRecord, job: Job) {
+    const { id } = event;
+    const lanes = job.lanes ?? 1;
+    await deleteAll(
+      kv,
+      Array.from({ length: job.chunks }, (_, i) => keys.jobTargetsKey(id, i, job.targets)),
+    );
+    for (let retries = 0;; retries++) {
+      const entries = await kv.getMany<Job[]>(
+        Array.from({ length: lanes }, (_, lane) => laneKey(id, lane)),
+      );
+      if (entries.every((entry) => entry.value === null)) return;
+      const behind = entries.findIndex((entry) => entry.value && entry.value.chunk < job.chunks);
+      if (behind >= 0) throw new Error(`Fan-out of event "${id}" left lane ${behind} unfinished`);
+      const op = kv.atomic();
+      for (const entry of entries) op.check(entry).delete(entry.key);
+      op.set(keys.eventKey(id), { ...event, fanningOut: false });
+      if ((await op.commit()).ok) return;
+      if (retries >= MAX_RETRIES) throw new Error(`Fan-out of event "${id}" keeps conflicting`);
+      await retryPause(retries);
+    }
+  }
+
   async function fanOut(
-    id: string,
+    event: EventRecord,
+    { lane, lanes }: Lane,
     onBatch: (batch: FanoutBatch) => void,
     fanoutOptions: SeqOptions & { plan?: FanoutPlanner; taken: Map<string, number> },
   ) {
     const { seqs: source, plan, taken } = fanoutOptions;
-    const event = (await kv.get<EventRecord>(keys.eventKey(id))).value;
-    if (!event) return;
+    const { id } = event;
+    const key = laneKey(id, lane);
     const collapsing = collapses(event);
     // What one target writes at most: its item, delivery record, unread mark, stored seq
     // (without a head), pending ack, mail task, collapse replacement; and checks: its
@@ -276,10 +359,11 @@ export function createKvFanout(
     };
     try {
       while (true) {
-        const jobEntry = known ?? await kv.get<Job>(keys.jobKey(id));
+        const jobEntry = known ?? await kv.get<Job>(key);
         known = undefined;
         const job = jobEntry.value;
-        if (!job) return;
+        // Ended, or (a lane) past its last chunk, waiting for the others.
+        if (!job || job.chunk >= job.chunks) return;
         if (targets?.index !== job.chunk) {
           const ids = prefetched?.ids && prefetched.at === `${job.chunk}:${job.offset}`
             ? await prefetched.ids
@@ -335,17 +419,22 @@ export function createKvFanout(
           );
         });
         let next = { ...job, offset: job.offset + users.length };
-        if (next.offset >= targets.ids.length) next = { ...next, chunk: job.chunk + 1, offset: 0 };
+        if (next.offset >= targets.ids.length) {
+          next = { ...next, chunk: job.chunk + lanes, offset: 0 };
+        }
         const done = next.chunk >= job.chunks;
-        if (done) {
-          op.delete(keys.jobKey(id));
+        // The last batch of a lane of several leaves it past its last chunk: the lanes end
+        // together, in `endLanes`.
+        const ends = done && lanes === 1;
+        if (ends) {
+          op.delete(key);
           for (let i = 0; i < job.chunks; i++) op.delete(keys.jobTargetsKey(id, i, job.targets));
           op.set(keys.eventKey(id), { ...event, fanningOut: false });
         } else {
-          op.set(keys.jobKey(id), next);
+          op.set(key, next);
           // Without collapse reads to interleave, read ahead: the next batch's seqs and plan,
           // and at the end of a chunk the next chunk's ids first.
-          if (!collapsing) {
+          if (!done && !collapsing) {
             const at = `${next.chunk}:${next.offset}`;
             if (next.chunk === job.chunk) {
               const ahead = targets.ids.slice(next.offset, next.offset + batchSize);
@@ -386,9 +475,9 @@ export function createKvFanout(
         retries = 0;
         // Written: these seqs are the batch's now, handed back with it.
         for (const user of users) taken.delete(user);
-        if (!done) known = { key: keys.jobKey(id), value: next, versionstamp: res.versionstamp };
+        if (!done) known = { key, value: next, versionstamp: res.versionstamp };
         landed = {
-          event: done ? { ...event, fanningOut: false } : event,
+          event: ends ? { ...event, fanningOut: false } : event,
           items,
           version: res.versionstamp,
         };
@@ -402,9 +491,10 @@ export function createKvFanout(
   }
 
   async function unfinishedFanouts(): Promise<string[]> {
-    const ids: string[] = [];
-    for await (const entry of kv.list<Job>({ prefix: keys.jobPrefix() })) ids.push(entry.value.id);
-    return ids;
+    // A job of several lanes has a key per lane.
+    const ids = new Set<string>();
+    for await (const entry of kv.list<Job>({ prefix: keys.jobPrefix() })) ids.add(entry.value.id);
+    return [...ids];
   }
 
   return { runFanout, unfinishedFanouts };
