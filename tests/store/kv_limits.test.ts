@@ -9,7 +9,7 @@ import { Buffer } from "node:buffer";
 import { deserialize, serialize } from "node:v8";
 import { createKvStore } from "../../src/store/kv_store.ts";
 import * as keys from "../../src/store/keys.ts";
-import { FANOUT_BATCH_MAX } from "../../src/store/kv/fanout.ts";
+import { FANOUT_BATCH_MAX, LANE_TARGETS_MIN, laneKey } from "../../src/store/kv/fanout.ts";
 import {
   KV_LIMITS,
   kvBudgetsOf,
@@ -185,3 +185,22 @@ Deno.test("the redis kv writes plain values as v8 serializes them, and reads the
     assert.deepEqual(decodeStored(stored).value, deserialize(serialize(value)));
   }
 });
+
+redisTest(
+  "a fan-out job of 2,000 users on the redis kv runs in two lanes, every target once",
+  async (kv) => {
+    const store = createKvStore(kv, { recentWindowMs: 60_000 });
+    const targets = users(2 * LANE_TARGETS_MIN);
+    const e = makeEnvelope("REALTIME");
+    await store.createEvent(e, targets, result(e, targets.length));
+    const second = await kv.get<{ lanes?: number }>(laneKey(e.metadata.id, 1));
+    assert.equal(second.value?.lanes, 2, "a second lane");
+    const batches: FanoutBatch[] = [];
+    await store.runFanout(e.metadata.id, (batch) => void batches.push(batch));
+    const written = batches.flatMap((b) => b.items.map((i) => i.user));
+    assert.deepEqual(written.sort(), [...targets].sort(), "every target once");
+    for (const batch of batches) for (const { item } of batch.items) assert.equal(item.seq, 1);
+    assert.deepEqual(await Array.fromAsync(kv.list({ prefix: keys.jobPrefix() })), []);
+    assert.equal((await store.getStatus(e.metadata.id))?.fan_out, "done");
+  },
+);
