@@ -439,12 +439,24 @@ export function targetRows(
       }
       : {}),
   });
-  rows.push(msRow(
+  const chatP99 = msRow(
     "Durable chat p99 send → receive",
     chat?.available ? chat.summary.p99 : undefined,
     50,
     notRun(chat),
-  ));
+  );
+  const inFlight = typeof chat?.conversations === "number" ? chat.conversations * WINDOW : 0;
+  if (scattered && members && inFlight > 0) {
+    // Little's law: a closed loop of `inFlight` messages at most at the store's rate waits at
+    // least inFlight ÷ rate on average, and at the throughput goal inFlight ÷ 3,000.
+    const cap = chatCap(scattered, members);
+    chatP99.bound = `the store and the loop: ${fmt(inFlight)} messages in flight at ≤ ${
+      fmt(Math.round(cap))
+    } messages/s wait ≥ ${fmt(Math.round((inFlight * 1000) / cap))} ms on average (at 3,000/s, ${
+      fmt(Math.round((inFlight * 1000) / 3000))
+    } ms)`;
+  }
+  rows.push(chatP99);
 
   const storm = results.storm;
   const stormUsers = storm?.users ?? profile.stormUsers;

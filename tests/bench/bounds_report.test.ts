@@ -79,6 +79,18 @@ Deno.test("the chat target gives what the store allows per message", () => {
     row.bound,
     "the store: ≤ 3,200 messages/s (5 keys each at 16,000 mutations/s, one per user)",
   );
+  // 200 messages in flight (100 senders, 2 each): ≥ 200 ÷ 3,200/s = 63 ms on average.
+  const p99 = rowOf(targetRows(PROFILE, MACHINE, { chat }), "Durable chat p99");
+  assert.equal(
+    p99.bound,
+    "the store and the loop: 200 messages in flight at ≤ 3,200 messages/s wait ≥ 63 ms on " +
+      "average (at 3,000/s, 67 ms)",
+  );
+  const probeless = { ...MACHINE, kvCommitsPerSecond: undefined };
+  assert.equal(
+    rowOf(targetRows(PROFILE, probeless, { chat }), "Durable chat p99").bound,
+    undefined,
+  );
 });
 
 Deno.test("the actor step probe measures both machines on this machine", async () => {
