@@ -243,8 +243,9 @@ export function createKvEventStore(
     // (another service's, or another audience) cannot overwrite the list the winner's
     // job reads.
     const token = crypto.randomUUID();
-    const targetChunks = await writeTargets(id, targets, token, lanesFor(targets.length));
-    const lanes = Math.min(lanesFor(targets.length), targetChunks);
+    const wanted = lanesFor(targets.length);
+    const targetChunks = await writeTargets(id, targets, token, wanted);
+    const lanes = Math.min(wanted, targetChunks);
     const op = kv.atomic().check({ key: keys.eventKey(id), versionstamp: null })
       .set(keys.eventKey(id), event);
     bodyChunks.forEach((part, i) => op.set(keys.eventBodyKey(id, i), part));
