@@ -42,6 +42,8 @@ export interface ActorStepProbe {
   smallestMicros: number;
   /** relais's user machine with one connection. */
   userMicros: number;
+  /** Heap bytes an idle actor of the smallest machine holds (with `--expose-gc` only). */
+  smallestBytes?: number;
 }
 
 /**
@@ -58,6 +60,7 @@ export async function probeActorStep(rootPath: string): Promise<ActorStepProbe |
         "120",
         Deno.execPath(),
         "run",
+        "--v8-flags=--expose-gc",
         "--config",
         `${rootPath}/deno.json`,
         `${rootPath}/bench/actor_probe.ts`,
@@ -242,6 +245,18 @@ const messageKeys = (members: number) => 2 + members;
 const chatCap = (scattered: number, members: number) => scattered / messageKeys(members);
 
 /**
+ * The idle-memory bound: every connected user has an actor (the design's rule), and XState's
+ * smallest one holds `actorBytes` of heap idle, against the 0.1× of the bare server's
+ * per-user RSS that 1.1× leaves for everything relais adds.
+ */
+function actorMemoryBound(actorBytes: number, bareBytes: number): string {
+  const leaves = 0.1 * bareBytes;
+  return `one actor per user: XState's smallest holds ${kb(actorBytes)} KB of heap idle, ${
+    fmt(actorBytes / leaves)
+  }× the ${kb(leaves)} KB that 1.1× bare leaves for all relais adds per user`;
+}
+
+/**
  * What one actor step per recipient allows against the bare server, in CPU per delivery:
  * the bare server's own plus one step of XState's smallest machine, as a multiple of the
  * bare server's (the goal of 0.9× its rate asks for at most 1/0.9 of its CPU per delivery).
@@ -372,6 +387,9 @@ export function targetRows(
       : notRun(fanout),
     gap: rssOk ? `${fmt(rssRatio - 1.1)}×` : "–",
     met: rssOk ? rssRatio <= 1.1 : undefined,
+    ...(rssOk && machine.actorStep?.smallestBytes
+      ? { bound: actorMemoryBound(machine.actorStep.smallestBytes, bareRss) }
+      : {}),
   });
   // relais on Node against Socket.IO, both on Node, read side by side in the same run.
   const nodeRss = perUser("relais-node");
@@ -1014,8 +1032,8 @@ export async function writeReport(input: {
     "",
     "Goals, not assertions: the gap is measured − goal. A bound is a limit measured in the " +
     "same run that relais's figure cannot pass as relais is built (the machine table gives " +
-    "the probes): the store's write rate on this disk, one XState step per recipient (the " +
-    "design's rule), the bare server's own time.",
+    "the probes): the store's write rate on this disk, one XState step per recipient and one " +
+    "idle XState actor per connected user (the design's rule), the bare server's own time.",
     "",
     table(
       ["target", "goal", "measured", "gap", "status", "bound (this run)"],
@@ -1050,6 +1068,10 @@ export async function writeReport(input: {
         machine.actorStep
           ? `${fmt(machine.actorStep.smallestMicros)} / ${fmt(machine.actorStep.userMicros)}`
           : "–",
+      ],
+      [
+        "XState actor of the smallest machine, idle, heap KB (10,000 actors)",
+        machine.actorStep?.smallestBytes ? kb(machine.actorStep.smallestBytes) : "–",
       ],
       ["ephemeral ports", machine.ephemeralPorts],
       ["Deno", `${machine.deno} (V8 ${machine.v8}, TypeScript ${machine.typescript})`],

@@ -7,7 +7,9 @@
  * stepped by `items.deliver` events of one item: XState's smallest machine that takes an
  * item (one state, one action, one `assign`), and relais's user machine with one
  * connection (its effects replaced by counters). Prints the median µs per step of each as
- * JSON. Run by `bench/run.ts` in a child process of its own: `deno run bench/actor_probe.ts`.
+ * JSON, with the heap each idle actor of the smallest machine holds (the least one actor per
+ * connected user costs). Run by `bench/run.ts` in a child process of its own:
+ * `deno run --v8-flags=--expose-gc bench/actor_probe.ts`.
  */
 
 import { type AnyActorRef, assign, createActor, fromCallback, setup } from "xstate";
@@ -23,7 +25,7 @@ const STEPS = 4;
 const PACING: Pacing = { lowWindowMs: 2000, pushBudget: 100_000, budgetWindowMs: 10_000 };
 
 /** XState's smallest machine that takes an item: one action and one `assign`. */
-const smallest = setup({
+const smallestMachine = setup({
   types: {
     context: {} as { taken: number },
     events: {} as { type: "items.deliver"; items: unknown[] },
@@ -81,13 +83,27 @@ function measure(actors: AnyActorRef[]): number {
   return Math.round(perStep[Math.floor(perStep.length / 2)] * 100) / 100;
 }
 
-function smallestStep(): number {
+/** The heap in use after a full garbage collection, or `undefined` without `--expose-gc`. */
+function heapAfterGc(): number | undefined {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return undefined;
+  gc();
+  return Deno.memoryUsage().heapUsed;
+}
+
+/** µs per step of XState's smallest machine, and the heap each of its actors holds idle. */
+function smallest(): { micros: number; bytes?: number } {
   const next = hosts();
+  const before = heapAfterGc();
   const actors = Array.from(
     { length: ACTORS },
-    (_, i) => createActor(smallest, { parent: next(), id: `smallest:${i}` }).start(),
+    (_, i) => createActor(smallestMachine, { parent: next(), id: `smallest:${i}` }).start(),
   );
-  return measure(actors);
+  const after = heapAfterGc();
+  const bytes = before === undefined || after === undefined
+    ? undefined
+    : Math.round((after - before) / ACTORS);
+  return { micros: measure(actors), ...(bytes === undefined ? {} : { bytes }) };
 }
 
 function userStep(): number {
@@ -117,4 +133,9 @@ function userStep(): number {
   return micros;
 }
 
-console.log(JSON.stringify({ smallestMicros: smallestStep(), userMicros: userStep() }));
+const { micros, bytes } = smallest();
+console.log(JSON.stringify({
+  smallestMicros: micros,
+  userMicros: userStep(),
+  ...(bytes === undefined ? {} : { smallestBytes: bytes }),
+}));

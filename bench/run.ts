@@ -283,7 +283,9 @@ async function main() {
     if (step) machine.actorStep = step;
     log(
       step
-        ? `XState step: ${step.smallestMicros} µs (smallest machine), ${step.userMicros} µs (user machine)`
+        ? `XState step: ${step.smallestMicros} µs (smallest machine), ${step.userMicros} µs (user machine); an idle smallest actor holds ${
+          step.smallestBytes ?? "?"
+        } bytes of heap`
         : "XState step probe failed: no bound from it in the report",
     );
     const jwtSecret = crypto.randomUUID() + crypto.randomUUID();

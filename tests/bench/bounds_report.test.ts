@@ -93,11 +93,35 @@ Deno.test("the chat target gives what the store allows per message", () => {
   );
 });
 
+Deno.test("the idle RSS target is bounded by one idle XState actor per user", () => {
+  const rss = [
+    { peer: "relais", size: 10_000, bytesPerUser: 30 * 1024 },
+    { peer: "bare", size: 10_000, bytesPerUser: 20 * 1024 },
+  ];
+  const machine = { ...MACHINE, actorStep: { ...MACHINE.actorStep!, smallestBytes: 2560 } };
+  const rows = targetRows(PROFILE, machine, { fanout: { ...fanout, rss } });
+  const row = rowOf(rows, "Idle RSS per connected user, relais ÷ bare");
+  // 1.1× bare leaves 0.1 × 20 KB = 2 KB per user; the smallest actor holds 2.5 KB.
+  assert.equal(
+    row.bound,
+    "one actor per user: XState's smallest holds 2.5 KB of heap idle, 1.25× the 2 KB that " +
+      "1.1× bare leaves for all relais adds per user",
+  );
+  const unprobed = targetRows(PROFILE, MACHINE, { fanout: { ...fanout, rss } });
+  assert.equal(rowOf(unprobed, "Idle RSS per connected user").bound, undefined, "no probe");
+});
+
 Deno.test("the actor step probe measures both machines on this machine", async () => {
   const root = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(/\/$/, "");
   const probe = await probeActorStep(root);
   assert.ok(probe, "the probe ran");
   assert.ok(probe.smallestMicros > 0 && probe.userMicros > 0);
+  // An actor is an object graph of a few hundred bytes at least, and far under 100 KB.
+  assert.ok(
+    probe.smallestBytes !== undefined && probe.smallestBytes > 300 &&
+      probe.smallestBytes < 100_000,
+    `an idle actor holds ${probe.smallestBytes} bytes`,
+  );
   assert.ok(
     probe.userMicros > probe.smallestMicros,
     "relais's user machine does more per step than the smallest one",
