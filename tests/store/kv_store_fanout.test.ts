@@ -15,7 +15,7 @@ import { kvBudgetsOf } from "../../src/store/kv/limits.ts";
 import { createKvStore } from "../../src/store/kv_store.ts";
 import { hookedGetMany } from "../_support/reading_kv.ts";
 import * as keys from "../../src/store/keys.ts";
-import type { FanoutBatch } from "../../src/store/store.ts";
+import type { FanoutBatch, Store } from "../../src/store/store.ts";
 import { makeEnvelope as storeEnvelope, result, withStore } from "../_support/store.ts";
 
 const makeEnvelope = () => storeEnvelope("REALTIME");
@@ -97,19 +97,33 @@ async function listed<T>(kv: Deno.Kv, prefix: Deno.KvKey): Promise<Deno.KvEntry<
 const lanesOf = (kv: Deno.Kv, id: string) =>
   kv.getMany<Job[]>(Array.from({ length: FANOUT_LANES }, (_, lane) => laneKey(id, lane)));
 
+/** An event created for `n` targets, its job written and not run: its targets and id. */
+async function createdFor(store: Store, n: number) {
+  const targets = users(n);
+  const e = makeEnvelope();
+  await store.createEvent(e, targets, result(e, targets.length));
+  return { targets, id: e.metadata.id };
+}
+
+/** The targets of each lane of event `id`'s job, from its chunks (lane k: k, k + lanes, …). */
+async function targetsByLane(kv: Deno.Kv, id: string): Promise<string[][]> {
+  const chunks = await listed<string[]>(kv, ["job_targets", id]);
+  return Array.from(
+    { length: FANOUT_LANES },
+    (_, lane) =>
+      chunks.filter((c) => Number(c.key.at(-1)) % FANOUT_LANES === lane).flatMap((c) => c.value),
+  );
+}
+
 Deno.test("kv store fan-out writes a large audience in lanes side by side, every target once", async () => {
   await withStore(async (store, raw) => {
-    const targets = users(FANOUT_LANES * LANE_TARGETS_MIN + 7);
-    const e = makeEnvelope();
-    const id = e.metadata.id;
-    await store.createEvent(e, targets, result(e, targets.length));
+    const { targets, id } = await createdFor(store, FANOUT_LANES * LANE_TARGETS_MIN + 7);
     const lanes = await lanesOf(raw, id);
     assert.deepEqual(lanes.map((l) => [l.value?.chunk, l.value?.lanes]), [[0, 2], [1, 2]]);
     assert.ok(lanes[0].value!.chunks >= FANOUT_LANES);
     assert.deepEqual(await store.unfinishedFanouts(), [id], "one job, whatever its lanes");
-    const chunks = await listed<string[]>(raw, ["job_targets", id]);
     const laneOf = new Map(
-      chunks.flatMap((c) => c.value.map((user) => [user, Number(c.key.at(-1)) % FANOUT_LANES])),
+      (await targetsByLane(raw, id)).flatMap((of, lane) => of.map((user) => [user, lane])),
     );
 
     const batches: FanoutBatch[] = [];
@@ -134,23 +148,18 @@ Deno.test("kv store fan-out writes a large audience in lanes side by side, every
 
 Deno.test("kv store fan-out resumes the lanes left behind; one past its chunks waits for them", async () => {
   await withStore(async (store, raw) => {
-    const targets = users(FANOUT_LANES * LANE_TARGETS_MIN);
-    const e = makeEnvelope();
-    const id = e.metadata.id;
-    await store.createEvent(e, targets, result(e, targets.length));
+    const { id } = await createdFor(store, FANOUT_LANES * LANE_TARGETS_MIN);
     // As a process killed midway leaves it: the first lane past its last chunk (its
     // targets written), the second not started.
     const [first] = await lanesOf(raw, id);
     await raw.set(laneKey(id, 0), { ...first.value!, chunk: first.value!.chunks, offset: 0 });
-    const chunks = await listed<string[]>(raw, ["job_targets", id]);
-    const ofLane = (lane: number) =>
-      chunks.filter((c) => Number(c.key.at(-1)) % FANOUT_LANES === lane).flatMap((c) => c.value);
+    const [firstLane, secondLane] = await targetsByLane(raw, id);
 
     const handed: string[] = [];
     await store.runFanout(id, (batch) => handed.push(...batch.items.map((i) => i.user)));
-    assert.deepEqual(handed.toSorted(), ofLane(1).toSorted(), "the second lane's targets only");
-    for (const user of ofLane(0).slice(0, 20)) assert.equal(await store.lastSeq(user), 0, user);
-    for (const user of ofLane(1).slice(0, 20)) assert.equal(await store.lastSeq(user), 1, user);
+    assert.deepEqual(handed.toSorted(), secondLane.toSorted(), "the second lane's targets only");
+    for (const user of firstLane.slice(0, 20)) assert.equal(await store.lastSeq(user), 0, user);
+    for (const user of secondLane.slice(0, 20)) assert.equal(await store.lastSeq(user), 1, user);
     assert.deepEqual((await lanesOf(raw, id)).map((l) => l.value), [null, null]);
     assert.equal((await store.getStatus(id))?.fan_out, "done");
   });
@@ -158,10 +167,7 @@ Deno.test("kv store fan-out resumes the lanes left behind; one past its chunks w
 
 Deno.test("kv store fan-out: two runners of a job in lanes write every target exactly once", async () => {
   await withStore(async (store, raw) => {
-    const targets = users(FANOUT_LANES * LANE_TARGETS_MIN);
-    const e = makeEnvelope();
-    const id = e.metadata.id;
-    await store.createEvent(e, targets, result(e, targets.length));
+    const { targets, id } = await createdFor(store, FANOUT_LANES * LANE_TARGETS_MIN);
     const other = createKvStore(raw, { recentWindowMs: 60_000 });
     const handed: string[] = [];
     const onBatch = (batch: FanoutBatch) => handed.push(...batch.items.map((i) => i.user));
@@ -177,10 +183,8 @@ Deno.test("kv store fan-out: two runners of a job in lanes write every target ex
 
 Deno.test("kv store fan-out runs a smaller audience in one lane", async () => {
   await withStore(async (store, raw) => {
-    const targets = users(2 * LANE_TARGETS_MIN - 1);
-    const e = makeEnvelope();
-    await store.createEvent(e, targets, result(e, targets.length));
-    const lanes = await lanesOf(raw, e.metadata.id);
+    const { id } = await createdFor(store, 2 * LANE_TARGETS_MIN - 1);
+    const lanes = await lanesOf(raw, id);
     assert.equal(lanes[0].value?.lanes, undefined);
     assert.equal(lanes[1].value, null);
   });
