@@ -419,16 +419,23 @@ export function targetRows(
   });
 
   const latency = results.latency?.summary as Any[] | undefined;
+  const floor = results.latency?.bare?.summary as Any[] | undefined;
   for (const [rate, goal] of LATENCY_GOALS) {
     const at = latency?.find((s) => s.rate === rate);
-    rows.push(msRow(
+    const row = msRow(
       `p99 publish → receive at ${fmt(rate)} events/s (${
         fmt(results.latency?.users ?? profile.latencyUsers)
       } connected, one user per event)`,
       at?.p99,
       goal,
       results.latency?.error ? notRun(results.latency) : "not run at this rate",
-    ));
+    );
+    const bare = floor?.find((s) => s.rate === rate);
+    if (typeof bare?.p99 === "number" && bare.lost === 0) {
+      row.bound = `the clients and the machine: a bare server behind the same publisher and ` +
+        `clients, p99 ${fmt(bare.p99)} ms (p50 ${fmt(bare.p50)} ms)`;
+    }
+    rows.push(row);
   }
 
   const aud = results.audience;
@@ -798,6 +805,20 @@ function fanoutSection(r: Any): string {
   return out.join("\n");
 }
 
+/** What the latency section says of the bare server's runs (exported for its tests). */
+export function bareLatencyNote(bare: Any): string {
+  if (!bare) return "The bare server was not run.";
+  if (bare.error) return `The bare server's runs failed: ${bare.error}`;
+  const rates = (bare.summary as Any[]).map((s) =>
+    `${fmt(s.rate)}/s p50 ${fmt(s.p50)} ms, p99 ${fmt(s.p99)} ms (${fmt(s.handledRate)} answered/s${
+      s.lost > 0 ? `, ${fmt(s.lost)} not received` : ""
+    })`
+  );
+  return "The same users, publisher and rates against the bare WebSocket server (a publish " +
+    "answered and its event sent at once: no token, store or actor), the share of these " +
+    `figures the clients and the machine take: ${rates.join("; ")}.`;
+}
+
 function latencySection(r: Any): string {
   if (!r) return "Not run.";
   if (r.error) return `Failed: ${r.error}`;
@@ -814,6 +835,8 @@ function latencySection(r: Any): string {
   ]);
   return [
     `${fmt(r.users)} users connected to relais; each event goes to one of them.`,
+    "",
+    bareLatencyNote(r.bare),
     "",
     table([
       "events/s asked",
@@ -1139,7 +1162,10 @@ export async function writeReport(input: {
     `${profile.latencyMs / 1000} s per rate, each REALTIME event to one user in turn, ` +
     `over at most ${CONNECTIONS} requests at a time (a backend's HTTP pool); ` +
     "publish→receive is receipt time − the time the event was due, carried in the payload, " +
-    "so time spent waiting for a free connection counts (no coordinated omission).",
+    "so time spent waiting for a free connection counts (no coordinated omission). The " +
+    "same users, publisher and rates then run against the bare WebSocket server, which " +
+    "answers `POST /v1/events` at once and sends the event to the socket whose `hello` " +
+    "named the user: the clients' and the machine's share of every figure.",
     "- Sharing servers to stay within the time budget: the audience scenario runs on the " +
     "fan-out scenario's relais (its users were put in one institution before they connected) " +
     "after the fan-out runs; the reconnect storms run on the latency scenario's relais and " +

@@ -295,7 +295,10 @@ async function connect(args: ConnectArgs) {
       c.settle = finish;
       if (args.peer === "socketio") openSio(g, c, args.url, tokens.get(user)!);
       else {
-        const hello: Record<string, unknown> = { token: tokens.get(user) ?? "bare" };
+        // The bare server takes no token: its hello names the user, for targeted events.
+        const hello: Record<string, unknown> = tokens.has(user)
+          ? { token: tokens.get(user) }
+          : { token: "bare", user };
         if (c.resume) {
           hello.after = c.lastSeq;
           if (c.epoch !== undefined) hello.epoch = c.epoch;

@@ -2,8 +2,11 @@
  * The ceiling peer: a bare Deno WebSocket broadcast server with relais's frames and no logic.
  *
  * `hello` gets a fixed `welcome`; `POST /broadcast` with a client envelope as its body
- * sends one `event` frame, encoded once, to every open socket. No auth, no storage, no
- * actors: what is left is the cost of the runtime's sockets, which relais cannot beat.
+ * sends one `event` frame, encoded once, to every open socket. `POST /v1/events` takes the
+ * request relais takes and sends the event to the sockets of its USER audience, each with
+ * a seq of its own, the user being the one a socket's `hello` names (`user`); it answers
+ * 202 at once. No auth, no storage, no actors: what is left is the cost of the runtime's
+ * sockets and of the clients driving them, which relais cannot beat.
  *
  * Run: `deno run --allow-net --allow-env bench/peers/bare_ws.ts` (HOST, PORT); prints
  * `bare listening on http://HOST:PORT` and exits when its standard input closes.
@@ -11,6 +14,9 @@
 
 const sockets = new Set<WebSocket>();
 let seq = 0;
+/** The socket of each user a `hello` named, and the last seq each such socket was sent. */
+const byUser = new Map<string, WebSocket>();
+const seqs = new WeakMap<WebSocket, number>();
 
 function welcome(): string {
   return JSON.stringify({ type: "welcome", user: "", session: "", seq, recovered: false });
@@ -21,11 +27,22 @@ function handle(req: Request): Response | Promise<Response> {
   if (url.pathname === "/v1/ws") {
     const { socket, response } = Deno.upgradeWebSocket(req, { protocol: "relais.v1" });
     socket.onopen = () => sockets.add(socket);
-    socket.onclose = () => sockets.delete(socket);
-    socket.onerror = () => sockets.delete(socket);
+    let user: string | undefined;
+    const forget = () => {
+      sockets.delete(socket);
+      if (user !== undefined && byUser.get(user) === socket) byUser.delete(user);
+    };
+    socket.onclose = forget;
+    socket.onerror = forget;
     socket.onmessage = (e) => {
       // Same frames as relais, no logic: a hello is answered, anything else is ignored.
       if (typeof e.data === "string" && e.data.startsWith('{"type":"hello"')) {
+        const named = (JSON.parse(e.data) as { user?: unknown }).user;
+        if (typeof named === "string") {
+          user = named;
+          byUser.set(user, socket);
+          seqs.set(socket, 0);
+        }
         socket.send(welcome());
       }
     };
@@ -42,6 +59,20 @@ function handle(req: Request): Response | Promise<Response> {
         sent++;
       }
       return Response.json({ sent }, { status: 202 });
+    });
+  }
+  if (url.pathname === "/v1/events" && req.method === "POST") {
+    return req.json().then(({ metadata, payload, routing }) => {
+      const envelope = JSON.stringify({ metadata, payload });
+      const targets = routing?.audience?.type === "USER" ? routing.audience.targets : [];
+      for (const target of Array.isArray(targets) ? targets : []) {
+        const socket = byUser.get(String(target));
+        if (!socket || socket.readyState !== WebSocket.OPEN) continue;
+        const next = (seqs.get(socket) ?? 0) + 1;
+        seqs.set(socket, next);
+        socket.send(`{"type":"event","seq":${next},"envelope":${envelope}}`);
+      }
+      return Response.json({ id: metadata?.id }, { status: 202 });
     });
   }
   if (url.pathname === "/healthz") return Response.json({ ok: true, sockets: sockets.size });

@@ -2,9 +2,12 @@
  * Scenario 3, latency: publish→receive percentiles with many users connected, at fixed
  * publish rates, each event to one user. The publisher runs open loop in its own process
  * and stamps each payload with its send time; clients subtract it on receipt (one clock).
+ * The same publisher and clients then run the same rates against the bare WebSocket server,
+ * which answers each publish at once and sends the event to its user's socket: its
+ * figures are the share of every relais figure that the harness and the machine take.
  */
 
-import { closeAll, connectAll, type Context, samplesAll, sleep } from "../_context.ts";
+import { closeAll, connectAll, type Context, samplesAll, type Server, sleep } from "../_context.ts";
 import { median, percentiles, round } from "../_stats.ts";
 import { measureStorm } from "./storm.ts";
 import { quiesce } from "../_procs.ts";
@@ -32,6 +35,7 @@ export interface LatencyRun {
 
 async function phase(
   ctx: Context,
+  group: string,
   origin: string,
   users: number,
   rate: number,
@@ -51,7 +55,7 @@ async function phase(
   const samples: number[] = [];
   const drainUntil = Date.now() + 5000;
   while (true) {
-    samples.push(...await samplesAll(ctx, "latency", tagPrefix));
+    samples.push(...await samplesAll(ctx, group, tagPrefix));
     if (samples.length >= accepted || Date.now() > drainUntil) break;
     await sleep(100);
   }
@@ -71,57 +75,11 @@ export async function runLatency(ctx: Context, options: { storm?: boolean } = {}
   let storm: Record<string, unknown> | undefined;
   try {
     ctx.log(`latency: connecting ${users} users`);
-    connect = await connectAll(ctx, {
-      group: "latency",
-      peer: "relais",
-      url: server.connectUrl,
-      prefix: "lat",
-      from: 0,
-      to: users,
-      concurrency: 64,
-      collect: true,
-      trackSeq: true,
-    });
-    if (connect.failed > 0) {
-      throw new Error(`${connect.failed} connections failed: ${connect.firstError}`);
-    }
+    connect = await connectUsers(ctx, server, "latency");
     // Work that follows first connections (directory and presence writes) settles first;
     // then a warm-up, not measured.
     await sleep(ctx.profile.quick ? 1000 : 3000);
-    await phase(ctx, server.origin, users, 100, 1000, "lat-warm-");
-    for (let run = 1; run <= profile.runs; run++) {
-      for (const rate of profile.latencyRates) {
-        ctx.log(`latency: run ${run}, ${rate} events/s for ${profile.latencyMs} ms`);
-        const { res, accepted, samples } = await phase(
-          ctx,
-          server.origin,
-          users,
-          rate,
-          profile.latencyMs,
-          `lat-${run}-${rate}-`,
-        );
-        const p = percentiles(samples);
-        runs.push({
-          run,
-          rate,
-          sent: res.sent,
-          skipped: res.skipped,
-          accepted,
-          received: samples.length,
-          achievedRate: round(res.achievedRate),
-          handledRate: round(res.handledRate),
-          p50: round(p.p50),
-          p95: round(p.p95),
-          p99: round(p.p99),
-          max: round(p.max),
-          answerP99: round(res.answerMs.p99),
-          firstError: res.firstError,
-        });
-        // A rate the server could not keep up with leaves a backlog: the next rate starts
-        // once it is drained.
-        await quiesce(server.child.pid, 20_000);
-      }
-    }
+    runs.push(...await measureRates(ctx, server, "latency", "lat"));
     if (options.storm) {
       try {
         storm = await measureStorm(ctx, { server, group: "latency", prefix: "lat", users });
@@ -133,7 +91,110 @@ export async function runLatency(ctx: Context, options: { storm?: boolean } = {}
     await server.stop();
     await closeAll(ctx, "latency").catch(() => {});
   }
-  const summary = profile.latencyRates.map((rate) => {
+  const bare = await measureBare(ctx);
+  return { users, connect, runs, summary: summarize(ctx, runs), storm, bare };
+}
+
+/**
+ * Connects the scenario's users (`lat0`…) to `server` in `group`, their latency samples
+ * collected (and, on relais, every seq of their streams checked); throws if one fails.
+ */
+async function connectUsers(ctx: Context, server: Server, group: string) {
+  const connect = await connectAll(ctx, {
+    group,
+    peer: server.peer,
+    url: server.connectUrl,
+    prefix: "lat",
+    from: 0,
+    to: ctx.profile.latencyUsers,
+    concurrency: 64,
+    collect: true,
+    trackSeq: server.peer === "relais",
+  });
+  if (connect.failed > 0) {
+    throw new Error(`${connect.failed} ${server.peer} connections failed: ${connect.firstError}`);
+  }
+  return connect;
+}
+
+/**
+ * A warm-up at 100 events/s, not measured, then every rate of the profile `runs` times on
+ * `server`, whose users (`lat0`…) are connected in `group`; tags start with `tag`.
+ */
+async function measureRates(
+  ctx: Context,
+  server: Server,
+  group: string,
+  tag: string,
+): Promise<LatencyRun[]> {
+  const { profile } = ctx;
+  const users = profile.latencyUsers;
+  const runs: LatencyRun[] = [];
+  await phase(ctx, group, server.origin, users, 100, 1000, `${tag}-warm-`);
+  for (let run = 1; run <= profile.runs; run++) {
+    for (const rate of profile.latencyRates) {
+      ctx.log(`latency: run ${run}, ${server.peer}, ${rate} events/s for ${profile.latencyMs} ms`);
+      const { res, accepted, samples } = await phase(
+        ctx,
+        group,
+        server.origin,
+        users,
+        rate,
+        profile.latencyMs,
+        `${tag}-${run}-${rate}-`,
+      );
+      const p = percentiles(samples);
+      runs.push({
+        run,
+        rate,
+        sent: res.sent,
+        skipped: res.skipped,
+        accepted,
+        received: samples.length,
+        achievedRate: round(res.achievedRate),
+        handledRate: round(res.handledRate),
+        p50: round(p.p50),
+        p95: round(p.p95),
+        p99: round(p.p99),
+        max: round(p.max),
+        answerP99: round(res.answerMs.p99),
+        firstError: res.firstError,
+      });
+      // A rate the server could not keep up with leaves a backlog: the next rate starts
+      // once it is drained.
+      await quiesce(server.child.pid, 20_000);
+    }
+  }
+  return runs;
+}
+
+/**
+ * The floor of the latency figures on this machine: the same users, publisher and rates
+ * against the bare WebSocket server (no token, no store, no actor: a publish is answered
+ * and its event sent at once). What it measures is the clients' and the runtime's share,
+ * which relais pays too.
+ */
+async function measureBare(ctx: Context) {
+  const users = ctx.profile.latencyUsers;
+  const group = "latency-bare";
+  let server: Server | undefined;
+  try {
+    server = await ctx.startServer("bare");
+    ctx.log(`latency: connecting ${users} users to the bare server`);
+    await connectUsers(ctx, server, group);
+    const runs = await measureRates(ctx, server, group, "latb");
+    return { runs, summary: summarize(ctx, runs) };
+  } catch (error) {
+    return { error: String(error instanceof Error ? error.message : error) };
+  } finally {
+    await server?.stop();
+    await closeAll(ctx, group).catch(() => {});
+  }
+}
+
+/** The median of the runs at each rate, and what was lost, refused or skipped in all. */
+function summarize(ctx: Context, runs: LatencyRun[]) {
+  return ctx.profile.latencyRates.map((rate) => {
     const of = runs.filter((r) => r.rate === rate);
     return {
       rate,
@@ -147,5 +208,4 @@ export async function runLatency(ctx: Context, options: { storm?: boolean } = {}
       skipped: of.reduce((s, r) => s + r.skipped, 0),
     };
   });
-  return { users, connect, runs, summary, storm };
 }

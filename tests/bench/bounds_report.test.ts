@@ -1,7 +1,7 @@
 /** The report's bounds: limits measured in the same run that a target's figure cannot pass. */
 
 import assert from "node:assert/strict";
-import { type Machine, probeActorStep, targetRows } from "../../bench/_report.ts";
+import { bareLatencyNote, type Machine, probeActorStep, targetRows } from "../../bench/_report.ts";
 import { BENCH_MACHINE, benchProfile } from "../_support/bench_profile.ts";
 
 const PROFILE = benchProfile({
@@ -126,4 +126,44 @@ Deno.test("the actor step probe measures both machines on this machine", async (
     probe.userMicros > probe.smallestMicros,
     "relais's user machine does more per step than the smallest one",
   );
+});
+
+Deno.test("the latency targets give the bare server's figures through the same harness", () => {
+  const summary = (rate: number, p50: number, p99: number, lost = 0) => ({
+    rate,
+    p50,
+    p95: p99,
+    p99,
+    achievedRate: rate,
+    handledRate: rate,
+    lost,
+    refused: 0,
+    skipped: 0,
+  });
+  const latency = {
+    users: 5000,
+    summary: [summary(1000, 6, 40), summary(3000, 900, 1500)],
+    bare: { summary: [summary(1000, 2.1, 12.5), summary(3000, 2.6, 21, 3)] },
+  };
+  const rows = targetRows(PROFILE, MACHINE, { latency });
+  const at1000 = rowOf(rows, "p99 publish → receive at 1,000 events/s");
+  assert.equal(at1000.measured, "40 ms");
+  assert.equal(
+    at1000.bound,
+    "the clients and the machine: a bare server behind the same publisher and clients, " +
+      "p99 12.5 ms (p50 2.1 ms)",
+  );
+  // A bare run that lost events measured something else: no floor from it.
+  assert.equal(rowOf(rows, "p99 publish → receive at 3,000 events/s").bound, undefined);
+  const alone = targetRows(PROFILE, MACHINE, { latency: { ...latency, bare: undefined } });
+  assert.equal(rowOf(alone, "p99 publish → receive at 1,000 events/s").bound, undefined);
+
+  assert.equal(
+    bareLatencyNote(latency.bare),
+    "The same users, publisher and rates against the bare WebSocket server (a publish " +
+      "answered and its event sent at once: no token, store or actor), the share of these " +
+      "figures the clients and the machine take: 1,000/s p50 2.1 ms, p99 12.5 ms (1,000 " +
+      "answered/s); 3,000/s p50 2.6 ms, p99 21 ms (3,000 answered/s, 3 not received).",
+  );
+  assert.equal(bareLatencyNote({ error: "boom" }), "The bare server's runs failed: boom");
 });
