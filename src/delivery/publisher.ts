@@ -27,6 +27,12 @@ import { endWhenSettled, type SpanContext, type Tracing } from "../tracing.ts";
 /** How many unknown targets a publish result lists at most. */
 export const MAX_UNKNOWN_LISTED = 100;
 
+/**
+ * Ephemeral events to at most this many live targets are sent right after their commit;
+ * larger ones on the next turn of the event loop, after the publish is answered.
+ */
+export const SEND_NOW_TARGETS = 64;
+
 /** How an envelope is published: its owner, and the trace it belongs to. */
 export interface PublishCall extends PublishOptions {
   /** The caller's span (the HTTP request, the ingested change): `publish` is its child. */
@@ -137,9 +143,11 @@ export function createPublisher(deps: PublisherDeps): Publisher {
 
   /**
    * Hands an ephemeral event to every target with a live head, from memory. The seqs are
-   * taken at once, in the order events are accepted; the items go out on the next turn,
-   * once the publish has been answered. A target whose head must first extend its range
-   * gets it once the range is reserved.
+   * taken at once, in the order events are accepted. The items of a small audience go out
+   * at once (a microtask after the commit: a few sends hold the answer up less than a turn
+   * of the event loop holds them up); a larger one's on the next turn, once the publish has
+   * been answered. A target whose head must first extend its range gets it once the range
+   * is reserved.
    */
   function fanOutEphemeral(
     event: EventRecord,
@@ -172,9 +180,12 @@ export function createPublisher(deps: PublisherDeps): Publisher {
       );
     }
     if (items.length === 0) return;
+    const later = items.length <= SEND_NOW_TARGETS
+      ? queueMicrotask
+      : (send: () => void) => setTimeout(send, 0);
     // Tracked like a fan-out job, so that `idle()` waits for it.
     const sent = new Promise<void>((resolve) =>
-      setTimeout(() => {
+      later(() => {
         try {
           deliverLive({ event, items }, json, envelope, trace);
         } catch (error) {
@@ -182,7 +193,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
         } finally {
           resolve();
         }
-      }, 0)
+      })
     ).finally(() => running.delete(event.id));
     running.set(event.id, sent);
   }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createUserAudienceResolver } from "../../src/audience/audience.ts";
-import { createPublisher } from "../../src/delivery/publisher.ts";
+import { createPublisher, SEND_NOW_TARGETS } from "../../src/delivery/publisher.ts";
 import type { AppError } from "../../src/errors.ts";
 import type { Envelope } from "../../src/schemas/envelope.ts";
 import { createKvStore } from "../../src/store/kv_store.ts";
@@ -162,4 +162,46 @@ Deno.test("publisher plans every target of a one-commit NOTIFICATION", async () 
     assert.equal(batches.at(-1)!.event.fanningOut, false, "the job finished");
     assert.equal(published.result.targeted, 41);
   }, plan);
+});
+
+Deno.test("an ephemeral event to a small audience goes out before its publish answers, a large one's after", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const store = createKvStore(kv, { recentWindowMs: 60_000 });
+  const next = new Map<string, number>();
+  /** What happened, in order: each batch handed to live delivery and each answer. */
+  const log: string[] = [];
+  const publisher = createPublisher({
+    store,
+    audience: createUserAudienceResolver({ maxAudience: 10_000 }),
+    deliverLive: (batch) => log.push(`sent ${batch.event.id} to ${batch.items.length}`),
+    onError: (id, error) => {
+      throw new Error(`fan-out of ${id}: ${error}`);
+    },
+    syncFanoutLimit: 1000,
+    // Every user has a live head: ephemeral items take their seqs from memory.
+    seqs: {
+      take: (user) => {
+        const seq = (next.get(user) ?? 0) + 1;
+        next.set(user, seq);
+        return seq;
+      },
+      drop: () => {},
+    },
+  });
+  try {
+    const users = (n: number) => Array.from({ length: n }, (_, i) => `u${i}`);
+    const small = envelope(users(SEND_NOW_TARGETS));
+    const large = envelope(users(SEND_NOW_TARGETS + 1));
+    await publisher.publish(small).then(() => log.push(`answered ${small.metadata.id}`));
+    await publisher.publish(large).then(() => log.push(`answered ${large.metadata.id}`));
+    await publisher.idle();
+    assert.deepEqual(log, [
+      `sent ${small.metadata.id} to ${SEND_NOW_TARGETS}`,
+      `answered ${small.metadata.id}`,
+      `answered ${large.metadata.id}`,
+      `sent ${large.metadata.id} to ${SEND_NOW_TARGETS + 1}`,
+    ]);
+  } finally {
+    kv.close();
+  }
 });
