@@ -167,3 +167,31 @@ Deno.test("the latency targets give the bare server's figures through the same h
   );
   assert.equal(bareLatencyNote({ error: "boom" }), "The bare server's runs failed: boom");
 });
+
+Deno.test("the idle RSS targets take relais's figures from the idle scenario's fresh servers", () => {
+  const rss = [
+    { peer: "relais", size: 10_000, bytesPerUser: 15 * 1024 },
+    { peer: "relais-node", size: 10_000, bytesPerUser: 36 * 1024 },
+    { peer: "bare", size: 10_000, bytesPerUser: 20 * 1024 },
+    { peer: "socketio", size: 10_000, bytesPerUser: 16 * 1024 },
+  ];
+  const idle = {
+    summary: [
+      { peer: "relais", size: 10_000, bytesPerUser: 30 * 1024 },
+      { peer: "relais", size: 19_000, bytesPerUser: 28 * 1024 },
+      { peer: "relais-node", size: 10_000, bytesPerUser: 28 * 1024 },
+    ],
+  };
+  const rows = targetRows(PROFILE, MACHINE, { fanout: { ...fanout, rss }, idle });
+  // Read on the fan-out's server, relais's 15 KB would pass; a fresh server's 30 KB does not.
+  const deno = rowOf(rows, "Idle RSS per connected user, relais ÷ bare");
+  assert.deepEqual([deno.measured, deno.met], ["1.5× (30 KB on a fresh server vs 20 KB)", false]);
+  const node = rowOf(rows, "relais on Node idle RSS");
+  assert.deepEqual([node.measured, node.met], ["1.75× (28 KB on a fresh server vs 16 KB)", false]);
+  // Without the idle scenario, the side-by-side figures.
+  const alone = rowOf(
+    targetRows(PROFILE, MACHINE, { fanout: { ...fanout, rss } }),
+    "Idle RSS per connected user",
+  );
+  assert.deepEqual([alone.measured, alone.met], ["0.75× (15 KB vs 20 KB)", true]);
+});
