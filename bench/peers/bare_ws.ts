@@ -37,7 +37,10 @@ function handle(req: Request): Response | Promise<Response> {
     socket.onmessage = (e) => {
       // Same frames as relais, no logic: a hello is answered, anything else is ignored.
       if (typeof e.data === "string" && e.data.startsWith('{"type":"hello"')) {
-        const named = (JSON.parse(e.data) as { user?: unknown }).user;
+        let named: unknown;
+        try {
+          named = (JSON.parse(e.data) as { user?: unknown }).user;
+        } catch { /* not JSON: welcomed all the same, with no user */ }
         if (typeof named === "string") {
           user = named;
           byUser.set(user, socket);
@@ -63,6 +66,9 @@ function handle(req: Request): Response | Promise<Response> {
   }
   if (url.pathname === "/v1/events" && req.method === "POST") {
     return req.json().then(({ metadata, payload, routing }) => {
+      if (!metadata || typeof metadata !== "object") {
+        return Response.json({ error: "metadata missing" }, { status: 400 });
+      }
       const envelope = JSON.stringify({ metadata, payload });
       const targets = routing?.audience?.type === "USER" ? routing.audience.targets : [];
       for (const target of Array.isArray(targets) ? targets : []) {
@@ -72,8 +78,8 @@ function handle(req: Request): Response | Promise<Response> {
         seqs.set(socket, next);
         socket.send(`{"type":"event","seq":${next},"envelope":${envelope}}`);
       }
-      return Response.json({ id: metadata?.id }, { status: 202 });
-    });
+      return Response.json({ id: metadata.id }, { status: 202 });
+    }, () => Response.json({ error: "not JSON" }, { status: 400 }));
   }
   if (url.pathname === "/healthz") return Response.json({ ok: true, sockets: sockets.size });
   return new Response("Not found", { status: 404 });

@@ -89,6 +89,14 @@ Deno.test("the bare peer sends a targeted publish to its users' sockets only, ea
     assert.deepEqual(b.events().map((f) => [f.seq, f.envelope?.metadata.id]), [[1, "e2"]]);
     assert.deepEqual(c.events().map((f) => [f.seq, f.envelope?.metadata.id]), [[1, "e3"]]);
     assert.equal(anonymous.events().length, 0, "a socket no hello named gets no targeted event");
+    // Bad input gets an answer, not a crash: the peer still serves afterwards.
+    const bad = await fetch(`${bare.origin}/v1/events`, { method: "POST", body: "{" });
+    assert.equal(bad.status, 400);
+    await bad.body?.cancel();
+    anonymous.ws.send('{"type":"hello",');
+    await publish(bare.origin, "e4", ["u2"]);
+    await settle();
+    assert.deepEqual(b.events().map((f) => f.seq), [1, 2]);
     // The envelope is the client's: what relais sends, without the routing.
     assert.deepEqual(a.events()[0].envelope, {
       metadata: { id: "e1", type: "REALTIME" },
