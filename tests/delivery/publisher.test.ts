@@ -6,7 +6,7 @@ import type { Envelope } from "../../src/schemas/envelope.ts";
 import { createKvStore } from "../../src/store/kv_store.ts";
 import { createMemoryStore } from "../../src/store/memory_store.ts";
 import { makeEnvelope } from "../_support/store.ts";
-import type { FanoutBatch, FanoutPlanner, Store } from "../../src/store/store.ts";
+import type { FanoutBatch, FanoutPlanner, SeqSource, Store } from "../../src/store/store.ts";
 
 /**
  * The store adapters the publisher is tested on. Tests that count the job path's batches
@@ -35,9 +35,14 @@ async function withPublisher(
     batches: FanoutBatch[],
     store: Store,
   ) => Promise<void>,
-  plan?: (envelope: Envelope) => FanoutPlanner | undefined,
-  adapter: keyof typeof ADAPTERS = "kv",
+  options: {
+    plan?: (envelope: Envelope) => FanoutPlanner | undefined;
+    adapter?: keyof typeof ADAPTERS;
+    /** Live heads: ephemeral items take their seqs from memory. */
+    seqs?: SeqSource;
+  } = {},
 ) {
+  const { plan, adapter = "kv", seqs } = options;
   const { store, close } = await ADAPTERS[adapter]();
   const batches: FanoutBatch[] = [];
   const publisher = createPublisher({
@@ -49,6 +54,7 @@ async function withPublisher(
     },
     syncFanoutLimit: 1000,
     ...(plan ? { plan } : {}),
+    ...(seqs ? { seqs } : {}),
   });
   try {
     await fn(publisher, batches, store);
@@ -83,8 +89,7 @@ for (const adapter of ["kv", "memory"] as const) {
           assert.equal(batches.length, seen);
         }
       },
-      undefined,
-      adapter,
+      { adapter },
     );
   });
 }
@@ -99,8 +104,7 @@ for (const adapter of ["kv", "memory"] as const) {
         assert.equal(again.replayed, true);
         assert.deepEqual(again.result, first.result);
       },
-      undefined,
-      adapter,
+      { adapter },
     );
   });
 }
@@ -124,8 +128,7 @@ for (const adapter of ["kv", "memory"] as const) {
         assert.equal(batches.length, 1);
         assert.equal(await store.lastSeq("a"), 1);
       },
-      undefined,
-      adapter,
+      { adapter },
     );
   });
 }
@@ -161,47 +164,46 @@ Deno.test("publisher plans every target of a one-commit NOTIFICATION", async () 
     assert.equal(batches.slice(1).reduce((sum, b) => sum + b.items.length, 0), 41);
     assert.equal(batches.at(-1)!.event.fanningOut, false, "the job finished");
     assert.equal(published.result.targeted, 41);
-  }, plan);
+  }, { plan });
 });
 
 Deno.test("an ephemeral event to a small audience goes out before its publish answers, a large one's after", async () => {
-  const kv = await Deno.openKv(":memory:");
-  const store = createKvStore(kv, { recentWindowMs: 60_000 });
   const next = new Map<string, number>();
-  /** What happened, in order: each batch handed to live delivery and each answer. */
-  const log: string[] = [];
-  const publisher = createPublisher({
-    store,
-    audience: createUserAudienceResolver({ maxAudience: 10_000 }),
-    deliverLive: (batch) => log.push(`sent ${batch.event.id} to ${batch.items.length}`),
-    onError: (id, error) => {
-      throw new Error(`fan-out of ${id}: ${error}`);
+  // Every user has a live head.
+  const seqs: SeqSource = {
+    take: (user) => {
+      const seq = (next.get(user) ?? 0) + 1;
+      next.set(user, seq);
+      return seq;
     },
-    syncFanoutLimit: 1000,
-    // Every user has a live head: ephemeral items take their seqs from memory.
-    seqs: {
-      take: (user) => {
-        const seq = (next.get(user) ?? 0) + 1;
-        next.set(user, seq);
-        return seq;
-      },
-      drop: () => {},
-    },
-  });
-  try {
+    drop: () => {},
+  };
+  await withPublisher(async (publisher, batches) => {
+    /** What happened, in order: each batch handed to live delivery and each answer. */
+    const log: string[] = [];
+    const sent = () => {
+      for (const batch of batches.splice(0)) {
+        log.push(`sent ${batch.event.id} to ${batch.items.length}`);
+      }
+    };
     const users = (n: number) => Array.from({ length: n }, (_, i) => `u${i}`);
     const small = envelope(users(SEND_NOW_TARGETS));
     const large = envelope(users(SEND_NOW_TARGETS + 1));
-    await publisher.publish(small).then(() => log.push(`answered ${small.metadata.id}`));
-    await publisher.publish(large).then(() => log.push(`answered ${large.metadata.id}`));
+    await publisher.publish(small).then(() => {
+      sent();
+      log.push(`answered ${small.metadata.id}`);
+    });
+    await publisher.publish(large).then(() => {
+      sent();
+      log.push(`answered ${large.metadata.id}`);
+    });
     await publisher.idle();
+    sent();
     assert.deepEqual(log, [
       `sent ${small.metadata.id} to ${SEND_NOW_TARGETS}`,
       `answered ${small.metadata.id}`,
       `answered ${large.metadata.id}`,
       `sent ${large.metadata.id} to ${SEND_NOW_TARGETS + 1}`,
     ]);
-  } finally {
-    kv.close();
-  }
+  }, { seqs });
 });
