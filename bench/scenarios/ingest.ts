@@ -44,6 +44,8 @@ function change(run: number, i: number, owner: string): string {
       table: "activity",
       txId: run * 1_000_000 + i,
       lsn: run * 1_000_000_000 + i,
+      // The commit time, as the connector gives it (the event's id begins with it).
+      ts_ms: Date.now(),
     },
     op: "c",
     ts_ms: Date.now(),

@@ -50,13 +50,39 @@ Deno.test("the event id is derived from the change's position, table, key and ru
     again.map((e) => e.envelope.metadata.id),
     first.map((e) => e.envelope.metadata.id),
   );
-  assert.match(
-    first[0].envelope.metadata.id,
-    /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
-  );
   const later = { ...CHANGE, source: { ...CHANGE.source, lsn: 33554500 } };
   const other = events(await changeToEvents(entry(later), "1-0", rules));
   assert.notEqual(other[0].envelope.metadata.id, first[0].envelope.metadata.id);
+});
+
+Deno.test("a derived id begins with the change's commit time, so later changes sort later", async () => {
+  const V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  const idOf = async (change: unknown) =>
+    events(await changeToEvents(entry(change), "1-0", rules))[0].envelope.metadata.id;
+  const first = await idOf(CHANGE);
+  assert.match(first, V7);
+  // The first 48 bits are the commit time in milliseconds (version 7 layout).
+  const ms = parseInt(first.replaceAll("-", "").slice(0, 12), 16);
+  assert.equal(ms, CHANGE.source.ts_ms);
+  // Debezium's own processing time is not part of it: a change read again keeps its id.
+  assert.equal(await idOf({ ...CHANGE, ts_ms: CHANGE.ts_ms + 60_000 }), first);
+  // Committed later (with a smaller log position even): a greater id.
+  const later = {
+    ...CHANGE,
+    source: { ...CHANGE.source, ts_ms: CHANGE.source.ts_ms + 1, lsn: 1 },
+  };
+  assert.ok(await idOf(later) > first);
+  // Without a commit time: a version 8 id, from the hash alone.
+  const { ts_ms: _, ...untimed } = CHANGE.source;
+  assert.match(
+    await idOf({ ...CHANGE, source: untimed }),
+    /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+  );
+  // A time a version 7 id cannot hold is left out too.
+  assert.match(
+    await idOf({ ...CHANGE, source: { ...CHANGE.source, ts_ms: -5 } }),
+    /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-/,
+  );
 });
 
 Deno.test("Debezium operations map to create, update and delete", async () => {
