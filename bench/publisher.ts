@@ -2,13 +2,15 @@
  * The publisher: its own process, so that publishing competes with nothing in the harness.
  *
  * Every event carries its tag (`k`) and its send time (`t`, the shared clock of `_rpc.ts`)
- * in the payload; load generators compute publish→receive from it. relais gets the envelope
+ * in the payload; load generators compute publish→receive from it. Its id is time-ordered
+ * (version 7, `_ids.ts`), as the platform's emitters make them. relais gets the envelope
  * (REALTIME unless asked otherwise) through `POST /v1/events`; the bare and Socket.IO peers
  * get the same client envelope (metadata and payload, no routing) through `POST /broadcast`.
  *
  * Run: `deno run --allow-net --allow-env bench/publisher.ts` (BENCH_SERVICE_KEY).
  */
 
+import { uuidv7 } from "./_ids.ts";
 import { now, serveCommands } from "./_rpc.ts";
 
 type Peer = "relais" | "relais-node" | "bare" | "socketio";
@@ -41,7 +43,8 @@ async function send(spec: EventSpec & { due?: number }) {
   const t = spec.due ?? now();
   const client = {
     metadata: {
-      id: crypto.randomUUID(),
+      // Time-ordered, as the platform's emitters make them.
+      id: uuidv7(),
       priority: "NORMAL",
       type: spec.type ?? "REALTIME",
       emitter: "bench",

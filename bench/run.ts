@@ -277,7 +277,7 @@ async function main() {
     }
     machine.kvCommitsPerSecond = await probeKv(tmp);
     log(
-      `Deno KV on the data disk: ${machine.kvCommitsPerSecond.sequential} commits/s one at a time, ${machine.kvCommitsPerSecond.concurrent} 64 at a time; ${machine.kvCommitsPerSecond.adjacentMutations} adjacent / ${machine.kvCommitsPerSecond.scatteredMutations} per-user mutations/s`,
+      `Deno KV on the data disk: ${machine.kvCommitsPerSecond.sequential} commits/s one at a time, ${machine.kvCommitsPerSecond.concurrent} 64 at a time; ${machine.kvCommitsPerSecond.adjacentMutations} adjacent / ${machine.kvCommitsPerSecond.scatteredMutations} per-user mutations/s; event records ${machine.kvCommitsPerSecond.eventRecords?.ordered}/s with version 7 ids, ${machine.kvCommitsPerSecond.eventRecords?.random}/s with version 4`,
     );
     const step = await probeActorStep(rootPath);
     if (step) machine.actorStep = step;
