@@ -189,3 +189,25 @@ Deno.test("kv store fan-out runs a smaller audience in one lane", async () => {
     assert.equal(lanes[1].value, null);
   });
 });
+
+Deno.test("kv store fan-out writes a large audience in key order, whatever the audience's order", async () => {
+  await withStore(async (store) => {
+    // Ids in no order (as a USER list of random ids comes), more than one batch and chunk.
+    const targets: string[] = Array.from(
+      { length: 3 * LANE_TARGETS_MIN },
+      () => crypto.randomUUID(),
+    );
+    const e = makeEnvelope();
+    await store.createEvent(e, targets, result(e, targets.length));
+    const batches: FanoutBatch[] = [];
+    await store.runFanout(e.metadata.id, (batch) => void batches.push(batch));
+    // Each batch's users are neighbours in key order: sorted, and no other target between.
+    const sorted = targets.toSorted();
+    for (const batch of batches) {
+      const users = batch.items.map((i) => i.user);
+      const first = sorted.indexOf(users[0]);
+      assert.deepEqual(users, sorted.slice(first, first + users.length));
+    }
+    assert.equal(batches.reduce((n, b) => n + b.items.length, 0), targets.length);
+  });
+});

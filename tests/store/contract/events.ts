@@ -160,7 +160,8 @@ export function eventStoreContract(contract: Contract): void {
         );
       },
     });
-    assert.deepEqual(planned, targets);
+    // Every target once, in the order the adapter writes them (Deno KV's: key order).
+    assert.deepEqual(planned.toSorted(), targets.toSorted());
     assert.equal(items.length, 150);
     assert.ok(items.every((i) => (i.item.quiet === true) === i.user.endsWith("7")));
     // A quiet item keeps its place in the stream but is neither replayed nor unread.
