@@ -10,7 +10,7 @@
  * Run: `deno run --allow-net --allow-env bench/publisher.ts` (BENCH_SERVICE_KEY).
  */
 
-import { uuidv7 } from "./_ids.ts";
+import { userId, uuidv7 } from "./_ids.ts";
 import { now, serveCommands } from "./_rpc.ts";
 
 type Peer = "relais" | "relais-node" | "bare" | "socketio";
@@ -20,7 +20,7 @@ const serviceKey = Deno.env.get("BENCH_SERVICE_KEY") ?? "";
 
 function usersOf(spec: Users): string[] {
   const out: string[] = [];
-  for (let i = spec.from; i < spec.to; i++) out.push(`${spec.prefix}${i}`);
+  for (let i = spec.from; i < spec.to; i++) out.push(userId(spec.prefix, i));
   return out;
 }
 

@@ -34,6 +34,7 @@ import {
   type Server,
   sleep,
 } from "../_context.ts";
+import { userId } from "../_ids.ts";
 import { type Child, quiesce, readCpuSeconds, spawnChild, waitForLine } from "../_procs.ts";
 import { median, percentiles, round, type TurnFigures, turnFigures } from "../_stats.ts";
 import { turnOrder } from "./fanout.ts";
@@ -159,7 +160,7 @@ async function startTrio(ctx: Context, peer: Peer, redis: TestRedis): Promise<Se
 /** Users `prefix{from..to}` that go to node `k` (round-robin: user `i` on node `i mod 3`). */
 function usersOfNode(prefix: string, from: number, to: number, k: number): string[] {
   const out: string[] = [];
-  for (let i = from; i < to; i++) if (i % NODES === k) out.push(`${prefix}${i}`);
+  for (let i = from; i < to; i++) if (i % NODES === k) out.push(userId(prefix, i));
   return out;
 }
 

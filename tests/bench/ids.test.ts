@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as v from "valibot";
-import { uuidv7 } from "../../bench/_ids.ts";
+import { userId, uuidv7 } from "../../bench/_ids.ts";
 import { idsNote } from "../../bench/_report.ts";
 import { EnvelopeSchema } from "../../src/schemas/envelope.ts";
 import { fixtureEvents } from "../_support/directory.ts";
@@ -36,4 +36,18 @@ Deno.test("the latency section says which ids the events carry and what the stor
   const { eventRecords: _, ...older } = probe;
   assert.doesNotMatch(idsNote(older), /\/s/);
   assert.doesNotMatch(idsNote(undefined), /\/s/);
+});
+
+Deno.test("the bench's users have random-looking UUID ids, distinct, the same in every process", () => {
+  const ids = Array.from({ length: 100_000 }, (_, i) => userId("fan", i));
+  assert.equal(new Set(ids).size, ids.length);
+  for (const id of ids.slice(0, 100)) {
+    assert.match(id, /^fan-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  }
+  assert.equal(userId("fan", 42), ids[42]);
+  assert.ok(userId("lat", 42).startsWith("lat-"), "the group names its users");
+  // Users listed by number are in no key order, as a real audience of UUIDs.
+  const first = ids.slice(0, 1000);
+  const inOrder = first.filter((id, i) => i > 0 && first[i - 1] < id).length;
+  assert.ok(inOrder > 400 && inOrder < 600, `${inOrder} of 999 pairs in key order`);
 });
