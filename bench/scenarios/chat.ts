@@ -7,6 +7,7 @@
  */
 
 import { type Context, isMissingRoute, request } from "../_context.ts";
+import { userId } from "../_ids.ts";
 import { median, percentiles, round } from "../_stats.ts";
 
 /** Messages each sender keeps in flight. */
@@ -50,7 +51,7 @@ export async function runChat(ctx: Context) {
     ctx.log(`chat: creating ${count} conversations of ${size} members`);
     const conversations: { id: string; members: string[] }[] = [];
     for (let c = 0; c < count; c++) {
-      const members = Array.from({ length: size }, (_, j) => `chat${c * size + j}`);
+      const members = Array.from({ length: size }, (_, j) => userId("chat", c * size + j));
       const res = await request(ctx, server.origin, "/v1/conversations", {
         body: { members, title: `bench ${c}` },
       });

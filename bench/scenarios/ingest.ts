@@ -9,6 +9,7 @@
 
 import { Redis } from "ioredis";
 import { closeAll, connectAll, type Context, request, samplesAll, sleep } from "../_context.ts";
+import { userId } from "../_ids.ts";
 import { spawnChild } from "../_procs.ts";
 import { now } from "../_rpc.ts";
 import { median, percentiles, round, split } from "../_stats.ts";
@@ -148,7 +149,7 @@ export async function runIngest(ctx: Context) {
       for (let i = 0; i < count; i += PIPELINE) {
         const pipe = redis.pipeline();
         for (let j = i; j < Math.min(count, i + PIPELINE); j++) {
-          pipe.xadd(STREAM, "*", "data", change(run, j, `ing${owners[j]}`));
+          pipe.xadd(STREAM, "*", "data", change(run, j, userId("ing", owners[j])));
         }
         await pipe.exec();
       }
