@@ -14,6 +14,7 @@ import * as v from "valibot";
 import { type Envelope, EnvelopeSchema, MAX_PAYLOAD_BYTES } from "../schemas/envelope.ts";
 import type { IngestRule } from "./rules.ts";
 import { utf8Length } from "../utf8.ts";
+import { MAX_UUID_MS, uuidOf } from "../uuid.ts";
 
 /** Why an entry went to the dead-letter stream. */
 export type DeadReason =
@@ -99,31 +100,18 @@ const encoder = new TextEncoder();
 const isObject = (x: unknown): x is Values =>
   typeof x === "object" && x !== null && !Array.isArray(x);
 
-/** The largest time a version 7 UUID holds: 48 bits of milliseconds. */
-const MAX_UUID_MS = 2 ** 48;
-
 /**
  * A UUID derived from `parts`: the same parts give the same id in every process. Given the
  * change's commit time `atMs`, its first 48 bits are that time in milliseconds (version 7
  * layout, the rest SHA-256 bits), so ids of changes committed one after the other sort
  * together, as the platform's own ids do: the store keeps events by id, and ids at random
- * places cost its writer about six times as much. Without a time, version 8 (custom,
+ * places cost its writer about five times as much. Without a time, version 8 (custom,
  * SHA-256 bits only).
  */
 export async function derivedId(parts: readonly unknown[], atMs?: number): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", encoder.encode(JSON.stringify(parts)));
-  const b = new Uint8Array(digest).slice(0, 16);
-  const timed = atMs !== undefined && Number.isFinite(atMs) && atMs >= 0 && atMs < MAX_UUID_MS;
-  if (timed) {
-    const ms = Math.floor(atMs);
-    for (let i = 0; i < 6; i++) b[i] = Math.floor(ms / 2 ** (8 * (5 - i))) % 256;
-  }
-  b[6] = (b[6] & 0x0f) | (timed ? 0x70 : 0x80);
-  b[8] = (b[8] & 0x3f) | 0x80;
-  const hex = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${
-    hex.slice(20)
-  }`;
+  const timed = atMs !== undefined && Number.isFinite(atMs) && atMs >= 0 && atMs <= MAX_UUID_MS;
+  return uuidOf(new Uint8Array(digest), timed ? { version: 7, ms: atMs } : { version: 8 });
 }
 
 /** A column's value as a target or template text: strings and finite numbers only. */
