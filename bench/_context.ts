@@ -330,7 +330,7 @@ export async function startWorkers(
 }
 
 /**
- * Connects users `prefix{from..to}` (or the explicit list `users`) spread over every load
+ * Connects users `from..to` of group `prefix` (`userId`) (or the explicit list `users`) spread over every load
  * generator, in parallel.
  */
 export async function connectAll(

@@ -28,9 +28,8 @@ function mix32(x: number): number {
  * same users). Users `0, 1, 2, …` are in no key order.
  */
 export function userId(prefix: string, i: number): string {
-  const hex = [mix32(i), mix32(i ^ 0x5bd1e995), mix32(i + 0x27d4eb2f), mix32(~i)]
-    .map((n) => n.toString(16).padStart(8, "0")).join("");
-  return `${prefix}-${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${
-    "89ab"[parseInt(hex[16], 16) & 3]
-  }${hex.slice(17, 20)}-${hex.slice(20)}`;
+  const words = [mix32(i), mix32(i ^ 0x5bd1e995), mix32(i + 0x27d4eb2f), mix32(~i)];
+  const bytes = new Uint8Array(16);
+  words.forEach((w, k) => new DataView(bytes.buffer).setUint32(4 * k, w));
+  return `${prefix}-${uuidOf(bytes, { version: 4 })}`;
 }

@@ -1,17 +1,20 @@
 /**
  * UUIDs from 16 bytes (RFC 9562): their text, and the layouts relais gives the ids it
  * derives. Version 7 puts the Unix time in milliseconds in the first 48 bits, so that ids
- * made later sort later.
+ * made later sort later; versions 4 (random) and 8 (custom) keep the bytes given.
  */
 
 /** The latest time a version 7 UUID holds: 48 bits of milliseconds. */
 export const MAX_UUID_MS = 2 ** 48 - 1;
 
 /**
- * Writes into `bytes` the version (7 or 8) and the variant, and for version 7 the time `ms`
- * in its first 48 bits; answers the UUID's text.
+ * Writes into a copy of `bytes` the version and the variant, and for version 7 the time
+ * `ms` in its first 48 bits; answers the UUID's text.
  */
-export function uuidOf(bytes: Uint8Array, layout: { version: 8 } | { version: 7; ms: number }) {
+export function uuidOf(
+  bytes: Uint8Array,
+  layout: { version: 4 | 8 } | { version: 7; ms: number },
+): string {
   const b = bytes.slice(0, 16);
   if (layout.version === 7) {
     const ms = Math.min(MAX_UUID_MS, Math.max(0, Math.floor(layout.ms)));

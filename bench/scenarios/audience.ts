@@ -51,15 +51,15 @@ export async function audienceUnavailable(ctx: Context, server: Server) {
   return undefined;
 }
 
-/** The structure holding exactly the users `prefix{0..size}` (see {@linkcode putInstitution}). */
+/** The structure holding exactly the users `0..size` of group `prefix` (`userId`) (see {@linkcode putInstitution}). */
 export function bandStructure(size: number): string {
   return `${STRUCTURE}-${size}`;
 }
 
 /**
- * Puts `prefix{0..users}` in the institution; returns the PUT rate. Each user is also put in
+ * Puts `0..users` of group `prefix` (`userId`) in the institution; returns the PUT rate. Each user is also put in
  * `bandStructure(b)` for every band `b` above its index, so that a STRUCTURE audience of
- * `bandStructure(b)` is exactly the users `prefix{0..b}`.
+ * `bandStructure(b)` is exactly the users `0..b` of group `prefix`.
  */
 export async function putInstitution(
   ctx: Context,

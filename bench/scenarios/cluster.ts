@@ -157,14 +157,14 @@ async function startTrio(ctx: Context, peer: Peer, redis: TestRedis): Promise<Se
     )));
 }
 
-/** Users `prefix{from..to}` that go to node `k` (round-robin: user `i` on node `i mod 3`). */
+/** Users `from..to` of group `prefix` (`userId`) that go to node `k` (round-robin: user `i` on node `i mod 3`). */
 function usersOfNode(prefix: string, from: number, to: number, k: number): string[] {
   const out: string[] = [];
   for (let i = from; i < to; i++) if (i % NODES === k) out.push(userId(prefix, i));
   return out;
 }
 
-/** Connects users `prefix{from..to}` round-robin over `nodes`; the result per node. */
+/** Connects users `from..to` of group `prefix` (`userId`) round-robin over `nodes`; the result per node. */
 async function connectRoundRobin(
   ctx: Context,
   args: { group: string; peer: Peer; nodes: Server[]; prefix: string; from: number; to: number },
@@ -202,7 +202,7 @@ async function cpuOf(pids: number[]): Promise<number[]> {
 
 const sum = (values: number[]) => values.reduce((s, v) => s + v, 0);
 
-/** One event published on `node` to users `prefix{0..size}`, awaited on every client. */
+/** One event published on `node` to users `0..size` of group `prefix` (`userId`), awaited on every client. */
 async function publishAndWait(
   ctx: Context,
   args: {

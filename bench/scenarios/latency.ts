@@ -96,7 +96,7 @@ export async function runLatency(ctx: Context, options: { storm?: boolean } = {}
 }
 
 /**
- * Connects the scenario's users (`lat0`…) to `server` in `group`, their latency samples
+ * Connects the scenario's users (`lat-…`) to `server` in `group`, their latency samples
  * collected (and, on relais, every seq of their streams checked); throws if one fails.
  */
 async function connectUsers(ctx: Context, server: Server, group: string) {
@@ -119,7 +119,7 @@ async function connectUsers(ctx: Context, server: Server, group: string) {
 
 /**
  * A warm-up at 100 events/s, not measured, then every rate of the profile `runs` times on
- * `server`, whose users (`lat0`…) are connected in `group`; tags start with `tag`.
+ * `server`, whose users (`lat-…`) are connected in `group`; tags start with `tag`.
  */
 async function measureRates(
   ctx: Context,

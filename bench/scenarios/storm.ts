@@ -40,7 +40,7 @@ export interface StormRun {
   firstError?: string;
 }
 
-/** The users a storm acts on: a connected group of `prefix{0..users}` on `server`. */
+/** The users a storm acts on: a connected group of `0..users` of group `prefix` (`userId`) on `server`. */
 export interface StormTarget {
   server: Server;
   group: string;
