@@ -26,8 +26,8 @@ const FRAME_RATE = { burst: 2000, perSecond: 200 };
  * long: closing while its frames still arrive makes the runtime drop the socket before the
  * close frame goes out, and the client would only see an abnormal closure (1006, or 0 from
  * Deno's client). A client's stream of frames can pause for tens of milliseconds on a busy
- * machine (50 ms closed 9 of 12 floods mid-stream with three other processes on the 2
- * cores, 250 ms none).
+ * machine: with three busy processes beside the flood test on two cores, 50 ms closed 9 of
+ * 12 floods mid-stream, 250 ms none.
  */
 const DRAIN_QUIET_MS = 250;
 /** ...or after this long at most, for a client that never pauses. */
