@@ -30,6 +30,14 @@ function mix32(x: number): number {
 export function userId(prefix: string, i: number): string {
   const words = [mix32(i), mix32(i ^ 0x5bd1e995), mix32(i + 0x27d4eb2f), mix32(~i)];
   const bytes = new Uint8Array(16);
-  words.forEach((w, k) => new DataView(bytes.buffer).setUint32(4 * k, w));
+  const view = new DataView(bytes.buffer);
+  words.forEach((w, k) => view.setUint32(4 * k, w));
   return `${prefix}-${uuidOf(bytes, { version: 4 })}`;
+}
+
+/** Users `from..to` of the bench group `prefix` ({@linkcode userId}). */
+export function userIds(spec: { prefix: string; from: number; to: number }): string[] {
+  const out: string[] = [];
+  for (let i = spec.from; i < spec.to; i++) out.push(userId(spec.prefix, i));
+  return out;
 }

@@ -14,7 +14,7 @@
 
 import { SignJWT } from "jose";
 import { io, type Socket as SioSocket, WebSocket as SioWebSocket } from "socket.io-client";
-import { userId } from "./_ids.ts";
+import { userIds } from "./_ids.ts";
 import { now, serveCommands } from "./_rpc.ts";
 
 type Peer = "relais" | "relais-node" | "bare" | "socketio";
@@ -204,10 +204,7 @@ function openSio(group: Group, conn: Conn, url: string, authToken: string) {
 }
 
 function usersOf(spec: { prefix: string; from: number; to: number } | string[]): string[] {
-  if (Array.isArray(spec)) return spec;
-  const out: string[] = [];
-  for (let i = spec.from; i < spec.to; i++) out.push(userId(spec.prefix, i));
-  return out;
+  return Array.isArray(spec) ? spec : userIds(spec);
 }
 
 async function pool<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>) {

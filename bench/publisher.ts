@@ -10,19 +10,13 @@
  * Run: `deno run --allow-net --allow-env bench/publisher.ts` (BENCH_SERVICE_KEY).
  */
 
-import { userId, uuidv7 } from "./_ids.ts";
+import { userIds, uuidv7 } from "./_ids.ts";
 import { now, serveCommands } from "./_rpc.ts";
 
 type Peer = "relais" | "relais-node" | "bare" | "socketio";
 type Users = { prefix: string; from: number; to: number };
 
 const serviceKey = Deno.env.get("BENCH_SERVICE_KEY") ?? "";
-
-function usersOf(spec: Users): string[] {
-  const out: string[] = [];
-  for (let i = spec.from; i < spec.to; i++) out.push(userId(spec.prefix, i));
-  return out;
-}
 
 function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return NaN;
@@ -77,7 +71,7 @@ async function send(spec: EventSpec & { due?: number }) {
 await serveCommands({
   /** Directory sync: `PUT /v1/users/:id` for each user, `concurrency` at a time. */
   async putUsers(args: { url: string; users: Users; body: unknown; concurrency: number }) {
-    const users = usersOf(args.users);
+    const users = userIds(args.users);
     const body = JSON.stringify(args.body);
     const started = now();
     let ok = 0;
@@ -110,7 +104,7 @@ await serveCommands({
   /** One event to `users` (relais: audience USER) or to every socket (broadcast peers). */
   publish(args: Omit<EventSpec, "audience"> & { users?: Users; audience?: EventSpec["audience"] }) {
     const audience = args.audience ??
-      (args.users ? { type: "USER", targets: usersOf(args.users) } : undefined);
+      (args.users ? { type: "USER", targets: userIds(args.users) } : undefined);
     return send({ ...args, audience });
   },
 
@@ -130,7 +124,7 @@ await serveCommands({
     connections: number;
     maxQueued: number;
   }) {
-    const users = usersOf(args.users);
+    const users = userIds(args.users);
     const total = Math.round((args.rate * args.durationMs) / 1000);
     const statuses: Record<string, number> = {};
     const answers: number[] = [];
