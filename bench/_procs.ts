@@ -11,9 +11,18 @@ export interface Child {
   /** The real process (not the `timeout` wrapper): the one whose memory is read. */
   pid: number;
   process: Deno.ChildProcess;
+  /**
+   * The first lines it logged at error level (relais's JSON lines, `"level":"ERROR"`), kept
+   * while its output is drained after its listening line, so that a scenario that sees a
+   * server error can report what the server said.
+   */
+  errorLines: string[];
   /** Kills it (and its wrapper) and waits for the exit. */
   stop(): Promise<void>;
 }
+
+/** Error lines a child keeps at most. */
+const ERROR_LINES = 10;
 
 const children = new Set<Child>();
 let deadlineAt = Date.now() + 15 * 60_000;
@@ -76,6 +85,7 @@ export async function spawnChild(
     name,
     pid,
     process,
+    errorLines: [],
     async stop() {
       children.delete(child);
       // A profiled server writes its profile on a clean exit: asked first, killed after.
@@ -130,9 +140,22 @@ export async function waitForLine(
     buffer += result.value;
     const match = pattern.exec(buffer);
     if (match) {
+      // Drained so the child never blocks on a full pipe; its error lines are kept.
       (async () => {
+        let rest = buffer.slice(match.index + match[0].length);
         try {
-          while (!(await reader.read()).done) { /* drain so the child never blocks */ }
+          while (true) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            const lines = (rest + value).split("\n");
+            rest = lines.pop() ?? "";
+            for (const line of lines) {
+              if (child.errorLines.length < ERROR_LINES && line.includes('"level":"ERROR"')) {
+                child.errorLines.push(line.slice(0, 2000));
+              }
+            }
+            if (rest.length > 100_000) rest = "";
+          }
         } catch { /* closed */ }
       })();
       return match;

@@ -67,6 +67,8 @@ export interface SoakResult {
   published: number;
   failed: number;
   firstError?: string;
+  /** The first lines relais logged at error level, when a publish failed. */
+  serverErrors?: string[];
   samples: SoakSample[];
   /** Keys at the last sample over keys at the middle one (after warm-up). */
   growth: number;
@@ -230,6 +232,10 @@ export async function runSoak(ctx: Context, soak: SoakProfile = SOAK_QUICK): Pro
       published,
       failed,
       ...(firstError ? { firstError } : {}),
+      // What relais logged at error level, when a publish failed: the cause of a 500.
+      ...(failed > 0 && server.child.errorLines.length > 0
+        ? { serverErrors: server.child.errorLines.slice(0, 3) }
+        : {}),
       samples,
       growth,
       levelledOff: steady.length >= 3 && growth <= 1.25,
@@ -265,7 +271,10 @@ export function soakSection(r: SoakResult | { error: string } | undefined): stri
     `${fmt(r.published)} published, ${fmt(r.failed)} refused${
       r.firstError ? ` (first: ${r.firstError})` : ""
     }. Keys at the end over keys mid-run (after warm-up): ${r.growth} — ` +
-    (r.levelledOff ? "**levelled off**." : "**still growing**."),
+    (r.levelledOff ? "**levelled off**." : "**still growing**.") +
+    (r.serverErrors?.length
+      ? ` relais logged: ${r.serverErrors.map((l) => `\`${l}\``).join(", ")}.`
+      : ""),
     "",
     `| ${head.join(" | ")} |`,
     `| ${head.map(() => "---").join(" | ")} |`,
