@@ -6,7 +6,7 @@
 import type { PendingAck, StreamItem } from "../src/store/store.ts";
 
 /** Version of the context shape, stored with inspected snapshots. */
-export const USER_MACHINE_VERSION = 4;
+export const USER_MACHINE_VERSION = 5;
 
 /** One live connection of the user, by id (the socket itself lives outside the actor). */
 export interface UserConnection {
@@ -21,8 +21,8 @@ export interface UserContext {
   connections: Record<string, UserConnection>;
   /** The ids of `connections`, in the order they opened (what every push goes to). */
   connIds: string[];
-  /** The last seq handed to the machine. */
-  lastSeqSent: number;
+  /** What the pushes to the user count: the one part of the context a step changes in place. */
+  pushes: PushCount;
   /** Items waiting for an ack, by seq. */
   pending: Record<number, PendingAck>;
   ackBaseMs: number;
@@ -31,10 +31,6 @@ export interface UserContext {
   lowBuffer: LiveItem[];
   /** When the current LOW group started (its window ends `pacing.lowWindowMs` later). */
   lowSince: number | undefined;
-  /** Pushes made in the current budget window. */
-  pushed: number;
-  /** When the current budget window started (it ends `pacing.budgetWindowMs` later). */
-  budgetSince: number | undefined;
   /** Items held back because the budget was spent, summarized at the window's end. */
   folded: { count: number; firstSeq: number; lastSeq: number };
   /** When the user went offline (the actor passivates `idleMs` later). */
@@ -42,6 +38,23 @@ export interface UserContext {
   /** A redelivery run is in progress (the `redeliver` child). */
   redelivering: boolean;
   pacing: Pacing;
+}
+
+/**
+ * The counts of the push budget, one cell per actor. Most items only move these counts
+ * (they go out whole, within the budget, with nothing to wait for), and a step that assigns
+ * makes XState build a new snapshot, context and tag set that the actor keeps until its next
+ * step: in a broadcast that outlives the young generation, for every recipient. So the
+ * common step (`countPushes`) updates this cell in place and leaves the snapshot as it is;
+ * every other step replaces the cell with a new one when it changes it.
+ */
+export interface PushCount {
+  /** The last seq handed to the machine. */
+  lastSeqSent: number;
+  /** Pushes made in the current budget window. */
+  pushed: number;
+  /** When the current budget window started (it ends `pacing.budgetWindowMs` later). */
+  budgetSince: number | undefined;
 }
 
 /** How the user actor paces pushes so that a user is never flooded. */

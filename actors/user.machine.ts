@@ -40,7 +40,15 @@ import {
   type UserEvent,
   type UserInput,
 } from "./user.context.ts";
-import { deliverItems, NO_FOLD, opensTimers, pace, windowOver } from "./user.pacing.ts";
+import {
+  countPushes,
+  deliverItems,
+  NO_FOLD,
+  onlyCounts,
+  opensTimers,
+  pace,
+  windowOver,
+} from "./user.pacing.ts";
 import {
   afterRedelivery,
   nextDueAt,
@@ -94,6 +102,13 @@ const presenceOn = (self: "online" | "away" | "offline") => {
   };
 };
 
+/** Every item of a batch (one that goes out whole), with the user's connections. */
+const sendAll = ({ context, event }: { context: UserContext; event: UserEvent }) => ({
+  userId: context.userId,
+  connections: context.connIds,
+  items: itemsOf(event),
+});
+
 /** The items of a batch that go out now, with the user's connections. */
 const sendNow = ({ context, event }: { context: UserContext; event: UserEvent }) => ({
   userId: context.userId,
@@ -128,6 +143,11 @@ export const userMachine = setup({
     /** Groups, folds, counts and tracks a batch of new items (see `pace`). */
     deliverItems: assign(({ context, event }) => deliverItems(context, itemsOf(event))),
     /**
+     * Counts a batch that only moves the push counts, in the context's count cell: the
+     * common step assigns nothing, so XState keeps the snapshot it has (see `PushCount`).
+     */
+    countPushes: ({ context, event }) => countPushes(context, itemsOf(event)),
+    /**
      * Opens the timers a batch starts: the end of a LOW group it opens, and the end of
      * the budget window when it folds the window's first item (a window with nothing
      * folded needs no timer: the first push after its end starts the next one). Runs
@@ -146,9 +166,9 @@ export const userMachine = setup({
         });
       }
       if (context.folded.count === 0 && paced.fold.length > 0) {
-        const since = context.budgetSince === undefined || windowOver(context, now)
+        const since = context.pushes.budgetSince === undefined || windowOver(context, now)
           ? now
-          : context.budgetSince;
+          : context.pushes.budgetSince;
         enqueue.raise({ type: "budgetWindow" }, {
           id: "budgetWindow",
           delay: Math.max(0, since + context.pacing.budgetWindowMs - now),
@@ -211,6 +231,8 @@ export const userMachine = setup({
   guards: {
     /** The batch opens a window or moves the next redelivery. */
     opensTimers: ({ context, event }) => opensTimers(context, itemsOf(event)),
+    /** The batch goes out whole and only moves the push counts. */
+    onlyCounts: ({ context, event }) => onlyCounts(context, itemsOf(event)),
   },
   delays: {
     idle: ({ context }) => context.idleMs,
@@ -223,21 +245,20 @@ export const userMachine = setup({
     userId: input.userId,
     connections: {},
     connIds: [],
-    lastSeqSent: 0,
+    pushes: { lastSeqSent: 0, pushed: 0, budgetSince: undefined },
     pending: Object.fromEntries(input.pending.map((p) => [p.seq, p])),
     ackBaseMs: input.ackBaseMs,
     idleMs: input.idleMs,
     lowBuffer: [],
     lowSince: undefined,
-    pushed: 0,
-    budgetSince: undefined,
     folded: NO_FOLD,
     offlineSince: undefined,
     redelivering: false,
     pacing: input.pacing ?? NO_PACING,
   }),
   on: {
-    // Most items open nothing: two actions, the cheapest step there is.
+    // Most items open nothing and only move the push counts: two actions and no assign,
+    // the cheapest step there is.
     "items.deliver": [
       {
         guard: "opensTimers",
@@ -261,6 +282,10 @@ export const userMachine = setup({
           "deliverItems",
           "reschedule",
         ],
+      },
+      {
+        guard: "onlyCounts",
+        actions: [{ type: "sendItems", params: sendAll }, "countPushes"],
       },
       { actions: [{ type: "sendItems", params: sendNow }, "deliverItems"] },
     ],
@@ -316,7 +341,10 @@ export const userMachine = setup({
             ...context.folded,
           }),
         },
-        assign({ pushed: 0, folded: NO_FOLD, budgetSince: undefined }),
+        assign({
+          pushes: ({ context }) => ({ ...context.pushes, pushed: 0, budgetSince: undefined }),
+          folded: NO_FOLD,
+        }),
       ],
     },
     "user.stop": { target: ".stopped" },

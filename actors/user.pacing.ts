@@ -24,8 +24,18 @@ export const isLow = (c: UserContext, live: LiveItem): boolean =>
  * starts a new window.
  */
 export const windowOver = (c: UserContext, now: number): boolean =>
-  c.budgetSince !== undefined && c.folded.count === 0 &&
-  now >= c.budgetSince + c.pacing.budgetWindowMs;
+  c.pushes.budgetSince !== undefined && c.folded.count === 0 &&
+  now >= c.pushes.budgetSince + c.pacing.budgetWindowMs;
+
+/**
+ * Most batches go out whole: nothing LOW, nothing held, within what is left of the budget
+ * (`pushed`, counted in the current window).
+ */
+function wholeBatch(c: UserContext, items: LiveItem[], connected: boolean, pushed: number) {
+  return (!connected ||
+    (pushed + items.length <= c.pacing.pushBudget && c.lowBuffer.length === 0)) &&
+    (c.pacing.lowWindowMs <= 0 || !items.some((l) => l.pace === "low"));
+}
 
 /** How a batch of new items is paced (see {@linkcode pace}). */
 export interface Paced {
@@ -60,12 +70,8 @@ export interface Paced {
  */
 export function pace(c: UserContext, items: LiveItem[], now: number): Paced {
   const connected = hasConnections(c);
-  let pushed = windowOver(c, now) ? 0 : c.pushed;
-  // Most batches go out whole: nothing LOW, nothing held, within what is left of the budget.
-  if (
-    (!connected || (pushed + items.length <= c.pacing.pushBudget && c.lowBuffer.length === 0)) &&
-    (c.pacing.lowWindowMs <= 0 || !items.some((l) => l.pace === "low"))
-  ) {
+  let pushed = windowOver(c, now) ? 0 : c.pushes.pushed;
+  if (wholeBatch(c, items, connected, pushed)) {
     return {
       send: items,
       low: NONE,
@@ -124,10 +130,8 @@ export function deliverItems(c: UserContext, items: LiveItem[]): Partial<UserCon
   const now = Date.now();
   const { low, fold, pushed, flushLow } = pace(c, items, now);
   const connected = hasConnections(c);
-  let lastSeqSent = c.lastSeqSent;
   let pending: Record<number, PendingAck> | undefined;
   for (const { item, pending: p } of items) {
-    if (item.seq > lastSeqSent) lastSeqSent = item.seq;
     const entry = c.pending[item.seq] ?? p;
     if (!entry) continue;
     pending ??= { ...c.pending };
@@ -136,7 +140,7 @@ export function deliverItems(c: UserContext, items: LiveItem[]): Partial<UserCon
       ? { ...entry, nextAt: now + redeliveryDelay(entry, entry.attempts, c.ackBaseMs) }
       : entry;
   }
-  const next: Partial<UserContext> = { lastSeqSent };
+  const next: Partial<UserContext> = {};
   if (pending) next.pending = pending;
   if (flushLow.length > 0) {
     // The group went out: what is left of the batch's LOW items starts the next one.
@@ -147,10 +151,48 @@ export function deliverItems(c: UserContext, items: LiveItem[]): Partial<UserCon
     if (c.lowBuffer.length === 0) next.lowSince = now;
   }
   if (fold.length > 0) next.folded = foldInto(c.folded, fold);
-  if (pushed !== c.pushed) next.pushed = pushed;
-  const fresh = c.budgetSince === undefined || windowOver(c, now);
-  if (fresh && (pushed > 0 || fold.length > 0)) next.budgetSince = now;
+  const fresh = c.pushes.budgetSince === undefined || windowOver(c, now);
+  next.pushes = {
+    lastSeqSent: lastSeqOf(c, items),
+    pushed,
+    budgetSince: fresh && (pushed > 0 || fold.length > 0) ? now : c.pushes.budgetSince,
+  };
   return next;
+}
+
+/** The highest seq handed to the machine once `items` are. */
+function lastSeqOf(c: UserContext, items: LiveItem[]): number {
+  let last = c.pushes.lastSeqSent;
+  for (const { item } of items) if (item.seq > last) last = item.seq;
+  return last;
+}
+
+/**
+ * Whether a batch only moves the push counts: it goes out whole (see `pace`), and no item
+ * waits for an ack. Asked after {@linkcode opensTimers}, so nothing is held back either.
+ */
+export function onlyCounts(c: UserContext, items: LiveItem[]): boolean {
+  for (const { item, pending } of items) {
+    if (pending || item.ack || c.pending[item.seq]) return false;
+  }
+  const now = Date.now();
+  return wholeBatch(c, items, hasConnections(c), windowOver(c, now) ? 0 : c.pushes.pushed);
+}
+
+/**
+ * Counts a batch that {@linkcode onlyCounts} let through, in place: what
+ * {@linkcode deliverItems} would assign for it, without a new snapshot.
+ */
+export function countPushes(c: UserContext, items: LiveItem[]): void {
+  const now = Date.now();
+  const counts = c.pushes;
+  const over = windowOver(c, now);
+  const before = over ? 0 : counts.pushed;
+  // Pushes only count while someone is connected to see them.
+  const pushed = hasConnections(c) ? before + items.length : before;
+  if ((counts.budgetSince === undefined || over) && pushed > 0) counts.budgetSince = now;
+  counts.pushed = pushed;
+  counts.lastSeqSent = lastSeqOf(c, items);
 }
 
 /**
@@ -173,7 +215,7 @@ export function opensTimers(c: UserContext, items: LiveItem[]): boolean {
   // Nothing can fold while the batch fits in what is left of the budget (the common case:
   // no need to pace the batch here as well).
   const now = Date.now();
-  const used = windowOver(c, now) ? 0 : c.pushed;
+  const used = windowOver(c, now) ? 0 : c.pushes.pushed;
   if (used + items.length <= c.pacing.pushBudget) return false;
   return pace(c, items, now).fold.length > 0;
 }

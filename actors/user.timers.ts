@@ -37,13 +37,13 @@ export function userTimers(snapshot: { value: unknown; context: UserContext }): 
       dueAt: c.lowSince + c.pacing.lowWindowMs,
     });
   }
-  if (c.budgetSince !== undefined && !windowOver(c, Date.now())) {
+  if (c.pushes.budgetSince !== undefined && !windowOver(c, Date.now())) {
     timers.push({
       id: "budgetWindow",
       event: c.folded.count > 0
         ? `send a summary of ${c.folded.count} folded item(s) and reset the budget`
         : "reset the push budget",
-      dueAt: c.budgetSince + c.pacing.budgetWindowMs,
+      dueAt: c.pushes.budgetSince + c.pacing.budgetWindowMs,
     });
   }
   if (snapshot.value === "offline" && c.offlineSince !== undefined) {

@@ -137,8 +137,8 @@ Deno.test("user actor sends a batch of new items to every connection in one step
   const { context } = actor.getSnapshot();
   assert.deepEqual(Object.keys(context.pending), ["2"]);
   assert.ok(context.pending[2].nextAt! > Date.now() - 5);
-  assert.equal(context.lastSeqSent, 2);
-  assert.equal(context.pushed, 2);
+  assert.equal(context.pushes.lastSeqSent, 2);
+  assert.equal(context.pushes.pushed, 2);
   assert.equal(waitingOn(actor.getSnapshot(), "nextDue"), true);
   actor.stop();
 });
@@ -210,10 +210,47 @@ Deno.test("user actor folds pushes past its budget into one summary, critical it
     { count: 2, firstSeq: 3, lastSeq: 5 },
   ]);
   assert.equal(waitingOn(actor.getSnapshot(), "budgetWindow"), false);
-  assert.equal(actor.getSnapshot().context.pushed, 0);
+  assert.equal(actor.getSnapshot().context.pushes.pushed, 0);
   // A new window: pushes go out again.
   deliver(live(6));
   assert.deepEqual(sent.at(-1)!.seqs, [6]);
+  actor.stop();
+});
+
+Deno.test("user actor counts a batch that only moves its push counts in place, keeping its snapshot; any other batch makes a new one", () => {
+  const { actor, deliver, sent } = harness({
+    pacing: { lowWindowMs: 60_000, pushBudget: 4, budgetWindowMs: 60_000 },
+  });
+  actor.send({ type: "conn.open", connId: "a" });
+  const start = Date.now();
+  const before = actor.getSnapshot();
+  deliver(live(1), live(2));
+  deliver(live(3));
+  assert.equal(actor.getSnapshot(), before, "the common step makes no new snapshot");
+  assert.deepEqual(sent.map((s) => s.seqs), [[1, 2], [3]]);
+  const { pushes } = actor.getSnapshot().context;
+  assert.equal(pushes.lastSeqSent, 3);
+  assert.equal(pushes.pushed, 3);
+  assert.ok(pushes.budgetSince! >= start && pushes.budgetSince! <= Date.now());
+  // An item waiting for an ack is tracked: a new snapshot.
+  deliver(live(4, { ack: true }));
+  const acked = actor.getSnapshot();
+  assert.notEqual(acked, before);
+  assert.deepEqual(Object.keys(acked.context.pending), ["4"]);
+  assert.deepEqual(acked.context.pushes, {
+    lastSeqSent: 4,
+    pushed: 4,
+    budgetSince: pushes.budgetSince,
+  });
+  // Past the budget, an item folds; a LOW one waits for its group.
+  deliver(live(5));
+  deliver(live(6, { pace: "low" }));
+  const { context } = actor.getSnapshot();
+  assert.deepEqual(context.folded, { count: 1, firstSeq: 5, lastSeq: 5 });
+  assert.deepEqual(context.lowBuffer.map((l) => l.item.seq), [6]);
+  assert.equal(context.pushes.lastSeqSent, 6);
+  assert.equal(context.pushes.pushed, 4);
+  assert.deepEqual(sent.map((s) => s.seqs), [[1, 2], [3], [4], [], []]);
   actor.stop();
 });
 
@@ -225,16 +262,16 @@ Deno.test("user actor sends a batch that fits what is left of its budget whole, 
   });
   // Nobody connected: nothing counts against the budget.
   deliver(live(1), live(2), live(3), live(4));
-  assert.equal(actor.getSnapshot().context.pushed, 0);
+  assert.equal(actor.getSnapshot().context.pushes.pushed, 0);
   actor.send({ type: "conn.open", connId: "a" });
   deliver(live(5), live(6));
   deliver(live(7));
-  assert.equal(actor.getSnapshot().context.pushed, 3);
+  assert.equal(actor.getSnapshot().context.pushes.pushed, 3);
   // The budget is spent exactly: the next item folds, a critical one still goes out.
   deliver(live(8), live(9, { pace: "critical" }));
   assert.deepEqual(sent.slice(-3).map((s) => s.seqs), [[5, 6], [7], [9]]);
   assert.deepEqual(actor.getSnapshot().context.folded, { count: 1, firstSeq: 8, lastSeq: 8 });
-  assert.equal(actor.getSnapshot().context.pushed, 4);
+  assert.equal(actor.getSnapshot().context.pushes.pushed, 4);
   actor.stop();
 });
 
@@ -318,7 +355,7 @@ Deno.test("user actor timers come from its context: next redelivery, budget wind
   const timers = userTimers(actor.getSnapshot());
   assert.deepEqual(timers.map((t) => [t.id, t.dueAt]), [
     ["nextDue", context.pending[7].nextAt],
-    ["budgetWindow", context.budgetSince! + 60_000],
+    ["budgetWindow", context.pushes.budgetSince! + 60_000],
   ]);
   assert.match(timers[0].event, /seq 7/);
   actor.stop();

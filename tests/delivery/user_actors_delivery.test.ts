@@ -88,8 +88,8 @@ Deno.test("items for one user in one turn reach the actor as one batch, folded p
     await settled();
     assert.equal(h.steps() - before, 1, "one machine step for the five items");
     assert.deepEqual(h.frames.map((f) => f.seq), [1, 2, 3]);
-    assert.equal(h.context().pushed, 3);
-    assert.equal(h.context().lastSeqSent, 5);
+    assert.equal(h.context().pushes.pushed, 3);
+    assert.equal(h.context().pushes.lastSeqSent, 5);
     assert.deepEqual(h.context().folded, { count: 2, firstSeq: 4, lastSeq: 5 });
     assert.deepEqual(h.recorded, ["e1", "e2", "e3"]);
 
@@ -101,7 +101,7 @@ Deno.test("items for one user in one turn reach the actor as one batch, folded p
     for (let seq = 6; seq <= 8; seq++) h.users.deliver("u", live(seq));
     await settled();
     assert.deepEqual(h.frames.slice(-3).map((f) => f.seq), [6, 7, 8]);
-    assert.equal(h.context().pushed, 3);
+    assert.equal(h.context().pushes.pushed, 3);
   } finally {
     h.stop();
   }
@@ -121,7 +121,7 @@ Deno.test("items that need an ack or grouping are tracked and grouped by the use
     // The acked item is tracked with its redelivery schedule, the LOW one waits for its group.
     assert.ok(h.context().pending[2]?.nextAt !== undefined);
     assert.equal(h.context().lowBuffer.length, 1);
-    assert.equal(h.context().pushed, 3);
+    assert.equal(h.context().pushes.pushed, 3);
     clock.increment(60);
     assert.equal(h.frames.at(-1)!.type, "batch");
     assert.equal(h.context().lowBuffer.length, 0);
@@ -131,7 +131,7 @@ Deno.test("items that need an ack or grouping are tracked and grouped by the use
     h.users.deliver("u", live(5));
     await settled();
     assert.equal(h.frames.length, before);
-    assert.equal(h.context().lastSeqSent, 5);
+    assert.equal(h.context().pushes.lastSeqSent, 5);
   } finally {
     h.stop();
   }
