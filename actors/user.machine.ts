@@ -257,9 +257,14 @@ export const userMachine = setup({
     pacing: input.pacing ?? NO_PACING,
   }),
   on: {
-    // Most items open nothing and only move the push counts: two actions and no assign,
-    // the cheapest step there is.
     "items.deliver": [
+      // Most items open nothing and only move the push counts: two actions and no assign,
+      // the cheapest step there is. Asked first: a batch that goes out whole, with nothing
+      // waiting for an ack, never opens a timer (see `onlyCounts`).
+      {
+        guard: "onlyCounts",
+        actions: [{ type: "sendItems", params: sendAll }, "countPushes"],
+      },
       {
         guard: "opensTimers",
         actions: [
@@ -282,10 +287,6 @@ export const userMachine = setup({
           "deliverItems",
           "reschedule",
         ],
-      },
-      {
-        guard: "onlyCounts",
-        actions: [{ type: "sendItems", params: sendAll }, "countPushes"],
       },
       { actions: [{ type: "sendItems", params: sendNow }, "deliverItems"] },
     ],

@@ -168,8 +168,10 @@ function lastSeqOf(c: UserContext, items: LiveItem[]): number {
 }
 
 /**
- * Whether a batch only moves the push counts: it goes out whole (see `pace`), and no item
- * waits for an ack. Asked after {@linkcode opensTimers}, so nothing is held back either.
+ * Whether a batch only moves the push counts: it goes out whole (see `pace`: nothing LOW,
+ * nothing held back, within what is left of the budget), and no item waits for an ack.
+ * Such a batch never {@linkcode opensTimers}: it holds no LOW item, folds nothing, flushes
+ * nothing and moves no redelivery.
  */
 export function onlyCounts(c: UserContext, items: LiveItem[]): boolean {
   for (const { item, pending } of items) {
