@@ -13,7 +13,8 @@
  * the windows of LOW grouping and of the push budget and the redelivery schedule are
  * context, with delayed events (`lowWindow`, `budgetWindow`, `nextDue`) raised only when
  * something waits on them, and a redelivery run is a child actor (`redeliver`) spawned
- * when it is due.
+ * when it is due. The common step assigns nothing: it moves the push counts in place (see
+ * `PushCount`), so XState keeps the snapshot it has instead of building one per item.
  *
  * The actor ends in its final state (status `done`) when it passivates after being offline
  * for its idle time, or when asked with `user.stop`; whoever holds it hears it through its
