@@ -6,7 +6,7 @@
  */
 
 import type { PendingAck } from "../src/store/store.ts";
-import { hasConnections, type LiveItem, type UserContext } from "./user.context.ts";
+import { hasConnections, type LiveItem, type PushCount, type UserContext } from "./user.context.ts";
 import { redeliveryDelay } from "./user.redelivery.ts";
 
 const NONE: LiveItem[] = [];
@@ -151,20 +151,29 @@ export function deliverItems(c: UserContext, items: LiveItem[]): Partial<UserCon
     if (c.lowBuffer.length === 0) next.lowSince = now;
   }
   if (fold.length > 0) next.folded = foldInto(c.folded, fold);
-  const fresh = c.pushes.budgetSince === undefined || windowOver(c, now);
-  next.pushes = {
-    lastSeqSent: lastSeqOf(c, items),
-    pushed,
-    budgetSince: fresh && (pushed > 0 || fold.length > 0) ? now : c.pushes.budgetSince,
-  };
+  next.pushes = countsAfter(c, items, pushed, fold.length > 0, now);
   return next;
 }
 
-/** The highest seq handed to the machine once `items` are. */
-function lastSeqOf(c: UserContext, items: LiveItem[]): number {
-  let last = c.pushes.lastSeqSent;
-  for (const { item } of items) if (item.seq > last) last = item.seq;
-  return last;
+/**
+ * The push counts once `items` are handed to the machine, `pushed` of them counted in the
+ * budget window (see `pace`) and some `folded`: a push or a fold starts a new window.
+ */
+function countsAfter(
+  c: UserContext,
+  items: LiveItem[],
+  pushed: number,
+  folded: boolean,
+  now: number,
+): PushCount {
+  let lastSeqSent = c.pushes.lastSeqSent;
+  for (const { item } of items) if (item.seq > lastSeqSent) lastSeqSent = item.seq;
+  const fresh = c.pushes.budgetSince === undefined || windowOver(c, now);
+  return {
+    lastSeqSent,
+    pushed,
+    budgetSince: fresh && (pushed > 0 || folded) ? now : c.pushes.budgetSince,
+  };
 }
 
 /**
@@ -187,14 +196,7 @@ export function onlyCounts(c: UserContext, items: LiveItem[]): boolean {
  */
 export function countPushes(c: UserContext, items: LiveItem[]): void {
   const now = Date.now();
-  const counts = c.pushes;
-  const over = windowOver(c, now);
-  const before = over ? 0 : counts.pushed;
-  // Pushes only count while someone is connected to see them.
-  const pushed = hasConnections(c) ? before + items.length : before;
-  if ((counts.budgetSince === undefined || over) && pushed > 0) counts.budgetSince = now;
-  counts.pushed = pushed;
-  counts.lastSeqSent = lastSeqOf(c, items);
+  Object.assign(c.pushes, countsAfter(c, items, pace(c, items, now).pushed, false, now));
 }
 
 /**
