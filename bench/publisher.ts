@@ -101,10 +101,15 @@ await serveCommands({
     return { ok, failed, ms: now() - started, firstError };
   },
 
-  /** One event to `users` (relais: audience USER) or to every socket (broadcast peers). */
+  /**
+   * One event to `users` (relais: audience USER) or to every socket (broadcast peers). The
+   * targets are listed in id order, as a backend's query returns them, not in the order the
+   * clients connected: that is the order of the users' state in relais's memory, a best
+   * case no platform sends.
+   */
   publish(args: Omit<EventSpec, "audience"> & { users?: Users; audience?: EventSpec["audience"] }) {
     const audience = args.audience ??
-      (args.users ? { type: "USER", targets: userIds(args.users) } : undefined);
+      (args.users ? { type: "USER", targets: userIds(args.users).sort() } : undefined);
     return send({ ...args, audience });
   },
 

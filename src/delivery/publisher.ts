@@ -23,6 +23,7 @@ import type {
   SeqSource,
 } from "../store/store.ts";
 import { endWhenSettled, type SpanContext, type Tracing } from "../tracing.ts";
+import type { StreamHeads } from "./stream_heads.ts";
 
 /** How many unknown targets a publish result lists at most. */
 export const MAX_UNKNOWN_LISTED = 100;
@@ -85,8 +86,11 @@ export interface PublisherDeps {
   onError(id: string, error: unknown): void;
   /** Audiences up to this size are written before the publish answers. */
   syncFanoutLimit: number;
-  /** The live stream heads: where online targets take their seqs. */
-  seqs?: SeqSource;
+  /**
+   * The live stream heads: where online targets take their seqs, and the order to visit
+   * a large audience in (see `StreamHeads.order`).
+   */
+  seqs?: SeqSource & Partial<Pick<StreamHeads, "order">>;
   /**
    * In cluster mode, the lease each fan-out job runs under (`fanout/<event id>`), so that
    * one node at a time runs it: `hold` answers `undefined` without running `work` when
@@ -147,7 +151,8 @@ export function createPublisher(deps: PublisherDeps): Publisher {
    * at once (a microtask after the commit: a few sends hold the answer up less than a turn
    * of the event loop holds them up); a larger one's on the next turn, once the publish has
    * been answered. A target whose head must first extend its range gets it once the range
-   * is reserved.
+   * is reserved. A large audience is visited in the order of the heads (see
+   * `StreamHeads.order`).
    */
   function fanOutEphemeral(
     event: EventRecord,
@@ -160,7 +165,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     const json = JSON.stringify(toClientEnvelope(envelope));
     const at = now();
     const items: FanoutBatch["items"] = [];
-    for (const user of users) {
+    for (const user of seqs.order ? seqs.order(users) : users) {
       const seq = seqs.take(user);
       if (seq === undefined) continue;
       if (typeof seq === "number") {

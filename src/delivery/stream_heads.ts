@@ -39,6 +39,8 @@ export const RECENT_ITEMS = 100;
 export const STALL_MS = 2_000;
 /** Late items a head remembers for its resumes, at most (the oldest go first). */
 export const LATE_MARKS = 32;
+/** Audiences smaller than this are visited as given (see `order`). */
+export const ORDER_MIN = 256;
 
 /** An ephemeral item of the recent window. */
 export interface RecentItem {
@@ -110,6 +112,15 @@ export interface StreamHeads extends SeqSource, StreamEpochs {
   recent(user: string, after: number): RecentRead | undefined;
   /** How many heads are open. */
   size(): number;
+  /**
+   * `users` in the order to visit them in: those with a head in the order their heads
+   * opened, the others after them as given, each once. A user's head, actor, session and
+   * socket are built together when they connect, so the heads' order is about the order of
+   * their state in memory; a large fan-out that visits its targets in it touches memory in
+   * order rather than at random (an audience comes in the directory's order, or the
+   * publisher's). A small audience is answered as given.
+   */
+  order(users: string[]): string[];
 }
 
 interface Head extends HeadPosition {
@@ -415,5 +426,15 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
     },
     epochOf: (user) => follow?.epoch() ?? heads.get(user)?.epoch ?? idleEpoch,
     size: () => heads.size,
+    order(users) {
+      // A pass over every head pays for itself when the audience is a good part of them.
+      if (users.length < ORDER_MIN || users.length * 4 < heads.size) return users;
+      const wanted = new Set(users);
+      const ordered: string[] = [];
+      for (const user of heads.keys()) if (wanted.delete(user)) ordered.push(user);
+      if (wanted.size === 0) return ordered;
+      for (const user of users) if (wanted.delete(user)) ordered.push(user);
+      return ordered;
+    },
   };
 }

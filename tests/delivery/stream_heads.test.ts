@@ -2,7 +2,11 @@
 
 import assert from "node:assert/strict";
 import type { LiveItem } from "../../actors/user.machine.ts";
-import { createStreamHeads, type StreamHeadsDeps } from "../../src/delivery/stream_heads.ts";
+import {
+  createStreamHeads,
+  ORDER_MIN,
+  type StreamHeadsDeps,
+} from "../../src/delivery/stream_heads.ts";
 import { encodeEventFrame } from "../../src/schemas/frames.ts";
 import { createMemoryStore } from "../../src/store/memory_store.ts";
 import type { StreamItem } from "../../src/store/store.ts";
@@ -61,6 +65,28 @@ Deno.test("a head reserves a range above every stored seq and starts an epoch", 
   const second = await heads.open("camille");
   assert.equal(second.start, 12, "a new head never reuses the previous range");
   assert.notEqual(second.epoch, first.epoch);
+});
+
+Deno.test("a large audience is visited in the order the heads opened, the rest after", async () => {
+  const { heads } = setup({ leaseSize: 10 });
+  // Heads open in an order of their own; some names are hostile.
+  const count = 4 * ORDER_MIN + 4;
+  const opened = Array.from({ length: count }, (_, i) => `u${(i * 7) % count}`);
+  opened[3] = "constructor";
+  opened[5] = "__proto__";
+  for (const user of opened) await heads.open(user);
+  const offline = ["zoe", "adam"];
+  // The audience in another order (reversed), with users who have no head and a repeat.
+  const audience = [...opened].reverse();
+  audience.splice(10, 0, offline[0]);
+  audience.push(offline[1], opened[0]);
+  assert.deepEqual(heads.order(audience), [...opened, ...offline], "heads first, each once");
+
+  // Not worth a pass over every head: a small audience, or a small part of the heads.
+  const small = ["u3", "u1", "nobody"];
+  assert.equal(heads.order(small), small);
+  const part = opened.slice(0, ORDER_MIN).reverse();
+  assert.equal(heads.order(part), part);
 });
 
 Deno.test("concurrent opens of one user build one head", async () => {
