@@ -78,14 +78,14 @@ Deno.test("the chat target gives what the store allows per message", () => {
   // count, 2 others' unread counts and 3 items = 10 keys; 16,000 ÷ 10 = 1,600 messages/s.
   assert.equal(
     row.bound,
-    "the store: ~1,600 messages/s (10 keys each, each under another user or conversation, " +
+    "the store's key rate, at most: ~1,600 messages/s (10 keys each, each under another user or conversation, " +
       "at 16,000 mutations/s)",
   );
   // 200 messages in flight (100 senders, 2 each): 200 ÷ 1,600/s = 125 ms on average.
   const p99 = rowOf(targetRows(PROFILE, MACHINE, { chat }), "Durable chat p99");
   assert.equal(
     p99.bound,
-    "the store and the loop: 200 messages in flight at ~1,600 messages/s wait ~125 ms on " +
+    "the store's key rate and the loop: 200 messages in flight at ~1,600 messages/s wait ~125 ms on " +
       "average (at 3,000/s, 67 ms)",
   );
   const probeless = { ...MACHINE, kvCommitsPerSecond: undefined };
