@@ -1226,7 +1226,9 @@ export async function writeReport(input: {
     "through `POST /broadcast`. Every client parses every frame. Times come from one clock " +
     "(`performance.timeOrigin + performance.now()` in every process). Ids are the " +
     "platform's kind (`bench/_ids.ts`): events have time-ordered UUIDs (version 7), users " +
-    "UUID-shaped ids after their group's name (`fan-…`), so that an audience is in no key order.",
+    "UUID-shaped ids after their group's name (`fan-…`), so that an audience is in no key order. " +
+    "A USER audience lists its targets in id order, as a backend's query returns them, not in " +
+    "the order the clients connected (the order of the users' state in relais's memory).",
     "- Idle RSS is `VmRSS` of `/proc/PID/status` of the server process, read after start-up and " +
     "again after all users connected and settled, divided by the users connected; relais's " +
     "figure includes each user's actor and session (the user-actor count is checked on " +
