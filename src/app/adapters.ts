@@ -288,6 +288,7 @@ export function createAdapters(given: Config, opened: Deno.Kv | undefined): Adap
 function clusterOf(kv: Deno.Kv, node: string): ClusterPort {
   const leases = createLeases(kv, { node, ttlMs: LEASE_TTL_MS });
   const log = getLog("cluster");
+  let waitTold = false;
   return {
     leases,
     singletons: createSingletons({
@@ -295,6 +296,15 @@ function clusterOf(kv: Deno.Kv, node: string): ClusterPort {
       ttlMs: LEASE_TTL_MS,
       onError: (message, error) => log.error(message, { error: String(error) }),
     }),
-    epoch: createClusterEpoch(kv),
+    epoch: createClusterEpoch(kv, {
+      // Told once: the node waits for its store at start (see `STORE_WAIT_MS`).
+      onWait: (error) => {
+        if (waitTold) return;
+        waitTold = true;
+        log.warning("The store does not answer yet; waiting for it before starting", {
+          error: error.message,
+        });
+      },
+    }),
   };
 }
