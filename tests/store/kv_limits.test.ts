@@ -138,6 +138,14 @@ redisTest("a fan-out job on the redis kv commits hundreds of users at a time", a
   assert.ok(again.every((b) => b.items.every((i) => i.item.seq === 2)));
 });
 
+redisTest("a fan-out batch on the redis kv takes a short tail of its chunk with it", async (kv) => {
+  // 1,100 targets in one chunk: after a batch of 500, the 600 left would leave 100 for a
+  // commit of their own (under a quarter batch), so they go together.
+  const batches = await fanOut(kv, 1100);
+  assert.deepEqual(batches.map((b) => b.items.length), [FANOUT_BATCH_MAX, 1100 - FANOUT_BATCH_MAX]);
+  for (const batch of batches) for (const { item } of batch.items) assert.equal(item.seq, 1);
+});
+
 Deno.test("the redis kv writes plain values as v8 serializes them, and reads them back", () => {
   const values: unknown[] = [
     0,

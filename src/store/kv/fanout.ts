@@ -297,18 +297,31 @@ export function createKvFanout(
     // Long user ids make long keys: a batch stays under KV's total key size per commit.
     const perKey = id.length + (event.collapseKey?.length ?? 0) + 32;
     const budgets = kvBudgetsOf(kv);
-    const batchOf = (ids: string[], chunks: number) =>
-      Math.max(
+    // How many users a batch takes, and the most one commit holds under the budgets.
+    const sizesOf = (ids: string[], chunks: number) => {
+      const most = Math.max(
         1,
         Math.min(
-          FANOUT_BATCH_MAX,
           Math.floor((budgets.mutations - 4 - chunks) / mutations),
           Math.floor(
             budgets.keyBytes / (mutations * (Math.max(...ids.map((u) => u.length)) + perKey)),
           ),
         ),
       );
-    let batchSize = FANOUT_BATCH;
+      return { size: Math.min(FANOUT_BATCH_MAX, most), most };
+    };
+    let sizes = { size: FANOUT_BATCH, most: FANOUT_BATCH };
+    /**
+     * The users of a chunk a batch from `offset` takes: `size` of them, or all that are
+     * left when fewer than a quarter batch would remain for a commit of their own and the
+     * budgets hold them (a chunk of 545 ids in batches of 500 would cost a second commit
+     * for 45 users).
+     */
+    const windowOf = (ids: string[], offset: number, { size, most }: typeof sizes) => {
+      const rest = ids.length - offset;
+      const whole = rest <= size || (rest - size < size / 4 && rest <= most);
+      return ids.slice(offset, offset + (whole ? rest : size));
+    };
     let planned: { at: string; plans: TargetPlan[] } | undefined;
     let targets: { index: number; ids: string[] } | undefined;
     let retries = 0;
@@ -370,9 +383,9 @@ export function createKvFanout(
             : (await kv.get<string[]>(keys.jobTargetsKey(id, job.chunk, job.targets))).value;
           if (!ids) throw new Error(`Fan-out of event "${id}" lost target chunk ${job.chunk}`);
           targets = { index: job.chunk, ids };
-          batchSize = batchOf(ids, job.chunks);
+          sizes = sizesOf(ids, job.chunks);
         }
-        const window = targets.ids.slice(job.offset, job.offset + batchSize);
+        const window = windowOf(targets.ids, job.offset, sizes);
         const at = `${job.chunk}:${job.offset}`;
         const ahead = prefetched?.at === at ? await prefetched.ahead : undefined;
         prefetched = undefined;
@@ -437,13 +450,12 @@ export function createKvFanout(
           if (!done && !collapsing) {
             const at = `${next.chunk}:${next.offset}`;
             if (next.chunk === job.chunk) {
-              const ahead = targets.ids.slice(next.offset, next.offset + batchSize);
-              prefetched = { at, ahead: readAhead(ahead) };
+              prefetched = { at, ahead: readAhead(windowOf(targets.ids, next.offset, sizes)) };
             } else {
               const ids = kv.get<string[]>(keys.jobTargetsKey(id, next.chunk, job.targets))
                 .then((entry) => entry.value);
               const ahead = ids.then((list) =>
-                readAhead(list ? list.slice(0, batchOf(list, job.chunks)) : [])
+                readAhead(list ? windowOf(list, 0, sizesOf(list, job.chunks)) : [])
               );
               prefetched = { at, ids, ahead };
             }
