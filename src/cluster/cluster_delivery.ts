@@ -17,7 +17,7 @@
 import type { LiveItem } from "../../actors/user.machine.ts";
 import type { LiveDelivery } from "../delivery/live_delivery.ts";
 import type { FollowMode } from "../delivery/stream_heads.ts";
-import { type Envelope, toClientEnvelope } from "../schemas/envelope.ts";
+import { type Envelope, toClientEnvelope, withoutTargets } from "../schemas/envelope.ts";
 import { encodeEventFrame } from "../schemas/frames.ts";
 import type { EventStore, StreamItem, StreamStore } from "../store/store.ts";
 import type { Bus } from "./bus.ts";
@@ -47,15 +47,6 @@ export interface ClusterDelivery extends LiveDelivery {
   /** An item was acked on this node: the user's actors on the others stop waiting. */
   announceAck(user: string, id: string): void;
   stop(): void;
-}
-
-/**
- * The envelope as the other nodes need it: what its clients see and how it is paced. The
- * audience's targets (up to 100,000 user ids) stay home: each batch lists its own users.
- */
-function withoutTargets(envelope: Envelope): Envelope {
-  const { routing } = envelope;
-  return { ...envelope, routing: { ...routing, audience: { ...routing.audience, targets: [] } } };
 }
 
 /** Whether `value` looks like a message of {@linkcode ItemsMessage}'s shape. */

@@ -11,7 +11,7 @@
 
 import type { AudienceResolver } from "../audience/audience.ts";
 import { AppError } from "../errors.ts";
-import { type Envelope, isDurable, toClientEnvelope } from "../schemas/envelope.ts";
+import { type Envelope, isDurable, toClientEnvelope, withoutTargets } from "../schemas/envelope.ts";
 import { targetItem } from "../store/items.ts";
 import type {
   EventRecord,
@@ -216,12 +216,14 @@ export function createPublisher(deps: PublisherDeps): Publisher {
   const publisher = {
     /** Publishes; `trace` is the `publish` span when the event is traced. */
     async publish(
-      envelope: Envelope,
+      received: Envelope,
       options: PublishCall = {},
       trace?: SpanContext,
     ): Promise<Published> {
       const { publishedBy } = options;
-      const { users, unknown } = await deps.audience.resolve(envelope.routing.audience);
+      const { users, unknown } = await deps.audience.resolve(received.routing.audience);
+      // Resolved: the event is stored, cached and handed on without its list of targets.
+      const envelope = withoutTargets(received);
       const result: PublishResult = {
         id: envelope.metadata.id,
         accepted_at: new Date(now()).toISOString(),

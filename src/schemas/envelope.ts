@@ -129,6 +129,19 @@ export function toClientEnvelope(envelope: Envelope): ClientEnvelope {
   return { metadata: envelope.metadata, payload: envelope.payload };
 }
 
+/**
+ * The envelope as relais keeps it once its audience is resolved: without the audience's
+ * list of targets (up to 100,000 user ids), which the event's result counts and a fan-out
+ * job lists on its own. An event then keeps no user id in its stored body for the time
+ * it is retained (a user erased since stays out of it), nor in the envelope cache, and the
+ * cluster's bus carries the envelope without them.
+ */
+export function withoutTargets(envelope: Envelope): Envelope {
+  const { routing } = envelope;
+  if (routing.audience.targets.length === 0) return envelope;
+  return { ...envelope, routing: { ...routing, audience: { ...routing.audience, targets: [] } } };
+}
+
 /** Whether items of this envelope stay in the user's durable stream. */
 export function isDurable(envelope: Envelope): boolean {
   const { type } = envelope.metadata;

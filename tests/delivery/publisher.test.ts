@@ -133,6 +133,65 @@ for (const adapter of ["kv", "memory"] as const) {
   });
 }
 
+for (const adapter of ["kv", "memory"] as const) {
+  Deno.test(`publisher on the ${adapter} store keeps an event without its list of targets`, async () => {
+    await withPublisher(
+      async (publisher, batches, store) => {
+        // One commit (two users), then a job (more than one commit's worth).
+        const audiences = [["a", "b"], Array.from({ length: 120 }, (_, i) => `u${i}`)];
+        for (const targets of audiences) {
+          const e = envelope(targets, "NOTIFICATION");
+          const { result } = await publisher.publish(e);
+          assert.equal(result.targeted, targets.length);
+          const kept = { ...e.routing.audience, targets: [] };
+          assert.deepEqual(await store.getEnvelope(e.metadata.id), {
+            ...e,
+            routing: { ...e.routing, audience: kept },
+          });
+          const handed = batches.filter((b) => b.event.id === e.metadata.id);
+          assert.equal(handed.reduce((n, b) => n + b.items.length, 0), targets.length);
+        }
+      },
+      { adapter },
+    );
+  });
+}
+
+Deno.test("publisher stores no target's id in an event's record or body", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const publisher = createPublisher({
+      store: createKvStore(kv, { recentWindowMs: 60_000 }),
+      audience: createUserAudienceResolver({ maxAudience: 10_000 }),
+      deliverLive: () => {},
+      onError: (id, error) => {
+        throw new Error(`fan-out of ${id}: ${error}`);
+      },
+      syncFanoutLimit: 1000,
+    });
+    const targets = Array.from({ length: 120 }, (_, i) => `student-${i}`);
+    const e = envelope(targets, "NOTIFICATION");
+    await publisher.publish(e);
+    // Read back by a store that never saw the publish (no cache).
+    const fresh = createKvStore(kv, { recentWindowMs: 60_000 });
+    assert.deepEqual((await fresh.getEnvelope(e.metadata.id))?.routing.audience, {
+      type: "USER",
+      targets: [],
+    });
+    // The users' own keys name them; no stored value does (the job's list went with it).
+    const text = (value: unknown) =>
+      JSON.stringify(value, (_, v) => typeof v === "bigint" ? String(v) : v) ?? "";
+    let values = 0;
+    for await (const entry of kv.list({ prefix: [] })) {
+      values++;
+      assert.ok(!text(entry.value).includes("student-"), `${JSON.stringify(entry.key)}`);
+    }
+    assert.ok(values > targets.length, "the items and records were stored");
+  } finally {
+    kv.close();
+  }
+});
+
 Deno.test("publisher keeps the job path for audiences larger than one commit", async () => {
   await withPublisher(async (publisher, batches, store) => {
     const users = Array.from({ length: 120 }, (_, i) => `u${i}`);
