@@ -114,6 +114,9 @@ async function twoNodes(heartbeatMs = 1000) {
   const prefix = `t-${crypto.randomUUID()}`;
   const a = createRedisBus(url, { node: "node-a", prefix, heartbeatMs });
   const b = createRedisBus(url, { node: "node-b", prefix, heartbeatMs });
+  // A node reads what is published once its start is pinned: both are, before any publish
+  // (on a loaded machine node b's first read came after node a's first message).
+  await Promise.all([a.ready(), b.ready()]);
   return { url, prefix, a, b, close: () => Promise.all([a.close(), b.close()]) };
 }
 
