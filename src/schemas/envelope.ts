@@ -138,7 +138,8 @@ export function toClientEnvelope(envelope: Envelope): ClientEnvelope {
  */
 export function withoutTargets(envelope: Envelope): Envelope {
   const { routing } = envelope;
-  if (routing.audience.targets.length === 0) return envelope;
+  // Nothing to drop: an empty list, or none in an envelope not built by the schema.
+  if (!routing.audience.targets?.length) return envelope;
   return { ...envelope, routing: { ...routing, audience: { ...routing.audience, targets: [] } } };
 }
 
