@@ -316,6 +316,29 @@ function stepBound(bareMicros: unknown, step: ActorStepProbe | undefined): strin
     `machine; relais's user machine ${fmt(step.userMicros)} µs); 0.9× its rate asks ≤ 1.11×`;
 }
 
+/**
+ * What one actor step per recipient allows against Socket.IO, in deliveries/s: the bare
+ * server's turn (timed inside both servers, relais's sends take as long as the bare
+ * server's: it makes a turn's frames first, through the users' actors, and the runtime
+ * writes them once that is done) plus one step of relais's user machine per recipient.
+ * Above the goal, it says that nothing outside relais's own code keeps it from the goal.
+ */
+function socketIoStepBound(
+  perSecond: { bare?: unknown; socketio?: unknown } | undefined,
+  step: ActorStepProbe | undefined,
+): string | undefined {
+  const bare = perSecond?.bare;
+  const sio = perSecond?.socketio;
+  if (!step || typeof bare !== "number" || !(bare > 0)) return undefined;
+  if (typeof sio !== "number" || !(sio > 0)) return undefined;
+  const best = 1 / (1 / bare + step.userMicros / 1e6);
+  return `the bare server's turn plus one step of relais's user machine per recipient: ≤ ${
+    fmt(best / sio)
+  }× (${fmt(bare)} deliveries/s and ${fmt(step.userMicros)} µs a step: ≤ ${
+    fmt(best)
+  } deliveries/s)`;
+}
+
 /** A "≥ goal×" row from a ratio (undefined when not measured). */
 function ratioRow(target: string, r: number | undefined, goal: number): TargetRow {
   const ok = typeof r === "number" && Number.isFinite(r);
@@ -377,7 +400,7 @@ export function targetRows(
         if (!s) row.measured = fanNote(kind);
         const bound = key === "relais/bare"
           ? stepBound(s?.serverCpuMicrosPerDelivery?.bare, machine.actorStep)
-          : undefined;
+          : socketIoStepBound(s?.deliveriesPerSecond, machine.actorStep);
         if (bound) row.bound = bound;
         rows.push(row);
       }

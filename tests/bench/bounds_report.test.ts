@@ -62,8 +62,23 @@ Deno.test("the fan-out against the bare server is bounded by one actor step per 
     bare.bound!,
     /\(16 \+ 4 µs for XState's smallest machine; relais's user machine 6\.5 µs\)/,
   );
+});
+
+Deno.test("the fan-out against Socket.IO is bounded by the bare server's turn and one actor step per recipient", () => {
+  const rows = targetRows(PROFILE, MACHINE, { fanout });
   const sio = rowOf(rows, "Fan-out REALTIME → USER list vs Socket.IO (10,000 users)");
-  assert.equal(sio.bound, undefined, "no bound is claimed against Socket.IO");
+  // 1 ÷ (1/50,000 s + 6.5 µs) = 1 ÷ 26.5 µs ≈ 37,736 deliveries/s, 1.26× Socket.IO's 30,000.
+  assert.equal(
+    sio.bound,
+    "the bare server's turn plus one step of relais's user machine per recipient: ≤ 1.26× " +
+      "(50,000 deliveries/s and 6.5 µs a step: ≤ 37,736 deliveries/s)",
+  );
+  const unprobed = targetRows(PROFILE, { ...MACHINE, actorStep: undefined }, { fanout });
+  assert.equal(
+    rowOf(unprobed, "Fan-out REALTIME → USER list vs Socket.IO").bound,
+    undefined,
+    "no probe, no bound",
+  );
 });
 
 Deno.test("the chat target gives what the store allows per message", () => {
