@@ -79,6 +79,21 @@ Deno.test("the fan-out against Socket.IO is bounded by the bare server's turn an
     undefined,
     "no probe, no bound",
   );
+  // A quick run's turns of 1,000 users are mostly their publish's round trip: no bound.
+  const quick = benchProfile({
+    fanoutSizes: [1000],
+    fanoutKinds: { realtime: [1000], system: [], notification: [] },
+  });
+  const small = {
+    ...fanout,
+    summary: [{ ...summary("realtime", 20_000, 30_000, 16), size: 1000 }],
+  };
+  const row = rowOf(
+    targetRows(quick, MACHINE, { fanout: small }),
+    "Fan-out REALTIME → USER list vs Socket.IO",
+  );
+  assert.equal(row.measured, "0.667×");
+  assert.equal(row.bound, undefined);
 });
 
 Deno.test("the chat target gives what the store allows per message", () => {
