@@ -12,6 +12,7 @@ import * as keys from "../../src/store/keys.ts";
 import { FANOUT_BATCH_MAX, LANE_TARGETS_MIN, laneKey } from "../../src/store/kv/fanout.ts";
 import {
   KV_LIMITS,
+  KV_LIMITS_KEY,
   kvBudgetsOf,
   kvLimitsOf,
   MAX_CHECKS,
@@ -84,6 +85,17 @@ Deno.test("a fan-out job on deno kv commits at most 99 users at a time", async (
   await withDenoKv(async (kv) => {
     const batches = await fanOut(kv, 250);
     assert.ok(batches.length >= 3, `${batches.length} batches`);
+    for (const batch of batches) assert.ok(batch.items.length < KV_LIMITS.checks);
+  });
+});
+
+Deno.test("a fan-out job deno kv refuses as too large for one commit goes in smaller batches", async () => {
+  await withDenoKv(async (kv) => {
+    // A database that declares more than one commit of it holds: the job sizes batches of
+    // 500 users, which Deno KV refuses, as it would a batch whose size the job counted short.
+    const limits = { ...REDIS_KV_LIMITS, getMany: KV_LIMITS.getMany };
+    Object.defineProperty(kv, KV_LIMITS_KEY, { value: limits });
+    const batches = await fanOut(kv, 600);
     for (const batch of batches) assert.ok(batch.items.length < KV_LIMITS.checks);
   });
 });

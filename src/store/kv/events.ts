@@ -29,7 +29,7 @@ import {
   MAX_RETRIES,
   retryPause,
 } from "./_commit.ts";
-import { MAX_BYTES, MAX_KEY_BYTES, MAX_VALUE_CHARS } from "./limits.ts";
+import { keyBytesOf, keyPartBytes, MAX_BYTES, MAX_KEY_BYTES, MAX_VALUE_CHARS } from "./limits.ts";
 import {
   addTargetItem,
   createKvFanout,
@@ -43,6 +43,11 @@ import {
 
 /** Characters of user ids per job target chunk. */
 const TARGET_CHUNK_CHARS = 24_000;
+/**
+ * Target chunks per commit: a chunk takes up to two bytes per character (a string with a
+ * character past Latin-1 is stored in UTF-16), and a commit at most 800 KiB.
+ */
+const TARGET_CHUNKS_PER_COMMIT = Math.floor(MAX_BYTES / (2 * TARGET_CHUNK_CHARS + 1024));
 /** Envelopes kept in memory, most recently stored or read. */
 const ENVELOPE_CACHE = 5_000;
 
@@ -106,8 +111,9 @@ function bodyParts(body: string): string[] {
  * What writing an event, its body and one stream item per target in one atomic operation
  * costs, or `undefined` when that does not fit in one: the event's check, one per target
  * whose seq the store allocates (`checked`; none for a seq taken from a head) and one per
- * target's collapse mark, at most ten keys per target, and KV's caps on the total size
- * of keys (80 KiB) and of the whole commit (800 KiB).
+ * target's collapse mark, at most eleven keys per target (checked keys count among a
+ * commit's keys), and KV's caps on the total size of keys (80 KiB) and of the whole commit
+ * (800 KiB), in bytes: a user id of 200 characters may take 600.
  */
 function oneCommitCost(
   targets: string[],
@@ -116,12 +122,15 @@ function oneCommitCost(
   if (targets.length === 0) return undefined;
   if (targets.length > (event.wide ? FANOUT_BATCH_WIDE : FANOUT_BATCH)) return undefined;
   const { id, collapseKey } = event.record;
-  const perTarget = event.wide ? 10 : 6;
-  // Every key of a target names the user and at most the event id or the collapse key,
-  // plus its kind and a number: a generous upper bound in bytes.
+  const perTarget = event.wide ? 11 : 6;
+  // Every key of a target names the user, its kind and at most a number; two of them name
+  // the event id too (delivery record, mail task) and two the collapse key (its mark,
+  // checked and set): an upper bound in bytes.
+  const shared = 2 * keyPartBytes(id) +
+    (collapseKey === undefined ? 0 : 2 * keyPartBytes(collapseKey));
   const keyBytes = targets.reduce(
-    (sum, user) => sum + perTarget * (user.length + id.length + (collapseKey?.length ?? 0) + 32),
-    (id.length + 32) * (1 + event.parts.length),
+    (sum, user) => sum + perTarget * keyBytesOf(user) + shared,
+    keyBytesOf(id) * (1 + event.parts.length),
   );
   // Values: two bytes per character at most, and under 1 KiB per target's values.
   const bytes = keyBytes + event.chars * 2 + targets.length * 1024;
@@ -184,7 +193,7 @@ export function createKvEventStore(
     const chars = targets.reduce((sum, target) => sum + target.length + 4, 0);
     const ordered = targets.toSorted();
     const chunks = chunkByChars(ordered, Math.min(TARGET_CHUNK_CHARS, Math.ceil(chars / lanes)));
-    for (const group of chunk(chunks.map((c, i) => [i, c] as const), 20)) {
+    for (const group of chunk(chunks.map((c, i) => [i, c] as const), TARGET_CHUNKS_PER_COMMIT)) {
       const op = kv.atomic();
       for (const [i, ids] of group) op.set(keys.jobTargetsKey(id, i, token), ids);
       const res = await op.commit();
@@ -207,7 +216,7 @@ export function createKvEventStore(
       fanningOut: false,
       publishedBy: publishOptions.publishedBy,
     });
-    const keyBytes = (id.length + 32) * (1 + parts.length);
+    const keyBytes = keyBytesOf(id) * (1 + parts.length);
     const landed = await commitGrouped({
       id,
       users: [],

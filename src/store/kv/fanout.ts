@@ -19,7 +19,7 @@ import type {
   TargetRecord,
 } from "../store.ts";
 import { deleteAll, MAX_RETRIES, retryPause } from "./_commit.ts";
-import { kvBudgetsOf } from "./limits.ts";
+import { keyBytesOf, keyPartBytes, kvBudgetsOf, overOneCommit } from "./limits.ts";
 import { collapses, dropSeqs, isInboxItem, takeSeqs, targetItem } from "../items.ts";
 import type { CollapseMark, UnreadMark } from "./_items.ts";
 
@@ -294,18 +294,23 @@ export function createKvFanout(
     // stored seq (without a head) and its collapse mark.
     const mutations = 4 + (event.ackRequired ? 1 : 0) + (plan ? 1 : 0) + (collapsing ? 3 : 0);
     const checksOf = (user: string) => (taken.has(user) ? 0 : 1) + (collapsing ? 1 : 0);
-    // Long user ids make long keys: a batch stays under KV's total key size per commit.
-    const perKey = id.length + (event.collapseKey?.length ?? 0) + 32;
+    // Long user ids make long keys: a batch stays under KV's total key size per commit,
+    // counted in bytes (a 200-character id may take 600) over every key a target writes or
+    // checks. Each names the user, its kind and at most a number; two of them name the
+    // event id too (delivery record, mail task) and two the collapse key (its mark).
+    const keysPerTarget = mutations + 1 + (collapsing ? 1 : 0);
+    const shared = 2 * keyPartBytes(id) +
+      (event.collapseKey === undefined ? 0 : 2 * keyPartBytes(event.collapseKey));
     const budgets = kvBudgetsOf(kv);
     // How many users a batch takes, and the most one commit holds under the budgets.
     const sizesOf = (ids: string[], chunks: number) => {
+      const longest = ids.reduce((most, u) => Math.max(most, keyPartBytes(u)), 0);
+      const perTarget = keysPerTarget * (keyBytesOf() + longest) + shared;
       const most = Math.max(
         1,
         Math.min(
           Math.floor((budgets.mutations - 4 - chunks) / mutations),
-          Math.floor(
-            budgets.keyBytes / (mutations * (Math.max(...ids.map((u) => u.length)) + perKey)),
-          ),
+          Math.floor(budgets.keyBytes / perTarget),
         ),
       );
       return { size: Math.min(FANOUT_BATCH_MAX, most), most };
@@ -473,7 +478,18 @@ export function createKvFanout(
         } catch (error) {
           stop = { error };
         }
-        const res = await committing;
+        let res: Deno.KvCommitResult | Deno.KvCommitError;
+        try {
+          res = await committing;
+        } catch (error) {
+          // Refused as larger than one commit (a size counted short), the batch wrote
+          // nothing: it goes again in halves, or every run of the job would fail on it.
+          if (stop || users.length === 1 || !overOneCommit(error)) throw error;
+          const half = Math.ceil(users.length / 2);
+          sizes = { size: half, most: half };
+          prefetched = undefined;
+          continue;
+        }
         if (!res.ok && stop) throw stop.error;
         if (!res.ok) {
           prefetched = undefined;

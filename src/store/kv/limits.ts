@@ -13,6 +13,8 @@
  * short still commits.
  */
 
+import { utf8Length } from "../../utf8.ts";
+
 /** What one operation of a database may hold. */
 export interface KvLimits {
   /** Bytes of one key written. */
@@ -118,3 +120,33 @@ export const MAX_BYTES: number = DENO_KV_BUDGETS.bytes;
 export const MAX_VALUE_CHARS = 30_000;
 /** Keys one `kv.getMany` call reads on every database. */
 export const GET_MANY: number = DENO_KV_BUDGETS.getMany;
+
+/**
+ * The bytes a string takes as a part of a key: KV encodes it in UTF-8 (a UTF-16 character
+ * may take three bytes, so a key's characters are not its bytes) with a byte of type and a
+ * terminator, and escapes each NUL in two.
+ */
+export function keyPartBytes(part: string): number {
+  const bytes = utf8Length(part) + 2;
+  return part.includes("\0") ? bytes + part.split("\0").length - 1 : bytes;
+}
+
+/**
+ * The bytes a key made of `parts` (its strings) takes encoded, as an upper bound: a margin
+ * for its constant parts (its kind and a number, or a directory dimension), then each
+ * string.
+ */
+export function keyBytesOf(...parts: string[]): number {
+  let bytes = 24;
+  for (const part of parts) bytes += keyPartBytes(part);
+  return bytes;
+}
+
+/**
+ * Whether `error` is a commit refused for holding more than one atomic operation may
+ * (checks, mutations, or bytes of keys or in all), as Deno KV and the Redis KV refuse it:
+ * nothing of it was written, and the same writes in smaller commits may pass.
+ */
+export const overOneCommit = (error: unknown): boolean =>
+  error instanceof TypeError &&
+  /^(Too many (checks|mutations)|Total (key|mutation) size too large)\b/.test(error.message);

@@ -238,6 +238,54 @@ export function eventStoreContract(contract: Contract): void {
     }
   });
 
+  test("fans out to long multi-byte user ids on both publish paths, every target", async (store) => {
+    // 200-character ids of two- and three-byte characters: KV caps a commit's keys in bytes.
+    const long = (prefix: string, n: number, char: string) =>
+      Array.from({ length: n }, (_, i) => `${prefix}${i}`.padEnd(3, "-") + char.repeat(197));
+    const mail = (targets: string[]) =>
+      Promise.resolve(targets.map(() => ({ quiet: false, mailAt: 5 })));
+    const cases = [
+      { make: () => makeEnvelope("NOTIFICATION", { ack: true }), ids: long("a", 40, "語") },
+      { make: () => makeEnvelope("SYSTEM"), ids: long("b", 90, "語") },
+      { make: () => makeEnvelope("NOTIFICATION"), ids: long("c", 60, "é") },
+      { make: () => makeEnvelope("MESSAGE"), ids: long("d", 40, "語") },
+      { make: () => makeEnvelope("SYSTEM", { ack: true }), ids: long("f", 30, "語") },
+      {
+        make: () => withMetadata({ collapse_key: "鍵".repeat(200) }, { ack: true }),
+        ids: long("e", 40, "語"),
+      },
+    ];
+    let carol = 0;
+    for (const [i, { make, ids }] of cases.entries()) {
+      const targets = [...ids, "carol"];
+      // As the publisher does (it plans NOTIFICATIONs): one commit when it fits, else the
+      // job path; then the job path alone.
+      const once = make();
+      const plan = once.metadata.type === "NOTIFICATION" ? { plan: mail } : {};
+      const atomic = await store.publishAtomic(once, targets, result(once, targets.length), plan);
+      if (!atomic) await publish(store, targets, once);
+      await publish(store, targets, make());
+      carol += 2;
+      for (const user of [ids[0], ids.at(-1)!]) assert.equal(await store.lastSeq(user), 2, `${i}`);
+      assert.equal(await store.lastSeq("carol"), carol, `${i}`);
+      assert.equal((await store.getStatus(once.metadata.id))!.fan_out, "done");
+    }
+    assert.deepEqual(await store.unfinishedFanouts(), []);
+  });
+
+  test("fans out to a large audience of long multi-byte user ids", async (store) => {
+    // Its target list takes 1 MiB in UTF-16: more than one commit holds.
+    const targets = Array.from(
+      { length: 2600 },
+      (_, i) => `${i}`.padEnd(4, "-") + "語".repeat(196),
+    );
+    const e = makeEnvelope("SYSTEM");
+    await publish(store, targets, e);
+    for (const user of [targets[0], targets[2599]]) assert.equal(await store.lastSeq(user), 1);
+    assert.equal((await store.getStatus(e.metadata.id))!.fan_out, "done");
+    assert.deepEqual(await store.unfinishedFanouts(), []);
+  });
+
   test("answers the status of an event across its audience", async (store) => {
     assert.equal(await store.getStatus("missing"), undefined);
     assert.equal(await store.getEvent("missing"), undefined);
