@@ -1,13 +1,15 @@
 /**
  * The Deno KV adapter of the directory: one record per user plus one index key per
  * membership (`dir_member`, dimension, value, user), written in the same atomic commit
- * as the record so that an audience never sees half an update.
+ * as the record so that an audience never sees half an update. A change too large for one
+ * commit adds its new index keys first: for a moment an audience may find the user under
+ * both the old and the new values, never under neither, even if the process dies between.
  */
 
 import { AppError } from "../errors.ts";
 import { getManyEntries } from "../store/kv_reads.ts";
 import * as keys from "../store/keys.ts";
-import { MAX_KEY_BYTES, MAX_MUTATIONS } from "../store/kv/limits.ts";
+import { keyBytesOf, MAX_KEY_BYTES, MAX_MUTATIONS } from "../store/kv/limits.ts";
 import {
   type Dimension,
   type Directory,
@@ -34,8 +36,16 @@ function indexKeys(entry: DirectoryEntry | undefined): Map<string, IndexKey> {
   return out;
 }
 
-const keyBytes = (key: readonly unknown[]) =>
-  key.reduce<number>((n, part) => n + String(part).length * 3 + 2, 2);
+/** Bytes of index keys, encoded (a membership of 100 characters may take 300). */
+const bytesOf = (list: Iterable<IndexKey>) => {
+  let bytes = 0;
+  for (const [, , value, user] of list) bytes += keyBytesOf(value, user);
+  return bytes;
+};
+
+/** Whether a commit of `mutations` writing or checking `bytes` of keys fits in one. */
+const fits = (mutations: number, bytes: number) =>
+  mutations <= MAX_MUTATIONS && bytes <= MAX_KEY_BYTES;
 
 /** Creates the directory on an open Deno KV handle. */
 export function createKvDirectory(kv: Deno.Kv): Directory {
@@ -43,33 +53,37 @@ export function createKvDirectory(kv: Deno.Kv): Directory {
     id: string,
     change: (current: DirectoryEntry | undefined) => DirectoryEntry | undefined,
   ): Promise<{ entry: DirectoryEntry | undefined; existed: boolean }> {
+    // The entry's key, checked and written by every commit of a change.
+    const entryBytes = 2 * keyBytesOf(id);
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
       const current = await kv.get<DirectoryEntry>(keys.directoryUserKey(id));
       const before = current.value ?? undefined;
       const after = change(before);
       const oldKeys = indexKeys(before);
       const newKeys = indexKeys(after);
-      const op = kv.atomic().check(current);
-      let mutations = 1;
-      let bytes = keyBytes(keys.directoryUserKey(id));
-      for (const [k, key] of oldKeys) {
-        if (newKeys.has(k)) continue;
-        op.delete(key);
-        mutations++;
-        bytes += keyBytes(key);
-      }
-      for (const [k, key] of newKeys) {
-        if (oldKeys.has(k)) continue;
-        op.set(key, 1);
-        mutations++;
-        bytes += keyBytes(key);
-      }
-      if (mutations > MAX_MUTATIONS || bytes > MAX_KEY_BYTES) {
+      // An entry is refused only if it could not be written alone, as its creation would.
+      if (after && !fits(1 + newKeys.size, entryBytes + bytesOf(newKeys.values()))) {
         throw new AppError(
           "payload_too_large",
           `Cannot store directory entry "${id.slice(0, 100)}": too many or too long memberships`,
         );
       }
+      const added = [...newKeys].flatMap(([k, key]) => oldKeys.has(k) ? [] : [key]);
+      const removed = [...oldKeys].flatMap(([k, key]) => newKeys.has(k) ? [] : [key]);
+      const op = kv.atomic().check(current);
+      if (fits(1 + added.length + removed.length, entryBytes + bytesOf([...added, ...removed]))) {
+        for (const key of added) op.set(key, 1);
+      } else {
+        // The new index keys first, checked like the entry's commit below: they land only
+        // while the entry is still the one they were computed from. The old ones go with
+        // the entry (they fit: they were written with it), so a removal never lands once
+        // the entry has changed. A change whose second commit never lands (lost to another,
+        // and not written again) leaves an index key too many, never one missing.
+        const first = kv.atomic().check(current);
+        for (const key of added) first.set(key, 1);
+        if (!(await first.commit()).ok) continue;
+      }
+      for (const key of removed) op.delete(key);
       if (after) op.set(keys.directoryUserKey(id), after);
       else op.delete(keys.directoryUserKey(id));
       if ((await op.commit()).ok) return { entry: after, existed: before !== undefined };

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { Dimension, DirectoryEntry } from "../../src/directory/directory.ts";
 import { createKvDirectory } from "../../src/directory/kv_directory.ts";
 import { AppError } from "../../src/errors.ts";
+import { countingKv } from "../_support/counting_kv.ts";
 import { FIXTURE, loadFixtureDirectory } from "../_support/directory.ts";
 
 async function members(
@@ -100,10 +101,89 @@ Deno.test("kv directory refuses an entry too large for one commit with a 413 err
   const long = (p: string) => Array.from({ length: 100 }, (_, i) => `${p}-${i}-${"x".repeat(180)}`);
 
   await assert.rejects(
-    directory.put(entry("u1", { groups: long("g"), roles: long("r"), structures: long("s") })),
+    directory.put(
+      entry("u1", {
+        groups: long("g"),
+        roles: long("r"),
+        structures: long("s"),
+        formations: long("f"),
+      }),
+    ),
     (e) => e instanceof AppError && e.status === 413,
   );
   assert.equal(await directory.get("u1"), undefined);
+});
+
+/** 40 memberships of 100 characters in each of the four dimensions, named after `tag`. */
+const wide = (tag: string, char = "x"): Partial<DirectoryEntry> => {
+  const list = (dim: string) =>
+    Array.from({ length: 40 }, (_, i) => `${tag}-${dim}-${i}-`.padEnd(100, char));
+  return { groups: list("g"), roles: list("r"), structures: list("s"), formations: list("f") };
+};
+
+/** Every membership `user` is indexed under, as `dimension:value`. */
+async function indexedOf(kv: Deno.Kv, user: string) {
+  const out: string[] = [];
+  for await (const e of kv.list({ prefix: ["dir_member"] })) {
+    if (e.key[3] === user) out.push(`${String(e.key[1])}:${String(e.key[2])}`);
+  }
+  return out.sort();
+}
+
+/** The memberships an entry is indexed under, as `dimension:value`. */
+const membershipsOf = (e: DirectoryEntry) =>
+  [
+    "ALL:",
+    ...(e.category ? [`CATEGORY:${e.category}`] : []),
+    ...e.groups.map((v) => `GROUP:${v}`),
+    ...e.roles.map((v) => `ROLE:${v}`),
+    ...e.structures.map((v) => `STRUCTURE:${v}`),
+    ...e.formations.map((v) => `FORMATION:${v}`),
+  ].sort();
+
+Deno.test("kv directory replaces 160 long memberships with 160 others, each entry storable alone", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const directory = createKvDirectory(kv);
+  // ASCII fits in one commit once keys are counted in bytes; three-byte characters take
+  // two commits (the old and new index keys together pass KV's key bytes of one).
+  for (const char of ["x", "語"]) {
+    const id = `eve-${char}`;
+    assert.deepEqual(await directory.put(entry(id, wide("a", char))), { created: true });
+    const replaced = entry(id, wide("b", char));
+    assert.deepEqual(await directory.put(replaced), { created: false });
+    assert.deepEqual((await directory.get(id))?.groups, replaced.groups);
+    assert.deepEqual(await indexedOf(kv, id), membershipsOf(replaced));
+  }
+});
+
+Deno.test("kv directory never leaves a user out of an index of their entry when a two-commit replacement dies between", async () => {
+  using raw = await Deno.openKv(":memory:");
+  const before = entry("eve", wide("a", "語"));
+  await createKvDirectory(raw).put(before);
+  // The process dies once the replacement's first commit (the new index keys) has landed.
+  const { kv } = countingKv(raw, (n) => {
+    if (n === 1) throw new Error("killed");
+  });
+  const after = entry("eve", wide("b", "語"));
+  await assert.rejects(createKvDirectory(kv).put(after), /killed/);
+  const directory = createKvDirectory(raw);
+  assert.deepEqual((await directory.get("eve"))?.groups, before.groups);
+  const indexed = await indexedOf(raw, "eve");
+  for (const m of membershipsOf(before)) assert.ok(indexed.includes(m), m);
+  // Written again, the entry and its indexes are the new ones.
+  await directory.put(after);
+  assert.deepEqual(await indexedOf(raw, "eve"), membershipsOf(after));
+});
+
+Deno.test("kv directory keeps indexes exact when two-commit replacements of one user race", async () => {
+  using kv = await Deno.openKv(":memory:");
+  const directory = createKvDirectory(kv);
+  await directory.put(entry("eve", wide("start", "語")));
+  await Promise.all(
+    ["a", "b", "c", "d"].map((tag) => directory.put(entry("eve", wide(tag, "語")))),
+  );
+  const stored = (await directory.get("eve"))!;
+  assert.deepEqual(await indexedOf(kv, "eve"), membershipsOf(stored));
 });
 
 Deno.test("kv directory reads many entries back in the order asked, missing ones included", async () => {
