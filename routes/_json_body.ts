@@ -5,6 +5,7 @@ import { uniqueSymbol } from "hono-openapi";
 import type * as v from "valibot";
 import { readJson } from "../src/body.ts";
 import { AppError } from "../src/errors.ts";
+import { plainObject } from "../src/schemas/plain_object.ts";
 import { validate } from "../src/validate.ts";
 
 /** Options of {@linkcode jsonBody}. */
@@ -26,10 +27,12 @@ const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i;
  * The validator middleware of a route's JSON body (`c.req.valid("json")`), which first
  * reads the body as `src/body.ts` does: 415 unless it is JSON, 413 past `maxBytes` (counted
  * as it streams in), 400 `invalid_json` when it does not parse or nests too deep. Only then
- * is it validated, with the same 400 `validation_failed` as every other input.
+ * is it validated, with the same 400 `validation_failed` as every other input. Every body
+ * is a JSON object: an array is refused at the root (path `$`), where valibot's object
+ * schemas would read it as an object.
  */
 export function jsonBody<S extends v.GenericSchema>(schema: S, options: JsonBodyOptions) {
-  const check = validate("json", schema, { what: options.what });
+  const check = validate("json", plainObject(schema), { what: options.what });
   const middleware: typeof check = async (c, next) => {
     const body = await read(c, options);
     // The validator asks `c.req.json()`, which would read the (consumed) stream again.

@@ -7,6 +7,7 @@
  */
 
 import * as v from "valibot";
+import { plainObject } from "../schemas/plain_object.ts";
 
 /** User categories. */
 export const CATEGORIES = ["STUDENT", "STAFF"] as const;
@@ -34,7 +35,7 @@ export const UserIdSchema = v.pipe(
 );
 
 /** The body of `PUT /v1/users/:id`; `id` may be repeated in the body if it matches. */
-export const DirectoryEntryInputSchema = v.strictObject({
+export const DirectoryEntryInputSchema = plainObject(v.strictObject({
   id: v.optional(UserIdSchema),
   email: v.optional(v.nullable(v.pipe(v.string(), v.trim(), v.maxLength(320), v.email()))),
   name: v.optional(v.nullable(v.pipe(v.string(), v.trim(), v.maxLength(200)))),
@@ -44,7 +45,7 @@ export const DirectoryEntryInputSchema = v.strictObject({
   structures: refs,
   formations: refs,
   groups: refs,
-});
+}));
 
 /** A validated `PUT` body. */
 export type DirectoryEntryInput = v.InferOutput<typeof DirectoryEntryInputSchema>;

@@ -9,6 +9,7 @@
 import * as v from "valibot";
 import { type Locale, LOCALES } from "../directory/directory.ts";
 import type { Envelope } from "../schemas/envelope.ts";
+import { plainObject } from "../schemas/plain_object.ts";
 import { ownKeysRecord } from "../schemas/record.ts";
 
 /** Digest periods. */
@@ -28,7 +29,7 @@ function isTimeZone(tz: string): boolean {
 }
 
 /** The preferences of one source. */
-export const SourcePreferenceSchema = v.strictObject({
+export const SourcePreferenceSchema = plainObject(v.strictObject({
   channels: v.pipe(
     v.array(v.picklist(["inapp", "email", "push", "none"])),
     v.maxLength(4),
@@ -41,13 +42,13 @@ export const SourcePreferenceSchema = v.strictObject({
     ),
   ),
   digest: v.optional(v.picklist(DIGESTS), "off"),
-});
+}));
 
 /** The preferences of one source, as validated. */
 export type SourcePreference = v.InferOutput<typeof SourcePreferenceSchema>;
 
 /** The body of `PUT /v1/me/preferences` (missing fields take their defaults). */
-export const PreferencesSchema = v.strictObject({
+export const PreferencesSchema = plainObject(v.strictObject({
   enabled: v.optional(v.boolean(), true),
   locale: v.optional(v.nullable(v.picklist(LOCALES)), null),
   timezone: v.optional(
@@ -57,7 +58,7 @@ export const PreferencesSchema = v.strictObject({
   quiet_hours: v.optional(
     v.nullable(
       v.pipe(
-        v.strictObject({ start: time, end: time }),
+        plainObject(v.strictObject({ start: time, end: time })),
         v.check((q) => q.start !== q.end, "expected different start and end"),
       ),
     ),
@@ -71,7 +72,7 @@ export const PreferencesSchema = v.strictObject({
     ),
     {},
   ),
-});
+}));
 
 /** A user's preferences. */
 export type Preferences = v.InferOutput<typeof PreferencesSchema>;

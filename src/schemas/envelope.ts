@@ -2,10 +2,12 @@
  * The envelope: one message format for every kind of item relais carries.
  *
  * The schema has exactly the fields of the design contract; unknown fields are refused so
- * that a typo in an emitter shows up as a 400 instead of being silently dropped.
+ * that a typo in an emitter shows up as a 400 instead of being silently dropped, and so is
+ * an array where an object is expected, instead of being read as one.
  */
 
 import * as v from "valibot";
+import { plainObject } from "./plain_object.ts";
 import { ownKeysRecord } from "./record.ts";
 import { fitsUtf8 } from "../utf8.ts";
 
@@ -29,7 +31,7 @@ const timestamp = v.pipe(v.string(), v.isoTimestamp("expected an ISO 8601 timest
 export const EventIdParamSchema = v.pipe(v.string(), v.minLength(1), v.maxLength(200));
 
 /** The `metadata` part of an envelope. */
-export const MetadataSchema = v.strictObject({
+export const MetadataSchema = plainObject(v.strictObject({
   id: v.pipe(v.string(), v.uuid("expected a UUID")),
   priority: v.optional(v.picklist(["HIGH", "NORMAL", "LOW"]), "NORMAL"),
   type: v.picklist(ENVELOPE_TYPES),
@@ -40,20 +42,22 @@ export const MetadataSchema = v.strictObject({
   timestamp: v.optional(timestamp),
   expiration: v.optional(timestamp),
   collapse_key: v.optional(id(200)),
-});
+}));
 
 /** Who an event is for. */
 export const AudienceSchema = v.pipe(
-  v.strictObject({
+  plainObject(v.strictObject({
     type: v.picklist(AUDIENCE_TYPES),
     targets: v.optional(v.pipe(v.array(id(200)), v.maxLength(100_000)), []),
     within: v.optional(
       v.pipe(
-        v.record(v.picklist(WITHIN_TYPES), v.pipe(v.array(id(200)), v.minLength(1))),
+        plainObject(
+          v.record(v.picklist(WITHIN_TYPES), v.pipe(v.array(id(200)), v.minLength(1))),
+        ),
         v.check((w) => Object.keys(w).length > 0, "expected at least one dimension"),
       ),
     ),
-  }),
+  })),
   v.forward(
     v.check(
       (a) => a.type === "ALL" || a.targets.length > 0,
@@ -64,22 +68,22 @@ export const AudienceSchema = v.pipe(
 );
 
 /** How an event travels: audience, channels and acknowledgment policy. */
-export const RoutingSchema = v.strictObject({
+export const RoutingSchema = plainObject(v.strictObject({
   audience: AudienceSchema,
   channels: v.optional(
     v.pipe(v.array(v.picklist(["inapp", "email"])), v.minLength(1), v.maxLength(2)),
     ["inapp"],
   ),
   retry: v.optional(
-    v.strictObject({
+    plainObject(v.strictObject({
       ack_required: v.optional(v.boolean(), false),
       enabled: v.optional(v.boolean(), true),
       limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(50)), 5),
       backoff: v.optional(v.picklist(["EXPONENTIAL", "LINEAR", "FIXED"]), "EXPONENTIAL"),
-    }),
+    })),
     { ack_required: false, enabled: true, limit: 5, backoff: "EXPONENTIAL" },
   ),
-});
+}));
 
 /** A free JSON object, at most {@linkcode MAX_PAYLOAD_BYTES} as UTF-8 JSON. */
 export const PayloadSchema = v.pipe(
@@ -93,11 +97,11 @@ export const PayloadSchema = v.pipe(
 
 /** A whole envelope as the backend posts it. */
 export const EnvelopeSchema = v.pipe(
-  v.strictObject({
+  plainObject(v.strictObject({
     metadata: MetadataSchema,
     payload: v.optional(PayloadSchema, {}),
     routing: RoutingSchema,
-  }),
+  })),
   v.forward(
     v.check(
       (e) =>

@@ -7,6 +7,7 @@
  */
 
 import * as v from "valibot";
+import { plainObject } from "./plain_object.ts";
 
 /** Keys `v.record` leaves out of its output. */
 const DROPPED_KEYS = ["__proto__", "constructor", "prototype"] as const;
@@ -23,13 +24,13 @@ function defineOwn(target: object, key: string, value: unknown) {
 /**
  * `v.record(key, value)` with the same validation and OpenAPI shape, whose output also
  * holds the keys `v.record` drops, each validated and set as an own property (never as
- * the prototype).
+ * the prototype). An array is refused, where `v.record` would take it as an object.
  */
 export function ownKeysRecord<
   const K extends v.GenericSchema<string, string | number | symbol>,
   const V extends v.GenericSchema,
 >(key: K, value: V): v.RecordSchema<K, V, undefined> {
-  const base = v.record(key, value);
+  const base = plainObject(v.record(key, value));
   const schema: v.RecordSchema<K, V, undefined> = {
     ...base,
     "~standard": {

@@ -101,6 +101,24 @@ Deno.test("a body that is not a JSON object names the root as $", async () => {
   ]);
 });
 
+Deno.test("a body that is an array is refused at the root, not read as an object", async () => {
+  const before = handled;
+  // Every field of the /read body is optional: `[]` would pass as `{}`.
+  const empty = await post("/read", "[]");
+  const listed = await post("/notes/7", '["a"]');
+
+  for (const res of [empty, listed]) {
+    assert.equal(res.status, 400);
+    const error = await errorOf(res);
+    assert.equal(error.code, "validation_failed");
+    assert.deepEqual(error.details, [
+      { path: "$", message: "Invalid type: Expected Object but received Array" },
+    ]);
+  }
+  assert.match((await errorOf(await post("/read", "[]"))).message, /^Invalid read: "\$": /);
+  assert.equal(handled, before);
+});
+
 Deno.test("a body is read under its cap before it is validated", async () => {
   const before = handled;
   // No Content-Length: the body streams in and is refused once past the cap.

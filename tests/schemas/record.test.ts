@@ -28,7 +28,9 @@ Deno.test("a record validates the keys it used to drop and names them in the pat
   const result = v.safeParse(Schema, JSON.parse('{"ok": 1, "constructor": "two", "__proto__": 3}'));
   assert.equal(result.success, false);
   assert.deepEqual(result.issues?.map((i) => v.getDotPath(i)), ["constructor"]);
-  assert.deepEqual(v.safeParse(Schema, []).success, true);
+  // An array is not read as an object of its indexes.
+  assert.equal(v.safeParse(Schema, ["a"]).success, false);
+  assert.equal(v.safeParse(Schema, []).success, false);
   assert.equal(v.safeParse(Schema, "x").success, false);
 });
 
