@@ -33,7 +33,7 @@ export async function readJson(
   // A declared length is what the server reads (HTTP framing): the body is taken whole, in
   // one step of the runtime. Without one (chunked), it is counted as it arrives.
   const bytes = Number.isFinite(declared)
-    ? new Uint8Array(await c.req.raw.arrayBuffer())
+    ? await readDeclared(c.req.raw)
     : await readBytes(c.req.raw, maxBytes);
   if (bytes.byteLength > maxBytes) {
     throw new AppError("payload_too_large", `Body larger than ${maxBytes} bytes`);
@@ -51,6 +51,18 @@ export async function readJson(
     return JSON.parse(text);
   } catch (e) {
     throw new AppError("invalid_json", `Body is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Reads a body of a declared length whole: one that ends before its `Content-Length` (the
+ * client stopped sending) is a 400 `invalid_request`, as in {@linkcode readBytes}.
+ */
+async function readDeclared(request: Request): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await request.arrayBuffer());
+  } catch (e) {
+    throw new AppError("invalid_request", "Body could not be read", { cause: e });
   }
 }
 

@@ -67,3 +67,49 @@ Deno.test("a chunked body under the cap is read and parsed", async () => {
     await server.close();
   }
 });
+
+/** Everything the server answers on a raw connection, read until it closes. */
+async function readAll(conn: Deno.Conn): Promise<string> {
+  const decoder = new TextDecoder();
+  const buffer = new Uint8Array(4096);
+  let text = "";
+  for (;;) {
+    const n = await conn.read(buffer);
+    if (n === null) return text + decoder.decode();
+    text += decoder.decode(buffer.subarray(0, n), { stream: true });
+  }
+}
+
+Deno.test("a body shorter than its Content-Length is a 400, not a 500", async () => {
+  const server = await startServer();
+  try {
+    const body = '{"enabled":'; // 11 bytes of the 1,000 announced
+    const head = [
+      "PUT /v1/me/preferences HTTP/1.1",
+      `Host: ${new URL(server.origin).host}`,
+      `Authorization: Bearer ${await server.token("ana")}`,
+      "Content-Type: application/json",
+      "Content-Length: 1000",
+      "",
+      "",
+    ].join("\r\n");
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: Number(new URL(server.origin).port),
+    });
+    try {
+      await conn.write(new TextEncoder().encode(head + body));
+      // The client stops sending: the server is left with a body it cannot finish.
+      await conn.closeWrite();
+      const answer = await readAll(conn);
+
+      assert.match(answer, /^HTTP\/1\.1 400 /, answer.slice(0, 200));
+      const json = JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4));
+      assert.equal(json.error.code, "invalid_request");
+    } finally {
+      conn.close();
+    }
+  } finally {
+    await server.close();
+  }
+});
