@@ -9,7 +9,7 @@ import { ACTOR_KINDS, type Registry } from "../actors/registry.ts";
 import { requireScope } from "../src/auth/middleware.ts";
 import type { AppEnv } from "../src/auth/principal.ts";
 import type { ServiceKeys } from "../src/auth/service_keys.ts";
-import { UserIdSchema } from "../src/directory/directory.ts";
+import { UserIdSchema } from "../src/schemas/user_id.ts";
 import { AppError } from "../src/errors.ts";
 import type { MetricsHistory } from "../src/ops/metrics_history.ts";
 import type { Lookups } from "../src/ops/lookups.ts";

@@ -9,17 +9,13 @@ import * as v from "valibot";
 import { requireScope } from "../src/auth/middleware.ts";
 import type { AppEnv } from "../src/auth/principal.ts";
 import type { ServiceKeys } from "../src/auth/service_keys.ts";
-import {
-  type Directory,
-  DirectoryEntryInputSchema,
-  toEntry,
-  UserIdSchema,
-} from "../src/directory/directory.ts";
+import { type Directory, DirectoryEntryInputSchema, toEntry } from "../src/directory/directory.ts";
 import { AppError } from "../src/errors.ts";
 import { DELETED_USER_LABEL } from "../src/messaging/message_view.ts";
 import { describe } from "../src/openapi.ts";
 import type { UserErasure } from "../src/privacy/user_erasure.ts";
 import type { UserExport } from "../src/privacy/user_export.ts";
+import { UserIdSchema } from "../src/schemas/user_id.ts";
 import { validate } from "../src/validate.ts";
 import { jsonBody } from "./_json_body.ts";
 

@@ -19,6 +19,7 @@ import {
 import * as v from "valibot";
 import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
+import { MAX_USER_ID_CHARS, UserIdSchema } from "../schemas/user_id.ts";
 import { fieldIssues } from "../validate.ts";
 import type { UserPrincipal } from "./principal.ts";
 import { decodeBase64Any, decodeHex, quoted } from "./_encoding.ts";
@@ -30,7 +31,6 @@ export const SIGNED_CONTEXT_MAX_SKEW_S = 30;
 
 const MAX_TOKEN_CHARS = 16 * 1024;
 const MAX_CONTEXT_CHARS = 16 * 1024;
-const MAX_SUB_CHARS = 256;
 const ASYMMETRIC_ALGS = ["RS256", "ES256"] as const;
 
 /** Options of {@linkcode createUserAuth}. */
@@ -80,7 +80,7 @@ const authority = v.union([
 ], "expected a string or {authority: string}");
 
 const SignedContextSchema = v.object({
-  sub: v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_SUB_CHARS)),
+  sub: UserIdSchema,
   iat: v.pipe(v.number(), v.finite()),
   exp: v.pipe(v.number(), v.finite()),
   authorities: v.nullish(v.array(authority), []),
@@ -226,8 +226,10 @@ export function createUserAuth(cfg: Config["auth"], options: UserAuthOptions = {
       throw describe(error, header);
     }
     const { sub, exp } = payload;
-    if (typeof sub !== "string" || sub.length === 0 || sub.length > MAX_SUB_CHARS) {
-      throw unauthenticated(`Invalid token: "sub" must be 1 to ${MAX_SUB_CHARS} characters`);
+    if (!v.is(UserIdSchema, sub)) {
+      throw unauthenticated(
+        `Invalid token: "sub" must be 1 to ${MAX_USER_ID_CHARS} characters, not "." or ".."`,
+      );
     }
     return {
       kind: "user",

@@ -8,6 +8,7 @@
 
 import * as v from "valibot";
 import { plainObject } from "../schemas/plain_object.ts";
+import { UserIdSchema } from "../schemas/user_id.ts";
 
 /** User categories. */
 export const CATEGORIES = ["STUDENT", "STAFF"] as const;
@@ -24,14 +25,6 @@ const refs = v.pipe(
   v.optional(v.array(ref), []),
   v.maxLength(100, "expected at most 100 entries"),
   v.transform((list) => [...new Set(list)]),
-);
-
-/** A user id as it appears in a path: the token's `sub`. */
-export const UserIdSchema = v.pipe(
-  v.string(),
-  v.minLength(1),
-  v.maxLength(200),
-  v.regex(/^[^\s/]+$/, "expected no spaces or slashes"),
 );
 
 /** The body of `PUT /v1/users/:id`; `id` may be repeated in the body if it matches. */

@@ -9,6 +9,7 @@
 import * as v from "valibot";
 import { plainObject } from "./plain_object.ts";
 import { ownKeysRecord } from "./record.ts";
+import { TargetUserIdSchema } from "./user_id.ts";
 import { fitsUtf8 } from "../utf8.ts";
 
 /** Largest payload accepted, as UTF-8 JSON bytes. */
@@ -48,7 +49,9 @@ export const MetadataSchema = plainObject(v.strictObject({
 export const AudienceSchema = v.pipe(
   plainObject(v.strictObject({
     type: v.picklist(AUDIENCE_TYPES),
-    targets: v.optional(v.pipe(v.array(id(200)), v.maxLength(100_000)), []),
+    // User ids for USER; the other types' ids (at most 200 characters in the directory)
+    // fit the same rule.
+    targets: v.optional(v.pipe(v.array(TargetUserIdSchema), v.maxLength(100_000)), []),
     within: v.optional(
       v.pipe(
         plainObject(

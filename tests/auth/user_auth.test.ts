@@ -193,6 +193,19 @@ Deno.test("user auth rejects a token without sub or without exp", async () => {
   assert.equal(noExp.code, "unauthenticated");
 });
 
+Deno.test("user auth takes any sub the user-id rule takes, and refuses the others", async () => {
+  const auth = createUserAuth(authConfig(), { now });
+
+  for (const sub of ["dept/jdoe", " padded id ", "x".repeat(256), "élève/🎓", "../.."]) {
+    assert.equal((await auth.verifyToken(await signHs256({ sub }))).id, sub);
+  }
+  for (const sub of ["", "x".repeat(257), ".", ".."]) {
+    const error = await appErrorOf(auth.verifyToken(await signHs256({ sub })));
+    assert.equal(error.code, "unauthenticated", JSON.stringify(sub));
+    assert.match(error.message, /^Invalid token: "sub" must be 1 to 256 characters/);
+  }
+});
+
 Deno.test("user auth rejects malformed tokens as unauthenticated", async () => {
   const auth = createUserAuth(authConfig(), { now });
 
@@ -423,6 +436,23 @@ Deno.test("user auth accepts a valid signed context and merges roles and authori
     structures: [],
     expiresAt: (NOW_S + 290) * 1000,
   });
+});
+
+Deno.test("user auth takes a signed context's sub by the same rule as a token's", async () => {
+  const auth = gatewayAuth();
+
+  for (const sub of ["dept/jdoe", "x".repeat(256)]) {
+    const user = await auth.verifySignedContext(
+      await signContext({ ...contextPayload, sub }, GATEWAY),
+    );
+    assert.equal(user.id, sub);
+  }
+  for (const sub of ["x".repeat(257), ".."]) {
+    const headers = await signContext({ ...contextPayload, sub }, GATEWAY);
+    const error = await appErrorOf(auth.verifySignedContext(headers));
+    assert.equal(error.code, "unauthenticated");
+    assert.match(error.message, /^Invalid signed context: "sub": /);
+  }
 });
 
 Deno.test("user auth accepts signed context signatures in hex, base64 and base64url", async () => {

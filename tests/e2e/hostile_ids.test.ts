@@ -14,7 +14,7 @@ import {
   startServer,
   type TestServer,
 } from "../_support/server.ts";
-import type { Frame, TestClient } from "../_support/ws_client.ts";
+import { connect, type Frame, type TestClient } from "../_support/ws_client.ts";
 
 const ENV = { RELAIS_CONVERSATION_POLICY: "any", RELAIS_RATE_MESSAGES: "off" };
 
@@ -55,6 +55,9 @@ const HOSTILE = [
   "nul\u0000byte",
   "\u0001\u001f\u007f",
 ];
+
+/** Dot segments: no path could export or erase them, so they are no one's user id. */
+const NOT_USER_IDS = new Set([".", ".."]);
 
 const isServerError = (status: number) => status >= 500;
 
@@ -325,8 +328,9 @@ Deno.test("envelopes whose source, topic, collapse key, emitter or targets are h
 
     for (const target of HOSTILE) {
       const res = await server.publish(envelope([target]));
-      // Envelope targets are trimmed and capped at 200 characters.
-      const valid = target.trim() !== "" && target.length <= 200;
+      // Envelope targets are trimmed, then user ids (at most 256 characters, not a dot segment).
+      const trimmed = target.trim();
+      const valid = trimmed !== "" && trimmed.length <= 256 && !NOT_USER_IDS.has(trimmed);
       assert.equal(
         res.status,
         valid ? 202 : 400,
@@ -487,10 +491,18 @@ Deno.test("every WebSocket frame that carries an id takes a hostile one, as targ
     const id = await group(server, ["ana", "ben"]);
     const { client: ana } = await server.login("ana");
     for (const raw of HOSTILE) {
-      // As the acting user.
-      const { client, welcome } = await server.login(raw);
+      // As the acting user; no one's id is refused as any bad credential is, and someone
+      // else sends its frames.
+      let user = raw;
+      if (NOT_USER_IDS.has(raw)) {
+        const refused = await connect(server.wsUrl);
+        refused.send({ type: "hello", token: await server.token(raw) });
+        assert.equal((await refused.closed).code, 4001);
+        user = "dot-sender";
+      }
+      const { client, welcome } = await server.login(user);
       assert.equal(welcome.type, "welcome", JSON.stringify(welcome));
-      assert.equal(welcome.user, raw);
+      assert.equal(welcome.user, user);
       client.send({ type: "presence.set", status: "away" });
       // As the target.
       const frames: Record<string, unknown>[] = [
@@ -543,7 +555,7 @@ Deno.test("push subscriptions take hostile users and endpoints, and refuse overs
     for (const raw of [...HOSTILE, TOO_LONG, HUGE]) {
       const endpoint = `https://fcm.googleapis.com/fcm/send/${seg(raw)}`;
       // The user is the hostile one: a subscription of their own, then gone again.
-      if (raw !== TOO_LONG && raw !== HUGE) {
+      if (raw !== TOO_LONG && raw !== HUGE && !NOT_USER_IDS.has(raw)) {
         const own = { bearer: await server.token(raw) };
         const fine = "https://fcm.googleapis.com/fcm/send/ok";
         const added = await server.request("/v1/me/push-subscriptions", {
