@@ -64,10 +64,17 @@ class WsSocket implements WSEvents, Outlet {
   }
 
   close(code: number, reason: string) {
-    this.ws!.close(code, reason);
-    // A peer that stopped reading may never complete the close handshake: forget the
-    // connection now rather than when the socket finally dies.
-    this.conn?.closed();
+    try {
+      this.ws!.close(code, reason);
+    } catch {
+      // A reason the runtime refuses (over 123 bytes of UTF-8) must not leave the socket
+      // open with nothing left to close it: the code alone, then.
+      this.ws!.close(code);
+    } finally {
+      // A peer that stopped reading may never complete the close handshake: forget the
+      // connection now rather than when the socket finally dies.
+      this.conn?.closed();
+    }
   }
 
   bufferedAmount(): number {

@@ -130,7 +130,8 @@ export class ProtocolConnection implements WsConnection {
     if (this.ended) return;
     this.end();
     try {
-      this.outlet.close(code, reason);
+      // A reason may quote what the client sent: cut to the 123 bytes a close frame holds.
+      this.outlet.close(code, closeReason(reason));
     } catch {
       // Already closed by the peer.
     }
@@ -143,7 +144,7 @@ export class ProtocolConnection implements WsConnection {
    */
   refuseFrames(reason: string) {
     if (this.ended || this.draining) return;
-    this.draining = { since: Date.now(), reason: closeReason(reason) };
+    this.draining = { since: Date.now(), reason };
     this.live = false;
     if (this.connId) this.shared.deps.sessions.detach(this.connId);
     this.connId = undefined;
@@ -208,11 +209,11 @@ export class ProtocolConnection implements WsConnection {
     if (refused?.code === "store_unavailable") {
       // The server's failure, not the client's: say so, then 1013 (try again later).
       this.error(refused.code, refused.message, undefined, refused.retryAfterMs);
-      return this.close(CLOSE.tryAgainLater, closeReason(refused.message));
+      return this.close(CLOSE.tryAgainLater, refused.message);
     }
     this.close(
       refused?.code === "feature_disabled" ? CLOSE.forbidden : CLOSE.policy,
-      closeReason(refused?.message ?? "Connection refused"),
+      refused?.message ?? "Connection refused",
     );
     if (!refused) this.shared.deps.onError("Cannot admit a connection", error);
   }
@@ -234,8 +235,8 @@ export class ProtocolConnection implements WsConnection {
           deps.onError("Cannot count an auth failure", err);
           return undefined;
         });
-      if (refused) this.close(CLOSE.policy, closeReason(refused.message));
-      else this.close(CLOSE.unauthenticated, message.slice(0, 120));
+      if (refused) this.close(CLOSE.policy, refused.message);
+      else this.close(CLOSE.unauthenticated, message);
       return;
     }
     if (this.user) {
