@@ -16,6 +16,7 @@
 
 import type { UserPrincipal } from "../auth/principal.ts";
 import { CLOSE, encodeFrame } from "../schemas/frames.ts";
+import { utf8Length } from "../utf8.ts";
 import type { Outlet } from "./hub.ts";
 import type { Sessions, StreamPosition } from "./session.ts";
 
@@ -28,6 +29,11 @@ export interface PollDeps {
   idleTimeoutMs: number;
   /** Frames a session buffers between requests before it is dropped (default 1000). */
   maxBufferedFrames?: number;
+  /**
+   * Bytes a session buffers between requests (`RELAIS_MAX_SOCKET_BUFFER_BYTES`, default
+   * 4 MiB): past them it is ended with 4008, like a socket whose client stopped reading.
+   */
+  maxBufferedBytes?: number;
   /** How long a woken request waits for more frames to batch (default 10 ms). */
   batchMs?: number;
   /** Poll sessions one user may keep; the oldest idle one goes first (default 8). */
@@ -61,6 +67,8 @@ interface PollSession {
   /** The epoch of the stream positions the session answers (its welcome's). */
   epoch: string;
   frames: string[];
+  /** Bytes of `frames`, as UTF-8. */
+  bytes: number;
   /** Highest stream position buffered. */
   upTo: number;
   /** Highest stream position answered. */
@@ -83,6 +91,7 @@ function batchOf(s: PollSession, frames: string[]): string {
 /** Creates the poll session store. */
 export function createPollSessions(deps: PollDeps): PollSessions {
   const maxFrames = deps.maxBufferedFrames ?? 1000;
+  const maxBytes = deps.maxBufferedBytes ?? 4 * 1024 * 1024;
   const batchMs = deps.batchMs ?? 10;
   const maxPerUser = deps.maxPerUser ?? 8;
   const polls = new Map<string, PollSession>();
@@ -142,6 +151,7 @@ export function createPollSessions(deps: PollDeps): PollSessions {
       user,
       epoch: "",
       frames: [],
+      bytes: 0,
       upTo: after ?? 0,
       answered: after ?? 0,
       lastPoll: Date.now(),
@@ -153,7 +163,15 @@ export function createPollSessions(deps: PollDeps): PollSessions {
       transport: "poll",
       send(text, seq) {
         if (s.ended) return;
+        const bytes = utf8Length(text);
+        if (s.frames.length > 0 && s.bytes + bytes > maxBytes) {
+          // Nobody takes the frames, or a replay outgrew one answer: end the session as a
+          // slow socket is cut off, without this frame. The next answer holds what fits and
+          // the close; its `seq` stops before this frame, which the client's resume replays.
+          return end(s, CLOSE.policy, "Too slow: outgoing buffer full");
+        }
         s.frames.push(text);
+        s.bytes += bytes;
         if (seq !== undefined && seq > s.upTo) s.upTo = seq;
         // Nobody is taking the frames: the client resumes from the store instead.
         if (s.frames.length > maxFrames && s.id) return drop(s);
@@ -166,6 +184,9 @@ export function createPollSessions(deps: PollDeps): PollSessions {
     s.id = attached.connId;
     s.epoch = attached.epoch;
     if (s.ended) {
+      // Ended while it replayed (a switch, a full buffer): only its one answer is left, and
+      // nothing keeps it for a later request.
+      clearTimeout(s.timers[0]);
       deps.sessions.detach(s.id);
     } else {
       polls.set(s.id, s);
@@ -177,6 +198,7 @@ export function createPollSessions(deps: PollDeps): PollSessions {
   function answer(s: PollSession): string {
     const frames = s.frames;
     s.frames = [];
+    s.bytes = 0;
     s.answered = Math.max(s.answered, s.upTo);
     s.lastPoll = Date.now();
     if (s.ended && polls.get(s.id) === s) {

@@ -36,7 +36,12 @@ export function wireTransports(deps: TransportsWiring): Transports {
     recentWindowMs: config.delivery.recentWindowMs,
     heartbeatMs,
   });
-  const liveness = { sessions, heartbeatMs, idleTimeoutMs };
+  const liveness = {
+    sessions,
+    heartbeatMs,
+    idleTimeoutMs,
+    maxBufferedBytes: config.limits.maxSocketBufferBytes,
+  };
   return {
     sessions,
     protocol: createWsProtocol({

@@ -279,3 +279,60 @@ Deno.test("acks and presence work over HTTP for a polling client", async () => {
     await server.close();
   }
 });
+
+Deno.test("a poll session past RELAIS_MAX_SOCKET_BUFFER_BYTES ends with 4008, and the client resumes everything from its seq", async () => {
+  const cap = 1024 * 1024;
+  const server = await startServer({
+    RELAIS_MAX_SOCKET_BUFFER_BYTES: String(cap),
+    RELAIS_PUSH_BUDGET: "100000",
+    RELAIS_RATE_EVENTS: "off",
+  });
+  try {
+    const bearer = await server.token("emma");
+    const first = await poll(server, "timeout=0", { bearer });
+    const epoch = first.body.frames[0].epoch as string;
+    // The client stops polling while 40 events of 60 KB (2.4 MB) arrive.
+    const ids: string[] = [];
+    const filler = "x".repeat(60_000);
+    for (let i = 0; i < 40; i++) {
+      const e = envelope(["emma"], {
+        metadata: { type: "SYSTEM", source: "platform", topic: "platform.notice" },
+        payload: { i, filler },
+      });
+      ids.push((e.metadata as { id: string }).id);
+      assert.equal((await server.publish(e)).status, 202);
+    }
+    // Past the cap the session is ended and detached, as a socket would be.
+    await eventually(() => server.relais.hub.ofUser("emma").length === 0, 5000, "the cut-off");
+
+    const received: string[] = [];
+    let query = `session=${first.body.session}&after=0&epoch=${epoch}&timeout=0`;
+    const closes: number[] = [];
+    for (let round = 0; round < 10 && received.length < ids.length; round++) {
+      const res = await fetch(`${server.origin}/v1/poll?${query}`, {
+        headers: { authorization: `Bearer ${bearer}` },
+      });
+      const text = await res.text();
+      // One answer stays within the cap (plus its envelope and the close frame).
+      const bytes = new TextEncoder().encode(text).byteLength;
+      assert.ok(bytes <= cap + 1024, `an answer of ${bytes} bytes`);
+      const body = JSON.parse(text) as Batch & { epoch: string };
+      const events = body.frames.filter((f) => f.type === "event");
+      received.push(...events.map((f) => f.envelope.metadata.id as string));
+      const close = body.frames.find((f) => f.type === "close");
+      if (close) {
+        closes.push(close.code);
+        assert.equal(body.frames.at(-1), close);
+      }
+      const welcome = body.frames.find((f) => f.type === "welcome");
+      if (welcome) assert.equal(welcome.recovered, true);
+      // The answer's seq is that of its last item: the next poll resumes right after it.
+      if (events.length > 0) assert.equal(body.seq, events.at(-1)!.seq);
+      query = `session=${body.session}&after=${body.seq}&epoch=${body.epoch}&timeout=0`;
+    }
+    assert.deepEqual(received, ids);
+    assert.ok(closes.length > 0 && closes.every((c) => c === 4008), `closes ${closes}`);
+  } finally {
+    await server.close();
+  }
+});
