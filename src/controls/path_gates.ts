@@ -7,12 +7,29 @@
 
 import { Hono } from "hono";
 import type { AppEnv } from "../auth/principal.ts";
-import { errorResponse } from "../errors.ts";
+import { AppError, errorResponse } from "../errors.ts";
 import type { Guard } from "./guard.ts";
 import type { OriginPolicy } from "./origins.ts";
 
 /** A conversation's message list, whose POST counts against the `messages` limit. */
 const MESSAGES_PATH = /^\/v1\/conversations\/[^/]+\/messages$/;
+/** One message, whose PATCH (edit) and DELETE count against the `messages` limit too. */
+const MESSAGE_PATH = /^\/v1\/conversations\/[^/]+\/messages\/[^/]+$/;
+
+/**
+ * Whether a request writes a message: a send, an edit or a delete each write the message
+ * and an item in every member's stream, so each counts against the `messages` limit.
+ */
+function writesMessage(method: string, path: string): boolean {
+  if (method === "POST") return MESSAGES_PATH.test(path);
+  return (method === "PATCH" || method === "DELETE") && MESSAGE_PATH.test(path);
+}
+
+/** Whether a poll answer is for the session the request named (a new one starts otherwise). */
+async function answersSession(res: Response, session: string): Promise<boolean> {
+  const body = await res.clone().text();
+  return body.startsWith(`{"session":${JSON.stringify(session)},`);
+}
 
 /** The gates as middleware of a sub-app; mount it before the routes it guards. */
 export function pathGates(guard: Guard, origins: OriginPolicy): Hono<AppEnv> {
@@ -31,9 +48,22 @@ export function pathGates(guard: Guard, origins: OriginPolicy): Hono<AppEnv> {
       await guard.connectAttempt(c.get("clientIp"));
       await next();
     })
-    .use("/v1/poll", (c, next) => {
+    .use("/v1/poll", async (c, next) => {
       origins.assert(c);
-      return next();
+      // A poll without a session starts one: a connection attempt, like an SSE stream.
+      const session = c.req.query("session");
+      if (session === undefined) await guard.connectAttempt(c.get("clientIp"));
+      await next();
+      // A session the server no longer has (or replaced) starts a new one as well; only
+      // the answer tells, so it is counted then, and refused past the limit.
+      if (session === undefined || c.res.status !== 200) return;
+      if (await answersSession(c.res, session)) return;
+      try {
+        await guard.connectAttempt(c.get("clientIp"));
+      } catch (error) {
+        if (!(error instanceof AppError)) throw error;
+        c.res = errorResponse(c, error);
+      }
     })
     .use("/v1/me/notifications", guard.userGate("notifications"))
     .use("/v1/me/notifications/*", guard.userGate("notifications"))
@@ -46,7 +76,7 @@ export function pathGates(guard: Guard, origins: OriginPolicy): Hono<AppEnv> {
       "/v1/conversations/*",
       guard.userGate(
         "messaging",
-        (c) => c.req.method === "POST" && MESSAGES_PATH.test(c.req.path) ? "messages" : undefined,
+        (c) => writesMessage(c.req.method, c.req.path) ? "messages" : undefined,
       ),
     );
 }
