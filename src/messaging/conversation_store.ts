@@ -30,8 +30,13 @@ export interface ConversationInfo {
   title?: string;
   context?: ConversationLink;
   createdAt: number;
-  /** A user id, or `service:<name>` for a conversation a backend created. */
+  /**
+   * A user id, or `service:<name>` for a conversation a backend created; empty once the
+   * creator was erased (`creatorErased`).
+   */
   createdBy: string;
+  /** The creator was erased (right to erasure): their id is no longer kept here. */
+  creatorErased?: true;
   /** Member ids, sorted. */
   members: string[];
 }
@@ -284,9 +289,10 @@ export interface ConversationStore {
   /**
    * Removes `user` from conversation `id` outside its actor, for the right to erasure
    * (the members of a 1:1 conversation are otherwise fixed): their member record, unread
-   * count and list entry go, the other members stay. The commit checks and rewrites the
-   * head, so a live actor reloads before it writes again. Answers whether they were a
-   * member; stray records of a non-member are removed all the same.
+   * count and list entry go, the other members stay, and if they created it, their id
+   * goes from `createdBy` (`creatorErased`). The commit checks and rewrites the head, so a
+   * live actor reloads before it writes again. Answers whether they were a member; stray
+   * records of a non-member are removed all the same.
    */
   eraseMember(id: string, user: string): Promise<boolean>;
   /**

@@ -4,6 +4,7 @@
  */
 
 import type { PresenceStatus } from "../schemas/frames.ts";
+import { DELETED_USER_LABEL } from "./message_view.ts";
 import type {
   ConversationInfo,
   ConversationKind,
@@ -29,7 +30,12 @@ export interface ConversationView {
   title?: string;
   context?: ConversationLink;
   created_at: string;
-  created_by: string;
+  /** The creator's id, or null once they were erased (`created_by_deleted`). */
+  created_by: string | null;
+  /** The creator was erased; show {@linkcode DELETED_USER_LABEL}. */
+  created_by_deleted?: true;
+  /** The label of an erased creator, in French and English. */
+  created_by_label?: typeof DELETED_USER_LABEL;
   members: MemberView[];
   last_seq: number;
 }
@@ -69,7 +75,13 @@ export function conversationView(
     ...(info.title !== undefined ? { title: info.title } : {}),
     ...(info.context ? { context: info.context } : {}),
     created_at: new Date(info.createdAt).toISOString(),
-    created_by: info.createdBy,
+    ...(info.creatorErased
+      ? {
+        created_by: null,
+        created_by_deleted: true as const,
+        created_by_label: DELETED_USER_LABEL,
+      }
+      : { created_by: info.createdBy }),
     members: members.filter((m) => m.state).map((m) => ({
       id: m.id,
       role: m.state!.role,

@@ -57,16 +57,20 @@ export function createKvConversationUsers(kv: Deno.Kv): Pick<
         continue;
       }
       const member = info.value.members.includes(user);
+      const creator = info.value.createdBy === user && !info.value.creatorErased;
       const op = kv.atomic()
         .check(head, job)
         // Rewritten as it is: its new versionstamp makes a live actor reload.
         .set(keys.conversationHeadKey(id), head.value);
-      if (member) {
+      if (member || creator) {
         op.set(
           keys.conversationKey(id),
           {
             ...info.value,
             members: info.value.members.filter((m) => m !== user),
+            // As an erased author's messages are, but the id itself goes: a conversation's
+            // creator is shown to every member and has no other use.
+            ...(creator ? { createdBy: "", creatorErased: true as const } : {}),
           } satisfies ConversationInfo,
         );
       }

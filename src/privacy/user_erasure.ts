@@ -98,6 +98,12 @@ export function createUserErasure(deps: UserErasureDeps): UserErasure {
     if (info?.kind === "group" && info.members.includes(user)) {
       try {
         await messaging.removeMember({ kind: "service", name: by }, id, user);
+        // Their id goes from the group they created too (the store's commit makes its
+        // actor reload, as for a 1:1 conversation).
+        if (info.createdBy === user) {
+          await conversations.eraseMember(id, user);
+          release(id);
+        }
         return true;
       } catch (error) {
         // Left meanwhile: whatever records remain are strays the store removes below.

@@ -80,7 +80,7 @@ function conversationView({ info, head, member, unread }: ConversationListing) {
     ...(info.title !== undefined ? { title: info.title } : {}),
     ...(info.context ? { context: info.context } : {}),
     created_at: iso(info.createdAt),
-    created_by: info.createdBy,
+    created_by: info.creatorErased ? null : info.createdBy,
     members: info.members,
     role: member.role,
     read: member.read,

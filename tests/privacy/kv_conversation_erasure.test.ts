@@ -95,6 +95,28 @@ Deno.test("erasing a non-member removes only their stray records", async () => {
   });
 });
 
+Deno.test("erasing the creator of a conversation takes their id out of it, member or not", async () => {
+  await withConversation("direct", ["eve", "oscar"], async (store, _kv, id) => {
+    assert.equal(await store.eraseMember(id, "eve"), true);
+    const info = (await store.info(id))!;
+    assert.equal(info.creatorErased, true);
+    assert.doesNotMatch(JSON.stringify(info), /eve/);
+  });
+  await withConversation("group", ["eve", "oscar", "paul"], async (store, _kv, id) => {
+    // The group's creator left through its actor first, as an erasure does.
+    const { job: _, ...state } = (await store.load(id))!;
+    await store.commit({
+      state,
+      batch: { kind: "members", requestId: "r", add: [], remove: ["eve"] },
+    });
+    assert.equal(await store.eraseMember(id, "eve"), false);
+    const info = (await store.info(id))!;
+    assert.deepEqual(info.members, ["oscar", "paul"]);
+    assert.equal(info.creatorErased, true);
+    assert.doesNotMatch(JSON.stringify(info), /eve/);
+  });
+});
+
 Deno.test("an erased author's messages stay, marked, and their client ids go", async () => {
   await withConversation("group", ["ana", "ben"], async (store, kv, id) => {
     const sends: [string, string][] = [];
