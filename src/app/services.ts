@@ -180,7 +180,7 @@ export function createServices(deps: ServicesDeps): Services {
     release: (user, live) => userActors.deliver(user, live),
     recentWindowMs: config.delivery.recentWindowMs,
     onError,
-    ...(node ? { follow: node.follow((item) => messaging.renderItem(item)) } : {}),
+    ...(node ? { follow: node.follow((user, item) => messaging.renderItem(user, item)) } : {}),
   });
   const localLive = createLiveDelivery({
     heads,
@@ -246,6 +246,7 @@ export function createServices(deps: ServicesDeps): Services {
     maxMembers: config.messaging.maxMembers,
     structuresOf: async (user: string) =>
       (await directory.get(user))?.structures ?? await deps.conversations.structuresOf(user),
+    countConversation: (user: string) => guard.consumeConversation(user),
     onError,
     ...(tracing ? { tracing } : {}),
   });

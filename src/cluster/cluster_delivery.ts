@@ -130,8 +130,8 @@ export function createClusterDelivery(deps: ClusterDeliveryDeps): ClusterDeliver
 /** Dependencies of {@linkcode followStore}. */
 export interface FollowStoreDeps {
   store: Pick<StreamStore, "readStream"> & Pick<EventStore, "getEnvelope">;
-  /** Renders a conversation item's frame. */
-  renderItem(item: StreamItem): Promise<string | undefined>;
+  /** Renders the frame of a conversation item of `user`'s stream (none once they left). */
+  renderItem(user: string, item: StreamItem): Promise<string | undefined>;
   /** The cluster's epoch. */
   epoch(): string;
   recentWindowMs: number;
@@ -152,7 +152,7 @@ export function followStore(deps: FollowStoreDeps): FollowMode {
       const filled: LiveItem[] = [];
       for (const item of read.items) {
         let frame: string | undefined;
-        if (item.msg) frame = await deps.renderItem(item);
+        if (item.msg) frame = await deps.renderItem(user, item);
         else {
           const envelope = await deps.store.getEnvelope(item.id);
           if (envelope) {

@@ -55,7 +55,7 @@ export interface ClusterNode {
   toUsers(users: string[], frame: string): void;
   wake: Wake;
   /** How the stream heads follow the store; `renderItem` renders conversation items. */
-  follow(renderItem: (item: StreamItem) => Promise<string | undefined>): FollowMode;
+  follow(renderItem: (user: string, item: StreamItem) => Promise<string | undefined>): FollowMode;
   /** Live delivery to every node over this node's; `acked` tells the local actors of acks. */
   live(local: LiveDelivery, acked: (user: string, id: string) => void): ClusterDelivery;
   /** The conversation actors, each with one owner node, over this node's own. */

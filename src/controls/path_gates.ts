@@ -68,10 +68,8 @@ export function pathGates(guard: Guard, origins: OriginPolicy): Hono<AppEnv> {
     .use("/v1/me/notifications", guard.userGate("notifications"))
     .use("/v1/me/notifications/*", guard.userGate("notifications"))
     .use("/v1/me/conversations", guard.userGate("messaging"))
-    .use(
-      "/v1/conversations",
-      guard.userGate("messaging", (c) => c.req.method === "POST" ? "conversations" : undefined),
-    )
+    // New conversations are counted by the messaging service, once it knows one is created.
+    .use("/v1/conversations", guard.userGate("messaging"))
     .use(
       "/v1/conversations/*",
       guard.userGate(

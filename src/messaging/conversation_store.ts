@@ -242,8 +242,10 @@ export class HeadConflictError extends Error {
 /** Everything messaging keeps durably. */
 export interface ConversationStore {
   /**
-   * Creates a conversation with its members atomically. If the id exists already (a 1:1
-   * conversation started twice), answers `created: false` with the existing one.
+   * Creates a conversation with its members. Members too many for one commit are written
+   * in several, the conversation's own record in the last one: until then its member
+   * records belong to no conversation, and readers skip them. If the id exists already (a
+   * 1:1 conversation started twice), answers `created: false` with the existing one.
    */
   create(
     info: ConversationInfo,

@@ -13,6 +13,8 @@ import type {
   Head,
   MemberState,
 } from "./conversation_store.ts";
+import { kvBudgetsOf } from "../store/kv/limits.ts";
+import { keyBytesOf } from "./kv_conversation_fanout.ts";
 import { listValues } from "./kv_conversation_records.ts";
 import { isMemberState, setOwn } from "./rules.ts";
 
@@ -23,19 +25,54 @@ export function createKvConversationState(
   return {
     async create(info, members) {
       const id = info.id;
-      const op = kv.atomic()
-        .check({ key: keys.conversationKey(id), versionstamp: null })
-        .set(keys.conversationKey(id), info)
-        .set(keys.conversationHeadKey(id), { seq: 0, at: info.createdAt } satisfies Head);
-      for (const [user, member] of Object.entries(members)) {
-        op.set(keys.conversationMemberKey(id, user), member);
-        op.set(keys.userConversationKey(user, id), { at: info.createdAt });
+      const budgets = kvBudgetsOf(kv);
+      const absent = { key: keys.conversationKey(id), versionstamp: null };
+      // The conversation's own record comes last: until it lands, its member rows are rows
+      // of no conversation, which every reader skips (and an erasure removes), and a
+      // creation started again writes them anew.
+      const last = {
+        mutations: 2,
+        keyBytes: 2 * keyBytesOf(id),
+        bytes: 2 * keyBytesOf(id) + 2 * JSON.stringify(info).length + 200,
+      };
+      const groups: [string, MemberState][][] = [[]];
+      let cost = { ...last };
+      for (const entry of Object.entries(members)) {
+        const keyBytes = keyBytesOf(id, entry[0]) + keyBytesOf(entry[0], id);
+        const bytes = keyBytes + 300;
+        if (
+          groups.at(-1)!.length > 0 &&
+          (cost.mutations + 2 > budgets.mutations || cost.keyBytes + keyBytes > budgets.keyBytes ||
+            cost.bytes + bytes > budgets.bytes)
+        ) {
+          groups.push([]);
+          cost = { ...last };
+        }
+        groups.at(-1)!.push(entry);
+        cost.mutations += 2;
+        cost.keyBytes += keyBytes;
+        cost.bytes += bytes;
       }
-      const res = await op.commit();
-      if (res.ok) return { created: true, info };
-      const existing = (await kv.get<ConversationInfo>(keys.conversationKey(id))).value;
-      if (existing) return { created: false, info: existing };
-      throw new Error(`Cannot create conversation "${id}"`);
+      const existing = async () => {
+        const value = (await kv.get<ConversationInfo>(keys.conversationKey(id))).value;
+        if (value) return { created: false, info: value };
+        throw new Error(`Cannot create conversation "${id}"`);
+      };
+      for (const [i, group] of groups.entries()) {
+        // Each commit checks that the conversation does not exist yet: rows of a conversation
+        // another creation finished are never overwritten.
+        const op = kv.atomic().check(absent);
+        for (const [user, member] of group) {
+          op.set(keys.conversationMemberKey(id, user), member);
+          op.set(keys.userConversationKey(user, id), { at: info.createdAt });
+        }
+        if (i === groups.length - 1) {
+          op.set(keys.conversationKey(id), info)
+            .set(keys.conversationHeadKey(id), { seq: 0, at: info.createdAt } satisfies Head);
+        }
+        if (!(await op.commit()).ok) return await existing();
+      }
+      return { created: true, info };
     },
 
     async load(id) {

@@ -83,8 +83,11 @@ export interface Messaging {
   block(user: string, other: string): Promise<{ changed: boolean }>;
   unblock(user: string, other: string): Promise<{ changed: boolean }>;
   blocks(user: string): Promise<string[]>;
-  /** The `msg` frame of a MESSAGE stream item (replays), or undefined if it is gone. */
-  renderItem(item: StreamItem): Promise<string | undefined>;
+  /**
+   * The `msg` frame of a MESSAGE stream item of `user` (replays), or undefined if it is
+   * gone or `user` may no longer read it (they left the conversation).
+   */
+  renderItem(user: string, item: StreamItem): Promise<string | undefined>;
   /** The `msg` frame of a message, outside any stream (the answer to a resend). */
   frameOf(message: MessageView): string;
   /** A user's presence changed: tell their contacts. */
@@ -102,6 +105,12 @@ export interface MessagingDeps {
   maxMembers: number;
   /** Where other users' structures come from; the messaging store by default. */
   structuresOf?: (user: string) => Promise<string[] | undefined>;
+  /**
+   * Counts one conversation a user creates against their limit; throws `rate_limited`
+   * when over (the guard's `consumeConversation`). Reopening a 1:1 conversation, or a
+   * request refused before anything is created, counts nothing.
+   */
+  countConversation?: (user: string) => Promise<void>;
   onError(message: string, error: unknown): void;
   /** A trace per message sent (`msg.send`); none when traces are off. */
   tracing?: Tracing;
@@ -116,6 +125,31 @@ function throwIfFailed(result: OpResult): asserts result is Exclude<OpResult, { 
 }
 
 const quote = (s: string) => `"${s.slice(0, 100)}"`;
+
+/** Bytes a conversation's record may take as a KV value (64 KiB), less a margin. */
+const MAX_INFO_BYTES = 60_000;
+
+/** Bytes of a string in a stored value: one per character, two beyond Latin-1. */
+function storedBytes(text: string): number {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0xff) return 2 * text.length + 8;
+  return text.length + 8;
+}
+
+/**
+ * Refuses a conversation whose record would not fit one KV value: its member ids are
+ * kept in it, and a few hundred long ones take more than 64 KiB.
+ */
+function assertStorable(info: ConversationInfo) {
+  let bytes = 500 + storedBytes(info.title ?? "") + storedBytes(JSON.stringify(info.context ?? {}));
+  for (const m of info.members) bytes += storedBytes(m);
+  if (bytes > MAX_INFO_BYTES) {
+    throw new AppError(
+      "validation_failed",
+      `Member ids too long: ${info.members.length} ids take about ${bytes} bytes, at most ${MAX_INFO_BYTES}`,
+      { details: [{ path: "members", message: "the members' ids are too long all together" }] },
+    );
+  }
+}
 
 /** Creates the messaging service. */
 export function createMessaging(deps: MessagingDeps): Messaging {
@@ -196,15 +230,29 @@ export function createMessaging(deps: MessagingDeps): Messaging {
         joinedAt: at,
       } satisfies MemberState,
     ]));
-    const result = await store.create(info, states);
+    assertStorable(info);
+    const known = kind === "direct" ? await store.info(id) : undefined;
+    if (!known && actor.kind === "user") await deps.countConversation?.(actor.user.id);
+    const result = known ? { created: false, info: known } : await store.create(info, states);
+    if (!result.created && actor.kind === "user" && !result.info.members.includes(actor.user.id)) {
+      // The pair's conversation exists without the caller (they were erased from it): it is
+      // someone else's, answered as any conversation they cannot see.
+      throw new AppError("not_member", `You are not a member of conversation ${quote(id)}`);
+    }
     const head = result.created ? undefined : await store.head(id);
     return { conversation: await view(result.info, head), created: result.created };
   }
 
-  async function renderItem(item: StreamItem): Promise<string | undefined> {
+  async function renderItem(user: string, item: StreamItem): Promise<string | undefined> {
     if (!item.msg) return undefined;
-    const [message] = await store.messages(item.msg.c, [item.msg.s]);
-    if (!message) return undefined;
+    const { c, s } = item.msg;
+    const [member, [message]] = await Promise.all([
+      store.member(c, user),
+      store.messages(c, [s]),
+    ]);
+    // The frame shows the message as it is now: only a reader who may still read it (as
+    // history does) gets it, never one who left and would see later edits.
+    if (!message || !member || member.since > s) return undefined;
     return encodeMsgFrame(JSON.stringify(messageView(item.msg.c, message)), {
       seq: item.seq,
       op: item.msg.op,

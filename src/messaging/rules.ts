@@ -23,10 +23,19 @@ export function sharesStructure(a: readonly string[], b: readonly string[]): boo
   return b.some((s) => set.has(s));
 }
 
-/** The id of the 1:1 conversation of two users: the same whoever starts it. */
+/**
+ * The id of the 1:1 conversation of two users: the same whoever starts it, and another for
+ * every other pair. Two ids without NUL are hashed joined by one NUL, as they always were
+ * (existing conversations keep their ids); a pair with a NUL in an id would be ambiguous
+ * that way, so it is hashed as a JSON array, which holds no NUL byte and so never meets
+ * the first encoding.
+ */
 export async function directId(a: string, b: string): Promise<string> {
   const [x, y] = a < b ? [a, b] : [b, a];
-  const data = new TextEncoder().encode(`${x}\u0000${y}`);
+  const joined = x.includes("\u0000") || y.includes("\u0000")
+    ? JSON.stringify([x, y])
+    : `${x}\u0000${y}`;
+  const data = new TextEncoder().encode(joined);
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
   return `dm_${Array.from(digest.slice(0, 16), (b) => b.toString(16).padStart(2, "0")).join("")}`;
 }

@@ -44,8 +44,8 @@ export interface SessionDeps {
   recentWindowMs: number;
   /** Told to clients in `welcome.heartbeat_ms` so they can spot a dead connection. */
   heartbeatMs?: number;
-  /** Renders the `msg` frame of a conversation item (`item.msg`) for a replay. */
-  renderItem?(item: StreamItem): Promise<string | undefined>;
+  /** Renders the `msg` frame of a conversation item (`item.msg`) of a user for a replay. */
+  renderItem?(user: string, item: StreamItem): Promise<string | undefined>;
   /**
    * Who may connect: every transport attaches here, so one gate admits them all (kill
    * switches, then the per-user connection cap). Absent: anyone.
@@ -226,7 +226,7 @@ export function createSessions(deps: SessionDeps): Sessions {
             continue;
           }
           if (item.msg) {
-            const frame = await deps.renderItem?.(item);
+            const frame = await deps.renderItem?.(user, item);
             if (frame) hub.send(connId, frame, item.seq);
             continue;
           }

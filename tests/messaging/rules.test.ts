@@ -93,3 +93,14 @@ Deno.test("records keyed by user answer only for their own keys, whatever the us
   assert.equal(isMemberState({ read: 3 }), false, "a stray read position is no member");
   assert.equal(isMemberState(member()), true);
 });
+
+Deno.test("a NUL inside a user id no longer makes two pairs share a 1:1 conversation id", async () => {
+  assert.notEqual(await directId("u\u0000v", "w"), await directId("u", "v\u0000w"));
+  assert.equal(await directId("u\u0000v", "w"), await directId("w", "u\u0000v"));
+  // Pairs without NUL keep the id they always had: SHA-256 of both ids joined by one NUL.
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode("ana\u0000ben")),
+  );
+  const hex = Array.from(digest.slice(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
+  assert.equal(await directId("ben", "ana"), `dm_${hex}`);
+});

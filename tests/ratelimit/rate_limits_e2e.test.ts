@@ -208,7 +208,11 @@ Deno.test({
   ...opts,
   name: "new conversations per user are limited over HTTP",
   async fn() {
-    const server = await startServer({ RELAIS_RATE_CONVERSATIONS: "2/1h" });
+    // Any policy: only conversations actually created count, so these must be allowed.
+    const server = await startServer({
+      RELAIS_RATE_CONVERSATIONS: "2/1h",
+      RELAIS_CONVERSATION_POLICY: "any",
+    });
     try {
       const bearer = await server.token("ana");
       const statuses = [];
