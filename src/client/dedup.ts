@@ -4,6 +4,8 @@
 export interface SeenIds {
   /** True if `id` was seen; otherwise remembers it and answers false. */
   check(id: string): boolean;
+  /** True if `id` is remembered; remembers nothing. */
+  has(id: string): boolean;
   size(): number;
 }
 
@@ -18,6 +20,7 @@ export function createSeenIds(capacity = 2000): SeenIds {
       if (seen.size > capacity) seen.delete(seen.values().next().value!);
       return false;
     },
+    has: (id) => seen.has(id),
     size: () => seen.size,
   };
 }

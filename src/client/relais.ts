@@ -56,6 +56,7 @@ import type {
 import type { ClientFrame, ServerFrame, TransportKind } from "./types.ts";
 import { openWebSocket } from "./ws_transport.ts";
 
+export { ActionError } from "./actions.ts";
 export { backoffDelay, type BackoffOptions } from "./backoff.ts";
 export { decide, type Decision, type FallbackPolicy, type Outcome } from "./fallback.ts";
 export type {
@@ -115,6 +116,12 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
   const factories = { ...FACTORIES, ...options.transportFactories };
   const http = createHttp({ baseUrl, token: options.token, fetch: runtime.fetch });
   const seen = createSeenIds(options.dedupCapacity ?? 2000);
+  const link = createActions({
+    http,
+    sendFrame,
+    user: () => user,
+    ackMemory: options.dedupCapacity ?? 2000,
+  });
   const { on, emit } = createEmitter<RelaisEvents>();
   const liveness = createLiveness({
     timers,
@@ -225,9 +232,14 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
     fallback = result.state;
     const { decision } = result;
     const cause = { code: info.code, reason: info.reason };
-    if (decision.kind === "dormant") return setState("dormant", { transport: kind, ...cause });
+    if (decision.kind === "dormant") {
+      setState("dormant", { transport: kind, ...cause });
+      // No connection until the user is active: messages waiting for an answer go over HTTP.
+      return link.resume();
+    }
     if (decision.kind === "stop") {
-      return setState("closed", { transport: kind, ...cause, reason: decision.reason });
+      setState("closed", { transport: kind, ...cause, reason: decision.reason });
+      return link.stop(decision.reason);
     }
     const delayMs = Math.max(
       decision.minDelayMs ?? 0,
@@ -255,6 +267,8 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
         // A poll guards itself: each request has a deadline.
         if (kind !== "poll") liveness.start(frame.heartbeat_ms ?? 25_000);
         setState("open", { transport: kind });
+        // Messages the last connection did not answer go again before anything new.
+        link.resume();
         emit("welcome", frame);
         if (lost) emit("resync", { seq: frame.seq });
         if (presence === "away") void setPresence("away").catch(() => {});
@@ -263,6 +277,8 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
       case "event":
       case "update":
         advance(frame.seq);
+        // A delivery of an item the application acked means the ack did not take.
+        link.delivered(frame.envelope.metadata.id);
         if (seen.check(`${frame.type}:${frame.envelope.metadata.id}`)) return;
         (emit as (type: string, value: unknown) => void)(frame.type, frame);
         break;
@@ -272,6 +288,8 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
         return;
       case "msg": {
         if (frame.stream_seq !== undefined) advance(frame.stream_seq);
+        // Before the duplicate check: a resend's answer is the stored message again.
+        link.answer(frame);
         // A msg frame is the current state of a message: an edit is a new version.
         const version = `${frame.edited_at ?? ""}:${frame.deleted ? "deleted" : ""}`;
         if (seen.check(`msg:${frame.id ?? `${frame.conversation}:${frame.seq}`}:${version}`)) {
@@ -287,10 +305,13 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
       case "close":
         // A close is reported by the transport itself.
         return;
+      case "error":
+        if (link.answer(frame)) return;
+        emit("error", frame);
+        break;
       case "receipt":
       case "typing":
       case "presence":
-      case "error":
       case "summary":
       case "control":
         (emit as (type: string, value: unknown) => void)(frame.type, frame);
@@ -376,10 +397,11 @@ export function createRelais(options: RelaisOptions = {}): RelaisClient {
       unwatch?.();
       unwatch = undefined;
       if (state !== "closed") setState("closed", { transport: kind });
+      link.stop("the client was closed");
     },
     activity,
     setPresence,
-    ...createActions({ http, sendFrame }),
+    ...link.actions,
     ...createPushActions({ http, baseUrl }),
   };
 }

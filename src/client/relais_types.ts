@@ -151,9 +151,18 @@ export interface RelaisClient extends PushActions {
   close(): void;
   /** Tells the client the user is active: wakes a dormant client, keeps presence online. */
   activity(): void;
-  /** Acknowledges an item (over the WebSocket when open, else over HTTP). */
+  /**
+   * Acknowledges an item. Over HTTP (no WebSocket open) it resolves once the server recorded
+   * the ack. Over the WebSocket it resolves once the frame is handed to the socket (the server
+   * answers no success); an ack the server did not act on is not lost: the server delivers an
+   * unacked item again, and the client answers each delivery of an id acked here (among the
+   * last `dedupCapacity`) with the ack again, without handing the duplicate over.
+   */
   ack(id: string): Promise<void>;
-  /** Marks an inbox item read. */
+  /**
+   * Marks an inbox item read. Over the WebSocket it resolves once the frame is sent: a read
+   * lost with its connection leaves the item unread, as the next inbox page shows.
+   */
   read(id: string): Promise<void>;
   /** Marks every inbox item read; resolves with how many were. */
   readAll(): Promise<number>;
@@ -161,11 +170,24 @@ export interface RelaisClient extends PushActions {
   notifications(query?: InboxQuery): Promise<InboxPage>;
   /** Sets this connection's presence (online / away). */
   setPresence(status: "online" | "away"): Promise<void>;
-  /** Sends a chat message; resolves with its `client_id` (a resend with it is idempotent). */
+  /**
+   * Sends a chat message; resolves with its `client_id` (a resend with it is idempotent) once
+   * the message is stored: over HTTP, the answer; over the WebSocket, the sender's own `msg`
+   * frame. Rejects with the server's refusal: an `HttpError`, or an `ActionError` with the
+   * `error` frame's code (`rate_limited`, `not_found`, `not_member`…). A connection lost
+   * before the answer sends it again on the next one with the same `client_id`, up to three
+   * connections (then `ActionError` `connection_lost`); `close()` rejects it (`closed`).
+   */
   send(conversation: string, text: string, options?: { clientId?: string }): Promise<string>;
-  /** Says the user is typing in a conversation (throttled to one signal every 3 s). */
+  /**
+   * Says the user is typing in a conversation (throttled to one signal every 3 s); a signal
+   * lost with its connection is not sent again (the next keystroke sends one).
+   */
   typing(conversation: string): Promise<void>;
-  /** Marks a conversation read up to `seq` (sends a receipt). */
+  /**
+   * Marks a conversation read up to `seq` (sends a receipt). Over the WebSocket it resolves
+   * once the frame is sent, like `read`.
+   */
   readConversation(conversation: string, seq: number): Promise<void>;
   /** The user's conversations. */
   conversations<T = unknown>(): Promise<T>;

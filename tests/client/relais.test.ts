@@ -283,16 +283,108 @@ Deno.test("actions go over the WebSocket when it is open", async () => {
   await relais.ack("a");
   await relais.read("a");
   await relais.setPresence("away");
-  const clientId = await relais.send("conv", "salut");
+  let answered = false;
+  const sent = relais.send("conv", "salut").finally(() => answered = true);
   await relais.typing("conv");
   await relais.typing("conv");
+  const send = t.sent[3] as Extract<ClientFrame, { type: "msg.send" }>;
   assert.deepEqual(t.sent, [
-    { type: "ack", id: "a" },
-    { type: "read", id: "a" },
+    { type: "ack", id: "a", ref: "ack.1" },
+    { type: "read", id: "a", ref: "read.2" },
     { type: "presence.set", status: "away" },
-    { type: "msg.send", conversation: "conv", text: "salut", client_id: clientId },
-    { type: "typing", conversation: "conv" },
+    {
+      type: "msg.send",
+      conversation: "conv",
+      text: "salut",
+      client_id: send.client_id,
+      ref: "send.3",
+    },
+    { type: "typing", conversation: "conv", ref: "typing.4" },
   ]);
+  // A message is sent once its own copy comes back (another one's does not count).
+  const msg = { type: "msg", conversation: "conv", seq: 1, text: "salut", at: "" } as const;
+  t.frame({ ...msg, from: "ana", client_id: send.client_id });
+  t.frame({ ...msg, from: "camille", client_id: "other" });
+  await Promise.resolve();
+  assert.equal(answered, false);
+  t.frame({ ...msg, from: "camille", client_id: send.client_id });
+  assert.equal(await sent, send.client_id);
+  relais.close();
+});
+
+Deno.test("an error frame with a message's ref rejects its send, and only that one", async () => {
+  const { relais, opened: list } = client();
+  const errors: unknown[] = [];
+  relais.on("error", (e) => errors.push(e));
+  relais.connect();
+  const t = await opened(list, 1);
+  t.welcome(0);
+  const refused = relais.send("conv", "one", { clientId: "k1" });
+  const kept = relais.send("conv", "two", { clientId: "k2" });
+  const ref = (t.sent[0] as { ref: string }).ref;
+  t.frame({ type: "error", code: "rate_limited", message: "Slow down", ref, retry_after_ms: 900 });
+  await assert.rejects(refused, { name: "ActionError", code: "rate_limited", retryAfterMs: 900 });
+  t.frame({
+    type: "msg",
+    conversation: "conv",
+    seq: 1,
+    from: "camille",
+    text: "two",
+    at: "",
+    client_id: "k2",
+  });
+  assert.equal(await kept, "k2");
+  // The application still hears of the error.
+  assert.equal(errors.length, 1);
+  relais.close();
+});
+
+Deno.test("a message unanswered when its connection drops is sent again after the next welcome", async () => {
+  const { relais, opened: list } = client();
+  relais.connect();
+  const first = await opened(list, 1);
+  first.welcome(0);
+  const sent = relais.send("conv", "hello", { clientId: "k1" });
+  first.drop();
+  const second = await opened(list, 2);
+  assert.deepEqual(second.sent, []);
+  second.welcome(0);
+  const again = second.sent[0] as Extract<ClientFrame, { type: "msg.send" }>;
+  assert.equal(again.client_id, "k1");
+  assert.notEqual(again.ref, (first.sent[0] as { ref: string }).ref);
+  second.frame({
+    type: "msg",
+    conversation: "conv",
+    seq: 1,
+    from: "camille",
+    text: "hello",
+    at: "",
+    client_id: "k1",
+  });
+  assert.equal(await sent, "k1");
+  relais.close();
+});
+
+Deno.test("each delivery of an item the application acked is answered with the ack again, unseen", async () => {
+  const { relais, opened: list } = client();
+  const seen = ids(relais);
+  const errors: unknown[] = [];
+  relais.on("error", (e) => errors.push(e));
+  relais.connect();
+  const t = await opened(list, 1);
+  t.welcome(0);
+  t.frame(event(1, "a"));
+  t.frame(event(2, "b"));
+  await relais.ack("a");
+  t.sent.length = 0;
+  t.frame(event(1, "a"));
+  t.frame(event(2, "b"));
+  assert.deepEqual(seen, ["a", "b"]);
+  assert.deepEqual(t.sent.map((f) => [f.type, (f as { id?: string }).id]), [["ack", "a"]]);
+  // Refused because the first ack took meanwhile: the SDK's own business.
+  const ref = (t.sent[0] as { ref: string }).ref;
+  t.frame({ type: "error", code: "not_found", message: 'Unknown item "a"', ref });
+  assert.deepEqual(errors, []);
   relais.close();
 });
 
