@@ -10,6 +10,7 @@
  */
 
 import * as v from "valibot";
+import { UserIdSchema } from "../schemas/user_id.ts";
 
 /** The features a user sees switched on or off (`control` frames list them). */
 export const USER_FEATURES = ["realtime", "notifications", "messaging", "email", "push"] as const;
@@ -112,7 +113,8 @@ export const ScopeSchema = v.variant("type", [
     type: v.literal("CATEGORY"),
     id: v.picklist(CATEGORIES, `expected ${CATEGORIES.join(" or ")}`),
   }),
-  v.strictObject({ type: v.literal("USER"), id: scopeId }),
+  // A user is named as they are everywhere else: any id that can hold data can be switched.
+  v.strictObject({ type: v.literal("USER"), id: UserIdSchema }),
 ], `expected a scope type among ${SCOPE_TYPES.join(", ")}`);
 
 /** The body of `PUT /v1/admin/controls` (and `/:id`, where `scope` may be left out). */

@@ -58,11 +58,26 @@ Deno.test("a control id and its scope convert both ways and bad ids are refused"
       { type: "STRUCTURE" as const, id: "univ:x" },
       { type: "CATEGORY" as const, id: "STAFF" },
       { type: "USER" as const, id: "7b1d0c3e" },
+      // Any id a user may hold data under (the user-id rule): spaces, slashes, 256 characters.
+      { type: "USER" as const, id: " dept/j doe " },
+      { type: "USER" as const, id: "é".repeat(256) },
     ]
   ) {
     assert.deepEqual(scopeOfId(controlId(scope)), scope);
   }
-  for (const bad of ["", "nope", "category:TEACHER", "user:", ":x", "system:x", "user: padded "]) {
+  for (
+    const bad of [
+      "",
+      "nope",
+      "category:TEACHER",
+      "user:",
+      ":x",
+      "system:x",
+      "structure: padded ",
+      "user:..",
+      `user:${"x".repeat(257)}`,
+    ]
+  ) {
     assert.equal(scopeOfId(bad), undefined, bad);
   }
 });
