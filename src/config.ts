@@ -189,7 +189,7 @@ function arrange(s: Settings) {
       limiter: s.RELAIS_RATE_LIMITER ?? (s.REDIS_URL ? "redis" : "kv"),
       /** Prefix of the limiter's keys in Redis, so deployments can share one Redis. */
       redisPrefix: s.RELAIS_REDIS_PREFIX,
-      /** Messages (and typing frames) per user. */
+      /** Messages sent, edited or deleted per user. */
       messages: s.RELAIS_RATE_MESSAGES,
       /** New conversations per user. */
       conversations: s.RELAIS_RATE_CONVERSATIONS,

@@ -246,7 +246,7 @@ export const VARIABLES = {
     fallback: "none",
   },
   RELAIS_RATE_MESSAGES: {
-    meaning: "messages (and typing frames) per user (`N/window` or `off`)",
+    meaning: "messages sent, edited or deleted per user (`N/window` or `off`)",
     schema: rateRule,
     fallback: "60/10s",
   },

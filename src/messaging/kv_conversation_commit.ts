@@ -23,12 +23,8 @@ import type {
   OpResult,
   SendInput,
 } from "./conversation_store.ts";
-import {
-  type Accept,
-  createFanOut,
-  keyBytesOf,
-  StaleBatchError,
-} from "./kv_conversation_fanout.ts";
+import { type Accept, createFanOut, StaleBatchError } from "./kv_conversation_fanout.ts";
+import { keyBytesOf } from "../store/kv/limits.ts";
 import { commitMembership } from "./kv_conversation_membership.ts";
 import {
   countUnread,

@@ -27,12 +27,17 @@ import {
   MAX_RETRIES,
   retryPause,
 } from "../store/kv/_commit.ts";
-import { MAX_BYTES, MAX_CHECKS, MAX_KEY_BYTES, MAX_MUTATIONS } from "../store/kv/limits.ts";
+import {
+  keyBytesOf,
+  MAX_BYTES,
+  MAX_CHECKS,
+  MAX_KEY_BYTES,
+  MAX_MUTATIONS,
+} from "../store/kv/limits.ts";
 import { getManyEntries } from "../store/kv_reads.ts";
 import { HeadConflictError } from "./conversation_store.ts";
 import type { SeqSource } from "../store/store.ts";
 import { countsUnread, own, receives } from "./rules.ts";
-import { utf8Length } from "../utf8.ts";
 
 /** A batch's own mutations (messages, head, members…), carried by its first commit. */
 export interface Accept {
@@ -86,16 +91,6 @@ export type FanOut = (
   entries: FanoutEntry[],
   options: FanOutOptions,
 ) => Promise<{ headVersion: string; items: Written[] }>;
-
-/**
- * The bytes a key made of `parts` (its variable strings) takes encoded, as an upper bound:
- * a margin for its constant prefix and number, then each string with its framing.
- */
-export function keyBytesOf(...parts: string[]): number {
-  let bytes = 20;
-  for (const part of parts) bytes += utf8Length(part) + 2;
-  return bytes;
-}
 
 /**
  * Takes `count` seqs of `user`'s stream from its live head, in order. Answers `undefined`

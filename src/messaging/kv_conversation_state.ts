@@ -13,8 +13,7 @@ import type {
   Head,
   MemberState,
 } from "./conversation_store.ts";
-import { kvBudgetsOf } from "../store/kv/limits.ts";
-import { keyBytesOf } from "./kv_conversation_fanout.ts";
+import { keyBytesOf, kvBudgetsOf } from "../store/kv/limits.ts";
 import { listValues } from "./kv_conversation_records.ts";
 import { isMemberState, setOwn } from "./rules.ts";
 
