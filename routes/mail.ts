@@ -43,7 +43,8 @@ export function withoutEmail(
     const before = Object.hasOwn(sources, source) ? sources[source] : undefined;
     Object.defineProperty(sources, source, {
       value: {
-        channels: (before?.channels ?? ["inapp"]).filter((c) => c !== "email"),
+        // A source without an entry has every channel: only email is taken away.
+        channels: (before?.channels ?? ["inapp", "push"]).filter((c) => c !== "email"),
         digest: before?.digest ?? "off",
       },
       writable: true,

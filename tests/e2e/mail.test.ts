@@ -59,7 +59,9 @@ Deno.test("a HIGH notification is mailed at once through SMTP, in each user's lo
     const prefs = await server.request("/v1/me/preferences", {
       bearer: await server.token(helene),
     });
-    assert.deepEqual(prefs.body.sources, { platform: { channels: ["inapp"], digest: "off" } });
+    assert.deepEqual(prefs.body.sources, {
+      platform: { channels: ["inapp", "push"], digest: "off" },
+    });
     // A forged link is refused.
     assert.equal((await server.request(`${path}x`, { method: "POST" })).status, 400);
 
