@@ -41,9 +41,12 @@ export function createSmtpTransport(
       try {
         await transport.sendMail(toNodemailer(mail));
       } catch (e) {
-        const code = (e as { responseCode?: number }).responseCode;
-        // 5xx is the relay's final word on this mail; anything else may pass later.
-        const permanent = code !== undefined && code >= 500 && code < 600;
+        const { responseCode: code, command } = e as { responseCode?: number; command?: string };
+        // 5xx to the recipient or the message is the relay's final word on this mail;
+        // 5xx to the greeting, the login or the sender (the same for every mail) says the
+        // relay is unusable for now, and anything else may pass later.
+        const permanent = code !== undefined && code >= 500 && code < 600 &&
+          (command === "RCPT TO" || command === "DATA");
         throw new MailSendError(
           `SMTP send failed${code ? ` (${code})` : ""}: ${(e as Error).message}`,
           { permanent, cause: e },
