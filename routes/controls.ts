@@ -9,6 +9,7 @@ import { type Actor, type Control, ControlInputSchema, isActive } from "../src/c
 import type { Controls } from "../src/controls/controls.ts";
 import { AppError } from "../src/errors.ts";
 import { describe } from "../src/openapi.ts";
+import { MAX_USER_ID_CHARS } from "../src/schemas/user_id.ts";
 import { adminLimit, validate } from "../src/validate.ts";
 import { jsonBody } from "./_json_body.ts";
 
@@ -36,8 +37,15 @@ function view(control: Control, now = Date.now()) {
   return { ...control, active: isActive(control, now) };
 }
 
-/** A control id in a path: a scope type and a scope id (at most 200 characters). */
-const ControlIdSchema = v.pipe(v.string(), v.minLength(1), v.maxLength(220));
+/**
+ * A control id in a path: a scope type and a scope id. The longest is a user's, whose id
+ * may be as long as the user-id rule allows; what the id names is checked with its scope.
+ */
+const ControlIdSchema = v.pipe(
+  v.string(),
+  v.minLength(1),
+  v.maxLength("user:".length + MAX_USER_ID_CHARS),
+);
 
 /** `GET|PUT|DELETE /v1/admin/controls`, the same by id, and `GET /v1/admin/controls/audit`. */
 export function createControlRoutes(deps: ControlRoutesDeps) {
