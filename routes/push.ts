@@ -4,6 +4,7 @@
  */
 
 import { Hono } from "hono";
+import { createMiddleware } from "hono/factory";
 import { requireUser, type RequireUserDeps } from "../src/auth/middleware.ts";
 import type { AppEnv } from "../src/auth/principal.ts";
 import { AppError } from "../src/errors.ts";
@@ -39,6 +40,11 @@ export function createPushRoutes(deps: PushRoutesDeps) {
     if (!push) throw new AppError("unavailable", "Web Push is off on this server");
     return push;
   };
+  // Before the body is read: with push off, no subscription is valid, and none is wrong.
+  const requireEnabled = createMiddleware<AppEnv>(async (_, next) => {
+    enabled();
+    await next();
+  });
   const subscription = pushSubscriptionSchema(
     push?.endpoints ?? { hosts: [], allowLoopback: false },
   );
@@ -75,6 +81,7 @@ export function createPushRoutes(deps: PushRoutesDeps) {
         },
       }),
       requireUser(deps),
+      requireEnabled,
       jsonBody(subscription, { maxBytes: deps.maxBodyBytes, what: "push subscription" }),
       async (c) => {
         const store = enabled().store;
@@ -102,6 +109,7 @@ export function createPushRoutes(deps: PushRoutesDeps) {
         },
       }),
       requireUser(deps),
+      requireEnabled,
       jsonBody(PushUnsubscribeSchema, { maxBytes: deps.maxBodyBytes, what: "push subscription" }),
       async (c) => {
         const store = enabled().store;

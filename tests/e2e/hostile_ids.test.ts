@@ -549,7 +549,7 @@ Deno.test("push subscriptions take hostile users and endpoints, and refuse overs
   try {
     const keys = {
       p256dh:
-        "BLc4xRzKlKORKWlbdgFaBrrPK3ydWAHo4M0gs0i1oEKgPpWC5cW8OCzVrOQRv-1npXRWk8udnW3oYhIO4475rds",
+        "BHUOq1ZMfK65VwNJ4vc9Es8xFTxHE5a72zZGnQzWq9T86-FrCsAIdguqFksVJkpHN87XdyW85ECyJj2GkJuaAqU",
       auth: "5I2Bu2oKdyy9CwL8QVF0NQ",
     };
     for (const raw of [...HOSTILE, TOO_LONG, HUGE]) {

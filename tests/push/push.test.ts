@@ -9,7 +9,7 @@ import { loadConfig } from "../../src/config.ts";
 import { endpointRefusal } from "../../src/push/subscription.ts";
 import { envelope, eventually, SERVICE_KEY, startServer, testEnv } from "../_support/server.ts";
 import type { TestServer } from "../_support/server.ts";
-import { startPushService, type Subscriber } from "./_push_service.ts";
+import { b64u, fromB64u, startPushService, type Subscriber } from "./_push_service.ts";
 
 async function subscribe(server: TestServer, user: string, subscriber: Subscriber) {
   const res = await server.request("/v1/me/push-subscriptions", {
@@ -212,7 +212,7 @@ Deno.test("a subscription to a host that is not a push service is refused with 4
     const token = await server.token("lea");
     const keys = {
       p256dh:
-        "BLc4xRzKlKORKWlbdgFaBrrPK3ydWAHo4M0gs0i1oEKgPpWC5cW8OCzVrOQRv-1npXRWk8udnW3oYhIO4475rds",
+        "BHUOq1ZMfK65VwNJ4vc9Es8xFTxHE5a72zZGnQzWq9T86-FrCsAIdguqFksVJkpHN87XdyW85ECyJj2GkJuaAqU",
       auth: "5I2Bu2oKdyy9CwL8QVF0NQ",
     };
     for (
@@ -304,4 +304,78 @@ Deno.test("Web Push is off in production without VAPID keys, and a half pair is 
   assert.equal(on.push.enabled, true);
   assert.equal(on.push.subject, "mailto:ops@univ.test");
   assert.deepEqual(on.push.endpoints.allowLoopback, false);
+});
+
+Deno.test("a subscription whose p256dh is no P-256 public key is refused with 400 naming keys.p256dh", async () => {
+  const server = await startServer();
+  try {
+    const token = await server.token("lea");
+    const endpoint = "https://fcm.googleapis.com/fcm/send/abc";
+    const valid =
+      "BHUOq1ZMfK65VwNJ4vc9Es8xFTxHE5a72zZGnQzWq9T86-FrCsAIdguqFksVJkpHN87XdyW85ECyJj2GkJuaAqU";
+    const point = fromB64u(valid);
+    const offCurve = point.slice();
+    offCurve[64] ^= 1;
+    const compressedTag = point.slice();
+    compressedTag[0] = 0x02;
+    for (
+      const p256dh of [
+        // 65 bytes each, as a key must be, yet none is a point a browser could have made.
+        b64u(new Uint8Array(65)),
+        b64u(offCurve),
+        b64u(compressedTag),
+        // x above the field's prime.
+        b64u(new Uint8Array([4, ...new Uint8Array(32).fill(0xff), ...point.slice(33)])),
+      ]
+    ) {
+      const res = await server.request("/v1/me/push-subscriptions", {
+        bearer: token,
+        body: { endpoint, keys: { p256dh, auth: "5I2Bu2oKdyy9CwL8QVF0NQ" } },
+      });
+      assert.equal(res.status, 400, p256dh);
+      const error = res.body.error as { code: string; details: { path: string }[] };
+      assert.equal(error.code, "validation_failed");
+      assert.equal(error.details[0].path, "keys.p256dh", JSON.stringify(error));
+    }
+    const ok = await server.request("/v1/me/push-subscriptions", {
+      bearer: token,
+      body: { endpoint, keys: { p256dh: valid, auth: "5I2Bu2oKdyy9CwL8QVF0NQ" } },
+    });
+    assert.equal(ok.status, 201);
+    assert.equal((await exportOf(server, "lea")).push_subscriptions.length, 1);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("with Web Push off, registering or forgetting a subscription answers 503, not a validation error", async () => {
+  const server = await startServer({ RELAIS_ENV: "production" });
+  try {
+    const token = await server.token("lea");
+    const endpoint = "https://fcm.googleapis.com/fcm/send/abc";
+    const keys = {
+      p256dh:
+        "BHUOq1ZMfK65VwNJ4vc9Es8xFTxHE5a72zZGnQzWq9T86-FrCsAIdguqFksVJkpHN87XdyW85ECyJj2GkJuaAqU",
+      auth: "5I2Bu2oKdyy9CwL8QVF0NQ",
+    };
+    for (
+      const [method, body] of [["POST", { endpoint, keys }], ["DELETE", { endpoint }]] as const
+    ) {
+      const res = await server.request("/v1/me/push-subscriptions", {
+        method,
+        bearer: token,
+        body,
+      });
+      assert.equal(res.status, 503, `${method} ${JSON.stringify(res.body)}`);
+      assert.equal((res.body.error as { code: string }).code, "unavailable");
+    }
+    assert.equal((await server.request("/v1/push/vapid-public-key")).status, 503);
+    // The credential is still checked first.
+    const anonymous = await server.request("/v1/me/push-subscriptions", {
+      body: { endpoint, keys },
+    });
+    assert.equal(anonymous.status, 401);
+  } finally {
+    await server.close();
+  }
 });
