@@ -43,6 +43,50 @@ const DEFAULT_TTL_SECONDS = 86_400;
 /** Characters of a title and a body in a payload (push payloads hold about 4 KB). */
 const MAX_TITLE = 200;
 const MAX_BODY = 1000;
+/**
+ * Bytes of a payload's JSON: push services may refuse an encrypted body over 4096 bytes,
+ * which leaves 3993 for the text (RFC 8291 section 4).
+ */
+const MAX_PAYLOAD_BYTES = 3993;
+
+const encoder = new TextEncoder();
+
+/**
+ * The longest start of `text` (whole characters, an ellipsis where it was cut) that `fits`;
+ * `""` when none does.
+ */
+function cutToFit(text: string, fits: (cut: string) => boolean): string {
+  if (fits(text)) return text;
+  const chars = Array.from(text);
+  let low = 0;
+  let high = chars.length - 1;
+  // The number of characters kept: the most for which the cut still fits.
+  while (low < high) {
+    const mid = Math.ceil((low + high) / 2);
+    if (fits(`${chars.slice(0, mid).join("")}…`)) low = mid;
+    else high = mid - 1;
+  }
+  return low > 0 ? `${chars.slice(0, low).join("")}…` : "";
+}
+
+/**
+ * A payload within {@linkcode MAX_PAYLOAD_BYTES}: a push over it would be refused, and the
+ * notification lost. The body gives way first; a link too long to leave room for any body
+ * goes; then the title is cut.
+ */
+function fitted(payload: PushPayload): PushPayload {
+  const fits = (p: PushPayload) => encoder.encode(JSON.stringify(p)).length <= MAX_PAYLOAD_BYTES;
+  const withBody = (p: PushPayload) => ({
+    ...p,
+    body: cutToFit(payload.body, (body) => fits({ ...p, body })),
+  });
+  const linked = withBody(payload);
+  if (fits(linked) && (linked.body !== "" || payload.body === "")) return linked;
+  const { url: _, ...withoutLink } = payload;
+  const out = withBody(withoutLink);
+  if (fits(out)) return out;
+  return { ...out, title: cutToFit(out.title, (title) => fits({ ...out, title })) };
+}
 
 /** What a push payload holds: what the service worker shows, and where a click goes. */
 export interface PushPayload {
@@ -137,7 +181,7 @@ export function createPusher(deps: PusherDeps): Pusher {
       ...(metadata.collapse_key ? { tag: metadata.collapse_key } : {}),
       timestamp: metadata.timestamp ?? new Date(at).toISOString(),
     };
-    return payload;
+    return fitted(payload);
   }
 
   async function runTask(listed: QueuedPush, run: PushRunOutput): Promise<Outcome> {

@@ -159,6 +159,9 @@ async function decrypt(
   return decoder.decode(plain.slice(0, end));
 }
 
+/** The largest encrypted body push services must accept, and the most this one does. */
+const MAX_BODY_BYTES = 4096;
+
 /** Starts the local push service. */
 export function startPushService(): PushService {
   const subscribers = new Map<string, Subscriber & { keys: Parameters<typeof decrypt>[1] }>();
@@ -176,6 +179,12 @@ export function startPushService(): PushService {
       if (!/^\d+$/.test(req.headers.get("ttl") ?? "")) throw new Error("Expected a TTL header");
       const { claims, vapidKey } = await checkVapid(req.headers.get("authorization"), origin);
       const body = new Uint8Array(await req.arrayBuffer());
+      // RFC 8030 section 7.2: a push service may refuse a payload over 4096 octets.
+      if (body.length > MAX_BODY_BYTES) {
+        rejected.push(`${name}: ${body.length} bytes, over ${MAX_BODY_BYTES}`);
+        for (const wake of waiters) wake();
+        return new Response("Payload Too Large", { status: 413 });
+      }
       const payload = JSON.parse(await decrypt(body, subscriber.keys));
       subscriber.received.push({
         at: Date.now(),

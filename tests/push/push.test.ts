@@ -379,3 +379,43 @@ Deno.test("with Web Push off, registering or forgetting a subscription answers 5
     await server.close();
   }
 });
+
+Deno.test("a notification too long for one push is shortened to fit, its title and link kept", async () => {
+  const push = startPushService();
+  const server = await startServer();
+  try {
+    const lea = await push.subscriber("lea");
+    await subscribe(server, "lea", lea);
+    // 3 bytes a character: with the title and the link, over a push's 3993 bytes of text.
+    const title = "課題の提出期限".repeat(20);
+    const body = "評価コメント：よくできました。".repeat(100);
+    const url = `https://portfolio.test/f/42?${"q=é&".repeat(100)}`;
+    const sent = envelope(["lea"], {
+      metadata: { collapse_key: "feedback-42" },
+      payload: { fr: { title, body, url }, en: { title, body, url } },
+    });
+    assert.equal((await server.publish(sent)).status, 202);
+    const [received] = await push.waitFor(lea, 1);
+    assert.equal(received.payload.title, title);
+    assert.equal(received.payload.url, new URL(url).href);
+    assert.equal(received.payload.tag, "feedback-42");
+    const shortened = received.payload.body as string;
+    assert.ok(shortened.length > 100, `${shortened.length} characters left`);
+    assert.ok(shortened.endsWith("…"), shortened.slice(-10));
+    assert.ok(body.startsWith(shortened.slice(0, -1)));
+    // A link that alone leaves no room for the text goes rather than the text.
+    const huge = `https://portfolio.test/${"é".repeat(1900)}`;
+    const second = envelope(["lea"], {
+      payload: { fr: { title: "Nouvelle demande", body: "Camille attend", url: huge } },
+    });
+    assert.equal((await server.publish(second)).status, 202);
+    const [, next] = await push.waitFor(lea, 2);
+    assert.equal(next.payload.title, "Nouvelle demande");
+    assert.equal(next.payload.body, "Camille attend");
+    assert.equal(next.payload.url, undefined);
+    assert.deepEqual(push.rejected, []);
+  } finally {
+    await server.close();
+    await push.close();
+  }
+});
