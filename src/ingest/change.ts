@@ -12,9 +12,11 @@
 
 import * as v from "valibot";
 import { type Envelope, EnvelopeSchema, MAX_PAYLOAD_BYTES } from "../schemas/envelope.ts";
+import { MAX_JSON_DEPTH } from "../body.ts";
 import type { IngestRule } from "./rules.ts";
 import { utf8Length } from "../utf8.ts";
 import { MAX_UUID_MS, uuidOf } from "../uuid.ts";
+import { jsonDepth } from "../validate.ts";
 
 /** Why an entry went to the dead-letter stream. */
 export type DeadReason =
@@ -237,6 +239,15 @@ export async function changeToEvents(
   const data = fields.find(([name]) => name === "data");
   if (!data) return { kind: "dead", reason: "no_data", detail: 'The entry has no "data" field' };
   if (data[1].trim() === "") return { kind: "skip", reason: "tombstone" };
+  // Refused before any recursive code sees it, as `POST /v1/events` refuses such a body:
+  // the event would otherwise fail in the store on each of its attempts.
+  if (jsonDepth(data[1], MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
+    return {
+      kind: "dead",
+      reason: "invalid_json",
+      detail: `The change nests deeper than ${MAX_JSON_DEPTH} levels`,
+    };
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(data[1]);
