@@ -12,6 +12,7 @@
 
 import * as v from "valibot";
 import { type Envelope, EnvelopeSchema, MAX_PAYLOAD_BYTES } from "../schemas/envelope.ts";
+import { ownKeysRecord } from "../schemas/record.ts";
 import { MAX_JSON_DEPTH } from "../body.ts";
 import type { IngestRule } from "./rules.ts";
 import { utf8Length } from "../utf8.ts";
@@ -80,7 +81,8 @@ const OPERATIONS = new Map(
   ] as const,
 );
 
-const Row = v.nullish(v.record(v.string(), v.unknown()));
+// A column named `constructor` or `__proto__` is a column like any other (`v.record` drops it).
+const Row = v.nullish(ownKeysRecord(v.string(), v.unknown()));
 const ChangeSchema = v.object({
   op: v.string(),
   before: Row,

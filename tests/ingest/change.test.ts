@@ -143,3 +143,29 @@ Deno.test("a change with the converter's schema part is read from its payload", 
   const wrapped = { schema: { type: "struct" }, payload: CHANGE };
   assert.equal(events(await changeToEvents(entry(wrapped), "1-0", rules)).length, 2);
 });
+
+Deno.test("columns named constructor or __proto__ are columns like any other", async () => {
+  const byOddColumns = rulesByTable(parseRules(JSON.stringify({
+    rules: [{
+      ...base,
+      key: ["constructor"],
+      columns: ["constructor", "__proto__", "title"],
+      topic: "activity.{constructor}",
+      collapse_key: undefined,
+    }],
+  })));
+  // As JSON.parse reads it: both are own fields of the row.
+  const data = JSON.stringify({ ...CHANGE, before: null, op: "c" }).replace(
+    '"after":{',
+    '"after":{"constructor":"c-7","__proto__":{"x":1},',
+  );
+  const [event] = events(await changeToEvents(entry(data), "1-0", byOddColumns));
+  assert.equal(event.envelope.metadata.topic, "activity.c-7");
+  const after = event.envelope.payload.after as Record<string, unknown>;
+  assert.deepEqual(Object.entries(after), [
+    ["constructor", "c-7"],
+    ["__proto__", { x: 1 }],
+    ["title", CHANGE.after.title],
+  ]);
+  assert.equal(Object.getPrototypeOf(after), Object.prototype);
+});
