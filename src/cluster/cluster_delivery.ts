@@ -60,6 +60,20 @@ function isItemsMessage(value: unknown): value is ItemsMessage {
   return v.kind === "items" && Array.isArray(v.items);
 }
 
+/**
+ * Whether `value` is a user's live item as a node announces it. One without its frame or
+ * seq must not reach the user's stream head: the head would take its seq as done, and the
+ * real item of that seq would never go out live.
+ */
+function isLiveItem(value: unknown): value is LiveItem {
+  if (typeof value !== "object" || value === null) return false;
+  const { item, frame, acceptedAt } = value as Record<string, unknown>;
+  if (typeof item !== "object" || item === null) return false;
+  const { seq, id } = item as Record<string, unknown>;
+  return Number.isSafeInteger(seq) && (seq as number) > 0 && typeof id === "string" &&
+    typeof frame === "string" && typeof acceptedAt === "number";
+}
+
 /** Creates live delivery across the cluster over `bus`. */
 export function createClusterDelivery(deps: ClusterDeliveryDeps): ClusterDelivery {
   const { bus, local } = deps;
@@ -106,7 +120,10 @@ export function createClusterDelivery(deps: ClusterDeliveryDeps): ClusterDeliver
       return;
     }
     for (const entry of parsed.items) {
-      if (!Array.isArray(entry) || typeof entry[0] !== "string") continue;
+      if (!Array.isArray(entry) || typeof entry[0] !== "string" || !isLiveItem(entry[1])) {
+        deps.onError("A live item on the bus has an unknown shape", message.data.slice(0, 200));
+        continue;
+      }
       local.deliverItem(entry[0], entry[1]);
     }
   });
