@@ -10,6 +10,7 @@ import { requireScope } from "../src/auth/middleware.ts";
 import type { AppEnv } from "../src/auth/principal.ts";
 import type { ServiceKeys } from "../src/auth/service_keys.ts";
 import { AppError } from "../src/errors.ts";
+import type { Directory } from "../src/directory/directory.ts";
 import type { MailQueue } from "../src/mail/mail_queue.ts";
 import { escapeHtml } from "../src/mail/templates.ts";
 import type { UnsubscribeClaim, UnsubscribeTokens } from "../src/mail/unsubscribe.ts";
@@ -29,6 +30,11 @@ export interface MailRoutesDeps {
   tokens: UnsubscribeTokens;
   preferences: PreferencesStore;
   queue: MailQueue;
+  /**
+   * Who has an entry: mail goes only to the address of one, so a link of a user who has
+   * none (erased since the mail left) has nothing left to stop, and writes nothing.
+   */
+  directory: Pick<Directory, "get">;
 }
 
 /** Turns email off for the sources of a claim, keeping everything else. */
@@ -105,7 +111,10 @@ export function createMailRoutes(deps: MailRoutesDeps) {
       }),
       async (c) => {
         const claim = await claimOf(c.req.query("t"));
-        await deps.preferences.update(claim.user, (current) => withoutEmail(current, claim));
+        // An erased user's old link must not bring back a record naming them.
+        if (await deps.directory.get(claim.user)) {
+          await deps.preferences.update(claim.user, (current) => withoutEmail(current, claim));
+        }
         return c.html(page(
           "Désabonné · Unsubscribed",
           "<h1>Désabonné · Unsubscribed</h1><p>Vous ne recevrez plus ces e-mails. · You will not receive these emails any more.</p>",

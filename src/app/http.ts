@@ -212,6 +212,7 @@ export function createHttpApp(
         tokens: services.unsubscribeTokens,
         preferences: services.preferences,
         queue: adapters.mailQueue,
+        directory: services.directory,
       }),
     )
     // The SDK, the ops page and, in development, the demo page with its helpers.

@@ -210,9 +210,9 @@ export const VARIABLES = {
   },
   RELAIS_APP_URL: { meaning: "base for relative payload URLs in mails", schema: url(web) },
   RELAIS_MAIL_SECRET: {
-    meaning: "signs unsubscribe links",
+    meaning: "signs unsubscribe links (set it when users sign in with JWKS or the gateway)",
     schema: text,
-    documented: "the JWT secret",
+    documented: "the JWT secret, else random per process",
   },
   RELAIS_CONVERSATION_POLICY: {
     meaning: "`same-structure` or `any`",
