@@ -8,7 +8,6 @@
  */
 
 import {
-  createRemoteJWKSet,
   decodeProtectedHeader,
   errors as joseErrors,
   type JWTPayload,
@@ -21,6 +20,7 @@ import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
 import { MAX_USER_ID_CHARS, UserIdSchema } from "../schemas/user_id.ts";
 import { fieldIssues } from "../validate.ts";
+import { createRemoteJwks } from "./jwks.ts";
 import type { UserPrincipal } from "./principal.ts";
 import { decodeBase64Any, decodeHex, quoted } from "./_encoding.ts";
 
@@ -130,7 +130,7 @@ export function createUserAuth(cfg: Config["auth"], options: UserAuthOptions = {
   const clockTolerance = options.clockToleranceSeconds ?? 0;
   const secret = cfg.jwtSecret ? new TextEncoder().encode(cfg.jwtSecret) : undefined;
   const jwks = options.jwks ??
-    (cfg.jwksUrl ? createRemoteJWKSet(new URL(cfg.jwksUrl)) : undefined);
+    (cfg.jwksUrl ? createRemoteJwks(new URL(cfg.jwksUrl), { now }) : undefined);
   // Imported once: given the raw bytes, jose imports them again for every token it checks.
   const hmacKey = secret
     ? crypto.subtle.importKey("raw", secret, { name: "HMAC", hash: "SHA-256" }, false, ["verify"])

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createLocalJWKSet, exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import { createUserAuth } from "../../src/auth/user_auth.ts";
+import { eventually } from "../_support/eventually.ts";
 import {
   appErrorOf,
   authConfig,
@@ -337,6 +338,118 @@ Deno.test("user auth answers unavailable when the JWKS endpoint is down", async 
 
   assert.equal(error.code, "unavailable");
   assert.equal(error.status, 503);
+});
+
+/** A JWKS endpoint whose answer a test switches: the key set, a 500, garbage, or held. */
+function startSwitchableJwks(jwks: { keys: JWK[] }) {
+  let answer: "keys" | "500" | "garbage" | "hold" = "keys";
+  let keys = jwks;
+  let hits = 0;
+  const held: (() => void)[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async () => {
+    hits++;
+    if (answer === "500") return new Response("boom", { status: 500 });
+    if (answer === "garbage") return new Response("<html>not a key set", { status: 200 });
+    if (answer === "hold") await new Promise<void>((resolve) => held.push(resolve));
+    return Response.json(keys);
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/jwks.json`,
+    get hits() {
+      return hits;
+    },
+    get held() {
+      return held.length;
+    },
+    answer(next: typeof answer, nextKeys = keys) {
+      answer = next;
+      keys = nextKeys;
+    },
+    release() {
+      for (const resolve of held.splice(0)) resolve();
+    },
+    close: () => server.shutdown(),
+  };
+}
+
+Deno.test("user auth fetches a failing JWKS endpoint once per cooldown, whatever the tokens", async () => {
+  const ec = await keyPair("ES256", "ec-1");
+  const server = startSwitchableJwks({ keys: [ec.jwk] });
+  try {
+    server.answer("500");
+    let clock = NOW;
+    const auth = createUserAuth(authConfig({ jwtSecret: undefined, jwksUrl: server.url }), {
+      now: () => clock,
+    });
+    const sign = (kid: string) =>
+      signAsymmetric({ sub: "u1", exp: NOW_S + 3600 }, ec.privateKey, { alg: "ES256", kid });
+
+    // A flood of tokens, most with made-up key ids, while the endpoint fails.
+    const codes = [];
+    for (const kid of ["ec-1", "made-up-1", "made-up-2", "ec-1", "made-up-3"]) {
+      codes.push((await appErrorOf(auth.verifyToken(await sign(kid)))).code);
+    }
+
+    assert.deepEqual(codes, Array(5).fill("unavailable"));
+    assert.equal(server.hits, 1, "each token fetched the JWKS again");
+    // Past the cooldown, the endpoint is asked again, and its keys are used.
+    server.answer("keys");
+    clock += 30_000;
+    assert.equal((await auth.verifyToken(await sign("ec-1"))).id, "u1");
+    assert.equal(server.hits, 2);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("user auth keeps verifying with the keys it had while the JWKS endpoint fails or hangs", async () => {
+  const ec1 = await keyPair("ES256", "ec-1");
+  const ec2 = await keyPair("ES256", "ec-2");
+  const server = startSwitchableJwks({ keys: [ec1.jwk] });
+  try {
+    let clock = NOW;
+    const auth = createUserAuth(authConfig({ jwtSecret: undefined, jwksUrl: server.url }), {
+      now: () => clock,
+    });
+    const token = await signAsymmetric({ sub: "u1", exp: NOW_S + 3600 }, ec1.privateKey, {
+      alg: "ES256",
+      kid: "ec-1",
+    });
+    assert.equal((await auth.verifyToken(token)).id, "u1");
+
+    // The key set is older than its 10 minutes and the endpoint answers garbage.
+    server.answer("garbage");
+    clock += 11 * 60_000;
+    assert.equal((await auth.verifyToken(token)).id, "u1");
+    assert.equal((await auth.verifyToken(token)).id, "u1");
+    // A made-up key id is refused (after the fetch under way, if any: a barrier).
+    const madeUp = await signAsymmetric({ sub: "u1" }, ec1.privateKey, {
+      alg: "ES256",
+      kid: "made-up",
+    });
+    await appErrorOf(auth.verifyToken(madeUp));
+    assert.equal(server.hits, 2);
+    // The endpoint hangs: tokens are verified meanwhile, not held behind its answer.
+    server.answer("hold", { keys: [ec1.jwk, ec2.jwk] });
+    clock += 30_000;
+    assert.equal((await auth.verifyToken(token)).id, "u1");
+    await eventually(() => server.held === 1);
+    assert.equal((await auth.verifyToken(token)).id, "u1");
+    assert.equal(server.held, 1, "the verification waited for the hanging endpoint");
+    // A rotated key waits for the fetch under way, then is found in the new key set.
+    const rotated = auth.verifyToken(
+      await signAsymmetric({ sub: "u2", exp: NOW_S + 3600 }, ec2.privateKey, {
+        alg: "ES256",
+        kid: "ec-2",
+      }),
+    );
+    server.release();
+    assert.equal((await rotated).id, "u2");
+    assert.equal(server.hits, 3);
+  } finally {
+    server.release();
+    await server.close();
+  }
 });
 
 Deno.test("user auth verifies JWKS tokens with an injected local key set", async () => {
