@@ -8,8 +8,10 @@
  * member of a 1:1 conversation stays. Messages the user wrote stay for the others,
  * marked as a deleted user's (`from` keeps the id; views add `from_deleted`). Then go
  * their blocks both ways, their queued mail, their deliveries, preferences and directory
- * entry. Every step can run again: erasing twice is harmless, and an erasure that failed
- * half way is finished by the next one.
+ * entry. A fan-out under way resolved its audience before the entry went and may still
+ * write the user's item: the erasure waits for the fan-outs under way, then erases their
+ * deliveries too. Every step can run again: erasing twice is harmless, and an erasure that
+ * failed half way is finished by the next one.
  */
 
 import type { Registry } from "../../actors/registry.ts";
@@ -20,13 +22,13 @@ import type { ConversationStore } from "../messaging/conversation_store.ts";
 import type { Messaging } from "../messaging/messaging.ts";
 import type { PreferencesStore } from "../preferences/preferences_store.ts";
 import type { PushStore } from "../push/push_store.ts";
-import type { ErasureStore } from "../store/store.ts";
+import type { ErasureStore, EventStore } from "../store/store.ts";
 
 /** What {@linkcode createUserErasure} erases through. */
 export interface UserErasureDeps {
   directory: Pick<Directory, "delete">;
   preferences: Pick<PreferencesStore, "delete">;
-  store: Pick<ErasureStore, "eraseUser">;
+  store: Pick<ErasureStore, "eraseUser"> & Pick<EventStore, "unfinishedFanouts">;
   conversations: Pick<
     ConversationStore,
     | "conversationsOf"
@@ -45,7 +47,17 @@ export interface UserErasureDeps {
   registry: Pick<Registry, "peek" | "stop">;
   /** Ends the user's live connections and stops their actor (presence). */
   disconnect(user: string): void;
+  /**
+   * How long an erasure waits for the fan-outs under way ({@linkcode FANOUT_WAIT_MS} by
+   * default) before it answers `unavailable`, to be finished by the next erasure.
+   */
+  fanoutWaitMs?: number;
 }
+
+/** How long an erasure waits for the fan-outs under way by default. */
+export const FANOUT_WAIT_MS = 30_000;
+/** How often an erasure looks whether the fan-outs it waits for ended. */
+const FANOUT_POLL_MS = 50;
 
 /** What an erasure removed. */
 export interface UserErased {
@@ -115,6 +127,32 @@ export function createUserErasure(deps: UserErasureDeps): UserErasure {
     return member;
   }
 
+  /**
+   * Waits until the fan-outs unfinished now have ended: they may write an item of the user
+   * whatever the erasure removed (their audience was resolved at the publish). Later
+   * publishes resolve without the user's directory entry.
+   */
+  async function awaitFanouts(user: string): Promise<boolean> {
+    let waiting = await deps.store.unfinishedFanouts();
+    if (waiting.length === 0) return false;
+    const deadline = Date.now() + (deps.fanoutWaitMs ?? FANOUT_WAIT_MS);
+    while (waiting.length > 0) {
+      if (Date.now() >= deadline) {
+        throw new AppError(
+          "unavailable",
+          `Cannot finish erasing user "${
+            user.slice(0, 100)
+          }": ${waiting.length} fan-outs are still under way, erase again shortly`,
+          { retryAfterMs: 5_000 },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, FANOUT_POLL_MS));
+      const still = new Set(await deps.store.unfinishedFanouts());
+      waiting = waiting.filter((id) => still.has(id));
+    }
+    return true;
+  }
+
   async function eraseBlocks(user: string): Promise<number> {
     const [blocked, blockers] = await Promise.all([
       conversations.blocksOf(user),
@@ -145,14 +183,18 @@ export function createUserErasure(deps: UserErasureDeps): UserErasure {
         deps.preferences.delete(user),
         deps.store.eraseUser(user),
       ]);
+      // What the fan-outs under way wrote since.
+      const again = await awaitFanouts(user)
+        ? await deps.store.eraseUser(user)
+        : { streamItems: 0, pendingAcks: 0 };
       // Again: a delivery written until the store erased the stream may have queued mail.
       const late = await deps.mail.eraseUser(user);
       const latePush = await deps.push?.eraseUser(user);
       return {
         directory,
         preferences,
-        streamItems: erased.streamItems,
-        pendingAcks: erased.pendingAcks,
+        streamItems: erased.streamItems + again.streamItems,
+        pendingAcks: erased.pendingAcks + again.pendingAcks,
         conversations: left,
         messages,
         blocks,
