@@ -33,17 +33,17 @@ export interface UserRoutesDeps {
 
 const ERASE_DESCRIPTION = [
   "Erases the directory entry and its memberships, the stream, inbox, pending acks, delivery records, dead letters, preferences and presence;",
-  "the user leaves every conversation they are in (the other member of a 1:1 conversation stays), their blocks go both ways, and their queued mail (notification tasks, digest items, mail dead letters) is dropped.",
+  "the user leaves every conversation they are in (the other member of a 1:1 conversation stays), their blocks go both ways, and their queued mail (notification tasks, digest items, mail dead letters), push subscriptions and queued pushes are dropped.",
   "Messages they wrote stay for the other members, attributed to a deleted user: `from` keeps the id, and message views add `from_deleted: true` and",
   `\`from_label: ${JSON.stringify(DELETED_USER_LABEL)}\`.`,
-  "The stream's last seq stays (a count, no content), so no later item reuses a position a device still holds. Erasing twice is harmless.",
+  "The stream's last seq stays (a count, no content), so no later item reuses a position a device still holds. The answer counts what went. Erasing twice is harmless.",
 ].join(" ");
 
 const EXPORT_DESCRIPTION = [
   "One JSON document, streamed: `user`, `exported_at`, `directory` (or null), `preferences` (or null),",
   "`stream` (every stored item with its delivery state and its envelope's client view, or the conversation message it carries),",
   "`pending_acks`, `conversations` (id, kind, title, members, the user's role and read position), `messages` (those the user wrote, newest first per conversation),",
-  "`blocks` (`blocked`, `blocked_by`), `mail` (`tasks`, `digest_items`, `dead_letters`) and `push_subscriptions` (always empty: none are kept yet).",
+  "`blocks` (`blocked`, `blocked_by`), `mail` (`tasks`, `digest_items`, `dead_letters`), `push_subscriptions` and `push_tasks`.",
   "The stream and the messages are read and written one page at a time.",
 ].join(" ");
 
@@ -166,6 +166,8 @@ export function createUserRoutes(deps: UserRoutesDeps) {
             blocks: erased.blocks,
             mail_tasks: erased.mailTasks,
             digest_items: erased.digestItems,
+            push_subscriptions: erased.pushSubscriptions,
+            push_tasks: erased.pushTasks,
           },
         });
       },

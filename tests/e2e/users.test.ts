@@ -40,6 +40,8 @@ Deno.test("deleting a user erases their stream, inbox, preferences, memberships 
         blocks: 0,
         mail_tasks: 0,
         digest_items: 0,
+        push_subscriptions: 0,
+        push_tasks: 0,
       },
     });
 
@@ -75,6 +77,8 @@ Deno.test("deleting a user erases their stream, inbox, preferences, memberships 
       blocks: 0,
       mail_tasks: 0,
       digest_items: 0,
+      push_subscriptions: 0,
+      push_tasks: 0,
     });
   } finally {
     await server.close();

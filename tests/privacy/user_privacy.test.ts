@@ -251,6 +251,8 @@ Deno.test("a rich user's export holds every part, and their erasure leaves no ke
       blocks: 2,
       mail_tasks: 3,
       digest_items: 1,
+      push_subscriptions: 0,
+      push_tasks: 0,
     });
 
     // Every key of the store: what names her is kept on purpose and holds no content. The
