@@ -71,7 +71,7 @@ export function createPushRoutes(deps: PushRoutesDeps) {
       describe({
         summary: "Register the browser's push subscription",
         description:
-          "The body is the browser's `PushSubscription` as JSON. NOTIFICATIONs for the user reach it as encrypted Web Push messages while the user has no live connection, subject to preferences (channel `push`), quiet hours and the `push` kill switch. Only endpoints of the push services in RELAIS_PUSH_ENDPOINT_HOSTS are accepted (400 naming `endpoint`). Registering the same endpoint again replaces it; a user keeps at most 10, the oldest go first.",
+          "The body is the browser's `PushSubscription` as JSON. NOTIFICATIONs for the user reach it as encrypted Web Push messages while the user has no live connection, subject to preferences (channel `push`), quiet hours and the `push` kill switch. Only endpoints of the push services in RELAIS_PUSH_ENDPOINT_HOSTS are accepted (400 naming `endpoint`). Registering the same endpoint again replaces it; an endpoint belongs to one user at a time, so one another user registered (a shared browser) moves to this one. A user keeps at most 10, the oldest go first.",
         tags: ["push"],
         security: "user",
         responses: {

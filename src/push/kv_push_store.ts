@@ -1,6 +1,6 @@
 /** The Deno KV adapter of the push store. */
 
-import { deleteAll } from "../store/kv/_commit.ts";
+import { deleteAll, retryPause } from "../store/kv/_commit.ts";
 import * as keys from "../store/keys.ts";
 import { getManyEntries } from "../store/kv_reads.ts";
 import type { PushStore, PushTask, QueuedPush, VapidKeys } from "./push_store.ts";
@@ -47,31 +47,64 @@ export function createKvPushStore(kv: Deno.Kv, options: KvPushStoreOptions = {})
 
   return {
     async putSubscription(user, subscription, max) {
+      const indexKey = keys.pushEndpointKey(subscription.id);
       for (let attempt = 0; attempt < 10; attempt++) {
-        const current = await subscriptionsOf(user);
+        const [current, holder] = await Promise.all([
+          subscriptionsOf(user),
+          kv.get<string>(indexKey),
+        ]);
         const others = current.filter((e) => e.value.id !== subscription.id);
-        const op = kv.atomic();
-        for (const e of current) op.check(e);
         // The oldest go first, so that the newest `max` are kept.
-        for (const e of others.slice(0, Math.max(0, others.length - (max - 1)))) {
-          op.delete(e.key);
+        const dropped = others.slice(0, Math.max(0, others.length - (max - 1)));
+        const droppedIndex = await getManyEntries<string>(
+          kv,
+          dropped.map((e) => keys.pushEndpointKey(e.value.id)),
+        );
+        const op = kv.atomic().check(holder);
+        for (const e of current) op.check(e);
+        for (const e of dropped) op.delete(e.key);
+        for (const e of droppedIndex) {
+          if (e.value === user) op.check(e).delete(e.key);
+        }
+        // A browser another user registered before (a shared device): it leaves them in this
+        // commit, so that their notifications never reach whoever uses it now.
+        if (holder.value !== null && holder.value !== user) {
+          const previous = holder.value;
+          const [theirs, marker] = await Promise.all([
+            subscriptionsOf(previous),
+            kv.get<boolean>(keys.pushUserKey(previous)),
+          ]);
+          const moved = theirs.find((e) => e.value.id === subscription.id);
+          // Checked against their marker too: a subscription of theirs added meanwhile sets it.
+          op.check(marker);
+          for (const e of theirs) op.check(e);
+          if (moved) op.delete(moved.key);
+          if (moved && theirs.length === 1) op.delete(marker.key);
         }
         op.set(keys.pushSubscriptionKey(user, subscription.id), subscription);
         op.set(keys.pushUserKey(user), true);
+        op.set(indexKey, user);
         if ((await op.commit()).ok) return;
+        // Registrations racing for one endpoint spread out rather than racing again.
+        await retryPause(attempt);
       }
       throw new Error(`Cannot save a push subscription of "${user}": too many concurrent changes`);
     },
     async removeSubscription(user, id) {
       for (let attempt = 0; attempt < 10; attempt++) {
-        const current = await subscriptionsOf(user);
+        const [current, holder] = await Promise.all([
+          subscriptionsOf(user),
+          kv.get<string>(keys.pushEndpointKey(id)),
+        ]);
         const entry = current.find((e) => e.value.id === id);
         if (!entry) return false;
         // Checked against every subscription listed: the last one out takes the marker.
-        const op = kv.atomic();
+        const op = kv.atomic().check(holder);
         for (const e of current) op.check(e);
         op.delete(entry.key);
         if (current.length === 1) op.delete(keys.pushUserKey(user));
+        // The index stays when it names another user: the endpoint is theirs now.
+        if (holder.value === user) op.delete(holder.key);
         if ((await op.commit()).ok) return true;
       }
       throw new Error(
@@ -85,6 +118,9 @@ export function createKvPushStore(kv: Deno.Kv, options: KvPushStoreOptions = {})
     async getSubscription(user, id) {
       return (await kv.get<PushSubscriptionRecord>(keys.pushSubscriptionKey(user, id))).value ??
         undefined;
+    },
+    async endpointHolder(id) {
+      return (await kv.get<string>(keys.pushEndpointKey(id))).value ?? undefined;
     },
     async listSubscriptions(user) {
       return (await subscriptionsOf(user)).map((e) => e.value);
@@ -160,6 +196,16 @@ export function createKvPushStore(kv: Deno.Kv, options: KvPushStoreOptions = {})
         subscriptionsOf(user),
         tasksOf(user),
       ]);
+      const holders = await getManyEntries<string>(
+        kv,
+        subscriptions.map((e) => keys.pushEndpointKey(e.value.id)),
+      );
+      // The index entries first: an erasure cut short leaves subscriptions it finds again,
+      // never an entry naming the user that nothing leads to. Each goes unless another user
+      // registered its endpoint meanwhile (the failed check): then it is theirs.
+      for (const holder of holders) {
+        if (holder.value === user) await kv.atomic().check(holder).delete(holder.key).commit();
+      }
       await deleteAll(kv, [
         keys.pushUserKey(user),
         ...subscriptions.map((e) => e.key),

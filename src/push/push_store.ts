@@ -44,12 +44,19 @@ export interface UserPush {
 export interface PushStore {
   /**
    * Saves a subscription (the same endpoint again replaces it); past `max` subscriptions
-   * the user's oldest are dropped.
+   * the user's oldest are dropped. An endpoint belongs to one user at a time (a browser
+   * shared by two users is the last one's): one that another user holds leaves them in the
+   * same commit.
    */
   putSubscription(user: string, subscription: PushSubscriptionRecord, max: number): Promise<void>;
   /** Forgets a subscription; false if there was none. */
   removeSubscription(user: string, id: string): Promise<boolean>;
   getSubscription(user: string, id: string): Promise<PushSubscriptionRecord | undefined>;
+  /**
+   * The user an endpoint is registered to, by its id; `undefined` when none is, or when it
+   * was registered before endpoints were indexed (and not since).
+   */
+  endpointHolder(id: string): Promise<string | undefined>;
   /** The user's subscriptions, oldest first. */
   listSubscriptions(user: string): Promise<PushSubscriptionRecord[]>;
   /** Which of `users` have at least one subscription (one read per ten users). */

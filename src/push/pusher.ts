@@ -5,8 +5,9 @@
  * A NOTIFICATION goes out as a push to each subscription of a target that has no live
  * connection when its batch is delivered. Each task is decided on from the latest state
  * when it runs: not when the user connected meanwhile, read the item, or a newer item with
- * the same collapse key replaced it; not when the `push` (or `notifications`) kill switch
- * or the user's preferences say no; later when quiet hours are on (unless critical). A
+ * the same collapse key replaced it; not when another user registered its endpoint since
+ * (the browser is theirs); not when the `push` (or `notifications`) kill switch or the
+ * user's preferences say no; later when quiet hours are on (unless critical). A
  * push service that answers 404 or 410 loses the subscription; 429, 5xx or no answer
  * retries the task with exponential backoff, up to `maxAttempts`. The queue is in the
  * store, so a restart loses nothing queued; a crash between a batch's commit and its
@@ -191,14 +192,21 @@ export function createPusher(deps: PusherDeps): Pusher {
     const at = now();
     const done = async (outcome: Outcome) =>
       await deps.push.complete(entry) ? outcome : "skipped" as const;
-    const [subscription, envelope, item, person, prefs] = await Promise.all([
+    const [subscription, holder, envelope, item, person, prefs] = await Promise.all([
       deps.push.getSubscription(task.user, task.subscription),
+      deps.push.endpointHolder(task.subscription),
       deps.store.getEnvelope(task.event),
       deps.store.findItem(task.user, task.event),
       deps.directory.get(task.user),
       deps.preferences.get(task.user),
     ]);
     if (!subscription || !envelope || !stillUnseen(item, at)) return await done("skipped");
+    // Registered since by another user (a copy from before endpoints were indexed stayed
+    // with this one): the browser is theirs now, and this copy goes.
+    if (holder !== undefined && holder !== task.user) {
+      await deps.push.removeSubscription(task.user, subscription.id);
+      return await done("skipped");
+    }
     // Delivered in-app meanwhile: the device already shows it.
     if (deps.isLive(task.user)) return await done("skipped");
     const subject = subjectOf(task.user, person);

@@ -198,3 +198,8 @@ export const pushUserTaskPrefix = (user: string) => ["push_task_user", user] as 
 export const pushVapidKey = () => ["push_vapid"] as const;
 /** Present while a user has at least one subscription: fan-outs skip everyone else at once. */
 export const pushUserKey = (user: string) => ["push_user", user] as const;
+/**
+ * The user a push endpoint is registered to, by the endpoint's id (a hash: the key stays
+ * short and holds no URL). Written in the commit of the subscription it names.
+ */
+export const pushEndpointKey = (id: string) => ["push_endpoint", id] as const;
