@@ -20,6 +20,7 @@ import type {
 } from "../store.ts";
 import { MAX_RETRIES, retryPause } from "./_commit.ts";
 import type { CollapseMark } from "./_items.ts";
+import { MAX_MUTATIONS } from "./limits.ts";
 
 /**
  * Targets removed per commit: up to six deletions each (item, delivery record, unread
@@ -128,8 +129,10 @@ export function createKvRetentionStore(kv: Deno.Kv): RetentionStore {
     let removed = 0;
     let scanned = 0;
     let last = cursor;
-    // Ephemeral events go many per commit.
+    // Ephemeral events go many per commit, as many as its mutations hold: a body may take
+    // a few chunks (a long `within`, or the audience an earlier version kept in it).
     let batch: Deno.KvEntry<EventRecord>[] = [];
+    let mutations = 0;
     const flush = async () => {
       if (batch.length === 0) return;
       const op = kv.atomic();
@@ -139,6 +142,7 @@ export function createKvRetentionStore(kv: Deno.Kv): RetentionStore {
       }
       if ((await op.commit()).ok) removed += batch.length;
       batch = [];
+      mutations = 0;
     };
     const iter = kv.list<EventRecord>(selector, { batchSize: Math.min(500, scanBudget + 1) });
     for await (const entry of iter) {
@@ -150,7 +154,10 @@ export function createKvRetentionStore(kv: Deno.Kv): RetentionStore {
       }
       const old = event.acceptedAt < before && event.durable === durable && !event.fanningOut;
       if (old && !durable) {
+        const cost = 1 + recordKeys(event).length;
+        if (mutations + cost > MAX_MUTATIONS) await flush();
         batch.push(entry);
+        mutations += cost;
         if (batch.length >= RECORDS_PER_COMMIT) await flush();
       } else if (old) {
         const dropped = await dropEvent(entry, limit - removed);

@@ -121,6 +121,25 @@ export function retentionStoreContract(contract: Contract): void {
     assert.ok(await store.getStatus(recent.metadata.id), "newer ones stay");
   });
 
+  test("sweeps ephemeral events whose bodies take several chunks each", async (store) => {
+    // A `within` of 1,000 long ids: a body of ~210,000 characters, stored in chunks.
+    const within = Array.from({ length: 1000 }, (_, i) => `structure-${i}-`.padEnd(200, "x"));
+    const old: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const e = makeEnvelope("REALTIME");
+      e.routing.audience = { type: "ALL", targets: [], within: { STRUCTURE: within } };
+      old.push((await publishAt(store, ["u"], e, OLD)).metadata.id);
+    }
+    const recent = await publishAt(store, ["u"], makeEnvelope("REALTIME"), Date.now());
+
+    const steps = await sweepAll(store, "events", CUT, 200);
+    assert.equal(total(steps), 100);
+    for (const id of [old[0], old[50], old[99]]) {
+      assert.equal(await store.getStatus(id), undefined);
+    }
+    assert.ok(await store.getStatus(recent.metadata.id), "newer ones stay");
+  });
+
   test("leaves an event whose fan-out is unfinished for a later sweep", async (store) => {
     const e = makeEnvelope();
     const accepted = { ...result(e, 2), accepted_at: new Date(OLD).toISOString() };
