@@ -369,17 +369,23 @@ export function createMessaging(deps: MessagingDeps): Messaging {
 
     async addMembers(actor, id, members) {
       const users = [...new Map(members.map((m) => [m.id, m])).values()];
+      let info: ConversationInfo | undefined;
       if (actor.kind === "user") {
         if (users.some((m) => m.role !== undefined)) {
           throw new AppError("validation_failed", "Only a service sets member roles", {
             details: [{ path: "members", message: "roles are not allowed for users" }],
           });
         }
-        const { info } = await membership(actor.user.id, id);
-        await checkPeople(
-          actor.user,
-          users.map((m) => m.id).filter((m) => !info.members.includes(m)),
-        );
+        info = (await membership(actor.user.id, id)).info;
+        const known = info.members;
+        await checkPeople(actor.user, users.map((m) => m.id).filter((m) => !known.includes(m)));
+      } else info = await store.info(id);
+      // The record keeps every member id: an addition it could not hold would fail its
+      // commit on every try, so it is refused as a creation would be.
+      if (info) {
+        const known = info.members;
+        const added = users.map((m) => m.id).filter((m) => !known.includes(m));
+        assertStorable({ ...info, members: [...known, ...added] });
       }
       const result = await actors.submit(id, {
         kind: "add",

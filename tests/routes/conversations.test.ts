@@ -53,6 +53,45 @@ Deno.test("members whose ids would not fit the conversation's record are refused
   }
 });
 
+Deno.test("members added past what the conversation's record holds are refused with 400 naming members, and it stays as it was", async () => {
+  const server = await startServer({ ...ENV, RELAIS_MAX_CONVERSATION_MEMBERS: "400" });
+  try {
+    // About 300 bytes each as stored: 400 of them would take twice what a record holds.
+    const ids = Array.from({ length: 400 }, (_, i) => `${i}`.padEnd(150, "漢"));
+    const created = await serviceCreate(server, { members: ids.slice(0, 25) });
+    assert.equal(created.status, 201);
+    const id = created.body.id as string;
+    const owner = await server.token(ids[0]);
+    const membersOf = async () => {
+      const res = await server.request(`/v1/conversations/${id}`, { bearer: owner });
+      return (res.body.members as { id: string }[]).map((m) => m.id);
+    };
+    let count = 25;
+    let refused: Awaited<ReturnType<TestServer["request"]>> | undefined;
+    while (!refused && count < ids.length) {
+      const res = await server.request(`/v1/conversations/${id}/members`, {
+        apiKey: SERVICE_KEY,
+        body: { members: ids.slice(count, count + 25) },
+      });
+      if (res.status === 200) count += 25;
+      else refused = res;
+    }
+    assert.ok(refused, "some step is refused");
+    assert.equal(refused.status, 400, JSON.stringify(refused.body).slice(0, 300));
+    const error = refused.body.error as { code: string; details: { path: string }[] };
+    assert.equal(error.code, "validation_failed");
+    assert.equal(error.details[0].path, "members");
+    assert.equal((await membersOf()).length, count, "no member of the refused step was added");
+    const sent = await server.request(`/v1/conversations/${id}/messages`, {
+      bearer: owner,
+      body: { text: "still here" },
+    });
+    assert.equal(sent.status, 201);
+  } finally {
+    await server.close();
+  }
+});
+
 Deno.test("a member who left reads none of the messages edited after, over a replay", async () => {
   const server = await startServer(ENV);
   try {
