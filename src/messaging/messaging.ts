@@ -13,6 +13,7 @@ import { LRUCache } from "lru-cache";
 import type { UserPrincipal } from "../auth/principal.ts";
 import { AppError } from "../errors.ts";
 import type { PresenceStatus } from "../schemas/frames.ts";
+import { keyBytesOf, MAX_KEY_BYTES, MAX_MUTATIONS } from "../store/kv/limits.ts";
 import type { StreamItem } from "../store/store.ts";
 import type { ConversationActors } from "./conversation_actors.ts";
 import type {
@@ -147,6 +148,23 @@ function assertStorable(info: ConversationInfo) {
       "validation_failed",
       `Member ids too long: ${info.members.length} ids take about ${bytes} bytes, at most ${MAX_INFO_BYTES}`,
       { details: [{ path: "members", message: "the members' ids are too long all together" }] },
+    );
+  }
+}
+
+/**
+ * Refuses an addition of members whose keys would not fit one commit of the embedded
+ * store (each new member is written twice, under the conversation and under the user,
+ * with the conversation's head and record): it would fail its commit on every try. A
+ * long list of long ids goes in several smaller additions.
+ */
+function assertOneCommit(id: string, added: string[]) {
+  const keyBytes = added.reduce((n, user) => n + 2 * keyBytesOf(id, user), 2 * keyBytesOf(id));
+  if (keyBytes > MAX_KEY_BYTES || 2 * added.length + 2 > MAX_MUTATIONS) {
+    throw new AppError(
+      "validation_failed",
+      `Too many long member ids for one addition: ${added.length} ids take about ${keyBytes} bytes of keys, at most ${MAX_KEY_BYTES}`,
+      { details: [{ path: "members", message: "add these members in several smaller steps" }] },
     );
   }
 }
@@ -386,6 +404,7 @@ export function createMessaging(deps: MessagingDeps): Messaging {
         const known = info.members;
         const added = users.map((m) => m.id).filter((m) => !known.includes(m));
         assertStorable({ ...info, members: [...known, ...added] });
+        assertOneCommit(id, added);
       }
       const result = await actors.submit(id, {
         kind: "add",

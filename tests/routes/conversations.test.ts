@@ -92,6 +92,38 @@ Deno.test("members added past what the conversation's record holds are refused w
   }
 });
 
+Deno.test("one addition of members too long for one commit is refused with 400 naming members, and smaller steps pass", async () => {
+  const server = await startServer({ ...ENV, RELAIS_MAX_CONVERSATION_MEMBERS: "400" });
+  try {
+    // 100 ids of ~450 bytes each as keys: ~90 KiB in one commit, past the 80 KiB a commit
+    // holds, while the record (~30 KB of ids) fits.
+    const ids = Array.from({ length: 102 }, (_, i) => `${i}`.padEnd(150, "漢"));
+    const created = await serviceCreate(server, { members: ids.slice(0, 2) });
+    assert.equal(created.status, 201);
+    const id = created.body.id as string;
+    const whole = await server.request(`/v1/conversations/${id}/members`, {
+      apiKey: SERVICE_KEY,
+      body: { members: ids.slice(2) },
+    });
+    assert.equal(whole.status, 400, JSON.stringify(whole.body).slice(0, 300));
+    const error = whole.body.error as { code: string; details: { path: string }[] };
+    assert.equal(error.code, "validation_failed");
+    assert.equal(error.details[0].path, "members");
+    for (const from of [2, 52]) {
+      const step = await server.request(`/v1/conversations/${id}/members`, {
+        apiKey: SERVICE_KEY,
+        body: { members: ids.slice(from, from + 50) },
+      });
+      assert.equal(step.status, 200, JSON.stringify(step.body).slice(0, 300));
+    }
+    const owner = await server.token(ids[0]);
+    const res = await server.request(`/v1/conversations/${id}`, { bearer: owner });
+    assert.equal((res.body.members as unknown[]).length, 102);
+  } finally {
+    await server.close();
+  }
+});
+
 Deno.test("a member who left reads none of the messages edited after, over a replay", async () => {
   const server = await startServer(ENV);
   try {
