@@ -6,6 +6,7 @@
 
 import process from "node:process";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { createAdaptorServer } from "@hono/node-server";
 import { createNodeWebSocket } from "@hono/node-ws";
 import type { Hono } from "hono";
@@ -46,6 +47,12 @@ await start({
     server.listen({ host: hostname, port, backlog }, () => {
       const info = server.address() as AddressInfo;
       onListen({ hostname: info.address, port: info.port });
+    });
+    // Node's server stops watching a socket for errors once it hands it over as an upgrade,
+    // and `@hono/node-ws` answers it only after the app has seen the request: a client
+    // resetting the connection in between would be an unhandled `error` ending the process.
+    server.on("upgrade", (_request, socket: Duplex) => {
+      socket.on("error", () => socket.destroy());
     });
     nodeWs.injectWebSocket(server);
     return {
