@@ -15,6 +15,7 @@ import { start } from "../start.ts";
 import { SUBPROTOCOL } from "../schemas/frames.ts";
 import { openNodeKv } from "./kv.ts";
 import { leanUpgrade } from "./lean_upgrade.ts";
+import { settleAbandonedUpgrades, type UpgradeServer } from "./settle_upgrade.ts";
 
 /** How long a shutdown waits for open connections before cutting them. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -34,6 +35,8 @@ const nodeWs = createNodeWebSocket({
 // client offers it, whatever else it offers first (the route refuses an offer without it).
 nodeWs.wss.options.handleProtocols = (offered: Set<string>) =>
   offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false;
+// An upgrade `ws` refuses or finds closed must not keep its request alive for good.
+settleAbandonedUpgrades(nodeWs.wss as unknown as UpgradeServer);
 
 await start({
   name: "node",
