@@ -38,6 +38,13 @@ function byteLength(text: string, max: number): number {
   return text.length * 3 <= max ? text.length : utf8Length(text);
 }
 
+/** The size of a binary frame as the runtime hands it over (0 if it is none of these). */
+function binarySize(data: unknown): number {
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength;
+  if (data instanceof Blob) return data.size;
+  return 0;
+}
+
 /** What every connection of one protocol shares. */
 export interface ProtocolShared {
   deps: WsProtocolDeps;
@@ -312,6 +319,10 @@ export class ProtocolConnection implements WsConnection {
     if (!allowed) return this.refuseFrames("Rate limit exceeded: too many frames");
     this.pinged = false;
     if (typeof data !== "string") {
+      // The cap holds for every frame: a binary one is refused, and past the cap ends it.
+      if (binarySize(data) > deps.maxFrameBytes) {
+        return this.refuseFrames(`Frame larger than ${deps.maxFrameBytes} bytes`);
+      }
       return this.error("invalid_frame", "Expected a text frame with JSON");
     }
     if (byteLength(data, deps.maxFrameBytes) > deps.maxFrameBytes) {

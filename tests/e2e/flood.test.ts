@@ -72,3 +72,19 @@ Deno.test("an oversized frame followed by more frames closes the socket with 400
     await server.close();
   }
 });
+
+Deno.test("a binary frame over the frame cap closes the socket with 4008, a small one gets an error frame", async () => {
+  const server = await startServer({ RELAIS_MAX_FRAME_BYTES: "1024" });
+  try {
+    const { client } = await server.login("camille");
+    client.sendRaw(new Uint8Array(16).buffer);
+    const error = await client.next((f) => f.type === "error");
+    assert.equal(error.code, "invalid_frame");
+    client.sendRaw(new Uint8Array(4096).buffer);
+    const closed = await closedWithin(client);
+    assert.equal(closed.code, 4008, JSON.stringify(closed));
+    assert.match(closed.reason, /larger than 1024 bytes/);
+  } finally {
+    await server.close();
+  }
+});
