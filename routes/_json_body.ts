@@ -18,6 +18,8 @@ export interface JsonBodyOptions {
   what: string;
   /** An absent body (`Content-Length: 0`, or neither a length nor a type) reads as `{}`. */
   optional?: boolean;
+  /** How long the body may take to arrive (default `BODY_TIMEOUT_MS`, 30 s): then 408. */
+  timeoutMs?: number;
 }
 
 // The media types Hono's validator parses; for any other it would validate `{}`.
@@ -56,5 +58,5 @@ async function read(c: Context, options: JsonBodyOptions): Promise<unknown> {
       `Expected content type "application/json", got "${type.slice(0, 100)}"`,
     );
   }
-  return await readJson(c, options.maxBytes, options.maxDepth);
+  return await readJson(c, options.maxBytes, options.maxDepth, options.timeoutMs);
 }

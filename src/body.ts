@@ -9,15 +9,22 @@ const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 /** Deepest nesting of arrays and objects {@linkcode readJson} accepts by default. */
 export const MAX_JSON_DEPTH = 32;
+/**
+ * How long a request's body may take to arrive, from the handler's first read: a client
+ * that stops sending (or sends a byte now and then) holds a socket and a handler no longer.
+ */
+export const BODY_TIMEOUT_MS = 30_000;
 
 /**
  * Reads a JSON body: 415 unless the content type is JSON, 413 over `maxBytes`,
- * 400 `invalid_json` when it does not parse or nests deeper than `maxDepth`.
+ * 400 `invalid_json` when it does not parse or nests deeper than `maxDepth`, 408
+ * `request_timeout` when it has not all arrived within `timeoutMs`.
  */
 export async function readJson(
   c: Context,
   maxBytes: number,
   maxDepth = MAX_JSON_DEPTH,
+  timeoutMs = BODY_TIMEOUT_MS,
 ): Promise<unknown> {
   const type = c.req.header("content-type") ?? "";
   if (!/^application\/(?:[\w.+-]+\+)?json\b/i.test(type)) {
@@ -32,9 +39,14 @@ export async function readJson(
   }
   // A declared length is what the server reads (HTTP framing): the body is taken whole, in
   // one step of the runtime. Without one (chunked), it is counted as it arrives.
-  const bytes = Number.isFinite(declared)
-    ? await readDeclared(c.req.raw)
-    : await readBytes(c.req.raw, maxBytes);
+  const late = new AbortController();
+  const bytes = await inTime(
+    Number.isFinite(declared)
+      ? readDeclared(c.req.raw)
+      : readBytes(c.req.raw, maxBytes, late.signal),
+    late,
+    timeoutMs,
+  );
   if (bytes.byteLength > maxBytes) {
     throw new AppError("payload_too_large", `Body larger than ${maxBytes} bytes`);
   }
@@ -55,6 +67,32 @@ export async function readJson(
 }
 
 /**
+ * The body being read, or a 408 `request_timeout` once `timeoutMs` has passed: `late` is
+ * then aborted (a chunked read cancels its stream), and the answer goes out without waiting
+ * for the rest of a client that stopped sending; the runtime closes that connection.
+ */
+async function inTime(
+  reading: Promise<Uint8Array>,
+  late: AbortController,
+  timeoutMs: number,
+): Promise<Uint8Array> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      // The read left pending settles once its stream is cancelled or its connection goes.
+      reading.catch(() => {});
+      late.abort();
+      reject(new AppError("request_timeout", `Body not received within ${timeoutMs} ms`));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([reading, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * Reads a body of a declared length whole: one that ends before its `Content-Length` (the
  * client stopped sending) is a 400 `invalid_request`, as in {@linkcode readBytes}.
  */
@@ -69,12 +107,18 @@ async function readDeclared(request: Request): Promise<Uint8Array> {
 /**
  * Reads a request's body, counting bytes as they arrive: past `maxBytes` the stream is
  * cancelled and a 413 `payload_too_large` thrown, so a body without `Content-Length`
- * (chunked) never sits whole in memory before it is refused.
+ * (chunked) never sits whole in memory before it is refused. `signal` cancels the stream
+ * (the read then ends in a 400, unless its caller answered already).
  */
-export async function readBytes(request: Request, maxBytes: number): Promise<Uint8Array> {
+export async function readBytes(
+  request: Request,
+  maxBytes: number,
+  signal?: AbortSignal,
+): Promise<Uint8Array> {
   const body = request.body;
   if (!body) return new Uint8Array();
   const reader = body.getReader();
+  signal?.addEventListener("abort", () => reader.cancel().catch(() => {}), { once: true });
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {

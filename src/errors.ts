@@ -27,6 +27,8 @@ export const ERROR_STATUS = {
   /** Messaging: the conversation has the configured maximum of members. */
   conversation_full: 409,
   conflict: 409,
+  /** The request's body did not arrive in time. */
+  request_timeout: 408,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,
@@ -101,6 +103,8 @@ export function errorResponse(c: Context, error: AppError): Response {
   if (error.retryAfterMs !== undefined) {
     c.header("Retry-After", String(Math.ceil(error.retryAfterMs / 1000)));
   }
+  // The rest of a body that stopped arriving is not waited for: the connection ends.
+  if (error.code === "request_timeout") c.header("Connection", "close");
   return c.json(errorBody(error), error.status);
 }
 
