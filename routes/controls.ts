@@ -5,7 +5,13 @@ import * as v from "valibot";
 import { requireScope } from "../src/auth/middleware.ts";
 import type { AppEnv } from "../src/auth/principal.ts";
 import type { ServiceKeys } from "../src/auth/service_keys.ts";
-import { type Actor, type Control, ControlInputSchema, isActive } from "../src/controls/control.ts";
+import {
+  type Actor,
+  type Control,
+  ControlInputSchema,
+  isActive,
+  TimestampSchema,
+} from "../src/controls/control.ts";
 import type { Controls } from "../src/controls/controls.ts";
 import { AppError } from "../src/errors.ts";
 import { describe } from "../src/openapi.ts";
@@ -16,7 +22,7 @@ import { jsonBody } from "./_json_body.ts";
 /** Query of `GET /v1/admin/controls/audit`. */
 export const AuditQuerySchema = v.object({
   limit: adminLimit,
-  before: v.optional(v.pipe(v.string(), v.isoTimestamp("expected an ISO 8601 timestamp"))),
+  before: v.optional(TimestampSchema),
 });
 
 /** Query of the `DELETE` operations: why, and who (for the audit log). */

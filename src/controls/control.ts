@@ -117,6 +117,16 @@ export const ScopeSchema = v.variant("type", [
   v.strictObject({ type: v.literal("USER"), id: UserIdSchema }),
 ], `expected a scope type among ${SCOPE_TYPES.join(", ")}`);
 
+/**
+ * An ISO 8601 timestamp that `Date.parse` reads: the ISO pattern also admits an offset of
+ * hours alone (`+01`), which it does not, and an unreadable time would fail later.
+ */
+export const TimestampSchema = v.pipe(
+  v.string(),
+  v.isoTimestamp("expected an ISO 8601 timestamp"),
+  v.check((s) => Number.isFinite(Date.parse(s)), "expected an ISO 8601 timestamp"),
+);
+
 /** The body of `PUT /v1/admin/controls` (and `/:id`, where `scope` may be left out). */
 export const ControlInputSchema = v.strictObject({
   scope: v.optional(ScopeSchema),
@@ -127,7 +137,7 @@ export const ControlInputSchema = v.strictObject({
     v.check((list) => new Set(list).size === list.length, "expected each feature once"),
   ),
   reason: v.pipe(v.string(), v.trim(), v.minLength(1, "expected a reason"), v.maxLength(500)),
-  until: v.optional(v.pipe(v.string(), v.isoTimestamp("expected an ISO 8601 timestamp"))),
+  until: v.optional(TimestampSchema),
   /** Who is making the change, for the audit log (the service key is always recorded). */
   by: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1), v.maxLength(200))),
 });

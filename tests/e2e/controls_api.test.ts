@@ -179,3 +179,53 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  ...opts,
+  name:
+    "an ISO timestamp no clock reads (an offset of hours alone) is refused with 400 naming until or before",
+  async fn() {
+    const server = await startServer();
+    try {
+      // The ISO pattern admits "+01", which Date.parse cannot read: the switch failed with
+      // a 500, and the audit log paged by a bound no store can compare.
+      const unreadable = "2099-01-01T00:00:00+01";
+      const put = await server.request("/v1/admin/controls", {
+        method: "PUT",
+        apiKey: SERVICE_KEY,
+        body: {
+          scope: { type: "USER", id: "ana" },
+          features: ["email"],
+          reason: "x",
+          until: unreadable,
+        },
+      });
+      assert.equal(put.status, 400, JSON.stringify(put.body));
+      const putError = put.body.error as { code: string; details: { path: string }[] };
+      assert.equal(putError.code, "validation_failed");
+      assert.equal(putError.details[0].path, "until");
+
+      const ok = await server.request("/v1/admin/controls", {
+        method: "PUT",
+        apiKey: SERVICE_KEY,
+        body: { scope: { type: "USER", id: "ana" }, features: ["email"], reason: "x" },
+      });
+      assert.equal(ok.status, 201, JSON.stringify(ok.body));
+      const audit = await server.request(
+        `/v1/admin/controls/audit?before=${encodeURIComponent(unreadable)}`,
+        { apiKey: SERVICE_KEY },
+      );
+      assert.equal(audit.status, 400, JSON.stringify(audit.body));
+      const auditError = audit.body.error as { code: string; details: { path: string }[] };
+      assert.equal(auditError.code, "validation_failed");
+      assert.equal(auditError.details[0].path, "before");
+      const readable = await server.request(
+        `/v1/admin/controls/audit?before=${encodeURIComponent("2099-01-01T00:00:00+01:00")}`,
+        { apiKey: SERVICE_KEY },
+      );
+      assert.equal(readable.body.count, 1);
+    } finally {
+      await server.close();
+    }
+  },
+});
