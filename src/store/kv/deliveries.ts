@@ -11,6 +11,7 @@ import type {
   DeliveredEntry,
   DeliveryStore,
   PendingAck,
+  StreamItem,
   TargetRecord,
 } from "../store.ts";
 import { MAX_RETRIES } from "./_commit.ts";
@@ -79,6 +80,10 @@ export function createKvDeliveryStore(kv: Deno.Kv): DeliveryStore {
   async function ack(user: string, id: string, now: number): Promise<boolean> {
     const seq = await itemSeq(kv, user, id);
     if (seq === null) return false;
+    // An expired item was never delivered nor listed, and is left for its dead letter: an
+    // ack of it must not count it delivered and acked.
+    const item = (await kv.get<StreamItem>(keys.streamKey(user, seq))).value;
+    if (item?.exp !== undefined && item.exp <= now) return false;
     return await transition(id, user, "acked", now, (op) => op.delete(keys.pendingKey(user, seq)));
   }
 

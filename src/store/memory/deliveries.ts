@@ -40,6 +40,9 @@ export function createMemoryDeliveryStore(state: MemoryState): DeliveryStore {
     const found = state.users.get(user);
     const seq = found?.byId.get(id);
     if (seq === undefined) return Promise.resolve(false);
+    // An expired item was never delivered nor listed, and is left for its dead letter.
+    const exp = found!.items.get(seq)?.exp;
+    if (exp !== undefined && exp <= now) return Promise.resolve(false);
     return Promise.resolve(
       transition(id, user, { to: "acked", now }, () => found!.pending.delete(seq)),
     );

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import type { DeliveredEntry } from "../../../src/store/store.ts";
 import { makeEnvelope, result } from "../../_support/store.ts";
-import { type Contract, contractTest, publish } from "./_harness.ts";
+import { type Contract, contractTest, publish, withMetadata } from "./_harness.ts";
 
 const acked = () => makeEnvelope("NOTIFICATION", { ack: true });
 
@@ -119,6 +119,21 @@ export function deliveryStoreContract(contract: Contract): void {
     saved[0].attempts = 7;
     assert.equal((await store.listPending("u"))[0].attempts, 1);
     assert.deepEqual(await store.listPending("nobody"), []);
+  });
+
+  test("refuses an ack of an expired item, counting nothing", async (store) => {
+    const expiration = new Date(Date.now() + 60_000).toISOString();
+    const e = await publish(store, ["a", "b"], withMetadata({ expiration }, { ack: true }));
+    const id = e.metadata.id;
+    // An hour later the item is gone: never delivered, so never acked either.
+    assert.equal(await store.ack("a", id, Date.now() + 3_600_000), false);
+    const status = (await store.getStatus(id))!;
+    assert.deepEqual([status.delivered, status.acked, status.acked_all], [0, 0, false]);
+    assert.deepEqual(status.pending_users, ["a", "b"]);
+    assert.equal((await store.listPending("a")).length, 1, "left for its dead letter");
+    // Before it expires, the same ack counts.
+    assert.equal(await store.ack("b", id, Date.now()), true);
+    assert.equal((await store.getStatus(id))!.acked, 1);
   });
 
   test("moves unacknowledged items to the dead letters, newest first", async (store) => {
