@@ -84,6 +84,9 @@ export function createKvDeliveryStore(kv: Deno.Kv): DeliveryStore {
     // ack of it must not count it delivered and acked.
     const item = (await kv.get<StreamItem>(keys.streamKey(user, seq))).value;
     if (item?.exp !== undefined && item.exp <= now) return false;
+    // Nothing waits on an item that needs no ack (a muted one was not even delivered):
+    // its ack is taken, and counts nothing.
+    if (item && !item.ack) return true;
     return await transition(id, user, "acked", now, (op) => op.delete(keys.pendingKey(user, seq)));
   }
 

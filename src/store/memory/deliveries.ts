@@ -41,8 +41,10 @@ export function createMemoryDeliveryStore(state: MemoryState): DeliveryStore {
     const seq = found?.byId.get(id);
     if (seq === undefined) return Promise.resolve(false);
     // An expired item was never delivered nor listed, and is left for its dead letter.
-    const exp = found!.items.get(seq)?.exp;
-    if (exp !== undefined && exp <= now) return Promise.resolve(false);
+    const item = found!.items.get(seq);
+    if (item?.exp !== undefined && item.exp <= now) return Promise.resolve(false);
+    // Nothing waits on an item that needs no ack: its ack is taken, and counts nothing.
+    if (item && !item.ack) return Promise.resolve(true);
     return Promise.resolve(
       transition(id, user, { to: "acked", now }, () => found!.pending.delete(seq)),
     );
