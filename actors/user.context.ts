@@ -88,6 +88,11 @@ export interface LiveItem {
   /** The item's pending ack, as stored, when it needs one. */
   pending?: PendingAck;
   /**
+   * The older unread item this one replaced under its collapse key: no longer waited on
+   * (its pending ack went with the replacement).
+   */
+  replaces?: { id: string; seq: number };
+  /**
    * The version of the commit that wrote the item's delivery record, when the delivery
    * may be marked without reading the record back (see `DeliveredEntry.written`).
    */

@@ -125,13 +125,21 @@ function foldInto(folded: UserContext["folded"], items: LiveItem[]): UserContext
   return { count, firstSeq, lastSeq };
 }
 
+/** Whether an item replaces one still waiting for an ack (which then waits no more). */
+const replacesPending = (c: UserContext, replaces: LiveItem["replaces"]): boolean =>
+  replaces !== undefined && c.pending[replaces.seq]?.id === replaces.id;
+
 /** The context after a batch of new items: grouped, folded, counted and tracked. */
 export function deliverItems(c: UserContext, items: LiveItem[]): Partial<UserContext> {
   const now = Date.now();
   const { low, fold, pushed, flushLow } = pace(c, items, now);
   const connected = hasConnections(c);
   let pending: Record<number, PendingAck> | undefined;
-  for (const { item, pending: p } of items) {
+  for (const { item, pending: p, replaces } of items) {
+    if (replacesPending(c, replaces)) {
+      pending ??= { ...c.pending };
+      delete pending[replaces!.seq];
+    }
     const entry = c.pending[item.seq] ?? p;
     if (!entry) continue;
     pending ??= { ...c.pending };
@@ -178,13 +186,13 @@ function countsAfter(
 
 /**
  * Whether a batch only moves the push counts: it goes out whole (see `pace`: nothing LOW,
- * nothing held back, within what is left of the budget), and no item waits for an ack.
- * Such a batch never {@linkcode opensTimers}: it holds no LOW item, folds nothing, flushes
- * nothing and moves no redelivery.
+ * nothing held back, within what is left of the budget), and no item waits for an ack
+ * nor replaces one that does. Such a batch never {@linkcode opensTimers}: it holds no LOW
+ * item, folds nothing, flushes nothing and moves no redelivery.
  */
 export function onlyCounts(c: UserContext, items: LiveItem[]): boolean {
-  for (const { item, pending } of items) {
-    if (pending || item.ack || c.pending[item.seq]) return false;
+  for (const { item, pending, replaces } of items) {
+    if (pending || item.ack || c.pending[item.seq] || replacesPending(c, replaces)) return false;
   }
   const now = Date.now();
   return wholeBatch(c, items, hasConnections(c), windowOver(c, now) ? 0 : c.pushes.pushed);
@@ -207,7 +215,9 @@ export function countPushes(c: UserContext, items: LiveItem[]): void {
 export function opensTimers(c: UserContext, items: LiveItem[]): boolean {
   const connected = hasConnections(c);
   for (const live of items) {
-    if (connected && (live.pending || live.item.ack)) return true;
+    if (connected && (live.pending || live.item.ack || replacesPending(c, live.replaces))) {
+      return true;
+    }
     if (c.lowBuffer.length === 0 && isLow(c, live)) return true;
   }
   // Something held back goes out first (and a LOW group's timer may end with it).

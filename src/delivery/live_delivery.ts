@@ -84,6 +84,7 @@ export function createLiveDelivery(deps: LiveDeliveryDeps): LiveDelivery {
         const live: LiveItem = {
           item,
           ...(pending ? { pending } : {}),
+          ...(replaces ? { replaces } : {}),
           // An item waiting for an ack is often acked before its delivery is recorded:
           // its record is read then, not checked against a version it no longer has.
           ...(batch.version && item.durable && !pending ? { version: batch.version } : {}),

@@ -93,7 +93,8 @@ export interface TargetWrite {
 
 /**
  * Adds one target's stream item and everything written with it (seq check, delivery
- * record, pending ack, unread mark, collapse replacement, mail task) to `op`.
+ * record, pending ack, unread mark, collapse replacement with the replaced item's pending
+ * ack, mail task) to `op`.
  *
  * Shared by the job fan-out and the one-commit publish, so both write the same keys.
  * The collapse mark is checked: a write at a head's seq checks no stored seq, and two
@@ -137,6 +138,9 @@ export function addTargetItem(
     const old = target.previous;
     if (old && old.seq < seq) {
       op.delete(keys.unreadKey(user, old.seq));
+      // A replaced item is no longer shown: an ack of it will not come, and redelivering
+      // it would bring back what the newer one replaced.
+      if (old.ack) op.delete(keys.pendingKey(user, old.seq));
       op.set(keys.streamKey(user, old.seq), { ...old, replacedBy: id });
       replaces = { id: old.id, seq: old.seq };
     }
@@ -290,9 +294,10 @@ export function createKvFanout(
     const key = laneKey(id, lane);
     const collapsing = collapses(event);
     // What one target writes at most: its item, delivery record, unread mark, stored seq
-    // (without a head), pending ack, mail task, collapse replacement; and checks: its
-    // stored seq (without a head) and its collapse mark.
-    const mutations = 4 + (event.ackRequired ? 1 : 0) + (plan ? 1 : 0) + (collapsing ? 3 : 0);
+    // (without a head), pending ack, mail task, collapse replacement (the older item, its
+    // unread mark and pending ack, the collapse mark); and checks: its stored seq (without
+    // a head) and its collapse mark.
+    const mutations = 4 + (event.ackRequired ? 1 : 0) + (plan ? 1 : 0) + (collapsing ? 4 : 0);
     const checksOf = (user: string) => (taken.has(user) ? 0 : 1) + (collapsing ? 1 : 0);
     // Long user ids make long keys: a batch stays under KV's total key size per commit,
     // counted in bytes (a 200-character id may take 600) over every key a target writes or

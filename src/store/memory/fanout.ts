@@ -1,7 +1,8 @@
 /**
  * One target's stream item in memory, with everything written with it: delivery record,
- * pending ack, unread mark, collapse replacement and mail task. Shared by the one-step
- * publish and the job fan-out, so both write the same state.
+ * pending ack, unread mark, collapse replacement (with the replaced item's pending ack)
+ * and mail task. Shared by the one-step publish and the job fan-out, so both write the
+ * same state.
  */
 
 import { collapses, isInboxItem, targetItem } from "../items.ts";
@@ -79,6 +80,8 @@ export function addTargetItem(
     const old = olderUnread(user, record.collapseKey!, now);
     if (old && old.seq < seq) {
       user.unread.delete(old.seq);
+      // No longer shown: its ack will not come, and a redelivery would bring it back.
+      user.pending.delete(old.seq);
       user.items.set(old.seq, { ...old, replacedBy: id });
       replaces = { id: old.id, seq: old.seq };
     }

@@ -146,6 +146,28 @@ export function eventStoreContract(contract: Contract): void {
     assert.equal(await store.unreadCount("b", Date.now()), 1);
   });
 
+  test("drops the pending ack of the item a newer one replaces, on both publish paths", async (store) => {
+    const acked = () => withMetadata({ collapse_key: "activity:42" }, { ack: true });
+    const first = acked();
+    await publish(store, ["a"], first);
+    // The job path replaces the first; the one-commit path then replaces the second.
+    const second = acked();
+    await publish(store, ["a"], second);
+    assert.deepEqual((await store.listPending("a")).map((p) => p.id), [second.metadata.id]);
+    const third = acked();
+    const published = await store.publishAtomic(third, ["a"], result(third, 1));
+    assert.deepEqual(published?.batch?.items[0].replaces, { id: second.metadata.id, seq: 2 });
+    assert.deepEqual((await store.listPending("a")).map((p) => p.id), [third.metadata.id]);
+    // The newer item's ack works as before.
+    assert.equal(await store.ack("a", third.metadata.id, Date.now()), true);
+    assert.deepEqual(await store.listPending("a"), []);
+    // The replaced events were neither acked nor failed: superseded, they stay as they were.
+    const status = (await store.getStatus(first.metadata.id))!;
+    assert.equal(status.acked, 0);
+    assert.equal(status.failed, 0);
+    assert.equal((await store.getStatus(third.metadata.id))!.acked_all, true);
+  });
+
   test("plans each target of a fan-out job: quiet items and mail tasks", async (store, h) => {
     const e = makeEnvelope("NOTIFICATION");
     const targets = users(150);
