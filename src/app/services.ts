@@ -126,7 +126,15 @@ export function createServices(deps: ServicesDeps): Services {
   });
 
   // Entries and preferences are read on every delivery path: kept in memory, kept true.
-  const { directory, preferences } = readCaches(deps, deps.cluster && deps.bus, onError);
+  // A directory write reaches the guard once it is built (below): a user who joins a
+  // switched structure or role is held to the switch on their open connections too.
+  let directoryWritten = (_ids: readonly string[]) => {};
+  const { directory, preferences } = readCaches(
+    deps,
+    deps.cluster && deps.bus,
+    onError,
+    (ids) => directoryWritten(ids),
+  );
   // Memberships come from the directory; claims only add to them (and, when configured,
   // refresh the directory entry).
   const baseAuth = createUserAuth(config.auth, deps.userAuth);
@@ -156,6 +164,14 @@ export function createServices(deps: ServicesDeps): Services {
     detach: (connId) => transports.sessions.detach(connId),
     onError,
   });
+  directoryWritten = (ids) => {
+    for (const id of ids) {
+      if (!guard.knows(id)) continue;
+      directory.get(id).then((entry) => {
+        if (entry) guard.directoryChanged(id, entry);
+      }).catch((e) => onError(`Reading the directory entry of "${id.slice(0, 100)}" failed`, e));
+    }
+  };
 
   // Every new item reaches a user through their stream head, which passes it on to their
   // actor in seq order (items of users without a head go straight to it).

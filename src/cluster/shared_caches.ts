@@ -42,11 +42,16 @@ export function readCaches(
   inner: { directory: Directory; preferences: PreferencesStore },
   bus: Bus | undefined,
   onError: (message: string, error: unknown) => void,
+  /** Told of the directory entries written, on this node or announced by another. */
+  directoryWritten: (ids: readonly string[]) => void = () => {},
 ): { directory: CachedDirectory; preferences: CachedPreferences } {
   if (!bus) {
     const ttlMs = readCacheTtlMs(false);
     return {
-      directory: withEntryCache(inner.directory, { ttlMs }),
+      directory: withEntryCache(inner.directory, {
+        ttlMs,
+        onWrite: (id) => directoryWritten([id]),
+      }),
       preferences: withPreferencesCache(inner.preferences, { ttlMs }),
     };
   }
@@ -72,6 +77,7 @@ export function readCaches(
     }
   };
   const onWrite = (cache: keyof Written) => (id: string) => {
+    if (cache === "directory") directoryWritten([id]);
     written[cache].add(id);
     if (scheduled) return;
     scheduled = true;
@@ -93,7 +99,10 @@ export function readCaches(
       return onError("Ignored a malformed announcement of cached records", message.from);
     }
     const users = idsOf(value, "directory");
-    if (users.length > 0) directory.forget(users);
+    if (users.length > 0) {
+      directory.forget(users);
+      directoryWritten(users);
+    }
     const prefs = idsOf(value, "preferences");
     if (prefs.length > 0) preferences.forget(prefs);
   });

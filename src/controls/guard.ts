@@ -105,6 +105,20 @@ export interface Guard {
   ): MiddlewareHandler<AppEnv>;
   /** A middleware that remembers the subject of any user a route authenticated. */
   rememberUsers(): MiddlewareHandler<AppEnv>;
+  /** Whether the guard remembers a subject for the user (they were seen lately). */
+  knows(userId: string): boolean;
+  /**
+   * The user's directory entry changed (here or on another node): memberships it adds join
+   * the remembered subject at once, so that a switch on a structure or role they just
+   * joined reaches their open connections. Memberships it drops go when the subject is
+   * next looked up (a switch may hold a little longer, never less).
+   */
+  directoryChanged(
+    userId: string,
+    entry: Pick<Subject, "roles" | "structures"> & {
+      category?: string | null;
+    },
+  ): void;
 }
 
 const MAX_SUBJECTS = 100_000;
@@ -321,6 +335,21 @@ export function createGuard(deps: GuardDeps): Guard {
         }
         await next();
       });
+    },
+    knows: (userId) => subjects.has(userId),
+    directoryChanged(userId, entry) {
+      const known = subjects.get(userId);
+      if (!known) return;
+      const before = known.subject;
+      const roles = [...new Set([...before.roles, ...entry.roles])];
+      const structures = [...new Set([...before.structures, ...entry.structures])];
+      const category = entry.category ?? before.category;
+      remember({
+        id: userId,
+        roles,
+        structures,
+        ...(category ? { category } : {}),
+      }, known.claims);
     },
     rememberUsers() {
       return createMiddleware<AppEnv>(async (c, next) => {

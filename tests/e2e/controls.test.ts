@@ -403,3 +403,29 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  ...opts,
+  name:
+    "a user who joins a switched structure while connected is held to the switch on the open socket",
+  async fn() {
+    await withServer(async (server, clients) => {
+      const ben = await open(server, BEN, clients);
+      assert.ok(ben.welcome);
+      await setSwitch(server, { type: "STRUCTURE", id: "univ-a" }, ["realtime"], "Maintenance");
+      // Not in univ-a: ben's socket stays open.
+      assert.equal((await server.request("/healthz")).status, 200);
+      assert.ok(isOpen(ben.client), "ben stays connected while outside univ-a");
+
+      // The directory moves ben into univ-a: the switch reaches his open socket.
+      await addUsers(server, [{ ...BEN, structures: ["univ-b", "univ-a"] }]);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const closed = await Promise.race([
+        ben.client.closed,
+        new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), 3_000)),
+      ]).finally(() => clearTimeout(timer));
+      assert.equal(closed?.code, 4003, "ben's open socket is closed once he joined univ-a");
+      assert.match(closed.reason, /Maintenance/);
+    });
+  },
+});
