@@ -9,6 +9,7 @@
  */
 
 import * as v from "valibot";
+import { decodeBase64Any, encodeHex } from "../auth/_encoding.ts";
 
 /** The default push services: the major browsers'. */
 export const DEFAULT_PUSH_ENDPOINT_HOSTS = [
@@ -72,24 +73,13 @@ const base64url = (bytes: number, what: string) =>
 const P256_P = 2n ** 256n - 2n ** 224n + 2n ** 192n + 2n ** 96n - 1n;
 const P256_B = 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604bn;
 
-/** Base64url text as bytes (the text is known to be base64url). */
-function fromBase64Url(text: string): Uint8Array {
-  const b64 = text.replace(/=+$/, "").replaceAll("-", "+").replaceAll("_", "/");
-  return Uint8Array.from(atob(b64 + "=".repeat((4 - b64.length % 4) % 4)), (c) => c.charCodeAt(0));
-}
-
 /**
  * Whether 65 bytes are an uncompressed point of P-256, as a browser's `p256dh` is. Checked
  * at registration: encrypting for anything else fails at every attempt of every push.
  */
-function isP256Point(bytes: Uint8Array): boolean {
-  if (bytes.length !== 65 || bytes[0] !== 0x04) return false;
-  const int = (from: number) =>
-    BigInt(
-      `0x${
-        Array.from(bytes.subarray(from, from + 32), (b) => b.toString(16).padStart(2, "0")).join("")
-      }`,
-    );
+function isP256Point(bytes: Uint8Array | undefined): boolean {
+  if (bytes?.length !== 65 || bytes[0] !== 0x04) return false;
+  const int = (from: number) => BigInt(`0x${encodeHex(bytes.subarray(from, from + 32))}`);
   const x = int(1);
   const y = int(33);
   if (x >= P256_P || y >= P256_P) return false;
@@ -115,7 +105,7 @@ export function pushSubscriptionSchema(policy: EndpointPolicy) {
     keys: v.object({
       p256dh: v.pipe(
         base64url(65, "a P-256 public key"),
-        v.check((s) => isP256Point(fromBase64Url(s)), "expected a P-256 public key"),
+        v.check((s) => isP256Point(decodeBase64Any(s)), "expected a P-256 public key"),
       ),
       auth: base64url(16, "an auth secret"),
     }),
