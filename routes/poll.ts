@@ -69,6 +69,10 @@ export function createPollRoutes(deps: PollRoutesDeps) {
           epoch: query.epoch,
           timeoutMs: Math.min(query.timeout ?? defaultTimeout, deps.pollMaxTimeoutMs),
         });
+        // The answer names its session first: another than the one asked for started anew.
+        if (query.session !== undefined) {
+          c.set("pollRestarted", !body.startsWith(`{"session":${JSON.stringify(query.session)},`));
+        }
         return c.body(body, 200, {
           "content-type": "application/json; charset=utf-8",
           "cache-control": "no-store",

@@ -36,5 +36,7 @@ export interface AppEnv {
     clientIp: string | undefined;
     user: UserPrincipal;
     service: ServicePrincipal;
+    /** A poll that named a session was answered by another (it had ended): a new start. */
+    pollRestarted: boolean;
   };
 }

@@ -25,12 +25,6 @@ function writesMessage(method: string, path: string): boolean {
   return (method === "PATCH" || method === "DELETE") && MESSAGE_PATH.test(path);
 }
 
-/** Whether a poll answer is for the session the request named (a new one starts otherwise). */
-async function answersSession(res: Response, session: string): Promise<boolean> {
-  const body = await res.clone().text();
-  return body.startsWith(`{"session":${JSON.stringify(session)},`);
-}
-
 /** The gates as middleware of a sub-app; mount it before the routes it guards. */
 export function pathGates(guard: Guard, origins: OriginPolicy): Hono<AppEnv> {
   return new Hono<AppEnv>()
@@ -56,8 +50,7 @@ export function pathGates(guard: Guard, origins: OriginPolicy): Hono<AppEnv> {
       await next();
       // A session the server no longer has (or replaced) starts a new one as well; only
       // the answer tells, so it is counted then, and refused past the limit.
-      if (session === undefined || c.res.status !== 200) return;
-      if (await answersSession(c.res, session)) return;
+      if (session === undefined || c.res.status !== 200 || !c.get("pollRestarted")) return;
       try {
         await guard.connectAttempt(c.get("clientIp"));
       } catch (error) {
