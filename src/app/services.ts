@@ -123,6 +123,8 @@ export function createServices(deps: ServicesDeps): Services {
   const recorder = createDeliveryRecorder(store, {
     intervalMs: 50,
     onError: (e) => onError("Recording deliveries failed", e),
+    // Declared below; called only once deliveries are recorded.
+    stored: (user) => heads.whenStored(user),
   });
 
   // Entries and preferences are read on every delivery path: kept in memory, kept true.
@@ -336,6 +338,7 @@ export function createServices(deps: ServicesDeps): Services {
   });
 
   const transports = wireTransports({
+    resumed: () => publisher.resumed(),
     config,
     store,
     registry,

@@ -2,8 +2,11 @@
  * Publishing: an envelope becomes a durable event, then reaches its targets.
  *
  * A durable event (NOTIFICATION, MESSAGE, or anything that needs an ack) gets one stream
- * entry per target, written in batches, then is pushed to the targets that are online.
- * An ephemeral one (REALTIME or SYSTEM without ack) is stored once, as its record, and
+ * entry per target, written in batches. A small audience's are written before the
+ * publish answers, then pushed to the targets online. A large audience's event is stored
+ * with its job and, with it, the seqs its online targets take from their heads: those
+ * targets get it from memory at once, and the job writes their entries at these seqs
+ * afterwards (after a restart too); the others get it as its batches land. An ephemeral one (REALTIME or SYSTEM without ack) is stored once, as its record, and
  * goes from memory to the targets that have a live stream head: each takes a seq from
  * the head, and nothing is written per target. Targets without a head are offline and
  * would only find it expired when they come back.
@@ -12,7 +15,7 @@
 import type { AudienceResolver } from "../audience/audience.ts";
 import { AppError } from "../errors.ts";
 import { type Envelope, isDurable, toClientEnvelope, withoutTargets } from "../schemas/envelope.ts";
-import { targetItem } from "../store/items.ts";
+import { collapses, eventRecord, targetItem } from "../store/items.ts";
 import type {
   EventRecord,
   EventStore,
@@ -61,6 +64,11 @@ export interface Publisher {
   resumeUnfinished(ids?: string[]): Promise<number>;
   /** Resolves when every background fan-out has finished. */
   idle(): Promise<void>;
+  /**
+   * Settles once the fan-outs the last `resumeUnfinished()` (of every id) started are
+   * done; none when they are (see `SessionDeps.resumed`).
+   */
+  resumed(): Promise<void> | undefined;
 }
 
 /** Dependencies of {@linkcode createPublisher}. */
@@ -90,7 +98,7 @@ export interface PublisherDeps {
    * The live stream heads: where online targets take their seqs, and the order to visit
    * a large audience in (see `StreamHeads.order`).
    */
-  seqs?: SeqSource & Partial<Pick<StreamHeads, "order">>;
+  seqs?: SeqSource & Partial<Pick<StreamHeads, "order" | "hold" | "stored" | "lost">>;
   /**
    * In cluster mode, the lease each fan-out job runs under (`fanout/<event id>`), so that
    * one node at a time runs it: `hold` answers `undefined` without running `work` when
@@ -121,6 +129,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
   const now = deps.now ?? Date.now;
   const running = new Map<string, Promise<void>>();
   const { tracing } = deps;
+  let resuming: Promise<void> | undefined;
 
   /** Hands a committed batch on, under a `fanout.batch` span when the event is traced. */
   function deliverLive(batch: FanoutBatch, json: string, envelope: Envelope, trace?: SpanContext) {
@@ -133,16 +142,95 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     }
   }
 
-  async function run(id: string, known?: Envelope, trace?: SpanContext) {
+  /**
+   * Seqs for the targets of a large durable audience that have a live head, taken now,
+   * in the order events are accepted: stored with the event, they let those targets get
+   * it before the job writes their entries. A head that cannot hand one out at once
+   * (opening, or extending its range) is left to the job. None in cluster mode, for
+   * items that replace older ones, or when heads cannot hold items.
+   */
+  function takeEarly(event: EventRecord, users: string[]) {
+    const seqs = deps.seqs;
+    if (!seqs?.hold || users.length <= deps.syncFanoutLimit || collapses(event)) return undefined;
+    const early = new Map<string, number>();
+    for (const user of seqs.order ? seqs.order(users) : users) {
+      if (early.has(user)) continue;
+      const seq = seqs.take(user);
+      if (typeof seq === "number") early.set(user, seq);
+      else seq?.then((s) => seqs.drop(user, s), () => {});
+    }
+    return early.size > 0 ? early : undefined;
+  }
+
+  /**
+   * Hands the items of the targets assigned a seq at creation to their heads, before the
+   * job writes them: each shown one is held until it is stored. Answers whether they went
+   * out (a failed plan leaves them to the job's batches).
+   */
+  async function deliverEarly(
+    event: EventRecord,
+    early: ReadonlyMap<string, number>,
+    live: { json: string; envelope: Envelope; plan?: FanoutPlanner; trace?: SpanContext },
+  ): Promise<boolean> {
+    const heads = deps.seqs!;
+    const users = [...early.keys()];
+    let plans;
+    try {
+      plans = live.plan ? await live.plan(users, event) : undefined;
+    } catch (error) {
+      deps.onError(event.id, error);
+      return false;
+    }
+    const at = now();
+    const items: FanoutBatch["items"] = users.map((user, i) => {
+      const seq = early.get(user)!;
+      const plan = plans?.[i];
+      const { item, pending } = targetItem(event, { seq, now: at, ...(plan ? { plan } : {}) });
+      if (!item.quiet) heads.hold!(user, seq);
+      return { user, item, ...(pending ? { pending } : {}) };
+    });
+    deliverLive({ event, items }, live.json, live.envelope, live.trace);
+    return true;
+  }
+
+  async function run(
+    id: string,
+    known?: Envelope,
+    trace?: SpanContext,
+    early?: { event: EventRecord; seqs: ReadonlyMap<string, number> },
+  ) {
     const envelope = known ?? await deps.store.getEnvelope(id);
     if (!envelope) throw new Error(`Cannot fan out event "${id}": its body is missing`);
     const json = JSON.stringify(toClientEnvelope(envelope));
     const plan = deps.plan?.(envelope);
-    await deps.store.runFanout(
-      id,
-      (batch) => deliverLive(batch, json, envelope, trace),
-      { ...(plan ? { plan } : {}), ...(deps.seqs ? { seqs: deps.seqs } : {}) },
-    );
+    const heads = deps.seqs;
+    const ahead = early &&
+      await deliverEarly(early.event, early.seqs, {
+        json,
+        envelope,
+        ...(plan ? { plan } : {}),
+        ...(trace ? { trace } : {}),
+      });
+    try {
+      await deps.store.runFanout(
+        id,
+        // Items that went out before they were stored are not sent again: stored, they
+        // are released. (After a restart none is held: they go out as the job writes them.)
+        (batch) =>
+          deliverLive(
+            heads?.stored
+              ? { ...batch, items: batch.items.filter((i) => !heads.stored!(i.user, i.item.seq)) }
+              : batch,
+            json,
+            envelope,
+            trace,
+          ),
+        { ...(plan ? { plan } : {}), ...(heads ? { seqs: heads } : {}) },
+      );
+    } finally {
+      // What went out and is not stored yet will be written by the next start's run.
+      if (ahead) { for (const [user, seq] of early.seqs) heads!.lost!(user, seq); }
+    }
   }
 
   /**
@@ -203,10 +291,15 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     running.set(event.id, sent);
   }
 
-  function fanOut(id: string, envelope?: Envelope, trace?: SpanContext): Promise<void> {
+  function fanOut(
+    id: string,
+    envelope?: Envelope,
+    trace?: SpanContext,
+    early?: { event: EventRecord; seqs: ReadonlyMap<string, number> },
+  ): Promise<void> {
     const current = running.get(id);
     if (current) return current;
-    const work = () => run(id, envelope, trace);
+    const work = () => run(id, envelope, trace, early);
     const job = (deps.jobLeases ? deps.jobLeases.hold(id, work).then(() => {}) : work())
       .finally(() => running.delete(id));
     running.set(id, job);
@@ -270,13 +363,22 @@ export function createPublisher(deps: PublisherDeps): Publisher {
           return { result: atomic.event.result, replayed: true };
         }
       }
-      const { created, event } = await deps.store.createEvent(
-        envelope,
+      const early = takeEarly(
+        eventRecord(envelope, result, { chunks: 1, fanningOut: true, publishedBy }),
         users,
-        result,
-        publishedBy === undefined ? {} : { publishedBy },
       );
+      let created: boolean, event: EventRecord;
+      try {
+        ({ created, event } = await deps.store.createEvent(envelope, users, result, {
+          ...(publishedBy === undefined ? {} : { publishedBy }),
+          ...(early ? { assigned: early } : {}),
+        }));
+      } catch (error) {
+        for (const [user, seq] of early ?? []) deps.seqs!.drop(user, seq);
+        throw error;
+      }
       if (!created) {
+        for (const [user, seq] of early ?? []) deps.seqs!.drop(user, seq);
         assertSameOwner(event, publishedBy);
         // A re-post while the first fan-out is still running waits for the same durability.
         if (event.fanningOut && users.length <= deps.syncFanoutLimit) await fanOut(event.id);
@@ -285,15 +387,23 @@ export function createPublisher(deps: PublisherDeps): Publisher {
       if (users.length <= deps.syncFanoutLimit) {
         await fanOut(event.id, envelope, trace);
       } else {
-        fanOut(event.id, envelope, trace).catch((error) => deps.onError(event.id, error));
+        fanOut(event.id, envelope, trace, early && { event, seqs: early })
+          .catch((error) => deps.onError(event.id, error));
       }
       return { result, replayed: false };
     },
     async resumeUnfinished(only?: string[]) {
       const ids = only ?? await deps.store.unfinishedFanouts();
-      for (const id of ids) fanOut(id).catch((error) => deps.onError(id, error));
+      const runs = ids.map((id) => fanOut(id).catch((error) => deps.onError(id, error)));
+      if (!only && runs.length > 0) {
+        const all = Promise.all(runs).then(() => {
+          if (resuming === all) resuming = undefined;
+        });
+        resuming = all;
+      }
       return ids.length;
     },
+    resumed: () => resuming,
     async idle() {
       while (running.size > 0) await Promise.allSettled([...running.values()]);
     },

@@ -21,7 +21,15 @@ export interface DeliveryRecorder {
 /** Creates a recorder that flushes every `intervalMs`. */
 export function createDeliveryRecorder(
   store: Pick<DeliveryStore, "markDelivered">,
-  options: { intervalMs: number; onError(error: unknown): void },
+  options: {
+    intervalMs: number;
+    onError(error: unknown): void;
+    /**
+     * Settles once the user's items that went out before they were stored are stored
+     * (none when none is held): their delivery records are written with them.
+     */
+    stored?(user: string): Promise<void> | undefined;
+  },
 ): DeliveryRecorder {
   let queue: DeliveredEntry[] = [];
   let writing = Promise.resolve();
@@ -34,10 +42,23 @@ export function createDeliveryRecorder(
     queue = [];
     if (batch.length > 0) {
       writing = writing
+        .then(() => storedFor(batch))
         .then(() => store.markDelivered(batch, Date.now()))
         .catch(options.onError);
     }
     return writing;
+  }
+
+  /** Waits for the records of the batch's durable items that are not written yet. */
+  function storedFor(batch: DeliveredEntry[]): Promise<unknown> | undefined {
+    if (!options.stored) return undefined;
+    const waits = new Set<Promise<void>>();
+    for (const e of batch) {
+      if (e.ephemeral || e.written) continue;
+      const held = options.stored(e.user);
+      if (held) waits.add(held);
+    }
+    return waits.size > 0 ? Promise.all(waits) : undefined;
   }
 
   return {

@@ -113,6 +113,21 @@ export interface StreamHeads extends SeqSource, StreamEpochs {
   /** How many heads are open. */
   size(): number;
   /**
+   * Marks `user`'s item at `seq` as passed on before it is stored (a durable item that
+   * goes out ahead of its fan-out's write): the user's resumes, acks and reads wait for
+   * it ({@linkcode StreamHeads.whenStored}).
+   */
+  hold(user: string, seq: number): void;
+  /** A held item is stored now: answers whether it was held. */
+  stored(user: string, seq: number): boolean;
+  /**
+   * A held item will not be stored by this process (its fan-out failed; the next start
+   * writes it): a resume from below it is not provably complete.
+   */
+  lost(user: string, seq: number): void;
+  /** Settles once every item of `user` held now is stored or lost; none when none is held. */
+  whenStored(user: string): Promise<void> | undefined;
+  /**
    * `users` in the order to visit them in: those with a head in the order their heads
    * opened, the others after them as given, each once. A user's head, actor, session and
    * socket are built together when they connect, so the heads' order is about the order of
@@ -152,7 +167,16 @@ interface Head extends HeadPosition {
    * {@linkcode LATE_MARKS} kept).
    */
   late: { seq: number; upTo: number }[] | undefined;
+  /** The highest seq passed on that will not be stored by this process, if any. */
+  lostUpTo: number | undefined;
   closed: boolean;
+}
+
+/** The items of one user passed on before they were stored. */
+interface Held {
+  seqs: Set<number>;
+  done: Promise<void>;
+  resolve(): void;
 }
 
 /** Creates the stream heads of this process. */
@@ -166,6 +190,19 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
   const follow = deps.follow;
   // Epoch of users without a head (nothing of theirs is in memory).
   const idleEpoch = newEpoch();
+  // Items passed on before they were stored, by user (kept apart from heads: a head may
+  // end and another open while its items are written).
+  const held = new Map<string, Held>();
+
+  function unhold(user: string, seq: number): boolean {
+    const entry = held.get(user);
+    if (!entry?.seqs.delete(seq)) return false;
+    if (entry.seqs.size === 0) {
+      held.delete(user);
+      entry.resolve();
+    }
+    return true;
+  }
 
   async function build(user: string): Promise<Head> {
     if (follow) {
@@ -198,6 +235,7 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
       window: [],
       floor: start,
       late: undefined,
+      lostUpTo: undefined,
       closed: false,
     };
     heads.set(user, head);
@@ -422,8 +460,29 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
       // all of this head's from `floor` on, and there were none before `start`), and no
       // item went out late, below a position the client may have reached before it did.
       const missedLate = head.late?.some((m) => m.seq <= after && after <= m.upTo) ?? false;
-      return { items, complete: head.floor <= Math.max(after + 1, head.start) && !missedLate };
+      const missedLost = head.lostUpTo !== undefined && after < head.lostUpTo;
+      return {
+        items,
+        complete: head.floor <= Math.max(after + 1, head.start) && !missedLate && !missedLost,
+      };
     },
+    hold(user, seq) {
+      let entry = held.get(user);
+      if (!entry) {
+        let resolve!: () => void;
+        const done = new Promise<void>((r) => resolve = r);
+        entry = { seqs: new Set(), done, resolve };
+        held.set(user, entry);
+      }
+      entry.seqs.add(seq);
+    },
+    stored: unhold,
+    lost(user, seq) {
+      if (!unhold(user, seq)) return;
+      const head = heads.get(user);
+      if (head && seq >= head.start) head.lostUpTo = Math.max(head.lostUpTo ?? 0, seq);
+    },
+    whenStored: (user) => held.get(user)?.done,
     epochOf: (user) => follow?.epoch() ?? heads.get(user)?.epoch ?? idleEpoch,
     size: () => heads.size,
     order(users) {

@@ -39,7 +39,15 @@ export interface SessionDeps {
    * The users' stream heads: the epoch `welcome` tells, the position a resume reaches,
    * and the recent window of ephemeral items (kept in memory only).
    */
-  heads: Pick<StreamHeads, "position" | "recent" | "epochOf">;
+  heads:
+    & Pick<StreamHeads, "position" | "recent" | "epochOf">
+    & Partial<Pick<StreamHeads, "whenStored">>;
+  /**
+   * Settles once the fan-outs a previous process left unfinished are done (none when
+   * there are none): connections wait for it, since that process may have sent items it
+   * had not written yet, which a resume then reads from the store.
+   */
+  resumed?(): Promise<void> | undefined;
   resumeMaxItems: number;
   recentWindowMs: number;
   /** Told to clients in `welcome.heartbeat_ms` so they can spot a dead connection. */
@@ -139,6 +147,7 @@ export function createSessions(deps: SessionDeps): Sessions {
    */
   async function replayOf(user: string, position: StreamPosition, now: number): Promise<Replay> {
     const { after } = position;
+    await heldWritten(user);
     const head = deps.heads.position(user);
     const epoch = head?.epoch ?? deps.heads.epochOf(user);
     // Read before any `await`: what the head releases meanwhile is held for the release.
@@ -179,6 +188,16 @@ export function createSessions(deps: SessionDeps): Sessions {
     return await store.listPending(user);
   }
 
+  /**
+   * Waits until the user's items that went out before they were stored are stored: a
+   * replay reads them from the store, an ack or a read finds them there.
+   */
+  async function heldWritten(user: string) {
+    for (let held = deps.heads.whenStored?.(user); held; held = deps.heads.whenStored?.(user)) {
+      await held;
+    }
+  }
+
   function notify(user: string, event: UserEvent) {
     registry.peek("user", user)?.send(event);
   }
@@ -193,6 +212,7 @@ export function createSessions(deps: SessionDeps): Sessions {
 
   return {
     async attach(principal, outlet, position = {}) {
+      await deps.resumed?.();
       const { after } = position;
       const user = principal.id;
       await deps.admission?.admitConnection(principal);
@@ -253,6 +273,7 @@ export function createSessions(deps: SessionDeps): Sessions {
     detach,
     notify,
     async ack(user, id) {
+      await heldWritten(user);
       const ok = await store.ack(user, id, Date.now());
       if (ok) {
         metrics.acks.inc();
@@ -261,7 +282,10 @@ export function createSessions(deps: SessionDeps): Sessions {
       }
       return ok;
     },
-    read: (user, id) => store.markRead(user, id, Date.now()),
+    async read(user, id) {
+      await heldWritten(user);
+      return await store.markRead(user, id, Date.now());
+    },
     presence(user, session, status) {
       const conns = session === undefined
         ? hub.ofUser(user)

@@ -32,6 +32,13 @@ export const jobPrefix = () => ["job"] as const;
 export const jobTargetsKey = (id: string, i: number, token?: string) =>
   token === undefined ? ["job_targets", id, i] as const : ["job_targets", id, token, i] as const;
 
+/**
+ * The seqs assigned at creation to the users of target chunk `i` (same order, 0 for
+ * none), under the chunk's token.
+ */
+export const jobSeqsKey = (id: string, i: number, token: string) =>
+  ["job_seqs", id, token, i] as const;
+
 /** The last sequence number given to an item of a user's stream. */
 export const seqKey = (user: string) => ["seq", user] as const;
 /** An item of a user's stream. */

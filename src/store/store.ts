@@ -87,12 +87,17 @@ export interface EventStore {
    * first event's record when the id is known already, whoever published it: the record
    * is written only if the id is free, in the same commit that checks it, so of two
    * racing publishes exactly one creates it and the other reads the winner's record.
+   *
+   * `assigned` gives seqs some targets already took (from their live heads): they are
+   * stored with the job, durable before the answer, and the job writes those targets'
+   * items at exactly these seqs, after a restart too. Their items may then go out before
+   * the job writes them.
    */
   createEvent(
     envelope: Envelope,
     targets: string[],
     result: PublishResult,
-    options?: PublishOptions,
+    options?: PublishOptions & { assigned?: ReadonlyMap<string, number> },
   ): Promise<{ created: boolean; event: EventRecord }>;
   /**
    * Stores an event, its body and every target's stream entry (with its delivery record,

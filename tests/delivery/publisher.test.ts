@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createUserAudienceResolver } from "../../src/audience/audience.ts";
 import { createPublisher, SEND_NOW_TARGETS } from "../../src/delivery/publisher.ts";
+import { createStreamHeads } from "../../src/delivery/stream_heads.ts";
 import type { AppError } from "../../src/errors.ts";
 import type { Envelope } from "../../src/schemas/envelope.ts";
 import { createKvStore } from "../../src/store/kv_store.ts";
@@ -266,3 +267,87 @@ Deno.test("an ephemeral event to a small audience goes out before its publish an
     ]);
   }, { seqs });
 });
+
+for (const adapter of ["kv", "memory"] as const) {
+  Deno.test(`publisher on the ${adapter} store sends a large durable audience's items to users online before their batches are written, once`, async () => {
+    const { store, close } = await ADAPTERS[adapter]();
+    const released: { user: string; seq: number }[] = [];
+    const heads = createStreamHeads({
+      store,
+      release: (user, live) => released.push({ user, seq: live.item.seq }),
+      recentWindowMs: 60_000,
+      onError: (message) => {
+        throw new Error(message);
+      },
+    });
+    const targets = Array.from({ length: 1500 }, (_, i) => `u${i}`);
+    const online = ["u3", "u700", "u1499"];
+    for (const user of online) await heads.open(user);
+    // What each delivery finds stored for its users when it is handed on.
+    const deliveries: { users: string[]; storedBefore: number; held: number }[] = [];
+    const pending: Promise<void>[] = [];
+    const publisher = createPublisher({
+      store,
+      audience: createUserAudienceResolver({ maxAudience: 10_000 }),
+      deliverLive: (batch) => {
+        const entry = {
+          users: batch.items.map((i) => i.user),
+          storedBefore: 0,
+          held: batch.items.filter((i) => heads.whenStored(i.user)).length,
+        };
+        deliveries.push(entry);
+        pending.push(
+          Promise.all(batch.items.map((i) => store.readStream(i.user, 0, readAll)))
+            .then((reads) =>
+              void (entry.storedBefore = reads.filter((r) => r.items.length).length)
+            ),
+        );
+        for (const { user, item } of batch.items) {
+          if (!heads.has(user)) continue;
+          heads.settle(user, item.seq, { item, frame: `${item.seq}`, acceptedAt: item.at });
+        }
+      },
+      onError: (id, error) => {
+        throw new Error(`fan-out of ${id}: ${error}`);
+      },
+      syncFanoutLimit: 1000,
+      seqs: heads,
+    });
+    try {
+      const e = envelope(targets, "NOTIFICATION");
+      await publisher.publish(e);
+      // Handed on before any batch of the job: the online users' items, none stored yet.
+      const first = await waitFor(() => deliveries[0]);
+      await Promise.all(pending);
+      assert.deepEqual(first.users.toSorted(), online.toSorted());
+      assert.equal(first.storedBefore, 0, "sent before their entries were written");
+      assert.equal(first.held, 3, "their resumes, acks and reads wait for their entries");
+      await publisher.idle();
+      await Promise.all(pending);
+      assert.equal(heads.whenStored("u700"), undefined);
+      // Each online user got the item once, at the seq the job then wrote it at.
+      assert.deepEqual(released.map((r) => r.user).toSorted(), online.toSorted());
+      for (const { user, seq } of released) {
+        assert.deepEqual((await store.readStream(user, 0, readAll)).items.map((i) => i.seq), [seq]);
+      }
+      // The job's batches hand on the others only: 1,500 deliveries in all.
+      const handed = deliveries.flatMap((d) => d.users);
+      assert.equal(handed.length, 1500);
+      assert.equal(new Set(handed).size, 1500);
+    } finally {
+      close();
+    }
+  });
+}
+
+const readAll = { limit: 100, windowMs: 60_000, now: Date.now() };
+
+/** Polls `get` until it answers something, for at most two seconds. */
+async function waitFor<T>(get: () => T | undefined): Promise<T> {
+  for (let i = 0; i < 200; i++) {
+    const value = get();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error("timed out");
+}

@@ -8,16 +8,24 @@
 import assert from "node:assert/strict";
 import { SignJWT } from "jose";
 import * as keys from "../../src/store/keys.ts";
+import { createKvStore } from "../../src/store/kv_store.ts";
 import type { StreamItem } from "../../src/store/store.ts";
 import { bulkUserId, writeBulkDirectory } from "../_support/bulk_directory.ts";
 import { type ChildServer, spawnServer } from "../_support/process.ts";
 import { envelope, eventually, JWT_SECRET, SERVICE_KEY } from "../_support/server.ts";
+import { makeEnvelope, result } from "../_support/store.ts";
 import { connect, type Frame, type TestClient } from "../_support/ws_client.ts";
 
 const MEMBERS = 10_000;
 /** Connected members, spread over the audience (and so over the fan-out's batches). */
 const ONLINE = Array.from({ length: 40 }, (_, i) => bulkUserId(i * 250 + 7));
 const GROUP = "amphi-10k";
+/**
+ * A member whose socket closed just before the publishes, while their stream head stayed
+ * (their actor lingers): the durable item is assigned a seq from that head and goes to no
+ * socket; it comes late in the fan-out's order.
+ */
+const AWAY = bulkUserId(9_998);
 
 const token = (sub: string) =>
   new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setIssuedAt()
@@ -75,6 +83,10 @@ Deno.test("a SIGKILL during a 10,000-user fan-out loses nothing and reuses no se
       const { client, welcome } = await hello(first, user, {});
       sessions.push({ user, client, epoch: welcome.epoch });
     }
+    const away = await hello(first, AWAY, {});
+    await away.client.close();
+    // First to come back: before the restarted fan-out has written it.
+    sessions.unshift({ user: AWAY, client: away.client, epoch: away.welcome.epoch });
     await publish(first, before);
     await publish(first, durable);
     await publish(first, during);
@@ -107,6 +119,7 @@ Deno.test("a SIGKILL during a 10,000-user fan-out loses nothing and reuses no se
     for (const { user, client, epoch } of sessions) {
       const got = items(client.received);
       const after = got.reduce((max, f) => Math.max(max, f.seq), 0);
+      if (user === AWAY) assert.equal(got.length, 0, "away before the publishes");
       const again = await hello(second, user, { after, epoch });
       assert.notEqual(again.welcome.epoch, epoch, "a restart starts a new epoch");
       const missed = [...ephemeralIds].some((id) =>
@@ -178,6 +191,60 @@ Deno.test("a SIGKILL during a 10,000-user fan-out loses nothing and reuses no se
     assert.deepEqual(Object.fromEntries(counts), { 1: MEMBERS });
   } finally {
     kv.close();
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("after a SIGKILL, connections wait for the fan-outs that sent items before writing them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "relais-early-kill-" });
+  const path = `${dir}/relais.kv`;
+  const users = await writeBulkDirectory(path, MEMBERS, GROUP);
+  // What a process killed right after such a publish leaves: the user's head had reserved
+  // seqs 1–1000 and given seq 5 to the event, whose item went out before its job wrote
+  // anything. The user comes late in the job's order.
+  const user = bulkUserId(MEMBERS - 2);
+  const e = makeEnvelope("NOTIFICATION");
+  {
+    const kv = await Deno.openKv(path);
+    const store = createKvStore(kv, { recentWindowMs: 60_000 });
+    await store.reserveSeqs(user, 1000);
+    await store.createEvent(e, users, result(e, users.length), {
+      assigned: new Map([[user, 5]]),
+    });
+    kv.close();
+  }
+  const server = await spawnServer({
+    RELAIS_KV_PATH: path,
+    RELAIS_OUTBOX_DIR: `${dir}/outbox`,
+  });
+  try {
+    // The client had seen nothing of its stream: it comes back at once, and leaves again.
+    const first = await hello(server, user, { after: 0 });
+    await first.client.close();
+    await eventually(
+      async () => {
+        const res = await fetch(`${server.origin}/v1/events/${e.metadata.id}`, {
+          headers: { "x-api-key": SERVICE_KEY },
+        });
+        return (await res.json()).fan_out === "done";
+      },
+      60_000,
+      "the resumed fan-out to finish",
+    );
+    // Back from where that welcome left it; a live event after the replay as a barrier.
+    const again = await hello(server, user, {
+      after: first.welcome.seq,
+      epoch: first.welcome.epoch,
+    });
+    const marker = envelope([user]);
+    await publish(server, marker);
+    await again.client.next((f) => f.envelope?.metadata.id === idOf(marker), 20_000);
+    await again.client.close();
+    const got = [...items(first.client.received), ...items(again.client.received)]
+      .filter((f) => f.envelope.metadata.id === e.metadata.id);
+    assert.deepEqual(got.map((f) => f.seq), [5], "the item is replayed once, at its seq");
+  } finally {
+    await server.kill("SIGTERM");
   }
   await Deno.remove(dir, { recursive: true });
 });

@@ -33,6 +33,7 @@ Deno.test("event routes verify the service key once per request", async () => {
   const publisher: Publisher = {
     resumeUnfinished: () => Promise.resolve(0),
     idle: () => Promise.resolve(),
+    resumed: () => undefined,
     publish: (e) =>
       Promise.resolve({
         result: {

@@ -36,6 +36,7 @@ import {
   FANOUT_BATCH,
   FANOUT_BATCH_WIDE,
   type Job,
+  jobListKeys,
   laneKey,
   lanesFor,
   olderUnread,
@@ -48,6 +49,14 @@ const TARGET_CHUNK_CHARS = 24_000;
  * character past Latin-1 is stored in UTF-16), and a commit at most 800 KiB.
  */
 const TARGET_CHUNKS_PER_COMMIT = Math.floor(MAX_BYTES / (2 * TARGET_CHUNK_CHARS + 1024));
+/**
+ * Target chunks per commit when seqs are assigned: each chunk also has its seqs, one
+ * number per id (at most a fifth of its characters, see `chunkByChars`), at most nine
+ * bytes each.
+ */
+const SEQ_CHUNKS_PER_COMMIT = Math.floor(
+  MAX_BYTES / (2 * TARGET_CHUNK_CHARS + 9 * (TARGET_CHUNK_CHARS / 5) + 2048),
+);
 /** Envelopes kept in memory, most recently stored or read. */
 const ENVELOPE_CACHE = 5_000;
 
@@ -189,13 +198,18 @@ export function createKvEventStore(
     targets: string[],
     token: string,
     lanes: number,
+    assigned: ReadonlyMap<string, number> | undefined,
   ): Promise<number> {
     const chars = targets.reduce((sum, target) => sum + target.length + 4, 0);
     const ordered = targets.toSorted();
     const chunks = chunkByChars(ordered, Math.min(TARGET_CHUNK_CHARS, Math.ceil(chars / lanes)));
-    for (const group of chunk(chunks.map((c, i) => [i, c] as const), TARGET_CHUNKS_PER_COMMIT)) {
+    const perCommit = assigned ? SEQ_CHUNKS_PER_COMMIT : TARGET_CHUNKS_PER_COMMIT;
+    for (const group of chunk(chunks.map((c, i) => [i, c] as const), perCommit)) {
       const op = kv.atomic();
-      for (const [i, ids] of group) op.set(keys.jobTargetsKey(id, i, token), ids);
+      for (const [i, ids] of group) {
+        op.set(keys.jobTargetsKey(id, i, token), ids);
+        if (assigned) op.set(keys.jobSeqsKey(id, i, token), ids.map((u) => assigned.get(u) ?? 0));
+      }
       const res = await op.commit();
       if (!res.ok) throw new Error(`Cannot store the targets of event "${id}"`);
     }
@@ -240,7 +254,7 @@ export function createKvEventStore(
     envelope: Envelope,
     targets: string[],
     result: PublishResult,
-    publishOptions: PublishOptions = {},
+    publishOptions: PublishOptions & { assigned?: ReadonlyMap<string, number> } = {},
   ) {
     const id = envelope.metadata.id;
     if (targets.length === 0) return await createRecordOnly(envelope, result, publishOptions);
@@ -258,7 +272,8 @@ export function createKvEventStore(
     // job reads.
     const token = crypto.randomUUID();
     const wanted = lanesFor(targets.length);
-    const targetChunks = await writeTargets(id, targets, token, wanted);
+    const assigned = publishOptions.assigned?.size ? publishOptions.assigned : undefined;
+    const targetChunks = await writeTargets(id, targets, token, wanted, assigned);
     const lanes = Math.min(wanted, targetChunks);
     const op = kv.atomic().check({ key: keys.eventKey(id), versionstamp: null })
       .set(keys.eventKey(id), event);
@@ -274,16 +289,14 @@ export function createKvEventStore(
           offset: 0,
           targets: token,
           ...(lanes > 1 ? { lanes } : {}),
+          ...(assigned ? { seqs: true as const } : {}),
         } satisfies Job,
       );
     }
     const res = await op.commit();
     if (!res.ok) {
       try {
-        await deleteAll(
-          kv,
-          Array.from({ length: targetChunks }, (_, i) => keys.jobTargetsKey(id, i, token)),
-        );
+        await deleteAll(kv, jobListKeys(id, targetChunks, token, assigned !== undefined));
       } catch {
         // Left-over chunks are never read: no job names their token.
       }

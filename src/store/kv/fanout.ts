@@ -65,6 +65,44 @@ export interface Job {
   targets?: string;
   /** How many lanes the job runs in; absent: one (jobs written before lanes, small ones). */
   lanes?: number;
+  /** True when seqs were assigned at creation: each target chunk has its seqs beside it. */
+  seqs?: true;
+}
+
+/** The keys of a job's target chunks, and of their assigned seqs when it has them. */
+export function jobListKeys(id: string, chunks: number, token?: string, seqs = false) {
+  const out: Deno.KvKey[] = [];
+  for (let i = 0; i < chunks; i++) {
+    out.push(keys.jobTargetsKey(id, i, token));
+    if (seqs && token !== undefined) out.push(keys.jobSeqsKey(id, i, token));
+  }
+  return out;
+}
+
+/** A target chunk as a runner reads it: its users, and the seqs assigned to some of them. */
+interface TargetChunk {
+  ids: string[];
+  /** Seqs given to users at creation, written as they are (see `EventStore.createEvent`). */
+  assigned: Map<string, number> | undefined;
+}
+
+/** Reads target chunk `i` of `job`, with its assigned seqs when it has them. */
+async function readChunk(kv: Deno.Kv, job: Job, i: number): Promise<TargetChunk | null> {
+  if (!job.seqs || job.targets === undefined) {
+    const ids = (await kv.get<string[]>(keys.jobTargetsKey(job.id, i, job.targets))).value;
+    return ids && { ids, assigned: undefined };
+  }
+  const [ids, seqs] = await kv.getMany<[string[], number[]]>([
+    keys.jobTargetsKey(job.id, i, job.targets),
+    keys.jobSeqsKey(job.id, i, job.targets),
+  ]);
+  if (!ids.value) return null;
+  const assigned = new Map<string, number>();
+  ids.value.forEach((user, k) => {
+    const seq = seqs.value?.[k];
+    if (seq) assigned.set(user, seq);
+  });
+  return { ids: ids.value, assigned: assigned.size > 0 ? assigned : undefined };
 }
 
 /** The key of lane `lane` of event `id`'s job: the first lane's is the job's own key. */
@@ -263,10 +301,7 @@ export function createKvFanout(
   async function endLanes(event: EventRecord, job: Job) {
     const { id } = event;
     const lanes = job.lanes ?? 1;
-    await deleteAll(
-      kv,
-      Array.from({ length: job.chunks }, (_, i) => keys.jobTargetsKey(id, i, job.targets)),
-    );
+    await deleteAll(kv, jobListKeys(id, job.chunks, job.targets, job.seqs));
     for (let retries = 0;; retries++) {
       const entries = await kv.getMany<Job[]>(
         Array.from({ length: lanes }, (_, lane) => laneKey(id, lane)),
@@ -293,12 +328,22 @@ export function createKvFanout(
     const { id } = event;
     const key = laneKey(id, lane);
     const collapsing = collapses(event);
+    // Whether the job's chunks have assigned seqs beside them (then deleted with them).
+    let jobSeqs = false;
     // What one target writes at most: its item, delivery record, unread mark, stored seq
     // (without a head), pending ack, mail task, collapse replacement (the older item, its
     // unread mark and pending ack, the collapse mark); and checks: its stored seq (without
     // a head) and its collapse mark.
     const mutations = 4 + (event.ackRequired ? 1 : 0) + (plan ? 1 : 0) + (collapsing ? 4 : 0);
-    const checksOf = (user: string) => (taken.has(user) ? 0 : 1) + (collapsing ? 1 : 0);
+    // Seqs assigned at creation to users of the current chunk: written as they are.
+    let assigned: Map<string, number> | undefined;
+    /** Whether `user` writes at a seq of its own: taken from a head, or assigned. */
+    const headed = (user: string, given = assigned) => taken.has(user) || given?.has(user) === true;
+    /** The users who take a seq (from a head, or the stored one): those not assigned one. */
+    const free = (users: string[], given = assigned) =>
+      given ? users.filter((u) => !given.has(u)) : users;
+    const checksOf = (user: string, given = assigned) =>
+      (headed(user, given) ? 0 : 1) + (collapsing ? 1 : 0);
     // Long user ids make long keys: a batch stays under KV's total key size per commit,
     // counted in bytes (a 200-character id may take 600) over every key a target writes or
     // checks. Each names the user, its kind and at most a number; two of them name the
@@ -309,6 +354,7 @@ export function createKvFanout(
     const budgets = kvBudgetsOf(kv);
     // How many users a batch takes, and the most one commit holds under the budgets.
     const sizesOf = (ids: string[], chunks: number) => {
+      chunks *= jobSeqs ? 2 : 1;
       const longest = ids.reduce((most, u) => Math.max(most, keyPartBytes(u)), 0);
       const perTarget = keysPerTarget * (keyBytesOf() + longest) + shared;
       const most = Math.max(
@@ -344,27 +390,27 @@ export function createKvFanout(
     // stale read fails its commit's check, which then retries from fresh reads like any
     // conflict. At the end of a chunk, the next chunk's ids are read ahead too.
     let prefetched:
-      | { at: string; ids?: Promise<string[] | null>; ahead: Promise<Ahead> }
+      | { at: string; ids?: Promise<TargetChunk | null>; ahead: Promise<Ahead> }
       | undefined;
     /**
      * The users of a window a batch takes, its seqs taken. Users with a head need no
      * check: the batch ends where the checks of those without one would pass KV's bound
      * (the rest keep their seqs for the next batch).
      */
-    const cutOf = (window: string[]) => {
+    const cutOf = (window: string[], given = assigned) => {
       let checks = 1;
       let cut = 0;
-      while (cut < window.length && checks + checksOf(window[cut]) <= budgets.checks) {
-        checks += checksOf(window[cut]);
+      while (cut < window.length && checks + checksOf(window[cut], given) <= budgets.checks) {
+        checks += checksOf(window[cut], given);
         cut++;
       }
       return cut === window.length ? window : window.slice(0, Math.max(1, cut));
     };
-    const readAhead = async (window: string[]): Promise<Ahead> => {
+    const readAhead = async (window: string[], given = assigned): Promise<Ahead> => {
       // A take that fails is taken again, and fails the batch, when its turn comes.
-      await takeSeqs(source, window, taken).catch(() => {});
-      const users = cutOf(window);
-      const unheaded = users.filter((user) => !taken.has(user));
+      await takeSeqs(source, free(window, given), taken).catch(() => {});
+      const users = cutOf(window, given);
+      const unheaded = users.filter((user) => !headed(user, given));
       const [read, plans] = await Promise.all([
         getManyEntries<number>(kv, unheaded.map((u) => keys.seqKey(u))),
         plan?.(users, event),
@@ -387,13 +433,15 @@ export function createKvFanout(
         const job = jobEntry.value;
         // Ended, or (a lane) past its last chunk, waiting for the others.
         if (!job || job.chunk >= job.chunks) return;
+        jobSeqs = job.seqs === true;
         if (targets?.index !== job.chunk) {
-          const ids = prefetched?.ids && prefetched.at === `${job.chunk}:${job.offset}`
+          const read = prefetched?.ids && prefetched.at === `${job.chunk}:${job.offset}`
             ? await prefetched.ids
-            : (await kv.get<string[]>(keys.jobTargetsKey(id, job.chunk, job.targets))).value;
-          if (!ids) throw new Error(`Fan-out of event "${id}" lost target chunk ${job.chunk}`);
-          targets = { index: job.chunk, ids };
-          sizes = sizesOf(ids, job.chunks);
+            : await readChunk(kv, job, job.chunk);
+          if (!read) throw new Error(`Fan-out of event "${id}" lost target chunk ${job.chunk}`);
+          targets = { index: job.chunk, ids: read.ids };
+          assigned = read.assigned;
+          sizes = sizesOf(read.ids, job.chunks);
         }
         const window = windowOf(targets.ids, job.offset, sizes);
         const at = `${job.chunk}:${job.offset}`;
@@ -404,7 +452,7 @@ export function createKvFanout(
         dropSeqs(source, taken, new Set(window));
         // Seqs first, before anything is read for the batch: heads hand them in the order
         // writes arrive.
-        await takeSeqs(source, window, taken);
+        await takeSeqs(source, free(window), taken);
         const users = cutOf(window);
         // Planned once per batch (a retry of the same batch with the same cut keeps it).
         const planKey = `${at}:${users.length}`;
@@ -416,13 +464,13 @@ export function createKvFanout(
         // The stored last seq of each user without a head, as read (ahead, or now for those
         // that had a head then and lost it since).
         const stored = ahead?.seqs ?? new Map<string, Deno.KvEntryMaybe<number>>();
-        const unread = users.filter((user) => !taken.has(user) && !stored.has(user));
+        const unread = users.filter((user) => !headed(user) && !stored.has(user));
         const read = await getManyEntries<number>(kv, unread.map((u) => keys.seqKey(u)));
         unread.forEach((user, i) => stored.set(user, read[i]));
         // A head that opened (or began to) since the take reserved its range above what was
         // just read: such a user takes from it instead, or this write could land inside the
         // head's range.
-        await takeSeqs(source, users, taken);
+        await takeSeqs(source, free(users), taken);
         // The older unread item each user has under the same collapse key, if any.
         const older = collapsing
           ? await olderUnread(kv, users, event.collapseKey!, plans)
@@ -435,7 +483,7 @@ export function createKvFanout(
           items.push(
             addTargetItem(op, event, {
               user,
-              seq: taken.get(user) ?? stored.get(user)!,
+              seq: assigned?.get(user) ?? taken.get(user) ?? stored.get(user)!,
               ...(plans?.[i] ? { plan: plans[i] } : {}),
               ...older?.[i],
             }, context),
@@ -451,7 +499,9 @@ export function createKvFanout(
         const ends = done && lanes === 1;
         if (ends) {
           op.delete(key);
-          for (let i = 0; i < job.chunks; i++) op.delete(keys.jobTargetsKey(id, i, job.targets));
+          for (const listKey of jobListKeys(id, job.chunks, job.targets, job.seqs)) {
+            op.delete(listKey);
+          }
           op.set(keys.eventKey(id), { ...event, fanningOut: false });
         } else {
           op.set(key, next);
@@ -462,10 +512,12 @@ export function createKvFanout(
             if (next.chunk === job.chunk) {
               prefetched = { at, ahead: readAhead(windowOf(targets.ids, next.offset, sizes)) };
             } else {
-              const ids = kv.get<string[]>(keys.jobTargetsKey(id, next.chunk, job.targets))
-                .then((entry) => entry.value);
-              const ahead = ids.then((list) =>
-                readAhead(list ? windowOf(list, 0, sizesOf(list, job.chunks)) : [])
+              const ids = readChunk(kv, job, next.chunk);
+              // The next chunk's read ahead takes no seq for the users it assigned.
+              const ahead = ids.then((read) =>
+                read
+                  ? readAhead(windowOf(read.ids, 0, sizesOf(read.ids, job.chunks)), read.assigned)
+                  : readAhead([])
               );
               prefetched = { at, ids, ahead };
             }

@@ -30,6 +30,8 @@ export interface MailTaskSink {
 export interface MemoryJob {
   targets: string[];
   offset: number;
+  /** Seqs assigned at creation, by user: written as they are. */
+  assigned?: Map<string, number>;
 }
 
 /** Everything kept about one published event. */

@@ -54,7 +54,7 @@ export function createMemoryEventStore(
     envelope: Envelope,
     targets: string[],
     result: PublishResult,
-    options: PublishOptions = {},
+    options: PublishOptions & { assigned?: ReadonlyMap<string, number> } = {},
   ) {
     const known = state.events.get(envelope.metadata.id);
     if (known) return Promise.resolve({ created: false, event: copy(known.record) });
@@ -62,7 +62,13 @@ export function createMemoryEventStore(
       fanningOut: targets.length > 0,
       publishedBy: options.publishedBy,
     });
-    if (targets.length > 0) event.job = { targets: [...targets], offset: 0 };
+    if (targets.length > 0) {
+      event.job = {
+        targets: [...targets],
+        offset: 0,
+        ...(options.assigned?.size ? { assigned: new Map(options.assigned) } : {}),
+      };
+    }
     state.events.set(event.record.id, event);
     return Promise.resolve({ created: true, event: copy(event.record) });
   }
@@ -126,7 +132,9 @@ export function createMemoryEventStore(
         // The job moves forward only: seqs taken for a batch another runner wrote
         // meanwhile will not be written by this one.
         dropSeqs(source, taken, new Set(users));
-        const ready = takeSeqs(source, users, taken);
+        // Users assigned a seq at creation are written at it, and take none.
+        const given = job.assigned;
+        const ready = takeSeqs(source, given ? users.filter((u) => !given.has(u)) : users, taken);
         let plans: TargetPlan[] | undefined;
         // Between batches, other publishes and reads run, as they would between commits.
         if (plan) plans = await whileTaking(ready, () => plan(users, copy(event.record)));
@@ -138,7 +146,9 @@ export function createMemoryEventStore(
           addTargetItem(state, event, {
             user,
             ...(plans?.[i] ? { plan: plans[i] } : {}),
-            ...(taken.has(user) ? { seq: taken.get(user)! } : {}),
+            ...(given?.has(user) || taken.has(user)
+              ? { seq: given?.get(user) ?? taken.get(user)! }
+              : {}),
           }, now)
         );
         for (const user of users) taken.delete(user);

@@ -168,6 +168,38 @@ export function eventStoreContract(contract: Contract): void {
     assert.equal((await store.getStatus(third.metadata.id))!.acked_all, true);
   });
 
+  test("writes the targets assigned a seq at creation at exactly that seq", async (store) => {
+    const targets = users(300);
+    // u3 and u250 took seqs from their heads (ranges reserved in the store) before the
+    // event was created; the others have none.
+    const three = (await store.reserveSeqs("u3", 10))!;
+    const far = (await store.reserveSeqs("u250", 10))!;
+    const assigned = new Map([["u3", three.from + 4], ["u250", far.from]]);
+    const e = makeEnvelope("NOTIFICATION", { ack: true });
+    await store.createEvent(e, targets, result(e, targets.length), { assigned });
+    const asked: string[] = [];
+    const items: FanoutBatch["items"] = [];
+    await store.runFanout(e.metadata.id, (batch) => void items.push(...batch.items), {
+      seqs: {
+        take: (user) => void asked.push(user),
+        drop: () => {},
+      },
+    });
+    assert.equal(items.length, 300);
+    assert.equal(asked.includes("u3") || asked.includes("u250"), false, "no seq taken again");
+    for (const [user, seq] of assigned) {
+      assert.equal(items.find((i) => i.user === user)?.item.seq, seq);
+      assert.deepEqual((await readAll(store, user)).items.map((i) => i.seq), [seq]);
+      assert.deepEqual((await store.listPending(user)).map((p) => p.seq), [seq]);
+      // The stored last seq is the reservation's: written at a head's seq, it is not moved.
+      assert.equal(await store.lastSeq(user), user === "u3" ? three.to : far.to);
+    }
+    // The others got the next seq of their stored streams.
+    assert.equal(items.find((i) => i.user === "u7")?.item.seq, 1);
+    assert.equal((await store.getStatus(e.metadata.id))?.pending_users.length, 100);
+    assert.deepEqual(await store.unfinishedFanouts(), []);
+  });
+
   test("plans each target of a fan-out job: quiet items and mail tasks", async (store, h) => {
     const e = makeEnvelope("NOTIFICATION");
     const targets = users(150);
