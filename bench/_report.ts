@@ -274,12 +274,6 @@ interface TargetRow {
 }
 
 /**
- * KV values an online recipient of a NOTIFICATION costs: its stream item, its unread mark
- * and its delivery record in the fan-out's commit, then the record again once delivered.
- */
-const NOTIFICATION_VALUES = 4;
-
-/**
  * Keys a durable message to `members` writes (counted in the chat scenario): its record,
  * its client id, the conversation's head, the sender's member record and unread count (its
  * read position moves to the message), the others' unread counts, an item in each
@@ -421,18 +415,10 @@ export function targetRows(
     1.0,
   );
   if (!n) nRow.measured = fanNote("notification");
-  // What the store allows, even at the best rate Deno KV writes on this disk (keys adjacent).
-  const adjacent = machine.kvCommitsPerSecond?.adjacentMutations;
-  const sio = n?.deliveriesPerSecond?.socketio;
-  if (adjacent && typeof sio === "number" && sio > 0) {
-    const cap = (values: number) => adjacent / values;
-    nRow.bound = `the store: ≤ ${fmt(cap(NOTIFICATION_VALUES) / sio)}× (${NOTIFICATION_VALUES} ` +
-      `KV values per online recipient at ${fmt(adjacent)} mutations/s, keys adjacent: ≤ ${
-        fmt(Math.round(cap(NOTIFICATION_VALUES)))
-      } deliveries/s; ${NOTIFICATION_VALUES - 1} without the record's second write: ≤ ${
-        fmt(cap(NOTIFICATION_VALUES - 1) / sio)
-      }×)`;
-  }
+  // The targets online get it from memory before the job writes their entries: the bound
+  // is the one of every fan-out, one actor step per recipient (the writes follow the sends).
+  const nBound = socketIoStepBound(nSize ?? 0, n?.deliveriesPerSecond, machine.actorStep);
+  if (nBound) nRow.bound = `${nBound}; the job's writes follow the sends`;
   rows.push(nRow);
   // relais on Node against Socket.IO, both on Node, REALTIME at the same sizes as above.
   const nodeSizes = kindSizes("realtime").filter((s) => s >= 5000);
