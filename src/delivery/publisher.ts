@@ -92,6 +92,11 @@ export interface PublisherDeps {
   plan?(envelope: Envelope): FanoutPlanner | undefined;
   /** Reports a background fan-out failure. */
   onError(id: string, error: unknown): void;
+  /**
+   * Told where a batch wrote the delivery record of an item that went out before it was
+   * written (its delivery was recorded without it; see `DeliveryRecorder.written`).
+   */
+  onWritten?(id: string, user: string, written: { seq: number; version: string }): void;
   /** Audiences up to this size are written before the publish answers. */
   syncFanoutLimit: number;
   /**
@@ -193,6 +198,25 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     return true;
   }
 
+  /**
+   * A committed batch without the items that went out before they were written: they are
+   * stored now, and released (where their delivery records landed is told). After a
+   * restart none is held: they go out as the job writes them.
+   */
+  function unheld(batch: FanoutBatch): FanoutBatch {
+    const heads = deps.seqs!;
+    const { version } = batch;
+    const items = batch.items.filter(({ user, item, pending }) => {
+      if (!heads.stored!(user, item.seq)) return true;
+      // Read back, as live delivery does, when an ack may have moved it already.
+      if (version && item.durable && !pending) {
+        deps.onWritten?.(batch.event.id, user, { seq: item.seq, version });
+      }
+      return false;
+    });
+    return { ...batch, items };
+  }
+
   async function run(
     id: string,
     known?: Envelope,
@@ -214,17 +238,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     try {
       await deps.store.runFanout(
         id,
-        // Items that went out before they were stored are not sent again: stored, they
-        // are released. (After a restart none is held: they go out as the job writes them.)
-        (batch) =>
-          deliverLive(
-            heads?.stored
-              ? { ...batch, items: batch.items.filter((i) => !heads.stored!(i.user, i.item.seq)) }
-              : batch,
-            json,
-            envelope,
-            trace,
-          ),
+        (batch) => deliverLive(heads?.stored ? unheld(batch) : batch, json, envelope, trace),
         { ...(plan ? { plan } : {}), ...(heads ? { seqs: heads } : {}) },
       );
     } finally {

@@ -286,6 +286,8 @@ for (const adapter of ["kv", "memory"] as const) {
     // What each delivery finds stored for its users when it is handed on.
     const deliveries: { users: string[]; storedBefore: number; held: number }[] = [];
     const pending: Promise<void>[] = [];
+    // Where the job wrote the delivery records of the items sent ahead (with a version).
+    const placed: { user: string; seq: number }[] = [];
     const publisher = createPublisher({
       store,
       audience: createUserAudienceResolver({ maxAudience: 10_000 }),
@@ -312,6 +314,7 @@ for (const adapter of ["kv", "memory"] as const) {
       },
       syncFanoutLimit: 1000,
       seqs: heads,
+      onWritten: (_, user, written) => void placed.push({ user, seq: written.seq }),
     });
     try {
       const e = envelope(targets, "NOTIFICATION");
@@ -330,6 +333,11 @@ for (const adapter of ["kv", "memory"] as const) {
       for (const { user, seq } of released) {
         assert.deepEqual((await store.readStream(user, 0, readAll)).items.map((i) => i.seq), [seq]);
       }
+      // Their records' places are told, for their deliveries to be marked without a read.
+      assert.deepEqual(
+        placed.toSorted((a, b) => a.user.localeCompare(b.user)),
+        adapter === "kv" ? released.toSorted((a, b) => a.user.localeCompare(b.user)) : [],
+      );
       // The job's batches hand on the others only: 1,500 deliveries in all.
       const handed = deliveries.flatMap((d) => d.users);
       assert.equal(handed.length, 1500);

@@ -67,7 +67,12 @@ Deno.test("a user actor in a shared system ends through the registry with its ti
     store: createMemoryStore({ recentWindowMs: 60_000 }),
     hub: createHub(),
     metrics: createMetrics({ defaultMetrics: false }),
-    recorder: { add() {}, flush: () => Promise.resolve(), close: () => Promise.resolve() },
+    recorder: {
+      add() {},
+      written() {},
+      flush: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    },
     ackBaseMs: 60_000,
     idleMs: 60_000,
     clock,
@@ -108,7 +113,12 @@ Deno.test("a passivated user actor is forgotten by the registry and rebuilt on d
     store: createMemoryStore({ recentWindowMs: 60_000 }),
     hub,
     metrics: createMetrics({ defaultMetrics: false }),
-    recorder: { add() {}, flush: () => Promise.resolve(), close: () => Promise.resolve() },
+    recorder: {
+      add() {},
+      written() {},
+      flush: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    },
     ackBaseMs: 60_000,
     idleMs: 20,
     onError: (message, error) => {
@@ -173,6 +183,7 @@ Deno.test("a connected user's failing actor is rebuilt at once with its connecti
     add(id) {
       if (id === "poison") throw new Error(`Cannot record "${id}"`);
     },
+    written() {},
     flush: () => Promise.resolve(),
     close: () => Promise.resolve(),
   };
@@ -268,7 +279,12 @@ Deno.test("a user's stream head ends with their actor, but not when a connected 
     heads,
     hub,
     metrics: createMetrics({ defaultMetrics: false }),
-    recorder: { add() {}, flush: () => Promise.resolve(), close: () => Promise.resolve() },
+    recorder: {
+      add() {},
+      written() {},
+      flush: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    },
     ackBaseMs: 60_000,
     idleMs: 60_000,
     onError: (message) => errors.push(message),

@@ -36,6 +36,7 @@ async function harness(pacing: Pacing, clock?: SimulatedClock) {
   const recorded: string[] = [];
   const recorder: DeliveryRecorder = {
     add: (id) => void recorded.push(id),
+    written() {},
     flush: () => Promise.resolve(),
     close: () => Promise.resolve(),
   };

@@ -1,0 +1,59 @@
+/** The delivery recorder: batched records, and those of items sent before they were written. */
+
+import assert from "node:assert/strict";
+import { createDeliveryRecorder } from "../../src/delivery/recorder.ts";
+import type { DeliveredEntry } from "../../src/store/store.ts";
+
+/** A recorder over a store that keeps what it is asked to mark. */
+function setup(stored?: (user: string) => Promise<void> | undefined) {
+  const marked: DeliveredEntry[][] = [];
+  const recorder = createDeliveryRecorder(
+    { markDelivered: (entries) => Promise.resolve(void marked.push(entries)) },
+    {
+      intervalMs: 60_000,
+      onError: (error) => {
+        throw error;
+      },
+      ...(stored ? { stored } : {}),
+    },
+  );
+  return { recorder, marked };
+}
+
+Deno.test("a delivery sent before its record was written waits for it, then marks it where it landed", async () => {
+  let land!: () => void;
+  const held = new Promise<void>((resolve) => land = resolve);
+  let landed = false;
+  const { recorder, marked } = setup((user) => user === "camille" && !landed ? held : undefined);
+  recorder.add("e1", "camille");
+  recorder.add("e1", "dmitri");
+  const flushed = recorder.flush();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(marked.length, 0, "nothing is marked while a record is not written");
+  // The batch lands: where it wrote camille's record is told, then her item is stored.
+  recorder.written("e1", "camille", { seq: 7, version: "00000000000000010000" });
+  landed = true;
+  land();
+  await flushed;
+  assert.deepEqual(marked, [[
+    { id: "e1", user: "camille", written: { seq: 7, version: "00000000000000010000" } },
+    { id: "e1", user: "dmitri" },
+  ]]);
+});
+
+Deno.test("a record's place serves one delivery of its event and user only", async () => {
+  const { recorder, marked } = setup();
+  recorder.written("e1", "camille", { seq: 7, version: "00000000000000010000" });
+  recorder.add("e2", "camille");
+  recorder.add("e1", "camille", true);
+  await recorder.flush();
+  recorder.add("e1", "camille");
+  await recorder.flush();
+  recorder.add("e1", "camille");
+  await recorder.flush();
+  assert.deepEqual(marked, [
+    [{ id: "e2", user: "camille" }, { id: "e1", user: "camille", ephemeral: true }],
+    [{ id: "e1", user: "camille", written: { seq: 7, version: "00000000000000010000" } }],
+    [{ id: "e1", user: "camille" }],
+  ]);
+});
