@@ -228,6 +228,8 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     const json = JSON.stringify(toClientEnvelope(envelope));
     const plan = deps.plan?.(envelope);
     const heads = deps.seqs;
+    // On the next turn of the event loop: the publish is answered before the sends.
+    if (early) await new Promise((resolve) => setTimeout(resolve, 0));
     const ahead = early &&
       await deliverEarly(early.event, early.seqs, {
         json,
