@@ -191,7 +191,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
       const seq = early.get(user)!;
       const plan = plans?.[i];
       const { item, pending } = targetItem(event, { seq, now: at, ...(plan ? { plan } : {}) });
-      if (!item.quiet) heads.hold!(user, seq);
+      if (!item.quiet) heads.hold!(user, item, live.json);
       return { user, item, ...(pending ? { pending } : {}) };
     });
     deliverLive({ event, items }, live.json, live.envelope, live.trace);

@@ -113,11 +113,12 @@ export interface StreamHeads extends SeqSource, StreamEpochs {
   /** How many heads are open. */
   size(): number;
   /**
-   * Marks `user`'s item at `seq` as passed on before it is stored (a durable item that
-   * goes out ahead of its fan-out's write): the user's resumes, acks and reads wait for
+   * Marks `user`'s `item` as passed on before it is stored (a durable item that goes out
+   * ahead of its fan-out's write), `json` its event's client envelope: a resume in the
+   * head's epoch replays it from here (see `recent`), acks and reads of the user wait for
    * it ({@linkcode StreamHeads.whenStored}).
    */
-  hold(user: string, seq: number): void;
+  hold(user: string, item: StreamItem, json: string): void;
   /** A held item is stored now: answers whether it was held. */
   stored(user: string, seq: number): boolean;
   /**
@@ -125,8 +126,11 @@ export interface StreamHeads extends SeqSource, StreamEpochs {
    * writes it): a resume from below it is not provably complete.
    */
   lost(user: string, seq: number): void;
-  /** Settles once every item of `user` held now is stored or lost; none when none is held. */
-  whenStored(user: string): Promise<void> | undefined;
+  /**
+   * Settles once every item of `user` held now is stored or lost; none when none is held,
+   * or (with `below`) when none held is below that seq.
+   */
+  whenStored(user: string, below?: number): Promise<void> | undefined;
   /**
    * `users` in the order to visit them in: those with a head in the order their heads
    * opened, the others after them as given, each once. A user's head, actor, session and
@@ -174,7 +178,8 @@ interface Head extends HeadPosition {
 
 /** The items of one user passed on before they were stored. */
 interface Held {
-  seqs: Set<number>;
+  /** Each held item by seq, with its event's client envelope JSON. */
+  items: Map<number, { item: StreamItem; json: string }>;
   done: Promise<void>;
   resolve(): void;
 }
@@ -196,8 +201,8 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
 
   function unhold(user: string, seq: number): boolean {
     const entry = held.get(user);
-    if (!entry?.seqs.delete(seq)) return false;
-    if (entry.seqs.size === 0) {
+    if (!entry?.items.delete(seq)) return false;
+    if (entry.items.size === 0) {
       held.delete(user);
       entry.resolve();
     }
@@ -456,6 +461,16 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
           frame: () => json === undefined ? frame! : encodeEventFrame(item.seq, json),
         });
       }
+      // Durable items passed on before they were stored, in this head's epoch.
+      const unstored = held.get(user)?.items;
+      if (unstored) {
+        for (const [seq, { item, json }] of unstored) {
+          if (seq > after && seq >= head.start) {
+            items.push({ item, frame: () => encodeEventFrame(seq, json) });
+          }
+        }
+        items.sort((a, b) => a.item.seq - b.item.seq);
+      }
       // Complete while no ephemeral item after `after` left the window (the window holds
       // all of this head's from `floor` on, and there were none before `start`), and no
       // item went out late, below a position the client may have reached before it did.
@@ -466,15 +481,15 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
         complete: head.floor <= Math.max(after + 1, head.start) && !missedLate && !missedLost,
       };
     },
-    hold(user, seq) {
+    hold(user, item, json) {
       let entry = held.get(user);
       if (!entry) {
         let resolve!: () => void;
         const done = new Promise<void>((r) => resolve = r);
-        entry = { seqs: new Set(), done, resolve };
+        entry = { items: new Map(), done, resolve };
         held.set(user, entry);
       }
-      entry.seqs.add(seq);
+      entry.items.set(item.seq, { item, json });
     },
     stored: unhold,
     lost(user, seq) {
@@ -482,7 +497,13 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
       const head = heads.get(user);
       if (head && seq >= head.start) head.lostUpTo = Math.max(head.lostUpTo ?? 0, seq);
     },
-    whenStored: (user) => held.get(user)?.done,
+    whenStored(user, below) {
+      const entry = held.get(user);
+      if (!entry) return undefined;
+      if (below === undefined) return entry.done;
+      for (const seq of entry.items.keys()) if (seq < below) return entry.done;
+      return undefined;
+    },
     epochOf: (user) => follow?.epoch() ?? heads.get(user)?.epoch ?? idleEpoch,
     size: () => heads.size,
     order(users) {

@@ -147,7 +147,10 @@ export function createSessions(deps: SessionDeps): Sessions {
    */
   async function replayOf(user: string, position: StreamPosition, now: number): Promise<Replay> {
     const { after } = position;
-    await heldWritten(user);
+    // Items sent before they were stored are replayed from the head that sent them; those
+    // of an earlier head (the user's actor ended and began again meanwhile) from the store,
+    // once stored.
+    await heldWritten(user, () => deps.heads.position(user)?.start ?? Infinity);
     const head = deps.heads.position(user);
     const epoch = head?.epoch ?? deps.heads.epochOf(user);
     // Read before any `await`: what the head releases meanwhile is held for the release.
@@ -161,8 +164,11 @@ export function createSessions(deps: SessionDeps): Sessions {
       upTo: last,
     });
     const items: ReplayItem[] = stored.items.map((item) => ({ item }));
+    // An item the head held may have been stored since the head was read: once.
+    const read = new Set(stored.items.map((item) => item.seq));
     for (const r of recent?.items ?? []) {
       if (r.item.seq > last) break;
+      if (read.has(r.item.seq)) continue;
       if (r.item.exp !== undefined && r.item.exp <= now) continue;
       items.push({ item: r.item, frame: r.frame });
     }
@@ -192,10 +198,9 @@ export function createSessions(deps: SessionDeps): Sessions {
    * Waits until the user's items that went out before they were stored are stored: a
    * replay reads them from the store, an ack or a read finds them there.
    */
-  async function heldWritten(user: string) {
-    for (let held = deps.heads.whenStored?.(user); held; held = deps.heads.whenStored?.(user)) {
-      await held;
-    }
+  async function heldWritten(user: string, below?: () => number) {
+    const next = () => deps.heads.whenStored?.(user, below?.());
+    for (let held = next(); held; held = next()) await held;
   }
 
   function notify(user: string, event: UserEvent) {

@@ -203,3 +203,42 @@ Deno.test("a take while the head is opening waits for its range", async () => {
   assert.equal(await taken, start);
   assert.equal(heads.take("camille"), start + 1);
 });
+
+Deno.test("a durable item passed on before it is stored is replayed from its head until it is", async () => {
+  const { heads } = setup({ leaseSize: 10 });
+  const head = await heads.open("camille");
+  const seq = heads.take("camille") as number;
+  const item = live(seq, { durable: true }).item;
+  heads.hold("camille", item, JSON.stringify({ id: item.id }));
+  heads.settle("camille", seq, live(seq, { durable: true }));
+  const read = heads.recent("camille", head.released - 1)!;
+  assert.deepEqual(read.items.map((r) => r.item.seq), [seq]);
+  assert.equal(read.items[0].frame(), encodeEventFrame(seq, JSON.stringify({ id: item.id })));
+  assert.equal(read.complete, true);
+  // Acks and reads wait for it; a resume in this head's epoch need not.
+  assert.ok(heads.whenStored("camille"));
+  assert.equal(heads.whenStored("camille", head.start), undefined);
+  assert.ok(heads.whenStored("camille", seq + 1), "a later head's resume waits for it");
+  const written = heads.whenStored("camille")!;
+  assert.equal(heads.stored("camille", seq), true);
+  await written;
+  assert.equal(heads.stored("camille", seq), false, "once");
+  assert.deepEqual(
+    heads.recent("camille", head.released - 1)!.items,
+    [],
+    "read from the store now",
+  );
+});
+
+Deno.test("a held item that will not be stored makes a resume from below it incomplete", async () => {
+  const { heads } = setup({ leaseSize: 10 });
+  await heads.open("camille");
+  const seq = heads.take("camille") as number;
+  const item = live(seq, { durable: true }).item;
+  heads.hold("camille", item, "{}");
+  heads.settle("camille", seq, live(seq, { durable: true }));
+  heads.lost("camille", seq);
+  assert.equal(heads.whenStored("camille"), undefined);
+  assert.equal(heads.recent("camille", seq - 1)!.complete, false);
+  assert.equal(heads.recent("camille", seq)!.complete, true, "a client past it had it");
+});
