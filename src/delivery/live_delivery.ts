@@ -67,7 +67,9 @@ export function createLiveDelivery(deps: LiveDeliveryDeps): LiveDelivery {
       const { metadata, routing } = envelope;
       const pace = paceOf(envelope);
       let quiet = false;
-      for (const { user, item, pending, replaces } of batch.items) {
+      for (const { user, item, pending, replaces, sent } of batch.items) {
+        // Out already, before the batch wrote it.
+        if (sent) continue;
         // Recorded for order and email only: the user turned the in-app channel off. Its
         // seq is done all the same.
         if (item.quiet) {

@@ -6,7 +6,9 @@
  * publish answers, then pushed to the targets online. A large audience's event is stored
  * with its job and, with it, the seqs its online targets take from their heads: those
  * targets get it from memory at once, and the job writes their entries at these seqs
- * afterwards (after a restart too); the others get it as its batches land. An ephemeral one (REALTIME or SYSTEM without ack) is stored once, as its record, and
+ * afterwards (after a restart too); the others get it as its batches land.
+ *
+ * An ephemeral one (REALTIME or SYSTEM without ack) is stored once, as its record, and
  * goes from memory to the targets that have a live stream head: each takes a seq from
  * the head, and nothing is written per target. Targets without a head are offline and
  * would only find it expired when they come back.
@@ -194,27 +196,30 @@ export function createPublisher(deps: PublisherDeps): Publisher {
       if (!item.quiet) heads.hold!(user, item, live.json);
       return { user, item, ...(pending ? { pending } : {}) };
     });
-    deliverLive({ event, items }, live.json, live.envelope, live.trace);
+    deliverLive({ event, items, ahead: true }, live.json, live.envelope, live.trace);
     return true;
   }
 
   /**
-   * A committed batch without the items that went out before they were written: they are
-   * stored now, and released (where their delivery records landed is told). After a
-   * restart none is held: they go out as the job writes them.
+   * A committed batch, its items that went out before they were written marked `sent`:
+   * they are stored now, and released (where their delivery records landed is told).
+   * After a restart none is held: they go out as the job writes them.
    */
   function unheld(batch: FanoutBatch): FanoutBatch {
     const heads = deps.seqs!;
     const { version } = batch;
-    const items = batch.items.filter(({ user, item, pending }) => {
-      if (!heads.stored!(user, item.seq)) return true;
+    let sent = false;
+    const items = batch.items.map((entry) => {
+      const { user, item, pending } = entry;
+      if (!heads.stored!(user, item.seq)) return entry;
+      sent = true;
       // Read back, as live delivery does, when an ack may have moved it already.
       if (version && item.durable && !pending) {
         deps.onWritten?.(batch.event.id, user, { seq: item.seq, version });
       }
-      return false;
+      return { ...entry, sent: true as const };
     });
-    return { ...batch, items };
+    return sent ? { ...batch, items } : batch;
   }
 
   async function run(

@@ -284,6 +284,8 @@ export function createPusher(deps: PusherDeps): Pusher {
     async enqueue(batch, envelope) {
       if (envelope.metadata.type !== "NOTIFICATION") return undefined;
       if (!envelope.routing.channels.includes("inapp")) return undefined;
+      // Nothing of it is stored yet (a push reads its item): its batches queue the pushes.
+      if (batch.ahead) return undefined;
       const tasks: PushTask[] = [];
       const { id } = batch.event;
       const offline = batch.items.filter(({ user, item }) => item.durable && !deps.isLive(user));

@@ -161,7 +161,14 @@ export interface FanoutBatch {
     pending?: PendingAck;
     /** The older unread item (same collapse key) this one replaced. */
     replaces?: { id: string; seq: number };
+    /** It went out live before this batch wrote it: not to be sent again. */
+    sent?: true;
   }[];
+  /**
+   * The items went out before any was written (see `EventStore.createEvent`'s
+   * `assigned`): only live delivery takes such a batch; its batches say the rest.
+   */
+  ahead?: true;
   /**
    * The version of the commit that wrote the batch (a KV versionstamp), when the store
    * has one: every delivery record of the batch carries it, so a delivery is marked

@@ -288,12 +288,15 @@ for (const adapter of ["kv", "memory"] as const) {
     const pending: Promise<void>[] = [];
     // Where the job wrote the delivery records of the items sent ahead (with a version).
     const placed: { user: string; seq: number }[] = [];
+    // The items the job's batches say went out before they wrote them.
+    const resent: string[] = [];
     const publisher = createPublisher({
       store,
       audience: createUserAudienceResolver({ maxAudience: 10_000 }),
       deliverLive: (batch) => {
+        if (!batch.ahead) resent.push(...batch.items.filter((i) => i.sent).map((i) => i.user));
         const entry = {
-          users: batch.items.map((i) => i.user),
+          users: batch.items.filter((i) => !i.sent).map((i) => i.user),
           storedBefore: 0,
           held: batch.items.filter((i) => heads.whenStored(i.user)).length,
         };
@@ -304,8 +307,9 @@ for (const adapter of ["kv", "memory"] as const) {
               void (entry.storedBefore = reads.filter((r) => r.items.length).length)
             ),
         );
-        for (const { user, item } of batch.items) {
-          if (!heads.has(user)) continue;
+        // As live delivery does: an item that went out already is not sent again.
+        for (const { user, item, sent } of batch.items) {
+          if (sent || !heads.has(user)) continue;
           heads.settle(user, item.seq, { item, frame: `${item.seq}`, acceptedAt: item.at });
         }
       },
@@ -338,6 +342,8 @@ for (const adapter of ["kv", "memory"] as const) {
         placed.toSorted((a, b) => a.user.localeCompare(b.user)),
         adapter === "kv" ? released.toSorted((a, b) => a.user.localeCompare(b.user)) : [],
       );
+      // The job's batches say which went out already (pushes are queued from them).
+      assert.deepEqual(resent.toSorted(), online.toSorted());
       // The job's batches hand on the others only: 1,500 deliveries in all.
       const handed = deliveries.flatMap((d) => d.users);
       assert.equal(handed.length, 1500);

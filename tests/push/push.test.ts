@@ -419,3 +419,28 @@ Deno.test("a notification too long for one push is shortened to fit, its title a
     await push.close();
   }
 });
+
+Deno.test("a user whose socket closed gets the push of a large audience's notification sent ahead of its writes", async () => {
+  const push = startPushService();
+  const server = await startServer();
+  try {
+    // Last in the fan-out's order, with a stream head still open (her actor lingers) and no
+    // socket: the item goes to her head before the job writes it, and the push must wait
+    // for that write (a push reads the stored item).
+    const lea = await push.subscriber("lea");
+    await subscribe(server, "zz-lea", lea);
+    const { client } = await server.login("zz-lea");
+    await client.close();
+    const others = Array.from({ length: 1500 }, (_, i) => `member-${String(i).padStart(4, "0")}`);
+    const sent = envelope([...others, "zz-lea"]);
+    assert.equal((await server.publish(sent)).status, 202);
+    const [received] = await push.waitFor(lea, 1);
+    assert.equal(received.payload.id, (sent.metadata as { id: string }).id);
+    await eventually(async () => (await exportOf(server, "zz-lea")).push_tasks.length === 0);
+    assert.equal(lea.received.length, 1);
+    assert.deepEqual(push.rejected, []);
+  } finally {
+    await server.close();
+    await push.close();
+  }
+});
