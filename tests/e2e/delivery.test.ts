@@ -401,3 +401,28 @@ Deno.test("an oversized frame closes the socket with 4008", async () => {
     await server.close();
   }
 });
+
+Deno.test("an item of a large audience, sent before its entry is written, can be acked at once", async () => {
+  const server = await startServer({ RELAIS_ACK_RETRY_BASE_MS: "60000" });
+  try {
+    // Last in the fan-out's order: the job writes her entry after everyone else's.
+    const { client } = await server.login("zz-yanis");
+    const others = Array.from({ length: 1500 }, (_, i) => `member-${String(i).padStart(4, "0")}`);
+    const e = envelope([...others, "zz-yanis"], { routing: { retry: { ack_required: true } } });
+    const id = (e.metadata as { id: string }).id;
+    assert.equal((await server.publish(e)).status, 202);
+    await client.next((f) => f.type === "event");
+    client.send({ type: "ack", id, ref: "a1" });
+    await eventually(
+      async () => {
+        const res = await server.request(`/v1/events/${id}`, { apiKey: SERVICE_KEY });
+        return res.body.acked === 1;
+      },
+      10_000,
+      "the ack",
+    );
+    assert.deepEqual(client.received.filter((f) => f.type === "error"), []);
+  } finally {
+    await server.close();
+  }
+});
