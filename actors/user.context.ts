@@ -100,7 +100,8 @@ export interface LiveItem {
   frame: string;
   /**
    * The client envelope JSON `frame` was encoded from, shared by every target of the
-   * event: what keeps an ephemeral item replayable without keeping its own frame.
+   * event: what keeps an item replayable from its stream head's window without keeping
+   * its own frame.
    */
   json?: string;
   acceptedAt: number;

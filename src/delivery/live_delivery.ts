@@ -91,7 +91,8 @@ export function createLiveDelivery(deps: LiveDeliveryDeps): LiveDelivery {
           // its record is read then, not checked against a version it no longer has.
           ...(batch.version && item.durable && !pending ? { version: batch.version } : {}),
           frame,
-          ...(item.durable ? {} : { json }),
+          // Shared by every target: what the head's window keeps to replay it.
+          json,
           acceptedAt,
           pace: item.ack ? "critical" : pace,
         };

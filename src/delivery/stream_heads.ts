@@ -6,8 +6,9 @@
  * of the stored last seq, and an ephemeral item (REALTIME or SYSTEM without ack) costs no
  * write at all. The head then passes items on to the user's actor in seq order: an item
  * whose durable write is still in flight holds back the ones taken after it, so a client
- * never sees a seq before a smaller one. Ephemeral items stay in the head's recent window
- * for a resume.
+ * never sees a seq before a smaller one. The items passed on stay in the head's recent
+ * window for a resume: ephemeral ones are nowhere else, and while the window holds every
+ * item after a client's position a resume needs no read of the store.
  *
  * A head's life is an epoch: a client that resumes within it may count on the window; a
  * head built anew (after a restart, or once the actor passivated) starts a new epoch.
@@ -42,11 +43,14 @@ export const LATE_MARKS = 32;
 /** Audiences smaller than this are visited as given (see `order`). */
 export const ORDER_MIN = 256;
 
-/** An ephemeral item of the recent window. */
+/** An item of the recent window. */
 export interface RecentItem {
   item: StreamItem;
-  /** Its frame, encoded again from the event's shared envelope JSON when it has one. */
-  frame(): string;
+  /**
+   * Its frame, encoded again from the event's shared envelope JSON when it has one; none
+   * for a conversation message, which is rendered for its reader as it is now.
+   */
+  frame?: () => string;
 }
 
 /** What a resume can take from a head's recent window. */
@@ -55,6 +59,11 @@ export interface RecentRead {
   items: RecentItem[];
   /** False when the window no longer holds every ephemeral item after the position. */
   complete: boolean;
+  /**
+   * True when `items` are every item passed on after the position, durable ones too (not
+   * replaced since): a resume then reads nothing from the store.
+   */
+  covered: boolean;
 }
 
 /** A head's position, as a `welcome` tells it. */
@@ -161,8 +170,8 @@ interface Head extends HeadPosition {
    * every target shares, rather than its own frame: a window costs its items, not their
    * bodies.
    */
-  window: { item: StreamItem; json?: string; frame?: string }[];
-  /** Every ephemeral item from this seq on is still in the window. */
+  window: { item: StreamItem; json?: string; frame?: string; replaced?: true }[];
+  /** Every item passed on from this seq on is still in the window. */
   floor: number;
   /**
    * Items passed on below the released seq (a stalled write that landed after the items
@@ -173,6 +182,11 @@ interface Head extends HeadPosition {
   late: { seq: number; upTo: number }[] | undefined;
   /** The highest seq passed on that will not be stored by this process, if any. */
   lostUpTo: number | undefined;
+  /**
+   * The highest seq whose item may be stored without being in the window (passed on late
+   * or skipped, or written before this head): a resume from below it reads the store.
+   */
+  uncoveredUpTo: number;
   closed: boolean;
 }
 
@@ -241,6 +255,7 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
       floor: start,
       late: undefined,
       lostUpTo: undefined,
+      uncoveredUpTo: start - 1,
       closed: false,
     };
     heads.set(user, head);
@@ -300,18 +315,28 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
     }
   }
 
+  /** Keeps an item passed on in the window, sharing its event's envelope JSON. */
+  function remember(head: Head, live: LiveItem) {
+    const { item } = live;
+    if (live.replaces) {
+      for (let i = head.window.length - 1; i >= 0; i--) {
+        if (head.window[i].item.seq !== live.replaces.seq) continue;
+        head.window[i].replaced = true;
+        break;
+      }
+    }
+    if (item.msg) head.window.push({ item });
+    else if (live.json !== undefined) head.window.push({ item, json: live.json });
+    else if (!item.durable) head.window.push({ item, frame: live.frame });
+    // A durable item without its envelope's JSON would cost its own frame: the store has it.
+    else head.uncoveredUpTo = Math.max(head.uncoveredUpTo, item.seq);
+    if (head.window.length > recentItems) prune(head, now());
+  }
+
   function passOn(head: Head, seq: number, live: LiveItem | null) {
     head.released = seq;
     if (!live) return;
-    if (!live.item.durable && !follow) {
-      head.window.push(
-        live.json === undefined ? { item: live.item, frame: live.frame } : {
-          item: live.item,
-          json: live.json,
-        },
-      );
-      if (head.window.length > recentItems) prune(head, now());
-    }
+    if (!follow) remember(head, live);
     deps.release(head.user, live);
   }
 
@@ -347,6 +372,7 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
       new Error(`Seqs ${head.released + 1} to ${first - 1} were not settled in time`),
     );
     head.released = first - 1;
+    head.uncoveredUpTo = Math.max(head.uncoveredUpTo, first - 1);
     drain(head);
     if (head.settled.size > 0) head.stall = setTimeout(() => unstall(head), stallMs);
   }
@@ -399,6 +425,7 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
       if (live && !(head && follow)) {
         // Out of order, below what clients have seen: a client away now will resume past it.
         if (head) {
+          head.uncoveredUpTo = Math.max(head.uncoveredUpTo, seq);
           const late = head.late ??= [];
           late.push({ seq, upTo: head.released });
           if (late.length > LATE_MARKS) late.shift();
@@ -451,21 +478,22 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
       const head = heads.get(user);
       if (!head) return undefined;
       // Following: ephemeral items are stored, and read with the rest.
-      if (follow) return { items: [], complete: true };
+      if (follow) return { items: [], complete: true, covered: false };
       prune(head, now());
       const items: RecentItem[] = [];
-      for (const { item, json, frame } of head.window) {
-        if (item.seq <= after) continue;
-        items.push({
-          item,
-          frame: () => json === undefined ? frame! : encodeEventFrame(item.seq, json),
-        });
+      for (const { item, json, frame, replaced } of head.window) {
+        if (item.seq <= after || replaced) continue;
+        if (json !== undefined) items.push({ item, frame: () => encodeEventFrame(item.seq, json) });
+        else if (frame !== undefined) items.push({ item, frame: () => frame });
+        else items.push({ item });
       }
-      // Durable items passed on before they were stored, in this head's epoch.
+      // Durable items passed on before they were stored, in this head's epoch (the window
+      // may have let them go already).
       const unstored = held.get(user)?.items;
       if (unstored) {
+        const seen = new Set(items.map((r) => r.item.seq));
         for (const [seq, { item, json }] of unstored) {
-          if (seq > after && seq >= head.start) {
+          if (seq > after && seq >= head.start && !seen.has(seq)) {
             items.push({ item, frame: () => encodeEventFrame(seq, json) });
           }
         }
@@ -476,10 +504,10 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
       // item went out late, below a position the client may have reached before it did.
       const missedLate = head.late?.some((m) => m.seq <= after && after <= m.upTo) ?? false;
       const missedLost = head.lostUpTo !== undefined && after < head.lostUpTo;
-      return {
-        items,
-        complete: head.floor <= Math.max(after + 1, head.start) && !missedLate && !missedLost,
-      };
+      const complete = head.floor <= Math.max(after + 1, head.start) && !missedLate &&
+        !missedLost;
+      // Every item after the position went through the window, and is still there.
+      return { items, complete, covered: complete && after >= head.uncoveredUpTo };
     },
     hold(user, item, json) {
       let entry = held.get(user);

@@ -157,12 +157,15 @@ export function createSessions(deps: SessionDeps): Sessions {
     const recent = head && after !== undefined ? deps.heads.recent(user, after) : undefined;
     const last = head ? head.released : await store.lastSeq(user);
     if (after === undefined) return { epoch, last, items: [], recovered: false };
-    const stored = await store.readStream(user, after, {
-      limit: deps.resumeMaxItems,
-      windowMs: deps.recentWindowMs,
-      now,
-      upTo: last,
-    });
+    // A resume in the head's epoch whose every item since is in the window reads nothing.
+    const stored = recent?.covered && position.epoch === epoch
+      ? { items: [], complete: true }
+      : await store.readStream(user, after, {
+        limit: deps.resumeMaxItems,
+        windowMs: deps.recentWindowMs,
+        now,
+        upTo: last,
+      });
     const items: ReplayItem[] = stored.items.map((item) => ({ item }));
     // An item the head held may have been stored since the head was read: once.
     const read = new Set(stored.items.map((item) => item.seq));

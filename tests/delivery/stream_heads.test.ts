@@ -125,7 +125,7 @@ Deno.test("the window keeps ephemeral items for a resume, and says when it lost 
   const all = heads.recent("camille", start - 1)!;
   assert.equal(all.complete, false, "the first ephemeral item left the window");
   assert.deepEqual(all.items.map((r) => r.item.seq), [start + 2, start + 3, start + 4]);
-  assert.equal(all.items[0].frame(), live(start + 2).frame, "the frame is encoded again");
+  assert.equal(all.items[0].frame!(), live(start + 2).frame, "the frame is encoded again");
   const tail = heads.recent("camille", start + 1)!;
   assert.equal(tail.complete, true);
   assert.equal(tail.items.length, 3);
@@ -213,7 +213,7 @@ Deno.test("a durable item passed on before it is stored is replayed from its hea
   heads.settle("camille", seq, live(seq, { durable: true }));
   const read = heads.recent("camille", head.released - 1)!;
   assert.deepEqual(read.items.map((r) => r.item.seq), [seq]);
-  assert.equal(read.items[0].frame(), encodeEventFrame(seq, JSON.stringify({ id: item.id })));
+  assert.equal(read.items[0].frame!(), encodeEventFrame(seq, JSON.stringify({ id: item.id })));
   assert.equal(read.complete, true);
   // Acks and reads wait for it; a resume in this head's epoch need not.
   assert.ok(heads.whenStored("camille"));
@@ -241,4 +241,57 @@ Deno.test("a held item that will not be stored makes a resume from below it inco
   assert.equal(heads.whenStored("camille"), undefined);
   assert.equal(heads.recent("camille", seq - 1)!.complete, false);
   assert.equal(heads.recent("camille", seq)!.complete, true, "a client past it had it");
+});
+
+/** A durable live item at `seq` carrying its event's shared JSON, as live delivery builds it. */
+function durable(seq: number, extra: Partial<LiveItem> = {}): LiveItem {
+  const base = live(seq, { durable: true });
+  return { ...base, json: JSON.stringify({ id: base.item.id }), ...extra };
+}
+
+Deno.test("the window keeps durable items too: a resume after the head's start needs no store read", async () => {
+  const { heads } = setup({ leaseSize: 10 });
+  const head = await heads.open("camille");
+  const [a, b, c] = [0, 1, 2].map(() => heads.take("camille") as number);
+  heads.settle("camille", a, durable(a));
+  heads.settle("camille", b, live(b));
+  // A conversation message: rendered for its reader at the replay, no frame kept.
+  const message = durable(c);
+  const { json: _, ...rendered } = message;
+  heads.settle("camille", c, {
+    ...rendered,
+    item: { ...message.item, type: "MESSAGE", msg: { c: "k1", s: 1, op: "new" } },
+  });
+  const all = heads.recent("camille", head.start - 1)!;
+  assert.deepEqual(all.items.map((r) => r.item.seq), [a, b, c]);
+  assert.equal(all.covered, true);
+  assert.equal(all.items[0].frame!(), encodeEventFrame(a, JSON.stringify({ id: `e${a}` })));
+  assert.equal(all.items[2].frame, undefined, "a message is rendered at the replay");
+  assert.equal(heads.recent("camille", b)!.covered, true);
+  // A position before the head's start reads the store.
+  assert.equal(heads.recent("camille", head.start - 2)!.covered, false);
+});
+
+Deno.test("an item replaced under its collapse key leaves the window's replays; late or unkept items end the cover below them", async () => {
+  const { heads } = setup({ leaseSize: 10, stallMs: 20 });
+  const head = await heads.open("camille");
+  const [a, b, c, d] = [0, 1, 2, 3].map(() => heads.take("camille") as number);
+  heads.settle("camille", a, durable(a));
+  heads.settle("camille", b, durable(b, { replaces: { id: `e${a}`, seq: a } }));
+  assert.deepEqual(heads.recent("camille", head.start - 1)!.items.map((r) => r.item.seq), [b]);
+  // A durable item without its envelope's JSON is not kept: the store has it.
+  heads.settle("camille", c, live(c, { durable: true }));
+  assert.equal(heads.recent("camille", b)!.covered, false);
+  assert.equal(heads.recent("camille", c)!.covered, true);
+  // d waits for a seq that never settles, is passed on past it, and that one comes late.
+  const e = heads.take("camille") as number;
+  heads.settle("camille", e, durable(e));
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.equal(heads.position("camille")!.released, e);
+  heads.settle("camille", d, durable(d));
+  assert.equal(heads.recent("camille", c)!.covered, false, "d went out late");
+  const f = heads.take("camille") as number;
+  heads.settle("camille", f, durable(f));
+  assert.equal(heads.recent("camille", e)!.covered, false, "a client at e may have missed d");
+  assert.equal(heads.recent("camille", f)!.covered, true);
 });

@@ -71,6 +71,42 @@ Deno.test("a WebSocket welcome carries the epoch, and a resume echoing it replay
   }
 });
 
+Deno.test("a resume in the head's epoch replays the durable items it missed from memory, reading no stream", async () => {
+  let reads = 0;
+  const server = await startServer({}, {
+    adapt: (deps) => ({
+      ...deps,
+      store: {
+        ...deps.store,
+        readStream: (...args: Parameters<typeof deps.store.readStream>) => {
+          reads++;
+          return deps.store.readStream(...args);
+        },
+      },
+    }),
+  });
+  try {
+    const first = await server.login("camille");
+    const epoch = first.welcome.epoch as string;
+    await first.client.close();
+    // Away, her head still open: two notifications pass through it.
+    const ids = await publishMany(server.publish, "camille", 2);
+    reads = 0;
+    const again = await server.login("camille", { after: 0, epoch });
+    assert.equal(again.welcome.recovered, true);
+    const replayed = [await again.client.next(), await again.client.next()];
+    assert.deepEqual(replayed.map((f) => [f.type, f.seq]), [["event", 1], ["event", 2]]);
+    assert.deepEqual(replayed.map((f) => f.envelope.metadata.id), ids);
+    assert.equal(reads, 0, "the window held every item after the position");
+    // From another epoch, the store is read.
+    const other = await server.login("camille", { after: 0, epoch: "an-older-epoch" });
+    assert.equal(other.welcome.recovered, false);
+    assert.equal(reads, 1);
+  } finally {
+    await server.close();
+  }
+});
+
 Deno.test("a WebSocket resume from another epoch replays every stored item, recovered false", async () => {
   const server = await startServer();
   try {
