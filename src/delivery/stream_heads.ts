@@ -171,8 +171,10 @@ interface Head extends HeadPosition {
    * bodies.
    */
   window: { item: StreamItem; json?: string; frame?: string; replaced?: true }[];
-  /** Every item passed on from this seq on is still in the window. */
+  /** Every ephemeral item passed on from this seq on is still in the window. */
   floor: number;
+  /** Every item passed on from this seq on, durable ones too, is still in the window. */
+  coverFloor: number;
   /**
    * Items passed on below the released seq (a stalled write that landed after the items
    * behind it went on), each with the released seq then: a client whose position lies
@@ -253,6 +255,7 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
       renewing: undefined,
       window: [],
       floor: start,
+      coverFloor: start,
       late: undefined,
       lostUpTo: undefined,
       uncoveredUpTo: start - 1,
@@ -311,7 +314,9 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
       head.window.length > 0 &&
       (head.window.length > recentItems || head.window[0].item.at < cutoff)
     ) {
-      head.floor = head.window.shift()!.item.seq + 1;
+      const { item } = head.window.shift()!;
+      head.coverFloor = item.seq + 1;
+      if (!item.durable) head.floor = item.seq + 1;
     }
   }
 
@@ -507,7 +512,9 @@ export function createStreamHeads(deps: StreamHeadsDeps): StreamHeads {
       const complete = head.floor <= Math.max(after + 1, head.start) && !missedLate &&
         !missedLost;
       // Every item after the position went through the window, and is still there.
-      return { items, complete, covered: complete && after >= head.uncoveredUpTo };
+      const covered = complete && head.coverFloor <= Math.max(after + 1, head.start) &&
+        after >= head.uncoveredUpTo;
+      return { items, complete, covered };
     },
     hold(user, item, json) {
       let entry = held.get(user);

@@ -295,3 +295,17 @@ Deno.test("an item replaced under its collapse key leaves the window's replays; 
   assert.equal(heads.recent("camille", e)!.covered, false, "a client at e may have missed d");
   assert.equal(heads.recent("camille", f)!.covered, true);
 });
+
+Deno.test("a durable item leaving the window ends the cover but not the resume's completeness", async () => {
+  const { heads } = setup({ leaseSize: 10, recentItems: 2 });
+  const head = await heads.open("camille");
+  const [a, b, c] = [0, 1, 2].map(() => heads.take("camille") as number);
+  heads.settle("camille", a, durable(a));
+  heads.settle("camille", b, live(b));
+  heads.settle("camille", c, durable(c));
+  const read = heads.recent("camille", head.start - 1)!;
+  assert.deepEqual(read.items.map((r) => r.item.seq), [b, c]);
+  assert.equal(read.complete, true, "every ephemeral item is there; the store has a");
+  assert.equal(read.covered, false);
+  assert.equal(heads.recent("camille", a)!.covered, true);
+});
