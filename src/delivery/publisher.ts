@@ -67,7 +67,8 @@ export interface Publisher {
   /** Resolves when every background fan-out has finished. */
   idle(): Promise<void>;
   /**
-   * Settles once the fan-outs the last `resumeUnfinished()` (of every id) started are
+   * Settles once the fan-outs the last `resumeUnfinished()` (of every id) started whose
+   * items may have been sent before they were written (seqs assigned at creation) are
    * done; none when they are (see `SessionDeps.resumed`).
    */
   resumed(): Promise<void> | undefined;
@@ -415,9 +416,17 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     },
     async resumeUnfinished(only?: string[]) {
       const ids = only ?? await deps.store.unfinishedFanouts();
-      const runs = ids.map((id) => fanOut(id).catch((error) => deps.onError(id, error)));
-      if (!only && runs.length > 0) {
-        const all = Promise.all(runs).then(() => {
+      // Those whose items a previous process may have sent before writing them.
+      const sent = only || ids.length === 0
+        ? new Set<string>()
+        : new Set(await deps.store.unfinishedFanouts({ assigned: true }));
+      const waits: Promise<void>[] = [];
+      for (const id of ids) {
+        const run = fanOut(id).catch((error) => deps.onError(id, error));
+        if (sent.has(id)) waits.push(run);
+      }
+      if (waits.length > 0) {
+        const all = Promise.all(waits).then(() => {
           if (resuming === all) resuming = undefined;
         });
         resuming = all;

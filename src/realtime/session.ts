@@ -43,9 +43,9 @@ export interface SessionDeps {
     & Pick<StreamHeads, "position" | "recent" | "epochOf">
     & Partial<Pick<StreamHeads, "whenStored">>;
   /**
-   * Settles once the fan-outs a previous process left unfinished are done (none when
-   * there are none): connections wait for it, since that process may have sent items it
-   * had not written yet, which a resume then reads from the store.
+   * Settles once the fan-outs a previous process left unfinished with items it may have
+   * sent before writing them are done (none when there are none): connections wait for
+   * it, since a resume then reads those items from the store.
    */
   resumed?(): Promise<void> | undefined;
   resumeMaxItems: number;

@@ -123,8 +123,11 @@ export interface EventStore {
     onBatch: (batch: FanoutBatch) => void,
     options?: SeqOptions & { plan?: FanoutPlanner },
   ): Promise<void>;
-  /** Ids of the events whose fan-out is unfinished. */
-  unfinishedFanouts(): Promise<string[]>;
+  /**
+   * Ids of the events whose fan-out is unfinished; with `assigned`, only those whose job
+   * was given seqs at creation (see `createEvent`).
+   */
+  unfinishedFanouts(options?: { assigned?: boolean }): Promise<string[]>;
   /** The record of an event, if it is known. */
   getEvent(id: string): Promise<EventRecord | undefined>;
   /** The envelope an event was published with, if it is still stored. */

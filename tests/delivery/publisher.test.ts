@@ -6,7 +6,7 @@ import type { AppError } from "../../src/errors.ts";
 import type { Envelope } from "../../src/schemas/envelope.ts";
 import { createKvStore } from "../../src/store/kv_store.ts";
 import { createMemoryStore } from "../../src/store/memory_store.ts";
-import { makeEnvelope } from "../_support/store.ts";
+import { makeEnvelope, result as makeResult } from "../_support/store.ts";
 import type { FanoutBatch, FanoutPlanner, SeqSource, Store } from "../../src/store/store.ts";
 
 /**
@@ -365,3 +365,51 @@ async function waitFor<T>(get: () => T | undefined): Promise<T> {
   }
   throw new Error("timed out");
 }
+
+Deno.test("after a restart, connections wait only for the fan-outs whose items may have gone out before their writes", async () => {
+  const store = createMemoryStore({ recentWindowMs: 60_000, atomicTargets: 90 });
+  try {
+    const targets = Array.from({ length: 1500 }, (_, i) => `u${i}`);
+    // What a killed process left: a job whose online targets were given seqs, and one without.
+    const sent = envelope(targets, "NOTIFICATION");
+    await store.reserveSeqs("u3", 10);
+    await store.createEvent(sent, targets, makeResult(sent, 1500), {
+      assigned: new Map([["u3", 4]]),
+    });
+    const plain = envelope(targets, "NOTIFICATION");
+    await store.createEvent(plain, targets, makeResult(plain, 1500));
+    // The plain job's run is held until released.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => release = resolve);
+    const publisher = createPublisher({
+      store: {
+        ...store,
+        runFanout: async (id, onBatch, options) => {
+          if (id === plain.metadata.id) await held;
+          return await store.runFanout(id, onBatch, options);
+        },
+      },
+      audience: createUserAudienceResolver({ maxAudience: 10_000 }),
+      deliverLive: () => {},
+      onError: (id, error) => {
+        throw new Error(`fan-out of ${id}: ${error}`);
+      },
+      syncFanoutLimit: 1000,
+    });
+    assert.equal(await publisher.resumeUnfinished(), 2);
+    const gate = publisher.resumed();
+    assert.ok(gate, "connections wait for the job that had sent items");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), 5000));
+    const first = await Promise.race([gate.then(() => "open" as const), late]);
+    clearTimeout(timer);
+    assert.equal(first, "open", "and not for the other");
+    assert.equal(publisher.resumed(), undefined);
+    assert.deepEqual(await store.unfinishedFanouts(), [plain.metadata.id]);
+    release();
+    await publisher.idle();
+    assert.deepEqual(await store.unfinishedFanouts(), []);
+  } finally {
+    store.close();
+  }
+});

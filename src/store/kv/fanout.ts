@@ -575,10 +575,12 @@ export function createKvFanout(
     }
   }
 
-  async function unfinishedFanouts(): Promise<string[]> {
+  async function unfinishedFanouts(options: { assigned?: boolean } = {}): Promise<string[]> {
     // A job of several lanes has a key per lane.
     const ids = new Set<string>();
-    for await (const entry of kv.list<Job>({ prefix: keys.jobPrefix() })) ids.add(entry.value.id);
+    for await (const entry of kv.list<Job>({ prefix: keys.jobPrefix() })) {
+      if (!options.assigned || entry.value.seqs) ids.add(entry.value.id);
+    }
     return [...ids];
   }
 

@@ -202,8 +202,12 @@ export function createMemoryEventStore(
     createEvent,
     publishAtomic,
     runFanout,
-    unfinishedFanouts: () =>
-      Promise.resolve([...state.events.values()].filter((e) => e.job).map((e) => e.record.id)),
+    unfinishedFanouts: (options = {}) =>
+      Promise.resolve(
+        [...state.events.values()]
+          .filter((e) => e.job && (!options.assigned || e.job.assigned))
+          .map((e) => e.record.id),
+      ),
     getEvent: (id) => Promise.resolve(copy(state.events.get(id)?.record)),
     getEnvelope: (id) => Promise.resolve(state.events.get(id)?.envelope),
     getStatus,

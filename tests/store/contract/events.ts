@@ -177,6 +177,13 @@ export function eventStoreContract(contract: Contract): void {
     const assigned = new Map([["u3", three.from + 4], ["u250", far.from]]);
     const e = makeEnvelope("NOTIFICATION", { ack: true });
     await store.createEvent(e, targets, result(e, targets.length), { assigned });
+    const plain = makeEnvelope("NOTIFICATION");
+    await store.createEvent(plain, targets, result(plain, targets.length));
+    assert.deepEqual(
+      (await store.unfinishedFanouts()).toSorted(),
+      [e, plain].map((x) => x.metadata.id).toSorted(),
+    );
+    assert.deepEqual(await store.unfinishedFanouts({ assigned: true }), [e.metadata.id]);
     const asked: string[] = [];
     const items: FanoutBatch["items"] = [];
     await store.runFanout(e.metadata.id, (batch) => void items.push(...batch.items), {
@@ -197,6 +204,8 @@ export function eventStoreContract(contract: Contract): void {
     // The others got the next seq of their stored streams.
     assert.equal(items.find((i) => i.user === "u7")?.item.seq, 1);
     assert.equal((await store.getStatus(e.metadata.id))?.pending_users.length, 100);
+    assert.deepEqual(await store.unfinishedFanouts(), [plain.metadata.id]);
+    await store.runFanout(plain.metadata.id, () => {});
     assert.deepEqual(await store.unfinishedFanouts(), []);
   });
 
