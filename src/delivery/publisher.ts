@@ -204,7 +204,6 @@ export function createPublisher(deps: PublisherDeps): Publisher {
   /**
    * A committed batch, its items that went out before they were written marked `sent`:
    * they are stored now, and released (where their delivery records landed is told).
-   * After a restart none is held: they go out as the job writes them.
    */
   function unheld(batch: FanoutBatch): FanoutBatch {
     const heads = deps.seqs!;
@@ -246,7 +245,8 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     try {
       await deps.store.runFanout(
         id,
-        (batch) => deliverLive(heads?.stored ? unheld(batch) : batch, json, envelope, trace),
+        // Only a run that sent items ahead has any held: the others' batches go as they are.
+        (batch) => deliverLive(ahead ? unheld(batch) : batch, json, envelope, trace),
         { ...(plan ? { plan } : {}), ...(heads ? { seqs: heads } : {}) },
       );
     } finally {

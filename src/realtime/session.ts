@@ -198,8 +198,9 @@ export function createSessions(deps: SessionDeps): Sessions {
   }
 
   /**
-   * Waits until the user's items that went out before they were stored are stored: a
-   * replay reads them from the store, an ack or a read finds them there.
+   * Waits until the user's items that went out before they were stored are stored (with
+   * `below`, those below that seq: an earlier head's, which a replay reads from the
+   * store), so that an ack or a read finds them there.
    */
   async function heldWritten(user: string, below?: () => number) {
     const next = () => deps.heads.whenStored?.(user, below?.());
