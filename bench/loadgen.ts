@@ -158,7 +158,20 @@ function onFrame(group: Group, conn: Conn, frame: Frame) {
   }
 }
 
-async function token(user: string): Promise<string> {
+// A client keeps its token across reconnections (as the SDK and a browser tab do), until it
+// expires: a storm's reconnects present the tokens their first connections did.
+const signed = new Map<string, Promise<string>>();
+
+function token(user: string): Promise<string> {
+  let known = signed.get(user);
+  if (!known) {
+    known = sign(user);
+    signed.set(user, known);
+  }
+  return known;
+}
+
+async function sign(user: string): Promise<string> {
   return await new SignJWT({})
     .setProtectedHeader({ alg: "HS256" })
     .setSubject(user)

@@ -42,19 +42,98 @@ Deno.test("user auth accepts a valid HS256 token and maps its claims", async () 
 
 Deno.test("user auth imports the HS256 secret once, not for every token", async () => {
   const token = await signHs256({ sub: "u1" });
-  const importKey = crypto.subtle.importKey;
-  let imports = 0;
-  crypto.subtle.importKey = function (this: SubtleCrypto, ...args: unknown[]) {
-    imports++;
-    return (importKey as (...a: unknown[]) => Promise<CryptoKey>).apply(this, args);
-  } as typeof importKey;
-  try {
-    const auth = createUserAuth(authConfig(), { now });
+  const imports = await counting("importKey", async () => {
+    // Nothing kept: every check goes through jose, which must not import the key again.
+    const auth = createUserAuth(authConfig(), { now, verifiedTokens: 0 });
     for (let i = 0; i < 5; i++) assert.equal((await auth.verifyToken(token)).id, "u1");
-  } finally {
-    crypto.subtle.importKey = importKey;
-  }
+  });
   assert.equal(imports, 1);
+});
+
+/** Runs `fn` while counting the calls it makes to one `crypto.subtle` method. */
+async function counting(
+  method: "importKey" | "verify",
+  fn: () => Promise<void>,
+): Promise<number> {
+  const subtle = crypto.subtle as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const original = subtle[method];
+  let calls = 0;
+  subtle[method] = function (this: SubtleCrypto, ...args: unknown[]) {
+    calls++;
+    return original.apply(this, args);
+  };
+  try {
+    await fn();
+  } finally {
+    subtle[method] = original;
+  }
+  return calls;
+}
+
+Deno.test("user auth checks an HS256 token's signature once while it holds, and its copy of the user stays its own", async () => {
+  const token = await signHs256({ sub: "u1", roles: ["ROLE_STUDENT"], structures: ["univ-x"] });
+  const auth = createUserAuth(authConfig(), { now });
+  const calls = await counting("verify", async () => {
+    const first = await auth.verifyToken(token);
+    first.roles.push("ROLE_ADMIN");
+    first.structures.length = 0;
+    for (let i = 0; i < 4; i++) {
+      const again = await auth.verifyToken(token);
+      assert.deepEqual(again.roles, ["ROLE_STUDENT"], "a caller's change reaches no one else");
+      assert.deepEqual(again.structures, ["univ-x"]);
+      again.roles.length = 0;
+    }
+  });
+  assert.equal(calls, 1);
+  // Nothing is kept when asked so: every check verifies.
+  const none = createUserAuth(authConfig(), { now, verifiedTokens: 0 });
+  const each = await counting("verify", async () => {
+    for (let i = 0; i < 3; i++) assert.equal((await none.verifyToken(token)).id, "u1");
+  });
+  assert.equal(each, 3);
+});
+
+Deno.test("a verified token is refused once its exp has passed, tolerance included, and a tampered one never passes for it", async () => {
+  const token = await signHs256({ sub: "u1", exp: NOW_S + 10 });
+  let clock = NOW;
+  const auth = createUserAuth(authConfig(), { now: () => clock });
+  assert.equal((await auth.verifyToken(token)).id, "u1");
+  clock = NOW + 9_999;
+  assert.equal((await auth.verifyToken(token)).id, "u1");
+  clock = NOW + 10_000;
+  assert.equal((await appErrorOf(auth.verifyToken(token))).message, "Token has expired");
+  // Back before its exp (a clock that moved back): checked again, and kept again.
+  clock = NOW;
+  assert.equal((await auth.verifyToken(token)).id, "u1");
+  // The same header and claims under another signature are another token.
+  const [head, body] = token.split(".");
+  const forged = `${head}.${body}.${"A".repeat(43)}`;
+  assert.equal(
+    (await appErrorOf(auth.verifyToken(forged))).message,
+    "Invalid token: signature verification failed",
+  );
+
+  const tolerant = createUserAuth(authConfig(), { now: () => clock, clockToleranceSeconds: 5 });
+  clock = NOW;
+  assert.equal((await tolerant.verifyToken(token)).id, "u1");
+  clock = NOW + 14_999;
+  assert.equal((await tolerant.verifyToken(token)).id, "u1");
+  clock = NOW + 15_000;
+  assert.equal((await appErrorOf(tolerant.verifyToken(token))).message, "Token has expired");
+});
+
+Deno.test("user auth keeps at most the verified tokens it is told to, the oldest leaving first", async () => {
+  const tokens = await Promise.all(["u1", "u2", "u3"].map((sub) => signHs256({ sub })));
+  const auth = createUserAuth(authConfig(), { now, verifiedTokens: 2 });
+  const calls = await counting("verify", async () => {
+    for (const token of tokens) await auth.verifyToken(token);
+    // u2 and u3 are kept; u1 left and is checked again (then u2 leaves).
+    await auth.verifyToken(tokens[2]);
+    await auth.verifyToken(tokens[1]);
+    await auth.verifyToken(tokens[0]);
+    await auth.verifyToken(tokens[2]);
+  });
+  assert.equal(calls, 3 + 1);
 });
 
 Deno.test("user auth defaults missing roles and structures to empty lists", async () => {
