@@ -98,12 +98,19 @@ export function createPresence(deps: PresenceDeps): Presence {
     });
   }
 
+  /** When `lastAt` was last swept. */
+  let swept = 0;
+
   /**
    * Records when a user's announcement went out. Times older than an interval pace
-   * nothing: they are swept now and then, so the map stays bounded by the users online.
+   * nothing: they are swept now and then (at most once per interval: when many users
+   * leave at once, their times are all recent, and a sweep on every announcement would
+   * walk them all each time), so the map stays bounded by the users announced within
+   * the last two intervals.
    */
   function remember(user: string, now: number) {
-    if (lastAt.size > 2 * announced.size + 1000) {
+    if (lastAt.size > 2 * announced.size + 1000 && now - swept >= PRESENCE_INTERVAL_MS) {
+      swept = now;
       for (const [u, at] of lastAt) if (now - at >= PRESENCE_INTERVAL_MS) lastAt.delete(u);
     }
     lastAt.set(user, now);
