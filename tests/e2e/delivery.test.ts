@@ -1,12 +1,31 @@
 /** End-to-end delivery over real sockets on loopback. */
 
 import assert from "node:assert/strict";
-import { envelope, eventually, PUBLISH_KEY, SERVICE_KEY, startServer } from "../_support/server.ts";
+import {
+  envelope,
+  eventually,
+  PUBLISH_KEY,
+  SERVICE_KEY,
+  startServer,
+  type TestServer,
+} from "../_support/server.ts";
 import { connect, type Frame } from "../_support/ws_client.ts";
 
 /** Whether `f` is the event frame of envelope `e`. */
 const isEvent = (e: Record<string, unknown>) => (f: Frame) =>
   f.type === "event" && f.envelope.metadata.id === (e.metadata as { id: string }).id;
+
+/** Waits until event `id`'s status counts one ack. */
+async function ackedOnce(server: TestServer, id: string, timeoutMs: number) {
+  await eventually(
+    async () => {
+      const res = await server.request(`/v1/events/${id}`, { apiKey: SERVICE_KEY });
+      return res.body.acked === 1;
+    },
+    timeoutMs,
+    "the ack",
+  );
+}
 
 Deno.test("a connected user receives a published notification live, without its routing", async () => {
   const server = await startServer();
@@ -161,14 +180,7 @@ Deno.test("an unacked item is redelivered on the next connection, and an ack sto
     const again = await second.client.next((f) => f.type === "event");
     assert.equal(again.envelope.metadata.id, id);
     second.client.send({ type: "ack", id });
-    await eventually(
-      async () => {
-        const res = await server.request(`/v1/events/${id}`, { apiKey: SERVICE_KEY });
-        return res.body.acked === 1;
-      },
-      2000,
-      "the ack",
-    );
+    await ackedOnce(server, id, 2000);
     await second.client.close();
 
     const third = await server.login("yanis", { after: 1 });
@@ -413,14 +425,7 @@ Deno.test("an item of a large audience, sent before its entry is written, can be
     assert.equal((await server.publish(e)).status, 202);
     await client.next((f) => f.type === "event");
     client.send({ type: "ack", id, ref: "a1" });
-    await eventually(
-      async () => {
-        const res = await server.request(`/v1/events/${id}`, { apiKey: SERVICE_KEY });
-        return res.body.acked === 1;
-      },
-      10_000,
-      "the ack",
-    );
+    await ackedOnce(server, id, 10_000);
     assert.deepEqual(client.received.filter((f) => f.type === "error"), []);
   } finally {
     await server.close();
