@@ -333,6 +333,7 @@ export function createServices(deps: ServicesDeps): Services {
       : {}),
     onError: (id, e) => onError(`Fan-out of event "${id}" failed`, e),
     onWritten: (id, user, written) => recorder.written(id, user, written),
+    claims: recorder,
     plan: createFanoutPlans({ preferences, graceMs: config.mailer.graceMs }),
     deliverLive: push?.deliverLive ?? live.deliverBatch,
     ...(tracing ? { tracing } : {}),

@@ -19,6 +19,7 @@ import { AppError } from "../errors.ts";
 import { type Envelope, isDurable, toClientEnvelope, withoutTargets } from "../schemas/envelope.ts";
 import { collapses, eventRecord, targetItem } from "../store/items.ts";
 import type {
+  DeliveryClaims,
   EventRecord,
   EventStore,
   FanoutBatch,
@@ -100,6 +101,11 @@ export interface PublisherDeps {
    * written (its delivery was recorded without it; see `DeliveryRecorder.written`).
    */
   onWritten?(id: string, user: string, written: { seq: number; version: string }): void;
+  /**
+   * Deliveries of items sent before they were written, which the job's batches take and
+   * write as delivered with the items (see `DeliveryClaims`).
+   */
+  claims?: DeliveryClaims;
   /** Audiences up to this size are written before the publish answers. */
   syncFanoutLimit: number;
   /**
@@ -213,8 +219,9 @@ export function createPublisher(deps: PublisherDeps): Publisher {
       const { user, item, pending } = entry;
       if (!heads.stored!(user, item.seq)) return entry;
       sent = true;
-      // Read back, as live delivery does, when an ack may have moved it already.
-      if (version && item.durable && !pending) {
+      // Read back, as live delivery does, when an ack may have moved it already; a claimed
+      // delivery was written with the item.
+      if (version && item.durable && !pending && !entry.delivered) {
         deps.onWritten?.(batch.event.id, user, { seq: item.seq, version });
       }
       return { ...entry, sent: true as const };
@@ -247,7 +254,11 @@ export function createPublisher(deps: PublisherDeps): Publisher {
         id,
         // Only a run that sent items ahead has any held: the others' batches go as they are.
         (batch) => deliverLive(ahead ? unheld(batch) : batch, json, envelope, trace),
-        { ...(plan ? { plan } : {}), ...(heads ? { seqs: heads } : {}) },
+        {
+          ...(plan ? { plan } : {}),
+          ...(heads ? { seqs: heads } : {}),
+          ...(ahead && deps.claims ? { claims: deps.claims } : {}),
+        },
       );
     } finally {
       // What went out and is not stored yet will be written by the next start's run.

@@ -3,10 +3,15 @@
  * instead of one per recipient, off the delivery path.
  */
 
-import type { DeliveredEntry, DeliveryStore } from "../store/store.ts";
+import type { DeliveredEntry, DeliveryClaims, DeliveryStore } from "../store/store.ts";
 
-/** Collects `(event, user)` deliveries and writes them in the background. */
-export interface DeliveryRecorder {
+/**
+ * Collects `(event, user)` deliveries and writes them in the background. A delivery of
+ * an item that went out before its fan-out batch wrote it can be claimed by that batch
+ * ({@linkcode DeliveryClaims}): the batch writes its record as delivered, and it is not
+ * written a second time here.
+ */
+export interface DeliveryRecorder extends DeliveryClaims {
   /**
    * Records that `user` got event `id`'s item; `ephemeral` ones are only counted.
    * `written` tells where the fan-out wrote the delivery record, when known.
@@ -24,6 +29,9 @@ export interface DeliveryRecorder {
   close(): Promise<void>;
 }
 
+/** A delivery collected; `claimed` when a fan-out batch took it (not written here). */
+type Recorded = DeliveredEntry & { claimed?: true };
+
 /** How long a record's place told by `written` is kept for a delivery to use it. */
 const WRITTEN_KEPT_MS = 60_000;
 
@@ -40,7 +48,10 @@ export function createDeliveryRecorder(
     stored?(user: string): Promise<void> | undefined;
   },
 ): DeliveryRecorder {
-  let queue: DeliveredEntry[] = [];
+  let queue: Recorded[] = [];
+  // The durable deliveries collected and not being written yet, whose records' places are
+  // unknown: those a fan-out batch may still claim, by event and user.
+  const open = new Map<string, Recorded>();
   let writing = Promise.resolve();
   let timer: ReturnType<typeof setTimeout> | undefined;
   // Where records of items sent before they were written landed, by event and user, with
@@ -49,10 +60,19 @@ export function createDeliveryRecorder(
   let swept = Date.now();
   const placeKey = (id: string, user: string) => `${id}\u0000${user}`;
 
-  /** Gives the batch's deliveries the places told since they were recorded. */
-  function placed(batch: DeliveredEntry[]) {
-    if (places.size === 0) return;
+  /**
+   * The batch's deliveries to write, given the places told since they were recorded;
+   * from now on none of them can be claimed.
+   */
+  function placed(batch: Recorded[]): DeliveredEntry[] {
+    const out: DeliveredEntry[] = [];
     for (const e of batch) {
+      if (e.claimed) continue;
+      if (!e.ephemeral && !e.written) open.delete(placeKey(e.id, e.user));
+      out.push(e);
+    }
+    if (places.size === 0) return out;
+    for (const e of out) {
       if (e.ephemeral || e.written) continue;
       const key = placeKey(e.id, e.user);
       const place = places.get(key);
@@ -61,9 +81,10 @@ export function createDeliveryRecorder(
       places.delete(key);
     }
     const now = Date.now();
-    if (now - swept < WRITTEN_KEPT_MS) return;
+    if (now - swept < WRITTEN_KEPT_MS) return out;
     swept = now;
     for (const [key, { at }] of places) if (now - at > WRITTEN_KEPT_MS) places.delete(key);
+    return out;
   }
 
   function flush(): Promise<void> {
@@ -74,32 +95,53 @@ export function createDeliveryRecorder(
     if (batch.length > 0) {
       writing = writing
         .then(() => storedFor(batch))
-        .then(() => placed(batch))
-        .then(() => store.markDelivered(batch, Date.now()))
+        .then(() => {
+          const entries = placed(batch);
+          if (entries.length > 0) return store.markDelivered(entries, Date.now());
+        })
         .catch(options.onError);
     }
     return writing;
   }
 
   /** Waits for the records of the batch's durable items that are not written yet. */
-  function storedFor(batch: DeliveredEntry[]): Promise<unknown> | undefined {
+  function storedFor(batch: Recorded[]): Promise<unknown> | undefined {
     if (!options.stored) return undefined;
     const waits = new Set<Promise<void>>();
     for (const e of batch) {
-      if (e.ephemeral || e.written) continue;
+      if (e.ephemeral || e.written || e.claimed) continue;
       const held = options.stored(e.user);
       if (held) waits.add(held);
     }
     return waits.size > 0 ? Promise.all(waits) : undefined;
   }
 
+  function add(id: string, user: string, ephemeral = false, written?: Recorded["written"]) {
+    if (ephemeral) queue.push({ id, user, ephemeral });
+    else if (written) queue.push({ id, user, written });
+    else {
+      // One record per delivery: another connection's copy adds nothing to write.
+      const key = placeKey(id, user);
+      if (open.has(key)) return;
+      const entry = { id, user };
+      open.set(key, entry);
+      queue.push(entry);
+    }
+    timer ??= setTimeout(flush, options.intervalMs);
+  }
+
   return {
-    add(id, user, ephemeral = false, written) {
-      queue.push(
-        ephemeral ? { id, user, ephemeral } : written ? { id, user, written } : { id, user },
-      );
-      timer ??= setTimeout(flush, options.intervalMs);
+    add,
+    claim(id, user) {
+      const key = placeKey(id, user);
+      const entry = open.get(key);
+      if (!entry) return false;
+      open.delete(key);
+      entry.claimed = true;
+      return true;
     },
+    // The batch that claimed it was not written: recorded as any other delivery.
+    release: (id, user) => add(id, user),
     written(id, user, written) {
       places.set(placeKey(id, user), { written, at: Date.now() });
     },

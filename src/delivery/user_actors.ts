@@ -66,7 +66,8 @@ export interface UserActorDeps {
   heads?: Pick<StreamHeads, "open" | "close">;
   hub: Hub;
   metrics: Metrics;
-  recorder: DeliveryRecorder;
+  /** Where deliveries are recorded. */
+  recorder: Pick<DeliveryRecorder, "add">;
   ackBaseMs: number;
   idleMs: number;
   /** LOW grouping and the per-user push budget; none when absent. */

@@ -163,6 +163,8 @@ export interface FanoutBatch {
     replaces?: { id: string; seq: number };
     /** It went out live before this batch wrote it: not to be sent again. */
     sent?: true;
+    /** Its delivery was claimed (see `DeliveryClaims`): written as delivered, nothing to record. */
+    delivered?: true;
   }[];
   /**
    * The items went out before any was written (see `EventStore.createEvent`'s

@@ -78,6 +78,25 @@ export interface SeqOptions {
 }
 
 /**
+ * Deliveries made before their records were written (items sent ahead of their fan-out
+ * job, see `EventStore.createEvent`'s `assigned`). A job's batch that claims one writes
+ * the record as delivered at once (and counts it), and whoever would have marked it
+ * later does not: one write per delivery instead of two.
+ */
+export interface DeliveryClaims {
+  /** Takes the record of `user`'s delivery of event `id`: true when it went out and is not recorded yet. */
+  claim(id: string, user: string): boolean;
+  /** Gives back a claim whose batch was not written: the delivery is recorded as usual. */
+  release(id: string, user: string): void;
+}
+
+/** How a fan-out job writes: seqs from heads, each batch's plan, claimed deliveries. */
+export interface FanoutRunOptions extends SeqOptions {
+  plan?: FanoutPlanner;
+  claims?: DeliveryClaims;
+}
+
+/**
  * Published events and their fan-out: the event record, its body, the job that writes
  * every target's stream entry, and the delivery status across the audience.
  */
@@ -121,7 +140,7 @@ export interface EventStore {
   runFanout(
     id: string,
     onBatch: (batch: FanoutBatch) => void,
-    options?: SeqOptions & { plan?: FanoutPlanner },
+    options?: FanoutRunOptions,
   ): Promise<void>;
   /**
    * Ids of the events whose fan-out is unfinished; with `assigned`, only those whose job

@@ -57,3 +57,45 @@ Deno.test("a record's place serves one delivery of its event and user only", asy
     [{ id: "e1", user: "camille" }],
   ]);
 });
+
+Deno.test("a fan-out batch claims a delivery not written yet: it is not marked here, and a given-back one is", async () => {
+  const { recorder, marked } = setup();
+  recorder.add("e1", "camille");
+  // A second connection's copy is the same delivery.
+  recorder.add("e1", "camille");
+  recorder.add("e1", "dmitri");
+  recorder.add("e1", "elise", true);
+  recorder.add("e1", "farid", false, { seq: 3, version: "00000000000000010000" });
+  assert.equal(recorder.claim("e1", "camille"), true);
+  assert.equal(recorder.claim("e1", "camille"), false, "claimed once");
+  assert.equal(recorder.claim("e1", "elise"), false, "an ephemeral delivery has no record");
+  assert.equal(recorder.claim("e1", "farid"), false, "a record already written is marked");
+  assert.equal(recorder.claim("e2", "dmitri"), false, "not delivered");
+  assert.equal(recorder.claim("e1", "dmitri"), true);
+  // dmitri's batch was not written: his delivery is recorded as any other.
+  recorder.release("e1", "dmitri");
+  await recorder.flush();
+  assert.deepEqual(marked, [[
+    { id: "e1", user: "elise", ephemeral: true },
+    { id: "e1", user: "farid", written: { seq: 3, version: "00000000000000010000" } },
+    { id: "e1", user: "dmitri" },
+  ]]);
+  // Once being written, a delivery can no longer be claimed.
+  recorder.add("e1", "gaspard");
+  const flushed = recorder.flush();
+  assert.equal(recorder.claim("e1", "gaspard"), true, "still waiting for the flush's turn");
+  await flushed;
+  let land!: () => void;
+  const { recorder: waiting, marked: later } = setup((user) =>
+    user === "hugo" ? new Promise<void>((resolve) => land = resolve) : undefined
+  );
+  waiting.add("e1", "hugo");
+  const pending = waiting.flush();
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  // Waiting for its item to be stored, it may still be claimed by the batch storing it.
+  assert.equal(waiting.claim("e1", "hugo"), true);
+  land();
+  await pending;
+  assert.deepEqual(later, []);
+  assert.deepEqual(marked.length, 1, "gaspard's claim left nothing to mark");
+});

@@ -4,12 +4,12 @@ import assert from "node:assert/strict";
 import { type AnyActorRef, SimulatedClock, waitFor } from "xstate";
 import { createRegistry } from "../../actors/registry.ts";
 import type { LiveItem, UserContext } from "../../actors/user.machine.ts";
-import type { DeliveryRecorder } from "../../src/delivery/recorder.ts";
 import { createStreamHeads } from "../../src/delivery/stream_heads.ts";
 import {
   type ActorClock,
   defineUserActors,
   USER_ACTORS_PER_SYSTEM,
+  type UserActorDeps,
   type UserActorStore,
 } from "../../src/delivery/user_actors.ts";
 import { createMetrics } from "../../src/metrics.ts";
@@ -67,12 +67,7 @@ Deno.test("a user actor in a shared system ends through the registry with its ti
     store: createMemoryStore({ recentWindowMs: 60_000 }),
     hub: createHub(),
     metrics: createMetrics({ defaultMetrics: false }),
-    recorder: {
-      add() {},
-      written() {},
-      flush: () => Promise.resolve(),
-      close: () => Promise.resolve(),
-    },
+    recorder: { add() {} },
     ackBaseMs: 60_000,
     idleMs: 60_000,
     clock,
@@ -113,12 +108,7 @@ Deno.test("a passivated user actor is forgotten by the registry and rebuilt on d
     store: createMemoryStore({ recentWindowMs: 60_000 }),
     hub,
     metrics: createMetrics({ defaultMetrics: false }),
-    recorder: {
-      add() {},
-      written() {},
-      flush: () => Promise.resolve(),
-      close: () => Promise.resolve(),
-    },
+    recorder: { add() {} },
     ackBaseMs: 60_000,
     idleMs: 20,
     onError: (message, error) => {
@@ -179,13 +169,10 @@ Deno.test("a connected user's failing actor is rebuilt at once with its connecti
   const registry = createRegistry({ metrics: createMetrics({ defaultMetrics: false }) });
   const hub = createHub();
   // A recording effect that breaks on one item: an unexpected error inside `sendFrame`.
-  const recorder: DeliveryRecorder = {
+  const recorder: UserActorDeps["recorder"] = {
     add(id) {
       if (id === "poison") throw new Error(`Cannot record "${id}"`);
     },
-    written() {},
-    flush: () => Promise.resolve(),
-    close: () => Promise.resolve(),
   };
   // The real store, counting the loads of pending acks that build an actor.
   const memory = createMemoryStore({ recentWindowMs: 60_000 });
@@ -279,12 +266,7 @@ Deno.test("a user's stream head ends with their actor, but not when a connected 
     heads,
     hub,
     metrics: createMetrics({ defaultMetrics: false }),
-    recorder: {
-      add() {},
-      written() {},
-      flush: () => Promise.resolve(),
-      close: () => Promise.resolve(),
-    },
+    recorder: { add() {} },
     ackBaseMs: 60_000,
     idleMs: 60_000,
     onError: (message) => errors.push(message),

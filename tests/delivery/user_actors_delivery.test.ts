@@ -4,8 +4,7 @@ import assert from "node:assert/strict";
 import { SimulatedClock } from "xstate";
 import { createRegistry } from "../../actors/registry.ts";
 import type { LiveItem, Pacing, UserContext } from "../../actors/user.machine.ts";
-import type { DeliveryRecorder } from "../../src/delivery/recorder.ts";
-import { defineUserActors } from "../../src/delivery/user_actors.ts";
+import { defineUserActors, type UserActorDeps } from "../../src/delivery/user_actors.ts";
 import { createMetrics } from "../../src/metrics.ts";
 import { createHub } from "../../src/realtime/hub.ts";
 import { encodeEventFrame } from "../../src/schemas/frames.ts";
@@ -34,11 +33,8 @@ async function harness(pacing: Pacing, clock?: SimulatedClock) {
   const registry = createRegistry();
   const hub = createHub();
   const recorded: string[] = [];
-  const recorder: DeliveryRecorder = {
+  const recorder: UserActorDeps["recorder"] = {
     add: (id) => void recorded.push(id),
-    written() {},
-    flush: () => Promise.resolve(),
-    close: () => Promise.resolve(),
   };
   const users = defineUserActors({
     registry,

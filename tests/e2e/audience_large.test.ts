@@ -66,6 +66,21 @@ Deno.test("a 10,000-user group gets a 202 at once, its online members live, ever
       120_000,
       "the fan-out to finish",
     );
+    // The online members got it before it was written: each delivery is recorded once,
+    // whether with its item or after it.
+    await eventually(
+      async () => {
+        const status = await server.request(`/v1/events/${id}`, { apiKey: SERVICE_KEY });
+        return status.body.delivered === online.length;
+      },
+      10_000,
+      "the online members' deliveries to be recorded",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const status = await server.request(`/v1/events/${id}`, { apiKey: SERVICE_KEY });
+    assert.equal(status.body.delivered, online.length, "counted once each");
+    const pending = status.body.pending_users as string[];
+    for (const user of online) assert.equal(pending.includes(user), false, user);
     await server.close();
     closed = true;
     const streams = await streamsOf(path, users, id);

@@ -11,9 +11,8 @@ import type {
   EventRecord,
   EventStore,
   FanoutBatch,
-  FanoutPlanner,
+  FanoutRunOptions,
   MailTask,
-  SeqOptions,
   StreamItem,
   TargetPlan,
   TargetRecord,
@@ -127,6 +126,8 @@ export interface TargetWrite {
   mark?: Deno.KvEntryMaybe<CollapseMark>;
   /** The older unread item with the same collapse key, when the event collapses. */
   previous?: StreamItem;
+  /** Its delivery was claimed: the record is written as delivered (a shown item only). */
+  delivered?: true;
 }
 
 /**
@@ -150,6 +151,7 @@ export function addTargetItem(
   const { now, collapsing } = context;
   const seq = typeof target.seq === "number" ? target.seq : (target.seq.value ?? 0) + 1;
   const { item, quiet, pending } = targetItem(event, { seq, now, ...(plan ? { plan } : {}) });
+  const delivered = target.delivered && !quiet;
   if (typeof target.seq !== "number") op.check(target.seq).set(keys.seqKey(user), seq);
   op.set(
     keys.streamKey(user, seq),
@@ -160,7 +162,11 @@ export function addTargetItem(
   if (event.durable) {
     op.set(
       keys.targetKey(id, user),
-      { seq, state: quiet ? "muted" : "pending", at: now } satisfies TargetRecord,
+      {
+        seq,
+        state: quiet ? "muted" : delivered ? "delivered" : "pending",
+        at: now,
+      } satisfies TargetRecord,
     );
   }
   if (pending) op.set(keys.pendingKey(user, seq), pending);
@@ -198,6 +204,7 @@ export function addTargetItem(
     item,
     ...(pending ? { pending } : {}),
     ...(replaces ? { replaces } : {}),
+    ...(delivered && event.durable ? { delivered: true as const } : {}),
   };
 }
 
@@ -258,7 +265,7 @@ export function createKvFanout(
   async function runFanout(
     id: string,
     onBatch: (batch: FanoutBatch) => void,
-    fanoutOptions: SeqOptions & { plan?: FanoutPlanner } = {},
+    fanoutOptions: FanoutRunOptions = {},
   ) {
     const [first, read] = await Promise.all([
       kv.get<Job>(keys.jobKey(id)),
@@ -280,15 +287,18 @@ export function createKvFanout(
     event: EventRecord,
     lane: Lane,
     onBatch: (batch: FanoutBatch) => void,
-    fanoutOptions: SeqOptions & { plan?: FanoutPlanner },
+    fanoutOptions: FanoutRunOptions,
   ) {
     // Seqs taken from heads and not written yet, by user: kept across conflicts, so that
     // a retry writes at the same seqs, and given back when the run ends without them.
     const taken = new Map<string, number>();
+    // Deliveries claimed for batches not written yet: kept across conflicts too.
+    const claimed = new Set<string>();
     try {
-      await fanOut(event, lane, onBatch, { ...fanoutOptions, taken });
+      await fanOut(event, lane, onBatch, { ...fanoutOptions, taken, claimed });
     } finally {
       dropSeqs(fanoutOptions.seqs, taken);
+      for (const user of claimed) fanoutOptions.claims?.release(event.id, user);
     }
   }
 
@@ -322,9 +332,9 @@ export function createKvFanout(
     event: EventRecord,
     { lane, lanes }: Lane,
     onBatch: (batch: FanoutBatch) => void,
-    fanoutOptions: SeqOptions & { plan?: FanoutPlanner; taken: Map<string, number> },
+    fanoutOptions: FanoutRunOptions & { taken: Map<string, number>; claimed: Set<string> },
   ) {
-    const { seqs: source, plan, taken } = fanoutOptions;
+    const { seqs: source, plan, taken, claimed, claims } = fanoutOptions;
     const { id } = event;
     const key = laneKey(id, lane);
     const collapsing = collapses(event);
@@ -479,16 +489,23 @@ export function createKvFanout(
         const op = kv.atomic().check(jobEntry);
         const items: FanoutBatch["items"] = [];
         const context = { now, collapsing, recentWindowMs: options.recentWindowMs };
+        let delivered = 0;
         users.forEach((user, i) => {
-          items.push(
-            addTargetItem(op, event, {
-              user,
-              seq: assigned?.get(user) ?? taken.get(user) ?? stored.get(user)!,
-              ...(plans?.[i] ? { plan: plans[i] } : {}),
-              ...older?.[i],
-            }, context),
-          );
+          // Only an item sent before it was written (at an assigned seq) can be claimed.
+          if (claims && event.durable && assigned?.has(user) && !claimed.has(user)) {
+            if (claims.claim(id, user)) claimed.add(user);
+          }
+          const entry = addTargetItem(op, event, {
+            user,
+            seq: assigned?.get(user) ?? taken.get(user) ?? stored.get(user)!,
+            ...(plans?.[i] ? { plan: plans[i] } : {}),
+            ...older?.[i],
+            ...(claimed.has(user) ? { delivered: true } : {}),
+          }, context);
+          if (entry.delivered) delivered++;
+          items.push(entry);
         });
+        if (delivered > 0) op.sum(keys.counterKey(id, "delivered"), BigInt(delivered));
         let next = { ...job, offset: job.offset + users.length };
         if (next.offset >= targets.ids.length) {
           next = { ...next, chunk: job.chunk + lanes, offset: 0 };
@@ -558,8 +575,11 @@ export function createKvFanout(
           continue;
         }
         retries = 0;
-        // Written: these seqs are the batch's now, handed back with it.
-        for (const user of users) taken.delete(user);
+        // Written: these seqs and deliveries are the batch's now, handed back with it.
+        for (const user of users) {
+          taken.delete(user);
+          claimed.delete(user);
+        }
         if (!done) known = { key, value: next, versionstamp: res.versionstamp };
         landed = {
           event: ends ? { ...event, fanningOut: false } : event,

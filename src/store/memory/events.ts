@@ -11,6 +11,7 @@ import type {
   EventStore,
   FanoutBatch,
   FanoutPlanner,
+  FanoutRunOptions,
   PublishOptions,
   PublishResult,
   SeqOptions,
@@ -116,12 +117,14 @@ export function createMemoryEventStore(
   async function runFanout(
     id: string,
     onBatch: (batch: FanoutBatch) => void,
-    options: SeqOptions & { plan?: FanoutPlanner } = {},
+    options: FanoutRunOptions = {},
   ) {
-    const { seqs: source, plan } = options;
+    const { seqs: source, plan, claims } = options;
     // Seqs taken from heads and not written yet, by user: kept while the batch waits,
     // and given back when the run ends without them.
     const taken = new Map<string, number>();
+    // Deliveries claimed for the batch that waits (written with it, or given back).
+    const claimed = new Set<string>();
     try {
       while (true) {
         const event = state.events.get(id);
@@ -142,16 +145,24 @@ export function createMemoryEventStore(
         // Another runner of the same job may have written this batch meanwhile.
         if (event.job !== job || job.offset !== at) continue;
         const now = state.now();
-        const items = users.map((user, i) =>
-          addTargetItem(state, event, {
+        const items = users.map((user, i) => {
+          // Only an item sent before it was written (at an assigned seq) can be claimed.
+          if (claims && event.record.durable && given?.has(user) && !claimed.has(user)) {
+            if (claims.claim(id, user)) claimed.add(user);
+          }
+          return addTargetItem(state, event, {
             user,
             ...(plans?.[i] ? { plan: plans[i] } : {}),
             ...(given?.has(user) || taken.has(user)
               ? { seq: given?.get(user) ?? taken.get(user)! }
               : {}),
-          }, now)
-        );
-        for (const user of users) taken.delete(user);
+            ...(claimed.has(user) ? { delivered: true as const } : {}),
+          }, now);
+        });
+        for (const user of users) {
+          taken.delete(user);
+          claimed.delete(user);
+        }
         job.offset = at + users.length;
         const done = job.offset >= job.targets.length;
         if (done) {
@@ -163,6 +174,7 @@ export function createMemoryEventStore(
       }
     } finally {
       dropSeqs(source, taken);
+      for (const user of claimed) claims?.release(id, user);
     }
   }
 

@@ -51,7 +51,7 @@ function olderUnread(user: ReturnType<typeof userState>, key: string, now: numbe
 export function addTargetItem(
   state: MemoryState,
   event: MemoryEvent,
-  target: { user: string; plan?: TargetPlan; seq?: number },
+  target: { user: string; plan?: TargetPlan; seq?: number; delivered?: true },
   now: number,
 ): FanoutBatch["items"][number] {
   const { record } = event;
@@ -68,10 +68,14 @@ export function addTargetItem(
   });
   user.items.set(seq, item);
   if (!record.durable) user.recent.push(seq);
+  // A claimed delivery (see `DeliveryClaims`) is recorded with the item, if it is shown.
+  const delivered = target.delivered && !quiet && record.durable;
   // Ephemeral items are not waited on: their deliveries are counted, not recorded per user.
   if (record.durable) {
-    event.targets.set(target.user, { seq, state: quiet ? "muted" : "pending", at: now });
+    const state = quiet ? "muted" : delivered ? "delivered" : "pending";
+    event.targets.set(target.user, { seq, state, at: now });
     user.byId.set(id, seq);
+    if (delivered) event.counts.delivered++;
   }
   if (pending) user.pending.set(seq, copy(pending));
   if (isInboxItem(item)) user.unread.set(seq, record.expiresAt ? { exp: record.expiresAt } : {});
@@ -112,5 +116,6 @@ export function addTargetItem(
     item: copy(item),
     ...(pending ? { pending } : {}),
     ...(replaces ? { replaces } : {}),
+    ...(delivered ? { delivered: true as const } : {}),
   };
 }

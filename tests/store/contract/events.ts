@@ -209,6 +209,44 @@ export function eventStoreContract(contract: Contract): void {
     assert.deepEqual(await store.unfinishedFanouts(), []);
   });
 
+  test("writes a claimed delivery as delivered with its item, and asks only for items sent ahead", async (store) => {
+    const targets = users(120);
+    const assigned = new Map<string, number>();
+    for (const user of ["u3", "u7", "u20"]) {
+      assigned.set(user, (await store.reserveSeqs(user, 10))!.from);
+    }
+    const e = makeEnvelope("NOTIFICATION");
+    await store.createEvent(e, targets, result(e, targets.length), { assigned });
+    // u3 and u7 got it before it was written; u20's copy did not go out.
+    const asked: string[] = [];
+    const items: FanoutBatch["items"] = [];
+    await store.runFanout(e.metadata.id, (batch) => void items.push(...batch.items), {
+      claims: {
+        claim(id, user) {
+          assert.equal(id, e.metadata.id);
+          asked.push(user);
+          return user !== "u20";
+        },
+        release: (_id, user) => assert.fail(`a written batch gave back ${user}'s claim`),
+      },
+    });
+    assert.deepEqual(asked.toSorted(), ["u20", "u3", "u7"], "only targets at assigned seqs");
+    assert.deepEqual(
+      items.filter((i) => i.delivered).map((i) => i.user).toSorted(),
+      ["u3", "u7"],
+    );
+    const status = (await store.getStatus(e.metadata.id))!;
+    assert.equal(status.delivered, 2);
+    assert.equal(status.pending_users.length, 100);
+    for (const user of ["u3", "u7"]) assert.equal(status.pending_users.includes(user), false);
+    assert.equal(status.pending_users.includes("u20"), true);
+    // Marked again by a late copy (another connection), it is not counted twice.
+    await store.markDelivered([{ id: e.metadata.id, user: "u3" }], Date.now());
+    assert.equal((await store.getStatus(e.metadata.id))!.delivered, 2);
+    await store.markDelivered([{ id: e.metadata.id, user: "u20" }], Date.now());
+    assert.equal((await store.getStatus(e.metadata.id))!.delivered, 3);
+  });
+
   test("plans each target of a fan-out job: quiet items and mail tasks", async (store, h) => {
     const e = makeEnvelope("NOTIFICATION");
     const targets = users(150);
