@@ -145,20 +145,23 @@ export function createMemoryEventStore(
         // Another runner of the same job may have written this batch meanwhile.
         if (event.job !== job || job.offset !== at) continue;
         const now = state.now();
-        const items = users.map((user, i) => {
-          // Only an item sent before it was written (at an assigned seq) can be claimed.
+        // Claimed first, all of them: a claim that fails leaves nothing of the batch written.
+        // Only an item sent before it was written (at an assigned seq) can be claimed.
+        for (const user of users) {
           if (claims && event.record.durable && given?.has(user) && !claimed.has(user)) {
             if (claims.claim(id, user)) claimed.add(user);
           }
-          return addTargetItem(state, event, {
+        }
+        const items = users.map((user, i) =>
+          addTargetItem(state, event, {
             user,
             ...(plans?.[i] ? { plan: plans[i] } : {}),
             ...(given?.has(user) || taken.has(user)
               ? { seq: given?.get(user) ?? taken.get(user)! }
               : {}),
             ...(claimed.has(user) ? { delivered: true as const } : {}),
-          }, now);
-        });
+          }, now)
+        );
         for (const user of users) {
           taken.delete(user);
           claimed.delete(user);

@@ -247,6 +247,85 @@ export function eventStoreContract(contract: Contract): void {
     assert.equal((await store.getStatus(e.metadata.id))!.delivered, 3);
   });
 
+  test("two runners of one job: each claimed delivery is written with its item or given back", async (store) => {
+    const targets = users(400);
+    const assigned = new Map<string, number>();
+    for (const user of targets.filter((_, i) => i % 3 === 0)) {
+      assigned.set(user, (await store.reserveSeqs(user, 10))!.from);
+    }
+    const e = makeEnvelope("NOTIFICATION");
+    await store.createEvent(e, targets, result(e, targets.length), { assigned });
+    // Every assigned target's item went out; a delivery is claimed once, by either runner.
+    const open = new Set(assigned.keys());
+    const kept = new Set<string>();
+    const givenBack: string[] = [];
+    const claims = {
+      claim(_id: string, user: string) {
+        if (!open.delete(user)) return false;
+        kept.add(user);
+        return true;
+      },
+      release(_id: string, user: string) {
+        assert.equal(kept.delete(user), true, `${user} given back without a claim`);
+        givenBack.push(user);
+      },
+    };
+    const written = new Map<string, number>();
+    const onBatch = (batch: FanoutBatch) => {
+      for (const i of batch.items) {
+        assert.equal(written.has(i.user), false, `${i.user} written twice`);
+        written.set(i.user, i.item.seq);
+        if (i.delivered) assert.equal(kept.has(i.user), true, `${i.user} delivered unclaimed`);
+      }
+    };
+    await Promise.all([
+      store.runFanout(e.metadata.id, onBatch, { claims }),
+      store.runFanout(e.metadata.id, onBatch, { claims }),
+    ]);
+    assert.equal(written.size, targets.length);
+    for (const [user, seq] of assigned) assert.equal(written.get(user), seq, user);
+    // What a runner claimed is either written as delivered or back with the recorder.
+    assert.equal(kept.size + givenBack.length + open.size, assigned.size);
+    const status = (await store.getStatus(e.metadata.id))!;
+    assert.equal(status.delivered, kept.size);
+    assert.equal(status.fan_out, "done");
+  });
+
+  test("a run that stops before its batch is written gives its claims back", async (store) => {
+    const targets = users(60);
+    const assigned = new Map<string, number>();
+    for (const user of targets) assigned.set(user, (await store.reserveSeqs(user, 10))!.from);
+    const e = makeEnvelope("NOTIFICATION");
+    await store.createEvent(e, targets, result(e, targets.length), { assigned });
+    const claimed: string[] = [];
+    const givenBack: string[] = [];
+    const batches: FanoutBatch[] = [];
+    await assert.rejects(
+      store.runFanout(e.metadata.id, (batch) => void batches.push(batch), {
+        claims: {
+          claim(_id, user) {
+            if (user === "u30") throw new Error("the recorder is gone");
+            claimed.push(user);
+            return true;
+          },
+          release: (_id, user) => void givenBack.push(user),
+        },
+      }),
+      /the recorder is gone/,
+    );
+    // Claimed for the batch that never committed: every one is back.
+    const written = new Set(batches.flatMap((b) => b.items.map((i) => i.user)));
+    assert.ok(claimed.length > 0);
+    assert.deepEqual(
+      givenBack.toSorted(),
+      claimed.filter((u) => !written.has(u)).toSorted(),
+    );
+    await store.runFanout(e.metadata.id, () => {});
+    const status = (await store.getStatus(e.metadata.id))!;
+    assert.equal(status.fan_out, "done");
+    assert.equal(status.delivered, claimed.length - givenBack.length);
+  });
+
   test("plans each target of a fan-out job: quiet items and mail tasks", async (store, h) => {
     const e = makeEnvelope("NOTIFICATION");
     const targets = users(150);
