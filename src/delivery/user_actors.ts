@@ -62,8 +62,11 @@ export type UserActorStore =
 export interface UserActorDeps {
   registry: Registry;
   store: UserActorStore;
-  /** The users' stream heads: one lives as long as the user's actor. */
-  heads?: Pick<StreamHeads, "open" | "close">;
+  /**
+   * The users' stream heads: one lives as long as the user's actor; a dead letter waits
+   * for the items sent before they were written.
+   */
+  heads?: Pick<StreamHeads, "open" | "close" | "whenStored">;
   hub: Hub;
   metrics: Metrics;
   /** Where deliveries are recorded. */
@@ -146,6 +149,12 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
     const expired = due.filter((p) => p.exp !== undefined && p.exp <= now);
     const exhausted = due.filter((p) => !expired.includes(p) && p.attempts >= p.limit);
     const resend = due.filter((p) => !expired.includes(p) && !exhausted.includes(p));
+    const ending = [...expired, ...exhausted];
+    // An item sent before its fan-out wrote it has no record to end yet: its dead letter
+    // waits for the write, which would otherwise bring its pending ack back.
+    if (ending.length > 0) {
+      await deps.heads?.whenStored(userId, Math.max(...ending.map((p) => p.seq)) + 1);
+    }
     if (expired.length > 0) await store.deadLetter(userId, expired, "expired", now);
     if (exhausted.length > 0) {
       await store.deadLetter(userId, exhausted, "ack limit reached", now);

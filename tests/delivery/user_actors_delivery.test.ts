@@ -4,11 +4,14 @@ import assert from "node:assert/strict";
 import { SimulatedClock } from "xstate";
 import { createRegistry } from "../../actors/registry.ts";
 import type { LiveItem, Pacing, UserContext } from "../../actors/user.machine.ts";
+import { createStreamHeads } from "../../src/delivery/stream_heads.ts";
 import { defineUserActors, type UserActorDeps } from "../../src/delivery/user_actors.ts";
 import { createMetrics } from "../../src/metrics.ts";
 import { createHub } from "../../src/realtime/hub.ts";
 import { encodeEventFrame } from "../../src/schemas/frames.ts";
 import { createMemoryStore } from "../../src/store/memory_store.ts";
+import { eventually } from "../_support/server.ts";
+import { makeEnvelope, result } from "../_support/store.ts";
 
 function live(
   seq: number,
@@ -131,5 +134,76 @@ Deno.test("items that need an ack or grouping are tracked and grouped by the use
     assert.equal(h.context().pushes.lastSeqSent, 5);
   } finally {
     h.stop();
+  }
+});
+
+Deno.test("an item sent before its fan-out wrote it is dead-lettered once written, not before", async () => {
+  const registry = createRegistry();
+  const hub = createHub();
+  const store = createMemoryStore({ recentWindowMs: 60_000 });
+  const heads = createStreamHeads({
+    store,
+    release: () => {},
+    recentWindowMs: 60_000,
+    onError: (message) => {
+      throw new Error(message);
+    },
+  });
+  const letters: number[] = [];
+  const users = defineUserActors({
+    registry,
+    // The real store, its dead letters seen on their way.
+    store: {
+      ...store,
+      deadLetter(user, pending, reason, now) {
+        letters.push(...pending.map((p) => p.seq));
+        return store.deadLetter(user, pending, reason, now);
+      },
+    },
+    heads,
+    hub,
+    metrics: createMetrics({ defaultMetrics: false }),
+    recorder: { add() {} },
+    ackBaseMs: 20,
+    idleMs: 600_000,
+    onError: (message, error) => {
+      throw new Error(`${message}: ${error}`);
+    },
+  });
+  try {
+    const actor = await registry.get("user", "u");
+    hub.add("c1", "u", { transport: "ws", send: () => {}, close: () => {} });
+    hub.release("c1", 0);
+    actor.send({ type: "conn.open", connId: "c1" });
+    // Published to a large audience: its job has not written the user's entry yet, and
+    // the item goes ahead of it, held as the publisher holds it.
+    const e = makeEnvelope("NOTIFICATION", { ack: true });
+    const id = e.metadata.id;
+    await store.createEvent(e, ["u"], result(e, 1), { assigned: new Map([["u", 1]]) });
+    const sent = live(1, { ack: true });
+    const item: LiveItem = {
+      ...sent,
+      item: { ...sent.item, id, durable: true },
+      pending: { ...sent.pending!, id },
+    };
+    heads.hold("u", item.item, "{}");
+    users.deliver("u", item);
+    await settled();
+    const attemptsOf = () =>
+      (actor.getSnapshot().context as UserContext).pending[1]?.attempts ?? Infinity;
+    // Redelivered three times, 20 ms apart: its limit is reached.
+    await eventually(() => item.pending!.limit <= attemptsOf(), 5_000, "three redeliveries");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(letters, [], "not dead-lettered while its fan-out has not written it");
+    // The job writes the entry (its pending ack with it), and tells the head.
+    await store.runFanout(id, () => {});
+    heads.stored("u", 1);
+    await eventually(() => letters.length > 0, 5_000, "the dead letter");
+    assert.deepEqual(letters, [1]);
+    // It ended what the job wrote: nothing waits for an ack any more.
+    await eventually(async () => (await store.getStatus(id))?.failed === 1, 5_000, "failed");
+    assert.deepEqual(await store.listPending("u"), []);
+  } finally {
+    registry.stopAll();
   }
 });
