@@ -149,17 +149,6 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
     const expired = due.filter((p) => p.exp !== undefined && p.exp <= now);
     const exhausted = due.filter((p) => !expired.includes(p) && p.attempts >= p.limit);
     const resend = due.filter((p) => !expired.includes(p) && !exhausted.includes(p));
-    const ending = [...expired, ...exhausted];
-    // An item sent before its fan-out wrote it has no record to end yet: its dead letter
-    // waits for the write, which would otherwise bring its pending ack back.
-    if (ending.length > 0) {
-      await deps.heads?.whenStored(userId, Math.max(...ending.map((p) => p.seq)) + 1);
-    }
-    if (expired.length > 0) await store.deadLetter(userId, expired, "expired", now);
-    if (exhausted.length > 0) {
-      await store.deadLetter(userId, exhausted, "ack limit reached", now);
-      metrics.deadLetters.inc(exhausted.length);
-    }
     const resent: PendingAck[] = [];
     for (const p of resend) {
       const envelope = await store.getEnvelope(p.id);
@@ -173,10 +162,19 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
       await store.savePending(userId, resent);
       metrics.redeliveries.inc(resent.length);
     }
-    return {
-      resent,
-      dropped: [...expired, ...exhausted].map((p) => p.seq),
-    } satisfies RedeliverOutput;
+    const ending = [...expired, ...exhausted];
+    if (ending.length > 0) {
+      // An item sent before its fan-out wrote it has no record to end yet: its dead letter
+      // waits for the write, which would otherwise bring its pending ack back.
+      await deps.heads?.whenStored(userId, Math.max(...ending.map((p) => p.seq)) + 1);
+      const at = Date.now();
+      if (expired.length > 0) await store.deadLetter(userId, expired, "expired", at);
+      if (exhausted.length > 0) {
+        await store.deadLetter(userId, exhausted, "ack limit reached", at);
+        metrics.deadLetters.inc(exhausted.length);
+      }
+    }
+    return { resent, dropped: ending.map((p) => p.seq) } satisfies RedeliverOutput;
   }
 
   const machine = userMachine.provide({
