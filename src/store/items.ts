@@ -6,6 +6,7 @@
 
 import { type Envelope, isDurable, needsAck } from "../schemas/envelope.ts";
 import type {
+  DeliveryClaims,
   EventRecord,
   PendingAck,
   PublishResult,
@@ -139,6 +140,37 @@ export function dropSeqs(
     taken.delete(user);
     source?.drop(user, seq);
   }
+}
+
+/**
+ * Claims the deliveries of a batch's targets written at seqs assigned at publish (their
+ * items went out before this write: see `DeliveryClaims`), adding those taken to
+ * `claimed`. All before anything of the batch is written: a claim that throws leaves
+ * nothing half done, and what `claimed` holds is given back by {@linkcode releaseClaims}.
+ */
+export function claimDeliveries(
+  claims: DeliveryClaims | undefined,
+  event: EventRecord,
+  users: readonly string[],
+  assigned: ReadonlyMap<string, number> | undefined,
+  claimed: Set<string>,
+): void {
+  if (!claims || !event.durable || !assigned) return;
+  for (const user of users) {
+    if (assigned.has(user) && !claimed.has(user) && claims.claim(event.id, user)) {
+      claimed.add(user);
+    }
+  }
+}
+
+/** Gives back the claims of batches that were not written, and forgets them. */
+export function releaseClaims(
+  claims: DeliveryClaims | undefined,
+  id: string,
+  claimed: Set<string>,
+): void {
+  for (const user of claimed) claims?.release(id, user);
+  claimed.clear();
 }
 
 /**

@@ -19,7 +19,15 @@ import type {
 } from "../store.ts";
 import { deleteAll, MAX_RETRIES, retryPause } from "./_commit.ts";
 import { keyBytesOf, keyPartBytes, kvBudgetsOf, overOneCommit } from "./limits.ts";
-import { collapses, dropSeqs, isInboxItem, takeSeqs, targetItem } from "../items.ts";
+import {
+  claimDeliveries,
+  collapses,
+  dropSeqs,
+  isInboxItem,
+  releaseClaims,
+  takeSeqs,
+  targetItem,
+} from "../items.ts";
 import type { CollapseMark, UnreadMark } from "./_items.ts";
 
 /**
@@ -298,7 +306,7 @@ export function createKvFanout(
       await fanOut(event, lane, onBatch, { ...fanoutOptions, taken, claimed });
     } finally {
       dropSeqs(fanoutOptions.seqs, taken);
-      for (const user of claimed) fanoutOptions.claims?.release(event.id, user);
+      releaseClaims(fanoutOptions.claims, event.id, claimed);
     }
   }
 
@@ -489,12 +497,9 @@ export function createKvFanout(
         const op = kv.atomic().check(jobEntry);
         const items: FanoutBatch["items"] = [];
         const context = { now, collapsing, recentWindowMs: options.recentWindowMs };
+        claimDeliveries(claims, event, users, assigned, claimed);
         let delivered = 0;
         users.forEach((user, i) => {
-          // Only an item sent before it was written (at an assigned seq) can be claimed.
-          if (claims && event.durable && assigned?.has(user) && !claimed.has(user)) {
-            if (claims.claim(id, user)) claimed.add(user);
-          }
           const entry = addTargetItem(op, event, {
             user,
             seq: assigned?.get(user) ?? taken.get(user) ?? stored.get(user)!,

@@ -4,7 +4,14 @@
  */
 
 import type { Envelope } from "../../schemas/envelope.ts";
-import { dropSeqs, eventRecord, takeSeqs, whileTaking } from "../items.ts";
+import {
+  claimDeliveries,
+  dropSeqs,
+  eventRecord,
+  releaseClaims,
+  takeSeqs,
+  whileTaking,
+} from "../items.ts";
 import type {
   AtomicPublish,
   EventStatus,
@@ -145,13 +152,7 @@ export function createMemoryEventStore(
         // Another runner of the same job may have written this batch meanwhile.
         if (event.job !== job || job.offset !== at) continue;
         const now = state.now();
-        // Claimed first, all of them: a claim that fails leaves nothing of the batch written.
-        // Only an item sent before it was written (at an assigned seq) can be claimed.
-        for (const user of users) {
-          if (claims && event.record.durable && given?.has(user) && !claimed.has(user)) {
-            if (claims.claim(id, user)) claimed.add(user);
-          }
-        }
+        claimDeliveries(claims, event.record, users, given, claimed);
         const items = users.map((user, i) =>
           addTargetItem(state, event, {
             user,
@@ -177,7 +178,7 @@ export function createMemoryEventStore(
       }
     } finally {
       dropSeqs(source, taken);
-      for (const user of claimed) claims?.release(id, user);
+      releaseClaims(claims, id, claimed);
     }
   }
 
