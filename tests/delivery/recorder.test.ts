@@ -80,11 +80,15 @@ Deno.test("a fan-out batch claims a delivery not written yet: it is not marked h
     { id: "e1", user: "farid", written: { seq: 3, version: "00000000000000010000" } },
     { id: "e1", user: "dmitri" },
   ]]);
-  // Once being written, a delivery can no longer be claimed.
+  // Collected for a flush that has not reached it yet, a delivery can still be claimed.
   recorder.add("e1", "gaspard");
   const flushed = recorder.flush();
   assert.equal(recorder.claim("e1", "gaspard"), true, "still waiting for the flush's turn");
   await flushed;
+  // Once written here, it can no longer be.
+  recorder.add("e1", "iris");
+  await recorder.flush();
+  assert.equal(recorder.claim("e1", "iris"), false, "marked already");
   let land!: () => void;
   const { recorder: waiting, marked: later } = setup((user) =>
     user === "hugo" ? new Promise<void>((resolve) => land = resolve) : undefined
@@ -97,5 +101,10 @@ Deno.test("a fan-out batch claims a delivery not written yet: it is not marked h
   land();
   await pending;
   assert.deepEqual(later, []);
-  assert.deepEqual(marked.length, 1, "gaspard's claim left nothing to mark");
+  assert.deepEqual(
+    marked.at(-1),
+    [{ id: "e1", user: "iris" }],
+    "gaspard's claim left nothing to mark",
+  );
+  assert.equal(marked.length, 2);
 });
