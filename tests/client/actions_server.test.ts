@@ -72,7 +72,7 @@ async function storedClientIds(server: TestServer, user: string, id: string) {
 }
 
 Deno.test("send() over a WebSocket resolves the messages stored and rejects those refused", async () => {
-  const server = await startServer({ RELAIS_RATE_MESSAGES: "5/1m" });
+  const server = await startServer({ RELAIS_RATE_MESSAGES: "5/24h" });
   const { relais } = sdk(server, "ana");
   try {
     const conv = await conversation(server, ["ana", "ben"]);

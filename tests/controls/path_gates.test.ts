@@ -6,7 +6,7 @@ import { SERVICE_KEY, startServer } from "../_support/server.ts";
 Deno.test("edits and deletes of messages count against the messages limit as sends do", async () => {
   const server = await startServer({
     RELAIS_CONVERSATION_POLICY: "any",
-    RELAIS_RATE_MESSAGES: "4/1m",
+    RELAIS_RATE_MESSAGES: "4/24h",
   });
   try {
     const created = await server.request("/v1/conversations", {
@@ -46,7 +46,7 @@ Deno.test("edits and deletes of messages count against the messages limit as sen
 });
 
 Deno.test("a poll that starts a session counts as a connection attempt, one that keeps its session does not", async () => {
-  const server = await startServer({ RELAIS_RATE_CONNECTS: "3/1m" });
+  const server = await startServer({ RELAIS_RATE_CONNECTS: "3/24h" });
   try {
     const bearer = await server.token("ana");
     const first = await server.request("/v1/poll?timeout=0", { bearer });

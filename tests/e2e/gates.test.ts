@@ -44,7 +44,7 @@ Deno.test({
   name: "a junk X-API-Key beside a bearer token neither bypasses a kill switch nor a rate limit",
   async fn() {
     const server = await startServer({
-      RELAIS_RATE_MESSAGES: "5/1m",
+      RELAIS_RATE_MESSAGES: "5/24h",
       RELAIS_CONVERSATION_POLICY: "any",
     });
     try {
@@ -172,7 +172,7 @@ Deno.test({
 
     // Behind a trusted proxy, each client address has its own count.
     const proxied = await startServer({
-      RELAIS_RATE_AUTH_FAILURES: "2/1m",
+      RELAIS_RATE_AUTH_FAILURES: "2/24h",
       RELAIS_TRUSTED_PROXIES: "127.0.0.1/32, 10.0.0.0/8",
     });
     try {
@@ -192,7 +192,7 @@ Deno.test({
     }
 
     // Without trusted proxies the header is ignored: every attempt is the peer's.
-    const direct = await startServer({ RELAIS_RATE_AUTH_FAILURES: "2/1m" });
+    const direct = await startServer({ RELAIS_RATE_AUTH_FAILURES: "2/24h" });
     try {
       assert.equal((await failFrom(direct, "203.0.113.5")).status, 401);
       assert.equal((await failFrom(direct, "203.0.113.6")).status, 401);

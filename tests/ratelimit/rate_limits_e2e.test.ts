@@ -29,7 +29,7 @@ for (const limiter of ["kv", "redis"] as const) {
     async fn() {
       const redis = limiter === "redis" ? await startRedis() : undefined;
       const server = await startServer({
-        RELAIS_RATE_EVENTS: "5/1m",
+        RELAIS_RATE_EVENTS: "5/24h",
         RELAIS_RATE_LIMITER: limiter,
         ...(redis
           ? { REDIS_URL: redis.url, RELAIS_REDIS_PREFIX: `test-${crypto.randomUUID()}` }
@@ -44,7 +44,7 @@ for (const limiter of ["kv", "redis"] as const) {
         const refused = flood[7];
         assert.equal((refused.body.error as { code: string }).code, "rate_limited");
         const seconds = Number(refused.retryAfter);
-        assert.ok(seconds >= 1 && seconds <= 60, `Retry-After ${refused.retryAfter}`);
+        assert.ok(seconds >= 1 && seconds <= 86_400, `Retry-After ${refused.retryAfter}`);
         // The other key has its own budget.
         for (let i = 0; i < 5; i++) {
           assert.equal((await post(server.origin, SERVICE_KEY, envelope(["u1"]))).status, 202);
@@ -64,7 +64,7 @@ for (const limiter of ["kv", "redis"] as const) {
     async fn() {
       const redis = limiter === "redis" ? await startRedis() : undefined;
       const server = await startServer({
-        RELAIS_RATE_MESSAGES: "3/1m",
+        RELAIS_RATE_MESSAGES: "3/24h",
         RELAIS_RATE_LIMITER: limiter,
         ...(redis
           ? { REDIS_URL: redis.url, RELAIS_REDIS_PREFIX: `test-${crypto.randomUUID()}` }
@@ -87,7 +87,7 @@ for (const limiter of ["kv", "redis"] as const) {
         const limited = answers.filter((f) => f.code === "rate_limited");
         assert.equal(limited.length, 3, JSON.stringify(answers));
         assert.deepEqual(answers.slice(3).map((f) => f.code), Array(3).fill("rate_limited"));
-        assert.ok(limited[0].retry_after_ms > 0 && limited[0].retry_after_ms <= 60_000);
+        assert.ok(limited[0].retry_after_ms > 0 && limited[0].retry_after_ms <= 86_400_000);
         send(ben, "b0");
         const benAnswer = await ben.next((f) => f.ref === "b0" && f.type === "error", 1000)
           .catch((): Frame => ({}));
@@ -104,7 +104,7 @@ Deno.test({
   ...opts,
   name: "connection attempts from one IP are refused with 429 over the limit",
   async fn() {
-    const server = await startServer({ RELAIS_RATE_CONNECTS: "3/1m" });
+    const server = await startServer({ RELAIS_RATE_CONNECTS: "3/24h" });
     const clients: TestClient[] = [];
     try {
       for (let i = 0; i < 3; i++) clients.push(await connect(server.wsUrl));
@@ -130,7 +130,7 @@ Deno.test({
   name:
     "an address that keeps failing authentication has its failing attempts refused, never a valid credential or a service key",
   async fn() {
-    const server = await startServer({ RELAIS_RATE_AUTH_FAILURES: "3/1m" });
+    const server = await startServer({ RELAIS_RATE_AUTH_FAILURES: "3/24h" });
     try {
       for (let i = 0; i < 3; i++) {
         const res = await server.request("/v1/me/notifications", { bearer: "not-a-token" });
@@ -165,7 +165,7 @@ Deno.test({
   ...opts,
   name: "failed hellos over WebSocket count towards the address's failed authentications",
   async fn() {
-    const server = await startServer({ RELAIS_RATE_AUTH_FAILURES: "2/1m" });
+    const server = await startServer({ RELAIS_RATE_AUTH_FAILURES: "2/24h" });
     try {
       for (let i = 0; i < 2; i++) {
         const ws = await connect(server.wsUrl);
