@@ -35,6 +35,50 @@ type Recorded = DeliveredEntry & { claimed?: true };
 /** How long a record's place told by `written` is kept for a delivery to use it. */
 const WRITTEN_KEPT_MS = 60_000;
 
+/**
+ * Values by event and user, in a map per event: the ids given are looked up as they are
+ * (each string hashes once), not joined into a new key string per delivery.
+ */
+class ByDelivery<V> {
+  readonly #byEvent = new Map<string, Map<string, V>>();
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  get(id: string, user: string): V | undefined {
+    return this.#byEvent.get(id)?.get(user);
+  }
+
+  has(id: string, user: string): boolean {
+    return this.#byEvent.get(id)?.has(user) ?? false;
+  }
+
+  set(id: string, user: string, value: V): void {
+    let users = this.#byEvent.get(id);
+    if (!users) this.#byEvent.set(id, users = new Map());
+    const before = users.size;
+    users.set(user, value);
+    this.#size += users.size - before;
+  }
+
+  delete(id: string, user: string): boolean {
+    const users = this.#byEvent.get(id);
+    if (!users?.delete(user)) return false;
+    this.#size--;
+    if (users.size === 0) this.#byEvent.delete(id);
+    return true;
+  }
+
+  /** Drops the values `stale` says to. */
+  sweep(stale: (value: V) => boolean): void {
+    for (const [id, users] of this.#byEvent) {
+      for (const [user, value] of users) if (stale(value)) this.delete(id, user);
+    }
+  }
+}
+
 /** Creates a recorder that flushes every `intervalMs`. */
 export function createDeliveryRecorder(
   store: Pick<DeliveryStore, "markDelivered">,
@@ -51,14 +95,13 @@ export function createDeliveryRecorder(
   let queue: Recorded[] = [];
   // The durable deliveries collected and not being written yet, whose records' places are
   // unknown: those a fan-out batch may still claim, by event and user.
-  const open = new Map<string, Recorded>();
+  const open = new ByDelivery<Recorded>();
   let writing = Promise.resolve();
   let timer: ReturnType<typeof setTimeout> | undefined;
   // Where records of items sent before they were written landed, by event and user, with
   // when each was told (those no delivery asks for go after `WRITTEN_KEPT_MS`).
-  const places = new Map<string, { written: NonNullable<DeliveredEntry["written"]>; at: number }>();
+  const places = new ByDelivery<{ written: NonNullable<DeliveredEntry["written"]>; at: number }>();
   let swept = Date.now();
-  const placeKey = (id: string, user: string) => `${id}\u0000${user}`;
 
   /**
    * The batch's deliveries to write, given the places told since they were recorded;
@@ -68,22 +111,21 @@ export function createDeliveryRecorder(
     const out: DeliveredEntry[] = [];
     for (const e of batch) {
       if (e.claimed) continue;
-      if (!e.ephemeral && !e.written) open.delete(placeKey(e.id, e.user));
+      if (!e.ephemeral && !e.written) open.delete(e.id, e.user);
       out.push(e);
     }
     if (places.size === 0) return out;
     for (const e of out) {
       if (e.ephemeral || e.written) continue;
-      const key = placeKey(e.id, e.user);
-      const place = places.get(key);
+      const place = places.get(e.id, e.user);
       if (!place) continue;
       e.written = place.written;
-      places.delete(key);
+      places.delete(e.id, e.user);
     }
     const now = Date.now();
     if (now - swept < WRITTEN_KEPT_MS) return out;
     swept = now;
-    for (const [key, { at }] of places) if (now - at > WRITTEN_KEPT_MS) places.delete(key);
+    places.sweep(({ at }) => now - at > WRITTEN_KEPT_MS);
     return out;
   }
 
@@ -121,10 +163,9 @@ export function createDeliveryRecorder(
     else if (written) queue.push({ id, user, written });
     else {
       // One record per delivery: another connection's copy adds nothing to write.
-      const key = placeKey(id, user);
-      if (open.has(key)) return;
+      if (open.has(id, user)) return;
       const entry = { id, user };
-      open.set(key, entry);
+      open.set(id, user, entry);
       queue.push(entry);
     }
     timer ??= setTimeout(flush, options.intervalMs);
@@ -133,17 +174,16 @@ export function createDeliveryRecorder(
   return {
     add,
     claim(id, user) {
-      const key = placeKey(id, user);
-      const entry = open.get(key);
+      const entry = open.get(id, user);
       if (!entry) return false;
-      open.delete(key);
+      open.delete(id, user);
       entry.claimed = true;
       return true;
     },
     // The batch that claimed it was not written: recorded as any other delivery.
     release: (id, user) => add(id, user),
     written(id, user, written) {
-      places.set(placeKey(id, user), { written, at: Date.now() });
+      places.set(id, user, { written, at: Date.now() });
     },
     flush,
     close: flush,
