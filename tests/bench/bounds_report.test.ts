@@ -155,10 +155,8 @@ Deno.test("the actor step probe measures both machines on this machine", async (
       probe.smallestBytes < 100_000,
     `an idle actor holds ${probe.smallestBytes} bytes`,
   );
-  assert.ok(
-    probe.userMicros > probe.smallestMicros,
-    "relais's user machine does more per step than the smallest one",
-  );
+  // Which machine steps faster is a timing, left to the bench: on a loaded machine either
+  // may read slower in one run.
 });
 
 Deno.test("the latency targets give the bare server's figures through the same harness", () => {
