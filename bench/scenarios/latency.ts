@@ -10,7 +10,7 @@
 import { closeAll, connectAll, type Context, samplesAll, type Server, sleep } from "../_context.ts";
 import { median, percentiles, round } from "../_stats.ts";
 import { measureStorm } from "./storm.ts";
-import { quiesce } from "../_procs.ts";
+import { quiesce, readCpuSeconds } from "../_procs.ts";
 
 /** Requests the publisher keeps open at once, as a backend's HTTP connection pool. */
 export const CONNECTIONS = 64;
@@ -30,20 +30,26 @@ export interface LatencyRun {
   p99: number;
   max: number;
   answerP99: number;
+  /**
+   * The server's CPU time (every thread) from the first send to the last receipt, per
+   * publish answered `202`, in µs.
+   */
+  cpuMicrosPerPublish?: number;
   firstError?: string;
 }
 
 async function phase(
   ctx: Context,
   group: string,
-  origin: string,
+  server: Server,
   users: number,
   rate: number,
   durationMs: number,
   tagPrefix: string,
 ) {
+  const cpu0 = await readCpuSeconds(server.child.pid);
   const res = await ctx.publisher.call("rate", {
-    url: origin,
+    url: server.origin,
     rate,
     durationMs,
     users: { prefix: "lat", from: 0, to: users },
@@ -59,7 +65,9 @@ async function phase(
     if (samples.length >= accepted || Date.now() > drainUntil) break;
     await sleep(100);
   }
-  return { res, accepted, samples };
+  const cpu = await readCpuSeconds(server.child.pid) - cpu0;
+  const cpuMicrosPerPublish = accepted > 0 ? round((cpu * 1e6) / accepted) : undefined;
+  return { res, accepted, samples, cpuMicrosPerPublish };
 }
 
 /**
@@ -130,14 +138,14 @@ async function measureRates(
   const { profile } = ctx;
   const users = profile.latencyUsers;
   const runs: LatencyRun[] = [];
-  await phase(ctx, group, server.origin, users, 100, 1000, `${tag}-warm-`);
+  await phase(ctx, group, server, users, 100, 1000, `${tag}-warm-`);
   for (let run = 1; run <= profile.runs; run++) {
     for (const rate of profile.latencyRates) {
       ctx.log(`latency: run ${run}, ${server.peer}, ${rate} events/s for ${profile.latencyMs} ms`);
-      const { res, accepted, samples } = await phase(
+      const { res, accepted, samples, cpuMicrosPerPublish } = await phase(
         ctx,
         group,
-        server.origin,
+        server,
         users,
         rate,
         profile.latencyMs,
@@ -158,6 +166,7 @@ async function measureRates(
         p99: round(p.p99),
         max: round(p.max),
         answerP99: round(res.answerMs.p99),
+        ...(cpuMicrosPerPublish === undefined ? {} : { cpuMicrosPerPublish }),
         firstError: res.firstError,
       });
       // A rate the server could not keep up with leaves a backlog: the next rate starts
@@ -203,6 +212,7 @@ function summarize(ctx: Context, runs: LatencyRun[]) {
       p99: round(median(of.map((r) => r.p99))),
       achievedRate: round(median(of.map((r) => r.achievedRate))),
       handledRate: round(median(of.map((r) => r.handledRate))),
+      cpuMicrosPerPublish: round(median(of.flatMap((r) => r.cpuMicrosPerPublish ?? []))),
       lost: of.reduce((s, r) => s + r.accepted - r.received, 0),
       refused: of.reduce((s, r) => s + r.sent - r.accepted, 0),
       skipped: of.reduce((s, r) => s + r.skipped, 0),

@@ -184,6 +184,25 @@ Deno.test("the latency targets give the bare server's figures through the same h
     "the clients and the machine: a bare server behind the same publisher and clients, " +
       "p99 12.5 ms (p50 2.1 ms)",
   );
+  // With the servers' CPU per publish, the bound says how much each takes.
+  const withCpu = {
+    ...latency,
+    summary: [{ ...summary(1000, 6, 40), cpuMicrosPerPublish: 310 }],
+    bare: { summary: [{ ...summary(1000, 2.1, 12.5), cpuMicrosPerPublish: 58.5 }] },
+  };
+  assert.equal(
+    rowOf(targetRows(PROFILE, MACHINE, { latency: withCpu }), "p99 publish → receive at 1,000")
+      .bound,
+    "the clients and the machine: a bare server behind the same publisher and clients, " +
+      "p99 12.5 ms (p50 2.1 ms); CPU per publish: relais 310 µs, the bare server 58.5 µs",
+  );
+  assert.equal(
+    bareLatencyNote(withCpu.bare),
+    "The same users, publisher and rates against the bare WebSocket server (a publish " +
+      "answered and its event sent at once: no token, store or actor), the share of these " +
+      "figures the clients and the machine take: 1,000/s p50 2.1 ms, p99 12.5 ms (1,000 " +
+      "answered/s, 58.5 µs of CPU each).",
+  );
   // A bare run that lost events measured something else: no floor from it.
   assert.equal(rowOf(rows, "p99 publish → receive at 3,000 events/s").bound, undefined);
   const alone = targetRows(PROFILE, MACHINE, { latency: { ...latency, bare: undefined } });
