@@ -184,9 +184,10 @@ clusterTest(
     const frozenAt = Date.now();
     await eventually(() => other.state.running, 5000, "the other node to take over");
     const tookMs = other.state.startedAt - frozenAt;
-    // Not before the holder's lease lapsed, and soon after.
+    // Not before the holder's lease lapsed, and soon after (with room for a loaded machine's
+    // late timers: the point is a few retries, not the 5 s the wait above allows).
     assert.ok(other.state.startedAt >= lastLease.expiresAt, `took over after ${tookMs} ms`);
-    assert.ok(tookMs < TTL + 4 * RETRY + 500, `took over after ${tookMs} ms`);
+    assert.ok(tookMs < TTL + 4 * RETRY + 1500, `took over after ${tookMs} ms`);
     // The frozen node has not noticed yet, but its fenced commits fail already.
     assert.equal(holder.state.running, true);
     const write = holder.singletons.fence("mailer", "main", holder.kv.atomic()).set(["probe"], 1);
