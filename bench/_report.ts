@@ -45,6 +45,10 @@ export interface ActorStepProbe {
   userMicros: number;
   /** Heap bytes an idle actor of the smallest machine holds (with `--expose-gc` only). */
   smallestBytes?: number;
+  /** Bytes one step of the smallest machine allocates (with `--expose-gc` only). */
+  smallestAllocBytes?: number;
+  /** Bytes one step of relais's user machine allocates (with `--expose-gc` only). */
+  userAllocBytes?: number;
 }
 
 /**
@@ -1208,6 +1212,12 @@ export async function writeReport(input: {
       [
         "XState actor of the smallest machine, idle, heap KB (10,000 actors)",
         machine.actorStep?.smallestBytes ? kb(machine.actorStep.smallestBytes) : "–",
+      ],
+      [
+        "XState step, KB allocated (smallest machine / relais's user machine)",
+        machine.actorStep?.smallestAllocBytes && machine.actorStep.userAllocBytes
+          ? `${kb(machine.actorStep.smallestAllocBytes)} / ${kb(machine.actorStep.userAllocBytes)}`
+          : "–",
       ],
       ["ephemeral ports", machine.ephemeralPorts],
       ["Deno", `${machine.deno} (V8 ${machine.v8}, TypeScript ${machine.typescript})`],

@@ -8,7 +8,8 @@
  * item (one state, one action, one `assign`), and relais's user machine with one
  * connection (its effects replaced by counters). Prints the median µs per step of each as
  * JSON, with the heap each idle actor of the smallest machine holds (the least one actor per
- * connected user costs). Run by `bench/run.ts` in a child process of its own:
+ * connected user costs) and the bytes each machine's step allocates (the garbage a fan-out's
+ * collections sweep, per recipient). Run by `bench/run.ts` in a child process of its own:
  * `deno run --v8-flags=--expose-gc bench/actor_probe.ts`.
  */
 
@@ -83,6 +84,42 @@ function measure(actors: AnyActorRef[]): number {
   return Math.round(perStep[Math.floor(perStep.length / 2)] * 100) / 100;
 }
 
+/** Actors stepped between two readings of the heap when counting what a step allocates. */
+const ALLOC_CHUNK = 100;
+/** Chunks counted; the median is kept. */
+const ALLOC_CHUNKS = 41;
+
+/**
+ * Median bytes one step of `actors` allocates, or `undefined` without `--expose-gc`. Each
+ * chunk of steps starts on an empty young generation (after a full collection) and is small
+ * enough (~0.5 MB) that no collection runs inside it, so the heap's growth is what it
+ * allocated; a chunk whose heap shrank (a collection ran after all) is left out.
+ */
+function allocatedPerStep(actors: AnyActorRef[], seq: number): number | undefined {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return undefined;
+  const frame = `{"type":"event","seq":0,"envelope":{}}`;
+  const perStep: number[] = [];
+  for (let chunk = 0; chunk < ALLOC_CHUNKS; chunk++) {
+    const live = {
+      item: { seq: ++seq, id: "probe", type: "REALTIME", durable: false, ack: false, at: 0 },
+      frame,
+      acceptedAt: 0,
+      pace: "normal",
+    };
+    const from = (chunk * ALLOC_CHUNK) % actors.length;
+    const some = actors.slice(from, from + ALLOC_CHUNK);
+    gc();
+    const before = Deno.memoryUsage().heapUsed;
+    for (const actor of some) actor.send({ type: "items.deliver", items: [live] });
+    const grown = Deno.memoryUsage().heapUsed - before;
+    if (grown > 0) perStep.push(grown / some.length);
+  }
+  if (perStep.length === 0) return undefined;
+  perStep.sort((a, b) => a - b);
+  return Math.round(perStep[Math.floor(perStep.length / 2)]);
+}
+
 /** The heap in use after a full garbage collection, or `undefined` without `--expose-gc`. */
 function heapAfterGc(): number | undefined {
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -91,8 +128,12 @@ function heapAfterGc(): number | undefined {
   return Deno.memoryUsage().heapUsed;
 }
 
-/** µs per step of XState's smallest machine, and the heap each of its actors holds idle. */
-function smallest(): { micros: number; bytes?: number } {
+/** Seqs of the items the allocation count sends: above any `measure` sent. */
+const ALLOC_SEQ = 1_000_000;
+
+/** µs per step of XState's smallest machine, the heap each of its actors holds idle, and
+ * the bytes a step allocates. */
+function smallest(): { micros: number; bytes?: number; allocated?: number } {
   const next = hosts();
   const before = heapAfterGc();
   const actors = Array.from(
@@ -103,10 +144,17 @@ function smallest(): { micros: number; bytes?: number } {
   const bytes = before === undefined || after === undefined
     ? undefined
     : Math.round((after - before) / ACTORS);
-  return { micros: measure(actors), ...(bytes === undefined ? {} : { bytes }) };
+  const micros = measure(actors);
+  const allocated = allocatedPerStep(actors, ALLOC_SEQ);
+  return {
+    micros,
+    ...(bytes === undefined ? {} : { bytes }),
+    ...(allocated === undefined ? {} : { allocated }),
+  };
 }
 
-function userStep(): number {
+/** µs per step of relais's user machine, and the bytes a step allocates. */
+function userStep(): { micros: number; allocated?: number } {
   const next = hosts();
   let sent = 0;
   const machine = userMachine.provide({
@@ -128,14 +176,18 @@ function userStep(): number {
     return actor;
   });
   const micros = measure(actors);
+  const allocated = allocatedPerStep(actors, ALLOC_SEQ);
   if (sent === 0) throw new Error("The user machine sent nothing: the probe measured no step");
   for (const actor of actors) actor.send({ type: "user.stop" });
-  return micros;
+  return { micros, ...(allocated === undefined ? {} : { allocated }) };
 }
 
-const { micros, bytes } = smallest();
+const least = smallest();
+const user = userStep();
 console.log(JSON.stringify({
-  smallestMicros: micros,
-  userMicros: userStep(),
-  ...(bytes === undefined ? {} : { smallestBytes: bytes }),
+  smallestMicros: least.micros,
+  userMicros: user.micros,
+  ...(least.bytes === undefined ? {} : { smallestBytes: least.bytes }),
+  ...(least.allocated === undefined ? {} : { smallestAllocBytes: least.allocated }),
+  ...(user.allocated === undefined ? {} : { userAllocBytes: user.allocated }),
 }));

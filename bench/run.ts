@@ -285,7 +285,9 @@ async function main() {
       step
         ? `XState step: ${step.smallestMicros} µs (smallest machine), ${step.userMicros} µs (user machine); an idle smallest actor holds ${
           step.smallestBytes ?? "?"
-        } bytes of heap`
+        } bytes of heap; a step allocates ${step.smallestAllocBytes ?? "?"} / ${
+          step.userAllocBytes ?? "?"
+        } bytes`
         : "XState step probe failed: no bound from it in the report",
     );
     const jwtSecret = crypto.randomUUID() + crypto.randomUUID();

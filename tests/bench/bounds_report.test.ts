@@ -155,6 +155,14 @@ Deno.test("the actor step probe measures both machines on this machine", async (
       probe.smallestBytes < 100_000,
     `an idle actor holds ${probe.smallestBytes} bytes`,
   );
+  // A step builds XState's snapshot work (sets, arrays, closures): some bytes, never a
+  // megabyte. Counted without timing, so both are always there.
+  for (const allocated of [probe.smallestAllocBytes, probe.userAllocBytes]) {
+    assert.ok(
+      allocated !== undefined && allocated > 100 && allocated < 1_000_000,
+      `a step allocates ${allocated} bytes`,
+    );
+  }
   // Which machine steps faster is a timing, left to the bench: on a loaded machine either
   // may read slower in one run.
 });
