@@ -14,8 +14,12 @@ import {
 import type { WorkerClient } from "./_rpc.ts";
 import { split } from "./_stats.ts";
 
-/** The servers compared: relais on Deno and on Node, the bare ceiling, Socket.IO. */
-export type Peer = "relais" | "relais-node" | "bare" | "socketio";
+/**
+ * The servers compared: relais on Deno and on Node, the bare ceiling (on Deno, and on Node
+ * with `ws`), Socket.IO, and relais's Node stack without relais (`hono-node`, for the floor
+ * of relais on Node's memory).
+ */
+export type Peer = "relais" | "relais-node" | "bare" | "bare-node" | "hono-node" | "socketio";
 
 /** Whether `peer` is relais (on either runtime): it speaks `relais.v1` and takes `/v1/events`. */
 export function isRelais(peer: Peer): boolean {
@@ -27,11 +31,18 @@ export const PEER_LABELS: Record<Peer, string> = {
   relais: "relais",
   "relais-node": "relais on Node",
   bare: "bare WebSocket",
+  "bare-node": "bare WebSocket on Node",
+  "hono-node": "Hono on Node without relais",
   socketio: "Socket.IO",
 };
 
-/** relais's Node entry for this run: its bundle, or why it cannot run. */
-export type NodeEntry = { bundle: string; node: string } | { unavailable: string };
+/**
+ * relais's Node entry for this run: its bundle, or why it cannot run. Beside it, when they
+ * could be bundled, the Node stack's peer (`hono-node`) and the actor-step probe for Node.
+ */
+export type NodeEntry =
+  | { bundle: string; node: string; honoNode?: string; probe?: string }
+  | { unavailable: string };
 
 /** A server under test. */
 export interface Server {
@@ -201,7 +212,48 @@ export async function prepareNodeEntry(
   } catch {
     return { unavailable: `\`deno task build:node\` left no bundle at "${bundle}"` };
   }
-  return { bundle, node };
+  const [honoNode, probe] = await Promise.all([
+    bundleForNode(rootPath, "bench/peers/hono_node.ts", seconds),
+    bundleForNode(rootPath, "bench/actor_probe.ts", seconds),
+  ]);
+  return { bundle, node, ...(honoNode ? { honoNode } : {}), ...(probe ? { probe } : {}) };
+}
+
+/**
+ * Bundles `source` (a path from the root) into one ES module for Node under `dist/bench/`
+ * (`deno bundle --platform node`, as `deno task build:node` bundles relais). Answers its
+ * path, or `undefined` when it could not be built (what needs it is then left out).
+ */
+async function bundleForNode(
+  rootPath: string,
+  source: string,
+  seconds: string,
+): Promise<string | undefined> {
+  const out = `${rootPath}/dist/bench/${source.split("/").at(-1)!.replace(/\.ts$/, ".mjs")}`;
+  try {
+    const built = await new Deno.Command("timeout", {
+      args: [
+        "-s",
+        "KILL",
+        seconds,
+        Deno.execPath(),
+        "bundle",
+        "--platform",
+        "node",
+        "--config",
+        `${rootPath}/deno.json`,
+        "-o",
+        out,
+        `${rootPath}/${source}`,
+      ],
+      cwd: rootPath,
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return built.success ? out : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** relais's environment in the bench (both runtimes): as deployed, limits out of the way. */
@@ -277,6 +329,16 @@ export async function startServer(
       "bench/peers/bare_ws.ts",
     ], { cwd: ctx.rootPath, env: { ...base, ...env } });
     pattern = /bare listening on (http:\/\/\S+)/;
+  } else if (peer === "bare-node" || peer === "hono-node") {
+    const entry = ctx.nodeEntry;
+    if ("unavailable" in entry) throw new Error(entry.unavailable);
+    const script = peer === "bare-node" ? "bench/peers/socketio/bare.mjs" : entry.honoNode;
+    if (!script) throw new Error("bench/peers/hono_node.ts could not be bundled for Node");
+    child = await spawnChild(peer, entry.node, [script], {
+      cwd: ctx.rootPath,
+      env: { ...base, NODE_ENV: "production", ...env },
+    });
+    pattern = new RegExp(`${peer} listening on (http:\\/\\/\\S+)`);
   } else {
     child = await spawnChild("socketio", "node", ["bench/peers/socketio/server.mjs"], {
       cwd: ctx.rootPath,
@@ -289,7 +351,7 @@ export async function startServer(
   return {
     peer,
     origin,
-    // relais on either runtime and the bare peer serve the same `relais.v1` endpoint.
+    // relais on either runtime and the bare peers serve the same `relais.v1` endpoint.
     connectUrl: peer === "socketio" ? origin : `${ws}/v1/ws`,
     child,
     rss: () => readRss(child.pid),

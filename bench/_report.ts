@@ -35,6 +35,8 @@ export interface Machine {
   kvCommitsPerSecond?: KvProbe;
   /** What one actor step costs here (see {@linkcode probeActorStep}). */
   actorStep?: ActorStepProbe;
+  /** The same on Node, from the probe's bundle (when relais on Node runs). */
+  actorStepNode?: ActorStepProbe;
 }
 
 /** What `bench/actor_probe.ts` measures: µs per step, 10,000 actors. */
@@ -53,23 +55,25 @@ export interface ActorStepProbe {
 
 /**
  * Runs `bench/actor_probe.ts` in a child process of its own: what one XState step costs on
- * this machine, the least a fan-out adds per recipient to a bare server's work. Answers
- * `undefined` when the probe fails (the report then gives no bound from it).
+ * this machine, the least a fan-out adds per recipient to a bare server's work. On Deno, or
+ * with `onNode` on Node from the probe's bundle. Answers `undefined` when the probe fails
+ * (the report then gives no bound from it).
  */
-export async function probeActorStep(rootPath: string): Promise<ActorStepProbe | undefined> {
+export async function probeActorStep(
+  rootPath: string,
+  onNode?: { node: string; bundle: string },
+): Promise<ActorStepProbe | undefined> {
+  const command = onNode ? [onNode.node, "--expose-gc", onNode.bundle] : [
+    Deno.execPath(),
+    "run",
+    "--v8-flags=--expose-gc",
+    "--config",
+    `${rootPath}/deno.json`,
+    `${rootPath}/bench/actor_probe.ts`,
+  ];
   try {
     const out = await new Deno.Command("timeout", {
-      args: [
-        "-s",
-        "KILL",
-        "120",
-        Deno.execPath(),
-        "run",
-        "--v8-flags=--expose-gc",
-        "--config",
-        `${rootPath}/deno.json`,
-        `${rootPath}/bench/actor_probe.ts`,
-      ],
+      args: ["-s", "KILL", "120", ...command],
       stdout: "piped",
       stderr: "null",
     }).output();
@@ -302,6 +306,19 @@ function actorMemoryBound(actorBytes: number, bareBytes: number): string {
 }
 
 /**
+ * The least relais on Node can hold per connected user, against Socket.IO's: its Node stack
+ * alone (`hono-node`: `@hono/node-server` and `@hono/node-ws` as relais wires them, on a
+ * fresh server) plus one idle actor of XState's smallest machine on Node (the design's one
+ * actor per user), before any state of relais's own.
+ */
+function nodeMemoryBound(stackBytes: number, actorBytes: number, sioBytes: number): string {
+  return `relais's Node stack without relais ${kb(stackBytes)} KB per socket on a fresh server, ` +
+    `plus XState's smallest actor on Node ${kb(actorBytes)} KB: ≥ ${
+      fmt((stackBytes + actorBytes) / sioBytes)
+    }× Socket.IO's before any state of relais's own`;
+}
+
+/**
  * What one actor step per recipient allows against the bare server, in CPU per delivery:
  * the bare server's own plus one step of XState's smallest machine, as a multiple of the
  * bare server's (the goal of 0.9× its rate asks for at most 1/0.9 of its CPU per delivery).
@@ -328,20 +345,22 @@ const STEP_BOUND_MIN_USERS = 5000;
  */
 function socketIoStepBound(
   size: number,
-  perSecond: { bare?: unknown; socketio?: unknown } | undefined,
+  perSecond: { bare?: unknown; "bare-node"?: unknown; socketio?: unknown } | undefined,
   step: ActorStepProbe | undefined,
+  onNode = false,
 ): string | undefined {
   if (size < STEP_BOUND_MIN_USERS) return undefined;
-  const bare = perSecond?.bare;
+  // relais on Node against the bare peer on Node, with the step as Node runs it.
+  const bare = onNode ? perSecond?.["bare-node"] : perSecond?.bare;
   const sio = perSecond?.socketio;
   if (!step || typeof bare !== "number" || !(bare > 0)) return undefined;
   if (typeof sio !== "number" || !(sio > 0)) return undefined;
   const best = 1 / (1 / bare + step.userMicros / 1e6);
-  return `the bare server's turn plus one step of relais's user machine per recipient: ≤ ${
-    fmt(best / sio)
-  }× (${fmt(bare)} deliveries/s and ${fmt(step.userMicros)} µs a step: ≤ ${
-    fmt(best)
-  } deliveries/s)`;
+  const where = onNode ? " on Node" : "";
+  return `the bare server's turn${where} plus one step of relais's user machine${where} per ` +
+    `recipient: ≤ ${fmt(best / sio)}× (${fmt(bare)} deliveries/s and ${
+      fmt(step.userMicros)
+    } µs a step: ≤ ${fmt(best)} deliveries/s)`;
 }
 
 /** A "≥ goal×" row from a ratio (undefined when not measured). */
@@ -434,6 +453,8 @@ export function targetRows(
       1.2,
     );
     if (s?.ratios?.["relais-node/socketio"] === undefined) row.measured = nodeNote(fanout);
+    const bound = socketIoStepBound(size, s?.deliveriesPerSecond, machine.actorStepNode, true);
+    if (bound) row.bound = bound;
     rows.push(row);
   }
 
@@ -487,6 +508,13 @@ export function targetRows(
       : nodeNote(fanout),
     gap: nodeOk ? `${fmt(nodeRatio - 1)}×` : "–",
     met: nodeOk ? nodeRatio <= 1 : undefined,
+    ...(() => {
+      const stack = idleRuns.find((x) => x.peer === "hono-node" && x.size === rssSize)
+        ?.bytesPerUser;
+      const actor = machine.actorStepNode?.smallestBytes;
+      if (typeof stack !== "number" || !(stack > 0) || !sioRss || !actor) return {};
+      return { bound: nodeMemoryBound(stack, actor, sioRss) };
+    })(),
   });
 
   const idle = results.idle?.summary as Any[] | undefined;
@@ -766,9 +794,12 @@ function idleSection(r: Any, fan: Any, machine: Machine, maxIdleSize: number): s
     (x.failed ? `, ${x.failed} failed (${x.firstError})` : "")
   );
   const nodeWhy = r.notRun?.["relais-node"];
+  const stackWhy = r.notRun?.["hono-node"];
   const out = [
     "relais and relais on Node (the same server run by `node dist/node/relais.mjs`), each run " +
-    "on a fresh server:",
+    "on a fresh server, and relais's Node stack without relais (`bench/peers/hono_node.ts`: " +
+    "`@hono/node-server` and `@hono/node-ws` as relais wires them, a `hello` answered with a " +
+    "fixed `welcome`), the floor of relais on Node's memory per user:",
     "",
     table(
       [
@@ -783,6 +814,7 @@ function idleSection(r: Any, fan: Any, machine: Machine, maxIdleSize: number): s
     ),
     "",
     ...(nodeWhy ? [`relais on Node not run: ${nodeWhy}.`, ""] : []),
+    ...(stackWhy && !nodeWhy ? [`Hono on Node without relais not run: ${stackWhy}.`, ""] : []),
     `25k and 50k users in one process cannot be measured here: the open-file hard limit is ${
       fmt(machine.openFileLimit)
     } per process (it cannot be raised on this machine) and every socket is a file, so the ` +
@@ -838,7 +870,7 @@ function idleSection(r: Any, fan: Any, machine: Machine, maxIdleSize: number): s
 function fanoutSection(r: Any): string {
   if (!r) return "Not run.";
   if (r.error) return `Failed: ${r.error}`;
-  const peers = ["relais", "relais-node", "bare", "socketio"] as const;
+  const peers = ["relais", "relais-node", "bare", "bare-node", "socketio"] as const;
   const each = (values: Any) => peers.map((p) => fmt(values?.[p])).join(" / ");
   const times = (ratio: unknown) => typeof ratio === "number" ? `${fmt(ratio)}×` : "–";
   const rows = (r.summary as Any[]).map((s) => [
@@ -847,10 +879,12 @@ function fanoutSection(r: Any): string {
     fmt(s.deliveriesPerSecond.relais),
     fmt(s.deliveriesPerSecond["relais-node"]),
     fmt(s.deliveriesPerSecond.bare),
+    fmt(s.deliveriesPerSecond["bare-node"]),
     fmt(s.deliveriesPerSecond.socketio),
     times(s.ratios["relais/socketio"]),
     times(s.ratios["relais/bare"]),
     times(s.ratios["relais-node/socketio"]),
+    times(s.ratios["relais-node/bare-node"]),
     times(s.ratios["relais-node/relais"]),
     each(s.lastDeliveryMs),
     each(s.serverCpuMicrosPerDelivery),
@@ -864,7 +898,9 @@ function fanoutSection(r: Any): string {
     "so each kind's ratios put relais's own cost for it against the same broadcast, measured " +
     "in the same run. The STRUCTURE of each size holds exactly the users connected at that " +
     "size. relais on Node (the same server run by `node dist/node/relais.mjs`, beside " +
-    "Socket.IO on the same Node.js) runs the REALTIME kind only: it is given no directory.",
+    "Socket.IO on the same Node.js) runs the REALTIME kind only: it is given no directory; " +
+    "so does the bare peer on Node (`ws`, the package `@hono/node-ws` and Socket.IO send " +
+    "with), its ceiling.",
     "",
     table([
       "kind (relais)",
@@ -872,13 +908,15 @@ function fanoutSection(r: Any): string {
       "relais deliveries/s",
       "relais on Node deliveries/s",
       "bare deliveries/s",
+      "bare on Node deliveries/s",
       "Socket.IO deliveries/s",
       "relais ÷ Socket.IO",
       "relais ÷ bare",
       "relais on Node ÷ Socket.IO",
+      "relais on Node ÷ bare on Node",
       "relais on Node ÷ relais",
-      "publish → last client, ms (relais / on Node / bare / Socket.IO)",
-      "server CPU µs per delivery (relais / on Node / bare / Socket.IO)",
+      "publish → last client, ms (relais / on Node / bare / bare on Node / Socket.IO)",
+      "server CPU µs per delivery (relais / on Node / bare / bare on Node / Socket.IO)",
       "publish → 202, ms (relais / on Node)",
       "lost",
     ], rows),
@@ -1214,6 +1252,18 @@ export async function writeReport(input: {
         machine.actorStep?.smallestBytes ? kb(machine.actorStep.smallestBytes) : "–",
       ],
       [
+        "XState step on Node, µs (smallest machine / relais's user machine; 10,000 actors)",
+        machine.actorStepNode
+          ? `${fmt(machine.actorStepNode.smallestMicros)} / ${
+            fmt(machine.actorStepNode.userMicros)
+          }`
+          : "–",
+      ],
+      [
+        "XState actor of the smallest machine on Node, idle, heap KB (10,000 actors)",
+        machine.actorStepNode?.smallestBytes ? kb(machine.actorStepNode.smallestBytes) : "–",
+      ],
+      [
         "XState step, KB allocated (smallest machine / relais's user machine)",
         machine.actorStep?.smallestAllocBytes && machine.actorStep.userAllocBytes
           ? `${kb(machine.actorStep.smallestAllocBytes)} / ${kb(machine.actorStep.userAllocBytes)}`
@@ -1253,7 +1303,14 @@ export async function writeReport(input: {
     "the idle scenario and in the fan-out (REALTIME only), beside Socket.IO on the same Node.js.",
     "- **bare** (`bench/peers/bare_ws.ts`) is the ceiling: `Deno.serve` and " +
     "`Deno.upgradeWebSocket`, relais's frames (`hello` → `welcome`, `event {seq, envelope}`), " +
-    "no auth, no storage, one frame encoded once per broadcast.",
+    "no auth, no storage, one frame encoded once per broadcast. **bare on Node** " +
+    "(`bench/peers/socketio/bare.mjs`) is the same on Node: `node:http` and a `ws` " +
+    "`WebSocketServer` (the package `@hono/node-ws` and Socket.IO send with), the ceiling of " +
+    "relais on Node in the fan-out (REALTIME only).",
+    "- **Hono on Node without relais** (`bench/peers/hono_node.ts`, bundled for Node at the " +
+    "start of the run) is relais's Node stack alone: `@hono/node-server` and `@hono/node-ws` " +
+    "wired as relais's Node entry wires them, a `hello` answered with a fixed `welcome`. It " +
+    "runs in the idle scenario only: the floor of relais on Node's memory per user.",
     "- **Socket.IO** (`bench/peers/socketio/server.mjs`) runs with `node` as deployed: a " +
     "`node:http` server and `new Server(http)` with default settings, broadcasting with " +
     "`io.emit('event', frame)` (encoded once by Socket.IO). Clients use socket.io-client with " +
@@ -1270,8 +1327,9 @@ export async function writeReport(input: {
     "- Idle RSS is `VmRSS` of `/proc/PID/status` of the server process, read after start-up and " +
     "again after all users connected and settled, divided by the users connected; relais's " +
     "figure includes each user's actor and session (the user-actor count is checked on " +
-    "`/metrics`). Each run starts a fresh relais, then a fresh relais on Node; the last run " +
-    "goes on connecting up to the largest size. The peers' memory is read on the fan-out servers.",
+    "`/metrics`). Each run starts a fresh relais, then a fresh relais on Node, then a fresh " +
+    "Hono on Node without relais; relais's last run goes on connecting up to the largest " +
+    "size. The other peers' memory is read on the fan-out servers.",
     "- Fan-out: the servers run side by side with the same number of clients each; in each " +
     `run every peer sends ${profile.fanoutReps} events one after the other (each waits until ` +
     "every client has the previous one), the peers taking turns in a rotating order. " +

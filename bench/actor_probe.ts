@@ -10,9 +10,11 @@
  * JSON, with the heap each idle actor of the smallest machine holds (the least one actor per
  * connected user costs) and the bytes each machine's step allocates (the garbage a fan-out's
  * collections sweep, per recipient). Run by `bench/run.ts` in a child process of its own:
- * `deno run --v8-flags=--expose-gc bench/actor_probe.ts`.
+ * `deno run --v8-flags=--expose-gc bench/actor_probe.ts`, and on Node from its bundle
+ * (`node --expose-gc dist/bench/actor_probe.mjs`): it uses no API of one runtime alone.
  */
 
+import process from "node:process";
 import { type AnyActorRef, assign, createActor, fromCallback, setup } from "xstate";
 import { type Pacing, userMachine } from "../actors/user.machine.ts";
 
@@ -110,9 +112,9 @@ function allocatedPerStep(actors: AnyActorRef[], seq: number): number | undefine
     const from = (chunk * ALLOC_CHUNK) % actors.length;
     const some = actors.slice(from, from + ALLOC_CHUNK);
     gc();
-    const before = Deno.memoryUsage().heapUsed;
+    const before = process.memoryUsage().heapUsed;
     for (const actor of some) actor.send({ type: "items.deliver", items: [live] });
-    const grown = Deno.memoryUsage().heapUsed - before;
+    const grown = process.memoryUsage().heapUsed - before;
     if (grown > 0) perStep.push(grown / some.length);
   }
   if (perStep.length === 0) return undefined;
@@ -125,7 +127,7 @@ function heapAfterGc(): number | undefined {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) return undefined;
   gc();
-  return Deno.memoryUsage().heapUsed;
+  return process.memoryUsage().heapUsed;
 }
 
 /** Seqs of the items the allocation count sends: above any `measure` sent. */

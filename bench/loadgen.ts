@@ -17,7 +17,7 @@ import { io, type Socket as SioSocket, WebSocket as SioWebSocket } from "socket.
 import { userIds } from "./_ids.ts";
 import { now, serveCommands } from "./_rpc.ts";
 
-type Peer = "relais" | "relais-node" | "bare" | "socketio";
+type Peer = "relais" | "relais-node" | "bare" | "bare-node" | "hono-node" | "socketio";
 
 interface Conn {
   user: string;
@@ -266,7 +266,8 @@ async function connect(args: ConnectArgs) {
   const users = usersOf(args.users);
   // Tokens are signed before the clock starts: the bench measures the server, not jose.
   const tokens = new Map<string, string>();
-  if (args.peer !== "bare") {
+  // The bare peers (and relais's Node stack without relais) take no token.
+  if (args.peer === "relais" || args.peer === "relais-node" || args.peer === "socketio") {
     await pool(users, 64, async (u) => void tokens.set(u, await token(u)));
   }
   const started = now();

@@ -13,7 +13,7 @@
 import { userIds, uuidv7 } from "./_ids.ts";
 import { now, serveCommands } from "./_rpc.ts";
 
-type Peer = "relais" | "relais-node" | "bare" | "socketio";
+type Peer = "relais" | "relais-node" | "bare" | "bare-node" | "hono-node" | "socketio";
 type Users = { prefix: string; from: number; to: number };
 
 const serviceKey = Deno.env.get("BENCH_SERVICE_KEY") ?? "";

@@ -290,6 +290,20 @@ async function main() {
         } bytes`
         : "XState step probe failed: no bound from it in the report",
     );
+    if ("probe" in nodeEntry && nodeEntry.probe) {
+      const onNode = await probeActorStep(rootPath, {
+        node: nodeEntry.node,
+        bundle: nodeEntry.probe,
+      });
+      if (onNode) machine.actorStepNode = onNode;
+      log(
+        onNode
+          ? `XState step on Node: ${onNode.smallestMicros} µs (smallest machine), ${onNode.userMicros} µs (user machine); an idle smallest actor holds ${
+            onNode.smallestBytes ?? "?"
+          } bytes of heap`
+          : "XState step probe on Node failed: no Node bound from it in the report",
+      );
+    }
     const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
     const serviceKey = `bench_${crypto.randomUUID().replaceAll("-", "")}`;
     log(`${flags.quick ? "quick" : "full"} run: ${selected.join(", ")}; ${profile.runs} run(s)`);

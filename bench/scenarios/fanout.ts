@@ -24,16 +24,20 @@ import { quiesce as quiesceProcess, readCpuSeconds } from "../_procs.ts";
 import { audienceUnavailable, bandStructure, measureAudience, putInstitution } from "./audience.ts";
 import { median, round, type TurnFigures, turnFigures } from "../_stats.ts";
 
-const PEERS: Peer[] = ["relais", "relais-node", "bare", "socketio"];
+const PEERS: Peer[] = ["relais", "relais-node", "bare", "bare-node", "socketio"];
 
 /**
  * The kinds a peer runs when not all of them: relais on Node runs REALTIME to a USER list,
- * which needs no directory (SYSTEM needs the structures relais's directory is given first).
+ * which needs no directory (SYSTEM needs the structures relais's directory is given first),
+ * and so does the bare Node peer, the ceiling relais on Node is measured against.
  */
-export const PEER_KINDS: Partial<Record<Peer, FanoutKind[]>> = { "relais-node": ["realtime"] };
+export const PEER_KINDS: Partial<Record<Peer, FanoutKind[]>> = {
+  "relais-node": ["realtime"],
+  "bare-node": ["realtime"],
+};
 
 /** Peers whose start or failure is reported as "not run" instead of failing the scenario. */
-const OPTIONAL: ReadonlySet<Peer> = new Set(["relais-node"]);
+const OPTIONAL: ReadonlySet<Peer> = new Set(["relais-node", "bare-node"]);
 
 /** Whether `peer` runs events of `kind`. */
 export function runsKind(peer: Peer, kind: FanoutKind): boolean {
@@ -277,6 +281,7 @@ const RATIOS: [string, Peer, Peer][] = [
   ["relais/bare", "relais", "bare"],
   ["relais-node/socketio", "relais-node", "socketio"],
   ["relais-node/bare", "relais-node", "bare"],
+  ["relais-node/bare-node", "relais-node", "bare-node"],
   ["relais-node/relais", "relais-node", "relais"],
 ];
 

@@ -101,15 +101,18 @@ async function measure(
   }
 }
 
-/** The peers measured here, in turn within each run. */
-const PEERS: Peer[] = ["relais", "relais-node"];
+/**
+ * The peers measured here, in turn within each run: relais on both runtimes, and relais's
+ * Node stack without relais (`hono-node`), the floor of relais on Node's memory per user.
+ */
+const PEERS: Peer[] = ["relais", "relais-node", "hono-node"];
 
 /**
- * Runs the idle scenario on relais and on relais on Node: the first size in every run, each
- * on a fresh server, and in the last run on up to the largest size the open-file limit
- * allows. relais on Node is reported not run (with the reason) when its entry is missing or
- * fails. The bare and Socket.IO servers' memory per user is read in the fan-out scenario,
- * side by side.
+ * Runs the idle scenario on relais, on relais on Node and on its Node stack alone: the first
+ * size in every run, each on a fresh server, and relais in the last run on up to the
+ * largest size the open-file limit allows. A Node peer is reported not run (with the
+ * reason) when its entry is missing or fails. The bare and Socket.IO servers' memory per
+ * user is read in the fan-out scenario, side by side.
  */
 export async function runIdle(ctx: Context) {
   const { profile } = ctx;
@@ -117,11 +120,19 @@ export async function runIdle(ctx: Context) {
   const runs: IdleRun[] = [];
   /** Peers that could not run (or stopped running), and why. */
   const notRun: Partial<Record<Peer, string>> = {};
-  if ("unavailable" in ctx.nodeEntry) notRun["relais-node"] = ctx.nodeEntry.unavailable;
+  const entry = ctx.nodeEntry;
+  if ("unavailable" in entry) {
+    notRun["relais-node"] = entry.unavailable;
+    notRun["hono-node"] = entry.unavailable;
+  } else if (!entry.honoNode) {
+    notRun["hono-node"] = "bench/peers/hono_node.ts could not be bundled for Node";
+  }
   for (let run = 1; run <= profile.runs; run++) {
-    const sizes = run === profile.runs ? profile.idleSizes : profile.idleSizes.slice(0, 1);
     for (const peer of PEERS) {
       if (notRun[peer]) continue;
+      const sizes = run === profile.runs && isRelais(peer)
+        ? profile.idleSizes
+        : profile.idleSizes.slice(0, 1);
       try {
         runs.push(...await measure(ctx, run, peer, sizes));
       } catch (error) {

@@ -176,3 +176,58 @@ Deno.test("the charts draw relais on Node beside the others, its legend inside t
     }
   }
 });
+
+Deno.test("relais on Node's targets are bounded by its stack: the bare Node server, Hono alone, one actor", () => {
+  const size = 10_000;
+  const machine = {
+    ...MACHINE,
+    actorStepNode: { smallestMicros: 5, userMicros: 10, smallestBytes: 2048 },
+  };
+  const fanout = {
+    summary: [{
+      kind: "realtime",
+      size,
+      // The bare Node server's turn plus a 10 µs step: 1 / (1/40,000 + 10 µs) = 28,571/s.
+      deliveriesPerSecond: {
+        relais: 30_000,
+        "relais-node": 12_000,
+        "bare-node": 40_000,
+        socketio: 25_000,
+      },
+      ratios: { "relais-node/socketio": 0.48 },
+    }],
+    rss: [{ peer: "socketio", size, bytesPerUser: 16 * 1024 }],
+  };
+  const idle = {
+    summary: [
+      { peer: "relais-node", size, bytesPerUser: 26 * 1024 },
+      { peer: "hono-node", size, bytesPerUser: 15 * 1024 },
+    ],
+  };
+  const profile = benchProfile({
+    fanoutSizes: [size],
+    fanoutKinds: { realtime: [size], system: [], notification: [] },
+    idleSizes: [size],
+  });
+  const rows = targetRows(profile, machine, { fanout, idle });
+  const fan = rows.find((r) => r.target.startsWith("relais on Node fan-out"))!;
+  assert.equal(
+    fan.bound,
+    "the bare server's turn on Node plus one step of relais's user machine on Node per " +
+      "recipient: ≤ 1.14× (40,000 deliveries/s and 10 µs a step: ≤ 28,571 deliveries/s)",
+  );
+  const rss = rows.find((r) => r.target.startsWith("relais on Node idle RSS"))!;
+  assert.equal(rss.measured, "1.63× (26 KB on a fresh server vs 16 KB)");
+  assert.equal(
+    rss.bound,
+    "relais's Node stack without relais 15 KB per socket on a fresh server, plus XState's " +
+      "smallest actor on Node 2 KB: ≥ 1.06× Socket.IO's before any state of relais's own",
+  );
+  // Without the Node probe or the stack's figure, no bound is claimed.
+  const bare = targetRows(PROFILE, MACHINE, {
+    fanout,
+    idle: { summary: idle.summary.slice(0, 1) },
+  });
+  assert.equal(bare.find((r) => r.target.startsWith("relais on Node fan-out"))!.bound, undefined);
+  assert.equal(bare.find((r) => r.target.startsWith("relais on Node idle RSS"))!.bound, undefined);
+});
