@@ -695,6 +695,8 @@ export function charts(results: Record<string, Any>): { file: string; alt: strin
         points: points(k, "relais-node"),
       })),
       { name: "bare WebSocket", points: points(peerKind, "bare") },
+      // It runs REALTIME only, beside relais on Node.
+      { name: "bare WebSocket on Node", points: points("realtime", "bare-node") },
       { name: "Socket.IO", points: points(peerKind, "socketio") },
     ].filter((s) => s.points.length);
     out.push({

@@ -152,7 +152,13 @@ Deno.test("the charts draw relais on Node beside the others, its legend inside t
       summary: [200, 1000].map((size) => ({
         kind: "realtime",
         size,
-        deliveriesPerSecond: { relais: 3000, "relais-node": 2500, bare: 5000, socketio: 2000 },
+        deliveriesPerSecond: {
+          relais: 3000,
+          "relais-node": 2500,
+          bare: 5000,
+          "bare-node": 4000,
+          socketio: 2000,
+        },
       })),
     },
     idle: {
@@ -164,6 +170,7 @@ Deno.test("the charts draw relais on Node beside the others, its legend inside t
   });
   const fan = drawn.find((c) => c.file === "bench-fanout.svg")!.svg;
   assert.match(fan, /<polyline data-series="relais on Node REALTIME"/);
+  assert.match(fan, /<polyline data-series="bare WebSocket on Node"/);
   const idle = drawn.find((c) => c.file === "bench-idle.svg")!.svg;
   assert.match(idle, /<rect data-series="relais on Node" data-group="1,000"/);
   for (const svg of [fan, idle]) {
