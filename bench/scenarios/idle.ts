@@ -27,9 +27,27 @@ export interface IdleRun {
   rssBeforeBytes: number;
   rssAfterBytes: number;
   bytesPerUser: number;
+  /**
+   * RSS per user once the server has been left alone for {@linkcode SETTLE_MS} more (the
+   * last run's first size, on the peers of {@linkcode SETTLED}): what the connects left
+   * behind has then been collected by V8's memory reducer, as it would in production.
+   */
+  settledBytesPerUser?: number;
   userActors?: number;
   firstError?: string;
 }
+
+/**
+ * How long a server is left alone after its users connected before the settled reading,
+ * ms: V8's memory reducer gave relais's connects' garbage back ~25–33 s after the last
+ * connect in side checks (docs/PERFORMANCE.md, What the idle reading holds).
+ */
+export const SETTLE_MS = 40_000;
+/** How long a server is left alone before the settled reading in this profile, ms. */
+const settleMsOf = (ctx: Context) => ctx.profile.quick ? 8000 : SETTLE_MS;
+
+/** The peers read settled too: relais and the bare server its idle target compares it to. */
+const SETTLED: ReadonlySet<Peer> = new Set(["relais", "bare"]);
 
 /** The hard limit on open files of this process (the server's is the same). */
 export async function openFileLimit(): Promise<number> {
@@ -53,6 +71,7 @@ async function measure(
   run: number,
   peer: Peer,
   sizes: number[],
+  settle = false,
 ): Promise<IdleRun[]> {
   const server = await ctx.startServer(peer);
   const group = `idle-${peer}-${run}`;
@@ -78,6 +97,14 @@ async function measure(
       from = size;
       await sleep(ctx.profile.quick ? 1500 : 3000);
       const rssAfterBytes = await server.rss();
+      // Left alone, then read again (the first size only: the others follow it at once).
+      let settledBytesPerUser: number | undefined;
+      if (settle && size === sizes[0]) {
+        await sleep(settleMsOf(ctx));
+        settledBytesPerUser = Math.round(
+          (await server.rss() - rssBeforeBytes) / Math.max(1, connected),
+        );
+      }
       out.push({
         run,
         peer,
@@ -89,6 +116,7 @@ async function measure(
         rssBeforeBytes,
         rssAfterBytes,
         bytesPerUser: Math.round((rssAfterBytes - rssBeforeBytes) / Math.max(1, connected)),
+        ...(settledBytesPerUser === undefined ? {} : { settledBytesPerUser }),
         userActors: isRelais(peer) ? await actorCount(ctx, server.origin) : undefined,
         firstError: result.firstError,
       });
@@ -105,14 +133,16 @@ async function measure(
  * The peers measured here, in turn within each run: relais on both runtimes, and relais's
  * Node stack without relais (`hono-node`), the floor of relais on Node's memory per user.
  */
-const PEERS: Peer[] = ["relais", "relais-node", "hono-node"];
+const PEERS: Peer[] = ["relais", "relais-node", "hono-node", "bare"];
 
 /**
  * Runs the idle scenario on relais, on relais on Node and on its Node stack alone: the first
  * size in every run, each on a fresh server, and relais in the last run on up to the
- * largest size the open-file limit allows. A Node peer is reported not run (with the
- * reason) when its entry is missing or fails. The bare and Socket.IO servers' memory per
- * user is read in the fan-out scenario, side by side.
+ * largest size the open-file limit allows. In the last run the bare server is measured
+ * too, and it and relais are read again once left alone for {@linkcode SETTLE_MS} (the
+ * settled reading). A Node peer is reported not run (with the reason) when its entry is
+ * missing or fails. The Socket.IO server's memory per user is read in the fan-out scenario,
+ * side by side with the others.
  */
 export async function runIdle(ctx: Context) {
   const { profile } = ctx;
@@ -128,15 +158,16 @@ export async function runIdle(ctx: Context) {
     notRun["hono-node"] = "bench/peers/hono_node.ts could not be bundled for Node";
   }
   for (let run = 1; run <= profile.runs; run++) {
+    const last = run === profile.runs;
     for (const peer of PEERS) {
       if (notRun[peer]) continue;
-      const sizes = run === profile.runs && isRelais(peer)
-        ? profile.idleSizes
-        : profile.idleSizes.slice(0, 1);
+      // The bare server is measured once, in the last run, for the settled comparison.
+      if (peer === "bare" && !last) continue;
+      const sizes = last && isRelais(peer) ? profile.idleSizes : profile.idleSizes.slice(0, 1);
       try {
-        runs.push(...await measure(ctx, run, peer, sizes));
+        runs.push(...await measure(ctx, run, peer, sizes, last && SETTLED.has(peer)));
       } catch (error) {
-        if (peer === "relais") throw error;
+        if (peer === "relais" || peer === "bare") throw error;
         notRun[peer] = `failed in run ${run}: ${error instanceof Error ? error.message : error}`;
         ctx.log(`idle: ${PEER_LABELS[peer]} left out (${notRun[peer]})`);
       }
@@ -152,9 +183,13 @@ export async function runIdle(ctx: Context) {
         runs: of.length,
         connected: median(of.map((r) => r.connected)),
         bytesPerUser: median(of.map((r) => r.bytesPerUser)),
+        ...(() => {
+          const settled = of.flatMap((r) => r.settledBytesPerUser ?? []);
+          return settled.length ? { settledBytesPerUser: median(settled) } : {};
+        })(),
         connectsPerSecond: median(of.map((r) => r.connectsPerSecond)),
       }];
     })
   );
-  return { fdLimit, runs, summary, notRun };
+  return { fdLimit, runs, summary, notRun, settleMs: settleMsOf(ctx) };
 }

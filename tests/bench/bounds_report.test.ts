@@ -253,3 +253,34 @@ Deno.test("the idle RSS targets take relais's figures from the idle scenario's f
   );
   assert.deepEqual([alone.measured, alone.met], ["0.75× (15 KB vs 20 KB)", true]);
 });
+
+Deno.test("the idle target compares settled readings when relais and the bare server both have one", () => {
+  const rss = [
+    { peer: "bare", size: 10_000, bytesPerUser: 20 * 1024 },
+    { peer: "socketio", size: 10_000, bytesPerUser: 16 * 1024 },
+  ];
+  const summary = [
+    { peer: "relais", size: 10_000, bytesPerUser: 30 * 1024, settledBytesPerUser: 21 * 1024 },
+    { peer: "bare", size: 10_000, bytesPerUser: 21 * 1024, settledBytesPerUser: 20 * 1024 },
+  ];
+  const rows = targetRows(PROFILE, MACHINE, {
+    fanout: { ...fanout, rss },
+    idle: { summary, settleMs: 40_000 },
+  });
+  const row = rowOf(rows, "Idle RSS per connected user, relais ÷ bare");
+  assert.equal(
+    row.measured,
+    "1.05× settled (21 KB vs 20 KB, fresh servers left alone 40 s after the connects); " +
+      "3 s after them: 1.43× (30 KB on a fresh server vs 21 KB)",
+  );
+  assert.deepEqual([row.gap, row.met], ["-0.05×", true]);
+  // Only one of them settled: the readings 3 s after the connects decide.
+  const half = rowOf(
+    targetRows(PROFILE, MACHINE, {
+      fanout: { ...fanout, rss },
+      idle: { summary: [summary[0], { ...summary[1], settledBytesPerUser: undefined }] },
+    }),
+    "Idle RSS per connected user",
+  );
+  assert.deepEqual([half.measured, half.met], ["1.43× (30 KB on a fresh server vs 21 KB)", false]);
+});
