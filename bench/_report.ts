@@ -519,6 +519,9 @@ export function targetRows(
   const sioRss = perUser("socketio");
   const nodeOk = nodeRss !== undefined && sioRss !== undefined && sioRss > 0;
   const nodeRatio = nodeOk ? nodeRss / sioRss : NaN;
+  // The floor: relais's Node stack alone on a fresh server, plus one smallest actor on Node.
+  const nodeStack = Number(idleOf("hono-node")?.bytesPerUser);
+  const nodeActor = machine.actorStepNode?.smallestBytes;
   rows.push({
     target: `relais on Node idle RSS per connected user ≤ Socket.IO's, in the same run (${
       fmt(rssSize)
@@ -529,13 +532,9 @@ export function targetRows(
       : nodeNote(fanout),
     gap: nodeOk ? `${fmt(nodeRatio - 1)}×` : "–",
     met: nodeOk ? nodeRatio <= 1 : undefined,
-    ...(() => {
-      const stack = idleRuns.find((x) => x.peer === "hono-node" && x.size === rssSize)
-        ?.bytesPerUser;
-      const actor = machine.actorStepNode?.smallestBytes;
-      if (typeof stack !== "number" || !(stack > 0) || !sioRss || !actor) return {};
-      return { bound: nodeMemoryBound(stack, actor, sioRss) };
-    })(),
+    ...(nodeStack > 0 && sioRss && nodeActor
+      ? { bound: nodeMemoryBound(nodeStack, nodeActor, sioRss) }
+      : {}),
   });
 
   const idle = results.idle?.summary as Any[] | undefined;

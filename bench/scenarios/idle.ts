@@ -42,7 +42,7 @@ export interface IdleRun {
  * ms: V8's memory reducer gave relais's connects' garbage back ~25–33 s after the last
  * connect in side checks (docs/PERFORMANCE.md, What the idle reading holds).
  */
-export const SETTLE_MS = 40_000;
+const SETTLE_MS = 40_000;
 /** How long a server is left alone before the settled reading in this profile, ms. */
 const settleMsOf = (ctx: Context) => ctx.profile.quick ? 8000 : SETTLE_MS;
 
