@@ -16,10 +16,18 @@ import { split } from "./_stats.ts";
 
 /**
  * The servers compared: relais on Deno and on Node, the bare ceiling (on Deno, and on Node
- * with `ws`), Socket.IO, and relais's Node stack without relais (`hono-node`, for the floor
- * of relais on Node's memory).
+ * with `ws`), the bare server with one XState actor per socket (`bare-actor`, the floor of
+ * the design's rule: every frame through its user's actor), Socket.IO, and relais's Node
+ * stack without relais (`hono-node`, for the floor of relais on Node's memory).
  */
-export type Peer = "relais" | "relais-node" | "bare" | "bare-node" | "hono-node" | "socketio";
+export type Peer =
+  | "relais"
+  | "relais-node"
+  | "bare"
+  | "bare-actor"
+  | "bare-node"
+  | "hono-node"
+  | "socketio";
 
 /** Whether `peer` is relais (on either runtime): it speaks `relais.v1` and takes `/v1/events`. */
 export function isRelais(peer: Peer): boolean {
@@ -31,6 +39,7 @@ export const PEER_LABELS: Record<Peer, string> = {
   relais: "relais",
   "relais-node": "relais on Node",
   bare: "bare WebSocket",
+  "bare-actor": "bare WebSocket + one actor per socket",
   "bare-node": "bare WebSocket on Node",
   "hono-node": "Hono on Node without relais",
   socketio: "Socket.IO",
@@ -321,14 +330,17 @@ export async function startServer(
       env: { NODE_ENV: "production", ...relaisEnv(ctx, dataDir, env) },
     });
     pattern = /relais listening on (http:\/\/\S+)/;
-  } else if (peer === "bare") {
-    child = await spawnChild("bare", Deno.execPath(), [
+  } else if (peer === "bare" || peer === "bare-actor") {
+    child = await spawnChild(peer, Deno.execPath(), [
       "run",
       "--allow-net",
       "--allow-env",
       "bench/peers/bare_ws.ts",
-    ], { cwd: ctx.rootPath, env: { ...base, ...env } });
-    pattern = /bare listening on (http:\/\/\S+)/;
+    ], {
+      cwd: ctx.rootPath,
+      env: { ...base, BARE_ACTORS: peer === "bare-actor" ? "1" : "0", ...env },
+    });
+    pattern = new RegExp(`${peer} listening on (http:\\/\\/\\S+)`);
   } else if (peer === "bare-node" || peer === "hono-node") {
     const entry = ctx.nodeEntry;
     if ("unavailable" in entry) throw new Error(entry.unavailable);

@@ -363,6 +363,29 @@ function socketIoStepBound(
     } µs a step: ≤ ${fmt(best)} deliveries/s)`;
 }
 
+/**
+ * The design's floor measured in situ: the bare server with one actor per socket
+ * (`bare-actor`, every frame through an actor of XState's cheapest machine) against `peer`
+ * (`socketio` or `bare`), in the same runs, and relais against it. Undefined when it did
+ * not run.
+ */
+function actorFloor(
+  ratios: Record<string, unknown> | undefined,
+  peer: "socketio" | "bare",
+): string | undefined {
+  const floor = ratios?.[`bare-actor/${peer}`];
+  if (typeof floor !== "number") return undefined;
+  const relais = ratios?.["relais/bare-actor"];
+  const name = peer === "socketio" ? "Socket.IO" : "the bare server";
+  return `in situ, the bare server with one actor per socket (every frame through XState's ` +
+    `cheapest machine) reached ${fmt(floor)}× ${name}` +
+    (typeof relais === "number" ? `, relais ${fmt(relais)}× it` : "");
+}
+
+/** Bounds joined for a row's bound cell, the measured ones first (undefined when none). */
+const bounds = (...each: (string | undefined)[]): string | undefined =>
+  each.filter(Boolean).join("; ") || undefined;
+
 /** A "≥ goal×" row from a ratio (undefined when not measured). */
 function ratioRow(target: string, r: number | undefined, goal: number): TargetRow {
   const ok = typeof r === "number" && Number.isFinite(r);
@@ -423,8 +446,14 @@ export function targetRows(
         );
         if (!s) row.measured = fanNote(kind);
         const bound = key === "relais/bare"
-          ? stepBound(s?.serverCpuMicrosPerDelivery?.bare, machine.actorStep)
-          : socketIoStepBound(size, s?.deliveriesPerSecond, machine.actorStep);
+          ? bounds(
+            actorFloor(s?.ratios, "bare"),
+            stepBound(s?.serverCpuMicrosPerDelivery?.bare, machine.actorStep),
+          )
+          : bounds(
+            actorFloor(s?.ratios, "socketio"),
+            socketIoStepBound(size, s?.deliveriesPerSecond, machine.actorStep),
+          );
         if (bound) row.bound = bound;
         rows.push(row);
       }
@@ -440,7 +469,8 @@ export function targetRows(
   if (!n) nRow.measured = fanNote("notification");
   // The targets online get it from memory before the job writes their entries: the bound
   // is the one of every fan-out, one actor step per recipient (the writes follow the sends).
-  const nBound = socketIoStepBound(nSize ?? 0, n?.deliveriesPerSecond, machine.actorStep);
+  const nStep = socketIoStepBound(nSize ?? 0, n?.deliveriesPerSecond, machine.actorStep);
+  const nBound = bounds(actorFloor(n?.ratios, "socketio"), nStep);
   if (nBound) nRow.bound = `${nBound}; the job's writes follow the sends`;
   rows.push(nRow);
   // relais on Node against Socket.IO, both on Node, REALTIME at the same sizes as above.
@@ -493,6 +523,16 @@ export function targetRows(
     bareSettled > 0;
   const settledRatio = settledOk ? relaisSettled / bareSettled : NaN;
   const ratio = settledOk ? settledRatio : rssRatio;
+  // The design's floor in situ: the bare server with one idle actor per socket, read as the
+  // bare server is (settled when both were).
+  const withActor = idleOf("bare-actor");
+  const actorBytes = settledOk ? withActor?.settledBytesPerUser : withActor?.bytesPerUser;
+  const floorBare = settledOk ? bareSettled : bareFresh;
+  const idleFloor = typeof actorBytes === "number" && typeof floorBare === "number" &&
+      floorBare > 0
+    ? `in situ, the bare server with one idle actor per socket holds ${kb(actorBytes)} KB per ` +
+      `user${settledOk ? " settled" : ""}, ${fmt(actorBytes / floorBare)}× the bare server`
+    : undefined;
   rows.push({
     target: `Idle RSS per connected user, relais ÷ bare in the same run (${fmt(rssSize)} users)`,
     goal: "≤ 1.1×",
@@ -504,14 +544,13 @@ export function targetRows(
       : early ?? notRun(fanout),
     gap: rssOk || settledOk ? `${fmt(ratio - 1.1)}×` : "–",
     met: rssOk || settledOk ? ratio <= 1.1 : undefined,
-    ...((rssOk || settledOk) && machine.actorStep?.smallestBytes
-      ? {
-        bound: actorMemoryBound(
-          machine.actorStep.smallestBytes,
-          settledOk ? bareSettled : bareRss!,
-        ),
-      }
-      : {}),
+    ...(() => {
+      const probe = (rssOk || settledOk) && machine.actorStep?.smallestBytes
+        ? actorMemoryBound(machine.actorStep.smallestBytes, settledOk ? bareSettled : bareRss!)
+        : undefined;
+      const bound = bounds(idleFloor, probe);
+      return bound ? { bound } : {};
+    })(),
   });
   // relais on Node against Socket.IO, both on Node, read side by side in the same run.
   const onNode = relaisPerUser("relais-node");
@@ -715,6 +754,7 @@ export function charts(results: Record<string, Any>): { file: string; alt: strin
         points: points(k, "relais-node"),
       })),
       { name: "bare WebSocket", points: points(peerKind, "bare") },
+      { name: "bare + one actor per socket", points: points(peerKind, "bare-actor") },
       // It runs REALTIME only, beside relais on Node.
       { name: "bare WebSocket on Node", points: points("realtime", "bare-node") },
       { name: "Socket.IO", points: points(peerKind, "socketio") },
@@ -823,7 +863,9 @@ function idleSection(r: Any, fan: Any, machine: Machine, maxIdleSize: number): s
     "relais and relais on Node (the same server run by `node dist/node/relais.mjs`), each run " +
     "on a fresh server, and relais's Node stack without relais (`bench/peers/hono_node.ts`: " +
     "`@hono/node-server` and `@hono/node-ws` as relais wires them, a `hello` answered with a " +
-    "fixed `welcome`), the floor of relais on Node's memory per user:",
+    "fixed `welcome`), the floor of relais on Node's memory per user; in the last run, the " +
+    "bare server alone and with one idle actor per socket (XState's cheapest machine, " +
+    "started with the socket's `hello`), the floor of the design's one actor per user:",
     "",
     table(
       [
@@ -895,7 +937,7 @@ function idleSection(r: Any, fan: Any, machine: Machine, maxIdleSize: number): s
 function fanoutSection(r: Any): string {
   if (!r) return "Not run.";
   if (r.error) return `Failed: ${r.error}`;
-  const peers = ["relais", "relais-node", "bare", "bare-node", "socketio"] as const;
+  const peers = ["relais", "relais-node", "bare", "bare-actor", "bare-node", "socketio"] as const;
   const each = (values: Any) => peers.map((p) => fmt(values?.[p])).join(" / ");
   const times = (ratio: unknown) => typeof ratio === "number" ? `${fmt(ratio)}×` : "–";
   const rows = (r.summary as Any[]).map((s) => [
@@ -904,10 +946,13 @@ function fanoutSection(r: Any): string {
     fmt(s.deliveriesPerSecond.relais),
     fmt(s.deliveriesPerSecond["relais-node"]),
     fmt(s.deliveriesPerSecond.bare),
+    fmt(s.deliveriesPerSecond["bare-actor"]),
     fmt(s.deliveriesPerSecond["bare-node"]),
     fmt(s.deliveriesPerSecond.socketio),
     times(s.ratios["relais/socketio"]),
     times(s.ratios["relais/bare"]),
+    times(s.ratios["relais/bare-actor"]),
+    times(s.ratios["bare-actor/socketio"]),
     times(s.ratios["relais-node/socketio"]),
     times(s.ratios["relais-node/bare-node"]),
     times(s.ratios["relais-node/relais"]),
@@ -925,7 +970,10 @@ function fanoutSection(r: Any): string {
     "size. relais on Node (the same server run by `node dist/node/relais.mjs`, beside " +
     "Socket.IO on the same Node.js) runs the REALTIME kind only: it is given no directory; " +
     "so does the bare peer on Node (`ws`, the package `@hono/node-ws` and Socket.IO send " +
-    "with), its ceiling.",
+    "with), its ceiling. The bare server with one actor per socket (`BARE_ACTORS=1`) sends " +
+    "every frame through an actor of XState's cheapest machine (one transition, one action, " +
+    "no `assign`), started with the socket's `hello`: the floor of the design's rule that " +
+    "every item reaches a user through their actor, measured where relais pays it.",
     "",
     table([
       "kind (relais)",
@@ -933,15 +981,18 @@ function fanoutSection(r: Any): string {
       "relais deliveries/s",
       "relais on Node deliveries/s",
       "bare deliveries/s",
+      "bare + one actor per socket deliveries/s",
       "bare on Node deliveries/s",
       "Socket.IO deliveries/s",
       "relais ÷ Socket.IO",
       "relais ÷ bare",
+      "relais ÷ bare + actor",
+      "bare + actor ÷ Socket.IO",
       "relais on Node ÷ Socket.IO",
       "relais on Node ÷ bare on Node",
       "relais on Node ÷ relais",
-      "publish → last client, ms (relais / on Node / bare / bare on Node / Socket.IO)",
-      "server CPU µs per delivery (relais / on Node / bare / bare on Node / Socket.IO)",
+      "publish → last client, ms (relais / on Node / bare / bare + actor / bare on Node / Socket.IO)",
+      "server CPU µs per delivery (relais / on Node / bare / bare + actor / bare on Node / Socket.IO)",
       "publish → 202, ms (relais / on Node)",
       "lost",
     ], rows),

@@ -14,10 +14,9 @@
 
 import { SignJWT } from "jose";
 import { io, type Socket as SioSocket, WebSocket as SioWebSocket } from "socket.io-client";
+import type { Peer } from "./_context.ts";
 import { userIds } from "./_ids.ts";
 import { now, serveCommands } from "./_rpc.ts";
-
-type Peer = "relais" | "relais-node" | "bare" | "bare-node" | "hono-node" | "socketio";
 
 interface Conn {
   user: string;

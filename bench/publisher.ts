@@ -10,10 +10,10 @@
  * Run: `deno run --allow-net --allow-env bench/publisher.ts` (BENCH_SERVICE_KEY).
  */
 
+import type { Peer } from "./_context.ts";
 import { userIds, uuidv7 } from "./_ids.ts";
 import { now, serveCommands } from "./_rpc.ts";
 
-type Peer = "relais" | "relais-node" | "bare" | "bare-node" | "hono-node" | "socketio";
 type Users = { prefix: string; from: number; to: number };
 
 const serviceKey = Deno.env.get("BENCH_SERVICE_KEY") ?? "";

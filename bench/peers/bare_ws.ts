@@ -8,9 +8,71 @@
  * 202 at once. No auth, no storage, no actors: what is left is the cost of the runtime's
  * sockets and of the clients driving them, which relais cannot beat.
  *
- * Run: `deno run --allow-net --allow-env bench/peers/bare_ws.ts` (HOST, PORT); prints
- * `bare listening on http://HOST:PORT` and exits when its standard input closes.
+ * With `BARE_ACTORS=1` it is the `bare-actor` peer: every socket gets an XState actor of the
+ * cheapest machine there is (a frame takes one transition with one action and no
+ * `assign`; a final state ends it with the socket), started with the socket's `hello`
+ * (children of hosts sharing a system, as relais's user actors are), and every frame goes
+ * to its socket through its actor, as
+ * relais's items go through each user's actor (the design's rule). What it adds to the
+ * bare server is the least one actor per connected user costs, measured where relais pays
+ * it: among the sockets, their buffers and the collector's work.
+ *
+ * Run: `deno run --allow-net --allow-env bench/peers/bare_ws.ts` (HOST, PORT,
+ * BARE_ACTORS); prints `bare listening on http://HOST:PORT` (`bare-actor listening…`) and
+ * exits when its standard input closes.
  */
+
+import { type AnyActorRef, createActor, fromCallback, setup } from "xstate";
+
+/** Whether every socket's frames go through an actor of its own. */
+const ACTORS = Deno.env.get("BARE_ACTORS") === "1";
+const LABEL = ACTORS ? "bare-actor" : "bare";
+/** Frames the actors sent (`/healthz` tells, for the tests). */
+let sentByActors = 0;
+
+/** The cheapest machine a frame can go through: one transition, one action, no `assign`. */
+const socketMachine = setup({
+  types: {
+    context: {} as { socket: WebSocket },
+    input: {} as { socket: WebSocket },
+    events: {} as { type: "push"; frame: string } | { type: "stop" },
+  },
+  actions: {
+    send: ({ context, event }) => {
+      if (event.type !== "push") return;
+      context.socket.send(event.frame);
+      sentByActors++;
+    },
+  },
+}).createMachine({
+  context: ({ input }) => ({ socket: input.socket }),
+  initial: "open",
+  states: {
+    open: { on: { push: { actions: "send" }, stop: { target: "closed" } } },
+    closed: { type: "final" },
+  },
+});
+
+/** Hosts sharing one XState system among 32 children, as relais's user actors do. */
+let host: AnyActorRef | undefined;
+let hosted = 0;
+function nextHost(): AnyActorRef {
+  if (!host || hosted >= 32) {
+    host = createActor(fromCallback(() => {})).start();
+    hosted = 0;
+  }
+  hosted++;
+  return host;
+}
+
+/** The actor of each welcomed socket (`bare-actor` only). */
+const actors = new Map<WebSocket, AnyActorRef>();
+
+/** Sends `frame` to `socket`, through its actor when sockets have one. */
+function deliver(socket: WebSocket, frame: string) {
+  if (!ACTORS) return socket.send(frame);
+  actors.get(socket)?.send({ type: "push", frame });
+}
 
 const sockets = new Set<WebSocket>();
 let seq = 0;
@@ -30,6 +92,8 @@ function handle(req: Request): Response | Promise<Response> {
     let user: string | undefined;
     const forget = () => {
       sockets.delete(socket);
+      actors.get(socket)?.send({ type: "stop" });
+      actors.delete(socket);
       if (user !== undefined && byUser.get(user) === socket) byUser.delete(user);
     };
     socket.onclose = forget;
@@ -46,6 +110,12 @@ function handle(req: Request): Response | Promise<Response> {
           byUser.set(user, socket);
           seqs.set(socket, 0);
         }
+        if (ACTORS && !actors.has(socket)) {
+          actors.set(
+            socket,
+            createActor(socketMachine, { parent: nextHost(), input: { socket } }).start(),
+          );
+        }
         socket.send(welcome());
       }
     };
@@ -58,7 +128,7 @@ function handle(req: Request): Response | Promise<Response> {
       let sent = 0;
       for (const socket of sockets) {
         if (socket.readyState !== WebSocket.OPEN) continue;
-        socket.send(frame);
+        deliver(socket, frame);
         sent++;
       }
       return Response.json({ sent }, { status: 202 });
@@ -76,12 +146,14 @@ function handle(req: Request): Response | Promise<Response> {
         if (!socket || socket.readyState !== WebSocket.OPEN) continue;
         const next = (seqs.get(socket) ?? 0) + 1;
         seqs.set(socket, next);
-        socket.send(`{"type":"event","seq":${next},"envelope":${envelope}}`);
+        deliver(socket, `{"type":"event","seq":${next},"envelope":${envelope}}`);
       }
       return Response.json({ id: metadata.id }, { status: 202 });
     }, () => Response.json({ error: "not JSON" }, { status: 400 }));
   }
-  if (url.pathname === "/healthz") return Response.json({ ok: true, sockets: sockets.size });
+  if (url.pathname === "/healthz") {
+    return Response.json({ ok: true, sockets: sockets.size, actors: actors.size, sentByActors });
+  }
   return new Response("Not found", { status: 404 });
 }
 
@@ -90,7 +162,7 @@ const server = Deno.serve({
   port: Number(Deno.env.get("PORT") ?? "0"),
   // relais's listen backlog (`LISTEN_BACKLOG`): the storms compare the two on equal terms.
   tcpBacklog: 4096,
-  onListen: ({ hostname, port }) => console.log(`bare listening on http://${hostname}:${port}`),
+  onListen: ({ hostname, port }) => console.log(`${LABEL} listening on http://${hostname}:${port}`),
 }, handle);
 
 // The harness owns this process: it stops when the harness's pipe closes.

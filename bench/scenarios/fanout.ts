@@ -1,6 +1,7 @@
 /**
  * Scenario 2, fan-out: one event to every online user, repeated, for relais, relais on Node,
- * the bare ceiling and Socket.IO (broadcast). On relais the event is of one of three kinds:
+ * the bare ceiling, the bare server with one actor per socket (the floor of the design's
+ * rule, every frame through its user's actor) and Socket.IO (broadcast). On relais the event is of one of three kinds:
  * REALTIME to the list of users (audience USER), SYSTEM without ack to a STRUCTURE holding
  * exactly the connected users, or NOTIFICATION (durable) to the list of users; relais on
  * Node runs the REALTIME kind only (it gets no directory); the peers, which have no notion
@@ -24,7 +25,7 @@ import { quiesce as quiesceProcess, readCpuSeconds } from "../_procs.ts";
 import { audienceUnavailable, bandStructure, measureAudience, putInstitution } from "./audience.ts";
 import { median, round, type TurnFigures, turnFigures } from "../_stats.ts";
 
-const PEERS: Peer[] = ["relais", "relais-node", "bare", "bare-node", "socketio"];
+const PEERS: Peer[] = ["relais", "relais-node", "bare", "bare-actor", "bare-node", "socketio"];
 
 /**
  * The kinds a peer runs when not all of them: relais on Node runs REALTIME to a USER list,
@@ -37,7 +38,7 @@ export const PEER_KINDS: Partial<Record<Peer, FanoutKind[]>> = {
 };
 
 /** Peers whose start or failure is reported as "not run" instead of failing the scenario. */
-const OPTIONAL: ReadonlySet<Peer> = new Set(["relais-node", "bare-node"]);
+const OPTIONAL: ReadonlySet<Peer> = new Set(["relais-node", "bare-actor", "bare-node"]);
 
 /** Whether `peer` runs events of `kind`. */
 export function runsKind(peer: Peer, kind: FanoutKind): boolean {
@@ -279,6 +280,10 @@ export async function runFanout(ctx: Context, options: { audience?: boolean } = 
 const RATIOS: [string, Peer, Peer][] = [
   ["relais/socketio", "relais", "socketio"],
   ["relais/bare", "relais", "bare"],
+  // The design's floor: the bare server with one actor per socket, every frame through it.
+  ["relais/bare-actor", "relais", "bare-actor"],
+  ["bare-actor/socketio", "bare-actor", "socketio"],
+  ["bare-actor/bare", "bare-actor", "bare"],
   ["relais-node/socketio", "relais-node", "socketio"],
   ["relais-node/bare", "relais-node", "bare"],
   ["relais-node/bare-node", "relais-node", "bare-node"],

@@ -46,8 +46,14 @@ const SETTLE_MS = 40_000;
 /** How long a server is left alone before the settled reading in this profile, ms. */
 const settleMsOf = (ctx: Context) => ctx.profile.quick ? 8000 : SETTLE_MS;
 
-/** The peers read settled too: relais and the bare server its idle target compares it to. */
-const SETTLED: ReadonlySet<Peer> = new Set(["relais", "bare"]);
+/**
+ * The peers read settled too: relais, the bare server its idle target compares it to, and
+ * the bare server with one idle actor per socket (the design's floor).
+ */
+const SETTLED: ReadonlySet<Peer> = new Set(["relais", "bare", "bare-actor"]);
+
+/** The peers measured in the last run only, for the settled comparison. */
+const LAST_ONLY: ReadonlySet<Peer> = new Set(["bare", "bare-actor"]);
 
 /** The hard limit on open files of this process (the server's is the same). */
 export async function openFileLimit(): Promise<number> {
@@ -130,17 +136,18 @@ async function measure(
 }
 
 /**
- * The peers measured here, in turn within each run: relais on both runtimes, and relais's
- * Node stack without relais (`hono-node`), the floor of relais on Node's memory per user.
+ * The peers measured here, in turn within each run: relais on both runtimes, relais's Node
+ * stack without relais (`hono-node`), the floor of relais on Node's memory per user, and
+ * the bare server alone and with one actor per socket (`bare-actor`).
  */
-const PEERS: Peer[] = ["relais", "relais-node", "hono-node", "bare"];
+const PEERS: Peer[] = ["relais", "relais-node", "hono-node", "bare", "bare-actor"];
 
 /**
  * Runs the idle scenario on relais, on relais on Node and on its Node stack alone: the first
  * size in every run, each on a fresh server, and relais in the last run on up to the
  * largest size the open-file limit allows. In the last run the bare server is measured
- * too, and it and relais are read again once left alone for {@linkcode SETTLE_MS} (the
- * settled reading). A Node peer is reported not run (with the reason) when its entry is
+ * too, alone and with one actor per socket, and they and relais are read again once left
+ * alone for {@linkcode SETTLE_MS} (the settled reading). A Node peer is reported not run (with the reason) when its entry is
  * missing or fails. The Socket.IO server's memory per user is read in the fan-out scenario,
  * side by side with the others.
  */
@@ -161,8 +168,8 @@ export async function runIdle(ctx: Context) {
     const last = run === profile.runs;
     for (const peer of PEERS) {
       if (notRun[peer]) continue;
-      // The bare server is measured once, in the last run, for the settled comparison.
-      if (peer === "bare" && !last) continue;
+      // The bare servers are measured once, in the last run, for the settled comparison.
+      if (LAST_ONLY.has(peer) && !last) continue;
       const sizes = last && isRelais(peer) ? profile.idleSizes : profile.idleSizes.slice(0, 1);
       try {
         runs.push(...await measure(ctx, run, peer, sizes, last && SETTLED.has(peer)));

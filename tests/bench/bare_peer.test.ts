@@ -1,6 +1,7 @@
 /**
  * The bare WebSocket peer the bench measures relais against: its targeted publishes (the
- * latency scenario's floor) reach only the sockets of the users named, each in seq order.
+ * latency scenario's floor) reach only the sockets of the users named, each in seq order;
+ * with `BARE_ACTORS=1` (the `bare-actor` peer) every frame goes through the socket's actor.
  */
 
 import assert from "node:assert/strict";
@@ -8,11 +9,11 @@ import assert from "node:assert/strict";
 const root = new URL("../../", import.meta.url);
 
 /** Starts the bare peer on a free loopback port; answers its origin and how to stop it. */
-async function startBare() {
+async function startBare(env: Record<string, string> = {}) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-net", "--allow-env", "bench/peers/bare_ws.ts"],
     cwd: root,
-    env: { HOST: "127.0.0.1", PORT: "0" },
+    env: { HOST: "127.0.0.1", PORT: "0", ...env },
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
@@ -27,6 +28,7 @@ async function startBare() {
   const origin = /listening on (http:\/\/\S+)/.exec(out)![1];
   return {
     origin,
+    label: out.split(" listening")[0].trim(),
     async stop() {
       await child.stdin.close();
       await lines.cancel();
@@ -104,6 +106,74 @@ Deno.test("the bare peer sends a targeted publish to its users' sockets only, ea
     });
   } finally {
     for (const s of [a, b, c, anonymous]) s.ws.close();
+    await bare.stop();
+  }
+});
+
+/** The peer's counts: open sockets, their actors, and the frames the actors sent. */
+async function health(origin: string): Promise<Record<string, number>> {
+  return await (await fetch(`${origin}/healthz`)).json();
+}
+
+/** Waits (bounded) until `check` holds: a fact, not a time. */
+async function until(check: () => boolean | Promise<boolean>, what: string) {
+  for (let i = 0; i < 200; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.fail(`never: ${what}`);
+}
+
+Deno.test("the bare-actor peer sends every frame through the socket's actor, ended with its socket", async () => {
+  const bare = await startBare({ BARE_ACTORS: "1" });
+  assert.equal(bare.label, "bare-actor");
+  const a = await client(bare.origin, "u1");
+  const b = await client(bare.origin, "u2");
+  try {
+    assert.deepEqual(await health(bare.origin), {
+      ok: true,
+      sockets: 2,
+      actors: 2,
+      sentByActors: 0,
+    });
+    const res = await fetch(`${bare.origin}/broadcast`, {
+      method: "POST",
+      body: JSON.stringify({ metadata: { id: "b1" }, payload: {} }),
+    });
+    assert.deepEqual(await res.json(), { sent: 2 });
+    await publish(bare.origin, "e1", ["u2"]);
+    await until(() => b.events().length === 2, "u2 got the broadcast and its own event");
+    await until(() => a.events().length === 1, "u1 got the broadcast");
+    assert.deepEqual(b.events().map((f) => f.envelope?.metadata.id), ["b1", "e1"]);
+    // Each of the three frames went out through an actor's action, none around it.
+    assert.equal((await health(bare.origin)).sentByActors, 3);
+    // A closed socket's actor is gone, and later frames go to the others only.
+    b.ws.close();
+    await until(async () => (await health(bare.origin)).actors === 1, "u2's actor ended");
+    await publish(bare.origin, "e2", ["u1", "u2"]);
+    await until(() => a.events().length === 2, "u1 got e2");
+    assert.equal((await health(bare.origin)).sentByActors, 4);
+  } finally {
+    for (const s of [a, b]) s.ws.close();
+    await bare.stop();
+  }
+});
+
+Deno.test("the bare peer without actors sends straight to its sockets", async () => {
+  const bare = await startBare();
+  const a = await client(bare.origin, "u1");
+  try {
+    assert.equal(bare.label, "bare");
+    await publish(bare.origin, "e1", ["u1"]);
+    await until(() => a.events().length === 1, "u1 got e1");
+    assert.deepEqual(await health(bare.origin), {
+      ok: true,
+      sockets: 1,
+      actors: 0,
+      sentByActors: 0,
+    });
+  } finally {
+    a.ws.close();
     await bare.stop();
   }
 });

@@ -284,3 +284,60 @@ Deno.test("the idle target compares settled readings when relais and the bare se
   );
   assert.deepEqual([half.measured, half.met], ["1.43× (30 KB on a fresh server vs 21 KB)", false]);
 });
+
+Deno.test("the fan-out and idle bounds give first the design's floor measured in situ, when the bare-actor peer ran", () => {
+  const withFloor = (s: ReturnType<typeof summary>) => ({
+    ...s,
+    deliveriesPerSecond: { ...s.deliveriesPerSecond, "bare-actor": 25_000 },
+    ratios: {
+      ...s.ratios,
+      "relais/bare-actor": s.deliveriesPerSecond.relais / 25_000,
+      "bare-actor/socketio": 25_000 / s.deliveriesPerSecond.socketio,
+      "bare-actor/bare": 0.5,
+    },
+  });
+  const rows = targetRows(PROFILE, MACHINE, {
+    fanout: { ...fanout, summary: fanout.summary.map(withFloor) },
+  });
+  const sio = rowOf(rows, "Fan-out REALTIME → USER list vs Socket.IO (10,000 users)");
+  assert.equal(
+    sio.bound,
+    "in situ, the bare server with one actor per socket (every frame through XState's " +
+      "cheapest machine) reached 0.833× Socket.IO, relais 0.8× it; the bare server's turn " +
+      "plus one step of relais's user machine per recipient: ≤ 1.26× (50,000 deliveries/s " +
+      "and 6.5 µs a step: ≤ 37,736 deliveries/s)",
+  );
+  const bare = rowOf(rows, "Fan-out REALTIME → USER list vs bare WebSocket (10,000 users)");
+  assert.match(
+    bare.bound!,
+    /^in situ, .* reached 0\.5× the bare server, relais 0\.8× it; one actor step/,
+  );
+  const durable = rowOf(rows, "Fan-out NOTIFICATION (durable) → USER list vs Socket.IO");
+  assert.match(durable.bound!, /reached 0\.694× Socket\.IO, relais 0\.36× it; .*the job's writes/);
+  // Without the peer, the probe's bounds alone, as before.
+  const alone = rowOf(
+    targetRows(PROFILE, MACHINE, { fanout }),
+    "Fan-out REALTIME → USER list vs Socket.IO",
+  );
+  assert.match(alone.bound!, /^the bare server's turn/);
+
+  const idle = {
+    summary: [
+      { peer: "relais", size: 10_000, bytesPerUser: 30 * 1024, settledBytesPerUser: 24 * 1024 },
+      { peer: "bare", size: 10_000, bytesPerUser: 21 * 1024, settledBytesPerUser: 20 * 1024 },
+      { peer: "bare-actor", size: 10_000, bytesPerUser: 25 * 1024, settledBytesPerUser: 23 * 1024 },
+    ],
+    settleMs: 40_000,
+  };
+  const rss = [{ peer: "bare", size: 10_000, bytesPerUser: 20 * 1024 }];
+  const probed = { ...MACHINE, actorStep: { ...MACHINE.actorStep!, smallestBytes: 2048 } };
+  const row = rowOf(
+    targetRows(PROFILE, probed, { fanout: { ...fanout, rss }, idle }),
+    "Idle RSS per connected user",
+  );
+  // Settled: 23 KB ÷ 20 KB, past the 1.1× the goal allows before any state of relais's own.
+  assert.match(
+    row.bound!,
+    /^in situ, the bare server with one idle actor per socket holds 23 KB per user settled, 1\.15× the bare server; one actor per user: /,
+  );
+});
