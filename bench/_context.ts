@@ -16,8 +16,9 @@ import { split } from "./_stats.ts";
 
 /**
  * The servers compared: relais on Deno and on Node, the bare ceiling (on Deno, and on Node
- * with `ws`), the bare server with one XState actor per socket (`bare-actor`, the floor of
- * the design's rule: every frame through its user's actor), Socket.IO, and relais's Node
+ * with `ws`), the bare servers with one XState actor per socket (`bare-actor`, and on Node
+ * `bare-node-actor`: the floor of the design's rule, every frame through its user's actor),
+ * Socket.IO, and relais's Node
  * stack without relais (`hono-node`, for the floor of relais on Node's memory).
  */
 export type Peer =
@@ -26,6 +27,7 @@ export type Peer =
   | "bare"
   | "bare-actor"
   | "bare-node"
+  | "bare-node-actor"
   | "hono-node"
   | "socketio";
 
@@ -41,6 +43,7 @@ export const PEER_LABELS: Record<Peer, string> = {
   bare: "bare WebSocket",
   "bare-actor": "bare WebSocket + one actor per socket",
   "bare-node": "bare WebSocket on Node",
+  "bare-node-actor": "bare WebSocket on Node + one actor per socket",
   "hono-node": "Hono on Node without relais",
   socketio: "Socket.IO",
 };
@@ -341,14 +344,15 @@ export async function startServer(
       env: { ...base, BARE_ACTORS: peer === "bare-actor" ? "1" : "0", ...env },
     });
     pattern = new RegExp(`${peer} listening on (http:\\/\\/\\S+)`);
-  } else if (peer === "bare-node" || peer === "hono-node") {
+  } else if (peer === "bare-node" || peer === "bare-node-actor" || peer === "hono-node") {
     const entry = ctx.nodeEntry;
     if ("unavailable" in entry) throw new Error(entry.unavailable);
-    const script = peer === "bare-node" ? "bench/peers/socketio/bare.mjs" : entry.honoNode;
+    const script = peer === "hono-node" ? entry.honoNode : "bench/peers/socketio/bare.mjs";
     if (!script) throw new Error("bench/peers/hono_node.ts could not be bundled for Node");
+    const actors = peer === "bare-node-actor" ? "1" : "0";
     child = await spawnChild(peer, entry.node, [script], {
       cwd: ctx.rootPath,
-      env: { ...base, NODE_ENV: "production", ...env },
+      env: { ...base, NODE_ENV: "production", BARE_ACTORS: actors, ...env },
     });
     pattern = new RegExp(`${peer} listening on (http:\\/\\/\\S+)`);
   } else {

@@ -11,7 +11,7 @@ import { type FanoutKind, PEER_LABELS, type Profile } from "./_context.ts";
 import { uuidv7 } from "./_ids.ts";
 import { round } from "./_stats.ts";
 import { WINDOW } from "./scenarios/chat.ts";
-import { KINDS } from "./scenarios/fanout.ts";
+import { KINDS, PEERS as FANOUT_PEERS } from "./scenarios/fanout.ts";
 import { CONNECTIONS } from "./scenarios/latency.ts";
 
 /** The machine and software the numbers come from. */
@@ -372,14 +372,18 @@ function socketIoStepBound(
 function actorFloor(
   ratios: Record<string, unknown> | undefined,
   peer: "socketio" | "bare",
+  onNode = false,
 ): string | undefined {
-  const floor = ratios?.[`bare-actor/${peer}`];
+  const floorPeer = onNode ? "bare-node-actor" : "bare-actor";
+  const of = onNode && peer === "bare" ? "bare-node" : peer;
+  const floor = ratios?.[`${floorPeer}/${of}`];
   if (typeof floor !== "number") return undefined;
-  const relais = ratios?.["relais/bare-actor"];
+  const relais = ratios?.[`${onNode ? "relais-node" : "relais"}/${floorPeer}`];
   const name = peer === "socketio" ? "Socket.IO" : "the bare server";
-  return `in situ, the bare server with one actor per socket (every frame through XState's ` +
-    `cheapest machine) reached ${fmt(floor)}× ${name}` +
-    (typeof relais === "number" ? `, relais ${fmt(relais)}× it` : "");
+  const where = onNode ? " on Node" : "";
+  return `in situ, the bare server${where} with one actor per socket (every frame through ` +
+    `XState's cheapest machine) reached ${fmt(floor)}× ${name}` +
+    (typeof relais === "number" ? `, relais${where} ${fmt(relais)}× it` : "");
 }
 
 /** Bounds joined for a row's bound cell, the measured ones first (undefined when none). */
@@ -483,7 +487,10 @@ export function targetRows(
       1.2,
     );
     if (s?.ratios?.["relais-node/socketio"] === undefined) row.measured = nodeNote(fanout);
-    const bound = socketIoStepBound(size, s?.deliveriesPerSecond, machine.actorStepNode, true);
+    const bound = bounds(
+      actorFloor(s?.ratios, "socketio", true),
+      socketIoStepBound(size, s?.deliveriesPerSecond, machine.actorStepNode, true),
+    );
     if (bound) row.bound = bound;
     rows.push(row);
   }
@@ -757,6 +764,10 @@ export function charts(results: Record<string, Any>): { file: string; alt: strin
       { name: "bare + one actor per socket", points: points(peerKind, "bare-actor") },
       // It runs REALTIME only, beside relais on Node.
       { name: "bare WebSocket on Node", points: points("realtime", "bare-node") },
+      {
+        name: "bare on Node + one actor per socket",
+        points: points("realtime", "bare-node-actor"),
+      },
       { name: "Socket.IO", points: points(peerKind, "socketio") },
     ].filter((s) => s.points.length);
     out.push({
@@ -937,8 +948,7 @@ function idleSection(r: Any, fan: Any, machine: Machine, maxIdleSize: number): s
 function fanoutSection(r: Any): string {
   if (!r) return "Not run.";
   if (r.error) return `Failed: ${r.error}`;
-  const peers = ["relais", "relais-node", "bare", "bare-actor", "bare-node", "socketio"] as const;
-  const each = (values: Any) => peers.map((p) => fmt(values?.[p])).join(" / ");
+  const each = (values: Any) => FANOUT_PEERS.map((p) => fmt(values?.[p])).join(" / ");
   const times = (ratio: unknown) => typeof ratio === "number" ? `${fmt(ratio)}×` : "–";
   const rows = (r.summary as Any[]).map((s) => [
     KINDS[s.kind as FanoutKind]?.label ?? "REALTIME → USER list",
@@ -948,6 +958,7 @@ function fanoutSection(r: Any): string {
     fmt(s.deliveriesPerSecond.bare),
     fmt(s.deliveriesPerSecond["bare-actor"]),
     fmt(s.deliveriesPerSecond["bare-node"]),
+    fmt(s.deliveriesPerSecond["bare-node-actor"]),
     fmt(s.deliveriesPerSecond.socketio),
     times(s.ratios["relais/socketio"]),
     times(s.ratios["relais/bare"]),
@@ -955,6 +966,8 @@ function fanoutSection(r: Any): string {
     times(s.ratios["bare-actor/socketio"]),
     times(s.ratios["relais-node/socketio"]),
     times(s.ratios["relais-node/bare-node"]),
+    times(s.ratios["relais-node/bare-node-actor"]),
+    times(s.ratios["bare-node-actor/socketio"]),
     times(s.ratios["relais-node/relais"]),
     each(s.lastDeliveryMs),
     each(s.serverCpuMicrosPerDelivery),
@@ -973,7 +986,8 @@ function fanoutSection(r: Any): string {
     "with), its ceiling. The bare server with one actor per socket (`BARE_ACTORS=1`) sends " +
     "every frame through an actor of XState's cheapest machine (one transition, one action, " +
     "no `assign`), started with the socket's `hello`: the floor of the design's rule that " +
-    "every item reaches a user through their actor, measured where relais pays it.",
+    "every item reaches a user through their actor, measured where relais pays it; the bare " +
+    "peer on Node has its own (REALTIME only, beside relais on Node).",
     "",
     table([
       "kind (relais)",
@@ -983,6 +997,7 @@ function fanoutSection(r: Any): string {
       "bare deliveries/s",
       "bare + one actor per socket deliveries/s",
       "bare on Node deliveries/s",
+      "bare on Node + one actor per socket deliveries/s",
       "Socket.IO deliveries/s",
       "relais ÷ Socket.IO",
       "relais ÷ bare",
@@ -990,9 +1005,11 @@ function fanoutSection(r: Any): string {
       "bare + actor ÷ Socket.IO",
       "relais on Node ÷ Socket.IO",
       "relais on Node ÷ bare on Node",
+      "relais on Node ÷ bare on Node + actor",
+      "bare on Node + actor ÷ Socket.IO",
       "relais on Node ÷ relais",
-      "publish → last client, ms (relais / on Node / bare / bare + actor / bare on Node / Socket.IO)",
-      "server CPU µs per delivery (relais / on Node / bare / bare + actor / bare on Node / Socket.IO)",
+      "publish → last client, ms (relais / on Node / bare / bare + actor / bare on Node / bare on Node + actor / Socket.IO)",
+      "server CPU µs per delivery (relais / on Node / bare / bare + actor / bare on Node / bare on Node + actor / Socket.IO)",
       "publish → 202, ms (relais / on Node)",
       "lost",
     ], rows),

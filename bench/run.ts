@@ -136,8 +136,10 @@ function parseFlags(args: string[]) {
 async function ensureSocketIo(rootPath: string, log: (m: string) => void) {
   const dir = `${rootPath}/bench/peers/socketio`;
   try {
-    await Deno.stat(`${dir}/node_modules/socket.io/package.json`);
-    await Deno.stat(`${dir}/node_modules/@socket.io/redis-streams-adapter/package.json`);
+    // Every package the folder's peers import: a checkout installed before one was added
+    // installs again.
+    const packages = ["socket.io", "@socket.io/redis-streams-adapter", "ws", "xstate"];
+    for (const name of packages) await Deno.stat(`${dir}/node_modules/${name}/package.json`);
     return;
   } catch { /* install */ }
   log("installing the Socket.IO peer (npm ci)");

@@ -9,11 +9,9 @@
  * sockets and of the clients driving them, which relais cannot beat.
  *
  * With `BARE_ACTORS=1` it is the `bare-actor` peer: every socket gets an XState actor of the
- * cheapest machine there is (a frame takes one transition with one action and no
- * `assign`; a final state ends it with the socket), started with the socket's `hello`
- * (children of hosts sharing a system, as relais's user actors are), and every frame goes
- * to its socket through its actor, as
- * relais's items go through each user's actor (the design's rule). What it adds to the
+ * cheapest machine there is (`socketio/socket_actors.mjs`, shared with the Node peer),
+ * started with the socket's `hello`, and every frame goes to its socket through its actor,
+ * as relais's items go through each user's actor (the design's rule). What it adds to the
  * bare server is the least one actor per connected user costs, measured where relais pays
  * it: among the sockets, their buffers and the collector's work.
  *
@@ -22,56 +20,19 @@
  * exits when its standard input closes.
  */
 
-import { type AnyActorRef, createActor, fromCallback, setup } from "xstate";
+import { socketActors } from "./socketio/socket_actors.mjs";
 
 /** Whether every socket's frames go through an actor of its own. */
 const ACTORS = Deno.env.get("BARE_ACTORS") === "1";
 const LABEL = ACTORS ? "bare-actor" : "bare";
-/** Frames the actors sent (`/healthz` tells, for the tests). */
-let sentByActors = 0;
-
-/** The cheapest machine a frame can go through: one transition, one action, no `assign`. */
-const socketMachine = setup({
-  types: {
-    context: {} as { socket: WebSocket },
-    input: {} as { socket: WebSocket },
-    events: {} as { type: "push"; frame: string } | { type: "stop" },
-  },
-  actions: {
-    send: ({ context, event }) => {
-      if (event.type !== "push") return;
-      context.socket.send(event.frame);
-      sentByActors++;
-    },
-  },
-}).createMachine({
-  context: ({ input }) => ({ socket: input.socket }),
-  initial: "open",
-  states: {
-    open: { on: { push: { actions: "send" }, stop: { target: "closed" } } },
-    closed: { type: "final" },
-  },
-});
-
-/** Hosts sharing one XState system among 32 children, as relais's user actors do. */
-let host: AnyActorRef | undefined;
-let hosted = 0;
-function nextHost(): AnyActorRef {
-  if (!host || hosted >= 32) {
-    host = createActor(fromCallback(() => {})).start();
-    hosted = 0;
-  }
-  hosted++;
-  return host;
-}
 
 /** The actor of each welcomed socket (`bare-actor` only). */
-const actors = new Map<WebSocket, AnyActorRef>();
+const actors = socketActors((socket: WebSocket, frame: string) => socket.send(frame));
 
 /** Sends `frame` to `socket`, through its actor when sockets have one. */
 function deliver(socket: WebSocket, frame: string) {
-  if (!ACTORS) return socket.send(frame);
-  actors.get(socket)?.send({ type: "push", frame });
+  if (ACTORS) actors.push(socket, frame);
+  else socket.send(frame);
 }
 
 const sockets = new Set<WebSocket>();
@@ -92,8 +53,7 @@ function handle(req: Request): Response | Promise<Response> {
     let user: string | undefined;
     const forget = () => {
       sockets.delete(socket);
-      actors.get(socket)?.send({ type: "stop" });
-      actors.delete(socket);
+      actors.close(socket);
       if (user !== undefined && byUser.get(user) === socket) byUser.delete(user);
     };
     socket.onclose = forget;
@@ -110,12 +70,7 @@ function handle(req: Request): Response | Promise<Response> {
           byUser.set(user, socket);
           seqs.set(socket, 0);
         }
-        if (ACTORS && !actors.has(socket)) {
-          actors.set(
-            socket,
-            createActor(socketMachine, { parent: nextHost(), input: { socket } }).start(),
-          );
-        }
+        if (ACTORS) actors.open(socket);
         socket.send(welcome());
       }
     };
@@ -152,7 +107,7 @@ function handle(req: Request): Response | Promise<Response> {
     }, () => Response.json({ error: "not JSON" }, { status: 400 }));
   }
   if (url.pathname === "/healthz") {
-    return Response.json({ ok: true, sockets: sockets.size, actors: actors.size, sentByActors });
+    return Response.json({ ok: true, sockets: sockets.size, ...actors.counts() });
   }
   return new Response("Not found", { status: 404 });
 }

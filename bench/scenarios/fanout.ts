@@ -25,20 +25,36 @@ import { quiesce as quiesceProcess, readCpuSeconds } from "../_procs.ts";
 import { audienceUnavailable, bandStructure, measureAudience, putInstitution } from "./audience.ts";
 import { median, round, type TurnFigures, turnFigures } from "../_stats.ts";
 
-const PEERS: Peer[] = ["relais", "relais-node", "bare", "bare-actor", "bare-node", "socketio"];
+/** The peers of the fan-out, in the order the report lists their figures. */
+export const PEERS: Peer[] = [
+  "relais",
+  "relais-node",
+  "bare",
+  "bare-actor",
+  "bare-node",
+  "bare-node-actor",
+  "socketio",
+];
 
 /**
  * The kinds a peer runs when not all of them: relais on Node runs REALTIME to a USER list,
  * which needs no directory (SYSTEM needs the structures relais's directory is given first),
- * and so does the bare Node peer, the ceiling relais on Node is measured against.
+ * and so do the bare Node peers, the ceiling relais on Node is measured against and its
+ * floor (one actor per socket).
  */
 export const PEER_KINDS: Partial<Record<Peer, FanoutKind[]>> = {
   "relais-node": ["realtime"],
   "bare-node": ["realtime"],
+  "bare-node-actor": ["realtime"],
 };
 
 /** Peers whose start or failure is reported as "not run" instead of failing the scenario. */
-const OPTIONAL: ReadonlySet<Peer> = new Set(["relais-node", "bare-actor", "bare-node"]);
+const OPTIONAL: ReadonlySet<Peer> = new Set([
+  "relais-node",
+  "bare-actor",
+  "bare-node",
+  "bare-node-actor",
+]);
 
 /** Whether `peer` runs events of `kind`. */
 export function runsKind(peer: Peer, kind: FanoutKind): boolean {
@@ -287,6 +303,9 @@ const RATIOS: [string, Peer, Peer][] = [
   ["relais-node/socketio", "relais-node", "socketio"],
   ["relais-node/bare", "relais-node", "bare"],
   ["relais-node/bare-node", "relais-node", "bare-node"],
+  ["relais-node/bare-node-actor", "relais-node", "bare-node-actor"],
+  ["bare-node-actor/socketio", "bare-node-actor", "socketio"],
+  ["bare-node-actor/bare-node", "bare-node-actor", "bare-node"],
   ["relais-node/relais", "relais-node", "relais"],
 ];
 

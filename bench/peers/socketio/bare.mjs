@@ -8,12 +8,22 @@
  * Node's sockets through `ws` (the package `@hono/node-ws` and Socket.IO both send with),
  * which relais on Node cannot beat.
  *
- * Run: `node bench/peers/socketio/bare.mjs` (HOST, PORT); prints
- * `bare-node listening on http://HOST:PORT` and exits when its standard input closes.
+ * With `BARE_ACTORS=1` it is the `bare-node-actor` peer: every socket gets an XState actor
+ * of the cheapest machine (`socket_actors.mjs`, as the Deno peer's), started with its
+ * `hello`, and every frame goes through it: the floor of the design's rule on Node.
+ *
+ * Run: `node bench/peers/socketio/bare.mjs` (HOST, PORT, BARE_ACTORS); prints
+ * `bare-node listening on http://HOST:PORT` (`bare-node-actor listening…`) and exits when its
+ * standard input closes.
  */
 
 import { createServer } from "node:http";
 import { WebSocketServer } from "ws";
+import { socketActors } from "./socket_actors.mjs";
+
+/** Whether every socket's frames go through an actor of its own. */
+const ACTORS = process.env.BARE_ACTORS === "1";
+const actors = socketActors((socket, frame) => socket.send(frame));
 
 let seq = 0;
 const welcome = () =>
@@ -29,7 +39,8 @@ const http = createServer((req, res) => {
       let sent = 0;
       for (const socket of wss.clients) {
         if (socket.readyState !== socket.OPEN) continue;
-        socket.send(frame);
+        if (ACTORS) actors.push(socket, frame);
+        else socket.send(frame);
         sent++;
       }
       res.writeHead(202, { "content-type": "application/json" });
@@ -39,7 +50,7 @@ const http = createServer((req, res) => {
   }
   if (req.url === "/healthz") {
     res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ ok: true, sockets: wss.clients.size }));
+    res.end(JSON.stringify({ ok: true, sockets: wss.clients.size, ...actors.counts() }));
     return;
   }
   res.writeHead(404);
@@ -55,8 +66,11 @@ const wss = new WebSocketServer({
 wss.on("connection", (socket) => {
   socket.on("message", (data, binary) => {
     // Same frames as relais, no logic: a hello is answered, anything else is ignored.
-    if (!binary && data.toString("utf8", 0, 15) === '{"type":"hello"') socket.send(welcome());
+    if (binary || data.toString("utf8", 0, 15) !== '{"type":"hello"') return;
+    if (ACTORS) actors.open(socket);
+    socket.send(welcome());
   });
+  socket.on("close", () => actors.close(socket));
   socket.on("error", () => socket.terminate());
 });
 
@@ -67,7 +81,7 @@ http.listen({
   backlog: 4096,
 }, () => {
   const { address, port } = http.address();
-  console.log(`bare-node listening on http://${address}:${port}`);
+  console.log(`${ACTORS ? "bare-node-actor" : "bare-node"} listening on http://${address}:${port}`);
 });
 
 // The harness owns this process: it stops when the harness's pipe closes.
