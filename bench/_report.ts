@@ -1295,8 +1295,10 @@ export async function writeReport(input: {
     "",
     "Goals, not assertions: the gap is measured − goal. A bound is a limit measured in the " +
     "same run that relais's figure cannot pass as relais is built (the machine table gives " +
-    "the probes): the store's write rate on this disk, one XState step per recipient and one " +
-    "idle XState actor per connected user (the design's rule), the bare server's own time.",
+    "the probes): first the floor of the design's rule measured in situ (the bare server " +
+    "with one XState actor per socket, every frame through it), then one XState step per " +
+    "recipient and one idle XState actor per connected user as the probes read them, the " +
+    "store's write rate on this disk, the bare server's own time.",
     "",
     table(
       ["target", "goal", "measured", "gap", "status", "bound (this run)"],
