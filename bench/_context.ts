@@ -18,8 +18,8 @@ import { split } from "./_stats.ts";
  * The servers compared: relais on Deno and on Node, the bare ceiling (on Deno, and on Node
  * with `ws`), the bare servers with one XState actor per socket (`bare-actor`, and on Node
  * `bare-node-actor`: the floor of the design's rule, every frame through its user's actor),
- * Socket.IO, and relais's Node
- * stack without relais (`hono-node`, for the floor of relais on Node's memory).
+ * Socket.IO, and relais's Node stack without relais (`hono-node`, for the floor of relais on
+ * Node's memory).
  */
 export type Peer =
   | "relais"

@@ -365,9 +365,9 @@ function socketIoStepBound(
 
 /**
  * The design's floor measured in situ: the bare server with one actor per socket
- * (`bare-actor`, every frame through an actor of XState's cheapest machine) against `peer`
- * (`socketio` or `bare`), in the same runs, and relais against it. Undefined when it did
- * not run.
+ * (`bare-actor`, or `bare-node-actor` for relais on Node: every frame through an actor of
+ * XState's cheapest machine) against `peer` (`socketio`, or the bare server of the same
+ * runtime), in the same runs, and relais against it. Undefined when it did not run.
  */
 function actorFloor(
   ratios: Record<string, unknown> | undefined,

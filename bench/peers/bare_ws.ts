@@ -5,8 +5,8 @@
  * sends one `event` frame, encoded once, to every open socket. `POST /v1/events` takes the
  * request relais takes and sends the event to the sockets of its USER audience, each with
  * a seq of its own, the user being the one a socket's `hello` names (`user`); it answers
- * 202 at once. No auth, no storage, no actors: what is left is the cost of the runtime's
- * sockets and of the clients driving them, which relais cannot beat.
+ * 202 at once. No auth, no storage, no actors (unless asked, below): what is left is the
+ * cost of the runtime's sockets and of the clients driving them, which relais cannot beat.
  *
  * With `BARE_ACTORS=1` it is the `bare-actor` peer: every socket gets an XState actor of the
  * cheapest machine there is (`socketio/socket_actors.mjs`, shared with the Node peer),

@@ -4,9 +4,9 @@
  *
  * `hello` gets a fixed `welcome`; `POST /broadcast` with a client envelope as its body
  * sends one `event` frame, encoded once, to every open socket, as Socket.IO's `io.emit`
- * and the bare Deno peer do. No auth, no storage, no actors: what is left is the cost of
- * Node's sockets through `ws` (the package `@hono/node-ws` and Socket.IO both send with),
- * which relais on Node cannot beat.
+ * and the bare Deno peer do. No auth, no storage, no actors (unless asked, below): what is
+ * left is the cost of Node's sockets through `ws` (the package `@hono/node-ws` and
+ * Socket.IO both send with), which relais on Node cannot beat.
  *
  * With `BARE_ACTORS=1` it is the `bare-node-actor` peer: every socket gets an XState actor
  * of the cheapest machine (`socket_actors.mjs`, as the Deno peer's), started with its
