@@ -1,7 +1,8 @@
 /**
  * Scenario 2, fan-out: one event to every online user, repeated, for relais, relais on Node,
  * the bare ceiling, the bare server with one actor per socket (the floor of the design's
- * rule, every frame through its user's actor) and Socket.IO (broadcast). On relais the event is of one of three kinds:
+ * rule, every frame through its user's actor) and Socket.IO (broadcast). On relais the
+ * event is of one of three kinds:
  * REALTIME to the list of users (audience USER), SYSTEM without ack to a STRUCTURE holding
  * exactly the connected users, or NOTIFICATION (durable) to the list of users; relais on
  * Node runs the REALTIME kind only (it gets no directory); the peers, which have no notion

@@ -47,13 +47,13 @@ const SETTLE_MS = 40_000;
 const settleMsOf = (ctx: Context) => ctx.profile.quick ? 8000 : SETTLE_MS;
 
 /**
- * The peers read settled too: relais, the bare server its idle target compares it to, and
- * the bare server with one idle actor per socket (the design's floor).
+ * The peers measured in the last run only, for the settled comparison: the bare server the
+ * idle target compares relais to, and the same with one idle actor per socket (the floor).
  */
-const SETTLED: ReadonlySet<Peer> = new Set(["relais", "bare", "bare-actor"]);
-
-/** The peers measured in the last run only, for the settled comparison. */
 const LAST_ONLY: ReadonlySet<Peer> = new Set(["bare", "bare-actor"]);
+
+/** The peers read settled too: relais and the bare servers. */
+const SETTLED: ReadonlySet<Peer> = new Set(["relais", ...LAST_ONLY]);
 
 /** The hard limit on open files of this process (the server's is the same). */
 export async function openFileLimit(): Promise<number> {
@@ -147,7 +147,8 @@ const PEERS: Peer[] = ["relais", "relais-node", "hono-node", "bare", "bare-actor
  * size in every run, each on a fresh server, and relais in the last run on up to the
  * largest size the open-file limit allows. In the last run the bare server is measured
  * too, alone and with one actor per socket, and they and relais are read again once left
- * alone for {@linkcode SETTLE_MS} (the settled reading). A Node peer is reported not run (with the reason) when its entry is
+ * alone for {@linkcode SETTLE_MS} (the settled reading). A Node peer is reported not run
+ * (with the reason) when its entry is
  * missing or fails. The Socket.IO server's memory per user is read in the fan-out scenario,
  * side by side with the others.
  */

@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { eventually } from "../_support/eventually.ts";
 
 const root = new URL("../../", import.meta.url);
 
@@ -115,15 +116,6 @@ async function health(origin: string): Promise<Record<string, number>> {
   return await (await fetch(`${origin}/healthz`)).json();
 }
 
-/** Waits (bounded) until `check` holds: a fact, not a time. */
-async function until(check: () => boolean | Promise<boolean>, what: string) {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`never: ${what}`);
-}
-
 Deno.test("the bare-actor peer sends every frame through the socket's actor, ended with its socket", async () => {
   const bare = await startBare({ BARE_ACTORS: "1" });
   assert.equal(bare.label, "bare-actor");
@@ -142,16 +134,20 @@ Deno.test("the bare-actor peer sends every frame through the socket's actor, end
     });
     assert.deepEqual(await res.json(), { sent: 2 });
     await publish(bare.origin, "e1", ["u2"]);
-    await until(() => b.events().length === 2, "u2 got the broadcast and its own event");
-    await until(() => a.events().length === 1, "u1 got the broadcast");
+    await eventually(() => b.events().length === 2, 3000, "u2 got the broadcast and its own event");
+    await eventually(() => a.events().length === 1, 3000, "u1 got the broadcast");
     assert.deepEqual(b.events().map((f) => f.envelope?.metadata.id), ["b1", "e1"]);
     // Each of the three frames went out through an actor's action, none around it.
     assert.equal((await health(bare.origin)).sentByActors, 3);
     // A closed socket's actor is gone, and later frames go to the others only.
     b.ws.close();
-    await until(async () => (await health(bare.origin)).actors === 1, "u2's actor ended");
+    await eventually(
+      async () => (await health(bare.origin)).actors === 1,
+      3000,
+      "u2's actor ended",
+    );
     await publish(bare.origin, "e2", ["u1", "u2"]);
-    await until(() => a.events().length === 2, "u1 got e2");
+    await eventually(() => a.events().length === 2, 3000, "u1 got e2");
     assert.equal((await health(bare.origin)).sentByActors, 4);
   } finally {
     for (const s of [a, b]) s.ws.close();
@@ -165,7 +161,7 @@ Deno.test("the bare peer without actors sends straight to its sockets", async ()
   try {
     assert.equal(bare.label, "bare");
     await publish(bare.origin, "e1", ["u1"]);
-    await until(() => a.events().length === 1, "u1 got e1");
+    await eventually(() => a.events().length === 1, 3000, "u1 got e1");
     assert.deepEqual(await health(bare.origin), {
       ok: true,
       sockets: 1,
