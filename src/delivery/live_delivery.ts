@@ -85,17 +85,17 @@ export function createLiveDelivery(deps: LiveDeliveryDeps): LiveDelivery {
           : encodeEventFrame(item.seq, json);
         const live: LiveItem = {
           item,
-          ...(pending ? { pending } : {}),
-          ...(replaces ? { replaces } : {}),
-          // An item waiting for an ack is often acked before its delivery is recorded:
-          // its record is read then, not checked against a version it no longer has.
-          ...(batch.version && item.durable && !pending ? { version: batch.version } : {}),
           frame,
           // Shared by every target: what the head's window keeps to replay it.
           json,
           acceptedAt,
           pace: item.ack ? "critical" : pace,
         };
+        if (pending) live.pending = pending;
+        if (replaces) live.replaces = replaces;
+        // An item waiting for an ack is often acked before its delivery is recorded: its
+        // record is read then, not checked against a version it no longer has.
+        if (batch.version && item.durable && !pending) live.version = batch.version;
         if (trace) live.trace = trace;
         deliverItem(user, live);
       }

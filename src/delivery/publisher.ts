@@ -40,6 +40,9 @@ export const MAX_UNKNOWN_LISTED = 100;
  */
 export const SEND_NOW_TARGETS = 64;
 
+/** An ephemeral event's targets are handed to live delivery this many at a time. */
+export const EPHEMERAL_SLICE = 512;
+
 /** How an envelope is published: its owner, and the trace it belongs to. */
 export interface PublishCall extends PublishOptions {
   /** The caller's span (the HTTP request, the ingested change): `publish` is its child. */
@@ -285,12 +288,15 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     if (!seqs) return;
     const json = JSON.stringify(toClientEnvelope(envelope));
     const at = now();
-    const items: FanoutBatch["items"] = [];
+    // The seqs are taken now; each target's item is made when its slice goes out.
+    const targets: string[] = [];
+    const taken: number[] = [];
     for (const user of seqs.order ? seqs.order(users) : users) {
       const seq = seqs.take(user);
       if (seq === undefined) continue;
       if (typeof seq === "number") {
-        items.push({ user, item: targetItem(event, { seq, now: at }).item });
+        targets.push(user);
+        taken.push(seq);
         continue;
       }
       seq.then(
@@ -305,15 +311,26 @@ export function createPublisher(deps: PublisherDeps): Publisher {
         () => {},
       );
     }
-    if (items.length === 0) return;
-    const later = items.length <= SEND_NOW_TARGETS
+    if (targets.length === 0) return;
+    const later = targets.length <= SEND_NOW_TARGETS
       ? queueMicrotask
       : (send: () => void) => setTimeout(send, 0);
     // Tracked like a fan-out job, so that `idle()` waits for it.
     const sent = new Promise<void>((resolve) =>
       later(() => {
         try {
-          deliverLive({ event, items }, json, envelope, trace);
+          // In slices: a large audience's items die young instead of outliving collections.
+          for (let from = 0; from < targets.length; from += EPHEMERAL_SLICE) {
+            const items: FanoutBatch["items"] = [];
+            const to = Math.min(from + EPHEMERAL_SLICE, targets.length);
+            for (let i = from; i < to; i++) {
+              items.push({
+                user: targets[i],
+                item: targetItem(event, { seq: taken[i], now: at }).item,
+              });
+            }
+            deliverLive({ event, items }, json, envelope, trace);
+          }
         } catch (error) {
           deps.onError(event.id, error);
         } finally {

@@ -44,6 +44,13 @@ const writtenOf = ({ item, version }: LiveItem) =>
 /** User actors sharing one XState system (see `defineUserActors`). */
 export const USER_ACTORS_PER_SYSTEM = 32;
 
+/**
+ * Users with items waiting for the end of the turn at most: past this, they are handed to
+ * their actors at once. Items of one user still reach their actor in order; a user whose
+ * items straddle a slice gets two steps instead of one.
+ */
+export const FLUSH_USERS = 256;
+
 /** The timer functions XState schedules with (its `clock` option); tests give a simulated one. */
 export interface ActorClock {
   setTimeout(fn: (...args: unknown[]) => void, timeout: number): unknown;
@@ -315,6 +322,9 @@ export function defineUserActors(deps: UserActorDeps): UserActors {
         return;
       }
       queued.set(userId, [live]);
+      // A large fan-out goes out in slices as it is handed over: what waits for the end of
+      // the turn stays small, and dies young instead of outliving collections.
+      if (queued.size >= FLUSH_USERS) return flush();
       if (!flushing) {
         flushing = true;
         queueMicrotask(flush);

@@ -50,7 +50,7 @@ export function targetItem(
   const { id } = event;
   // An item that needs an ack is shown whatever the preferences say.
   const quiet = plan?.quiet === true && !event.ackRequired;
-  const exp = event.expiresAt ? { exp: event.expiresAt } : {};
+  // Built field by field rather than spread: one object per target of a large fan-out.
   const item: StreamItem = {
     seq,
     id,
@@ -58,9 +58,9 @@ export function targetItem(
     durable: event.durable,
     ack: event.ackRequired,
     at: now,
-    ...exp,
-    ...(quiet ? { quiet: true } : {}),
   };
+  if (event.expiresAt) item.exp = event.expiresAt;
+  if (quiet) item.quiet = true;
   if (!event.ackRequired) return { item, quiet };
   const pending: PendingAck = {
     seq,
@@ -68,8 +68,8 @@ export function targetItem(
     attempts: 0,
     limit: event.retry.enabled ? event.retry.limit : 0,
     backoff: event.retry.backoff,
-    ...exp,
   };
+  if (event.expiresAt) pending.exp = event.expiresAt;
   return { item, quiet, pending };
 }
 

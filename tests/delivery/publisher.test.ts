@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { createUserAudienceResolver } from "../../src/audience/audience.ts";
-import { createPublisher, SEND_NOW_TARGETS } from "../../src/delivery/publisher.ts";
+import {
+  createPublisher,
+  EPHEMERAL_SLICE,
+  SEND_NOW_TARGETS,
+} from "../../src/delivery/publisher.ts";
 import { createStreamHeads } from "../../src/delivery/stream_heads.ts";
 import type { AppError } from "../../src/errors.ts";
 import type { Envelope } from "../../src/schemas/envelope.ts";
@@ -227,17 +231,21 @@ Deno.test("publisher plans every target of a one-commit NOTIFICATION", async () 
   }, { plan });
 });
 
-Deno.test("an ephemeral event to a small audience goes out before its publish answers, a large one's after", async () => {
+/** Live heads for every user, each starting after `from`: seqs taken from memory. */
+function liveHeads(from = 0): SeqSource {
   const next = new Map<string, number>();
-  // Every user has a live head.
-  const seqs: SeqSource = {
+  return {
     take: (user) => {
-      const seq = (next.get(user) ?? 0) + 1;
+      const seq = (next.get(user) ?? from) + 1;
       next.set(user, seq);
       return seq;
     },
     drop: () => {},
   };
+}
+
+Deno.test("an ephemeral event to a small audience goes out before its publish answers, a large one's after", async () => {
+  const seqs = liveHeads();
   await withPublisher(async (publisher, batches) => {
     /** What happened, in order: each batch handed to live delivery and each answer. */
     const log: string[] = [];
@@ -265,6 +273,19 @@ Deno.test("an ephemeral event to a small audience goes out before its publish an
       `answered ${large.metadata.id}`,
       `sent ${large.metadata.id} to ${SEND_NOW_TARGETS + 1}`,
     ]);
+  }, { seqs });
+});
+
+Deno.test("a large ephemeral audience is handed to live delivery in slices, each target once at its seq", async () => {
+  const seqs = liveHeads(10);
+  await withPublisher(async (publisher, batches) => {
+    const users = Array.from({ length: 2 * EPHEMERAL_SLICE + 5 }, (_, i) => `u${i}`);
+    await publisher.publish(envelope(users));
+    await publisher.idle();
+    assert.deepEqual(batches.map((b) => b.items.length), [EPHEMERAL_SLICE, EPHEMERAL_SLICE, 5]);
+    const items = batches.flatMap((b) => b.items);
+    assert.deepEqual(items.map((i) => i.user), users);
+    assert.ok(items.every((i) => i.item.seq === 11 && !i.item.durable));
   }, { seqs });
 });
 

@@ -5,7 +5,11 @@ import { SimulatedClock } from "xstate";
 import { createRegistry } from "../../actors/registry.ts";
 import type { LiveItem, Pacing, UserContext } from "../../actors/user.machine.ts";
 import { createStreamHeads } from "../../src/delivery/stream_heads.ts";
-import { defineUserActors, type UserActorDeps } from "../../src/delivery/user_actors.ts";
+import {
+  defineUserActors,
+  FLUSH_USERS,
+  type UserActorDeps,
+} from "../../src/delivery/user_actors.ts";
 import { createMetrics } from "../../src/metrics.ts";
 import { createHub } from "../../src/realtime/hub.ts";
 import { encodeEventFrame } from "../../src/schemas/frames.ts";
@@ -104,6 +108,51 @@ Deno.test("items for one user in one turn reach the actor as one batch, folded p
     assert.equal(h.context().pushes.pushed, 3);
   } finally {
     h.stop();
+  }
+});
+
+Deno.test("a turn's items for more users than a slice reach every actor, each user's in order", async () => {
+  const registry = createRegistry();
+  const hub = createHub();
+  const users = defineUserActors({
+    registry,
+    store: createMemoryStore({ recentWindowMs: 60_000 }),
+    hub,
+    metrics: createMetrics(),
+    recorder: { add: () => {} },
+    ackBaseMs: 60_000,
+    idleMs: 60_000,
+    onError: (message, error) => {
+      throw new Error(`${message}: ${error}`);
+    },
+  });
+  const count = FLUSH_USERS + 10;
+  const frames = new Map<string, number[]>();
+  try {
+    for (let i = 0; i < count; i++) {
+      const user = `s${i}`;
+      const got: number[] = [];
+      frames.set(user, got);
+      const actor = await registry.get("user", user);
+      hub.add(`c${i}`, user, {
+        transport: "ws",
+        send: (text) => void got.push(JSON.parse(text).seq),
+        close: () => {},
+      });
+      hub.release(`c${i}`, 0);
+      actor.send({ type: "conn.open", connId: `c${i}` });
+    }
+    for (let i = 0; i < count; i++) users.deliver(`s${i}`, live(1));
+    // The first slice went out as the turn handed it over, through the actors.
+    assert.deepEqual(frames.get("s0"), [1]);
+    assert.deepEqual(frames.get(`s${count - 1}`), []);
+    // A user's later item of the same turn follows the one already out.
+    users.deliver("s0", live(2));
+    await settled();
+    assert.deepEqual(frames.get("s0"), [1, 2]);
+    for (let i = 1; i < count; i++) assert.deepEqual(frames.get(`s${i}`), [1], `s${i}`);
+  } finally {
+    registry.stopAll();
   }
 });
 

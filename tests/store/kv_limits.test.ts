@@ -182,7 +182,10 @@ Deno.test("the redis kv writes plain values as v8 serializes them, and reads the
     {},
     [],
     [1, "a", [null]],
-    { seq: 3, id: "e", type: "REALTIME", durable: false, ack: false, at: 1.7e12 },
+    // An item-like object, in an order of its own: V8 writes a number by how the object's
+    // hidden class stores the field, and a class shared with the stream items made earlier
+    // in the process may hold `seq` as a double (the value reads back the same either way).
+    { id: "e", seq: 3, type: "REALTIME", durable: false, ack: false, at: 1.7e12 },
     { a: undefined, b: { c: [1, { d: "x" }] } },
     { "0": 1, x: 2 },
     [1, , 3],
