@@ -21,4 +21,4 @@ EXPOSE 8787
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD ["deno", "eval", "const r = await fetch('http://127.0.0.1:8787/healthz'); Deno.exit(r.ok ? 0 : 1)"]
 
-CMD ["run", "--allow-net", "--allow-env", "--allow-read=/data", "--allow-write=/data", "src/main.ts"]
+CMD ["run", "--v8-flags=--no-allocation-site-pretenuring", "--allow-net", "--allow-env", "--allow-read=/data", "--allow-write=/data", "src/main.ts"]

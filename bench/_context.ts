@@ -145,6 +145,7 @@ export const BENCH_LIMITS: Record<string, string> = {
 async function relaisArgs(rootPath: string, dataDir: string): Promise<string[]> {
   const fallback = [
     "run",
+    "--v8-flags=--no-allocation-site-pretenuring",
     "--allow-net",
     "--allow-env",
     "--allow-read=./data",
@@ -325,9 +326,11 @@ export async function startServer(
     if ("unavailable" in entry) throw new Error(entry.unavailable);
     const dataDir = `${ctx.tmp}/relais-node-${++serial}`;
     await Deno.mkdir(dataDir, { recursive: true });
-    // As `deno task start:node` runs it: `node dist/node/relais.mjs`, from the checkout.
+    // As `deno task start:node` runs it: `node --no-allocation-site-pretenuring
+    // dist/node/relais.mjs`, from the checkout.
     const profiles = cpuProfileDir();
-    const flags = profiles ? ["--cpu-prof", `--cpu-prof-dir=${profiles}`] : [];
+    const flags = ["--no-allocation-site-pretenuring"];
+    if (profiles) flags.push("--cpu-prof", `--cpu-prof-dir=${profiles}`);
     child = await spawnChild("relais-node", entry.node, [...flags, entry.bundle], {
       cwd: ctx.rootPath,
       env: { NODE_ENV: "production", ...relaisEnv(ctx, dataDir, env) },

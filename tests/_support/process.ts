@@ -71,8 +71,14 @@ export async function spawnServer(
     throw new Error("Cannot start relais on Node: node is not on the PATH");
   }
   const [program, args] = runtime === "node"
-    ? ["node", [await nodeBundle()]]
-    : [Deno.execPath(), ["run", "-A", "src/main.ts"]];
+    // The V8 flag `deno task start` and `start:node` run relais with.
+    ? ["node", ["--no-allocation-site-pretenuring", await nodeBundle()]]
+    : [Deno.execPath(), [
+      "run",
+      "-A",
+      "--v8-flags=--no-allocation-site-pretenuring",
+      "src/main.ts",
+    ]];
   const command = new Deno.Command(program, {
     args,
     cwd: root,
