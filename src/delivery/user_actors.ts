@@ -5,7 +5,8 @@
  * The actor is the only way to a user's connections: every new item reaches them through
  * an `items.deliver` event of their actor. Items for one user that arrive in the same turn
  * (a fan-out, several events committed together) travel in one event, so a user costs one
- * step of the machine per turn, not one per item.
+ * step of the machine per turn, not one per item (a turn that reaches many users hands
+ * them over in slices of `FLUSH_USERS`).
  */
 
 import {
