@@ -1385,15 +1385,16 @@ export async function writeReport(input: {
     `${profile.loadgens} load generators (Deno, each holding a share of the clients, below the ` +
     "per-process file limit) and one publisher (Deno). Every child runs under `timeout -s KILL` " +
     "and is killed when the harness ends, fails, is interrupted or reaches its deadline.",
-    "- **relais** runs as `deno task start` would run it (the same permission and V8 flags, its " +
-    "data folder moved to a temporary directory), with `RELAIS_ENV=production`, a JWT secret and a " +
-    "service key, Deno KV on a local SQLite file, `RELAIS_LOG_LEVEL=warning` and " +
+    "- **relais** runs as `deno task start` would run it (the same permission and V8 flags, " +
+    "its data folder moved to a temporary directory), with `RELAIS_ENV=production`, a JWT " +
+    "secret and a service key, Deno KV on a local SQLite file, `RELAIS_LOG_LEVEL=warning` and " +
     "`RELAIS_MAX_BODY_BYTES=8388608` (a USER audience of 10,000 ids is about 150 KB of JSON). " +
     "Clients authenticate with an HS256 JWT in `hello`.",
     "- **relais on Node** is the same server run as `deno task start:node` runs it: the bundle " +
     "`dist/node/relais.mjs` (built once at the start of the run by `deno task build:node` " +
-    "when a source changed) run by `node` with V8's pretenuring off (as on Deno), with `@deno/kv` on its own SQLite file in the " +
-    "temporary directory and the same environment as relais (plus `NODE_ENV=production`). " +
+    "when a source changed) run by `node` with V8's pretenuring off (as on Deno), with " +
+    "`@deno/kv` on its own SQLite file in the temporary directory and the same environment " +
+    "as relais (plus `NODE_ENV=production`). " +
     "The load generators speak `relais.v1` to it exactly as to relais on Deno. It runs in " +
     "the idle scenario and in the fan-out (REALTIME only), beside Socket.IO on the same Node.js.",
     "- **bare** (`bench/peers/bare_ws.ts`) is the ceiling: `Deno.serve` and " +
